@@ -1,0 +1,181 @@
+//! Report writers: JUnit XML (quick-junit), KTAP v1, JSON.
+
+use std::path::Path;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::exec::Status;
+use crate::runner::RunReport;
+
+/// Strips characters XML 1.0 cannot carry (quick-junit escapes the rest).
+fn xml_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c == '\n' || c == '\t' || c == '\r' || !c.is_control() { c } else { '\u{FFFD}' })
+        .collect()
+}
+
+fn case_text(c: &crate::runner::CaseReport) -> String {
+    let mut s = String::new();
+    if let Some(t) = &c.topology {
+        s.push_str(&format!("topology: {t}\n"));
+    }
+    for l in &c.log {
+        s.push_str(l);
+        s.push('\n');
+    }
+    if !c.kernel_log.is_empty() {
+        s.push_str("--- kernel log during the case ---\n");
+        for l in &c.kernel_log {
+            s.push_str(l);
+            s.push('\n');
+        }
+    }
+    xml_safe(&s)
+}
+
+/// One JUnit testsuite per run (kernel).
+pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
+    let mut report = Report::new("zcrx-conform");
+    for run in runs {
+        let mut suite = TestSuite::new(xml_safe(&format!("zcrx-conform {}", run.target)));
+        suite.add_property(("kernel_release", run.probe.kernel_release.as_str()));
+        suite.add_property(("target", run.target.as_str()));
+        let feats = run.probe.feature_names().join(" ");
+        suite.add_property(("features", feats.as_str()));
+        let topos = run.topologies.join(",");
+        suite.add_property(("topologies", topos.as_str()));
+        if let Some(a) = &run.aborted {
+            suite.add_property(("aborted", a.as_str()));
+        }
+        for (k, v) in &run.timings {
+            let v = format!("{v:.3}");
+            suite.add_property((k.as_str(), v.as_str()));
+        }
+        for c in &run.cases {
+            let status = match c.status {
+                Status::Pass => TestCaseStatus::success(),
+                Status::Fail => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(xml_safe(&c.message));
+                    s.set_description(case_text(c));
+                    s
+                }
+                Status::Skip => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(xml_safe(&c.message));
+                    s
+                }
+            };
+            let mut tc = TestCase::new(xml_safe(&c.id), status);
+            tc.set_classname(xml_safe(&format!("zcrx.{}", c.area)));
+            tc.set_time(Duration::from_secs_f64(c.duration_s.max(0.0)));
+            if c.status == Status::Pass {
+                tc.set_system_out(case_text(c));
+            }
+            if let Some(t) = &c.topology {
+                tc.add_property(("topology", t.as_str()));
+            }
+            suite.add_test_case(tc);
+        }
+        suite.set_time(Duration::from_secs_f64(run.duration_s.max(0.0)));
+        report.add_test_suite(suite);
+    }
+    report.to_string().map_err(|e| format!("junit: {e}"))
+}
+
+/// KTAP v1: one subtest block per run when several runs are given.
+pub fn ktap(run: &RunReport) -> String {
+    let mut s = String::from("KTAP version 1\n");
+    s.push_str(&format!("# zcrx-conform on {} ({})\n", run.target, run.probe.kernel_release));
+    s.push_str(&format!("1..{}\n", run.cases.len()));
+    for (i, c) in run.cases.iter().enumerate() {
+        let name = c.id.replace('#', "_");
+        match c.status {
+            Status::Pass => s.push_str(&format!("ok {} {name}\n", i + 1)),
+            Status::Skip => s.push_str(&format!("ok {} {name} # SKIP {}\n", i + 1, one_line(&c.message))),
+            Status::Fail => {
+                s.push_str(&format!("# {name}: {}\n", one_line(&c.message)));
+                for l in c.kernel_log.iter().filter(|l| crate::runner::is_splat(l)).take(5) {
+                    s.push_str(&format!("# kernel: {}\n", one_line(l)));
+                }
+                s.push_str(&format!("not ok {} {name}\n", i + 1));
+            }
+        }
+    }
+    s.push_str(&format!(
+        "# totals: pass:{} fail:{} skip:{}\n",
+        run.count(Status::Pass),
+        run.count(Status::Fail),
+        run.count(Status::Skip)
+    ));
+    s
+}
+
+fn one_line(s: &str) -> String {
+    s.replace('\n', " | ")
+}
+
+pub fn json(runs: &[&RunReport]) -> String {
+    serde_json::to_string_pretty(&serde_json::json!({ "runs": runs })).unwrap_or_default()
+}
+
+/// Writes a report atomically (temp file + rename), creating the directory.
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::CaseReport;
+
+    fn run() -> RunReport {
+        let mk = |id: &str, status, msg: &str| CaseReport {
+            id: id.into(),
+            file: "f.yaml".into(),
+            area: "reserved".into(),
+            about: String::new(),
+            spec: vec![],
+            topology: Some("host".into()),
+            status,
+            message: msg.into(),
+            log: vec!["line with \u{1} control".into()],
+            kernel_log: vec![],
+            duration_s: 0.01,
+        };
+        RunReport {
+            target: "host".into(),
+            probe: Default::default(),
+            topologies: vec!["host".into()],
+            cases: vec![mk("a", Status::Pass, ""), mk("b", Status::Fail, "expected EINVAL\u{7}"), mk("c", Status::Skip, "no nodev")],
+            duration_s: 1.0,
+            aborted: None,
+            timings: vec![],
+        }
+    }
+
+    #[test]
+    fn junit_counts_and_escapes() {
+        let x = junit(&[&run()]).expect("junit");
+        assert!(x.contains("tests=\"3\""), "{x}");
+        assert!(x.contains("failures=\"1\""), "{x}");
+        assert!(x.contains("skipped=\"1\""), "{x}");
+        assert!(!x.contains('\u{7}') && !x.contains('\u{1}'));
+    }
+
+    #[test]
+    fn ktap_shape() {
+        let k = ktap(&run());
+        assert!(k.starts_with("KTAP version 1\n"));
+        assert!(k.contains("1..3\n"));
+        assert!(k.contains("ok 1 a\n"));
+        assert!(k.contains("not ok 2 b\n"));
+        assert!(k.contains("ok 3 c # SKIP no nodev\n"));
+    }
+}

@@ -1,0 +1,427 @@
+//! Runs cases: decides run/skip from the probe, executes each case in its own child
+//! process with a timeout, watches the kernel log, and collects results.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::case::{Cap, Case};
+use crate::exec::{Outcome, Status};
+use crate::probe::Probe;
+use crate::topology;
+
+/// One case's result, as reported.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CaseReport {
+    pub id: String,
+    pub file: String,
+    pub area: String,
+    pub about: String,
+    pub spec: Vec<String>,
+    pub topology: Option<String>,
+    pub status: Status,
+    /// Failure message or skip reason.
+    pub message: String,
+    pub log: Vec<String>,
+    /// Kernel log lines printed while the case ran.
+    pub kernel_log: Vec<String>,
+    pub duration_s: f64,
+}
+
+/// A whole run on one kernel.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Where it ran: "host" or the VM kernel spec.
+    pub target: String,
+    pub probe: Probe,
+    pub topologies: Vec<String>,
+    pub cases: Vec<CaseReport>,
+    pub duration_s: f64,
+    /// Set when the run stopped early (Ctrl-C, VM died).
+    pub aborted: Option<String>,
+    /// Extra timings (VM boot, etc.).
+    #[serde(default)]
+    pub timings: Vec<(String, f64)>,
+}
+
+impl RunReport {
+    pub fn count(&self, s: Status) -> usize {
+        self.cases.iter().filter(|c| c.status == s).count()
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {} passed, {} failed, {} skipped",
+            self.target,
+            self.count(Status::Pass),
+            self.count(Status::Fail),
+            self.count(Status::Skip)
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOpts {
+    pub topologies: Vec<String>,
+    pub filter: Vec<String>,
+    pub timeout: f64,
+    /// Emit machine-readable progress lines on stdout (used inside VMs).
+    pub stream: bool,
+    pub quiet: bool,
+}
+
+pub const STREAM_TAG: &str = "@@ZCRX@@";
+
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Ctrl-C / SIGTERM stop the run after killing the running case; reports are still written.
+pub fn install_signal_handlers() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let sa = SigAction::new(SigHandler::Handler(on_sigint), SaFlags::empty(), SigSet::empty());
+    for s in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        let _ = unsafe { sigaction(s, &sa) };
+    }
+}
+
+/// Decides where a case runs, or why it cannot.
+pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, String> {
+    let d = &case.def;
+    let case_topos: Vec<String> = if d.requires.topology.is_empty() {
+        topology::DEFAULT_CASE.iter().map(|s| s.to_string()).collect()
+    } else {
+        d.requires.topology.clone()
+    };
+    if let Some(k) = &d.requires.kernel {
+        if !probe.version_in(k.min.as_deref(), k.max.as_deref()) {
+            return Err(format!(
+                "needs kernel {}{}; running {}",
+                k.min.as_deref().map(|m| format!(">= {m}")).unwrap_or_default(),
+                k.max.as_deref().map(|m| format!(" <= {m}")).unwrap_or_default(),
+                probe.kernel_release
+            ));
+        }
+    }
+    for f in &d.requires.features {
+        if !probe.features.contains(f) {
+            return Err(probe.missing_reason(*f));
+        }
+    }
+    let needs_admin = match &d.requires.caps {
+        Some(c) => c.contains(&Cap::NetAdmin),
+        None => d.steps.iter().any(|s| s.value.register.is_some()),
+    };
+    if needs_admin && !probe.cap_net_admin {
+        return Err("needs CAP_NET_ADMIN (run as root)".into());
+    }
+    let mut why = Vec::new();
+    for t in run_topos {
+        if !case_topos.contains(t) {
+            continue;
+        }
+        if t == "nodev" && !probe.features.contains(&crate::case::Feature::Nodev) {
+            why.push(probe.missing_reason(crate::case::Feature::Nodev));
+            continue;
+        }
+        return Ok(t.clone());
+    }
+    if why.is_empty() {
+        Err(format!("needs topology {} (this run has {})", case_topos.join(" or "), run_topos.join(", ")))
+    } else {
+        Err(why.join("; "))
+    }
+}
+
+/// Kernel log watcher over /dev/kmsg.
+pub struct Kmsg {
+    f: Option<std::fs::File>,
+}
+
+const SPLAT: &[&str] = &[
+    "WARNING:",
+    "BUG:",
+    "Oops",
+    "KASAN",
+    "UBSAN",
+    "kernel BUG",
+    "general protection fault",
+    "Kernel panic",
+    "refcount_t:",
+    "list_add corruption",
+    "list_del corruption",
+    "RCU stall",
+    "hung_task",
+];
+
+pub fn is_splat(line: &str) -> bool {
+    SPLAT.iter().any(|p| line.contains(p))
+}
+
+impl Kmsg {
+    pub fn open() -> Kmsg {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/dev/kmsg").ok();
+        let mut k = Kmsg { f };
+        k.skip_to_end();
+        k
+    }
+
+    fn skip_to_end(&mut self) {
+        if let Some(f) = &self.f {
+            // SAFETY: lseek on our own fd.
+            unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_END) };
+        }
+    }
+
+    /// Records printed since the last call.
+    pub fn drain(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(f) = &mut self.f else { return out };
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let rec = String::from_utf8_lossy(&buf[..n]);
+                    let msg = rec.split_once(';').map(|(_, m)| m).unwrap_or(&rec);
+                    for l in msg.lines() {
+                        if !l.starts_with(' ') || l.trim_start().starts_with(|c: char| c.is_ascii_uppercase()) {
+                            out.push(l.trim_end().to_string());
+                        }
+                    }
+                }
+                // EPIPE: records were overwritten; keep reading from the next one.
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
+/// Runs one case in a child process (`zcrx-conform exec-case`) with a timeout.
+fn run_child(case: &Case, topo: &str, timeout: f64) -> (Outcome, bool) {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return (fail(format!("harness: current_exe: {e}")), false),
+    };
+    let child = Command::new(exe)
+        .arg("exec-case")
+        .arg(&case.file)
+        .arg("--index")
+        .arg(case.index.to_string())
+        .arg("--topology")
+        .arg(topo)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return (fail(format!("harness: spawn: {e}")), false),
+    };
+    let out = child.stdout.take().map(|s| std::thread::spawn(move || read_all(s)));
+    let err = child.stderr.take().map(|s| std::thread::spawn(move || read_all(s)));
+    let start = Instant::now();
+    let mut timed_out = false;
+    let mut interrupted = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) => {}
+            Err(_) => break None,
+        }
+        if start.elapsed().as_secs_f64() > timeout {
+            timed_out = true;
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            interrupted = true;
+        }
+        if timed_out || interrupted {
+            let _ = child.kill();
+            break child.wait().ok();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
+    let stderr = err.and_then(|h| h.join().ok()).unwrap_or_default();
+    let parsed = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("@@OUTCOME@@ "))
+        .and_then(|j| serde_json::from_str::<Outcome>(j).ok());
+    let tail = |s: &str| -> Vec<String> {
+        let lines: Vec<&str> = s.lines().filter(|l| !l.starts_with("@@OUTCOME@@")).collect();
+        lines[lines.len().saturating_sub(40)..].iter().map(|l| l.to_string()).collect()
+    };
+    let outcome = match (parsed, timed_out, interrupted) {
+        (_, true, _) => {
+            let mut o = fail(format!("timed out after {timeout} s; killed"));
+            o.log = tail(&stdout);
+            o.log.extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
+            o
+        }
+        (_, _, true) => fail("interrupted".into()),
+        (Some(mut o), _, _) => {
+            o.log.extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
+            o
+        }
+        (None, _, _) => {
+            let how = match status {
+                Some(s) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    match s.signal() {
+                        Some(sig) => format!("killed by signal {sig}"),
+                        None => format!("exited with {}", s.code().unwrap_or(-1)),
+                    }
+                }
+                None => "vanished".into(),
+            };
+            let mut o = fail(format!("case process crashed ({how}) without a result"));
+            o.log = tail(&stdout);
+            o.log.extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
+            o
+        }
+    };
+    (outcome, interrupted)
+}
+
+fn read_all<R: Read>(r: R) -> String {
+    let mut s = String::new();
+    for line in BufReader::new(r).lines() {
+        match line {
+            Ok(l) => {
+                s.push_str(&l);
+                s.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    s
+}
+
+fn fail(message: String) -> Outcome {
+    Outcome { status: Status::Fail, message, log: vec![] }
+}
+
+/// Runs the cases; `on_result` sees each result as it is known (progress, streaming).
+pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunReport {
+    let start = Instant::now();
+    let mut kmsg = Kmsg::open();
+    let mut report = RunReport {
+        target: target.to_string(),
+        probe: probe.clone(),
+        topologies: opts.topologies.clone(),
+        cases: Vec::new(),
+        duration_s: 0.0,
+        aborted: None,
+        timings: Vec::new(),
+    };
+    let selected: Vec<&Case> = cases
+        .iter()
+        .filter(|c| opts.filter.is_empty() || opts.filter.iter().any(|f| c.id.contains(f.as_str())))
+        .collect();
+    if opts.stream {
+        println!("{STREAM_TAG} probe {}", serde_json::to_string(probe).unwrap_or_default());
+        println!("{STREAM_TAG} total {}", selected.len());
+    }
+    let tty = !opts.stream && !opts.quiet && nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
+    let total = selected.len();
+    for (n, case) in selected.into_iter().enumerate() {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            report.aborted = Some("interrupted".into());
+            break;
+        }
+        let d = &case.def;
+        let mut cr = CaseReport {
+            id: case.id.clone(),
+            file: case.file.display().to_string(),
+            area: d.area.name().to_string(),
+            about: d.about.clone(),
+            spec: d.spec.clone(),
+            topology: None,
+            status: Status::Skip,
+            message: String::new(),
+            log: Vec::new(),
+            kernel_log: Vec::new(),
+            duration_s: 0.0,
+        };
+        if opts.stream {
+            println!("{STREAM_TAG} start {}", serde_json::to_string(&case.id).unwrap_or_default());
+        }
+        if tty {
+            eprint!("\r\x1b[K[{}/{total}] {} {}", n + 1, target, case.id);
+        }
+        match plan(case, &opts.topologies, probe) {
+            Err(reason) => cr.message = reason,
+            Ok(topo) => {
+                let t0 = Instant::now();
+                kmsg.drain();
+                let timeout = d.timeout.unwrap_or(opts.timeout);
+                let (o, interrupted) = run_child(case, &topo, timeout);
+                cr.duration_s = t0.elapsed().as_secs_f64();
+                cr.topology = Some(topo);
+                cr.status = o.status;
+                cr.message = o.message;
+                cr.log = o.log;
+                cr.kernel_log = kmsg.drain();
+                let splats: Vec<&String> = cr.kernel_log.iter().filter(|l| is_splat(l)).collect();
+                if !splats.is_empty() {
+                    let first = splats[0].clone();
+                    cr.status = Status::Fail;
+                    cr.message = if cr.message.is_empty() {
+                        format!("kernel splat during the case: {first}")
+                    } else {
+                        format!("{}; kernel splat during the case: {first}", cr.message)
+                    };
+                }
+                if interrupted {
+                    report.aborted = Some("interrupted".into());
+                }
+            }
+        }
+        if opts.stream {
+            println!("{STREAM_TAG} result {}", serde_json::to_string(&cr).unwrap_or_default());
+        } else if !opts.quiet && !tty {
+            eprintln!("{:<4} [{}/{total}] {} {}", status_word(cr.status), n + 1, cr.id, short(&cr.message));
+        } else if tty && cr.status == Status::Fail {
+            eprintln!("\r\x1b[KFAIL [{}/{total}] {} {}", n + 1, cr.id, short(&cr.message));
+        }
+        report.cases.push(cr);
+    }
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    report.duration_s = start.elapsed().as_secs_f64();
+    report
+}
+
+pub fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "ok",
+        Status::Fail => "FAIL",
+        Status::Skip => "skip",
+    }
+}
+
+fn short(m: &str) -> String {
+    if m.chars().count() > 160 {
+        format!("{}…", m.chars().take(160).collect::<String>())
+    } else {
+        m.to_string()
+    }
+}
+
+/// The case files' default location: `cases/` next to the workspace.
+pub fn default_case_dir() -> PathBuf {
+    crate::repo_root().join("cases")
+}

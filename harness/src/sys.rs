@@ -1,0 +1,245 @@
+//! Raw system calls and memory helpers. `io_uring_register` is called directly so a
+//! case can pass any pointer (NULL, unmapped, read-only) and any `nr_args`.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+
+/// Result of a raw syscall: `Ok(ret)` or `Err(errno)`.
+pub type SysResult = Result<i64, i32>;
+
+fn ret(r: libc::c_long) -> SysResult {
+    if r < 0 {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    } else {
+        Ok(r as i64)
+    }
+}
+
+/// `io_uring_register(fd, opcode, arg, nr_args)` with no checks at all.
+pub fn io_uring_register(fd: RawFd, opcode: u32, arg: u64, nr_args: u32) -> SysResult {
+    // SAFETY: the kernel validates every argument; a bad pointer yields EFAULT.
+    ret(unsafe { libc::syscall(libc::SYS_io_uring_register, fd, opcode, arg as usize, nr_args) })
+}
+
+/// `io_uring_setup(entries, params)`; returns the ring fd.
+pub fn io_uring_setup(entries: u32, params: &mut [u8; 120]) -> Result<OwnedFd, i32> {
+    // SAFETY: params is a 120-byte io_uring_params buffer the kernel reads and fills.
+    let r = ret(unsafe { libc::syscall(libc::SYS_io_uring_setup, entries, params.as_mut_ptr()) })?;
+    // SAFETY: a successful io_uring_setup returns a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Anonymous, page-aligned memory owned by the harness.
+pub struct Mem {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: Mem is plain memory; access is coordinated by the single case thread.
+unsafe impl Send for Mem {}
+
+impl Mem {
+    /// Anonymous read/write mapping of `len` bytes (rounded up to pages).
+    pub fn anon(len: usize) -> io::Result<Mem> {
+        Self::map(len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+    }
+
+    /// Maps `len` bytes of `fd` at `offset` shared (used for kernel-allocated RQ regions).
+    pub fn map_fd(fd: RawFd, len: usize, offset: u64) -> io::Result<Mem> {
+        Self::map(len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_POPULATE, fd, offset as i64)
+    }
+
+    fn map(len: usize, prot: i32, flags: i32, fd: RawFd, off: i64) -> io::Result<Mem> {
+        let len = page_align(len.max(1));
+        // SAFETY: a fresh mapping at a kernel-chosen address.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, off) };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p as *mut u8).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        Ok(Mem { ptr, len })
+    }
+
+    pub fn addr(&self) -> u64 {
+        self.ptr.as_ptr() as u64
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn protect(&self, prot: i32) -> io::Result<()> {
+        // SAFETY: our own mapping, whole length.
+        if unsafe { libc::mprotect(self.ptr.as_ptr() as *mut _, self.len, prot) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    pub fn slice(&self, off: usize, len: usize) -> Option<&[u8]> {
+        if off.checked_add(len)? > self.len {
+            return None;
+        }
+        // SAFETY: bounds checked; the mapping lives as long as self.
+        Some(unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(off), len) })
+    }
+
+    pub fn write(&self, off: usize, bytes: &[u8]) -> bool {
+        if off.saturating_add(bytes.len()) > self.len {
+            return false;
+        }
+        // SAFETY: bounds checked; the mapping is writable (callers protect only after).
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.as_ptr().add(off), bytes.len()) };
+        true
+    }
+
+    /// Atomic u32 at `off` (RQ head/tail), which must be 4-aligned and in bounds.
+    pub fn atomic_u32(&self, off: usize) -> Option<&std::sync::atomic::AtomicU32> {
+        if off % 4 != 0 || off + 4 > self.len {
+            return None;
+        }
+        // SAFETY: aligned, in bounds, lives as long as self.
+        Some(unsafe { &*(self.ptr.as_ptr().add(off) as *const std::sync::atomic::AtomicU32) })
+    }
+}
+
+impl Drop for Mem {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what we mapped.
+        unsafe { libc::munmap(self.ptr.as_ptr() as *mut _, self.len) };
+    }
+}
+
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as usize
+    } else {
+        4096
+    }
+}
+
+pub fn page_align(n: usize) -> usize {
+    let p = page_size();
+    n.div_ceil(p) * p
+}
+
+/// A PROT_NONE page: an address that is mapped by nobody useful, so the kernel's
+/// copy_from_user faults on it.
+pub fn fault_page() -> io::Result<Mem> {
+    let m = Mem::anon(page_size())?;
+    m.protect(libc::PROT_NONE)?;
+    Ok(m)
+}
+
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD on any integer is harmless.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+pub fn cloexec(fd: RawFd) -> Option<bool> {
+    // SAFETY: as above.
+    let r = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    (r >= 0).then_some(r & libc::FD_CLOEXEC != 0)
+}
+
+pub fn raw<F: AsRawFd>(f: &F) -> RawFd {
+    f.as_raw_fd()
+}
+
+macro_rules! errnos {
+    ($($name:ident),* $(,)?) => {
+        /// Errno names the case files may use.
+        pub const ERRNOS: &[(&str, i32)] = &[$((stringify!($name), libc::$name)),*];
+    };
+}
+
+errnos!(
+    EPERM, ENOENT, ESRCH, EINTR, EIO, ENXIO, E2BIG, ENOEXEC, EBADF, ECHILD, EAGAIN, ENOMEM, EACCES,
+    EFAULT, EBUSY, EEXIST, EXDEV, ENODEV, ENOTDIR, EISDIR, EINVAL, ENFILE, EMFILE, ENOTTY, EFBIG,
+    ENOSPC, ESPIPE, EROFS, EPIPE, EDOM, ERANGE, EDEADLK, ENAMETOOLONG, ENOSYS, ENOTEMPTY, ELOOP,
+    ENODATA, ETIME, EOVERFLOW, EBADFD, ENOTSOCK, EDESTADDRREQ, EMSGSIZE, EPROTOTYPE, ENOPROTOOPT,
+    EPROTONOSUPPORT, EOPNOTSUPP, EAFNOSUPPORT, EADDRINUSE, EADDRNOTAVAIL, ENETDOWN, ENETUNREACH,
+    ECONNABORTED, ECONNRESET, ENOBUFS, EISCONN, ENOTCONN, ETIMEDOUT, ECONNREFUSED, EALREADY,
+    EINPROGRESS, ECANCELED, EOWNERDEAD,
+);
+
+pub fn errno_by_name(name: &str) -> Option<i32> {
+    ERRNOS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+pub fn errno_name(e: i32) -> String {
+    ERRNOS
+        .iter()
+        .find(|(_, v)| *v == e)
+        .map(|(n, _)| n.to_string())
+        .unwrap_or_else(|| format!("errno {e}"))
+}
+
+/// `-EINVAL`-style rendering of a CQE result or syscall return.
+pub fn res_name(res: i64) -> String {
+    if res < 0 {
+        format!("-{}", errno_name((-res) as i32))
+    } else {
+        res.to_string()
+    }
+}
+
+/// Kernel release, e.g. "6.18.44-fc-v657".
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Parses the leading "X.Y.Z" of a release string.
+pub fn parse_version(s: &str) -> Option<(u32, u32, u32)> {
+    let mut it = s.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let patch = if s.split('.').count() > 2 { it.next().and_then(|p| p.parse().ok()).unwrap_or(0) } else { 0 };
+    Some((major, minor, patch))
+}
+
+/// Whether the effective capability set holds CAP_NET_ADMIN (bit 12).
+pub fn has_cap_net_admin() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("CapEff:"))
+                .and_then(|l| u64::from_str_radix(l["CapEff:".len()..].trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 12) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("6.18.44-fc-v657"), Some((6, 18, 44)));
+        assert_eq!(parse_version("7.3.4+deb13-amd64"), Some((7, 3, 4)));
+        assert_eq!(parse_version("7.3"), Some((7, 3, 0)));
+        assert_eq!(parse_version("x"), None);
+    }
+
+    #[test]
+    fn errno_names_round_trip() {
+        assert_eq!(errno_by_name("EINVAL"), Some(libc::EINVAL));
+        assert_eq!(errno_name(libc::EOPNOTSUPP), "EOPNOTSUPP");
+        assert_eq!(res_name(-(libc::ENOMEM as i64)), "-ENOMEM");
+        assert_eq!(errno_by_name("EWHAT"), None);
+    }
+}
