@@ -4,7 +4,8 @@
 #   kernel.sh list [PATTERN]   kernels the Debian mirror offers (sid, trixie-backports,
 #                              experimental), newest first: debian:<version> lines
 #   kernel.sh fetch SPEC       SPEC = debian:7.3.4 (exact) | debian:7.3 (newest 7.3.x)
-#                              | debian:latest | debian:<kernel release, e.g. 7.3.4+deb13-amd64>
+#                              | debian:latest (newest outside experimental)
+#                              | debian:<kernel release, e.g. 7.3.4+deb13-amd64>
 #                              Downloads linux-{binary,modules,base}-<kver> with apt-get download,
 #                              extracts them under <cache>/kernels/<kver>/root, runs depmod and
 #                              prints the vmlinuz path as the LAST stdout line (all else: stderr).

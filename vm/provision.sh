@@ -18,12 +18,14 @@ die() { printf 'provision: ERROR: %s\n' "$*" >&2; exit 1; }
 command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this script needs a Debian system"
 
 export DEBIAN_FRONTEND=noninteractive
+log_file=$(mktemp /tmp/zcrx-provision.XXXXXX)
+trap 'rm -f "$log_file"' EXIT
 apt_updated=0
 apt_update_once() {
     ((apt_updated)) && return 0
     say "running apt-get update"
-    if ! apt-get update -qq >/tmp/zcrx-provision-apt.log 2>&1; then
-        cat /tmp/zcrx-provision-apt.log >&2
+    if ! apt-get update -qq >"$log_file" 2>&1; then
+        cat "$log_file" >&2
         die "apt-get update failed (log above)"
     fi
     apt_updated=1
@@ -31,8 +33,8 @@ apt_update_once() {
 apt_install() {
     apt_update_once
     say "installing Debian packages: $*"
-    if ! apt-get install -y -qq --no-install-recommends "$@" >/tmp/zcrx-provision-apt.log 2>&1; then
-        cat /tmp/zcrx-provision-apt.log >&2
+    if ! apt-get install -y -qq --no-install-recommends "$@" >"$log_file" 2>&1; then
+        cat "$log_file" >&2
         die "apt-get install $* failed (log above)"
     fi
 }
@@ -75,7 +77,7 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
 fi
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-pip_log=/tmp/zcrx-provision-pip.log
+pip_log=$log_file
 say "installing $PIP_PKG with $(python3 -m pip --version | cut -d' ' -f1-2) ($(command -v python3))"
 if ! python3 -m pip install -q "$PIP_PKG" >"$pip_log" 2>&1; then
     if grep -q externally-managed-environment "$pip_log"; then

@@ -10,7 +10,11 @@ use zcrx_conform::runner::{self, RunOpts, RunReport};
 use zcrx_conform::{report, topology};
 
 #[derive(Parser)]
-#[command(name = "zcrx-conform", version, about = "Conformance suite for Linux io_uring zero-copy receive (zcrx)")]
+#[command(
+    name = "zcrx-conform",
+    version,
+    about = "Conformance suite for Linux io_uring zero-copy receive (zcrx)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -111,7 +115,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Schema => {
-            println!("{}", serde_json::to_string_pretty(&case::schema()).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&case::schema()).unwrap_or_default()
+            );
             ExitCode::SUCCESS
         }
         Cmd::Validate { paths } => match case::load_all(&case_paths(&paths)) {
@@ -124,12 +131,16 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Cmd::ExecCase { file, index, topology } => exec_case(&file, index, &topology),
+        Cmd::ExecCase {
+            file,
+            index,
+            topology,
+        } => exec_case(&file, index, &topology),
         Cmd::Run(a) => run_cmd(a),
     }
 }
 
-fn exec_case(file: &PathBuf, index: usize, topo: &str) -> ExitCode {
+fn exec_case(file: &std::path::Path, index: usize, topo: &str) -> ExitCode {
     let cases = match case::load_file(file) {
         Ok(c) => c,
         Err(errs) => {
@@ -150,18 +161,24 @@ fn exec_case(file: &PathBuf, index: usize, topo: &str) -> ExitCode {
     };
     let probe = Probe::run();
     let o = exec::execute(&case, &topo, &probe);
-    println!("@@OUTCOME@@ {}", serde_json::to_string(&o).unwrap_or_default());
+    println!(
+        "@@OUTCOME@@ {}",
+        serde_json::to_string(&o).unwrap_or_default()
+    );
     ExitCode::SUCCESS
 }
 
 fn run_cmd(a: RunArgs) -> ExitCode {
     for t in &a.topology {
         if !topology::KNOWN.contains(&t.as_str()) {
-            eprintln!("error: unknown topology `{t}` (known: {})", topology::KNOWN.join(", "));
+            eprintln!(
+                "error: unknown topology `{t}` (known: {})",
+                topology::KNOWN.join(", ")
+            );
             return ExitCode::from(2);
         }
     }
-    if !(a.timeout > 0.0) {
+    if a.timeout.is_nan() || a.timeout <= 0.0 {
         eprintln!("error: --timeout must be a positive number of seconds");
         return ExitCode::from(2);
     }
@@ -174,7 +191,10 @@ fn run_cmd(a: RunArgs) -> ExitCode {
     };
     let probe = Probe::run();
     if a.list {
-        for c in cases.iter().filter(|c| a.filter.is_empty() || a.filter.iter().any(|f| c.id.contains(f.as_str()))) {
+        for c in cases
+            .iter()
+            .filter(|c| a.filter.is_empty() || a.filter.iter().any(|f| c.id.contains(f.as_str())))
+        {
             match runner::plan(c, &a.topology, &probe) {
                 Ok(t) => println!("{}  [{}]", c.id, t),
                 Err(why) => println!("{}  [skip: {why}]", c.id),
@@ -235,7 +255,11 @@ fn finish(runs: &[RunReport], a: &RunArgs) -> ExitCode {
             eprintln!("{} in {:.1} s", r.summary(), r.duration_s);
         }
         let (p, f, s) = runs.iter().fold((0, 0, 0), |(p, f, s), r| {
-            (p + r.count(Status::Pass), f + r.count(Status::Fail), s + r.count(Status::Skip))
+            (
+                p + r.count(Status::Pass),
+                f + r.count(Status::Fail),
+                s + r.count(Status::Skip),
+            )
         });
         println!("zcrx-conform: {p} passed, {f} failed, {s} skipped");
     }

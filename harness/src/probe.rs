@@ -74,8 +74,16 @@ fn query_one<T: Copy + Default>(op: u32) -> Result<QueryAnswer<T>, i32> {
         size: std::mem::size_of::<T>() as u32,
         ..Default::default()
     };
-    sys::io_uring_register(-1, IORING_REGISTER_QUERY, &mut hdr as *mut QueryHdr as u64, 0)?;
-    Ok(QueryAnswer { result: hdr.result, data: (hdr.result == 0).then_some(data) })
+    sys::io_uring_register(
+        -1,
+        IORING_REGISTER_QUERY,
+        &mut hdr as *mut QueryHdr as u64,
+        0,
+    )?;
+    Ok(QueryAnswer {
+        result: hdr.result,
+        data: (hdr.result == 0).then_some(data),
+    })
 }
 
 impl Probe {
@@ -128,11 +136,13 @@ impl Probe {
             }
             Err(e) => p.query_error = Some(sys::errno_name(e)),
         }
-        let std_flags = IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_CQE32;
+        let std_flags =
+            IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_CQE32;
         if let Ok(r) = Ring::new(8, std_flags, None) {
             p.recv_zc = r.probe_op(IORING_OP_RECV_ZC);
         }
-        let mixed = IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_CQE_MIXED;
+        let mixed =
+            IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_CQE_MIXED;
         p.cqe_mixed = Ring::new(8, mixed, None).is_ok();
         p.kmsg = std::fs::File::open("/dev/kmsg").is_ok();
         p.features = p.derive_features();
@@ -141,7 +151,11 @@ impl Probe {
 
     fn derive_features(&self) -> BTreeSet<Feature> {
         let mut f = BTreeSet::new();
-        let nr_reg = self.opcodes.as_ref().and_then(|o| o.data.as_ref()).map(|d| d.nr_register_opcodes);
+        let nr_reg = self
+            .opcodes
+            .as_ref()
+            .and_then(|o| o.data.as_ref())
+            .map(|d| d.nr_register_opcodes);
         let ver = self.kernel_version.unwrap_or((0, 0, 0));
         // Without QUERY, fall back on the release: ZCRX_IFQ appeared in 6.15.
         let has_zcrx = match nr_reg {
@@ -196,7 +210,10 @@ impl Probe {
     /// Why a feature is missing, in words a user can act on.
     pub fn missing_reason(&self, feat: Feature) -> String {
         let zq = match &self.zcrx {
-            Some(a) if a.data.is_none() => format!("IO_URING_QUERY_ZCRX result {}", sys::res_name(a.result as i64)),
+            Some(a) if a.data.is_none() => format!(
+                "IO_URING_QUERY_ZCRX result {}",
+                sys::res_name(a.result as i64)
+            ),
             Some(_) => "per IO_URING_QUERY_ZCRX".into(),
             None => "IORING_REGISTER_QUERY unavailable".into(),
         };
@@ -222,7 +239,12 @@ impl Probe {
     pub fn feature_names(&self) -> Vec<String> {
         self.features
             .iter()
-            .map(|f| serde_json::to_value(f).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
+            .map(|f| {
+                serde_json::to_value(f)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            })
             .collect()
     }
 
@@ -231,7 +253,15 @@ impl Probe {
         let mut s = String::new();
         let line = |s: &mut String, k: &str, v: String| s.push_str(&format!("{k:<22} {v}\n"));
         line(&mut s, "kernel", self.kernel_release.clone());
-        line(&mut s, "euid / CAP_NET_ADMIN", format!("{} / {}", self.euid, if self.cap_net_admin { "yes" } else { "no" }));
+        line(
+            &mut s,
+            "euid / CAP_NET_ADMIN",
+            format!(
+                "{} / {}",
+                self.euid,
+                if self.cap_net_admin { "yes" } else { "no" }
+            ),
+        );
         match (&self.query_error, &self.opcodes) {
             (Some(e), _) => line(&mut s, "REGISTER_QUERY", format!("unsupported ({e})")),
             (None, Some(o)) => match &o.data {
@@ -263,9 +293,16 @@ impl Probe {
             Some(QueryAnswer { data: Some(e), .. }) => line(
                 &mut s,
                 "QUERY zcrx_event",
-                format!("event_flags {:#x}, stats_size {}, stats_off_alignment {}", e.event_flags, e.stats_size, e.stats_off_alignment),
+                format!(
+                    "event_flags {:#x}, stats_size {}, stats_off_alignment {}",
+                    e.event_flags, e.stats_size, e.stats_off_alignment
+                ),
             ),
-            Some(a) => line(&mut s, "QUERY zcrx_event", format!("unsupported (result {})", sys::res_name(a.result as i64))),
+            Some(a) => line(
+                &mut s,
+                "QUERY zcrx_event",
+                format!("unsupported (result {})", sys::res_name(a.result as i64)),
+            ),
             None => line(&mut s, "QUERY zcrx_event", "unsupported".into()),
         }
         line(
@@ -277,14 +314,24 @@ impl Probe {
                 None => "unknown (probe failed)".into(),
             },
         );
-        line(&mut s, "CQE_MIXED rings", if self.cqe_mixed { "yes" } else { "no" }.into());
-        line(&mut s, "/dev/kmsg watched", if self.kmsg { "yes" } else { "no" }.into());
+        line(
+            &mut s,
+            "CQE_MIXED rings",
+            if self.cqe_mixed { "yes" } else { "no" }.into(),
+        );
+        line(
+            &mut s,
+            "/dev/kmsg watched",
+            if self.kmsg { "yes" } else { "no" }.into(),
+        );
         line(&mut s, "features", self.feature_names().join(" "));
         s
     }
 
     pub fn version_in(&self, min: Option<&str>, max: Option<&str>) -> bool {
-        let Some(v) = self.kernel_version else { return true };
+        let Some(v) = self.kernel_version else {
+            return true;
+        };
         let lo = min.and_then(sys::parse_version);
         let hi = max.and_then(sys::parse_version).map(|(a, b, c)| {
             // "7.2" as a maximum means every 7.2.x.

@@ -11,7 +11,13 @@ use crate::runner::RunReport;
 /// Strips characters XML 1.0 cannot carry (quick-junit escapes the rest).
 fn xml_safe(s: &str) -> String {
     s.chars()
-        .map(|c| if c == '\n' || c == '\t' || c == '\r' || !c.is_control() { c } else { '\u{FFFD}' })
+        .map(|c| {
+            if c == '\n' || c == '\t' || c == '\r' || !c.is_control() {
+                c
+            } else {
+                '\u{FFFD}'
+            }
+        })
         .collect()
 }
 
@@ -87,16 +93,28 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
 /// KTAP v1: one subtest block per run when several runs are given.
 pub fn ktap(run: &RunReport) -> String {
     let mut s = String::from("KTAP version 1\n");
-    s.push_str(&format!("# zcrx-conform on {} ({})\n", run.target, run.probe.kernel_release));
+    s.push_str(&format!(
+        "# zcrx-conform on {} ({})\n",
+        run.target, run.probe.kernel_release
+    ));
     s.push_str(&format!("1..{}\n", run.cases.len()));
     for (i, c) in run.cases.iter().enumerate() {
         let name = c.id.replace('#', "_");
         match c.status {
             Status::Pass => s.push_str(&format!("ok {} {name}\n", i + 1)),
-            Status::Skip => s.push_str(&format!("ok {} {name} # SKIP {}\n", i + 1, one_line(&c.message))),
+            Status::Skip => s.push_str(&format!(
+                "ok {} {name} # SKIP {}\n",
+                i + 1,
+                one_line(&c.message)
+            )),
             Status::Fail => {
                 s.push_str(&format!("# {name}: {}\n", one_line(&c.message)));
-                for l in c.kernel_log.iter().filter(|l| crate::runner::is_splat(l)).take(5) {
+                for l in c
+                    .kernel_log
+                    .iter()
+                    .filter(|l| crate::runner::is_splat(l))
+                    .take(5)
+                {
                     s.push_str(&format!("# kernel: {}\n", one_line(l)));
                 }
                 s.push_str(&format!("not ok {} {name}\n", i + 1));
@@ -153,7 +171,11 @@ mod tests {
             target: "host".into(),
             probe: Default::default(),
             topologies: vec!["host".into()],
-            cases: vec![mk("a", Status::Pass, ""), mk("b", Status::Fail, "expected EINVAL\u{7}"), mk("c", Status::Skip, "no nodev")],
+            cases: vec![
+                mk("a", Status::Pass, ""),
+                mk("b", Status::Fail, "expected EINVAL\u{7}"),
+                mk("c", Status::Skip, "no nodev"),
+            ],
             duration_s: 1.0,
             aborted: None,
             timings: vec![],

@@ -86,7 +86,11 @@ extern "C" fn on_sigint(_: libc::c_int) {
 /// Ctrl-C / SIGTERM stop the run after killing the running case; reports are still written.
 pub fn install_signal_handlers() {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let sa = SigAction::new(SigHandler::Handler(on_sigint), SaFlags::empty(), SigSet::empty());
+    let sa = SigAction::new(
+        SigHandler::Handler(on_sigint),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     for s in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic.
         let _ = unsafe { sigaction(s, &sa) };
@@ -97,7 +101,10 @@ pub fn install_signal_handlers() {
 pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, String> {
     let d = &case.def;
     let case_topos: Vec<String> = if d.requires.topology.is_empty() {
-        topology::DEFAULT_CASE.iter().map(|s| s.to_string()).collect()
+        topology::DEFAULT_CASE
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     } else {
         d.requires.topology.clone()
     };
@@ -105,8 +112,14 @@ pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, 
         if !probe.version_in(k.min.as_deref(), k.max.as_deref()) {
             return Err(format!(
                 "needs kernel {}{}; running {}",
-                k.min.as_deref().map(|m| format!(">= {m}")).unwrap_or_default(),
-                k.max.as_deref().map(|m| format!(" <= {m}")).unwrap_or_default(),
+                k.min
+                    .as_deref()
+                    .map(|m| format!(">= {m}"))
+                    .unwrap_or_default(),
+                k.max
+                    .as_deref()
+                    .map(|m| format!(" <= {m}"))
+                    .unwrap_or_default(),
                 probe.kernel_release
             ));
         }
@@ -135,7 +148,11 @@ pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, 
         return Ok(t.clone());
     }
     if why.is_empty() {
-        Err(format!("needs topology {} (this run has {})", case_topos.join(" or "), run_topos.join(", ")))
+        Err(format!(
+            "needs topology {} (this run has {})",
+            case_topos.join(" or "),
+            run_topos.join(", ")
+        ))
     } else {
         Err(why.join("; "))
     }
@@ -169,7 +186,11 @@ pub fn is_splat(line: &str) -> bool {
 impl Kmsg {
     pub fn open() -> Kmsg {
         use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/dev/kmsg").ok();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")
+            .ok();
         let mut k = Kmsg { f };
         k.skip_to_end();
         k
@@ -194,7 +215,9 @@ impl Kmsg {
                     let rec = String::from_utf8_lossy(&buf[..n]);
                     let msg = rec.split_once(';').map(|(_, m)| m).unwrap_or(&rec);
                     for l in msg.lines() {
-                        if !l.starts_with(' ') || l.trim_start().starts_with(|c: char| c.is_ascii_uppercase()) {
+                        if !l.starts_with(' ')
+                            || l.trim_start().starts_with(|c: char| c.is_ascii_uppercase())
+                        {
                             out.push(l.trim_end().to_string());
                         }
                     }
@@ -229,8 +252,14 @@ fn run_child(case: &Case, topo: &str, timeout: f64) -> (Outcome, bool) {
         Ok(c) => c,
         Err(e) => return (fail(format!("harness: spawn: {e}")), false),
     };
-    let out = child.stdout.take().map(|s| std::thread::spawn(move || read_all(s)));
-    let err = child.stderr.take().map(|s| std::thread::spawn(move || read_all(s)));
+    let out = child
+        .stdout
+        .take()
+        .map(|s| std::thread::spawn(move || read_all(s)));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| std::thread::spawn(move || read_all(s)));
     let start = Instant::now();
     let mut timed_out = false;
     let mut interrupted = false;
@@ -260,19 +289,27 @@ fn run_child(case: &Case, topo: &str, timeout: f64) -> (Outcome, bool) {
         .find_map(|l| l.strip_prefix("@@OUTCOME@@ "))
         .and_then(|j| serde_json::from_str::<Outcome>(j).ok());
     let tail = |s: &str| -> Vec<String> {
-        let lines: Vec<&str> = s.lines().filter(|l| !l.starts_with("@@OUTCOME@@")).collect();
-        lines[lines.len().saturating_sub(40)..].iter().map(|l| l.to_string()).collect()
+        let lines: Vec<&str> = s
+            .lines()
+            .filter(|l| !l.starts_with("@@OUTCOME@@"))
+            .collect();
+        lines[lines.len().saturating_sub(40)..]
+            .iter()
+            .map(|l| l.to_string())
+            .collect()
     };
     let outcome = match (parsed, timed_out, interrupted) {
         (_, true, _) => {
             let mut o = fail(format!("timed out after {timeout} s; killed"));
             o.log = tail(&stdout);
-            o.log.extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
+            o.log
+                .extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
             o
         }
         (_, _, true) => fail("interrupted".into()),
         (Some(mut o), _, _) => {
-            o.log.extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
+            o.log
+                .extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
             o
         }
         (None, _, _) => {
@@ -288,7 +325,8 @@ fn run_child(case: &Case, topo: &str, timeout: f64) -> (Outcome, bool) {
             };
             let mut o = fail(format!("case process crashed ({how}) without a result"));
             o.log = tail(&stdout);
-            o.log.extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
+            o.log
+                .extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
             o
         }
     };
@@ -310,7 +348,11 @@ fn read_all<R: Read>(r: R) -> String {
 }
 
 fn fail(message: String) -> Outcome {
-    Outcome { status: Status::Fail, message, log: vec![] }
+    Outcome {
+        status: Status::Fail,
+        message,
+        log: vec![],
+    }
 }
 
 /// Runs the cases; `on_result` sees each result as it is known (progress, streaming).
@@ -331,10 +373,14 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
         .filter(|c| opts.filter.is_empty() || opts.filter.iter().any(|f| c.id.contains(f.as_str())))
         .collect();
     if opts.stream {
-        println!("{STREAM_TAG} probe {}", serde_json::to_string(probe).unwrap_or_default());
+        println!(
+            "{STREAM_TAG} probe {}",
+            serde_json::to_string(probe).unwrap_or_default()
+        );
         println!("{STREAM_TAG} total {}", selected.len());
     }
-    let tty = !opts.stream && !opts.quiet && nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
+    let tty =
+        !opts.stream && !opts.quiet && nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
     let total = selected.len();
     for (n, case) in selected.into_iter().enumerate() {
         if INTERRUPTED.load(Ordering::SeqCst) {
@@ -356,7 +402,10 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
             duration_s: 0.0,
         };
         if opts.stream {
-            println!("{STREAM_TAG} start {}", serde_json::to_string(&case.id).unwrap_or_default());
+            println!(
+                "{STREAM_TAG} start {}",
+                serde_json::to_string(&case.id).unwrap_or_default()
+            );
         }
         if tty {
             eprint!("\r\x1b[K[{}/{total}] {} {}", n + 1, target, case.id);
@@ -390,11 +439,25 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
             }
         }
         if opts.stream {
-            println!("{STREAM_TAG} result {}", serde_json::to_string(&cr).unwrap_or_default());
+            println!(
+                "{STREAM_TAG} result {}",
+                serde_json::to_string(&cr).unwrap_or_default()
+            );
         } else if !opts.quiet && !tty {
-            eprintln!("{:<4} [{}/{total}] {} {}", status_word(cr.status), n + 1, cr.id, short(&cr.message));
+            eprintln!(
+                "{:<4} [{}/{total}] {} {}",
+                status_word(cr.status),
+                n + 1,
+                cr.id,
+                short(&cr.message)
+            );
         } else if tty && cr.status == Status::Fail {
-            eprintln!("\r\x1b[KFAIL [{}/{total}] {} {}", n + 1, cr.id, short(&cr.message));
+            eprintln!(
+                "\r\x1b[KFAIL [{}/{total}] {} {}",
+                n + 1,
+                cr.id,
+                short(&cr.message)
+            );
         }
         report.cases.push(cr);
     }

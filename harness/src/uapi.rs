@@ -232,30 +232,117 @@ macro_rules! assert_layout {
 
 assert_layout!(ZcrxRqe, 16, off = 0, len = 8, pad = 12);
 assert_layout!(ZcrxCqe, 16, off = 0, pad = 8);
-assert_layout!(ZcrxOffsets, 32, head = 0, tail = 4, rqes = 8, resv2 = 12, resv = 16);
-assert_layout!(ZcrxAreaReg, 48, addr = 0, len = 8, rq_area_token = 16, flags = 24, dmabuf_fd = 28, resv2 = 32);
+assert_layout!(
+    ZcrxOffsets,
+    32,
+    head = 0,
+    tail = 4,
+    rqes = 8,
+    resv2 = 12,
+    resv = 16
+);
+assert_layout!(
+    ZcrxAreaReg,
+    48,
+    addr = 0,
+    len = 8,
+    rq_area_token = 16,
+    flags = 24,
+    dmabuf_fd = 28,
+    resv2 = 32
+);
 assert_layout!(ZcrxStats, 16, copy_count = 0, copy_bytes = 8);
-assert_layout!(ZcrxEventDesc, 96, user_data = 0, type_mask = 8, flags = 12, stats_offset = 16, resv2 = 24);
 assert_layout!(
-    ZcrxIfqReg, 96, if_idx = 0, if_rxq = 4, rq_entries = 8, flags = 12, area_ptr = 16,
-    region_ptr = 24, offsets = 32, zcrx_id = 64, rx_buf_len = 68, event_desc = 72, resv = 80
+    ZcrxEventDesc,
+    96,
+    user_data = 0,
+    type_mask = 8,
+    flags = 12,
+    stats_offset = 16,
+    resv2 = 24
 );
-assert_layout!(RegionDesc, 64, user_addr = 0, size = 8, flags = 16, id = 20, mmap_offset = 24, resv = 32);
+assert_layout!(
+    ZcrxIfqReg,
+    96,
+    if_idx = 0,
+    if_rxq = 4,
+    rq_entries = 8,
+    flags = 12,
+    area_ptr = 16,
+    region_ptr = 24,
+    offsets = 32,
+    zcrx_id = 64,
+    rx_buf_len = 68,
+    event_desc = 72,
+    resv = 80
+);
+assert_layout!(
+    RegionDesc,
+    64,
+    user_addr = 0,
+    size = 8,
+    flags = 16,
+    id = 20,
+    mmap_offset = 24,
+    resv = 32
+);
 assert_layout!(ZcrxCtrl, 72, zcrx_id = 0, op = 4, resv = 8, body = 24);
-assert_layout!(QueryHdr, 40, next_entry = 0, query_data = 8, query_op = 16, size = 20, result = 24, resv = 28);
 assert_layout!(
-    QueryOpcodes, 48, nr_request_opcodes = 0, nr_register_opcodes = 4, feature_flags = 8,
-    ring_setup_flags = 16, enter_flags = 24, sqe_flags = 32, nr_query_opcodes = 40
+    QueryHdr,
+    40,
+    next_entry = 0,
+    query_data = 8,
+    query_op = 16,
+    size = 20,
+    result = 24,
+    resv = 28
 );
 assert_layout!(
-    QueryZcrx, 40, register_flags = 0, area_flags = 8, nr_ctrl_opcodes = 16, features = 24,
-    rq_hdr_size = 32, rq_hdr_alignment = 36
+    QueryOpcodes,
+    48,
+    nr_request_opcodes = 0,
+    nr_register_opcodes = 4,
+    feature_flags = 8,
+    ring_setup_flags = 16,
+    enter_flags = 24,
+    sqe_flags = 32,
+    nr_query_opcodes = 40
 );
-assert_layout!(QueryZcrxEvent, 48, event_flags = 0, stats_size = 8, stats_off_alignment = 12, resv = 16);
 assert_layout!(
-    Sqe, 64, opcode = 0, flags = 1, ioprio = 2, fd = 4, off = 8, addr = 16, len = 24,
-    msg_flags = 28, user_data = 32, buf_index = 40, personality = 42, zcrx_ifq_idx = 44,
-    addr3 = 48, pad2 = 56
+    QueryZcrx,
+    40,
+    register_flags = 0,
+    area_flags = 8,
+    nr_ctrl_opcodes = 16,
+    features = 24,
+    rq_hdr_size = 32,
+    rq_hdr_alignment = 36
+);
+assert_layout!(
+    QueryZcrxEvent,
+    48,
+    event_flags = 0,
+    stats_size = 8,
+    stats_off_alignment = 12,
+    resv = 16
+);
+assert_layout!(
+    Sqe,
+    64,
+    opcode = 0,
+    flags = 1,
+    ioprio = 2,
+    fd = 4,
+    off = 8,
+    addr = 16,
+    len = 24,
+    msg_flags = 28,
+    user_data = 32,
+    buf_index = 40,
+    personality = 42,
+    zcrx_ifq_idx = 44,
+    addr3 = 48,
+    pad2 = 56
 );
 
 /// Whether a field is one the kernel requires to be zero on input.
@@ -589,7 +676,12 @@ mod tests {
         for t in TABLES {
             let mut covered = vec![0u8; t.size];
             for f in t.fields {
-                assert!(f.offset + f.size <= t.size, "{}.{} out of bounds", t.name, f.name);
+                assert!(
+                    f.offset + f.size <= t.size,
+                    "{}.{} out of bounds",
+                    t.name,
+                    f.name
+                );
                 if t.name != "zcrx_ctrl" || !f.name.starts_with("zc_") {
                     for b in &mut covered[f.offset..f.offset + f.size] {
                         *b += 1;
@@ -609,7 +701,12 @@ mod tests {
     #[test]
     fn ctrl_union_members_each_cover_48_bytes() {
         for member in ["zc_export.", "zc_flush.", "zc_arm_event.", "zc_area."] {
-            let total: usize = CTRL.fields.iter().filter(|f| f.name.starts_with(member)).map(|f| f.size).sum();
+            let total: usize = CTRL
+                .fields
+                .iter()
+                .filter(|f| f.name.starts_with(member))
+                .map(|f| f.size)
+                .sum();
             assert_eq!(total, 48, "{member}");
         }
     }
