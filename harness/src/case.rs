@@ -23,11 +23,7 @@ pub struct Sp<T> {
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
-        Ok(Sp {
-            value: s.value,
-            line: s.referenced.line(),
-            column: s.referenced.column(),
-        })
+        Ok(Sp { value: s.value, line: s.referenced.line(), column: s.referenced.column() })
     }
 }
 
@@ -85,9 +81,7 @@ impl fmt::Display for Value {
 /// Field overrides of one uapi struct: `{ "__resv[0]": 1, flags: [NODEV] }`.
 pub type Overrides = BTreeMap<String, Sp<Value>>;
 
-#[derive(
-    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
-)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Area {
     Registration,
@@ -122,9 +116,7 @@ impl Area {
 }
 
 /// Kernel features a case may require; probed from the running kernel.
-#[derive(
-    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash,
-)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Feature {
     /// IORING_REGISTER_ZCRX_IFQ exists.
@@ -220,9 +212,7 @@ impl<'de> Deserialize<'de> for Axis {
                         Ok(Item::Scalar(Value::Int(v)))
                     }
                     fn visit_u64<E: Error>(self, v: u64) -> Result<Item, E> {
-                        Ok(Item::Scalar(
-                            i64::try_from(v).map(Value::Int).unwrap_or(Value::UInt(v)),
-                        ))
+                        Ok(Item::Scalar(i64::try_from(v).map(Value::Int).unwrap_or(Value::UInt(v))))
                     }
                     fn visit_bool<E: Error>(self, v: bool) -> Result<Item, E> {
                         Ok(Item::Scalar(Value::Bool(v)))
@@ -265,17 +255,11 @@ impl<'de> Deserialize<'de> for Axis {
                 match (vals.is_empty(), rows.is_empty()) {
                     (_, true) => Ok(Axis::Values(vals)),
                     (true, false) => Ok(Axis::Rows(rows)),
-                    _ => Err(A::Error::custom(
-                        "a matrix axis mixes plain values and rows",
-                    )),
+                    _ => Err(A::Error::custom("a matrix axis mixes plain values and rows")),
                 }
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Axis, A::Error> {
-                let mut r = ReservedOf {
-                    reserved_of: String::new(),
-                    prefix: String::new(),
-                    except: Vec::new(),
-                };
+                let mut r = ReservedOf { reserved_of: String::new(), prefix: String::new(), except: Vec::new() };
                 let mut seen = false;
                 while let Some(k) = a.next_key::<String>()? {
                     match k.as_str() {
@@ -285,12 +269,7 @@ impl<'de> Deserialize<'de> for Axis {
                         }
                         "prefix" => r.prefix = a.next_value()?,
                         "except" => r.except = a.next_value()?,
-                        other => {
-                            return Err(A::Error::unknown_field(
-                                other,
-                                &["reserved_of", "prefix", "except"],
-                            ))
-                        }
+                        other => return Err(A::Error::unknown_field(other, &["reserved_of", "prefix", "except"])),
                     }
                 }
                 if !seen {
@@ -346,11 +325,7 @@ fn d_cq_entries() -> Option<u32> {
 
 impl Default for RingSpec {
     fn default() -> Self {
-        RingSpec {
-            flags: default_ring_flags(),
-            entries: d_sq_entries(),
-            cq_entries: d_cq_entries(),
-        }
+        RingSpec { flags: default_ring_flags(), entries: d_sq_entries(), cq_entries: d_cq_entries() }
     }
 }
 
@@ -384,11 +359,7 @@ fn d_area_pages() -> u32 {
 
 impl Default for ZcrxDefaults {
     fn default() -> Self {
-        ZcrxDefaults {
-            rq_entries: d_rq_entries(),
-            area_pages: d_area_pages(),
-            region: RegionKind::User,
-        }
+        ZcrxDefaults { rq_entries: d_rq_entries(), area_pages: d_area_pages(), region: RegionKind::User }
     }
 }
 
@@ -714,6 +685,11 @@ pub struct ExpectData {
     pub conn: Option<String>,
     /// Area index every CQE must name (default 0).
     pub area: Option<u16>,
+    /// With recycling: when the request ends with res=-ENOMEM (the area ran dry before the
+    /// returned buffers were flushed), flush and submit the same RECV_ZC again, as the NODEV
+    /// protocol prescribes. The number of re-arms is logged.
+    #[serde(default)]
+    pub rearm: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
@@ -780,8 +756,9 @@ pub struct RqSet {
 #[serde(deny_unknown_fields)]
 pub struct ExpectRq {
     pub zcrx: Option<String>,
-    pub head: Option<u32>,
-    pub tail: Option<u32>,
+    /// RQ head (kernel-owned); may use `$z0.returned` (RQEs the harness published).
+    pub head: Option<Value>,
+    pub tail: Option<Value>,
     /// Buffers the harness holds (received, not yet returned).
     pub held: Option<usize>,
 }
@@ -822,14 +799,7 @@ pub struct LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line > 0 {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.column,
-                self.msg
-            )
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.msg)
         } else {
             write!(f, "{}: {}", self.file.display(), self.msg)
         }
@@ -855,33 +825,16 @@ struct MatrixOnly {
 
 impl<T: Default> Default for Sp<T> {
     fn default() -> Self {
-        Sp {
-            value: T::default(),
-            line: 0,
-            column: 0,
-        }
+        Sp { value: T::default(), line: 0, column: 0 }
     }
 }
 
 fn yaml_err(file: &Path, e: serde_saphyr::Error) -> LoadError {
-    let (line, column) = e
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((0, 0));
+    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
     let msg = e.to_string();
     // The crate renders a multi-line snippet; keep the first line of its message.
-    let first = msg
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid YAML")
-        .trim()
-        .to_string();
-    LoadError {
-        file: file.to_path_buf(),
-        line,
-        column,
-        msg: first,
-    }
+    let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML").trim().to_string();
+    LoadError { file: file.to_path_buf(), line, column, msg: first }
 }
 
 /// Expands one axis into its rows of (placeholder, value).
@@ -889,23 +842,15 @@ fn axis_values(name: &str, axis: &Axis) -> Result<Vec<Vec<(String, String)>>, St
     let single = |v: Vec<String>| v.into_iter().map(|x| vec![(name.to_string(), x)]).collect();
     match axis {
         Axis::Values(v) => Ok(single(v.iter().map(|x| x.to_string()).collect())),
-        Axis::Rows(rows) => Ok(rows
-            .iter()
-            .map(|r| r.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
-            .collect()),
+        Axis::Rows(rows) => {
+            Ok(rows.iter().map(|r| r.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()).collect())
+        }
         Axis::Reserved(r) => {
-            let t = table_by_name(&r.reserved_of).ok_or_else(|| {
-                format!(
-                    "reserved_of: unknown struct `{}` (known: {})",
-                    r.reserved_of,
-                    table_names()
-                )
-            })?;
+            let t = table_by_name(&r.reserved_of)
+                .ok_or_else(|| format!("reserved_of: unknown struct `{}` (known: {})", r.reserved_of, table_names()))?;
             Ok(single(
                 t.reserved()
-                    .filter(|f| {
-                        f.name.starts_with(&r.prefix) && !r.except.iter().any(|e| e == f.name)
-                    })
+                    .filter(|f| f.name.starts_with(&r.prefix) && !r.except.iter().any(|e| e == f.name))
                     .map(|f| f.name.to_string())
                     .collect(),
             ))
@@ -918,22 +863,13 @@ pub fn table_by_name(name: &str) -> Option<&'static FieldTable> {
 }
 
 fn table_names() -> String {
-    uapi::TABLES
-        .iter()
-        .map(|t| t.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    uapi::TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
 }
 
 /// Loads a case file and expands its matrix; validates every expansion.
 pub fn load_file(path: &Path) -> Result<Vec<Case>, Vec<LoadError>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![LoadError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            msg: format!("cannot read: {e}"),
-        }]
+        vec![LoadError { file: path.to_path_buf(), line: 0, column: 0, msg: format!("cannot read: {e}") }]
     })?;
     load_str(path, &text)
 }
@@ -944,12 +880,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Vec<Case>, Vec<LoadError>> {
     let mut combos: Vec<Vec<(String, String)>> = vec![vec![]];
     for (name, axis) in &m.matrix.value {
         let values = axis_values(name, axis).map_err(|msg| {
-            vec![LoadError {
-                file: path.to_path_buf(),
-                line: m.matrix.line,
-                column: m.matrix.column,
-                msg,
-            }]
+            vec![LoadError { file: path.to_path_buf(), line: m.matrix.line, column: m.matrix.column, msg }]
         })?;
         if values.is_empty() {
             return Err(vec![LoadError {
@@ -990,13 +921,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Vec<Case>, Vec<LoadError>> {
             let vals: Vec<&str> = params.iter().map(|(_, v)| v.as_str()).collect();
             format!("{}[{}]", def.id, vals.join(","))
         };
-        let case = Case {
-            id,
-            file: path.to_path_buf(),
-            index,
-            params,
-            def,
-        };
+        let case = Case { id, file: path.to_path_buf(), index, params, def };
         errors.extend(validate(&case));
         out.push(case);
     }
@@ -1018,12 +943,7 @@ pub fn find_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
             msg: format!("cannot open: {e}"),
         })?;
         if meta.is_dir() {
-            walk(p, &mut files).map_err(|e| LoadError {
-                file: p.clone(),
-                line: 0,
-                column: 0,
-                msg: e.to_string(),
-            })?;
+            walk(p, &mut files).map_err(|e| LoadError { file: p.clone(), line: 0, column: 0, msg: e.to_string() })?;
         } else {
             files.push(p.clone());
         }
@@ -1080,17 +1000,9 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
     let mut errs = Vec::new();
     let file = &case.file;
     let push = |errs: &mut Vec<LoadError>, line: u64, column: u64, msg: String| {
-        errs.push(LoadError {
-            file: file.clone(),
-            line,
-            column,
-            msg,
-        });
+        errs.push(LoadError { file: file.clone(), line, column, msg });
     };
-    let check = |errs: &mut Vec<LoadError>,
-                 table: &FieldTable,
-                 ov: &Overrides,
-                 ns_of: &dyn Fn(&str) -> consts::Ns| {
+    let check = |errs: &mut Vec<LoadError>, table: &FieldTable, ov: &Overrides, ns_of: &dyn Fn(&str) -> consts::Ns| {
         for (k, v) in ov {
             if k == "stats_offset" && v.value == Value::Str("auto".into()) {
                 continue;
@@ -1118,22 +1030,15 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
     let d = &case.def;
     for t in &d.requires.topology {
         if !crate::topology::KNOWN.contains(&t.as_str()) {
-            let msg = format!(
-                "requires.topology: unknown topology `{t}` (known: {})",
-                crate::topology::KNOWN.join(", ")
-            );
+            let msg =
+                format!("requires.topology: unknown topology `{t}` (known: {})", crate::topology::KNOWN.join(", "));
             push(&mut errs, 1, 1, msg);
         }
     }
     if let Some(k) = &d.requires.kernel {
         for v in [&k.min, &k.max].into_iter().flatten() {
             if crate::sys::parse_version(v).is_none() {
-                push(
-                    &mut errs,
-                    1,
-                    1,
-                    format!("requires.kernel: `{v}` is not a version"),
-                );
+                push(&mut errs, 1, 1, format!("requires.kernel: `{v}` is not a version"));
             }
         }
     }
@@ -1145,37 +1050,13 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
         let s = &step.value;
         let acts = s.actions();
         if acts.len() != 1 {
-            push(
-                &mut errs,
-                l,
-                c,
-                format!(
-                    "a step needs exactly one action, found {}: {:?}",
-                    acts.len(),
-                    acts
-                ),
-            );
+            push(&mut errs, l, c, format!("a step needs exactly one action, found {}: {:?}", acts.len(), acts));
             continue;
         }
         if let Some(r) = &s.register {
-            check(
-                &mut errs,
-                &uapi::IFQ_REG,
-                &r.ifq,
-                &flags_ns(consts::Ns::RegFlags),
-            );
-            check(
-                &mut errs,
-                &uapi::AREA_REG,
-                &r.area,
-                &flags_ns(consts::Ns::AreaFlags),
-            );
-            check(
-                &mut errs,
-                &uapi::REGION_DESC,
-                &r.region,
-                &flags_ns(consts::Ns::RegionFlags),
-            );
+            check(&mut errs, &uapi::IFQ_REG, &r.ifq, &flags_ns(consts::Ns::RegFlags));
+            check(&mut errs, &uapi::AREA_REG, &r.area, &flags_ns(consts::Ns::AreaFlags));
+            check(&mut errs, &uapi::REGION_DESC, &r.region, &flags_ns(consts::Ns::RegionFlags));
             if let Some(ev) = &r.event {
                 check(&mut errs, &uapi::EVENT_DESC, ev, &|k| match k {
                     "type_mask" => consts::Ns::EventMask,
@@ -1185,12 +1066,7 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
             }
             for ro in &r.readonly {
                 if !["ifq", "area", "region", "event"].contains(&ro.as_str()) {
-                    push(
-                        &mut errs,
-                        l,
-                        c,
-                        format!("register.readonly: `{ro}` is not one of ifq, area, region, event"),
-                    );
+                    push(&mut errs, l, c, format!("register.readonly: `{ro}` is not one of ifq, area, region, event"));
                 }
             }
         }
@@ -1205,12 +1081,7 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
                     consts::Ns::Any
                 }
             });
-            check(
-                &mut errs,
-                &uapi::AREA_REG,
-                &x.area,
-                &flags_ns(consts::Ns::AreaFlags),
-            );
+            check(&mut errs, &uapi::AREA_REG, &x.area, &flags_ns(consts::Ns::AreaFlags));
         }
         if let Some(q) = &s.query {
             if let Err(e) = consts::resolve_static(&q.op, consts::Ns::QueryOp) {
@@ -1256,66 +1127,33 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
             }
             for f in &cq.flags {
                 if consts::lookup(consts::Ns::CqeFlags, f).is_none() {
-                    let msg = format!(
-                        "unknown CQE flag `{f}` (known: {})",
-                        consts::names(consts::Ns::CqeFlags)
-                    );
+                    let msg = format!("unknown CQE flag `{f}` (known: {})", consts::names(consts::Ns::CqeFlags));
                     push(&mut errs, l, c, msg);
                 }
             }
         }
         if let Some(e) = &s.expect {
-            let errnos = e
-                .errno
-                .iter()
-                .chain(e.kernels.iter().filter_map(|k| k.errno.as_ref()));
+            let errnos = e.errno.iter().chain(e.kernels.iter().filter_map(|k| k.errno.as_ref()));
             for en in errnos {
                 if crate::sys::errno_by_name(en).is_none() {
-                    push(
-                        &mut errs,
-                        l,
-                        c,
-                        format!("expect.errno: unknown errno `{en}`"),
-                    );
+                    push(&mut errs, l, c, format!("expect.errno: unknown errno `{en}`"));
                 }
             }
             for v in e.kernels.iter().flat_map(|k| [&k.min, &k.max]).flatten() {
                 if crate::sys::parse_version(v).is_none() {
-                    push(
-                        &mut errs,
-                        l,
-                        c,
-                        format!("expect.kernels: `{v}` is not a version"),
-                    );
+                    push(&mut errs, l, c, format!("expect.kernels: `{v}` is not a version"));
                 }
             }
-            for (k, v) in e
-                .out
-                .iter()
-                .chain(e.kernels.iter().flat_map(|k| k.out.iter()))
-            {
+            for (k, v) in e.out.iter().chain(e.kernels.iter().flat_map(|k| k.out.iter())) {
                 if let Err(msg) = check_out_key(k) {
                     push(&mut errs, v.line, v.column, msg);
                 }
                 if let Err(msg) = consts::resolve_static(&v.value, consts::Ns::Any) {
-                    push(
-                        &mut errs,
-                        v.line,
-                        v.column,
-                        format!("expect.out.{k}: {msg}"),
-                    );
+                    push(&mut errs, v.line, v.column, format!("expect.out.{k}: {msg}"));
                 }
             }
-            if !matches!(
-                acts[0],
-                "register" | "ctrl" | "query" | "register_raw" | "open_ring" | "mmap_region"
-            ) {
-                push(
-                    &mut errs,
-                    l,
-                    c,
-                    format!("`expect` does not apply to a {} step", acts[0]),
-                );
+            if !matches!(acts[0], "register" | "ctrl" | "query" | "register_raw" | "open_ring" | "mmap_region") {
+                push(&mut errs, l, c, format!("`expect` does not apply to a {} step", acts[0]));
             }
         }
     }
@@ -1324,41 +1162,29 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
 
 /// `out` keys are `<struct>.<field>`: ifq, area, region, event, ctrl, hdr, data.
 pub fn check_out_key(k: &str) -> Result<(), String> {
-    let (prefix, field) = k.split_once('.').ok_or_else(|| {
-        format!("expect.out: `{k}` needs a prefix (ifq., area., region., ctrl., hdr., data.)")
-    })?;
-    let table: &FieldTable =
-        match prefix {
-            "ifq" => &uapi::IFQ_REG,
-            "area" => &uapi::AREA_REG,
-            "region" => &uapi::REGION_DESC,
-            "event" => &uapi::EVENT_DESC,
-            "ctrl" => &uapi::CTRL,
-            "hdr" => &uapi::QUERY_HDR,
-            "data" => {
-                return if [
-                    &uapi::QUERY_OPCODES,
-                    &uapi::QUERY_ZCRX,
-                    &uapi::QUERY_ZCRX_EVENT,
-                ]
+    let (prefix, field) = k
+        .split_once('.')
+        .ok_or_else(|| format!("expect.out: `{k}` needs a prefix (ifq., area., region., ctrl., hdr., data.)"))?;
+    let table: &FieldTable = match prefix {
+        "ifq" => &uapi::IFQ_REG,
+        "area" => &uapi::AREA_REG,
+        "region" => &uapi::REGION_DESC,
+        "event" => &uapi::EVENT_DESC,
+        "ctrl" => &uapi::CTRL,
+        "hdr" => &uapi::QUERY_HDR,
+        "data" => {
+            return if [&uapi::QUERY_OPCODES, &uapi::QUERY_ZCRX, &uapi::QUERY_ZCRX_EVENT]
                 .iter()
                 .any(|t| t.get(field).is_some())
-                {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "expect.out: `{field}` is no field of a query result"
-                    ))
-                }
+            {
+                Ok(())
+            } else {
+                Err(format!("expect.out: `{field}` is no field of a query result"))
             }
-            _ => return Err(format!(
-                "expect.out: unknown prefix `{prefix}` (ifq, area, region, event, ctrl, hdr, data)"
-            )),
-        };
-    table
-        .get(field)
-        .map(|_| ())
-        .ok_or_else(|| format!("expect.out: unknown field `{field}` of {}", table.name))
+        }
+        _ => return Err(format!("expect.out: unknown prefix `{prefix}` (ifq, area, region, event, ctrl, hdr, data)")),
+    };
+    table.get(field).map(|_| ()).ok_or_else(|| format!("expect.out: unknown field `{field}` of {}", table.name))
 }
 
 /// JSON Schema of the case format.
@@ -1377,8 +1203,7 @@ mod tests {
 
     #[test]
     fn minimal_case_loads_with_defaults() {
-        let c = load("id: a.b\narea: registration\nabout: x\nsteps:\n  - register: {}\n")
-            .expect("loads");
+        let c = load("id: a.b\narea: registration\nabout: x\nsteps:\n  - register: {}\n").expect("loads");
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].def.zcrx.rq_entries, 64);
         assert_eq!(c[0].def.ring.cq_entries, Some(1024));
@@ -1393,17 +1218,14 @@ mod tests {
 
     #[test]
     fn wrong_type_is_an_error() {
-        let e = load("id: a.b\narea: registration\nabout: x\ntimeout: soon\nsteps: []\n")
-            .expect_err("fails");
+        let e = load("id: a.b\narea: registration\nabout: x\ntimeout: soon\nsteps: []\n").expect_err("fails");
         assert_eq!(e[0].line, 4, "{}", e[0]);
     }
 
     #[test]
     fn unknown_struct_field_is_located() {
-        let e = load(
-            "id: a.b\narea: reserved\nabout: x\nsteps:\n  - register:\n      ifq: { nope: 1 }\n",
-        )
-        .expect_err("fails");
+        let e = load("id: a.b\narea: reserved\nabout: x\nsteps:\n  - register:\n      ifq: { nope: 1 }\n")
+            .expect_err("fails");
         assert_eq!((e[0].line, e[0].column > 0), (6, true), "{}", e[0]);
         assert!(e[0].msg.contains("unknown field `nope`"), "{}", e[0]);
     }
@@ -1423,16 +1245,12 @@ mod tests {
         )
         .expect("loads");
         let ids: Vec<&str> = c.iter().map(|c| c.id.as_str()).collect();
-        assert_eq!(
-            ids,
-            ["r.ifq[zcrx_id]", "r.ifq[__resv[0]]", "r.ifq[__resv[1]]"]
-        );
+        assert_eq!(ids, ["r.ifq[zcrx_id]", "r.ifq[__resv[0]]", "r.ifq[__resv[1]]"]);
     }
 
     #[test]
     fn two_actions_in_one_step_is_an_error() {
-        let e = load("id: a\narea: rq\nabout: x\nsteps:\n  - { register: {}, connect: {} }\n")
-            .expect_err("fails");
+        let e = load("id: a\narea: rq\nabout: x\nsteps:\n  - { register: {}, connect: {} }\n").expect_err("fails");
         assert!(e[0].msg.contains("exactly one action"), "{}", e[0]);
     }
 

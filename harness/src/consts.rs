@@ -40,16 +40,10 @@ const SETUP: &[(&str, u64)] = &[
     ("NO_SQARRAY", IORING_SETUP_NO_SQARRAY as u64),
     ("CQE_MIXED", IORING_SETUP_CQE_MIXED as u64),
 ];
-const REG_FLAGS: &[(&str, u64)] = &[
-    ("IMPORT", ZCRX_REG_IMPORT as u64),
-    ("NODEV", ZCRX_REG_NODEV as u64),
-];
+const REG_FLAGS: &[(&str, u64)] = &[("IMPORT", ZCRX_REG_IMPORT as u64), ("NODEV", ZCRX_REG_NODEV as u64)];
 const AREA_FLAGS: &[(&str, u64)] = &[("DMABUF", IORING_ZCRX_AREA_DMABUF as u64)];
 const REGION_FLAGS: &[(&str, u64)] = &[("TYPE_USER", IORING_MEM_REGION_TYPE_USER as u64)];
-const EVENT_TYPES: &[(&str, u64)] = &[
-    ("ALLOC_FAIL", ZCRX_EVENT_ALLOC_FAIL as u64),
-    ("COPY", ZCRX_EVENT_COPY as u64),
-];
+const EVENT_TYPES: &[(&str, u64)] = &[("ALLOC_FAIL", ZCRX_EVENT_ALLOC_FAIL as u64), ("COPY", ZCRX_EVENT_COPY as u64)];
 const EVENT_FLAGS: &[(&str, u64)] = &[("STATS", ZCRX_EVENT_DESC_FLAG_STATS as u64)];
 const CTRL_OPS: &[(&str, u64)] = &[
     ("FLUSH_RQ", ZCRX_CTRL_FLUSH_RQ as u64),
@@ -70,10 +64,8 @@ const REGISTER_OPS: &[(&str, u64)] = &[
     ("QUERY", IORING_REGISTER_QUERY as u64),
     ("ZCRX_CTRL", IORING_REGISTER_ZCRX_CTRL as u64),
 ];
-const IOPRIO: &[(&str, u64)] = &[
-    ("POLL_FIRST", IORING_RECVSEND_POLL_FIRST as u64),
-    ("MULTISHOT", IORING_RECV_MULTISHOT as u64),
-];
+const IOPRIO: &[(&str, u64)] =
+    &[("POLL_FIRST", IORING_RECVSEND_POLL_FIRST as u64), ("MULTISHOT", IORING_RECV_MULTISHOT as u64)];
 const CQE_FLAGS: &[(&str, u64)] = &[
     ("BUFFER", IORING_CQE_F_BUFFER as u64),
     ("MORE", IORING_CQE_F_MORE as u64),
@@ -103,17 +95,7 @@ fn tables(ns: Ns) -> Vec<&'static [(&'static str, u64)]> {
         Ns::Ioprio => vec![IOPRIO],
         Ns::CqeFlags => vec![CQE_FLAGS],
         Ns::Res => vec![EVENT_TYPES, MISC],
-        Ns::Any => vec![
-            SETUP,
-            REG_FLAGS,
-            AREA_FLAGS,
-            REGION_FLAGS,
-            EVENT_TYPES,
-            EVENT_FLAGS,
-            CTRL_OPS,
-            IOPRIO,
-            MISC,
-        ],
+        Ns::Any => vec![SETUP, REG_FLAGS, AREA_FLAGS, REGION_FLAGS, EVENT_TYPES, EVENT_FLAGS, CTRL_OPS, IOPRIO, MISC],
     }
 }
 
@@ -131,11 +113,7 @@ pub fn lookup(ns: Ns, name: &str) -> Option<u64> {
 }
 
 pub fn names(ns: Ns) -> String {
-    tables(ns)
-        .iter()
-        .flat_map(|t| t.iter().map(|(n, _)| *n))
-        .collect::<Vec<_>>()
-        .join(", ")
+    tables(ns).iter().flat_map(|t| t.iter().map(|(n, _)| *n)).collect::<Vec<_>>().join(", ")
 }
 
 /// Resolves a value. `refs` answers `$name.attr` references (None = unknown).
@@ -169,14 +147,10 @@ fn term(t: &str, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<u64, Stri
         return refs(r).ok_or_else(|| format!("unknown reference `${r}`"));
     }
     if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        return u64::from_str_radix(&h.replace('_', ""), 16)
-            .map_err(|_| format!("bad hex number `{t}`"));
+        return u64::from_str_radix(&h.replace('_', ""), 16).map_err(|_| format!("bad hex number `{t}`"));
     }
     if t.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-        return t
-            .replace('_', "")
-            .parse::<u64>()
-            .map_err(|_| format!("bad number `{t}`"));
+        return t.replace('_', "").parse::<u64>().map_err(|_| format!("bad number `{t}`"));
     }
     lookup(ns, t).ok_or_else(|| format!("unknown name `{t}` (known here: {})", names(ns)))
 }
@@ -207,9 +181,7 @@ pub fn eval(s: &str, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<u64, 
             '+' => a.wrapping_add(v),
             '-' => a.wrapping_sub(v),
             '|' => a | v,
-            '<' => a
-                .checked_shl(v as u32)
-                .ok_or_else(|| format!("shift by {v}"))?,
+            '<' => a.checked_shl(v as u32).ok_or_else(|| format!("shift by {v}"))?,
             _ => unreachable!("operator set is closed"),
         })
     };
@@ -260,10 +232,7 @@ mod tests {
 
     #[test]
     fn lists_or_together() {
-        let v = Value::List(vec![
-            Value::Str("DEFER_TASKRUN".into()),
-            Value::Str("CQE32".into()),
-        ]);
+        let v = Value::List(vec![Value::Str("DEFER_TASKRUN".into()), Value::Str("CQE32".into())]);
         assert_eq!(resolve_static(&v, Ns::Setup), Ok((1 << 13) | (1 << 11)));
     }
 }

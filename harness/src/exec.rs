@@ -38,9 +38,7 @@ pub struct Outcome {
 /// The byte at stream position `i` of the pattern every sender writes: not periodic
 /// at any buffer size, so a misplaced or stale buffer shows as a mismatch.
 pub fn pattern_byte(i: u64) -> u8 {
-    let x = (i / 8)
-        .wrapping_add(0x5151)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let x = (i / 8).wrapping_add(0x5151).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (x >> (8 * (i % 8))) as u8 ^ (i >> 12) as u8
 }
 
@@ -60,6 +58,8 @@ struct Zcrx {
     areas: BTreeMap<u64, Mem>,
     stats_offset: Option<u64>,
     held: VecDeque<u64>,
+    /// RQEs the harness has published (its tail counter, free-running).
+    returned: u64,
 }
 
 struct Conn {
@@ -74,6 +74,7 @@ struct Conn {
 struct Recv {
     conn: String,
     zcrx: String,
+    sqe: Sqe,
 }
 
 struct Ctx<'a> {
@@ -100,13 +101,7 @@ const PAGE: usize = 4096;
 pub fn execute(case: &Case, topo: &Topo, probe: &Probe) -> Outcome {
     let fault = match sys::fault_page() {
         Ok(m) => m,
-        Err(e) => {
-            return Outcome {
-                status: Status::Fail,
-                message: format!("harness: mmap: {e}"),
-                log: vec![],
-            }
-        }
+        Err(e) => return Outcome { status: Status::Fail, message: format!("harness: mmap: {e}"), log: vec![] },
     };
     let mut ctx = Ctx {
         case,
@@ -125,16 +120,8 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe) -> Outcome {
     let r = ctx.run();
     let log = std::mem::take(&mut ctx.log);
     match r {
-        Ok(()) => Outcome {
-            status: Status::Pass,
-            message: String::new(),
-            log,
-        },
-        Err(m) => Outcome {
-            status: Status::Fail,
-            message: m,
-            log,
-        },
+        Ok(()) => Outcome { status: Status::Pass, message: String::new(), log },
+        Err(m) => Outcome { status: Status::Fail, message: m, log },
     }
 }
 
@@ -146,8 +133,7 @@ fn page_mem(readonly: bool, bytes: &[u8]) -> Result<Mem, String> {
     let m = Mem::anon(PAGE.max(bytes.len())).map_err(|e| format!("harness: mmap: {e}"))?;
     m.write(0, bytes);
     if readonly {
-        m.protect(libc::PROT_READ)
-            .map_err(|e| format!("harness: mprotect: {e}"))?;
+        m.protect(libc::PROT_READ).map_err(|e| format!("harness: mprotect: {e}"))?;
     }
     Ok(m)
 }
@@ -163,21 +149,18 @@ impl<'a> Ctx<'a> {
     fn run(&mut self) -> StepResult {
         let d = &self.case.def;
         let flags = setup_flags(&d.ring.flags)?;
-        let ring = Ring::new(d.ring.entries, flags, d.ring.cq_entries)
-            .map_err(|e| format!("main ring: {e}"))?;
+        let ring = Ring::new(d.ring.entries, flags, d.ring.cq_entries).map_err(|e| format!("main ring: {e}"))?;
         self.rings.insert("main".into(), ring);
         for (i, step) in self.case.def.steps.iter().enumerate() {
             let s = &step.value;
             let act = s.actions().first().copied().unwrap_or("?");
-            self.step(s)
-                .map_err(|m| format!("step {} ({act}, line {}): {m}", i + 1, step.line))?;
+            self.step(s).map_err(|m| format!("step {} ({act}, line {}): {m}", i + 1, step.line))?;
         }
         for (name, c) in &mut self.conns {
             for h in c.senders.drain(..) {
                 if h.is_finished() {
                     if let Ok(Err(e)) = h.join() {
-                        self.log
-                            .push(format!("note: sender on {name} ended with {e}"));
+                        self.log.push(format!("note: sender on {name} ended with {e}"));
                     }
                 }
             }
@@ -190,10 +173,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn ring_fd(&self, name: &str) -> Result<RawFd, String> {
-        self.rings
-            .get(name)
-            .map(|r| r.fd())
-            .ok_or_else(|| format!("no ring named `{name}`"))
+        self.rings.get(name).map(|r| r.fd()).ok_or_else(|| format!("no ring named `{name}`"))
     }
 
     fn step(&mut self, s: &Step) -> StepResult {
@@ -231,11 +211,7 @@ impl<'a> Ctx<'a> {
                 Err(RingError::Kernel(e)) => Err(e),
                 Err(e) => return Err(e.to_string()),
             };
-            self.log.push(format!(
-                "io_uring_setup(flags {flags:#x}) as {} -> {}",
-                o.name,
-                describe(&got)
-            ));
+            self.log.push(format!("io_uring_setup(flags {flags:#x}) as {} -> {}", o.name, describe(&got)));
             return self.check(&got, s.expect.as_ref(), &|_| None);
         }
         if let Some(c) = &s.connect {
@@ -274,37 +250,28 @@ impl<'a> Ctx<'a> {
             if let Some(h) = x.head {
                 head.store(h, Ordering::Release);
             }
-            self.log
-                .push(format!("rq_set head={:?} tail={:?}", x.head, x.tail));
+            self.log.push(format!("rq_set head={:?} tail={:?}", x.head, x.tail));
             return Ok(());
         }
         if let Some(x) = &s.expect_rq {
+            let want_head = x.head.as_ref().map(|v| self.value(v, Ns::Any)).transpose()?;
+            let want_tail = x.tail.as_ref().map(|v| self.value(v, Ns::Any)).transpose()?;
             let z = self.zcrx_mut(x.zcrx.as_deref())?;
             let (head, tail) = rq_ptrs(z)?;
-            let (h, t, held) = (
-                head.load(Ordering::Acquire),
-                tail.load(Ordering::Acquire),
-                z.held.len(),
-            );
+            let (h, t, held) = (head.load(Ordering::Acquire), tail.load(Ordering::Acquire), z.held.len());
             self.log.push(format!("rq head={h} tail={t} held={held}"));
-            exact("RQ head", x.head.map(u64::from), h as u64)?;
-            exact("RQ tail", x.tail.map(u64::from), t as u64)?;
+            exact("RQ head", want_head.map(|v| v as u32 as u64), h as u64)?;
+            exact("RQ tail", want_tail.map(|v| v as u32 as u64), t as u64)?;
             return exact("held buffers", x.held.map(|v| v as u64), held as u64);
         }
         if let Some(x) = &s.expect_stats {
             let z = self.zcrx_mut(x.zcrx.as_deref())?;
-            let off = z
-                .stats_offset
-                .ok_or("this zcrx instance was registered without STATS")?
-                as usize;
+            let off = z.stats_offset.ok_or("this zcrx instance was registered without STATS")? as usize;
             let region = z.region.as_ref().ok_or("no RQ region mapped")?;
-            let b = region
-                .slice(off, 16)
-                .ok_or("stats_offset outside the region")?;
+            let b = region.slice(off, 16).ok_or("stats_offset outside the region")?;
             let count = u64::from_ne_bytes(b[0..8].try_into().map_err(|_| "short")?);
             let bytes = u64::from_ne_bytes(b[8..16].try_into().map_err(|_| "short")?);
-            self.log
-                .push(format!("stats copy_count={count} copy_bytes={bytes}"));
+            self.log.push(format!("stats copy_count={count} copy_bytes={bytes}"));
             exact("copy_count", x.copy_count, count)?;
             return exact("copy_bytes", x.copy_bytes, bytes);
         }
@@ -313,18 +280,14 @@ impl<'a> Ctx<'a> {
         }
         if let Some(x) = &s.close {
             if let Some(r) = &x.ring {
-                self.rings
-                    .remove(r)
-                    .ok_or_else(|| format!("no ring `{r}`"))?;
+                self.rings.remove(r).ok_or_else(|| format!("no ring `{r}`"))?;
                 self.zcrx.retain(|_, z| z.ring != *r);
             }
             if let Some(f) = &x.fd {
                 self.fds.remove(f).ok_or_else(|| format!("no fd `{f}`"))?;
             }
             if let Some(c) = &x.conn {
-                self.conns
-                    .remove(c)
-                    .ok_or_else(|| format!("no connection `{c}`"))?;
+                self.conns.remove(c).ok_or_else(|| format!("no connection `{c}`"))?;
             }
             self.log.push(format!("close {x:?}"));
             return Ok(());
@@ -366,6 +329,8 @@ impl<'a> Ctx<'a> {
             "buf_len" => Some(1u64 << z.buf_shift),
             "rqes" => Some(z.offsets.rqes as u64),
             "mmap_offset" => Some(z.mmap_offset),
+            "held" => Some(z.held.len() as u64),
+            "returned" => Some(z.returned),
             _ => None,
         }
     }
@@ -374,32 +339,17 @@ impl<'a> Ctx<'a> {
         consts::resolve(v, ns, &|r| self.reference(r))
     }
 
-    fn apply(
-        &self,
-        buf: &mut [u8],
-        table: &FieldTable,
-        ov: &Overrides,
-        ns_of: &dyn Fn(&str) -> Ns,
-    ) -> StepResult {
+    fn apply(&self, buf: &mut [u8], table: &FieldTable, ov: &Overrides, ns_of: &dyn Fn(&str) -> Ns) -> StepResult {
         for (k, v) in ov {
-            let f = table
-                .get(k)
-                .ok_or_else(|| format!("unknown field `{k}` of {}", table.name))?;
-            let val = self
-                .value(&v.value, ns_of(k))
-                .map_err(|e| format!("{}.{k}: {e}", table.name))?;
+            let f = table.get(k).ok_or_else(|| format!("unknown field `{k}` of {}", table.name))?;
+            let val = self.value(&v.value, ns_of(k)).map_err(|e| format!("{}.{k}: {e}", table.name))?;
             uapi::write_field(buf, f, val);
         }
         Ok(())
     }
 
     /// Compares a syscall result (and read-back values) with the expectation.
-    fn check(
-        &self,
-        got: &SysResult,
-        expect: Option<&Expect>,
-        read: &dyn Fn(&str) -> Option<u64>,
-    ) -> StepResult {
+    fn check(&self, got: &SysResult, expect: Option<&Expect>, read: &dyn Fn(&str) -> Option<u64>) -> StepResult {
         let default = Expect::default();
         let e = expect.unwrap_or(&default);
         let mut errno = e.errno.clone();
@@ -415,24 +365,13 @@ impl<'a> Ctx<'a> {
         }
         match (&errno, got) {
             (Some(name), Err(en)) => {
-                let want =
-                    sys::errno_by_name(name).ok_or_else(|| format!("unknown errno {name}"))?;
+                let want = sys::errno_by_name(name).ok_or_else(|| format!("unknown errno {name}"))?;
                 if want != *en {
-                    return Err(format!(
-                        "expected {name}, kernel returned {}",
-                        sys::errno_name(*en)
-                    ));
+                    return Err(format!("expected {name}, kernel returned {}", sys::errno_name(*en)));
                 }
             }
-            (Some(name), Ok(v)) => {
-                return Err(format!("expected {name}, kernel returned success ({v})"))
-            }
-            (None, Err(en)) => {
-                return Err(format!(
-                    "expected success, kernel returned {}",
-                    sys::errno_name(*en)
-                ))
-            }
+            (Some(name), Ok(v)) => return Err(format!("expected {name}, kernel returned success ({v})")),
+            (None, Err(en)) => return Err(format!("expected success, kernel returned {}", sys::errno_name(*en))),
             (None, Ok(v)) => {
                 if let Some(r) = ret {
                     if r != *v {
@@ -445,9 +384,7 @@ impl<'a> Ctx<'a> {
             let want = self.value(&v.value, Ns::Any)?;
             let have = read(k).ok_or_else(|| format!("cannot read back `{k}` here"))?;
             if want != have {
-                return Err(format!(
-                    "{k}: expected {want:#x} ({want}), kernel wrote {have:#x} ({have})"
-                ));
+                return Err(format!("{k}: expected {want:#x} ({want}), kernel wrote {have:#x} ({have})"));
             }
         }
         Ok(())
@@ -458,12 +395,7 @@ impl<'a> Ctx<'a> {
         let defs = &self.case.def.zcrx;
         let name = r.name.clone().unwrap_or_else(|| "z0".into());
         let import_fd = match &r.import {
-            Some(f) => Some(
-                self.fds
-                    .get(f)
-                    .ok_or_else(|| format!("no exported fd named `{f}`"))?
-                    .as_raw_fd(),
-            ),
+            Some(f) => Some(self.fds.get(f).ok_or_else(|| format!("no exported fd named `{f}`"))?.as_raw_fd()),
             None => None,
         };
         // Size the region from the requested entry count (rounded up like the kernel).
@@ -476,28 +408,18 @@ impl<'a> Ctx<'a> {
         let region_size = sys::page_align(stats_auto + 16);
         let region_kind = r.region_kind.unwrap_or(defs.region);
         let pages = r.area_pages.unwrap_or(defs.area_pages) as usize;
-        let area_mem =
-            Mem::anon(pages.max(1) * PAGE).map_err(|e| format!("harness: area mmap: {e}"))?;
+        let area_mem = Mem::anon(pages.max(1) * PAGE).map_err(|e| format!("harness: area mmap: {e}"))?;
         let region_mem = match region_kind {
-            RegionKind::User => {
-                Some(Mem::anon(region_size).map_err(|e| format!("harness: region mmap: {e}"))?)
-            }
+            RegionKind::User => Some(Mem::anon(region_size).map_err(|e| format!("harness: region mmap: {e}"))?),
             RegionKind::Kernel => None,
         };
         self.last.insert("area.addr".into(), area_mem.addr());
         self.last.insert("area.len".into(), (pages * PAGE) as u64);
-        self.last.insert(
-            "region.addr".into(),
-            region_mem.as_ref().map_or(0, |m| m.addr()),
-        );
+        self.last.insert("region.addr".into(), region_mem.as_ref().map_or(0, |m| m.addr()));
         self.last.insert("region.size".into(), region_size as u64);
         self.last.insert("stats.auto".into(), stats_auto as u64);
 
-        let mut area = ZcrxAreaReg {
-            addr: area_mem.addr(),
-            len: (pages * PAGE) as u64,
-            ..Default::default()
-        };
+        let mut area = ZcrxAreaReg { addr: area_mem.addr(), len: (pages * PAGE) as u64, ..Default::default() };
         self.apply(as_bytes_mut(&mut area), &AREA_REG, &r.area, &|k| {
             if k == "flags" {
                 Ns::AreaFlags
@@ -512,10 +434,7 @@ impl<'a> Ctx<'a> {
                 flags: IORING_MEM_REGION_TYPE_USER,
                 ..Default::default()
             },
-            None => RegionDesc {
-                size: region_size as u64,
-                ..Default::default()
-            },
+            None => RegionDesc { size: region_size as u64, ..Default::default() },
         };
         self.apply(as_bytes_mut(&mut region), &REGION_DESC, &r.region, &|k| {
             if k == "flags" {
@@ -543,11 +462,7 @@ impl<'a> Ctx<'a> {
         let region_page = page_mem(ro("region"), as_bytes(&region))?;
         let event_page = page_mem(ro("event"), as_bytes(&event))?;
         let mut ifq = match import_fd {
-            Some(fd) => ZcrxIfqReg {
-                if_idx: fd as u32,
-                flags: ZCRX_REG_IMPORT,
-                ..Default::default()
-            },
+            Some(fd) => ZcrxIfqReg { if_idx: fd as u32, flags: ZCRX_REG_IMPORT, ..Default::default() },
             None => ZcrxIfqReg {
                 if_idx: if self.topo.nodev { 0 } else { self.topo.if_idx },
                 if_rxq: if self.topo.nodev { 0 } else { self.topo.if_rxq },
@@ -555,11 +470,7 @@ impl<'a> Ctx<'a> {
                 flags: if self.topo.nodev { ZCRX_REG_NODEV } else { 0 },
                 area_ptr: area_page.addr(),
                 region_ptr: region_page.addr(),
-                event_desc: if r.event.is_some() {
-                    event_page.addr()
-                } else {
-                    0
-                },
+                event_desc: if r.event.is_some() { event_page.addr() } else { 0 },
                 ..Default::default()
             },
         };
@@ -572,16 +483,8 @@ impl<'a> Ctx<'a> {
         })?;
         let ifq_page = page_mem(ro("ifq"), as_bytes(&ifq))?;
 
-        let got = sys::io_uring_register(
-            ring_fd,
-            IORING_REGISTER_ZCRX_IFQ,
-            ifq_page.addr(),
-            r.nr_args,
-        );
-        let summary = overrides_summary(
-            &[("ifq", &r.ifq), ("area", &r.area), ("region", &r.region)],
-            r.event.as_ref(),
-        );
+        let got = sys::io_uring_register(ring_fd, IORING_REGISTER_ZCRX_IFQ, ifq_page.addr(), r.nr_args);
+        let summary = overrides_summary(&[("ifq", &r.ifq), ("area", &r.area), ("region", &r.region)], r.event.as_ref());
         self.log.push(format!(
             "IORING_REGISTER_ZCRX_IFQ({}{summary}) -> {}",
             if import_fd.is_some() {
@@ -611,23 +514,16 @@ impl<'a> Ctx<'a> {
         }
         // Registered: keep what the data path needs.
         let mut out = ZcrxIfqReg::default();
-        as_bytes_mut(&mut out)
-            .copy_from_slice(ifq_page.slice(0, IFQ_REG.size).ok_or("short ifq page")?);
+        as_bytes_mut(&mut out).copy_from_slice(ifq_page.slice(0, IFQ_REG.size).ok_or("short ifq page")?);
         let mut rd = RegionDesc::default();
-        as_bytes_mut(&mut rd).copy_from_slice(
-            region_page
-                .slice(0, REGION_DESC.size)
-                .ok_or("short region page")?,
-        );
+        as_bytes_mut(&mut rd).copy_from_slice(region_page.slice(0, REGION_DESC.size).ok_or("short region page")?);
         let mut ar = ZcrxAreaReg::default();
-        as_bytes_mut(&mut ar)
-            .copy_from_slice(area_page.slice(0, AREA_REG.size).ok_or("short area page")?);
+        as_bytes_mut(&mut ar).copy_from_slice(area_page.slice(0, AREA_REG.size).ok_or("short area page")?);
         let region = match (region_mem, import_fd) {
             (Some(m), _) => Some(m),
             (None, None) => Some(
-                Mem::map_fd(ring_fd, rd.size as usize, rd.mmap_offset).map_err(|e| {
-                    format!("mmap of the kernel RQ region at {:#x}: {e}", rd.mmap_offset)
-                })?,
+                Mem::map_fd(ring_fd, rd.size as usize, rd.mmap_offset)
+                    .map_err(|e| format!("mmap of the kernel RQ region at {:#x}: {e}", rd.mmap_offset))?,
             ),
             (None, Some(_)) => None,
         };
@@ -635,11 +531,7 @@ impl<'a> Ctx<'a> {
         if import_fd.is_none() {
             areas.insert(ar.rq_area_token >> IORING_ZCRX_AREA_SHIFT, area_mem);
         }
-        let buf_len = if out.rx_buf_len == 0 {
-            PAGE as u32
-        } else {
-            out.rx_buf_len
-        };
+        let buf_len = if out.rx_buf_len == 0 { PAGE as u32 } else { out.rx_buf_len };
         self.zcrx.insert(
             name.clone(),
             Zcrx {
@@ -656,50 +548,41 @@ impl<'a> Ctx<'a> {
                 rq_entries: out.rq_entries,
                 buf_shift: buf_len.trailing_zeros(),
                 areas,
-                stats_offset: (event.flags & ZCRX_EVENT_DESC_FLAG_STATS != 0)
-                    .then_some(event.stats_offset),
+                stats_offset: (event.flags & ZCRX_EVENT_DESC_FLAG_STATS != 0).then_some(event.stats_offset),
                 held: VecDeque::new(),
+                returned: 0,
             },
         );
         self.log.push(format!(
             "  {name}: id={} rq_entries={} offsets head={} tail={} rqes={} rx_buf_len={} token={:#x} mmap_offset={:#x}",
-            out.zcrx_id, out.rq_entries, out.offsets.head, out.offsets.tail, out.offsets.rqes, out.rx_buf_len,
-            ar.rq_area_token, rd.mmap_offset
+            out.zcrx_id,
+            out.rq_entries,
+            out.offsets.head,
+            out.offsets.tail,
+            out.offsets.rqes,
+            out.rx_buf_len,
+            ar.rq_area_token,
+            rd.mmap_offset
         ));
         Ok(())
     }
 
     fn zcrx_mut(&mut self, name: Option<&str>) -> Result<&mut Zcrx, String> {
         let n = name.unwrap_or("z0");
-        self.zcrx
-            .get_mut(n)
-            .ok_or_else(|| format!("no registered zcrx instance `{n}`"))
+        self.zcrx.get_mut(n).ok_or_else(|| format!("no registered zcrx instance `{n}`"))
     }
 
-    fn ctrl_call(
-        &mut self,
-        ring: &str,
-        c: &Ctrl,
-        expect: Option<&Expect>,
-    ) -> Result<SysResult, String> {
+    fn ctrl_call(&mut self, ring: &str, c: &Ctrl, expect: Option<&Expect>) -> Result<SysResult, String> {
         let ring_fd = self.ring_fd(ring)?;
         let op = self.value(&c.op, Ns::CtrlOp)? as u32;
         let zname = c.zcrx.clone().unwrap_or_else(|| "z0".into());
-        let mut ctrl = ZcrxCtrl {
-            zcrx_id: self.zcrx.get(&zname).map_or(0, |z| z.id),
-            op,
-            ..Default::default()
-        };
+        let mut ctrl = ZcrxCtrl { zcrx_id: self.zcrx.get(&zname).map_or(0, |z| z.id), op, ..Default::default() };
         let mut new_area = None;
         if op == ZCRX_CTRL_ADD_AREA {
             let pages = c.area_pages.unwrap_or(self.case.def.zcrx.area_pages) as usize;
             let mem = Mem::anon(pages.max(1) * PAGE).map_err(|e| format!("harness: mmap: {e}"))?;
             self.last.insert("new_area.addr".into(), mem.addr());
-            let mut a = ZcrxAreaReg {
-                addr: mem.addr(),
-                len: (pages * PAGE) as u64,
-                ..Default::default()
-            };
+            let mut a = ZcrxAreaReg { addr: mem.addr(), len: (pages * PAGE) as u64, ..Default::default() };
             self.apply(as_bytes_mut(&mut a), &AREA_REG, &c.area, &|k| {
                 if k == "flags" {
                     Ns::AreaFlags
@@ -736,10 +619,7 @@ impl<'a> Ctx<'a> {
                 "ctrl" => Some(uapi::read_field(page.slice(0, CTRL.size)?, CTRL.get(f)?)),
                 "area" => {
                     let (_, ap) = new_area.as_ref()?;
-                    Some(uapi::read_field(
-                        ap.slice(0, AREA_REG.size)?,
-                        AREA_REG.get(f)?,
-                    ))
+                    Some(uapi::read_field(ap.slice(0, AREA_REG.size)?, AREA_REG.get(f)?))
                 }
                 _ => None,
             }
@@ -755,14 +635,8 @@ impl<'a> Ctx<'a> {
                     // SAFETY: the kernel just installed this fd for us.
                     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
                     let name = c.save_fd.clone().unwrap_or_else(|| "box".into());
-                    self.log.push(format!(
-                        "  exported fd {fd} saved as ${name} (cloexec={:?})",
-                        sys::cloexec(fd)
-                    ));
-                    self.last.insert(
-                        format!("{name}.cloexec"),
-                        sys::cloexec(fd).unwrap_or(false) as u64,
-                    );
+                    self.log.push(format!("  exported fd {fd} saved as ${name} (cloexec={:?})", sys::cloexec(fd)));
+                    self.last.insert(format!("{name}.cloexec"), sys::cloexec(fd).unwrap_or(false) as u64);
                     self.fds.insert(name, owned);
                 }
                 ZCRX_CTRL_ADD_AREA => {
@@ -783,16 +657,8 @@ impl<'a> Ctx<'a> {
     }
 
     fn flush(&mut self, zname: &str) -> StepResult {
-        let ring = self
-            .zcrx
-            .get(zname)
-            .map(|z| z.ring.clone())
-            .ok_or("no zcrx")?;
-        let c = Ctrl {
-            op: Value::Str("FLUSH_RQ".into()),
-            zcrx: Some(zname.to_string()),
-            ..Default::default()
-        };
+        let ring = self.zcrx.get(zname).map(|z| z.ring.clone()).ok_or("no zcrx")?;
+        let c = Ctrl { op: Value::Str("FLUSH_RQ".into()), zcrx: Some(zname.to_string()), ..Default::default() };
         self.ctrl_call(&ring, &c, None).map(drop)
     }
 
@@ -809,11 +675,7 @@ impl<'a> Ctx<'a> {
         let data = Mem::anon(PAGE).map_err(|e| format!("harness: {e}"))?;
         for i in 0..n {
             let mut h = QueryHdr {
-                next_entry: if i + 1 < n {
-                    hdrs.addr() + ((i + 1) * QUERY_HDR.size) as u64
-                } else {
-                    0
-                },
+                next_entry: if i + 1 < n { hdrs.addr() + ((i + 1) * QUERY_HDR.size) as u64 } else { 0 },
                 query_data: data.addr(),
                 query_op: op,
                 size: data_table.map_or(64, |t| t.size as u32),
@@ -836,11 +698,7 @@ impl<'a> Ctx<'a> {
                 "hdr" => {
                     let v = uapi::read_field(hdrs.slice(0, QUERY_HDR.size)?, QUERY_HDR.get(f)?);
                     // result is an s32: compare as a sign-extended value.
-                    Some(if f == "result" {
-                        v as u32 as i32 as i64 as u64
-                    } else {
-                        v
-                    })
+                    Some(if f == "result" { v as u32 as i32 as i64 as u64 } else { v })
                 }
                 "data" => {
                     let t = data_table?;
@@ -874,10 +732,7 @@ impl<'a> Ctx<'a> {
             Ok(m) => (Ok(0), Some(m)),
             Err(e) => (Err(e.raw_os_error().unwrap_or(libc::EIO)), None),
         };
-        self.log.push(format!(
-            "mmap(ring, offset {off:#x}, {size}) -> {}",
-            describe(&got)
-        ));
+        self.log.push(format!("mmap(ring, offset {off:#x}, {size}) -> {}", describe(&got)));
         self.check(&got, expect, &|_| None)?;
         if let (Some(m), Some(z)) = (mem, self.zcrx.get_mut(&zname)) {
             if z.region.is_none() {
@@ -918,31 +773,14 @@ impl<'a> Ctx<'a> {
             recv.as_raw_fd(),
             peer.as_raw_fd()
         ));
-        self.conns.insert(
-            name,
-            Conn {
-                recv,
-                peer: Some(peer),
-                sent: 0,
-                received: 0,
-                senders: Vec::new(),
-            },
-        );
+        self.conns.insert(name, Conn { recv, peer: Some(peer), sent: 0, received: 0, senders: Vec::new() });
         Ok(())
     }
 
     fn send(&mut self, x: &Send) -> StepResult {
         let name = x.conn.clone().unwrap_or_else(|| "c0".into());
-        let c = self
-            .conns
-            .get_mut(&name)
-            .ok_or_else(|| format!("no connection `{name}`"))?;
-        let peer = c
-            .peer
-            .as_ref()
-            .ok_or("the peer is closed")?
-            .try_clone()
-            .map_err(|e| format!("harness: {e}"))?;
+        let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
+        let peer = c.peer.as_ref().ok_or("the peer is closed")?.try_clone().map_err(|e| format!("harness: {e}"))?;
         let start = c.sent;
         let total = x.bytes;
         let chunk = x.chunk.unwrap_or(65536).max(1);
@@ -958,18 +796,13 @@ impl<'a> Ctx<'a> {
             Ok(())
         });
         c.senders.push(h);
-        self.log.push(format!(
-            "send {total} bytes on {name} (pattern offset {start})"
-        ));
+        self.log.push(format!("send {total} bytes on {name} (pattern offset {start})"));
         Ok(())
     }
 
     fn shutdown(&mut self, x: &Shutdown) -> StepResult {
         let name = x.conn.clone().unwrap_or_else(|| "c0".into());
-        let c = self
-            .conns
-            .get_mut(&name)
-            .ok_or_else(|| format!("no connection `{name}`"))?;
+        let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
         for h in c.senders.drain(..) {
             match h.join() {
                 Ok(Ok(())) => {}
@@ -983,25 +816,14 @@ impl<'a> Ctx<'a> {
             nix::sys::socket::shutdown(p.as_raw_fd(), nix::sys::socket::Shutdown::Write)
                 .map_err(|e| format!("shutdown: {e}"))?;
         }
-        self.log.push(format!(
-            "{} peer of {name}",
-            if x.close {
-                "close"
-            } else {
-                "shutdown(SHUT_WR)"
-            }
-        ));
+        self.log.push(format!("{} peer of {name}", if x.close { "close" } else { "shutdown(SHUT_WR)" }));
         Ok(())
     }
 
     fn recv_zc(&mut self, ring: &str, x: &RecvZc) -> StepResult {
         let conn = x.conn.clone().unwrap_or_else(|| "c0".into());
         let zname = x.zcrx.clone().unwrap_or_else(|| "z0".into());
-        let fd = self
-            .conns
-            .get(&conn)
-            .map(|c| c.recv.as_raw_fd())
-            .unwrap_or(-1);
+        let fd = self.conns.get(&conn).map(|c| c.recv.as_raw_fd()).unwrap_or(-1);
         let ud = x.user_data.unwrap_or(1);
         let mut sqe = Sqe {
             opcode: IORING_OP_RECV_ZC,
@@ -1019,10 +841,7 @@ impl<'a> Ctx<'a> {
                 Ns::Any
             }
         })?;
-        let r = self
-            .rings
-            .get_mut(ring)
-            .ok_or_else(|| format!("no ring `{ring}`"))?;
+        let r = self.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
         let got = r.submit_sqe(&sqe);
         self.log.push(format!(
             "RECV_ZC submit(fd {}, len {}, ioprio {:#x}, zcrx {}, ud {ud}{}) -> {:?}",
@@ -1038,33 +857,21 @@ impl<'a> Ctx<'a> {
             Ok(n) => return Err(format!("io_uring_enter submitted {n} SQEs, expected 1")),
             Err(e) => return Err(format!("io_uring_enter: {}", sys::errno_name(e))),
         }
-        self.recvs.insert(ud, Recv { conn, zcrx: zname });
+        self.recvs.insert(ud, Recv { conn, zcrx: zname, sqe });
         Ok(())
     }
 
     /// The next CQE with this user_data (or any, if None), waiting until the deadline.
-    fn next_cqe(
-        &mut self,
-        ring: &str,
-        ud: Option<u64>,
-        deadline: Instant,
-    ) -> Result<Option<Cqe>, String> {
+    fn next_cqe(&mut self, ring: &str, ud: Option<u64>, deadline: Instant) -> Result<Option<Cqe>, String> {
         loop {
-            if let Some(i) = self
-                .pending
-                .iter()
-                .position(|c| ud.is_none_or(|u| c.user_data == u))
-            {
+            if let Some(i) = self.pending.iter().position(|c| ud.is_none_or(|u| c.user_data == u)) {
                 return Ok(self.pending.remove(i));
             }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(None);
             }
-            let r = self
-                .rings
-                .get_mut(ring)
-                .ok_or_else(|| format!("no ring `{ring}`"))?;
+            let r = self.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
             let got = r
                 .wait((deadline - now).min(Duration::from_millis(100)))
                 .map_err(|e| format!("io_uring_enter: {}", sys::errno_name(e)))?;
@@ -1081,8 +888,7 @@ impl<'a> Ctx<'a> {
         let want_res = self.value(&e.res, Ns::Res)? as i64 as i32;
         let mut want_flags = 0u32;
         for f in &e.flags {
-            want_flags |=
-                consts::lookup(Ns::CqeFlags, f).ok_or_else(|| format!("unknown flag {f}"))? as u32;
+            want_flags |= consts::lookup(Ns::CqeFlags, f).ok_or_else(|| format!("unknown flag {f}"))? as u32;
         }
         let mut flags = c.flags;
         if self.ring_mixed(ring) && c.big.is_some() {
@@ -1103,11 +909,7 @@ impl<'a> Ctx<'a> {
 
     /// Verifies a data CQE: zcrx_cqe pad, area, bounds, buffer boundary and payload.
     fn take_data(&mut self, ring: &str, ud: u64, c: &Cqe, area_want: u64) -> StepResult {
-        let rv = self
-            .recvs
-            .get(&ud)
-            .cloned()
-            .ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
+        let rv = self.recvs.get(&ud).cloned().ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
         if self.ring_mixed(ring) && c.flags & IORING_CQE_F_32 == 0 {
             return Err("data CQE on a CQE_MIXED ring without IORING_CQE_F_32".into());
         }
@@ -1116,31 +918,19 @@ impl<'a> Ctx<'a> {
         if pad != 0 {
             return Err(format!("io_uring_zcrx_cqe.__pad = {pad:#x}, expected 0"));
         }
-        let z = self
-            .zcrx
-            .get(&rv.zcrx)
-            .ok_or_else(|| format!("no zcrx `{}`", rv.zcrx))?;
+        let z = self.zcrx.get(&rv.zcrx).ok_or_else(|| format!("no zcrx `{}`", rv.zcrx))?;
         let area = off >> IORING_ZCRX_AREA_SHIFT;
         if area != area_want {
-            return Err(format!(
-                "CQE off {off:#x} names area {area}, expected area {area_want}"
-            ));
+            return Err(format!("CQE off {off:#x} names area {area}, expected area {area_want}"));
         }
-        let mem = z
-            .areas
-            .get(&area)
-            .ok_or_else(|| format!("CQE off {off:#x} names unknown area {area}"))?;
+        let mem = z.areas.get(&area).ok_or_else(|| format!("CQE off {off:#x} names unknown area {area}"))?;
         let in_area = (off & !IORING_ZCRX_AREA_MASK) as usize;
         let len = c.res as usize;
         let buf = 1usize << z.buf_shift;
         if (in_area % buf) + len > buf {
-            return Err(format!(
-                "CQE off {off:#x} len {len} crosses a {buf}-byte buffer boundary"
-            ));
+            return Err(format!("CQE off {off:#x} len {len} crosses a {buf}-byte buffer boundary"));
         }
-        let got = mem
-            .slice(in_area, len)
-            .ok_or_else(|| format!("CQE off {off:#x}+{len} is outside the area"))?;
+        let got = mem.slice(in_area, len).ok_or_else(|| format!("CQE off {off:#x}+{len} is outside the area"))?;
         let conn = self.conns.get_mut(&rv.conn).ok_or("connection gone")?;
         let want = pattern(conn.received, len);
         if got != want.as_slice() {
@@ -1164,11 +954,7 @@ impl<'a> Ctx<'a> {
         let deadline = Instant::now() + Duration::from_millis(x.timeout_ms.unwrap_or(5000));
         for (i, e) in x.cqes.iter().enumerate() {
             let c = self.next_cqe(ring, Some(ud), deadline)?.ok_or_else(|| {
-                format!(
-                    "timed out waiting for CQE #{} (user_data {ud:#x}, expected res={})",
-                    i + 1,
-                    e.res
-                )
+                format!("timed out waiting for CQE #{} (user_data {ud:#x}, expected res={})", i + 1, e.res)
             })?;
             self.log.push(format!(
                 "CQE ud={:#x} res={} flags={}",
@@ -1188,23 +974,28 @@ impl<'a> Ctx<'a> {
         let ud = x.user_data.unwrap_or(1);
         let timeout = Duration::from_millis(x.timeout_ms.unwrap_or(10000));
         let mut deadline = Instant::now() + timeout;
-        let zname = self
-            .recvs
-            .get(&ud)
-            .map(|r| r.zcrx.clone())
-            .ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
+        let zname =
+            self.recvs.get(&ud).map(|r| r.zcrx.clone()).ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
         let mut got = 0u64;
         let mut ncqe = 0u64;
+        let mut rearms = 0u32;
         while got < x.bytes {
-            let c = self.next_cqe(ring, Some(ud), deadline)?.ok_or_else(|| {
-                format!(
-                    "timed out after {got} of {} bytes ({ncqe} data CQEs)",
-                    x.bytes
-                )
-            })?;
+            let c = self
+                .next_cqe(ring, Some(ud), deadline)?
+                .ok_or_else(|| format!("timed out after {got} of {} bytes ({ncqe} data CQEs)", x.bytes))?;
             let mut flags = c.flags;
             if self.ring_mixed(ring) {
                 flags &= !IORING_CQE_F_32;
+            }
+            if x.rearm && x.recycle != Recycle::None && c.res == -libc::ENOMEM && flags == 0 && rearms < 10_000 {
+                let held = self.zcrx.get(&zname).map_or(0, |z| z.held.len());
+                self.return_held(&zname, held)?;
+                self.flush(&zname)?;
+                let sqe = self.recvs.get(&ud).map(|r| r.sqe).ok_or("RECV_ZC gone")?;
+                let r = self.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
+                r.submit_sqe(&sqe).map_err(|e| format!("re-arming RECV_ZC: {}", sys::errno_name(e)))?;
+                rearms += 1;
+                continue;
             }
             if c.res <= 0 || flags != IORING_CQE_F_MORE {
                 return Err(format!(
@@ -1218,10 +1009,7 @@ impl<'a> Ctx<'a> {
             got += c.res as u64;
             ncqe += 1;
             if got > x.bytes {
-                return Err(format!(
-                    "received {got} bytes, more than the {} expected",
-                    x.bytes
-                ));
+                return Err(format!("received {got} bytes, more than the {} expected", x.bytes));
             }
             match x.recycle {
                 Recycle::None => {}
@@ -1236,20 +1024,13 @@ impl<'a> Ctx<'a> {
             deadline = Instant::now() + timeout;
         }
         self.log.push(format!(
-            "received {got} bytes in {ncqe} data CQEs, payload identical to the pattern"
+            "received {got} bytes in {ncqe} data CQEs, payload identical to the pattern ({rearms} re-arms after -ENOMEM)"
         ));
         if let Some(f) = &x.final_cqe {
-            let c = self.next_cqe(ring, Some(ud), deadline)?.ok_or_else(|| {
-                format!(
-                    "timed out waiting for the final CQE (expected res={})",
-                    f.res
-                )
-            })?;
-            self.log.push(format!(
-                "final CQE res={} flags={}",
-                sys::res_name(c.res as i64),
-                flag_names(c.flags)
-            ));
+            let c = self
+                .next_cqe(ring, Some(ud), deadline)?
+                .ok_or_else(|| format!("timed out waiting for the final CQE (expected res={})", f.res))?;
+            self.log.push(format!("final CQE res={} flags={}", sys::res_name(c.res as i64), flag_names(c.flags)));
             self.check_cqe(ring, &c, f, "final CQE")?;
         }
         Ok(())
@@ -1271,39 +1052,22 @@ impl<'a> Ctx<'a> {
 
     /// Writes RQEs for the oldest `n` held buffers and publishes the tail.
     fn return_held(&mut self, zname: &str, n: usize) -> StepResult {
-        let z = self
-            .zcrx
-            .get_mut(zname)
-            .ok_or_else(|| format!("no zcrx `{zname}`"))?;
-        let offs: Vec<u64> = (0..n.min(z.held.len()))
-            .filter_map(|_| z.held.pop_front())
-            .collect();
+        let z = self.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let offs: Vec<u64> = (0..n.min(z.held.len())).filter_map(|_| z.held.pop_front()).collect();
         let buf = 1u32 << z.buf_shift;
-        let rqes: Vec<ZcrxRqe> = offs
-            .iter()
-            .map(|&off| ZcrxRqe {
-                off,
-                len: buf,
-                pad: 0,
-            })
-            .collect();
+        let rqes: Vec<ZcrxRqe> = offs.iter().map(|&off| ZcrxRqe { off, len: buf, pad: 0 }).collect();
         push_rqes(z, &rqes)
     }
 
     fn return_buffers(&mut self, x: &ReturnBuffers) -> StepResult {
         let zname = x.zcrx.clone().unwrap_or_else(|| "z0".into());
-        let held = self
-            .zcrx
-            .get(&zname)
-            .map(|z| z.held.len())
-            .ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let held = self.zcrx.get(&zname).map(|z| z.held.len()).ok_or_else(|| format!("no zcrx `{zname}`"))?;
         let n = x.count.unwrap_or(held);
         if n > held {
             return Err(format!("asked to return {n} buffers, only {held} held"));
         }
         self.return_held(&zname, n)?;
-        self.log
-            .push(format!("returned {n} buffers to the RQ of {zname}"));
+        self.log.push(format!("returned {n} buffers to the RQ of {zname}"));
         if x.flush {
             self.flush(&zname)?;
         }
@@ -1314,27 +1078,17 @@ impl<'a> Ctx<'a> {
         let zname = x.zcrx.clone().unwrap_or_else(|| "z0".into());
         let mut rqes = Vec::new();
         {
-            let z = self
-                .zcrx
-                .get(&zname)
-                .ok_or_else(|| format!("no zcrx `{zname}`"))?;
+            let z = self.zcrx.get(&zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
             for e in &x.entries {
                 let off = if let Some(h) = e.held {
-                    *z.held
-                        .get(h)
-                        .ok_or_else(|| format!("no held buffer #{h} (holding {})", z.held.len()))?
+                    *z.held.get(h).ok_or_else(|| format!("no held buffer #{h} (holding {})", z.held.len()))?
                 } else if let Some(v) = &e.off {
                     self.value(v, Ns::Any)?
                 } else {
-                    (e.area.unwrap_or(0) << IORING_ZCRX_AREA_SHIFT)
-                        | (e.index.unwrap_or(0) << z.buf_shift)
+                    (e.area.unwrap_or(0) << IORING_ZCRX_AREA_SHIFT) | (e.index.unwrap_or(0) << z.buf_shift)
                 };
                 for _ in 0..e.repeat.unwrap_or(1) {
-                    rqes.push(ZcrxRqe {
-                        off,
-                        len: e.len,
-                        pad: e.pad,
-                    });
+                    rqes.push(ZcrxRqe { off, len: e.len, pad: e.pad });
                 }
             }
         }
@@ -1362,30 +1116,18 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn rq_ptrs(
-    z: &Zcrx,
-) -> Result<(&std::sync::atomic::AtomicU32, &std::sync::atomic::AtomicU32), String> {
-    let region = z
-        .region
-        .as_ref()
-        .ok_or("no RQ region mapped for this zcrx instance")?;
-    let head = region
-        .atomic_u32(z.offsets.head as usize)
-        .ok_or("RQ head offset outside the region")?;
-    let tail = region
-        .atomic_u32(z.offsets.tail as usize)
-        .ok_or("RQ tail offset outside the region")?;
+fn rq_ptrs(z: &Zcrx) -> Result<(&std::sync::atomic::AtomicU32, &std::sync::atomic::AtomicU32), String> {
+    let region = z.region.as_ref().ok_or("no RQ region mapped for this zcrx instance")?;
+    let head = region.atomic_u32(z.offsets.head as usize).ok_or("RQ head offset outside the region")?;
+    let tail = region.atomic_u32(z.offsets.tail as usize).ok_or("RQ tail offset outside the region")?;
     Ok((head, tail))
 }
 
-fn push_rqes(z: &Zcrx, rqes: &[ZcrxRqe]) -> StepResult {
+fn push_rqes(z: &mut Zcrx, rqes: &[ZcrxRqe]) -> StepResult {
     if rqes.is_empty() {
         return Ok(());
     }
-    let region = z
-        .region
-        .as_ref()
-        .ok_or("no RQ region mapped for this zcrx instance")?;
+    let region = z.region.as_ref().ok_or("no RQ region mapped for this zcrx instance")?;
     let (_, tail) = rq_ptrs(z)?;
     let mask = z.rq_entries.checked_sub(1).ok_or("rq_entries is 0")?;
     let mut t = tail.load(Ordering::Relaxed);
@@ -1397,6 +1139,7 @@ fn push_rqes(z: &Zcrx, rqes: &[ZcrxRqe]) -> StepResult {
         t = t.wrapping_add(1);
     }
     tail.store(t, Ordering::Release);
+    z.returned += rqes.len() as u64;
     Ok(())
 }
 
@@ -1468,9 +1211,6 @@ mod tests {
     #[test]
     fn flag_names_render() {
         assert_eq!(flag_names(0), "[]");
-        assert_eq!(
-            flag_names(IORING_CQE_F_MORE | IORING_CQE_F_32),
-            "[MORE,F_32]"
-        );
+        assert_eq!(flag_names(IORING_CQE_F_MORE | IORING_CQE_F_32), "[MORE,F_32]");
     }
 }

@@ -13,6 +13,7 @@ pub mod runner;
 pub mod sys;
 pub mod topology;
 pub mod uapi;
+pub mod vm;
 
 use std::path::PathBuf;
 

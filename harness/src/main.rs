@@ -7,14 +7,10 @@ use zcrx_conform::case::{self, LoadError};
 use zcrx_conform::exec::{self, Status};
 use zcrx_conform::probe::Probe;
 use zcrx_conform::runner::{self, RunOpts, RunReport};
-use zcrx_conform::{report, topology};
+use zcrx_conform::{report, topology, vm};
 
 #[derive(Parser)]
-#[command(
-    name = "zcrx-conform",
-    version,
-    about = "Conformance suite for Linux io_uring zero-copy receive (zcrx)"
-)]
+#[command(name = "zcrx-conform", version, about = "Conformance suite for Linux io_uring zero-copy receive (zcrx)")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -54,6 +50,27 @@ struct RunArgs {
     /// No progress lines.
     #[arg(long, short)]
     quiet: bool,
+    /// Boot this kernel in a virtme-ng VM and run there: debian:<version>, a bzImage/vmlinuz,
+    /// or a kernel build tree (default with no value: debian:7.3.4).
+    #[arg(long, num_args = 0..=1, default_missing_value = vm::DEFAULT_KERNEL)]
+    vm: Option<String>,
+    /// VM memory.
+    #[arg(long, default_value = "2G")]
+    memory: String,
+    /// VM CPUs.
+    #[arg(long, default_value_t = 2)]
+    cpus: u32,
+    /// Skip the first N selected cases (used when a VM is booted again after a crash).
+    #[arg(long, default_value_t = 0, hide = true)]
+    start_at: usize,
+}
+
+#[derive(Subcommand)]
+enum KernelCmd {
+    /// Download and unpack a kernel (debian:7.3.4, debian:7.3, debian:latest); prints its path.
+    Fetch { spec: String },
+    /// Kernels the Debian mirror offers.
+    List { pattern: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -69,6 +86,20 @@ enum Cmd {
     Validate { paths: Vec<PathBuf> },
     /// Run cases against the running kernel.
     Run(RunArgs),
+    /// Fetch or list kernels for VM runs.
+    #[command(subcommand)]
+    Kernel(KernelCmd),
+    /// Run the suite on several kernels and print a cases x kernels table.
+    Matrix {
+        /// Comma-separated: host, debian:<version>, or a kernel image/tree path.
+        #[arg(long, value_delimiter = ',', default_value = "host,debian:7.2.13,debian:7.3.4")]
+        kernels: Vec<String>,
+        /// Write one JUnit file per kernel here.
+        #[arg(long)]
+        junit_dir: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Run one case in this process (used by `run` for isolation).
     #[command(hide = true)]
     ExecCase {
@@ -115,10 +146,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&case::schema()).unwrap_or_default()
-            );
+            println!("{}", serde_json::to_string_pretty(&case::schema()).unwrap_or_default());
             ExitCode::SUCCESS
         }
         Cmd::Validate { paths } => match case::load_all(&case_paths(&paths)) {
@@ -131,12 +159,26 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Cmd::ExecCase {
-            file,
-            index,
-            topology,
-        } => exec_case(&file, index, &topology),
+        Cmd::ExecCase { file, index, topology } => exec_case(&file, index, &topology),
         Cmd::Run(a) => run_cmd(a),
+        Cmd::Kernel(KernelCmd::Fetch { spec }) => match vm::KernelSpec::parse(&spec).and_then(|k| vm::resolve(&k)) {
+            Ok(p) => {
+                println!("{}", p.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Kernel(KernelCmd::List { pattern }) => match vm::list_kernels(pattern.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Matrix { kernels, junit_dir, run } => matrix_cmd(&kernels, junit_dir.as_deref(), run),
     }
 }
 
@@ -161,40 +203,46 @@ fn exec_case(file: &std::path::Path, index: usize, topo: &str) -> ExitCode {
     };
     let probe = Probe::run();
     let o = exec::execute(&case, &topo, &probe);
-    println!(
-        "@@OUTCOME@@ {}",
-        serde_json::to_string(&o).unwrap_or_default()
-    );
+    println!("@@OUTCOME@@ {}", serde_json::to_string(&o).unwrap_or_default());
     ExitCode::SUCCESS
 }
 
-fn run_cmd(a: RunArgs) -> ExitCode {
+/// Checks the run arguments and loads the cases; Err is the exit code.
+fn prepare(a: &RunArgs) -> Result<Vec<case::Case>, ExitCode> {
     for t in &a.topology {
         if !topology::KNOWN.contains(&t.as_str()) {
-            eprintln!(
-                "error: unknown topology `{t}` (known: {})",
-                topology::KNOWN.join(", ")
-            );
-            return ExitCode::from(2);
+            eprintln!("error: unknown topology `{t}` (known: {})", topology::KNOWN.join(", "));
+            return Err(ExitCode::from(2));
         }
     }
     if a.timeout.is_nan() || a.timeout <= 0.0 {
         eprintln!("error: --timeout must be a positive number of seconds");
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     }
-    let cases = match case::load_all(&case_paths(&a.paths)) {
+    case::load_all(&case_paths(&a.paths)).map_err(|errs| {
+        print_errors(&errs);
+        ExitCode::from(2)
+    })
+}
+
+fn run_cmd(a: RunArgs) -> ExitCode {
+    let cases = match prepare(&a) {
         Ok(c) => c,
-        Err(errs) => {
-            print_errors(&errs);
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
+    runner::install_signal_handlers();
+    if let Some(spec) = &a.vm {
+        return match run_target(spec, &cases, &a) {
+            Ok(rep) => finish(&[rep], &a),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let probe = Probe::run();
     if a.list {
-        for c in cases
-            .iter()
-            .filter(|c| a.filter.is_empty() || a.filter.iter().any(|f| c.id.contains(f.as_str())))
-        {
+        for c in cases.iter().filter(|c| a.filter.is_empty() || a.filter.iter().any(|f| c.id.contains(f.as_str()))) {
             match runner::plan(c, &a.topology, &probe) {
                 Ok(t) => println!("{}  [{}]", c.id, t),
                 Err(why) => println!("{}  [skip: {why}]", c.id),
@@ -202,16 +250,94 @@ fn run_cmd(a: RunArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    runner::install_signal_handlers();
-    let opts = RunOpts {
+    let rep = runner::run(&cases, &run_opts(&a), &probe, "host");
+    finish(&[rep], &a)
+}
+
+fn run_opts(a: &RunArgs) -> RunOpts {
+    RunOpts {
         topologies: a.topology.clone(),
         filter: a.filter.clone(),
         timeout: a.timeout,
         stream: a.stream,
         quiet: a.quiet,
+        start_at: a.start_at,
+    }
+}
+
+/// Runs the suite on one target: `host`, or a kernel booted in a VM.
+fn run_target(spec: &str, cases: &[case::Case], a: &RunArgs) -> Result<RunReport, String> {
+    let k = vm::KernelSpec::parse(spec)?;
+    if matches!(k, vm::KernelSpec::Host) {
+        return Ok(runner::run(cases, &run_opts(a), &Probe::run(), "host"));
+    }
+    let t0 = std::time::Instant::now();
+    vm::provision()?;
+    let kernel = vm::resolve(&k)?;
+    let prep = t0.elapsed().as_secs_f64();
+    let opts = vm::VmOpts {
+        paths: case_paths(&a.paths),
+        topologies: a.topology.clone(),
+        filter: a.filter.clone(),
+        timeout: a.timeout,
+        quiet: a.quiet,
+        memory: a.memory.clone(),
+        cpus: a.cpus,
     };
-    let rep = runner::run(&cases, &opts, &probe, "host");
-    finish(&[rep], &a)
+    let mut rep = vm::run_in_vm(spec, &kernel, &opts)?;
+    rep.timings.insert(0, ("provision_and_fetch_s".into(), prep));
+    let t = |k: &str| rep.timings.iter().find(|(n, _)| n == k).map_or(0.0, |(_, v)| *v);
+    eprintln!(
+        "{spec}: set-up {prep:.1} s, VM boot {:.1} s ({} boot(s)), suite {:.1} s, end to end {:.1} s",
+        t("vm_boot_s"),
+        t("vm_boots"),
+        t("suite_s"),
+        prep + rep.duration_s
+    );
+    Ok(rep)
+}
+
+fn matrix_cmd(kernels: &[String], junit_dir: Option<&std::path::Path>, a: RunArgs) -> ExitCode {
+    let cases = match prepare(&a) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    for k in kernels {
+        if let Err(e) = vm::KernelSpec::parse(k) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    runner::install_signal_handlers();
+    let mut runs = Vec::new();
+    for k in kernels {
+        match run_target(k, &cases, &a) {
+            Ok(r) => {
+                if let Some(d) = junit_dir {
+                    let name = k.replace(['/', ':'], "_");
+                    match report::junit(&[&r]) {
+                        Ok(x) => {
+                            if let Err(e) = report::write_atomic(&d.join(format!("junit-{name}.xml")), &x) {
+                                eprintln!("error: {e}");
+                            }
+                        }
+                        Err(e) => eprintln!("error: {e}"),
+                    }
+                }
+                runs.push(r);
+            }
+            Err(e) => eprintln!("error: {k}: {e}"),
+        }
+        if runner::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+    }
+    print!("{}", report::matrix_table(&runs.iter().collect::<Vec<_>>()));
+    let code = finish(&runs, &a);
+    if runs.len() < kernels.len() && code == ExitCode::SUCCESS {
+        return ExitCode::from(1);
+    }
+    code
 }
 
 /// Writes the reports and turns the results into the exit code.
@@ -255,11 +381,7 @@ fn finish(runs: &[RunReport], a: &RunArgs) -> ExitCode {
             eprintln!("{} in {:.1} s", r.summary(), r.duration_s);
         }
         let (p, f, s) = runs.iter().fold((0, 0, 0), |(p, f, s), r| {
-            (
-                p + r.count(Status::Pass),
-                f + r.count(Status::Fail),
-                s + r.count(Status::Skip),
-            )
+            (p + r.count(Status::Pass), f + r.count(Status::Fail), s + r.count(Status::Skip))
         });
         println!("zcrx-conform: {p} passed, {f} failed, {s} skipped");
     }

@@ -34,14 +34,14 @@ pub struct ZcrxInfo {
     pub register_flags: u64,
     pub area_flags: u64,
     pub nr_ctrl_opcodes: u32,
-    pub features: u64,
+    pub features: u32,
     pub rq_hdr_size: u32,
     pub rq_hdr_alignment: u32,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ZcrxEventInfo {
-    pub event_flags: u64,
+    pub event_flags: u32,
     pub stats_size: u32,
     pub stats_off_alignment: u32,
 }
@@ -74,16 +74,8 @@ fn query_one<T: Copy + Default>(op: u32) -> Result<QueryAnswer<T>, i32> {
         size: std::mem::size_of::<T>() as u32,
         ..Default::default()
     };
-    sys::io_uring_register(
-        -1,
-        IORING_REGISTER_QUERY,
-        &mut hdr as *mut QueryHdr as u64,
-        0,
-    )?;
-    Ok(QueryAnswer {
-        result: hdr.result,
-        data: (hdr.result == 0).then_some(data),
-    })
+    sys::io_uring_register(-1, IORING_REGISTER_QUERY, &mut hdr as *mut QueryHdr as u64, 0)?;
+    Ok(QueryAnswer { result: hdr.result, data: (hdr.result == 0).then_some(data) })
 }
 
 impl Probe {
@@ -136,13 +128,11 @@ impl Probe {
             }
             Err(e) => p.query_error = Some(sys::errno_name(e)),
         }
-        let std_flags =
-            IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_CQE32;
+        let std_flags = IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_CQE32;
         if let Ok(r) = Ring::new(8, std_flags, None) {
             p.recv_zc = r.probe_op(IORING_OP_RECV_ZC);
         }
-        let mixed =
-            IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_CQE_MIXED;
+        let mixed = IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_CQE_MIXED;
         p.cqe_mixed = Ring::new(8, mixed, None).is_ok();
         p.kmsg = std::fs::File::open("/dev/kmsg").is_ok();
         p.features = p.derive_features();
@@ -151,11 +141,7 @@ impl Probe {
 
     fn derive_features(&self) -> BTreeSet<Feature> {
         let mut f = BTreeSet::new();
-        let nr_reg = self
-            .opcodes
-            .as_ref()
-            .and_then(|o| o.data.as_ref())
-            .map(|d| d.nr_register_opcodes);
+        let nr_reg = self.opcodes.as_ref().and_then(|o| o.data.as_ref()).map(|d| d.nr_register_opcodes);
         let ver = self.kernel_version.unwrap_or((0, 0, 0));
         // Without QUERY, fall back on the release: ZCRX_IFQ appeared in 6.15.
         let has_zcrx = match nr_reg {
@@ -194,10 +180,10 @@ impl Probe {
                     }
                 }
             }
-            if z.features & ZCRX_FEATURE_EVENT != 0 {
+            if z.features as u64 & ZCRX_FEATURE_EVENT != 0 {
                 f.insert(Feature::Event);
             }
-            if z.features & ZCRX_FEATURE_RX_PAGE_SIZE != 0 {
+            if z.features as u64 & ZCRX_FEATURE_RX_PAGE_SIZE != 0 {
                 f.insert(Feature::RxBufLen);
             }
         }
@@ -210,10 +196,7 @@ impl Probe {
     /// Why a feature is missing, in words a user can act on.
     pub fn missing_reason(&self, feat: Feature) -> String {
         let zq = match &self.zcrx {
-            Some(a) if a.data.is_none() => format!(
-                "IO_URING_QUERY_ZCRX result {}",
-                sys::res_name(a.result as i64)
-            ),
+            Some(a) if a.data.is_none() => format!("IO_URING_QUERY_ZCRX result {}", sys::res_name(a.result as i64)),
             Some(_) => "per IO_URING_QUERY_ZCRX".into(),
             None => "IORING_REGISTER_QUERY unavailable".into(),
         };
@@ -239,12 +222,7 @@ impl Probe {
     pub fn feature_names(&self) -> Vec<String> {
         self.features
             .iter()
-            .map(|f| {
-                serde_json::to_value(f)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default()
-            })
+            .map(|f| serde_json::to_value(f).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
             .collect()
     }
 
@@ -256,11 +234,7 @@ impl Probe {
         line(
             &mut s,
             "euid / CAP_NET_ADMIN",
-            format!(
-                "{} / {}",
-                self.euid,
-                if self.cap_net_admin { "yes" } else { "no" }
-            ),
+            format!("{} / {}", self.euid, if self.cap_net_admin { "yes" } else { "no" }),
         );
         match (&self.query_error, &self.opcodes) {
             (Some(e), _) => line(&mut s, "REGISTER_QUERY", format!("unsupported ({e})")),
@@ -270,7 +244,11 @@ impl Probe {
                     "QUERY opcodes",
                     format!(
                         "request ops {}, register ops {}, query ops {}, features {:#x}, setup flags {:#x}",
-                        d.nr_request_opcodes, d.nr_register_opcodes, d.nr_query_opcodes, d.feature_flags, d.ring_setup_flags
+                        d.nr_request_opcodes,
+                        d.nr_register_opcodes,
+                        d.nr_query_opcodes,
+                        d.feature_flags,
+                        d.ring_setup_flags
                     ),
                 ),
                 None => line(&mut s, "QUERY opcodes", format!("result {}", sys::res_name(o.result as i64))),
@@ -298,11 +276,9 @@ impl Probe {
                     e.event_flags, e.stats_size, e.stats_off_alignment
                 ),
             ),
-            Some(a) => line(
-                &mut s,
-                "QUERY zcrx_event",
-                format!("unsupported (result {})", sys::res_name(a.result as i64)),
-            ),
+            Some(a) => {
+                line(&mut s, "QUERY zcrx_event", format!("unsupported (result {})", sys::res_name(a.result as i64)))
+            }
             None => line(&mut s, "QUERY zcrx_event", "unsupported".into()),
         }
         line(
@@ -314,16 +290,8 @@ impl Probe {
                 None => "unknown (probe failed)".into(),
             },
         );
-        line(
-            &mut s,
-            "CQE_MIXED rings",
-            if self.cqe_mixed { "yes" } else { "no" }.into(),
-        );
-        line(
-            &mut s,
-            "/dev/kmsg watched",
-            if self.kmsg { "yes" } else { "no" }.into(),
-        );
+        line(&mut s, "CQE_MIXED rings", if self.cqe_mixed { "yes" } else { "no" }.into());
+        line(&mut s, "/dev/kmsg watched", if self.kmsg { "yes" } else { "no" }.into());
         line(&mut s, "features", self.feature_names().join(" "));
         s
     }

@@ -10,15 +10,7 @@ use crate::runner::RunReport;
 
 /// Strips characters XML 1.0 cannot carry (quick-junit escapes the rest).
 fn xml_safe(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c == '\n' || c == '\t' || c == '\r' || !c.is_control() {
-                c
-            } else {
-                '\u{FFFD}'
-            }
-        })
-        .collect()
+    s.chars().map(|c| if c == '\n' || c == '\t' || c == '\r' || !c.is_control() { c } else { '\u{FFFD}' }).collect()
 }
 
 fn case_text(c: &crate::runner::CaseReport) -> String {
@@ -93,28 +85,16 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
 /// KTAP v1: one subtest block per run when several runs are given.
 pub fn ktap(run: &RunReport) -> String {
     let mut s = String::from("KTAP version 1\n");
-    s.push_str(&format!(
-        "# zcrx-conform on {} ({})\n",
-        run.target, run.probe.kernel_release
-    ));
+    s.push_str(&format!("# zcrx-conform on {} ({})\n", run.target, run.probe.kernel_release));
     s.push_str(&format!("1..{}\n", run.cases.len()));
     for (i, c) in run.cases.iter().enumerate() {
         let name = c.id.replace('#', "_");
         match c.status {
             Status::Pass => s.push_str(&format!("ok {} {name}\n", i + 1)),
-            Status::Skip => s.push_str(&format!(
-                "ok {} {name} # SKIP {}\n",
-                i + 1,
-                one_line(&c.message)
-            )),
+            Status::Skip => s.push_str(&format!("ok {} {name} # SKIP {}\n", i + 1, one_line(&c.message))),
             Status::Fail => {
                 s.push_str(&format!("# {name}: {}\n", one_line(&c.message)));
-                for l in c
-                    .kernel_log
-                    .iter()
-                    .filter(|l| crate::runner::is_splat(l))
-                    .take(5)
-                {
+                for l in c.kernel_log.iter().filter(|l| crate::runner::is_splat(l)).take(5) {
                     s.push_str(&format!("# kernel: {}\n", one_line(l)));
                 }
                 s.push_str(&format!("not ok {} {name}\n", i + 1));
@@ -132,6 +112,58 @@ pub fn ktap(run: &RunReport) -> String {
 
 fn one_line(s: &str) -> String {
     s.replace('\n', " | ")
+}
+
+/// A cases x kernels table; rows where the kernels disagree are marked `*` and
+/// explained below the table.
+pub fn matrix_table(runs: &[&RunReport]) -> String {
+    let mut ids: Vec<&str> = Vec::new();
+    for r in runs {
+        for c in &r.cases {
+            if !ids.contains(&c.id.as_str()) {
+                ids.push(&c.id);
+            }
+        }
+    }
+    let width = ids.iter().map(|i| i.len()).max().unwrap_or(4).min(70);
+    let cell = |r: &RunReport, id: &str| -> (String, String) {
+        match r.cases.iter().find(|c| c.id == id) {
+            Some(c) => (crate::runner::status_word(c.status).to_string(), c.message.clone()),
+            None => ("-".into(), "not run".into()),
+        }
+    };
+    let mut s = format!("  {:<width$}", "case");
+    for r in runs {
+        s.push_str(&format!(" {:>14}", short_label(&r.target)));
+    }
+    s.push('\n');
+    let mut diffs = Vec::new();
+    for id in &ids {
+        let cells: Vec<(String, String)> = runs.iter().map(|r| cell(r, id)).collect();
+        let differ = cells.windows(2).any(|w| w[0].0 != w[1].0);
+        let name: String = id.chars().take(width).collect();
+        s.push_str(&format!("{} {:<width$}", if differ { '*' } else { ' ' }, name));
+        for (st, _) in &cells {
+            s.push_str(&format!(" {st:>14}"));
+        }
+        s.push('\n');
+        if differ {
+            diffs.push((id, cells));
+        }
+    }
+    s.push_str(&format!("{} case(s), {} differ between kernels\n", ids.len(), diffs.len()));
+    for (id, cells) in diffs {
+        s.push_str(&format!("* {id}\n"));
+        for (r, (st, msg)) in runs.iter().zip(cells) {
+            s.push_str(&format!("    {:<16} {st:<5} {}\n", short_label(&r.target), one_line(&msg)));
+        }
+    }
+    s
+}
+
+fn short_label(t: &str) -> String {
+    let t = t.strip_prefix("debian:").unwrap_or(t);
+    t.chars().rev().take(14).collect::<Vec<_>>().into_iter().rev().collect()
 }
 
 pub fn json(runs: &[&RunReport]) -> String {

@@ -57,11 +57,7 @@ fn io_errno(e: std::io::Error) -> i32 {
 
 impl Ring {
     pub fn new(entries: u32, flags: u32, cq_entries: Option<u32>) -> Result<Ring, RingError> {
-        let flags = if cq_entries.is_some() {
-            flags | IORING_SETUP_CQSIZE
-        } else {
-            flags
-        };
+        let flags = if cq_entries.is_some() { flags | IORING_SETUP_CQSIZE } else { flags };
         if flags & IORING_SETUP_CQE32 != 0 {
             Self::new_big(entries, flags, cq_entries)
         } else {
@@ -115,14 +111,8 @@ impl Ring {
                 ))),
             };
         }
-        let ring = b
-            .build(entries)
-            .map_err(|e| RingError::Kernel(io_errno(e)))?;
-        Ok(Ring {
-            inner: Inner::Big(ring),
-            flags,
-            mixed: false,
-        })
+        let ring = b.build(entries).map_err(|e| RingError::Kernel(io_errno(e)))?;
+        Ok(Ring { inner: Inner::Big(ring), flags, mixed: false })
     }
 
     fn new_small(entries: u32, flags: u32, cq_entries: Option<u32>) -> Result<Ring, RingError> {
@@ -133,16 +123,10 @@ impl Ring {
         let fd = sys::io_uring_setup(entries, &mut params).map_err(RingError::Kernel)?;
         // SAFETY: io_uring::Parameters is repr(transparent) over io_uring_params (120
         // bytes, asserted above), filled in by the kernel for this fd.
-        let p: io_uring::Parameters =
-            unsafe { std::mem::transmute::<[u8; 120], io_uring::Parameters>(params) };
+        let p: io_uring::Parameters = unsafe { std::mem::transmute::<[u8; 120], io_uring::Parameters>(params) };
         // SAFETY: fd is a fresh io_uring fd we own, and p is what the kernel returned.
-        let ring = unsafe { IoUring::from_fd(fd.into_raw_fd(), p) }
-            .map_err(|e| RingError::Kernel(io_errno(e)))?;
-        Ok(Ring {
-            inner: Inner::Small(ring),
-            flags,
-            mixed: flags & IORING_SETUP_CQE_MIXED != 0,
-        })
+        let ring = unsafe { IoUring::from_fd(fd.into_raw_fd(), p) }.map_err(|e| RingError::Kernel(io_errno(e)))?;
+        Ok(Ring { inner: Inner::Small(ring), flags, mixed: flags & IORING_SETUP_CQE_MIXED != 0 })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -182,9 +166,7 @@ impl Ring {
     /// Waits until at least one CQE is there or `timeout` passed, running deferred task
     /// work, then returns every CQE available.
     pub fn wait(&mut self, timeout: Duration) -> Result<Vec<Cqe>, i32> {
-        let ts = types::Timespec::new()
-            .sec(timeout.as_secs())
-            .nsec(timeout.subsec_nanos());
+        let ts = types::Timespec::new().sec(timeout.as_secs()).nsec(timeout.subsec_nanos());
         let args = types::SubmitArgs::new().timespec(&ts);
         let r = match &self.inner {
             Inner::Big(r) => r.submitter().submit_with_args(1, &args),
@@ -221,21 +203,11 @@ impl Ring {
                     }
                     let big = if mixed && flags & IORING_CQE_F_32 != 0 {
                         // The second half of a 32-byte CQE occupies the next 16-byte slot.
-                        it.next().map(|x| {
-                            [
-                                x.user_data(),
-                                (x.result() as u32 as u64) | ((x.flags() as u64) << 32),
-                            ]
-                        })
+                        it.next().map(|x| [x.user_data(), (x.result() as u32 as u64) | ((x.flags() as u64) << 32)])
                     } else {
                         None
                     };
-                    out.push(Cqe {
-                        user_data: e.user_data(),
-                        res: e.result(),
-                        flags,
-                        big,
-                    });
+                    out.push(Cqe { user_data: e.user_data(), res: e.result(), flags, big });
                 }
             }
         }

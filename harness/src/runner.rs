@@ -73,6 +73,8 @@ pub struct RunOpts {
     /// Emit machine-readable progress lines on stdout (used inside VMs).
     pub stream: bool,
     pub quiet: bool,
+    /// Skip this many selected cases (a VM booted again after a crash resumes here).
+    pub start_at: usize,
 }
 
 pub const STREAM_TAG: &str = "@@ZCRX@@";
@@ -86,11 +88,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 /// Ctrl-C / SIGTERM stop the run after killing the running case; reports are still written.
 pub fn install_signal_handlers() {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let sa = SigAction::new(
-        SigHandler::Handler(on_sigint),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
+    let sa = SigAction::new(SigHandler::Handler(on_sigint), SaFlags::empty(), SigSet::empty());
     for s in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic.
         let _ = unsafe { sigaction(s, &sa) };
@@ -101,10 +99,7 @@ pub fn install_signal_handlers() {
 pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, String> {
     let d = &case.def;
     let case_topos: Vec<String> = if d.requires.topology.is_empty() {
-        topology::DEFAULT_CASE
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        topology::DEFAULT_CASE.iter().map(|s| s.to_string()).collect()
     } else {
         d.requires.topology.clone()
     };
@@ -112,14 +107,8 @@ pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, 
         if !probe.version_in(k.min.as_deref(), k.max.as_deref()) {
             return Err(format!(
                 "needs kernel {}{}; running {}",
-                k.min
-                    .as_deref()
-                    .map(|m| format!(">= {m}"))
-                    .unwrap_or_default(),
-                k.max
-                    .as_deref()
-                    .map(|m| format!(" <= {m}"))
-                    .unwrap_or_default(),
+                k.min.as_deref().map(|m| format!(">= {m}")).unwrap_or_default(),
+                k.max.as_deref().map(|m| format!(" <= {m}")).unwrap_or_default(),
                 probe.kernel_release
             ));
         }
@@ -148,11 +137,7 @@ pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, 
         return Ok(t.clone());
     }
     if why.is_empty() {
-        Err(format!(
-            "needs topology {} (this run has {})",
-            case_topos.join(" or "),
-            run_topos.join(", ")
-        ))
+        Err(format!("needs topology {} (this run has {})", case_topos.join(" or "), run_topos.join(", ")))
     } else {
         Err(why.join("; "))
     }
@@ -186,11 +171,7 @@ pub fn is_splat(line: &str) -> bool {
 impl Kmsg {
     pub fn open() -> Kmsg {
         use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open("/dev/kmsg")
-            .ok();
+        let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/dev/kmsg").ok();
         let mut k = Kmsg { f };
         k.skip_to_end();
         k
@@ -215,9 +196,7 @@ impl Kmsg {
                     let rec = String::from_utf8_lossy(&buf[..n]);
                     let msg = rec.split_once(';').map(|(_, m)| m).unwrap_or(&rec);
                     for l in msg.lines() {
-                        if !l.starts_with(' ')
-                            || l.trim_start().starts_with(|c: char| c.is_ascii_uppercase())
-                        {
+                        if !l.starts_with(' ') || l.trim_start().starts_with(|c: char| c.is_ascii_uppercase()) {
                             out.push(l.trim_end().to_string());
                         }
                     }
@@ -231,12 +210,9 @@ impl Kmsg {
     }
 }
 
-/// Runs one case in a child process (`zcrx-conform exec-case`) with a timeout.
-fn run_child(case: &Case, topo: &str, timeout: f64) -> (Outcome, bool) {
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => return (fail(format!("harness: current_exe: {e}")), false),
-    };
+/// Runs one case in a child process (`<exe> exec-case`) with a timeout; the bool says
+/// whether the run was interrupted meanwhile.
+pub fn run_child(exe: &std::path::Path, case: &Case, topo: &str, timeout: f64) -> (Outcome, bool) {
     let child = Command::new(exe)
         .arg("exec-case")
         .arg(&case.file)
@@ -252,14 +228,8 @@ fn run_child(case: &Case, topo: &str, timeout: f64) -> (Outcome, bool) {
         Ok(c) => c,
         Err(e) => return (fail(format!("harness: spawn: {e}")), false),
     };
-    let out = child
-        .stdout
-        .take()
-        .map(|s| std::thread::spawn(move || read_all(s)));
-    let err = child
-        .stderr
-        .take()
-        .map(|s| std::thread::spawn(move || read_all(s)));
+    let out = child.stdout.take().map(|s| std::thread::spawn(move || read_all(s)));
+    let err = child.stderr.take().map(|s| std::thread::spawn(move || read_all(s)));
     let start = Instant::now();
     let mut timed_out = false;
     let mut interrupted = false;
@@ -289,27 +259,19 @@ fn run_child(case: &Case, topo: &str, timeout: f64) -> (Outcome, bool) {
         .find_map(|l| l.strip_prefix("@@OUTCOME@@ "))
         .and_then(|j| serde_json::from_str::<Outcome>(j).ok());
     let tail = |s: &str| -> Vec<String> {
-        let lines: Vec<&str> = s
-            .lines()
-            .filter(|l| !l.starts_with("@@OUTCOME@@"))
-            .collect();
-        lines[lines.len().saturating_sub(40)..]
-            .iter()
-            .map(|l| l.to_string())
-            .collect()
+        let lines: Vec<&str> = s.lines().filter(|l| !l.starts_with("@@OUTCOME@@")).collect();
+        lines[lines.len().saturating_sub(40)..].iter().map(|l| l.to_string()).collect()
     };
     let outcome = match (parsed, timed_out, interrupted) {
         (_, true, _) => {
             let mut o = fail(format!("timed out after {timeout} s; killed"));
             o.log = tail(&stdout);
-            o.log
-                .extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
+            o.log.extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
             o
         }
         (_, _, true) => fail("interrupted".into()),
         (Some(mut o), _, _) => {
-            o.log
-                .extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
+            o.log.extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
             o
         }
         (None, _, _) => {
@@ -325,8 +287,7 @@ fn run_child(case: &Case, topo: &str, timeout: f64) -> (Outcome, bool) {
             };
             let mut o = fail(format!("case process crashed ({how}) without a result"));
             o.log = tail(&stdout);
-            o.log
-                .extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
+            o.log.extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
             o
         }
     };
@@ -348,11 +309,7 @@ fn read_all<R: Read>(r: R) -> String {
 }
 
 fn fail(message: String) -> Outcome {
-    Outcome {
-        status: Status::Fail,
-        message,
-        log: vec![],
-    }
+    Outcome { status: Status::Fail, message, log: vec![] }
 }
 
 /// Runs the cases; `on_result` sees each result as it is known (progress, streaming).
@@ -373,16 +330,12 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
         .filter(|c| opts.filter.is_empty() || opts.filter.iter().any(|f| c.id.contains(f.as_str())))
         .collect();
     if opts.stream {
-        println!(
-            "{STREAM_TAG} probe {}",
-            serde_json::to_string(probe).unwrap_or_default()
-        );
+        println!("{STREAM_TAG} probe {}", serde_json::to_string(probe).unwrap_or_default());
         println!("{STREAM_TAG} total {}", selected.len());
     }
-    let tty =
-        !opts.stream && !opts.quiet && nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
+    let tty = !opts.stream && !opts.quiet && nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
     let total = selected.len();
-    for (n, case) in selected.into_iter().enumerate() {
+    for (n, case) in selected.into_iter().enumerate().skip(opts.start_at) {
         if INTERRUPTED.load(Ordering::SeqCst) {
             report.aborted = Some("interrupted".into());
             break;
@@ -402,10 +355,7 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
             duration_s: 0.0,
         };
         if opts.stream {
-            println!(
-                "{STREAM_TAG} start {}",
-                serde_json::to_string(&case.id).unwrap_or_default()
-            );
+            println!("{STREAM_TAG} start {}", serde_json::to_string(&case.id).unwrap_or_default());
         }
         if tty {
             eprint!("\r\x1b[K[{}/{total}] {} {}", n + 1, target, case.id);
@@ -416,7 +366,10 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
                 let t0 = Instant::now();
                 kmsg.drain();
                 let timeout = d.timeout.unwrap_or(opts.timeout);
-                let (o, interrupted) = run_child(case, &topo, timeout);
+                let (o, interrupted) = match std::env::current_exe() {
+                    Ok(exe) => run_child(&exe, case, &topo, timeout),
+                    Err(e) => (fail(format!("harness: current_exe: {e}")), false),
+                };
                 cr.duration_s = t0.elapsed().as_secs_f64();
                 cr.topology = Some(topo);
                 cr.status = o.status;
@@ -439,25 +392,11 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
             }
         }
         if opts.stream {
-            println!(
-                "{STREAM_TAG} result {}",
-                serde_json::to_string(&cr).unwrap_or_default()
-            );
+            println!("{STREAM_TAG} result {}", serde_json::to_string(&cr).unwrap_or_default());
         } else if !opts.quiet && !tty {
-            eprintln!(
-                "{:<4} [{}/{total}] {} {}",
-                status_word(cr.status),
-                n + 1,
-                cr.id,
-                short(&cr.message)
-            );
+            eprintln!("{:<4} [{}/{total}] {} {}", status_word(cr.status), n + 1, cr.id, short(&cr.message));
         } else if tty && cr.status == Status::Fail {
-            eprintln!(
-                "\r\x1b[KFAIL [{}/{total}] {} {}",
-                n + 1,
-                cr.id,
-                short(&cr.message)
-            );
+            eprintln!("\r\x1b[KFAIL [{}/{total}] {} {}", n + 1, cr.id, short(&cr.message));
         }
         report.cases.push(cr);
     }

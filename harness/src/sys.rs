@@ -10,9 +10,7 @@ pub type SysResult = Result<i64, i32>;
 
 fn ret(r: libc::c_long) -> SysResult {
     if r < 0 {
-        Err(io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO))
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
     } else {
         Ok(r)
     }
@@ -21,15 +19,7 @@ fn ret(r: libc::c_long) -> SysResult {
 /// `io_uring_register(fd, opcode, arg, nr_args)` with no checks at all.
 pub fn io_uring_register(fd: RawFd, opcode: u32, arg: u64, nr_args: u32) -> SysResult {
     // SAFETY: the kernel validates every argument; a bad pointer yields EFAULT.
-    ret(unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_register,
-            fd,
-            opcode,
-            arg as usize,
-            nr_args,
-        )
-    })
+    ret(unsafe { libc::syscall(libc::SYS_io_uring_register, fd, opcode, arg as usize, nr_args) })
 }
 
 /// `io_uring_setup(entries, params)`; returns the ring fd.
@@ -52,24 +42,12 @@ unsafe impl Send for Mem {}
 impl Mem {
     /// Anonymous read/write mapping of `len` bytes (rounded up to pages).
     pub fn anon(len: usize) -> io::Result<Mem> {
-        Self::map(
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
+        Self::map(len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
     }
 
     /// Maps `len` bytes of `fd` at `offset` shared (used for kernel-allocated RQ regions).
     pub fn map_fd(fd: RawFd, len: usize, offset: u64) -> io::Result<Mem> {
-        Self::map(
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_POPULATE,
-            fd,
-            offset as i64,
-        )
+        Self::map(len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_POPULATE, fd, offset as i64)
     }
 
     fn map(len: usize, prot: i32, flags: i32, fd: RawFd, off: i64) -> io::Result<Mem> {
@@ -79,8 +57,7 @@ impl Mem {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let ptr =
-            NonNull::new(p as *mut u8).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        let ptr = NonNull::new(p as *mut u8).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
         Ok(Mem { ptr, len })
     }
 
@@ -121,9 +98,7 @@ impl Mem {
             return false;
         }
         // SAFETY: bounds checked; the mapping is writable (callers protect only after).
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.as_ptr().add(off), bytes.len())
-        };
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.as_ptr().add(off), bytes.len()) };
         true
     }
 
@@ -260,11 +235,7 @@ pub fn errno_by_name(name: &str) -> Option<i32> {
 }
 
 pub fn errno_name(e: i32) -> String {
-    ERRNOS
-        .iter()
-        .find(|(_, v)| *v == e)
-        .map(|(n, _)| n.to_string())
-        .unwrap_or_else(|| format!("errno {e}"))
+    ERRNOS.iter().find(|(_, v)| *v == e).map(|(n, _)| n.to_string()).unwrap_or_else(|| format!("errno {e}"))
 }
 
 /// `-EINVAL`-style rendering of a CQE result or syscall return.
@@ -278,23 +249,15 @@ pub fn res_name(res: i64) -> String {
 
 /// Kernel release, e.g. "6.18.44-fc-v657".
 pub fn kernel_release() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown".into())
+    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown".into())
 }
 
 /// Parses the leading "X.Y.Z" of a release string.
 pub fn parse_version(s: &str) -> Option<(u32, u32, u32)> {
-    let mut it = s
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|p| !p.is_empty());
+    let mut it = s.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty());
     let major = it.next()?.parse().ok()?;
     let minor = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let patch = if s.split('.').count() > 2 {
-        it.next().and_then(|p| p.parse().ok()).unwrap_or(0)
-    } else {
-        0
-    };
+    let patch = if s.split('.').count() > 2 { it.next().and_then(|p| p.parse().ok()).unwrap_or(0) } else { 0 };
     Some((major, minor, patch))
 }
 

@@ -6,14 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const KNOWN: &[&str] = &[
-    "host",
-    "nodev",
-    "netdevsim",
-    "veth",
-    "nic",
-    "netdevsim-zcrx",
-];
+pub const KNOWN: &[&str] = &["host", "nodev", "netdevsim", "veth", "nic", "netdevsim-zcrx"];
 
 /// Topologies a run provides when none is named.
 pub const DEFAULT_RUN: &[&str] = &["host", "nodev"];
@@ -35,25 +28,12 @@ pub struct Topo {
 impl Topo {
     pub fn new(name: &str) -> Result<Topo, String> {
         match name {
-            "host" => Ok(Topo {
-                name: name.into(),
-                nodev: false,
-                if_idx: loopback_ifindex(),
-                if_rxq: 0,
-            }),
-            "nodev" => Ok(Topo {
-                name: name.into(),
-                nodev: true,
-                if_idx: 0,
-                if_rxq: 0,
-            }),
-            other if KNOWN.contains(&other) => Err(format!(
-                "topology `{other}` is not set up by this version of the harness"
-            )),
-            other => Err(format!(
-                "unknown topology `{other}` (known: {})",
-                KNOWN.join(", ")
-            )),
+            "host" => Ok(Topo { name: name.into(), nodev: false, if_idx: loopback_ifindex(), if_rxq: 0 }),
+            "nodev" => Ok(Topo { name: name.into(), nodev: true, if_idx: 0, if_rxq: 0 }),
+            other if KNOWN.contains(&other) => {
+                Err(format!("topology `{other}` is not set up by this version of the harness"))
+            }
+            other => Err(format!("unknown topology `{other}` (known: {})", KNOWN.join(", "))),
         }
     }
 }

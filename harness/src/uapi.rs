@@ -188,19 +188,20 @@ pub struct QueryZcrx {
     pub register_flags: u64,
     pub area_flags: u64,
     pub nr_ctrl_opcodes: u32,
-    pub resv1: u32,
-    pub features: u64,
+    pub features: u32,
     pub rq_hdr_size: u32,
     pub rq_hdr_alignment: u32,
+    pub resv2: u64,
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueryZcrxEvent {
-    pub event_flags: u64,
+    pub event_flags: u32,
     pub stats_size: u32,
     pub stats_off_alignment: u32,
-    pub resv: [u64; 4],
+    pub resv1: u32,
+    pub resv2: [u64; 4],
 }
 
 /// `struct io_uring_sqe`, 64 bytes, with the unions flattened to the members RECV_ZC uses.
@@ -232,35 +233,10 @@ macro_rules! assert_layout {
 
 assert_layout!(ZcrxRqe, 16, off = 0, len = 8, pad = 12);
 assert_layout!(ZcrxCqe, 16, off = 0, pad = 8);
-assert_layout!(
-    ZcrxOffsets,
-    32,
-    head = 0,
-    tail = 4,
-    rqes = 8,
-    resv2 = 12,
-    resv = 16
-);
-assert_layout!(
-    ZcrxAreaReg,
-    48,
-    addr = 0,
-    len = 8,
-    rq_area_token = 16,
-    flags = 24,
-    dmabuf_fd = 28,
-    resv2 = 32
-);
+assert_layout!(ZcrxOffsets, 32, head = 0, tail = 4, rqes = 8, resv2 = 12, resv = 16);
+assert_layout!(ZcrxAreaReg, 48, addr = 0, len = 8, rq_area_token = 16, flags = 24, dmabuf_fd = 28, resv2 = 32);
 assert_layout!(ZcrxStats, 16, copy_count = 0, copy_bytes = 8);
-assert_layout!(
-    ZcrxEventDesc,
-    96,
-    user_data = 0,
-    type_mask = 8,
-    flags = 12,
-    stats_offset = 16,
-    resv2 = 24
-);
+assert_layout!(ZcrxEventDesc, 96, user_data = 0, type_mask = 8, flags = 12, stats_offset = 16, resv2 = 24);
 assert_layout!(
     ZcrxIfqReg,
     96,
@@ -276,27 +252,9 @@ assert_layout!(
     event_desc = 72,
     resv = 80
 );
-assert_layout!(
-    RegionDesc,
-    64,
-    user_addr = 0,
-    size = 8,
-    flags = 16,
-    id = 20,
-    mmap_offset = 24,
-    resv = 32
-);
+assert_layout!(RegionDesc, 64, user_addr = 0, size = 8, flags = 16, id = 20, mmap_offset = 24, resv = 32);
 assert_layout!(ZcrxCtrl, 72, zcrx_id = 0, op = 4, resv = 8, body = 24);
-assert_layout!(
-    QueryHdr,
-    40,
-    next_entry = 0,
-    query_data = 8,
-    query_op = 16,
-    size = 20,
-    result = 24,
-    resv = 28
-);
+assert_layout!(QueryHdr, 40, next_entry = 0, query_data = 8, query_op = 16, size = 20, result = 24, resv = 28);
 assert_layout!(
     QueryOpcodes,
     48,
@@ -314,18 +272,12 @@ assert_layout!(
     register_flags = 0,
     area_flags = 8,
     nr_ctrl_opcodes = 16,
-    features = 24,
-    rq_hdr_size = 32,
-    rq_hdr_alignment = 36
+    features = 20,
+    rq_hdr_size = 24,
+    rq_hdr_alignment = 28,
+    resv2 = 32
 );
-assert_layout!(
-    QueryZcrxEvent,
-    48,
-    event_flags = 0,
-    stats_size = 8,
-    stats_off_alignment = 12,
-    resv = 16
-);
+assert_layout!(QueryZcrxEvent, 48, event_flags = 0, stats_size = 4, stats_off_alignment = 8, resv1 = 12, resv2 = 16);
 assert_layout!(
     Sqe,
     64,
@@ -590,10 +542,10 @@ pub static QUERY_ZCRX: FieldTable = FieldTable {
         "register_flags" => Output @ register_flags: 8,
         "area_flags" => Output @ area_flags: 8,
         "nr_ctrl_opcodes" => Output @ nr_ctrl_opcodes: 4,
-        "__resv1" => Reserved @ resv1: 4,
-        "features" => Output @ features: 8,
+        "features" => Output @ features: 4,
         "rq_hdr_size" => Output @ rq_hdr_size: 4,
         "rq_hdr_alignment" => Output @ rq_hdr_alignment: 4,
+        "__resv2" => Reserved @ resv2: 8,
     ),
 };
 
@@ -601,13 +553,14 @@ pub static QUERY_ZCRX_EVENT: FieldTable = FieldTable {
     name: "io_uring_query_zcrx_event",
     size: size_of::<QueryZcrxEvent>(),
     fields: fields!(QueryZcrxEvent;
-        "event_flags" => Output @ event_flags: 8,
+        "event_flags" => Output @ event_flags: 4,
         "stats_size" => Output @ stats_size: 4,
         "stats_off_alignment" => Output @ stats_off_alignment: 4,
-        "__resv[0]" => Reserved @ resv[0]: 8,
-        "__resv[1]" => Reserved @ resv[1]: 8,
-        "__resv[2]" => Reserved @ resv[2]: 8,
-        "__resv[3]" => Reserved @ resv[3]: 8,
+        "__resv1" => Reserved @ resv1: 4,
+        "__resv2[0]" => Reserved @ resv2[0]: 8,
+        "__resv2[1]" => Reserved @ resv2[1]: 8,
+        "__resv2[2]" => Reserved @ resv2[2]: 8,
+        "__resv2[3]" => Reserved @ resv2[3]: 8,
     ),
 };
 
@@ -676,12 +629,7 @@ mod tests {
         for t in TABLES {
             let mut covered = vec![0u8; t.size];
             for f in t.fields {
-                assert!(
-                    f.offset + f.size <= t.size,
-                    "{}.{} out of bounds",
-                    t.name,
-                    f.name
-                );
+                assert!(f.offset + f.size <= t.size, "{}.{} out of bounds", t.name, f.name);
                 if t.name != "zcrx_ctrl" || !f.name.starts_with("zc_") {
                     for b in &mut covered[f.offset..f.offset + f.size] {
                         *b += 1;
@@ -701,12 +649,7 @@ mod tests {
     #[test]
     fn ctrl_union_members_each_cover_48_bytes() {
         for member in ["zc_export.", "zc_flush.", "zc_arm_event.", "zc_area."] {
-            let total: usize = CTRL
-                .fields
-                .iter()
-                .filter(|f| f.name.starts_with(member))
-                .map(|f| f.size)
-                .sum();
+            let total: usize = CTRL.fields.iter().filter(|f| f.name.starts_with(member)).map(|f| f.size).sum();
             assert_eq!(total, 48, "{member}");
         }
     }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The project's tests: formatting and lints, unit tests, every case on the host kernel
+# (cargo test), the host suite with reports, and the suite in the default VM.
+# Installs what it needs (vm/provision.sh, kernel packages); run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=out/ci
+mkdir -p "$out"
+step() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+t0=$SECONDS
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test (unit tests + every case on the host kernel)"
+cargo test --locked
+
+step "release build"
+cargo build --release --locked
+bin=target/release/zcrx-conform
+
+step "validate"
+"$bin" validate cases
+
+step "host suite"
+"$bin" run cases --out "$out/host" -q
+
+step "VM suite (default kernel)"
+"$bin" run --vm --out "$out/vm" -q
+
+printf '\nci/test.sh: done in %d s; reports in %s\n' "$((SECONDS - t0))" "$out"
