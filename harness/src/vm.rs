@@ -313,11 +313,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
                                 report.probe = p;
                             }
                         }
-                        "total" => {
-                            if total.is_none() {
-                                total = json.trim().parse().ok();
-                            }
-                        }
+                        "total" if total.is_none() => total = json.trim().parse().ok(),
                         "start" => {
                             let id: String = serde_json::from_str(json).unwrap_or_default();
                             if tty {
