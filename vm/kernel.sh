@@ -34,8 +34,9 @@ read -r -a SUITES <<<"${ZCRX_DEBIAN_SUITES:-sid trixie-backports experimental}"
 ARCH=amd64
 FLAVOUR=${ZCRX_KERNEL_FLAVOUR:-amd64}
 
-log() { printf 'kernel.sh: %s\n' "$*" >&2; }
-die() { printf 'kernel.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+# Other vm/ scripts source this file for its apt functions and set ZCRX_LOG_NAME.
+log() { printf '%s: %s\n' "${ZCRX_LOG_NAME:-kernel.sh}" "$*" >&2; }
+die() { printf '%s: ERROR: %s\n' "${ZCRX_LOG_NAME:-kernel.sh}" "$*" >&2; exit 1; }
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
@@ -368,6 +369,9 @@ $(awk '{printf "  debian:%-14s %-22s %s\n", $1, $2, $3}' <<<"$cat")"
     log "extracted to $KDIR/$kver/root ($(du -sh "$KDIR/$kver/root" | cut -f1))"
     vmlinuz_of "$kver"; echo
 }
+
+# Sourced (by netdevsim.sh, ethtool.sh): define the functions only.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 
 case ${1:-} in
     list) shift; [[ $# -le 1 ]] || usage; cmd_list "${1:-}" ;;

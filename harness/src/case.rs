@@ -386,6 +386,10 @@ pub struct CaseFile {
     pub ring: RingSpec,
     #[serde(default)]
     pub zcrx: ZcrxDefaults,
+    /// Run the case in a new user namespace: root there, but without CAP_NET_ADMIN in the
+    /// initial namespace, which is where zcrx checks it.
+    #[serde(default)]
+    pub userns: bool,
     pub steps: Vec<Sp<Step>>,
 }
 
@@ -444,6 +448,8 @@ pub struct Step {
     pub expect_stats: Option<ExpectStats>,
     pub mmap_region: Option<MmapRegion>,
     pub close: Option<Close>,
+    pub tun: Option<Tun>,
+    pub netns: Option<Netns>,
     pub expect: Option<Expect>,
 }
 
@@ -473,7 +479,9 @@ impl Step {
             expect_rq,
             expect_stats,
             mmap_region,
-            close
+            close,
+            tun,
+            netns
         );
         v
     }
@@ -533,6 +541,9 @@ pub struct Ctrl {
     pub area_pages: Option<u32>,
     /// EXPORT: name under which the returned fd is kept (default box).
     pub save_fd: Option<String>,
+    /// Place the zcrx_ctrl struct on a read-only page (the kernel cannot write results back).
+    #[serde(default)]
+    pub readonly: bool,
     /// Pass this address instead of the struct (e.g. 0 or $fault).
     pub arg: Option<Value>,
     #[serde(default)]
@@ -683,8 +694,9 @@ pub struct ExpectData {
     pub timeout_ms: Option<u64>,
     pub zcrx: Option<String>,
     pub conn: Option<String>,
-    /// Area index every CQE must name (default 0).
-    pub area: Option<u16>,
+    /// Area indexes the CQEs may name (default [0]).
+    #[serde(default)]
+    pub areas: Vec<u64>,
     /// With recycling: when the request ends with res=-ENOMEM (the area ran dry before the
     /// returned buffers were flushed), flush and submit the same RECV_ZC again, as the NODEV
     /// protocol prescribes. The number of re-arms is logged.
@@ -785,6 +797,22 @@ pub struct Close {
     pub ring: Option<String>,
     pub fd: Option<String>,
     pub conn: Option<String>,
+}
+
+/// Create a TUN device (a netdev without a DMA device) in the case's network namespace;
+/// `$NAME.ifindex` refers to it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tun {
+    pub name: String,
+}
+
+/// Move the case process into a fresh network namespace (devices created before stay behind).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Netns {
+    #[serde(default)]
+    pub new: bool,
 }
 
 /// A loading or validation error with its place.

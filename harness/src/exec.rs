@@ -6,6 +6,7 @@ use std::io::Write;
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -49,13 +50,13 @@ pub fn pattern(start: u64, len: usize) -> Vec<u8> {
 struct Zcrx {
     ring: String,
     id: u32,
-    region: Option<Mem>,
+    region: Option<Rc<Mem>>,
     region_size: usize,
     mmap_offset: u64,
     offsets: ZcrxOffsets,
     rq_entries: u32,
     buf_shift: u32,
-    areas: BTreeMap<u64, Mem>,
+    areas: BTreeMap<u64, Rc<Mem>>,
     stats_offset: Option<u64>,
     held: VecDeque<u64>,
     /// RQEs the harness has published (its tail counter, free-running).
@@ -88,12 +89,22 @@ struct Ctx<'a> {
     recvs: HashMap<u64, Recv>,
     pending: VecDeque<Cqe>,
     fault: Mem,
+    /// Exported fd name -> the zcrx instance it came from.
+    exported_from: HashMap<String, String>,
+    /// Kernel-specific expectations that applied (shown in logs and the matrix).
+    notes: std::cell::RefCell<Vec<String>>,
     log: Vec<String>,
     // Addresses of the area/region memory of the last register step, for `$area.addr`.
     last: BTreeMap<String, u64>,
 }
 
 type StepResult = Result<(), String>;
+
+/// Log lines with this prefix record that a kernel-specific expectation applied.
+pub const KERNEL_SPECIFIC: &str = "kernel-specific expectation ";
+
+/// An error carrying this prefix means the environment cannot run the case: a skip.
+pub const SKIP_PREFIX: &str = "skip: ";
 
 const PAGE: usize = 4096;
 
@@ -114,14 +125,31 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe) -> Outcome {
         recvs: HashMap::new(),
         pending: VecDeque::new(),
         fault,
+        exported_from: HashMap::new(),
+        notes: Default::default(),
         log: Vec::new(),
         last: BTreeMap::new(),
     };
-    let r = ctx.run();
-    let log = std::mem::take(&mut ctx.log);
+    let r = if case.def.userns {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| format!("{SKIP_PREFIX}cannot create a user namespace: {e}"))
+            .and_then(|_| {
+                ctx.log.push("running in a new user namespace (no CAP_NET_ADMIN in the initial one)".into());
+                ctx.run()
+            })
+    } else {
+        ctx.run()
+    };
+    let mut log = std::mem::take(&mut ctx.log);
+    let mut notes = ctx.notes.take();
+    notes.dedup();
+    log.extend(notes);
     match r {
         Ok(()) => Outcome { status: Status::Pass, message: String::new(), log },
-        Err(m) => Outcome { status: Status::Fail, message: m, log },
+        Err(m) => match m.find(SKIP_PREFIX) {
+            Some(i) => Outcome { status: Status::Skip, message: m[i + SKIP_PREFIX.len()..].to_string(), log },
+            None => Outcome { status: Status::Fail, message: m, log },
+        },
     }
 }
 
@@ -278,6 +306,22 @@ impl<'a> Ctx<'a> {
         if let Some(x) = &s.mmap_region {
             return self.mmap_region(&ring, x, s.expect.as_ref());
         }
+        if let Some(t) = &s.tun {
+            let fd = crate::netdev::create_tun(&t.name)?;
+            let idx = nix::net::if_::if_nametoindex(t.name.as_str()).map_err(|e| format!("if_nametoindex: {e}"))?;
+            self.last.insert(format!("{}.ifindex", t.name), idx as u64);
+            self.log.push(format!("tun device {} (ifindex {idx})", t.name));
+            self.fds.insert(format!("{}.tunfd", t.name), fd);
+            return Ok(());
+        }
+        if let Some(n) = &s.netns {
+            if n.new {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| format!("unshare(NEWNET): {e}"))?;
+                self.log.push("moved into a new network namespace".into());
+            }
+            return Ok(());
+        }
         if let Some(x) = &s.close {
             if let Some(r) = &x.ring {
                 self.rings.remove(r).ok_or_else(|| format!("no ring `{r}`"))?;
@@ -360,6 +404,8 @@ impl<'a> Ctx<'a> {
                 errno = k.errno.clone();
                 ret = k.ret;
                 out = &k.out;
+                let range = format!("{}..{}", k.min.as_deref().unwrap_or(""), k.max.as_deref().unwrap_or(""));
+                self.notes.borrow_mut().push(format!("{KERNEL_SPECIFIC}[{range}] {}", k.why));
                 break;
             }
         }
@@ -519,18 +565,29 @@ impl<'a> Ctx<'a> {
         as_bytes_mut(&mut rd).copy_from_slice(region_page.slice(0, REGION_DESC.size).ok_or("short region page")?);
         let mut ar = ZcrxAreaReg::default();
         as_bytes_mut(&mut ar).copy_from_slice(area_page.slice(0, AREA_REG.size).ok_or("short area page")?);
+        // An import is the same ifq: it shares the exporter's areas and RQ memory (this
+        // process holds both), which lets an importer's data be checked byte for byte.
+        let exporter = r.import.as_ref().and_then(|f| self.exported_from.get(f)).and_then(|z| self.zcrx.get(z));
         let region = match (region_mem, import_fd) {
-            (Some(m), _) => Some(m),
-            (None, None) => Some(
+            (Some(m), _) => Some(Rc::new(m)),
+            (None, None) => Some(Rc::new(
                 Mem::map_fd(ring_fd, rd.size as usize, rd.mmap_offset)
                     .map_err(|e| format!("mmap of the kernel RQ region at {:#x}: {e}", rd.mmap_offset))?,
-            ),
-            (None, Some(_)) => None,
+            )),
+            (None, Some(_)) => exporter.and_then(|z| z.region.clone()),
         };
         let mut areas = BTreeMap::new();
         if import_fd.is_none() {
-            areas.insert(ar.rq_area_token >> IORING_ZCRX_AREA_SHIFT, area_mem);
+            areas.insert(ar.rq_area_token >> IORING_ZCRX_AREA_SHIFT, Rc::new(area_mem));
+        } else if let Some(z) = exporter {
+            areas = z.areas.clone();
+            out.rq_entries = z.rq_entries;
+            out.rx_buf_len = 1 << z.buf_shift;
         }
+        let stats_offset = match exporter {
+            Some(z) => z.stats_offset,
+            None => (event.flags & ZCRX_EVENT_DESC_FLAG_STATS != 0).then_some(event.stats_offset),
+        };
         let buf_len = if out.rx_buf_len == 0 { PAGE as u32 } else { out.rx_buf_len };
         self.zcrx.insert(
             name.clone(),
@@ -548,7 +605,7 @@ impl<'a> Ctx<'a> {
                 rq_entries: out.rq_entries,
                 buf_shift: buf_len.trailing_zeros(),
                 areas,
-                stats_offset: (event.flags & ZCRX_EVENT_DESC_FLAG_STATS != 0).then_some(event.stats_offset),
+                stats_offset,
                 held: VecDeque::new(),
                 returned: 0,
             },
@@ -601,7 +658,7 @@ impl<'a> Ctx<'a> {
                 Ns::Any
             }
         })?;
-        let page = page_mem(false, as_bytes(&ctrl))?;
+        let page = page_mem(c.readonly, as_bytes(&ctrl))?;
         let arg = match &c.arg {
             Some(v) => self.value(v, Ns::Any)?,
             None => page.addr(),
@@ -637,12 +694,13 @@ impl<'a> Ctx<'a> {
                     let name = c.save_fd.clone().unwrap_or_else(|| "box".into());
                     self.log.push(format!("  exported fd {fd} saved as ${name} (cloexec={:?})", sys::cloexec(fd)));
                     self.last.insert(format!("{name}.cloexec"), sys::cloexec(fd).unwrap_or(false) as u64);
+                    self.exported_from.insert(name.clone(), zname.clone());
                     self.fds.insert(name, owned);
                 }
                 ZCRX_CTRL_ADD_AREA => {
                     let token = read("area.rq_area_token").ok_or("cannot read the new token")?;
                     if let (Some((mem, _)), Some(z)) = (new_area, self.zcrx.get_mut(&zname)) {
-                        z.areas.insert(token >> IORING_ZCRX_AREA_SHIFT, mem);
+                        z.areas.insert(token >> IORING_ZCRX_AREA_SHIFT, Rc::new(mem));
                     }
                     self.log.push(format!("  new area token {token:#x}"));
                 }
@@ -736,7 +794,7 @@ impl<'a> Ctx<'a> {
         self.check(&got, expect, &|_| None)?;
         if let (Some(m), Some(z)) = (mem, self.zcrx.get_mut(&zname)) {
             if z.region.is_none() {
-                z.region = Some(m);
+                z.region = Some(Rc::new(m));
             }
         }
         Ok(())
@@ -908,7 +966,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Verifies a data CQE: zcrx_cqe pad, area, bounds, buffer boundary and payload.
-    fn take_data(&mut self, ring: &str, ud: u64, c: &Cqe, area_want: u64) -> StepResult {
+    fn take_data(&mut self, ring: &str, ud: u64, c: &Cqe, areas_ok: &[u64]) -> StepResult {
         let rv = self.recvs.get(&ud).cloned().ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
         if self.ring_mixed(ring) && c.flags & IORING_CQE_F_32 == 0 {
             return Err("data CQE on a CQE_MIXED ring without IORING_CQE_F_32".into());
@@ -920,8 +978,8 @@ impl<'a> Ctx<'a> {
         }
         let z = self.zcrx.get(&rv.zcrx).ok_or_else(|| format!("no zcrx `{}`", rv.zcrx))?;
         let area = off >> IORING_ZCRX_AREA_SHIFT;
-        if area != area_want {
-            return Err(format!("CQE off {off:#x} names area {area}, expected area {area_want}"));
+        if !areas_ok.contains(&area) {
+            return Err(format!("CQE off {off:#x} names area {area}, expected one of {areas_ok:?}"));
         }
         let mem = z.areas.get(&area).ok_or_else(|| format!("CQE off {off:#x} names unknown area {area}"))?;
         let in_area = (off & !IORING_ZCRX_AREA_MASK) as usize;
@@ -964,7 +1022,7 @@ impl<'a> Ctx<'a> {
             ));
             self.check_cqe(ring, &c, e, &format!("CQE #{}", i + 1))?;
             if e.data {
-                self.take_data(ring, ud, &c, 0)?;
+                self.take_data(ring, ud, &c, &[0])?;
             }
         }
         Ok(())
@@ -1005,7 +1063,8 @@ impl<'a> Ctx<'a> {
                     flag_names(flags)
                 ));
             }
-            self.take_data(ring, ud, &c, x.area.unwrap_or(0) as u64)?;
+            let areas = if x.areas.is_empty() { vec![0] } else { x.areas.clone() };
+            self.take_data(ring, ud, &c, &areas)?;
             got += c.res as u64;
             ncqe += 1;
             if got > x.bytes {

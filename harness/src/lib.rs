@@ -6,6 +6,7 @@
 pub mod case;
 pub mod consts;
 pub mod exec;
+pub mod netdev;
 pub mod probe;
 pub mod report;
 pub mod ring;

@@ -114,8 +114,9 @@ fn one_line(s: &str) -> String {
     s.replace('\n', " | ")
 }
 
-/// A cases x kernels table; rows where the kernels disagree are marked `*` and
-/// explained below the table.
+/// A cases x kernels table. `*` marks rows where the kernels behave differently (a
+/// kernel-specific expectation applied, or pass/fail differs); `~` rows ran on some kernels
+/// only (skipped elsewhere, with the reason below). Details follow the table.
 pub fn matrix_table(runs: &[&RunReport]) -> String {
     let mut ids: Vec<&str> = Vec::new();
     for r in runs {
@@ -125,37 +126,61 @@ pub fn matrix_table(runs: &[&RunReport]) -> String {
             }
         }
     }
-    let width = ids.iter().map(|i| i.len()).max().unwrap_or(4).min(70);
+    let width = ids.iter().map(|i| i.len()).max().unwrap_or(4).min(64);
     let cell = |r: &RunReport, id: &str| -> (String, String) {
         match r.cases.iter().find(|c| c.id == id) {
-            Some(c) => (crate::runner::status_word(c.status).to_string(), c.message.clone()),
+            Some(c) => {
+                let special: Vec<&str> =
+                    c.log.iter().filter_map(|l| l.strip_prefix(crate::exec::KERNEL_SPECIFIC)).collect();
+                let word = crate::runner::status_word(c.status).to_string();
+                if special.is_empty() {
+                    (word, c.message.clone())
+                } else {
+                    (format!("{word}+"), special.join("; "))
+                }
+            }
             None => ("-".into(), "not run".into()),
         }
     };
     let mut s = format!("  {:<width$}", "case");
     for r in runs {
-        s.push_str(&format!(" {:>14}", short_label(&r.target)));
+        s.push_str(&format!(" {:>12}", short_label(&r.target)));
     }
     s.push('\n');
-    let mut diffs = Vec::new();
+    let (mut differ, mut partial) = (Vec::new(), 0usize);
     for id in &ids {
         let cells: Vec<(String, String)> = runs.iter().map(|r| cell(r, id)).collect();
-        let differ = cells.windows(2).any(|w| w[0].0 != w[1].0);
+        let ran: Vec<&(String, String)> = cells.iter().filter(|(st, _)| st != "skip" && st != "-").collect();
+        let behaves_differently =
+            ran.iter().any(|(st, _)| st.ends_with('+')) || ran.windows(2).any(|w| w[0].0 != w[1].0);
+        let mark = if behaves_differently {
+            '*'
+        } else if ran.len() != cells.len() && !ran.is_empty() {
+            partial += 1;
+            '~'
+        } else {
+            ' '
+        };
         let name: String = id.chars().take(width).collect();
-        s.push_str(&format!("{} {:<width$}", if differ { '*' } else { ' ' }, name));
+        s.push_str(&format!("{mark} {name:<width$}"));
         for (st, _) in &cells {
-            s.push_str(&format!(" {st:>14}"));
+            s.push_str(&format!(" {st:>12}"));
         }
         s.push('\n');
-        if differ {
-            diffs.push((id, cells));
+        if behaves_differently {
+            differ.push((id, cells));
         }
     }
-    s.push_str(&format!("{} case(s), {} differ between kernels\n", ids.len(), diffs.len()));
-    for (id, cells) in diffs {
+    s.push_str(&format!(
+        "{} case(s); {} behave differently between kernels (*), {} run on some kernels only (~); + = kernel-specific expectation\n",
+        ids.len(),
+        differ.len(),
+        partial
+    ));
+    for (id, cells) in differ {
         s.push_str(&format!("* {id}\n"));
         for (r, (st, msg)) in runs.iter().zip(cells) {
-            s.push_str(&format!("    {:<16} {st:<5} {}\n", short_label(&r.target), one_line(&msg)));
+            s.push_str(&format!("    {:<14} {st:<6} {}\n", short_label(&r.target), one_line(&msg)));
         }
     }
     s
@@ -163,7 +188,7 @@ pub fn matrix_table(runs: &[&RunReport]) -> String {
 
 fn short_label(t: &str) -> String {
     let t = t.strip_prefix("debian:").unwrap_or(t);
-    t.chars().rev().take(14).collect::<Vec<_>>().into_iter().rev().collect()
+    t.chars().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect()
 }
 
 pub fn json(runs: &[&RunReport]) -> String {

@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# netdevsim.sh: build netdevsim.ko out of tree for a Debian 7.x kernel (Debian's config has
+# "# CONFIG_NETDEVSIM is not set").
+#
+#   netdevsim.sh build KVER [--variant stock|zcrx]
+#       KVER is a kernel release as `kernel.sh fetch` extracts it, e.g. 7.3.4+deb13-amd64.
+#       stock: the netdevsim sources of that exact Debian version, unchanged (the default).
+#       zcrx:  the same plus the patch series in vm/netdevsim-zcrx/ (series file), which lets
+#              io_uring zcrx register on and receive into netdevsim rx queues.
+#       Prints the absolute path of the stripped netdevsim.ko as the LAST stdout line; all else
+#       goes to stderr. The module depends on psample, which is in Debian's modules tree
+#       (`modprobe psample` in the guest, then `insmod <path>`).
+#
+# What it does, once per KVER (cached under <cache>/netdevsim/KVER/, serialised with flock):
+#   - apt-get download (private apt config of kernel.sh, nothing installed on the host) of
+#     linux-headers-KVER, linux-headers-<kv>-common, linux-kbuild-<kv> and linux-source-<M.m>,
+#     all of the same package version;
+#   - extracts the three header packages into the cache (not into /usr/src) and points the
+#     headers' Makefile, which hard-codes /usr/src/..., at the cached copies;
+#   - extracts from the source tarball only what the host tools and netdevsim need, runs
+#     `make olddefconfig modules_prepare` there with the host's gcc, and puts the rebuilt
+#     modpost and objtool in place of Debian's (built on trixie: they need GLIBC 2.38);
+#   - keeps drivers/net/netdevsim/ and drops the rest of the source tree.
+# Then per variant: copy the sources, apply the patches (zcrx), `make M=...` with the host's
+# gcc, strip debug info. A second call with the same KVER, variant and patches prints the path
+# at once; a change to the patch series rebuilds the zcrx variant.
+#
+# Build dependencies (gcc make flex bison libelf-dev libssl-dev bc xz-utils binutils patch)
+# are installed with apt-get when missing (needs root then).
+#
+# Environment: ZCRX_CACHE (default <repo>/.cache), and those of kernel.sh.
+set -euo pipefail
+
+ZCRX_LOG_NAME=netdevsim.sh
+# shellcheck source=vm/kernel.sh
+source "$(dirname "${BASH_SOURCE[0]}")/kernel.sh"
+
+NDIR=$CACHE/netdevsim
+PATCH_DIR=$SCRIPT_DIR/netdevsim-zcrx
+BUILD_DEPS=(gcc make flex bison libelf-dev libssl-dev bc xz-utils binutils patch)
+# Make variables for building against Debian's headers with bookworm's gcc-12 (Debian builds
+# with gcc-14): skip Debian's compiler check, and drop the two options gcc-12 lacks.
+KMAKE_VARS=(
+    DEBIAN_KERNEL_NO_CC_VERSION_CHECK=1
+    CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT=
+    CONFIG_DEBUG_INFO_BTF_MODULES=
+)
+
+# Install the build dependencies that are missing (apt, --no-install-recommends).
+ensure_build_deps() {
+    local p missing=() st
+    for p in "${BUILD_DEPS[@]}"; do
+        st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+        [[ $st == installed ]] || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    [[ ${EUID:-$(id -u)} -eq 0 ]] || die "missing build dependencies (${missing[*]}); run as root or install them"
+    log "installing build dependencies: ${missing[*]}"
+    local l
+    l=$(mktemp)
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+        { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; }; } >"$l" 2>&1; then
+        cat "$l" >&2
+        rm -f "$l"
+        die "apt-get install ${missing[*]} failed (log above)"
+    fi
+    rm -f "$l"
+}
+
+# Package version of the kernel KVER: from kernel.sh's info file when the kernel was fetched,
+# else the newest linux-headers-KVER on the mirror.
+pkgver_of() {
+    local kver=$1 v
+    v=$(sed -n 's/^pkgver=//p' "$KDIR/$kver/info" 2>/dev/null || true)
+    if [[ -z $v ]]; then
+        update_lists
+        v=$(apt_private apt-cache madison "linux-headers-$kver" 2>/dev/null |
+            awk -F'|' '{gsub(/ /, "", $2); print $2}' | sort -Vr | head -n1)
+    fi
+    [[ -n $v ]] || die "no linux-headers-$kver on the mirror (is $kver a kernel release like 7.3.4+deb13-amd64?)"
+    printf '%s\n' "$v"
+}
+
+have_pkg_version() {
+    apt_private apt-cache madison "$1" 2>/dev/null |
+        awk -F'|' -v v="$2" '{gsub(/ /, "", $2)} $2 == v {f = 1} END {exit !f}'
+}
+
+run_logged() { # LOGFILE CMD...: run, keep output in LOGFILE, show its tail on failure
+    local logf=$1
+    shift
+    if ! "$@" >"$logf" 2>&1; then
+        tail -n 40 "$logf" >&2
+        die "failed: $* (full log: $logf)"
+    fi
+}
+
+# Prepare <NDIR>/KVER/{kbuild,netdevsim-src}: header packages with rebuilt host tools, and
+# the pristine netdevsim sources of the same version.
+prepare_tree() {
+    local kver=$1 top=$NDIR/$1
+    [[ -f $top/.ready ]] && return 0
+
+    local kv=${kver%-"$FLAVOUR"} mm
+    [[ $kv != "$kver" ]] || die "KVER must end in -$FLAVOUR: $kver"
+    mm=$(sed -E 's/^([0-9]+\.[0-9]+).*/\1/' <<<"$kv")
+    update_lists
+    local pkgver
+    pkgver=$(pkgver_of "$kver")
+    local pkgs=("linux-headers-$kver" "linux-headers-$kv-common" "linux-kbuild-$kv" "linux-source-$mm") p
+    for p in "${pkgs[@]}"; do
+        if ! have_pkg_version "$p" "$pkgver"; then
+            die "$p=$pkgver is not on the mirror; it has: $(apt_private apt-cache madison "$p" 2>/dev/null |
+                awk -F'|' '{gsub(/ /, "", $2); printf "%s ", $2}')"
+        fi
+    done
+    log "$kver: package version $pkgver"
+    for p in "${pkgs[@]}"; do download "$p" "$pkgver"; done
+
+    local tmp root src
+    tmp=$(mktemp -d "$NDIR/.prep.XXXXXX")
+    # shellcheck disable=SC2064  # expand tmp now
+    trap "rm -rf '$tmp'" EXIT
+    root=$tmp/kbuild
+    src=$tmp/src
+    mkdir -p "$root" "$src"
+    for p in "${pkgs[@]:0:3}"; do
+        log "extracting $p"
+        dpkg-deb -x "$(deb_file "$p" "$pkgver")" "$root"
+    done
+    local hdr=$root/usr/src/linux-headers-$kver kb=$root/usr/lib/linux-kbuild-$kv
+    [[ -f $hdr/Makefile && -d $kb/scripts ]] || die "unexpected layout in linux-headers-$kver / linux-kbuild-$kv"
+    # The headers' Makefile says KBUILD_OUTPUT=/usr/src/linux-headers-KVER and includes
+    # /usr/src/linux-headers-<kv>-common/Makefile. The scripts/ and tools/ symlinks are
+    # relative (../../lib/linux-kbuild-<kv>/...), so they resolve inside the cache as they are.
+    # The final location is only known after the rename below, so write it now.
+    sed -i "s|/usr/src/|$top/kbuild/usr/src/|g" "$hdr/Makefile"
+    grep -q "$top/kbuild/usr/src/linux-headers-$kv-common/Makefile" "$hdr/Makefile" ||
+        die "could not repoint $hdr/Makefile (its content: $(tr '\n' ' ' <"$hdr/Makefile"))"
+
+    # Source: only what `make olddefconfig modules_prepare` reads (measured with atime on a full
+    # tree: top-level Makefiles, every Kconfig, include/, arch/x86/, scripts/, tools/, parts of
+    # kernel/ and security/selinux/include/) and drivers/net/netdevsim/.
+    local tarname=linux-source-$mm tmember
+    tmember=./usr/src/$tarname.tar.xz
+    log "extracting the needed parts of $tarname.tar.xz"
+    local t0=$SECONDS
+    if ! dpkg-deb --fsys-tarfile "$(deb_file "linux-source-$mm" "$pkgver")" | tar -xOf - "$tmember" |
+        xz -dc -T2 | tar -x -C "$src" --strip-components=1 --wildcards --wildcards-match-slash \
+            "$tarname/Makefile" "$tarname/Kbuild" "$tarname/Kconfig" "$tarname/*/Kconfig*" \
+            "$tarname/include" "$tarname/arch/x86" "$tarname/scripts" "$tarname/tools" \
+            "$tarname/kernel" "$tarname/security/selinux/include" \
+            "$tarname/drivers/net/netdevsim"; then
+        die "extracting $tmember from linux-source-$mm failed"
+    fi
+    [[ -f $src/drivers/net/netdevsim/netdev.c ]] || die "no drivers/net/netdevsim in $tarname.tar.xz"
+    log "extracted in $((SECONDS - t0)) s ($(du -sh "$src" | cut -f1))"
+
+    # Host tools: modpost (scripts/mod) and objtool, built by modules_prepare with the host's
+    # gcc against the host's glibc, from Debian's config.
+    cp "$hdr/.config" "$src/.config"
+    log "building modpost and objtool (make olddefconfig modules_prepare)"
+    t0=$SECONDS
+    run_logged "$tmp/olddefconfig.log" make -C "$src" "${KMAKE_VARS[@]}" olddefconfig
+    run_logged "$tmp/modules_prepare.log" make -C "$src" -j"$(nproc)" "${KMAKE_VARS[@]}" modules_prepare
+    log "host tools built in $((SECONDS - t0)) s"
+    local pair from to
+    for pair in "scripts/mod/modpost:scripts/mod/modpost.real-lsb-64" "tools/objtool/objtool:tools/objtool/objtool.real-x86"; do
+        from=$src/${pair%%:*}
+        to=$kb/${pair#*:}
+        [[ -x $from ]] || die "modules_prepare did not build ${pair%%:*}"
+        [[ -e $to ]] || to=$kb/${pair%%:*} # no Debian wrapper: replace the tool itself
+        cp "$from" "$to"
+        log "replaced ${to#"$root"/} with the rebuilt ${pair%%:*}"
+    done
+
+    mkdir -p "$tmp/netdevsim-src/drivers/net"
+    cp -a "$src/drivers/net/netdevsim" "$tmp/netdevsim-src/drivers/net/"
+    rm -rf "$src"
+    printf 'kver=%s\npkgver=%s\nprepared=%s\n' "$kver" "$pkgver" "$(date -u +%FT%TZ)" >"$tmp/info"
+    rm -rf "$top"
+    mkdir -p "$NDIR"
+    mv "$tmp" "$top"
+    trap - EXIT
+    touch "$top/.ready"
+    log "prepared $top ($(du -sh "$top" | cut -f1))"
+}
+
+# Hash of the patch series (the zcrx variant is rebuilt when it changes).
+series_hash() {
+    local f
+    [[ -f $PATCH_DIR/series ]] || die "no $PATCH_DIR/series"
+    {
+        cat "$PATCH_DIR/series"
+        while read -r f; do
+            [[ -z $f || $f == \#* ]] && continue
+            cat "$PATCH_DIR/$f"
+        done <"$PATCH_DIR/series"
+    } | sha256sum | cut -c1-16
+}
+
+cmd_build() {
+    local kver=$1 variant=$2
+    [[ $kver =~ ^[0-9]+\.[0-9]+ ]] || die "KVER must be a kernel release like 7.3.4+deb13-amd64, got '$kver'"
+    local out=$NDIR/$kver/$variant/netdevsim.ko key
+    case $variant in
+        stock) key=stock ;;
+        zcrx) key=zcrx-$(series_hash) ;;
+        *) die "--variant must be stock or zcrx, got '$variant'" ;;
+    esac
+    if [[ -f $out && $(cat "$NDIR/$kver/$variant/key" 2>/dev/null) == "$key" ]]; then
+        log "cached: $out ($key)"
+        printf '%s\n' "$out"
+        return 0
+    fi
+
+    need apt-get apt-cache dpkg-deb flock
+    ensure_build_deps
+    setup_apt
+    mkdir -p "$NDIR"
+    exec 8>"$CACHE/.netdevsim.lock"
+    flock 8
+    prepare_tree "$kver"
+
+    local top=$NDIR/$kver vdir=$NDIR/$kver/$variant
+    rm -rf "$vdir"
+    mkdir -p "$vdir"
+    cp -a "$top/netdevsim-src" "$vdir/src"
+    if [[ $variant == zcrx ]]; then
+        local f
+        while read -r f; do
+            [[ -z $f || $f == \#* ]] && continue
+            log "applying $f"
+            run_logged "$vdir/patch.log" patch -p1 -N --no-backup-if-mismatch -d "$vdir/src" -i "$PATCH_DIR/$f"
+        done <"$PATCH_DIR/series"
+    fi
+    local m=$vdir/src/drivers/net/netdevsim t0=$SECONDS
+    log "building netdevsim.ko ($variant) with $(gcc -dumpfullversion 2>/dev/null || echo gcc)"
+    run_logged "$vdir/build.log" make -C "$top/kbuild/usr/src/linux-headers-$kver" M="$m" \
+        CC=gcc HOSTCC=gcc CONFIG_NETDEVSIM=m "${KMAKE_VARS[@]}" -j"$(nproc)" modules
+    [[ -f $m/netdevsim.ko ]] || die "make succeeded but there is no $m/netdevsim.ko"
+    strip --strip-debug -o "$out.tmp" "$m/netdevsim.ko"
+    mv "$out.tmp" "$out"
+    printf '%s\n' "$key" >"$vdir/key"
+    log "built $variant in $((SECONDS - t0)) s: $(du -h "$out" | cut -f1), $(modinfo -F vermagic "$out" 2>/dev/null | xargs), depends: $(modinfo -F depends "$out" 2>/dev/null)"
+    printf '%s\n' "$out"
+}
+
+nsim_usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+    exit 2
+}
+
+case ${1:-} in
+    build)
+        shift
+        [[ $# -ge 1 ]] || nsim_usage
+        kv=$1 variant=stock
+        shift
+        while (($#)); do
+            case $1 in
+                --variant) [[ $# -ge 2 ]] || nsim_usage; variant=$2; shift 2 ;;
+                --variant=*) variant=${1#--variant=}; shift ;;
+                *) nsim_usage ;;
+            esac
+        done
+        cmd_build "$kv" "$variant"
+        ;;
+    *) nsim_usage ;;
+esac
