@@ -28,6 +28,9 @@ step "validate"
 step "host suite"
 "$bin" run cases --out "$out/host" -q
 
+step "self-check on the host subset (every executed case must be able to fail)"
+"$bin" run cases --self-check --out "$out/self-check" -q
+
 step "VM suite (default kernel)"
 "$bin" run --vm --out "$out/vm" -q
 

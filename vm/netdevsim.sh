@@ -31,8 +31,8 @@
 # Environment: ZCRX_CACHE (default <repo>/.cache), and those of kernel.sh.
 set -euo pipefail
 
-ZCRX_LOG_NAME=netdevsim.sh
-# shellcheck source=vm/kernel.sh
+export ZCRX_LOG_NAME=netdevsim.sh # log prefix of kernel.sh's log/die
+# shellcheck source=kernel.sh
 source "$(dirname "${BASH_SOURCE[0]}")/kernel.sh"
 
 NDIR=$CACHE/netdevsim

@@ -93,12 +93,19 @@ struct Ctx<'a> {
     exported_from: HashMap<String, String>,
     /// Kernel-specific expectations that applied (shown in logs and the matrix).
     notes: std::cell::RefCell<Vec<String>>,
+    /// Self-check: every assertion's verdict is inverted.
+    invert: bool,
+    /// Assertions evaluated so far.
+    asserts: std::cell::Cell<usize>,
     log: Vec<String>,
     // Addresses of the area/region memory of the last register step, for `$area.addr`.
     last: BTreeMap<String, u64>,
 }
 
 type StepResult = Result<(), String>;
+
+/// A self-check failure (an inverted assertion held) starts with this.
+pub const INVERTED: &str = "inverted assertion held: ";
 
 /// Log lines with this prefix record that a kernel-specific expectation applied.
 pub const KERNEL_SPECIFIC: &str = "kernel-specific expectation ";
@@ -109,7 +116,7 @@ pub const SKIP_PREFIX: &str = "skip: ";
 const PAGE: usize = 4096;
 
 /// Runs a case; never panics on kernel answers (they are results).
-pub fn execute(case: &Case, topo: &Topo, probe: &Probe) -> Outcome {
+pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: bool) -> Outcome {
     let fault = match sys::fault_page() {
         Ok(m) => m,
         Err(e) => return Outcome { status: Status::Fail, message: format!("harness: mmap: {e}"), log: vec![] },
@@ -127,6 +134,8 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe) -> Outcome {
         fault,
         exported_from: HashMap::new(),
         notes: Default::default(),
+        invert,
+        asserts: Default::default(),
         log: Vec::new(),
         last: BTreeMap::new(),
     };
@@ -144,6 +153,7 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe) -> Outcome {
     let mut notes = ctx.notes.take();
     notes.dedup();
     log.extend(notes);
+    log.push(format!("{} assertion(s) evaluated", ctx.asserts.get()));
     match r {
         Ok(()) => Outcome { status: Status::Pass, message: String::new(), log },
         Err(m) => match m.find(SKIP_PREFIX) {
@@ -288,9 +298,10 @@ impl<'a> Ctx<'a> {
             let (head, tail) = rq_ptrs(z)?;
             let (h, t, held) = (head.load(Ordering::Acquire), tail.load(Ordering::Acquire), z.held.len());
             self.log.push(format!("rq head={h} tail={t} held={held}"));
-            exact("RQ head", want_head.map(|v| v as u32 as u64), h as u64)?;
-            exact("RQ tail", want_tail.map(|v| v as u32 as u64), t as u64)?;
-            return exact("held buffers", x.held.map(|v| v as u64), held as u64);
+            let r = exact("RQ head", want_head.map(|v| v as u32 as u64), h as u64)
+                .and(exact("RQ tail", want_tail.map(|v| v as u32 as u64), t as u64))
+                .and(exact("held buffers", x.held.map(|v| v as u64), held as u64));
+            return self.verdict("RQ state", r);
         }
         if let Some(x) = &s.expect_stats {
             let z = self.zcrx_mut(x.zcrx.as_deref())?;
@@ -300,8 +311,8 @@ impl<'a> Ctx<'a> {
             let count = u64::from_ne_bytes(b[0..8].try_into().map_err(|_| "short")?);
             let bytes = u64::from_ne_bytes(b[8..16].try_into().map_err(|_| "short")?);
             self.log.push(format!("stats copy_count={count} copy_bytes={bytes}"));
-            exact("copy_count", x.copy_count, count)?;
-            return exact("copy_bytes", x.copy_bytes, bytes);
+            let r = exact("copy_count", x.copy_count, count).and(exact("copy_bytes", x.copy_bytes, bytes));
+            return self.verdict("stats", r);
         }
         if let Some(x) = &s.mmap_region {
             return self.mmap_region(&ring, x, s.expect.as_ref());
@@ -393,7 +404,22 @@ impl<'a> Ctx<'a> {
     }
 
     /// Compares a syscall result (and read-back values) with the expectation.
+    /// Counts an assertion and, in self-check mode, inverts its verdict.
+    fn verdict(&self, what: &str, r: StepResult) -> StepResult {
+        self.asserts.set(self.asserts.get() + 1);
+        match (self.invert, r) {
+            (false, r) => r,
+            (true, Ok(())) => Err(format!("{INVERTED}#{} ({what})", self.asserts.get())),
+            (true, Err(_)) => Ok(()),
+        }
+    }
+
     fn check(&self, got: &SysResult, expect: Option<&Expect>, read: &dyn Fn(&str) -> Option<u64>) -> StepResult {
+        let r = self.check_raw(got, expect, read);
+        self.verdict("syscall result", r)
+    }
+
+    fn check_raw(&self, got: &SysResult, expect: Option<&Expect>, read: &dyn Fn(&str) -> Option<u64>) -> StepResult {
         let default = Expect::default();
         let e = expect.unwrap_or(&default);
         let mut errno = e.errno.clone();
@@ -943,6 +969,11 @@ impl<'a> Ctx<'a> {
 
     /// Compares one CQE's res and flags; F_32 on mixed rings is checked separately.
     fn check_cqe(&self, ring: &str, c: &Cqe, e: &CqeExpect, what: &str) -> StepResult {
+        let r = self.check_cqe_raw(ring, c, e, what);
+        self.verdict(what, r)
+    }
+
+    fn check_cqe_raw(&self, ring: &str, c: &Cqe, e: &CqeExpect, what: &str) -> StepResult {
         let want_res = self.value(&e.res, Ns::Res)? as i64 as i32;
         let mut want_flags = 0u32;
         for f in &e.flags {
@@ -967,6 +998,11 @@ impl<'a> Ctx<'a> {
 
     /// Verifies a data CQE: zcrx_cqe pad, area, bounds, buffer boundary and payload.
     fn take_data(&mut self, ring: &str, ud: u64, c: &Cqe, areas_ok: &[u64]) -> StepResult {
+        let r = self.take_data_raw(ring, ud, c, areas_ok);
+        self.verdict("data CQE payload", r)
+    }
+
+    fn take_data_raw(&mut self, ring: &str, ud: u64, c: &Cqe, areas_ok: &[u64]) -> StepResult {
         let rv = self.recvs.get(&ud).cloned().ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
         if self.ring_mixed(ring) && c.flags & IORING_CQE_F_32 == 0 {
             return Err("data CQE on a CQE_MIXED ring without IORING_CQE_F_32".into());
@@ -1055,13 +1091,19 @@ impl<'a> Ctx<'a> {
                 rearms += 1;
                 continue;
             }
-            if c.res <= 0 || flags != IORING_CQE_F_MORE {
-                return Err(format!(
+            let shape = if c.res <= 0 || flags != IORING_CQE_F_MORE {
+                Err(format!(
                     "after {got} of {} bytes: expected a data CQE (res>0, flags=MORE), kernel posted res={} flags={}",
                     x.bytes,
                     sys::res_name(c.res as i64),
                     flag_names(flags)
-                ));
+                ))
+            } else {
+                Ok(())
+            };
+            self.verdict("data CQE shape", shape)?;
+            if c.res <= 0 {
+                return Err("self-check: an inverted data CQE shape check cannot go on".into());
             }
             let areas = if x.areas.is_empty() { vec![0] } else { x.areas.clone() };
             self.take_data(ring, ud, &c, &areas)?;
@@ -1097,16 +1139,19 @@ impl<'a> Ctx<'a> {
 
     fn expect_no_cqe(&mut self, ring: &str, x: &ExpectNoCqe) -> StepResult {
         let deadline = Instant::now() + Duration::from_millis(x.wait_ms);
-        if let Some(c) = self.next_cqe(ring, x.user_data, deadline)? {
-            return Err(format!(
+        let r = match self.next_cqe(ring, x.user_data, deadline)? {
+            Some(c) => Err(format!(
                 "expected no CQE, kernel posted ud={:#x} res={} flags={}",
                 c.user_data,
                 sys::res_name(c.res as i64),
                 flag_names(c.flags)
-            ));
-        }
-        self.log.push(format!("no CQE within {} ms", x.wait_ms));
-        Ok(())
+            )),
+            None => {
+                self.log.push(format!("no CQE within {} ms", x.wait_ms));
+                Ok(())
+            }
+        };
+        self.verdict("no CQE", r)
     }
 
     /// Writes RQEs for the oldest `n` held buffers and publishes the tail.

@@ -44,6 +44,10 @@ struct RunArgs {
     /// List the selected cases and where they would run, without running them.
     #[arg(long)]
     list: bool,
+    /// Detection power: invert every assertion of every executed case; each must then fail.
+    /// Cases that still pass are reported as failures ("unable to fail").
+    #[arg(long)]
+    self_check: bool,
     /// Machine-readable progress on stdout (used by the VM runner).
     #[arg(long, hide = true)]
     stream: bool,
@@ -60,9 +64,36 @@ struct RunArgs {
     /// VM CPUs.
     #[arg(long, default_value_t = 2)]
     cpus: u32,
+    /// Run only shard K of N (e.g. 2/3); N runners with 1/N..N/N run every case once.
+    #[arg(long)]
+    shard: Option<String>,
     /// Skip the first N selected cases (used when a VM is booted again after a crash).
     #[arg(long, default_value_t = 0, hide = true)]
     start_at: usize,
+}
+
+impl RunArgs {
+    fn for_reports(out: Option<PathBuf>, junit: Option<PathBuf>, json: Option<PathBuf>) -> RunArgs {
+        RunArgs {
+            paths: vec![],
+            topology: vec![],
+            filter: vec![],
+            junit,
+            json,
+            ktap: false,
+            out,
+            timeout: 30.0,
+            list: false,
+            stream: false,
+            quiet: true,
+            vm: None,
+            memory: String::new(),
+            cpus: 0,
+            shard: None,
+            start_at: 0,
+            self_check: false,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -100,6 +131,17 @@ enum Cmd {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Join reports (report.json files, or directories holding one) into one report; runs
+    /// of the same kernel (shards) become one run. Writes like `run` and prints the matrix.
+    Merge {
+        inputs: Vec<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Run one case in this process (used by `run` for isolation).
     #[command(hide = true)]
     ExecCase {
@@ -108,6 +150,9 @@ enum Cmd {
         index: usize,
         #[arg(long)]
         topology: String,
+        /// Invert every assertion (self-check).
+        #[arg(long)]
+        invert: bool,
     },
 }
 
@@ -159,7 +204,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Cmd::ExecCase { file, index, topology } => exec_case(&file, index, &topology),
+        Cmd::ExecCase { file, index, topology, invert } => exec_case(&file, index, &topology, invert),
         Cmd::Run(a) => run_cmd(a),
         Cmd::Kernel(KernelCmd::Fetch { spec }) => match vm::KernelSpec::parse(&spec).and_then(|k| vm::resolve(&k)) {
             Ok(p) => {
@@ -179,10 +224,11 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Matrix { kernels, junit_dir, run } => matrix_cmd(&kernels, junit_dir.as_deref(), run),
+        Cmd::Merge { inputs, out, junit, json } => merge_cmd(&inputs, out, junit, json),
     }
 }
 
-fn exec_case(file: &std::path::Path, index: usize, topo: &str) -> ExitCode {
+fn exec_case(file: &std::path::Path, index: usize, topo: &str, invert: bool) -> ExitCode {
     let cases = match case::load_file(file) {
         Ok(c) => c,
         Err(errs) => {
@@ -202,7 +248,7 @@ fn exec_case(file: &std::path::Path, index: usize, topo: &str) -> ExitCode {
         }
     };
     let probe = Probe::run();
-    let o = exec::execute(&case, &topo, &probe);
+    let o = exec::execute(&case, &topo, &probe, invert);
     println!("@@OUTCOME@@ {}", serde_json::to_string(&o).unwrap_or_default());
     ExitCode::SUCCESS
 }
@@ -218,6 +264,12 @@ fn prepare(a: &RunArgs) -> Result<Vec<case::Case>, ExitCode> {
     if a.timeout.is_nan() || a.timeout <= 0.0 {
         eprintln!("error: --timeout must be a positive number of seconds");
         return Err(ExitCode::from(2));
+    }
+    if let Some(s) = &a.shard {
+        if let Err(e) = runner::parse_shard(s) {
+            eprintln!("error: {e}");
+            return Err(ExitCode::from(2));
+        }
     }
     case::load_all(&case_paths(&a.paths)).map_err(|errs| {
         print_errors(&errs);
@@ -242,7 +294,7 @@ fn run_cmd(a: RunArgs) -> ExitCode {
     }
     let probe = Probe::run();
     if a.list {
-        for c in cases.iter().filter(|c| a.filter.is_empty() || a.filter.iter().any(|f| c.id.contains(f.as_str()))) {
+        for c in runner::select(&cases, &run_opts(&a)) {
             match runner::plan(c, &a.topology, &probe) {
                 Ok(t) => println!("{}  [{}]", c.id, t),
                 Err(why) => println!("{}  [skip: {why}]", c.id),
@@ -262,6 +314,9 @@ fn run_opts(a: &RunArgs) -> RunOpts {
         stream: a.stream,
         quiet: a.quiet,
         start_at: a.start_at,
+        // Checked in prepare().
+        shard: a.shard.as_deref().and_then(|s| runner::parse_shard(s).ok()),
+        self_check: a.self_check,
     }
 }
 
@@ -283,6 +338,8 @@ fn run_target(spec: &str, cases: &[case::Case], a: &RunArgs) -> Result<RunReport
         quiet: a.quiet,
         memory: a.memory.clone(),
         cpus: a.cpus,
+        shard: a.shard.clone(),
+        self_check: a.self_check,
     };
     let mut rep = vm::run_in_vm(spec, &kernel, &opts)?;
     rep.timings.insert(0, ("provision_and_fetch_s".into(), prep));
@@ -295,6 +352,57 @@ fn run_target(spec: &str, cases: &[case::Case], a: &RunArgs) -> Result<RunReport
         prep + rep.duration_s
     );
     Ok(rep)
+}
+
+fn merge_cmd(inputs: &[PathBuf], out: Option<PathBuf>, junit: Option<PathBuf>, json: Option<PathBuf>) -> ExitCode {
+    if inputs.is_empty() {
+        eprintln!("error: merge needs at least one report.json or directory");
+        return ExitCode::from(2);
+    }
+    let mut runs: Vec<RunReport> = Vec::new();
+    for i in inputs {
+        let path = if i.is_dir() { i.join("report.json") } else { i.clone() };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        };
+        let parsed: Result<report::JsonReport, _> = serde_json::from_str(&text);
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {}:{}:{}: not a zcrx-conform report: {e}", path.display(), e.line(), e.column());
+                return ExitCode::from(2);
+            }
+        };
+        for r in parsed.runs {
+            match runs.iter_mut().find(|x| x.target == r.target) {
+                Some(x) => {
+                    x.cases.extend(r.cases);
+                    x.duration_s += r.duration_s;
+                    if x.aborted.is_none() {
+                        x.aborted = r.aborted;
+                    }
+                }
+                None => runs.push(r),
+            }
+        }
+    }
+    for r in &mut runs {
+        r.cases.sort_by(|a, b| a.id.cmp(&b.id));
+        let before = r.cases.len();
+        r.cases.dedup_by(|a, b| a.id == b.id);
+        if r.cases.len() != before {
+            eprintln!("warning: {}: {} case(s) appeared in more than one input", r.target, before - r.cases.len());
+        }
+    }
+    if runs.len() > 1 {
+        print!("{}", report::matrix_table(&runs.iter().collect::<Vec<_>>()));
+    }
+    let a = RunArgs::for_reports(out, junit, json);
+    finish(&runs, &a)
 }
 
 fn matrix_cmd(kernels: &[String], junit_dir: Option<&std::path::Path>, a: RunArgs) -> ExitCode {

@@ -191,6 +191,12 @@ fn short_label(t: &str) -> String {
     t.chars().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect()
 }
 
+/// The JSON report: `{ "runs": [RunReport, ...] }`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct JsonReport {
+    pub runs: Vec<RunReport>,
+}
+
 pub fn json(runs: &[&RunReport]) -> String {
     serde_json::to_string_pretty(&serde_json::json!({ "runs": runs })).unwrap_or_default()
 }

@@ -75,6 +75,41 @@ pub struct RunOpts {
     pub quiet: bool,
     /// Skip this many selected cases (a VM booted again after a crash resumes here).
     pub start_at: usize,
+    /// Run only shard K of N (1-based): a stable hash of the case id picks the shard, so
+    /// N runners together run every case exactly once.
+    pub shard: Option<(u32, u32)>,
+    /// Run every case with its assertions inverted; report cases that still pass.
+    pub self_check: bool,
+}
+
+/// FNV-1a of the case id: stable across runs, machines and added cases.
+pub fn shard_of(id: &str, n: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % n.max(1) as u64) as u32 + 1
+}
+
+/// Parses "K/N" with 1 <= K <= N.
+pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let (k, n) = s.split_once('/').ok_or_else(|| format!("--shard `{s}`: expected K/N, e.g. 2/3"))?;
+    let k: u32 = k.trim().parse().map_err(|_| format!("--shard `{s}`: K is not a number"))?;
+    let n: u32 = n.trim().parse().map_err(|_| format!("--shard `{s}`: N is not a number"))?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("--shard `{s}`: need 1 <= K <= N"));
+    }
+    Ok((k, n))
+}
+
+/// The cases a run executes, in order: the filter, then the shard.
+pub fn select<'c>(cases: &'c [Case], opts: &RunOpts) -> Vec<&'c Case> {
+    cases
+        .iter()
+        .filter(|c| opts.filter.is_empty() || opts.filter.iter().any(|f| c.id.contains(f.as_str())))
+        .filter(|c| opts.shard.is_none_or(|(k, n)| shard_of(&c.id, n) == k))
+        .collect()
 }
 
 pub const STREAM_TAG: &str = "@@ZCRX@@";
@@ -212,9 +247,14 @@ impl Kmsg {
 
 /// Runs one case in a child process (`<exe> exec-case`) with a timeout; the bool says
 /// whether the run was interrupted meanwhile.
-pub fn run_child(exe: &std::path::Path, case: &Case, topo: &str, timeout: f64) -> (Outcome, bool) {
-    let child = Command::new(exe)
-        .arg("exec-case")
+pub fn run_child(exe: &std::path::Path, case: &Case, topo: &str, timeout: f64, invert: bool) -> (Outcome, bool) {
+    let mut cmd = Command::new(exe);
+    if invert {
+        cmd.arg("exec-case").arg("--invert");
+    } else {
+        cmd.arg("exec-case");
+    }
+    let child = cmd
         .arg(&case.file)
         .arg("--index")
         .arg(case.index.to_string())
@@ -325,10 +365,7 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
         aborted: None,
         timings: Vec::new(),
     };
-    let selected: Vec<&Case> = cases
-        .iter()
-        .filter(|c| opts.filter.is_empty() || opts.filter.iter().any(|f| c.id.contains(f.as_str())))
-        .collect();
+    let selected = select(cases, opts);
     if opts.stream {
         println!("{STREAM_TAG} probe {}", serde_json::to_string(probe).unwrap_or_default());
         println!("{STREAM_TAG} total {}", selected.len());
@@ -367,13 +404,28 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
                 kmsg.drain();
                 let timeout = d.timeout.unwrap_or(opts.timeout);
                 let (o, interrupted) = match std::env::current_exe() {
-                    Ok(exe) => run_child(&exe, case, &topo, timeout),
+                    Ok(exe) => run_child(&exe, case, &topo, timeout, opts.self_check),
                     Err(e) => (fail(format!("harness: current_exe: {e}")), false),
                 };
                 cr.duration_s = t0.elapsed().as_secs_f64();
                 cr.topology = Some(topo);
                 cr.status = o.status;
                 cr.message = o.message;
+                if opts.self_check {
+                    // Inverted, a case must fail at an inverted assertion; passing means it
+                    // cannot fail. Other failures (crash, timeout) stay failures.
+                    match cr.status {
+                        Status::Fail if cr.message.contains(crate::exec::INVERTED) => {
+                            cr.status = Status::Pass;
+                            cr.message = format!("can fail: {}", cr.message);
+                        }
+                        Status::Pass => {
+                            cr.status = Status::Fail;
+                            cr.message = "unable to fail: with every assertion inverted the case still passes".into();
+                        }
+                        _ => {}
+                    }
+                }
                 cr.log = o.log;
                 cr.kernel_log = kmsg.drain();
                 let splats: Vec<&String> = cr.kernel_log.iter().filter(|l| is_splat(l)).collect();
@@ -426,4 +478,50 @@ fn short(m: &str) -> String {
 /// The case files' default location: `cases/` next to the workspace.
 pub fn default_case_dir() -> PathBuf {
     crate::repo_root().join("cases")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_every_case_once() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cases");
+        let cases = crate::case::load_all(&[dir]).expect("cases load");
+        for n in 1..=5u32 {
+            let mut seen = std::collections::BTreeMap::new();
+            for k in 1..=n {
+                let opts = RunOpts {
+                    topologies: vec![],
+                    filter: vec![],
+                    timeout: 1.0,
+                    stream: false,
+                    quiet: true,
+                    start_at: 0,
+                    shard: Some((k, n)),
+                    self_check: false,
+                };
+                for c in select(&cases, &opts) {
+                    *seen.entry(c.id.clone()).or_insert(0) += 1;
+                }
+            }
+            assert_eq!(seen.len(), cases.len(), "n={n}");
+            assert!(seen.values().all(|&v| v == 1), "n={n}");
+        }
+    }
+
+    #[test]
+    fn shard_syntax() {
+        assert_eq!(parse_shard("2/3"), Ok((2, 3)));
+        assert!(parse_shard("0/3").is_err());
+        assert!(parse_shard("4/3").is_err());
+        assert!(parse_shard("x").is_err());
+    }
+
+    #[test]
+    fn splat_lines() {
+        assert!(is_splat("WARNING: CPU: 0 PID: 1 at io_uring/zcrx.c:100 io_zcrx_scrub+0x10/0x20"));
+        assert!(is_splat("BUG: KASAN: use-after-free in io_zcrx_ring_refill"));
+        assert!(!is_splat("virtio_net virtio0: link up"));
+    }
 }

@@ -183,6 +183,8 @@ pub struct VmOpts {
     pub quiet: bool,
     pub memory: String,
     pub cpus: u32,
+    pub shard: Option<String>,
+    pub self_check: bool,
 }
 
 fn shell_quote(s: &str) -> String {
@@ -245,6 +247,12 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
             guest.push(format!("--filter={}", shell_quote(f)));
         }
         guest.push(format!("--timeout={}", o.timeout));
+        if o.self_check {
+            guest.push("--self-check".into());
+        }
+        if let Some(sh) = &o.shard {
+            guest.push(format!("--shard={}", shell_quote(sh)));
+        }
         guest.push(format!("--start-at={start_at}"));
         guest.push("--stream".into());
         let mut cmd = Command::new("vng");

@@ -36,7 +36,7 @@ fn main() {
             Trial::ignorable_test(name, move || match plan {
                 Err(reason) => Ok(Completion::ignored_with(reason)),
                 Ok(topo) => {
-                    let (o, _) = runner::run_child(&exe, &c, &topo, timeout);
+                    let (o, _) = runner::run_child(&exe, &c, &topo, timeout, false);
                     match o.status {
                         Status::Pass => Ok(Completion::Completed),
                         Status::Skip => Ok(Completion::ignored_with(o.message)),

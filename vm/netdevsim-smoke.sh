@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# netdevsim-smoke.sh: check a netdevsim.ko built by netdevsim.sh inside a VM guest.
+#
+#   netdevsim-smoke.sh MODULE ETHTOOL          (in the guest, as root)
+#
+# Loads psample and MODULE, creates netdevsim device 1 with 2 ports and 4 queues, moves the
+# ports into netns nsa and nsb, links them (/sys/bus/netdevsim/link_device), gives them
+# 192.0.2.1/24 and 192.0.2.2/24, pings across, sends 4 MiB over TCP, and with ETHTOOL (7.x)
+# sets tcp-data-split on + hds-thresh 0 and shows the result of -g, then -L combined 1.
+# Prints "SMOKE: PASS" as its last line when everything worked; exits non-zero otherwise.
+#
+# From the host (see vm/README.md):
+#   vng --run "$VMLINUZ" --disable-kvm --force-9p --user root -m 2G -p 2 --append "$BLACKLIST" \
+#       -- vm/netdevsim-smoke.sh "$KO" "$ETHTOOL" | cat
+set -euo pipefail
+
+KO=${1:?usage: netdevsim-smoke.sh MODULE ETHTOOL}
+ETHTOOL=${2:?usage: netdevsim-smoke.sh MODULE ETHTOOL}
+PY=/usr/bin/python3
+
+step() { printf '== %s\n' "$*"; }
+fail() { printf 'SMOKE: FAIL: %s\n' "$*"; dmesg | grep -iE 'netdevsim|page_pool|psample' | tail -n 20 || true; exit 1; }
+t() { date +%s.%N; }
+
+step "kernel $(uname -r)"
+t0=$(t)
+modprobe psample || fail "modprobe psample"
+insmod "$KO" || fail "insmod $KO"
+t1=$(t)
+step "modprobe psample + insmod: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f s", b - a }')"
+grep -E '^(netdevsim|psample) ' /proc/modules
+printf 'taint: %s\n' "$(cat /proc/sys/kernel/tainted)"
+
+echo "1 2 4" >/sys/bus/netdevsim/new_device || fail "new_device"
+udevadm settle 2>/dev/null || true
+mapfile -t ports < <(ls /sys/bus/netdevsim/devices/netdevsim1/net/)
+[[ ${#ports[@]} -eq 2 ]] || fail "expected 2 ports, got: ${ports[*]:-none}"
+A=${ports[0]} B=${ports[1]}
+step "ports: $A $B"
+
+ip netns add nsa
+ip netns add nsb
+ip link set "$A" netns nsa
+ip link set "$B" netns nsb
+ia=$(ip netns exec nsa cat "/sys/class/net/$A/ifindex")
+ib=$(ip netns exec nsb cat "/sys/class/net/$B/ifindex")
+exec 3</run/netns/nsa 4</run/netns/nsb
+echo "3:$ia 4:$ib" >/sys/bus/netdevsim/link_device || fail "link_device 3:$ia 4:$ib"
+exec 3<&- 4<&-
+step "linked nsa/$A (ifindex $ia) <-> nsb/$B (ifindex $ib)"
+ip -n nsa addr add 192.0.2.1/24 dev "$A"
+ip -n nsb addr add 192.0.2.2/24 dev "$B"
+ip -n nsa link set "$A" up
+ip -n nsb link set "$B" up
+ip -n nsa link set lo up
+ip -n nsb link set lo up
+
+step "ping nsa -> nsb"
+ip netns exec nsa busybox ping -c 3 -W 2 192.0.2.2 || fail "ping"
+
+tcp_check() { # 4 MiB from nsa to nsb, byte-compared
+    ip netns exec nsb "$PY" -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("192.0.2.2", 5201)); s.listen(1); open("/tmp/ready", "w").close()
+c, _ = s.accept(); n = 0; ok = True
+while True:
+    d = c.recv(65536)
+    if not d: break
+    ok = ok and all(d[i] == (n + i) % 256 for i in range(0, len(d), 997))
+    n += len(d)
+print("received", n, "bytes,", "pattern ok" if ok else "PATTERN MISMATCH"); sys.exit(0 if ok and n == 4 << 20 else 1)
+' &
+    local srv=$!
+    for _ in $(seq 50); do [[ -e /tmp/ready ]] && break; sleep 0.1; done
+    ip netns exec nsa "$PY" -c '
+import socket
+s = socket.create_connection(("192.0.2.2", 5201))
+buf = bytes(range(256)) * 4096
+for _ in range(4): s.sendall(buf)
+s.close()'
+    wait "$srv"
+    rm -f /tmp/ready
+}
+step "TCP 4 MiB nsa -> nsb"
+tcp_check || fail "TCP transfer"
+
+step "ethtool: $("$ETHTOOL" --version)"
+ip netns exec nsb "$ETHTOOL" -G "$B" tcp-data-split on hds-thresh 0 || fail "ethtool -G $B tcp-data-split on hds-thresh 0"
+ip netns exec nsb "$ETHTOOL" -g "$B"
+ip netns exec nsb "$ETHTOOL" -g "$B" | grep -q 'TCP data split:[[:space:]]*on' || fail "tcp-data-split is not on"
+ip netns exec nsb "$ETHTOOL" -g "$B" | grep -qE 'HDS thresh:[[:space:]]*0$' || fail "hds-thresh is not 0"
+step "ethtool -L $A combined 1 (sender) and -l"
+ip netns exec nsa "$ETHTOOL" -L "$A" combined 1 || fail "ethtool -L $A combined 1"
+ip netns exec nsa "$ETHTOOL" -l "$A"
+step "TCP 4 MiB again (header split on, 1 sender queue)"
+tcp_check || fail "TCP transfer after ethtool -G/-L"
+step "dmesg (netdevsim, page_pool)"
+dmesg | grep -iE 'netdevsim|page_pool' | tail -n 10 || true
+echo "SMOKE: PASS"
