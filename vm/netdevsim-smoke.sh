@@ -95,6 +95,11 @@ ip netns exec nsa "$ETHTOOL" -L "$A" combined 1 || fail "ethtool -L $A combined 
 ip netns exec nsa "$ETHTOOL" -l "$A"
 step "TCP 4 MiB again (header split on, 1 sender queue)"
 tcp_check || fail "TCP transfer after ethtool -G/-L"
+hds=/sys/kernel/debug/netdevsim/netdevsim1/ports/1/hds
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>/dev/null || true
+if [[ -d $hds ]]; then # zcrx variant with patch 0004: counters stay 0 without a memory provider
+    step "zcrx variant: $hds: split=$(cat "$hds/split") fallback=$(cat "$hds/fallback") netmem_budget=$(cat "$hds/netmem_budget")"
+fi
 step "dmesg (netdevsim, page_pool)"
 dmesg | grep -iE 'netdevsim|page_pool' | tail -n 10 || true
 echo "SMOKE: PASS"

@@ -386,11 +386,29 @@ pub struct CaseFile {
     pub ring: RingSpec,
     #[serde(default)]
     pub zcrx: ZcrxDefaults,
+    /// The kernel is known to differ from this case's expectation (a kernel deviation):
+    /// on a kernel in range, a failure is reported as xfail and a pass as xpass.
+    #[serde(default)]
+    pub known_deviation: Vec<KnownDeviation>,
     /// Run the case in a new user namespace: root there, but without CAP_NET_ADMIN in the
     /// initial namespace, which is where zcrx checks it.
     #[serde(default)]
     pub userns: bool,
     pub steps: Vec<Sp<Step>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KnownDeviation {
+    /// What the kernel does instead, in a sentence.
+    pub reason: String,
+    /// Where it is written up (docs/deviations/..., a mailing-list thread).
+    pub link: Option<String>,
+    /// Text the failure message must contain (e.g. "kernel returned EFAULT"); a failure
+    /// that does not is a real failure, not the known deviation.
+    pub observed: Option<String>,
+    pub min: Option<String>,
+    pub max: Option<String>,
 }
 
 /// What the kernel must answer. Absent on an action step: the call must succeed.

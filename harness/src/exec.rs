@@ -27,6 +27,17 @@ pub enum Status {
     Pass,
     Fail,
     Skip,
+    /// Failed as a declared known deviation expects.
+    Xfail,
+    /// A declared known deviation no longer reproduces: counted as a failure so it is noticed.
+    Xpass,
+}
+
+impl Status {
+    /// Whether the run's exit code must report this.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Fail | Status::Xpass)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -555,6 +566,16 @@ impl<'a> Ctx<'a> {
         })?;
         let ifq_page = page_mem(ro("ifq"), as_bytes(&ifq))?;
 
+        self.log.push(format!("  arg {}", dump(&IFQ_REG, as_bytes(&ifq))));
+        if ifq.area_ptr == area_page.addr() {
+            self.log.push(format!("  area_ptr -> {}", dump(&AREA_REG, as_bytes(&area))));
+        }
+        if ifq.region_ptr == region_page.addr() {
+            self.log.push(format!("  region_ptr -> {}", dump(&REGION_DESC, as_bytes(&region))));
+        }
+        if ifq.event_desc == event_page.addr() && ifq.event_desc != 0 {
+            self.log.push(format!("  event_desc -> {}", dump(&EVENT_DESC, as_bytes(&event))));
+        }
         let got = sys::io_uring_register(ring_fd, IORING_REGISTER_ZCRX_IFQ, ifq_page.addr(), r.nr_args);
         let summary = overrides_summary(&[("ifq", &r.ifq), ("area", &r.area), ("region", &r.region)], r.event.as_ref());
         self.log.push(format!(
@@ -595,12 +616,12 @@ impl<'a> Ctx<'a> {
         // process holds both), which lets an importer's data be checked byte for byte.
         let exporter = r.import.as_ref().and_then(|f| self.exported_from.get(f)).and_then(|z| self.zcrx.get(z));
         let region = match (region_mem, import_fd) {
-            (Some(m), _) => Some(Rc::new(m)),
+            (_, Some(_)) => exporter.and_then(|z| z.region.clone()),
+            (Some(m), None) => Some(Rc::new(m)),
             (None, None) => Some(Rc::new(
                 Mem::map_fd(ring_fd, rd.size as usize, rd.mmap_offset)
                     .map_err(|e| format!("mmap of the kernel RQ region at {:#x}: {e}", rd.mmap_offset))?,
             )),
-            (None, Some(_)) => exporter.and_then(|z| z.region.clone()),
         };
         let mut areas = BTreeMap::new();
         if import_fd.is_none() {
@@ -689,6 +710,7 @@ impl<'a> Ctx<'a> {
             Some(v) => self.value(v, Ns::Any)?,
             None => page.addr(),
         };
+        self.log.push(format!("  arg {}", dump(&CTRL, as_bytes(&ctrl))));
         let got = sys::io_uring_register(ring_fd, IORING_REGISTER_ZCRX_CTRL, arg, c.nr_args);
         self.log.push(format!(
             "IORING_REGISTER_ZCRX_CTRL(op {op}, zcrx_id {}{}) -> {}",
@@ -1252,6 +1274,23 @@ fn exact(what: &str, want: Option<u64>, have: u64) -> StepResult {
         Some(w) if w != have => Err(format!("{what}: expected {w}, found {have}")),
         _ => Ok(()),
     }
+}
+
+/// `struct{field=value, ...}` with the nonzero fields (the union of zcrx_ctrl shown as words).
+pub fn dump(t: &FieldTable, bytes: &[u8]) -> String {
+    let mut parts = Vec::new();
+    let mut covered = vec![false; t.size];
+    for f in t.fields {
+        if covered[f.offset..f.offset + f.size].iter().any(|c| *c) {
+            continue;
+        }
+        let v = uapi::read_field(bytes, f);
+        if v != 0 {
+            parts.push(format!("{}={v:#x}", f.name));
+            covered[f.offset..f.offset + f.size].iter_mut().for_each(|c| *c = true);
+        }
+    }
+    format!("{}{{{}}}", t.name, parts.join(", "))
 }
 
 pub fn flag_names(flags: u32) -> String {

@@ -3,9 +3,12 @@
 //! Cases are YAML files (see [`case`]); each runs in its own process against the real
 //! kernel ([`exec`], [`runner`]); results are written as JUnit, KTAP and JSON ([`report`]).
 
+pub mod baseline;
+pub mod bugreport;
 pub mod case;
 pub mod consts;
 pub mod exec;
+pub mod kcidb;
 pub mod netdev;
 pub mod probe;
 pub mod report;

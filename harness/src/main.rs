@@ -7,7 +7,7 @@ use zcrx_conform::case::{self, LoadError};
 use zcrx_conform::exec::{self, Status};
 use zcrx_conform::probe::Probe;
 use zcrx_conform::runner::{self, RunOpts, RunReport};
-use zcrx_conform::{report, topology, vm};
+use zcrx_conform::{baseline, bugreport, report, topology, vm};
 
 #[derive(Parser)]
 #[command(name = "zcrx-conform", version, about = "Conformance suite for Linux io_uring zero-copy receive (zcrx)")]
@@ -64,6 +64,13 @@ struct RunArgs {
     /// VM CPUs.
     #[arg(long, default_value_t = 2)]
     cpus: u32,
+    /// Compare with this baseline: the exit code reports only failures that are new for
+    /// the kernel; fixed and newly broken cases are listed.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Record this run in a baseline file (other kernels' entries are kept).
+    #[arg(long)]
+    write_baseline: Option<PathBuf>,
     /// Run only shard K of N (e.g. 2/3); N runners with 1/N..N/N run every case once.
     #[arg(long)]
     shard: Option<String>,
@@ -92,6 +99,8 @@ impl RunArgs {
             shard: None,
             start_at: 0,
             self_check: false,
+            baseline: None,
+            write_baseline: None,
         }
     }
 }
@@ -141,6 +150,17 @@ enum Cmd {
         junit: Option<PathBuf>,
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// Print a plain-text bug report for one failing or xfail case: from a report.json
+    /// (--from), or by running the case now (on the host, or --vm SPEC).
+    ReportBug {
+        /// The exact case id.
+        id: String,
+        /// A report.json (or a directory holding one) to take the result from.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Run one case in this process (used by `run` for isolation).
     #[command(hide = true)]
@@ -225,6 +245,7 @@ fn main() -> ExitCode {
         },
         Cmd::Matrix { kernels, junit_dir, run } => matrix_cmd(&kernels, junit_dir.as_deref(), run),
         Cmd::Merge { inputs, out, junit, json } => merge_cmd(&inputs, out, junit, json),
+        Cmd::ReportBug { id, from, run } => report_bug(&id, from.as_deref(), run),
     }
 }
 
@@ -354,6 +375,58 @@ fn run_target(spec: &str, cases: &[case::Case], a: &RunArgs) -> Result<RunReport
     Ok(rep)
 }
 
+fn load_report(path: &std::path::Path) -> Result<report::JsonReport, String> {
+    let path = if path.is_dir() { path.join("report.json") } else { path.to_path_buf() };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{}:{}:{}: not a zcrx-conform report: {e}", path.display(), e.line(), e.column()))
+}
+
+fn report_bug(id: &str, from: Option<&std::path::Path>, mut a: RunArgs) -> ExitCode {
+    let runs = match from {
+        Some(p) => match load_report(p) {
+            Ok(r) => r.runs,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => {
+            let cases = match prepare(&a) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let Some(case) = cases.into_iter().find(|c| c.id == id) else {
+                eprintln!("error: no case with id `{id}` (see `zcrx-conform run --list`)");
+                return ExitCode::from(2);
+            };
+            a.quiet = true;
+            let target = a.vm.clone().unwrap_or_else(|| "host".into());
+            a.filter = vec![id.to_string()];
+            match run_target(&target, std::slice::from_ref(&case), &a) {
+                Ok(r) => vec![r],
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    for r in &runs {
+        if let Some(c) = r.cases.iter().find(|c| c.id == id) {
+            print!("{}", bugreport::render(r, c));
+            return if matches!(c.status, Status::Fail | Status::Xfail | Status::Xpass) {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("note: {id} did not fail ({})", runner::status_word(c.status));
+                ExitCode::from(1)
+            };
+        }
+    }
+    eprintln!("error: case `{id}` is not in the report");
+    ExitCode::from(2)
+}
+
 fn merge_cmd(inputs: &[PathBuf], out: Option<PathBuf>, junit: Option<PathBuf>, json: Option<PathBuf>) -> ExitCode {
     if inputs.is_empty() {
         eprintln!("error: merge needs at least one report.json or directory");
@@ -361,19 +434,10 @@ fn merge_cmd(inputs: &[PathBuf], out: Option<PathBuf>, junit: Option<PathBuf>, j
     }
     let mut runs: Vec<RunReport> = Vec::new();
     for i in inputs {
-        let path = if i.is_dir() { i.join("report.json") } else { i.clone() };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: {}: {e}", path.display());
-                return ExitCode::from(2);
-            }
-        };
-        let parsed: Result<report::JsonReport, _> = serde_json::from_str(&text);
-        let parsed = match parsed {
+        let parsed = match load_report(i) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("error: {}:{}:{}: not a zcrx-conform report: {e}", path.display(), e.line(), e.column());
+                eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
         };
@@ -489,17 +553,59 @@ fn finish(runs: &[RunReport], a: &RunArgs) -> ExitCode {
             eprintln!("{} in {:.1} s", r.summary(), r.duration_s);
         }
         let (p, f, s) = runs.iter().fold((0, 0, 0), |(p, f, s), r| {
-            (p + r.count(Status::Pass), f + r.count(Status::Fail), s + r.count(Status::Skip))
+            (p + r.count(Status::Pass) + r.count(Status::Xfail), f + r.failures(), s + r.count(Status::Skip))
         });
         println!("zcrx-conform: {p} passed, {f} failed, {s} skipped");
+    }
+    if let Some(p) = &a.write_baseline {
+        let mut b = if p.exists() {
+            match baseline::Baseline::load(p) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        } else {
+            baseline::Baseline::default()
+        };
+        b.record(runs);
+        write(p, serde_json::to_string_pretty(&b).unwrap_or_default());
+    }
+    let mut new_failures = None;
+    if let Some(p) = &a.baseline {
+        match baseline::Baseline::load(p) {
+            Ok(b) => {
+                let mut n = 0;
+                for r in runs {
+                    let d = b.diff(r);
+                    eprint!("{}", d.render());
+                    n += d.newly_broken.len();
+                }
+                new_failures = Some(n);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     if runs.iter().any(|r| r.aborted.is_some()) {
         return ExitCode::from(130);
     }
+    if let Some(n) = new_failures {
+        return if io_failed {
+            ExitCode::from(2)
+        } else if n > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
     if io_failed {
         return ExitCode::from(2);
     }
-    if runs.iter().any(|r| r.count(Status::Fail) > 0) {
+    if runs.iter().any(|r| r.failures() > 0) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

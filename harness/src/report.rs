@@ -64,6 +64,20 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
                     s.set_message(xml_safe(&c.message));
                     s
                 }
+                Status::Xfail => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_type("xfail");
+                    s.set_message(xml_safe(&c.message));
+                    s.set_description(case_text(c));
+                    s
+                }
+                Status::Xpass => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_type("xpass");
+                    s.set_message(xml_safe(&c.message));
+                    s.set_description(case_text(c));
+                    s
+                }
             };
             let mut tc = TestCase::new(xml_safe(&c.id), status);
             tc.set_classname(xml_safe(&format!("zcrx.{}", c.area)));
@@ -92,20 +106,24 @@ pub fn ktap(run: &RunReport) -> String {
         match c.status {
             Status::Pass => s.push_str(&format!("ok {} {name}\n", i + 1)),
             Status::Skip => s.push_str(&format!("ok {} {name} # SKIP {}\n", i + 1, one_line(&c.message))),
-            Status::Fail => {
+            Status::Xfail => s.push_str(&format!("not ok {} {name} # XFAIL {}\n", i + 1, one_line(&c.message))),
+            Status::Fail | Status::Xpass => {
                 s.push_str(&format!("# {name}: {}\n", one_line(&c.message)));
                 for l in c.kernel_log.iter().filter(|l| crate::runner::is_splat(l)).take(5) {
                     s.push_str(&format!("# kernel: {}\n", one_line(l)));
                 }
-                s.push_str(&format!("not ok {} {name}\n", i + 1));
+                let tag = if c.status == Status::Xpass { " # XPASS" } else { "" };
+                s.push_str(&format!("not ok {} {name}{tag}\n", i + 1));
             }
         }
     }
     s.push_str(&format!(
-        "# totals: pass:{} fail:{} skip:{}\n",
+        "# totals: pass:{} fail:{} skip:{} xfail:{} xpass:{}\n",
         run.count(Status::Pass),
         run.count(Status::Fail),
-        run.count(Status::Skip)
+        run.count(Status::Skip),
+        run.count(Status::Xfail),
+        run.count(Status::Xpass)
     ));
     s
 }

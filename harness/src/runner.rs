@@ -55,13 +55,22 @@ impl RunReport {
     }
 
     pub fn summary(&self) -> String {
-        format!(
+        let mut s = format!(
             "{}: {} passed, {} failed, {} skipped",
             self.target,
             self.count(Status::Pass),
             self.count(Status::Fail),
             self.count(Status::Skip)
-        )
+        );
+        let (xf, xp) = (self.count(Status::Xfail), self.count(Status::Xpass));
+        if xf + xp > 0 {
+            s.push_str(&format!(", {xf} xfail, {xp} xpass"));
+        }
+        s
+    }
+
+    pub fn failures(&self) -> usize {
+        self.cases.iter().filter(|c| c.status.is_failure()).count()
     }
 }
 
@@ -411,6 +420,9 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
                 cr.topology = Some(topo);
                 cr.status = o.status;
                 cr.message = o.message;
+                if !opts.self_check {
+                    apply_deviation(case, probe, &mut cr);
+                }
                 if opts.self_check {
                     // Inverted, a case must fail at an inverted assertion; passing means it
                     // cannot fail. Other failures (crash, timeout) stay failures.
@@ -464,6 +476,34 @@ pub fn status_word(s: Status) -> &'static str {
         Status::Pass => "ok",
         Status::Fail => "FAIL",
         Status::Skip => "skip",
+        Status::Xfail => "xfail",
+        Status::Xpass => "XPASS",
+    }
+}
+
+/// Turns a result into xfail/xpass when the case declares a known deviation for this kernel.
+pub fn apply_deviation(case: &Case, probe: &Probe, cr: &mut CaseReport) {
+    let Some(d) = case.def.known_deviation.iter().find(|d| probe.version_in(d.min.as_deref(), d.max.as_deref())) else {
+        return;
+    };
+    let link = d.link.as_deref().map(|l| format!(" ({l})")).unwrap_or_default();
+    match cr.status {
+        Status::Fail if d.observed.as_deref().is_some_and(|o| !cr.message.contains(o)) => {
+            cr.message = format!(
+                "failed differently from the known deviation (expected to see `{}`): {}",
+                d.observed.as_deref().unwrap_or(""),
+                cr.message
+            );
+        }
+        Status::Fail => {
+            cr.status = Status::Xfail;
+            cr.message = format!("known deviation: {}{link}; observed: {}", d.reason, cr.message);
+        }
+        Status::Pass => {
+            cr.status = Status::Xpass;
+            cr.message = format!("known deviation no longer reproduces: {}{link}", d.reason);
+        }
+        _ => {}
     }
 }
 

@@ -435,7 +435,7 @@ fn progress_line(tty: bool, quiet: bool, label: &str, c: &CaseReport, n: usize, 
         return;
     }
     if tty {
-        if c.status == Status::Fail {
+        if c.status.is_failure() {
             eprintln!("\r\x1b[KFAIL [{n}/{t}] {label} {} {}", c.id, c.message);
         }
     } else {

@@ -30,6 +30,7 @@ fn main() {
         .map(|c| {
             let name = c.id.clone();
             let plan = runner::plan(&c, &topos, &probe);
+            let probe = probe.clone();
             let exe = exe.clone();
             let timeout = c.def.timeout.unwrap_or(30.0);
             let kind = c.def.area.name();
@@ -37,10 +38,23 @@ fn main() {
                 Err(reason) => Ok(Completion::ignored_with(reason)),
                 Ok(topo) => {
                     let (o, _) = runner::run_child(&exe, &c, &topo, timeout, false);
-                    match o.status {
-                        Status::Pass => Ok(Completion::Completed),
-                        Status::Skip => Ok(Completion::ignored_with(o.message)),
-                        Status::Fail => Err(Failed::from(format!("{}\n{}", o.message, o.log.join("\n")))),
+                    let deviation = c
+                        .def
+                        .known_deviation
+                        .iter()
+                        .find(|d| probe.version_in(d.min.as_deref(), d.max.as_deref()))
+                        .filter(|d| {
+                            d.observed.as_deref().is_none_or(|x| o.message.contains(x) || o.status == Status::Pass)
+                        })
+                        .map(|d| d.reason.clone());
+                    match (o.status, deviation) {
+                        (Status::Pass, None) => Ok(Completion::Completed),
+                        (Status::Pass, Some(d)) => {
+                            Err(Failed::from(format!("xpass: known deviation no longer reproduces: {d}")))
+                        }
+                        (Status::Fail, Some(d)) => Ok(Completion::ignored_with(format!("xfail: {d}: {}", o.message))),
+                        (Status::Skip, _) => Ok(Completion::ignored_with(o.message)),
+                        (_, _) => Err(Failed::from(format!("{}\n{}", o.message, o.log.join("\n")))),
                     }
                 }
             })

@@ -1,0 +1,115 @@
+//! `zcrx-conform report-bug CASE`: a plain-text report for one failing or xfail case,
+//! ready to paste into a mail to the io_uring/netdev lists.
+
+use std::io::Read;
+
+use crate::exec::Status;
+use crate::runner::{CaseReport, RunReport};
+
+/// Config options that matter for zcrx.
+const CONFIG_KEYS: &[&str] = &[
+    "CONFIG_IO_URING",
+    "CONFIG_IO_URING_ZCRX",
+    "CONFIG_NET_DEVMEM",
+    "CONFIG_PAGE_POOL",
+    "CONFIG_NETDEVSIM",
+    "CONFIG_KASAN",
+    "CONFIG_PROVE_LOCKING",
+    "CONFIG_DEBUG_NET",
+];
+
+/// The kernel config of `release`: /proc/config.gz when it is the running kernel,
+/// /boot/config-<release>, or the config shipped with a fetched Debian kernel.
+pub fn kernel_config(release: &str) -> Option<String> {
+    if crate::sys::kernel_release() == release {
+        if let Ok(out) = std::process::Command::new("zcat").arg("/proc/config.gz").output() {
+            if out.status.success() && !out.stdout.is_empty() {
+                return Some(String::from_utf8_lossy(&out.stdout).into_owned());
+            }
+        }
+    }
+    let boot = format!("/boot/config-{release}");
+    if let Ok(mut f) = std::fs::File::open(&boot) {
+        let mut s = String::new();
+        if f.read_to_string(&mut s).is_ok() {
+            return Some(s);
+        }
+    }
+    let cache = std::env::var_os("ZCRX_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join(".cache"));
+    for p in [
+        cache.join(format!("kernels/{release}/root/usr/lib/linux/{release}/config")),
+        cache.join(format!("kernels/{release}/root/boot/config-{release}")),
+        cache.join(format!("kernels/{release}/root/usr/lib/modules/{release}/config")),
+    ] {
+        if let Ok(s) = std::fs::read_to_string(&p) {
+            return Some(s);
+        }
+    }
+    None
+}
+
+fn config_bits(release: &str) -> String {
+    match kernel_config(release) {
+        None => "  (config not available for this kernel)\n".into(),
+        Some(cfg) => {
+            let mut s = String::new();
+            for k in CONFIG_KEYS {
+                let line = cfg
+                    .lines()
+                    .find(|l| l.starts_with(&format!("{k}=")) || l.starts_with(&format!("# {k} is not set")))
+                    .unwrap_or("(absent)");
+                s.push_str(&format!("  {k:<22} {line}\n"));
+            }
+            s
+        }
+    }
+}
+
+/// The report text for one case of a run.
+pub fn render(run: &RunReport, c: &CaseReport) -> String {
+    let mut s = String::new();
+    let what = match c.status {
+        Status::Xfail => "known deviation (xfail)",
+        Status::Xpass => "known deviation no longer reproduces (xpass)",
+        Status::Fail => "conformance failure",
+        Status::Pass => "passes (no bug to report)",
+        Status::Skip => "skipped (no result)",
+    };
+    s.push_str(&format!("Subject: io_uring/zcrx: {} ({})\n\n", c.id, what));
+    s.push_str(&format!("zcrx-conform case {} {} on {} ({}).\n\n", c.id, what, run.probe.kernel_release, run.target));
+    if !c.about.is_empty() {
+        s.push_str(&format!("What the case checks:\n  {}\n", c.about.trim()));
+    }
+    if !c.spec.is_empty() {
+        s.push_str(&format!("  spec rows: {}\n", c.spec.join(", ")));
+    }
+    if !c.file.is_empty() {
+        s.push_str(&format!("  case file: {}\n", c.file));
+    }
+    s.push_str(&format!("\nExpected vs observed:\n  {}\n", c.message));
+    s.push_str("\nSyscalls made (arguments as passed, nonzero fields only) and answers:\n");
+    for l in &c.log {
+        s.push_str(&format!("  {l}\n"));
+    }
+    s.push_str("\nKernel log while the case ran:\n");
+    if c.kernel_log.is_empty() {
+        s.push_str("  (nothing)\n");
+    }
+    for l in &c.kernel_log {
+        s.push_str(&format!("  {l}\n"));
+    }
+    s.push_str(&format!("\nKernel: {}\nConfig:\n{}", run.probe.kernel_release, config_bits(&run.probe.kernel_release)));
+    s.push_str("\nProbe (IORING_REGISTER_QUERY):\n");
+    for l in run.probe.render().lines() {
+        s.push_str(&format!("  {l}\n"));
+    }
+    s.push_str(&format!(
+        "\nReproduce: zcrx-conform run {} --filter '{}'{}\n",
+        if c.file.is_empty() { "cases".to_string() } else { c.file.clone() },
+        c.id,
+        if run.target == "host" { String::new() } else { format!(" --vm {}", run.target) }
+    ));
+    s
+}
