@@ -162,6 +162,14 @@ enum Cmd {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Print the catalogue as a Markdown table: cases per area, and, given reports, how many
+    /// each kernel executed, passed and skipped.
+    Catalogue {
+        /// report.json files or directories (e.g. a matrix --out directory).
+        #[arg(long)]
+        from: Vec<PathBuf>,
+        paths: Vec<PathBuf>,
+    },
     /// Run one case in this process (used by `run` for isolation).
     #[command(hide = true)]
     ExecCase {
@@ -246,6 +254,7 @@ fn main() -> ExitCode {
         Cmd::Matrix { kernels, junit_dir, run } => matrix_cmd(&kernels, junit_dir.as_deref(), run),
         Cmd::Merge { inputs, out, junit, json } => merge_cmd(&inputs, out, junit, json),
         Cmd::ReportBug { id, from, run } => report_bug(&id, from.as_deref(), run),
+        Cmd::Catalogue { from, paths } => catalogue(&from, &paths),
     }
 }
 
@@ -425,6 +434,28 @@ fn report_bug(id: &str, from: Option<&std::path::Path>, mut a: RunArgs) -> ExitC
     }
     eprintln!("error: case `{id}` is not in the report");
     ExitCode::from(2)
+}
+
+fn catalogue(from: &[PathBuf], paths: &[PathBuf]) -> ExitCode {
+    let cases = match case::load_all(&case_paths(paths)) {
+        Ok(c) => c,
+        Err(errs) => {
+            print_errors(&errs);
+            return ExitCode::from(2);
+        }
+    };
+    let mut runs = Vec::new();
+    for f in from {
+        match load_report(f) {
+            Ok(r) => runs.extend(r.runs),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    print!("{}", report::catalogue_table(&cases, &runs.iter().collect::<Vec<_>>()));
+    ExitCode::SUCCESS
 }
 
 fn merge_cmd(inputs: &[PathBuf], out: Option<PathBuf>, junit: Option<PathBuf>, json: Option<PathBuf>) -> ExitCode {

@@ -282,3 +282,69 @@ mod tests {
         assert!(k.contains("ok 3 c # SKIP no nodev\n"));
     }
 }
+
+/// Markdown: per area, the number of cases, what they need, and per kernel how many ran.
+pub fn catalogue_table(cases: &[crate::case::Case], runs: &[&RunReport]) -> String {
+    use std::collections::BTreeMap;
+    let mut by_area: BTreeMap<&str, Vec<&crate::case::Case>> = BTreeMap::new();
+    for c in cases {
+        by_area.entry(c.def.area.name()).or_default().push(c);
+    }
+    let mut s = String::from("| area | cases | needs |");
+    for r in runs {
+        s.push_str(&format!(" {} ({}) executed / passed |", r.target, r.probe.kernel_release));
+    }
+    s.push_str("\n|---|---|---|");
+    for _ in runs {
+        s.push_str("---|");
+    }
+    s.push('\n');
+    let mut total = vec![(0usize, 0usize); runs.len()];
+    for (area, list) in &by_area {
+        let mut needs: BTreeMap<&str, usize> = BTreeMap::new();
+        for c in list {
+            *needs.entry(kernel_class(c)).or_default() += 1;
+        }
+        let needs: Vec<String> = needs.into_iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        s.push_str(&format!("| {area} | {} | {} |", list.len(), needs.join("; ")));
+        for (i, r) in runs.iter().enumerate() {
+            let ids: Vec<&str> = list.iter().map(|c| c.id.as_str()).collect();
+            let ran: Vec<_> =
+                r.cases.iter().filter(|c| ids.contains(&c.id.as_str()) && c.status != Status::Skip).collect();
+            let ok = ran.iter().filter(|c| matches!(c.status, Status::Pass | Status::Xfail)).count();
+            total[i].0 += ran.len();
+            total[i].1 += ok;
+            s.push_str(&format!(" {} / {} |", ran.len(), ok));
+        }
+        s.push('\n');
+    }
+    s.push_str(&format!("| **all** | **{}** | |", cases.len()));
+    for (ran, ok) in total {
+        s.push_str(&format!(" **{ran} / {ok}** |"));
+    }
+    s.push('\n');
+    s
+}
+
+/// Which kernels a case can run on, in words: what the README table shows.
+fn kernel_class(c: &crate::case::Case) -> &'static str {
+    use crate::case::Feature::*;
+    let r = &c.def.requires;
+    let ver = |v: &Option<String>| v.as_deref().and_then(crate::sys::parse_version);
+    let kmin = r.kernel.as_ref().and_then(|k| ver(&k.min));
+    let kmax = r.kernel.as_ref().and_then(|k| ver(&k.max));
+    if kmax.is_some_and(|v| v < (7, 2, 0)) {
+        "before 7.2 only"
+    } else if r.features.contains(&AddArea) || kmin.is_some_and(|v| v >= (7, 3, 0)) {
+        "7.3 (ADD_AREA)"
+    } else if kmax.is_some_and(|v| v < (7, 3, 0)) {
+        "7.2 only"
+    } else if r.features.iter().any(|f| {
+        matches!(f, Nodev | Import | Ctrl | FlushRq | Export | ArmEvent | Event | RxBufLen | QueryZcrx)
+    }) || kmin.is_some_and(|v| v >= (7, 2, 0))
+    {
+        "7.2+ (NODEV/CTRL)"
+    } else {
+        "any zcrx kernel"
+    }
+}
