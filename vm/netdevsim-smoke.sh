@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # netdevsim-smoke.sh: check a netdevsim.ko built by netdevsim.sh inside a VM guest.
 #
-#   netdevsim-smoke.sh MODULE ETHTOOL          (in the guest, as root)
+#   netdevsim-smoke.sh MODULE ETHTOOL [ZCRX_RX]     (in the guest, as root)
 #
 # Loads psample and MODULE, creates netdevsim device 1 with 2 ports and 4 queues, moves the
 # ports into netns nsa and nsb, links them (/sys/bus/netdevsim/link_device), gives them
 # 192.0.2.1/24 and 192.0.2.2/24, pings across, sends 4 MiB over TCP, and with ETHTOOL (7.x)
 # sets tcp-data-split on + hds-thresh 0 and shows the result of -g, then -L combined 1.
+# With ZCRX_RX (a binary built from vm/zcrx-nsim-rx.c; zcrx variant only), it then also
+# registers io_uring zcrx on rx queue 0 of the receiving port, receives 16 MiB through it,
+# checks the bytes and shows the port's hds/ debugfs counters (patch 0004), which say how
+# many skbs were split into zcrx buffers (zero copy) and how many fell back; then again with
+# hds/netmem_budget = 1000 (4 MiB zero copy, the rest by copy fallback).
 # Prints "SMOKE: PASS" as its last line when everything worked; exits non-zero otherwise.
 #
 # From the host (see vm/README.md):
@@ -16,6 +21,7 @@ set -euo pipefail
 
 KO=${1:?usage: netdevsim-smoke.sh MODULE ETHTOOL}
 ETHTOOL=${2:?usage: netdevsim-smoke.sh MODULE ETHTOOL}
+ZCRX_RX=${3:-}
 PY=/usr/bin/python3
 
 step() { printf '== %s\n' "$*"; }
@@ -99,6 +105,56 @@ hds=/sys/kernel/debug/netdevsim/netdevsim1/ports/1/hds
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>/dev/null || true
 if [[ -d $hds ]]; then # zcrx variant with patch 0004: counters stay 0 without a memory provider
     step "zcrx variant: $hds: split=$(cat "$hds/split") fallback=$(cat "$hds/fallback") netmem_budget=$(cat "$hds/netmem_budget")"
+fi
+if [[ -n $ZCRX_RX ]]; then
+    step "zcrx: register on $B rxq 99 (expect ERANGE)"
+    ip netns exec nsb "$ZCRX_RX" "$B" 99 5202 0 && fail "registration on rxq 99 succeeded"
+    zcrx_run() { # BUDGET: 16 MiB through a zcrx area on rxq 0 of $B, hds/netmem_budget = BUDGET
+        step "zcrx: 16 MiB into a zcrx area on $B rxq 0, netmem_budget $1"
+        if [[ -d $hds ]]; then
+            echo "$1" >"$hds/netmem_budget"
+            echo 0 >"$hds/split"
+            echo 0 >"$hds/fallback"
+        fi
+        local rx try
+        for try in 1 2 3 4 5 6 7 8 9 10; do # the previous run's queue may still be restarting
+            ip netns exec nsb "$ZCRX_RX" "$B" 0 5202 $((16 << 20)) >/tmp/zrx.out 2>&1 &
+            rx=$!
+            for _ in $(seq 100); do grep -q listening /tmp/zrx.out 2>/dev/null && break; kill -0 "$rx" 2>/dev/null || break; sleep 0.1; done
+            grep -q listening /tmp/zrx.out && break
+            wait "$rx" || true
+            cat /tmp/zrx.out
+            sleep 0.5
+        done
+        [[ $try -eq 1 ]] || echo "(registered at try $try)"
+        grep -q listening /tmp/zrx.out || fail "zcrx-nsim-rx did not start"
+        local t2 t3
+        t2=$(t)
+        ip netns exec nsa "$PY" -c '
+import socket
+s = socket.create_connection(("192.0.2.2", 5202))
+buf = bytes(range(251)) * 4096
+left = 16 << 20
+while left:
+    n = min(left, len(buf))
+    s.sendall(buf[:n]); left -= n
+s.close()' || fail "zcrx client"
+        wait "$rx" || { cat /tmp/zrx.out; fail "zcrx-nsim-rx"; }
+        t3=$(t)
+        cat /tmp/zrx.out
+        step "zcrx: 16 MiB in $(awk -v a="$t2" -v b="$t3" 'BEGIN { printf "%.2f s", b - a }')"
+        if [[ -d $hds ]]; then
+            split=$(cat "$hds/split") fallback=$(cat "$hds/fallback")
+            step "zcrx: hds counters: split=$split fallback=$fallback netmem_budget=$(cat "$hds/netmem_budget")"
+        fi
+    }
+    zcrx_run -1
+    if [[ -d $hds ]]; then
+        [[ $split -gt 0 && $fallback -eq 0 ]] || fail "expected only split skbs"
+        zcrx_run 1000
+        [[ $split -gt 0 && $fallback -gt 0 ]] || fail "expected split and fallback skbs with a budget of 1000"
+        echo -1 >"$hds/netmem_budget"
+    fi
 fi
 step "dmesg (netdevsim, page_pool)"
 dmesg | grep -iE 'netdevsim|page_pool' | tail -n 10 || true

@@ -95,6 +95,23 @@ run_logged() { # LOGFILE CMD...: run, keep output in LOGFILE, show its tail on f
     fi
 }
 
+# The headers' Makefile says KBUILD_OUTPUT=/usr/src/linux-headers-KVER and includes
+# /usr/src/linux-headers-<kv>-common/Makefile. Point both at ROOT/usr/src/... (ROOT = the
+# final kbuild dir in the cache), so nothing is written to the host's /usr/src. The scripts/
+# and tools/ symlinks are relative (../../lib/linux-kbuild-<kv>/...) and resolve inside the
+# cache as they are. Idempotent; run on every build, so a moved cache still works.
+repoint_makefile() { # MAKEFILE ROOT KVER
+    local mk=$1 root=$2 kver=$3 kv=${3%-"$FLAVOUR"}
+    sed -i \
+        -e "s|^KBUILD_OUTPUT=.*|KBUILD_OUTPUT=$root/usr/src/linux-headers-$kver|" \
+        -e "s|^include .*-common/Makefile\$|include $root/usr/src/linux-headers-$kv-common/Makefile|" \
+        "$mk"
+    if ! grep -qxF "include $root/usr/src/linux-headers-$kv-common/Makefile" "$mk" ||
+        ! grep -qxF "KBUILD_OUTPUT=$root/usr/src/linux-headers-$kver" "$mk"; then
+        die "could not repoint $mk (its content: $(tr '\n' ' ' <"$mk"))"
+    fi
+}
+
 # Prepare <NDIR>/KVER/{kbuild,netdevsim-src}: header packages with rebuilt host tools, and
 # the pristine netdevsim sources of the same version.
 prepare_tree() {
@@ -130,13 +147,7 @@ prepare_tree() {
     done
     local hdr=$root/usr/src/linux-headers-$kver kb=$root/usr/lib/linux-kbuild-$kv
     [[ -f $hdr/Makefile && -d $kb/scripts ]] || die "unexpected layout in linux-headers-$kver / linux-kbuild-$kv"
-    # The headers' Makefile says KBUILD_OUTPUT=/usr/src/linux-headers-KVER and includes
-    # /usr/src/linux-headers-<kv>-common/Makefile. The scripts/ and tools/ symlinks are
-    # relative (../../lib/linux-kbuild-<kv>/...), so they resolve inside the cache as they are.
-    # The final location is only known after the rename below, so write it now.
-    sed -i "s|/usr/src/|$top/kbuild/usr/src/|g" "$hdr/Makefile"
-    grep -q "$top/kbuild/usr/src/linux-headers-$kv-common/Makefile" "$hdr/Makefile" ||
-        die "could not repoint $hdr/Makefile (its content: $(tr '\n' ' ' <"$hdr/Makefile"))"
+    repoint_makefile "$hdr/Makefile" "$top/kbuild" "$kver"
 
     # Source: only what `make olddefconfig modules_prepare` reads (measured with atime on a full
     # tree: top-level Makefiles, every Kconfig, include/, arch/x86/, scripts/, tools/, parts of
@@ -234,6 +245,7 @@ cmd_build() {
             run_logged "$vdir/patch.log" patch -p1 -N --no-backup-if-mismatch -d "$vdir/src" -i "$PATCH_DIR/$f"
         done <"$PATCH_DIR/series"
     fi
+    repoint_makefile "$top/kbuild/usr/src/linux-headers-$kver/Makefile" "$top/kbuild" "$kver"
     local m=$vdir/src/drivers/net/netdevsim t0=$SECONDS
     log "building netdevsim.ko ($variant) with $(gcc -dumpfullversion 2>/dev/null || echo gcc)"
     run_logged "$vdir/build.log" make -C "$top/kbuild/usr/src/linux-headers-$kver" M="$m" \

@@ -468,6 +468,8 @@ pub struct Step {
     pub close: Option<Close>,
     pub tun: Option<Tun>,
     pub netns: Option<Netns>,
+    pub ethtool: Option<crate::topology::Settings>,
+    pub nsim: Option<Nsim>,
     pub expect: Option<Expect>,
 }
 
@@ -499,7 +501,9 @@ impl Step {
             mmap_region,
             close,
             tun,
-            netns
+            netns,
+            ethtool,
+            nsim
         );
         v
     }
@@ -823,6 +827,23 @@ pub struct Close {
 #[serde(deny_unknown_fields)]
 pub struct Tun {
     pub name: String,
+}
+
+/// The simulated NIC's knobs (netdevsim-zcrx, debugfs `hds/`): set the buffer budget,
+/// reset or check the split/fallback counters.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Nsim {
+    /// How many more buffers the rx path may take from the page pool (-1: no limit).
+    pub netmem_budget: Option<i64>,
+    /// Zero the counters.
+    #[serde(default)]
+    pub reset: bool,
+    /// Exact expected values: skbs split into provider buffers / delivered unsplit.
+    pub split: Option<u64>,
+    pub fallback: Option<u64>,
+    /// At least this many split skbs.
+    pub split_at_least: Option<u64>,
 }
 
 /// Move the case process into a fresh network namespace (devices created before stay behind).

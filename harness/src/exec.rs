@@ -196,6 +196,10 @@ fn describe(got: &SysResult) -> String {
 
 impl<'a> Ctx<'a> {
     fn run(&mut self) -> StepResult {
+        if let Some(ns) = &self.topo.netns {
+            crate::topology::enter(ns)?;
+            self.log.push(format!("in network namespace {}", ns.display()));
+        }
         let d = &self.case.def;
         let flags = setup_flags(&d.ring.flags)?;
         let ring = Ring::new(d.ring.entries, flags, d.ring.cq_entries).map_err(|e| format!("main ring: {e}"))?;
@@ -336,6 +340,12 @@ impl<'a> Ctx<'a> {
             self.fds.insert(format!("{}.tunfd", t.name), fd);
             return Ok(());
         }
+        if let Some(e) = &s.ethtool {
+            return self.ethtool(e);
+        }
+        if let Some(n) = &s.nsim {
+            return self.nsim(n);
+        }
         if let Some(n) = &s.netns {
             if n.new {
                 nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
@@ -369,6 +379,8 @@ impl<'a> Ctx<'a> {
             "lo" => return Some(crate::topology::loopback_ifindex() as u64),
             "topo.if_idx" => return Some(self.topo.if_idx as u64),
             "topo.if_rxq" => return Some(self.topo.if_rxq as u64),
+            "topo.peer_if_idx" => return Some(self.topo.peer_if_idx as u64),
+            "topo.queues" => return Some(self.topo.queues as u64),
             _ => {}
         }
         if let Some(v) = self.last.get(r) {
@@ -848,13 +860,82 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// Changes DUT settings the topology allows (restored by the runner after the case).
+    fn ethtool(&mut self, e: &crate::topology::Settings) -> StepResult {
+        let et = self.topo.ethtool.clone().ok_or(format!("{SKIP_PREFIX}no ethtool for this topology"))?;
+        let dev = self.topo.dut_dev.clone().ok_or(format!("{SKIP_PREFIX}topology {} has no device", self.topo.name))?;
+        for (name, set) in [
+            ("tcp-data-split", e.tcp_data_split.is_some()),
+            ("hds-thresh", e.hds_thresh.is_some()),
+            ("combined", e.combined.is_some()),
+        ] {
+            if set && !self.topo.may_change.iter().any(|m| m == name) {
+                return Err(format!("{SKIP_PREFIX}topology {} does not allow changing {name}", self.topo.name));
+            }
+        }
+        // Our thread is in the DUT namespace; ethtool inherits it.
+        crate::topology::apply_settings(&et, None, &dev, e)?;
+        self.log.push(format!("ethtool {dev}: {e:?}"));
+        Ok(())
+    }
+
+    /// netdevsim-zcrx debugfs knobs and counters.
+    fn nsim(&mut self, n: &Nsim) -> StepResult {
+        let dir = self
+            .topo
+            .debugfs
+            .clone()
+            .map(|d| d.join("hds"))
+            .filter(|d| d.is_dir())
+            .ok_or(format!("{SKIP_PREFIX}topology {} has no netdevsim hds/ debugfs knobs", self.topo.name))?;
+        let write =
+            |f: &str, v: String| std::fs::write(dir.join(f), v).map_err(|e| format!("{}/{f}: {e}", dir.display()));
+        let read = |f: &str| -> Result<u64, String> {
+            std::fs::read_to_string(dir.join(f))
+                .map_err(|e| format!("{}/{f}: {e}", dir.display()))?
+                .trim()
+                .parse()
+                .map_err(|_| format!("{}/{f}: not a number", dir.display()))
+        };
+        if n.reset {
+            write("split", "0".into())?;
+            write("fallback", "0".into())?;
+        }
+        if let Some(b) = n.netmem_budget {
+            write("netmem_budget", b.to_string())?;
+        }
+        if n.split.is_some() || n.fallback.is_some() || n.split_at_least.is_some() {
+            let (sp, fb) = (read("split")?, read("fallback")?);
+            self.log.push(format!("netdevsim hds: split={sp} fallback={fb}"));
+            let mut r = exact("split", n.split, sp).and(exact("fallback", n.fallback, fb));
+            if let Some(min) = n.split_at_least {
+                if sp < min {
+                    r = r.and(Err(format!("split: expected at least {min}, found {sp}")));
+                }
+            }
+            return self.verdict("netdevsim counters", r);
+        }
+        Ok(())
+    }
+
     fn connect(&mut self, c: &Connect) -> StepResult {
         let name = c.name.clone().unwrap_or_else(|| "c0".into());
         let io = |e: std::io::Error| format!("harness: {e}");
         let (recv, peer): (OwnedFd, OwnedFd) = match c.kind {
             ConnKind::Tcp => {
-                let l = TcpListener::bind("127.0.0.1:0").map_err(io)?;
-                let client = TcpStream::connect(l.local_addr().map_err(io)?).map_err(io)?;
+                let l = TcpListener::bind((self.topo.dut_addr.as_str(), 0)).map_err(io)?;
+                let addr = l.local_addr().map_err(io)?;
+                let client = match self.topo.peer_netns.clone() {
+                    // The peer connects from its own namespace: a thread we own enters it.
+                    Some(ns) => std::thread::spawn(move || -> Result<TcpStream, String> {
+                        crate::topology::enter(&ns)?;
+                        TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+                            .map_err(|e| format!("connect {addr}: {e}"))
+                    })
+                    .join()
+                    .map_err(|_| "connect thread panicked".to_string())??,
+                    None => TcpStream::connect(addr).map_err(io)?,
+                };
                 let (server, _) = l.accept().map_err(io)?;
                 (server.into(), client.into())
             }

@@ -270,7 +270,7 @@ fn exec_case(file: &std::path::Path, index: usize, topo: &str, invert: bool) -> 
         eprintln!("{}: no case #{index}", file.display());
         return ExitCode::from(2);
     };
-    let topo = match topology::Topo::new(topo) {
+    let topo = match topology::Topo::for_case(topo) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{e}");
@@ -286,8 +286,15 @@ fn exec_case(file: &std::path::Path, index: usize, topo: &str, invert: bool) -> 
 /// Checks the run arguments and loads the cases; Err is the exit code.
 fn prepare(a: &RunArgs) -> Result<Vec<case::Case>, ExitCode> {
     for t in &a.topology {
-        if !topology::KNOWN.contains(&t.as_str()) {
-            eprintln!("error: unknown topology `{t}` (known: {})", topology::KNOWN.join(", "));
+        if topology::Topo::builtin(t).is_some() {
+            continue;
+        }
+        if let Err(e) = topology::load(t) {
+            let known: Vec<String> = ["host".to_string(), "nodev".to_string()]
+                .into_iter()
+                .chain(topology::available().into_keys())
+                .collect();
+            eprintln!("error: topology `{t}`: {e} (known: {})", known.join(", "));
             return Err(ExitCode::from(2));
         }
     }

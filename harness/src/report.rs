@@ -229,60 +229,6 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runner::CaseReport;
-
-    fn run() -> RunReport {
-        let mk = |id: &str, status, msg: &str| CaseReport {
-            id: id.into(),
-            file: "f.yaml".into(),
-            area: "reserved".into(),
-            about: String::new(),
-            spec: vec![],
-            topology: Some("host".into()),
-            status,
-            message: msg.into(),
-            log: vec!["line with \u{1} control".into()],
-            kernel_log: vec![],
-            duration_s: 0.01,
-        };
-        RunReport {
-            target: "host".into(),
-            probe: Default::default(),
-            topologies: vec!["host".into()],
-            cases: vec![
-                mk("a", Status::Pass, ""),
-                mk("b", Status::Fail, "expected EINVAL\u{7}"),
-                mk("c", Status::Skip, "no nodev"),
-            ],
-            duration_s: 1.0,
-            aborted: None,
-            timings: vec![],
-        }
-    }
-
-    #[test]
-    fn junit_counts_and_escapes() {
-        let x = junit(&[&run()]).expect("junit");
-        assert!(x.contains("tests=\"3\""), "{x}");
-        assert!(x.contains("failures=\"1\""), "{x}");
-        assert!(x.contains("skipped=\"1\""), "{x}");
-        assert!(!x.contains('\u{7}') && !x.contains('\u{1}'));
-    }
-
-    #[test]
-    fn ktap_shape() {
-        let k = ktap(&run());
-        assert!(k.starts_with("KTAP version 1\n"));
-        assert!(k.contains("1..3\n"));
-        assert!(k.contains("ok 1 a\n"));
-        assert!(k.contains("not ok 2 b\n"));
-        assert!(k.contains("ok 3 c # SKIP no nodev\n"));
-    }
-}
-
 /// Markdown: per area, the number of cases, what they need, and per kernel how many ran.
 pub fn catalogue_table(cases: &[crate::case::Case], runs: &[&RunReport]) -> String {
     use std::collections::BTreeMap;
@@ -339,12 +285,68 @@ fn kernel_class(c: &crate::case::Case) -> &'static str {
         "7.3 (ADD_AREA)"
     } else if kmax.is_some_and(|v| v < (7, 3, 0)) {
         "7.2 only"
-    } else if r.features.iter().any(|f| {
-        matches!(f, Nodev | Import | Ctrl | FlushRq | Export | ArmEvent | Event | RxBufLen | QueryZcrx)
-    }) || kmin.is_some_and(|v| v >= (7, 2, 0))
+    } else if r
+        .features
+        .iter()
+        .any(|f| matches!(f, Nodev | Import | Ctrl | FlushRq | Export | ArmEvent | Event | RxBufLen | QueryZcrx))
+        || kmin.is_some_and(|v| v >= (7, 2, 0))
     {
         "7.2+ (NODEV/CTRL)"
     } else {
         "any zcrx kernel"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::CaseReport;
+
+    fn run() -> RunReport {
+        let mk = |id: &str, status, msg: &str| CaseReport {
+            id: id.into(),
+            file: "f.yaml".into(),
+            area: "reserved".into(),
+            about: String::new(),
+            spec: vec![],
+            topology: Some("host".into()),
+            status,
+            message: msg.into(),
+            log: vec!["line with \u{1} control".into()],
+            kernel_log: vec![],
+            duration_s: 0.01,
+        };
+        RunReport {
+            target: "host".into(),
+            probe: Default::default(),
+            topologies: vec!["host".into()],
+            cases: vec![
+                mk("a", Status::Pass, ""),
+                mk("b", Status::Fail, "expected EINVAL\u{7}"),
+                mk("c", Status::Skip, "no nodev"),
+            ],
+            duration_s: 1.0,
+            aborted: None,
+            timings: vec![],
+        }
+    }
+
+    #[test]
+    fn junit_counts_and_escapes() {
+        let x = junit(&[&run()]).expect("junit");
+        assert!(x.contains("tests=\"3\""), "{x}");
+        assert!(x.contains("failures=\"1\""), "{x}");
+        assert!(x.contains("skipped=\"1\""), "{x}");
+        assert!(!x.contains('\u{7}') && !x.contains('\u{1}'));
+    }
+
+    #[test]
+    fn ktap_shape() {
+        let k = ktap(&run());
+        assert!(k.starts_with("KTAP version 1\n"));
+        assert!(k.contains("1..3\n"));
+        assert!(k.contains("ok 1 a\n"));
+        assert!(k.contains("not ok 2 b\n"));
+        assert!(k.contains("ok 3 c # SKIP no nodev\n"));
     }
 }

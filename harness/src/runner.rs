@@ -256,8 +256,27 @@ impl Kmsg {
 
 /// Runs one case in a child process (`<exe> exec-case`) with a timeout; the bool says
 /// whether the run was interrupted meanwhile.
-pub fn run_child(exe: &std::path::Path, case: &Case, topo: &str, timeout: f64, invert: bool) -> (Outcome, bool) {
+pub fn run_child(
+    exe: &std::path::Path,
+    case: &Case,
+    topo: &str,
+    timeout: f64,
+    invert: bool,
+    topo_json: Option<&str>,
+) -> (Outcome, bool) {
     let mut cmd = Command::new(exe);
+    // The case process dies with the harness (a killed run leaves nothing running).
+    // SAFETY: prctl is async-signal-safe and touches only the child.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    if let Some(j) = topo_json {
+        cmd.env(topology::ENV, j);
+    }
     if invert {
         cmd.arg("exec-case").arg("--invert");
     } else {
@@ -375,6 +394,37 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
         timings: Vec::new(),
     };
     let selected = select(cases, opts);
+    // Bring up the topologies this run provides; a failure skips their cases with the reason.
+    let tools = topology::Tools::from_env();
+    let mut provided: Vec<(String, topology::Topo, Option<topology::Active>)> = Vec::new();
+    let mut broken: Vec<(String, String)> = Vec::new();
+    for name in &opts.topologies {
+        if let Some(t) = topology::Topo::builtin(name) {
+            provided.push((name.clone(), t, None));
+            continue;
+        }
+        match topology::load(name).and_then(|f| {
+            let kind = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            f.up(&tools).map(|a| (kind, a))
+        }) {
+            Ok((kind, mut a)) => {
+                if let Err(e) = a.snapshot_dut() {
+                    a.log.push(format!("cannot record DUT settings: {e}"));
+                }
+                for l in &a.log {
+                    if !opts.quiet && !opts.stream {
+                        eprintln!("{l}");
+                    }
+                }
+                provided.push((kind, a.topo.clone(), Some(a)));
+            }
+            Err(e) => {
+                eprintln!("topology {name}: {e}");
+                broken.push((name.clone(), e));
+            }
+        }
+    }
+    let kinds: Vec<String> = provided.iter().map(|(k, _, _)| k.clone()).collect();
     if opts.stream {
         println!("{STREAM_TAG} probe {}", serde_json::to_string(probe).unwrap_or_default());
         println!("{STREAM_TAG} total {}", selected.len());
@@ -406,16 +456,33 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
         if tty {
             eprint!("\r\x1b[K[{}/{total}] {} {}", n + 1, target, case.id);
         }
-        match plan(case, &opts.topologies, probe) {
-            Err(reason) => cr.message = reason,
-            Ok(topo) => {
+        match plan(case, &kinds, probe) {
+            Err(reason) => {
+                // A topology the case needs failed to come up: say so rather than "not provided".
+                let wanted = &case.def.requires.topology;
+                cr.message = match broken.iter().find(|(n, _)| wanted.contains(n)) {
+                    Some((n, e)) => format!("topology {n} could not be set up: {e}"),
+                    None => reason,
+                };
+            }
+            Ok(kind) => {
                 let t0 = Instant::now();
                 kmsg.drain();
                 let timeout = d.timeout.unwrap_or(opts.timeout);
+                let entry = provided.iter().find(|(k, _, _)| *k == kind);
+                let topo_json = entry.map(|(_, t, _)| serde_json::to_string(t).unwrap_or_default());
                 let (o, interrupted) = match std::env::current_exe() {
-                    Ok(exe) => run_child(&exe, case, &topo, timeout, opts.self_check),
+                    Ok(exe) => run_child(&exe, case, &kind, timeout, opts.self_check, topo_json.as_deref()),
                     Err(e) => (fail(format!("harness: current_exe: {e}")), false),
                 };
+                if let Some((_, _, Some(a))) = entry {
+                    if case.def.steps.iter().any(|s| s.value.ethtool.is_some()) {
+                        for e in a.restore_settings() {
+                            eprintln!("restoring settings after {}: {e}", case.id);
+                        }
+                    }
+                }
+                let topo = kind;
                 cr.duration_s = t0.elapsed().as_secs_f64();
                 cr.topology = Some(topo);
                 cr.status = o.status;
@@ -466,6 +533,14 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
     }
     if tty {
         eprint!("\r\x1b[K");
+    }
+    for (_, _, a) in &mut provided {
+        if let Some(a) = a {
+            for e in a.down() {
+                eprintln!("topology teardown: {e}");
+                report.timings.push((format!("teardown error: {e}"), 0.0));
+            }
+        }
     }
     report.duration_s = start.elapsed().as_secs_f64();
     report

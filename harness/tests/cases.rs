@@ -37,7 +37,7 @@ fn main() {
             Trial::ignorable_test(name, move || match plan {
                 Err(reason) => Ok(Completion::ignored_with(reason)),
                 Ok(topo) => {
-                    let (o, _) = runner::run_child(&exe, &c, &topo, timeout, false);
+                    let (o, _) = runner::run_child(&exe, &c, &topo, timeout, false, None);
                     let deviation = c
                         .def
                         .known_deviation

@@ -204,8 +204,7 @@ fn github_junit_path_is_what_the_run_writes() {
     let g = github_suite();
     let run = github_step(&g.job, |s| s["id"] == "suite", "id: suite");
     let script = run["run"].as_str().expect("run");
-    let publish =
-        github_step(&g.job, |s| uses(s, "mikepenz/action-junit-report"), "mikepenz/action-junit-report");
+    let publish = github_step(&g.job, |s| uses(s, "mikepenz/action-junit-report"), "mikepenz/action-junit-report");
     let upload = github_step(&g.job, |s| uses(s, "actions/upload-artifact"), "actions/upload-artifact");
     let mut outs = BTreeSet::new();
     for (matrix, env) in &g.combos {
@@ -292,7 +291,8 @@ fn gitlab_combos(job: &Value) -> Vec<BTreeMap<String, String>> {
                 .as_object()
                 .expect("matrix entry")
                 .iter()
-                .map(|(k, v)| (k.clone(), if v.is_array() { str_list(v, k) } else { vec![str_list(&json!([v]), k)[0].clone()] }))
+                // A GitLab matrix value is a list or one scalar.
+                .map(|(k, v)| (k.clone(), if v.is_array() { str_list(v, k) } else { str_list(&json!([v]), k) }))
                 .collect();
             combinations(&axes)
         })
