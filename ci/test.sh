@@ -15,8 +15,8 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
-step "cargo test (unit tests + every case on the host kernel)"
-cargo test --locked
+step "cargo test (unit tests, every case on the host kernel, pipeline files validated)"
+ZCRX_CHECK_PIPELINES=1 cargo test --locked
 
 step "release build"
 cargo build --release --locked

@@ -124,6 +124,7 @@ if [[ -n $ZCRX_RX ]]; then
             grep -q listening /tmp/zrx.out && break
             wait "$rx" || true
             cat /tmp/zrx.out
+            grep -q 'busy' /tmp/zrx.out || break
             sleep 0.5
         done
         [[ $try -eq 1 ]] || echo "(registered at try $try)"

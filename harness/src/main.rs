@@ -32,6 +32,12 @@ struct RunArgs {
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the results as KernelCI KCIDB JSON (I/O schema v4) here.
+    #[arg(long)]
+    kcidb: Option<PathBuf>,
+    /// KCIDB origin name (your CI system's, registered with KernelCI).
+    #[arg(long, default_value = "zcrx_conform")]
+    kcidb_origin: String,
     /// Print KTAP v1 on stdout.
     #[arg(long)]
     ktap: bool,
@@ -101,6 +107,8 @@ impl RunArgs {
             self_check: false,
             baseline: None,
             write_baseline: None,
+            kcidb: None,
+            kcidb_origin: "zcrx_conform".into(),
         }
     }
 }
@@ -150,6 +158,8 @@ enum Cmd {
         junit: Option<PathBuf>,
         #[arg(long)]
         json: Option<PathBuf>,
+        #[arg(long)]
+        kcidb: Option<PathBuf>,
     },
     /// Print a plain-text bug report for one failing or xfail case: from a report.json
     /// (--from), or by running the case now (on the host, or --vm SPEC).
@@ -252,7 +262,7 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Matrix { kernels, junit_dir, run } => matrix_cmd(&kernels, junit_dir.as_deref(), run),
-        Cmd::Merge { inputs, out, junit, json } => merge_cmd(&inputs, out, junit, json),
+        Cmd::Merge { inputs, out, junit, json, kcidb } => merge_cmd(&inputs, out, junit, json, kcidb),
         Cmd::ReportBug { id, from, run } => report_bug(&id, from.as_deref(), run),
         Cmd::Catalogue { from, paths } => catalogue(&from, &paths),
     }
@@ -366,6 +376,7 @@ fn run_target(spec: &str, cases: &[case::Case], a: &RunArgs) -> Result<RunReport
     let t0 = std::time::Instant::now();
     vm::provision()?;
     let kernel = vm::resolve(&k)?;
+    let env = vm::guest_tools(&kernel, &a.topology)?;
     let prep = t0.elapsed().as_secs_f64();
     let opts = vm::VmOpts {
         paths: case_paths(&a.paths),
@@ -377,6 +388,7 @@ fn run_target(spec: &str, cases: &[case::Case], a: &RunArgs) -> Result<RunReport
         cpus: a.cpus,
         shard: a.shard.clone(),
         self_check: a.self_check,
+        env,
     };
     let mut rep = vm::run_in_vm(spec, &kernel, &opts)?;
     rep.timings.insert(0, ("provision_and_fetch_s".into(), prep));
@@ -465,7 +477,13 @@ fn catalogue(from: &[PathBuf], paths: &[PathBuf]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn merge_cmd(inputs: &[PathBuf], out: Option<PathBuf>, junit: Option<PathBuf>, json: Option<PathBuf>) -> ExitCode {
+fn merge_cmd(
+    inputs: &[PathBuf],
+    out: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+    kcidb: Option<PathBuf>,
+) -> ExitCode {
     if inputs.is_empty() {
         eprintln!("error: merge needs at least one report.json or directory");
         return ExitCode::from(2);
@@ -483,6 +501,7 @@ fn merge_cmd(inputs: &[PathBuf], out: Option<PathBuf>, junit: Option<PathBuf>, j
             match runs.iter_mut().find(|x| x.target == r.target) {
                 Some(x) => {
                     x.cases.extend(r.cases);
+                    x.topologies.extend(r.topologies);
                     x.duration_s += r.duration_s;
                     if x.aborted.is_none() {
                         x.aborted = r.aborted;
@@ -493,17 +512,18 @@ fn merge_cmd(inputs: &[PathBuf], out: Option<PathBuf>, junit: Option<PathBuf>, j
         }
     }
     for r in &mut runs {
-        r.cases.sort_by(|a, b| a.id.cmp(&b.id));
-        let before = r.cases.len();
+        // Shards run disjoint cases; jobs of one kernel on different topologies run the same
+        // cases, each executing some and skipping the rest: keep an executed result.
+        r.cases.sort_by(|a, b| a.id.cmp(&b.id).then((a.status == Status::Skip).cmp(&(b.status == Status::Skip))));
         r.cases.dedup_by(|a, b| a.id == b.id);
-        if r.cases.len() != before {
-            eprintln!("warning: {}: {} case(s) appeared in more than one input", r.target, before - r.cases.len());
-        }
+        r.topologies.sort();
+        r.topologies.dedup();
     }
     if runs.len() > 1 {
         print!("{}", report::matrix_table(&runs.iter().collect::<Vec<_>>()));
     }
-    let a = RunArgs::for_reports(out, junit, json);
+    let mut a = RunArgs::for_reports(out, junit, json);
+    a.kcidb = kcidb;
     finish(&runs, &a)
 }
 
@@ -572,6 +592,12 @@ fn finish(runs: &[RunReport], a: &RunArgs) -> ExitCode {
     }
     if let Some(p) = &a.json {
         write(p, report::json(&refs));
+    }
+    if let Some(p) = &a.kcidb {
+        write(
+            p,
+            serde_json::to_string_pretty(&zcrx_conform::kcidb::export(&refs, &a.kcidb_origin)).unwrap_or_default(),
+        );
     }
     if let Some(d) = &a.out {
         write(&d.join("junit.xml"), junit);

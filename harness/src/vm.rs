@@ -105,6 +105,67 @@ pub fn resolve(spec: &KernelSpec) -> Result<PathBuf, String> {
     }
 }
 
+/// Runs a vm/ script whose last stdout line is a path (kernel.sh, netdevsim.sh, ethtool.sh).
+fn script_path(script: &str, args: &[&str]) -> Result<PathBuf, String> {
+    let script = vm_dir().join(script);
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} {} failed ({})", script.display(), args.join(" "), out.status));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let path = text.lines().last().unwrap_or("").trim();
+    if path.is_empty() || !Path::new(path).exists() {
+        return Err(format!("{} {} printed no path", script.display(), args.join(" ")));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// The kernel release of a fetched Debian kernel (`.../modules/<kver>/vmlinuz`).
+pub fn debian_kver(kernel: &Path) -> Option<String> {
+    let dir = kernel.parent()?;
+    (dir.parent()?.file_name()? == "modules").then(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))?
+}
+
+/// What the guest needs for the run's topologies, as environment assignments: ethtool 7.x
+/// and the netdevsim modules built for this kernel (host side: the guest has no network).
+pub fn guest_tools(kernel: &Path, topologies: &[String]) -> Result<Vec<(String, String)>, String> {
+    let mut kinds = Vec::new();
+    for t in topologies {
+        if crate::topology::Topo::builtin(t).is_none() {
+            kinds.push(crate::topology::load(t)?.kind);
+        }
+    }
+    if kinds.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut env = vec![("ZCRX_ETHTOOL".to_string(), script_path("ethtool.sh", &["fetch"])?.display().to_string())];
+    use crate::topology::Kind;
+    let wants = |k: Kind| kinds.contains(&k);
+    if wants(Kind::Netdevsim) || wants(Kind::NetdevsimZcrx) {
+        let kver = debian_kver(kernel).ok_or_else(|| {
+            format!(
+                "{}: netdevsim is built only for Debian kernels; build your kernel with CONFIG_NETDEVSIM",
+                kernel.display()
+            )
+        })?;
+        for (k, variant, var) in
+            [(Kind::Netdevsim, "stock", "ZCRX_NETDEVSIM_STOCK"), (Kind::NetdevsimZcrx, "zcrx", "ZCRX_NETDEVSIM_ZCRX")]
+        {
+            if wants(k) {
+                let ko = script_path("netdevsim.sh", &["build", &kver, "--variant", variant])?;
+                env.push((var.to_string(), ko.display().to_string()));
+            }
+        }
+    }
+    Ok(env)
+}
+
 /// Passes `kernel.sh list` through.
 pub fn list_kernels(pattern: Option<&str>) -> Result<(), String> {
     let script = vm_dir().join("kernel.sh");
@@ -185,6 +246,8 @@ pub struct VmOpts {
     pub cpus: u32,
     pub shard: Option<String>,
     pub self_check: bool,
+    /// Environment for the guest command (tool and module paths).
+    pub env: Vec<(String, String)>,
 }
 
 fn shell_quote(s: &str) -> String {
@@ -238,7 +301,9 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
             break;
         }
         boots += 1;
-        let mut guest = vec![shell_quote(&exe.display().to_string()), "run".into()];
+        let mut guest: Vec<String> = o.env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
+        guest.push(shell_quote(&exe.display().to_string()));
+        guest.push("run".into());
         for p in &paths {
             guest.push(shell_quote(&p.display().to_string()));
         }
