@@ -34,4 +34,16 @@ step "self-check on the host subset (every executed case must be able to fail)"
 step "VM suite (default kernel)"
 "$bin" run --vm --out "$out/vm" -q
 
+step "VM: namespace topologies veth and netdevsim-zcrx (netdevsim built with vm/netdevsim-zcrx/)"
+"$bin" run --vm --topology netdevsim-zcrx,veth --out "$out/vm-zcrx" -q
+
+step "VM: stock netdevsim (no DMA device: zcrx must be refused)"
+"$bin" run --vm --topology netdevsim --out "$out/vm-netdevsim" -q
+
+step "no leftovers on the host"
+if ls /run/netns 2>/dev/null | grep -q '^zcrxc'; then
+    echo "leftover network namespaces: $(ls /run/netns)"
+    exit 1
+fi
+
 printf '\nci/test.sh: done in %d s; reports in %s\n' "$((SECONDS - t0))" "$out"

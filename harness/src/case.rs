@@ -458,6 +458,7 @@ pub struct Step {
     pub recv_zc: Option<RecvZc>,
     pub expect_cqes: Option<ExpectCqes>,
     pub expect_data: Option<ExpectData>,
+    pub drain_data: Option<DrainData>,
     pub expect_no_cqe: Option<ExpectNoCqe>,
     pub return_buffers: Option<ReturnBuffers>,
     pub rq_push: Option<RqPush>,
@@ -492,6 +493,7 @@ impl Step {
             recv_zc,
             expect_cqes,
             expect_data,
+            drain_data,
             expect_no_cqe,
             return_buffers,
             rq_push,
@@ -539,6 +541,9 @@ pub struct Register {
     pub readonly: Vec<String>,
     #[serde(default = "one")]
     pub nr_args: u32,
+    /// Retry while the kernel answers EEXIST/EBUSY for up to this long (a queue being released
+    /// asynchronously after a teardown); the final answer is what is checked.
+    pub retry_ms: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -724,6 +729,29 @@ pub struct ExpectData {
     /// protocol prescribes. The number of re-arms is logged.
     #[serde(default)]
     pub rearm: bool,
+}
+
+/// Take every data CQE that arrives (each checked like `expect_data`: F_MORE, area, bounds,
+/// payload byte for byte) until the request ends or nothing arrives for `idle_ms`, when the
+/// amount depends on the kernel's buffer caching rather than on the uapi.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrainData {
+    pub user_data: Option<u64>,
+    #[serde(default)]
+    pub recycle: Recycle,
+    #[serde(default = "d_idle")]
+    pub idle_ms: u64,
+    /// At least this many bytes must arrive.
+    #[serde(default)]
+    pub min_bytes: u64,
+    /// The request must end with this CQE (otherwise it must still be armed: no final CQE).
+    #[serde(rename = "final")]
+    pub final_cqe: Option<CqeExpect>,
+}
+
+fn d_idle() -> u64 {
+    500
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
@@ -1186,6 +1214,9 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
             cqes.extend(e.cqes.iter());
         }
         if let Some(e) = &s.expect_data {
+            cqes.extend(e.final_cqe.iter());
+        }
+        if let Some(e) = &s.drain_data {
             cqes.extend(e.final_cqe.iter());
         }
         for cq in cqes {

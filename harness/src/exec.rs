@@ -198,7 +198,7 @@ impl<'a> Ctx<'a> {
     fn run(&mut self) -> StepResult {
         if let Some(ns) = &self.topo.netns {
             crate::topology::enter(ns)?;
-            self.log.push(format!("in network namespace {}", ns.display()));
+            self.note(format!("in network namespace {}", ns.display()));
         }
         let d = &self.case.def;
         let flags = setup_flags(&d.ring.flags)?;
@@ -209,16 +209,26 @@ impl<'a> Ctx<'a> {
             let act = s.actions().first().copied().unwrap_or("?");
             self.step(s).map_err(|m| format!("step {} ({act}, line {}): {m}", i + 1, step.line))?;
         }
+        let mut notes = Vec::new();
         for (name, c) in &mut self.conns {
             for h in c.senders.drain(..) {
                 if h.is_finished() {
                     if let Ok(Err(e)) = h.join() {
-                        self.log.push(format!("note: sender on {name} ended with {e}"));
+                        notes.push(format!("note: sender on {name} ended with {e}"));
                     }
                 }
             }
         }
+        for n in notes {
+            self.note(n);
+        }
         Ok(())
+    }
+
+    /// Records a log line; it also goes to stderr at once, so a crash shows how far it got.
+    fn note(&mut self, line: String) {
+        eprintln!("{line}");
+        self.log.push(line);
     }
 
     fn ring_name(s: &Step) -> String {
@@ -247,11 +257,7 @@ impl<'a> Ctx<'a> {
                 None => 0,
             };
             let got = sys::io_uring_register(self.ring_fd(&ring)?, op, arg, r.nr_args);
-            self.log.push(format!(
-                "io_uring_register(op {op}, arg {arg:#x}, nr_args {}) -> {}",
-                r.nr_args,
-                describe(&got)
-            ));
+            self.note(format!("io_uring_register(op {op}, arg {arg:#x}, nr_args {}) -> {}", r.nr_args, describe(&got)));
             return self.check(&got, s.expect.as_ref(), &|_| None);
         }
         if let Some(o) = &s.open_ring {
@@ -264,7 +270,7 @@ impl<'a> Ctx<'a> {
                 Err(RingError::Kernel(e)) => Err(e),
                 Err(e) => return Err(e.to_string()),
             };
-            self.log.push(format!("io_uring_setup(flags {flags:#x}) as {} -> {}", o.name, describe(&got)));
+            self.note(format!("io_uring_setup(flags {flags:#x}) as {} -> {}", o.name, describe(&got)));
             return self.check(&got, s.expect.as_ref(), &|_| None);
         }
         if let Some(c) = &s.connect {
@@ -285,6 +291,9 @@ impl<'a> Ctx<'a> {
         if let Some(x) = &s.expect_data {
             return self.expect_data(&ring, x);
         }
+        if let Some(x) = &s.drain_data {
+            return self.drain_data(&ring, x);
+        }
         if let Some(x) = &s.expect_no_cqe {
             return self.expect_no_cqe(&ring, x);
         }
@@ -303,7 +312,7 @@ impl<'a> Ctx<'a> {
             if let Some(h) = x.head {
                 head.store(h, Ordering::Release);
             }
-            self.log.push(format!("rq_set head={:?} tail={:?}", x.head, x.tail));
+            self.note(format!("rq_set head={:?} tail={:?}", x.head, x.tail));
             return Ok(());
         }
         if let Some(x) = &s.expect_rq {
@@ -312,7 +321,7 @@ impl<'a> Ctx<'a> {
             let z = self.zcrx_mut(x.zcrx.as_deref())?;
             let (head, tail) = rq_ptrs(z)?;
             let (h, t, held) = (head.load(Ordering::Acquire), tail.load(Ordering::Acquire), z.held.len());
-            self.log.push(format!("rq head={h} tail={t} held={held}"));
+            self.note(format!("rq head={h} tail={t} held={held}"));
             let r = exact("RQ head", want_head.map(|v| v as u32 as u64), h as u64)
                 .and(exact("RQ tail", want_tail.map(|v| v as u32 as u64), t as u64))
                 .and(exact("held buffers", x.held.map(|v| v as u64), held as u64));
@@ -325,7 +334,7 @@ impl<'a> Ctx<'a> {
             let b = region.slice(off, 16).ok_or("stats_offset outside the region")?;
             let count = u64::from_ne_bytes(b[0..8].try_into().map_err(|_| "short")?);
             let bytes = u64::from_ne_bytes(b[8..16].try_into().map_err(|_| "short")?);
-            self.log.push(format!("stats copy_count={count} copy_bytes={bytes}"));
+            self.note(format!("stats copy_count={count} copy_bytes={bytes}"));
             let r = exact("copy_count", x.copy_count, count).and(exact("copy_bytes", x.copy_bytes, bytes));
             return self.verdict("stats", r);
         }
@@ -336,7 +345,7 @@ impl<'a> Ctx<'a> {
             let fd = crate::netdev::create_tun(&t.name)?;
             let idx = nix::net::if_::if_nametoindex(t.name.as_str()).map_err(|e| format!("if_nametoindex: {e}"))?;
             self.last.insert(format!("{}.ifindex", t.name), idx as u64);
-            self.log.push(format!("tun device {} (ifindex {idx})", t.name));
+            self.note(format!("tun device {} (ifindex {idx})", t.name));
             self.fds.insert(format!("{}.tunfd", t.name), fd);
             return Ok(());
         }
@@ -350,7 +359,7 @@ impl<'a> Ctx<'a> {
             if n.new {
                 nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
                     .map_err(|e| format!("unshare(NEWNET): {e}"))?;
-                self.log.push("moved into a new network namespace".into());
+                self.note("moved into a new network namespace".into());
             }
             return Ok(());
         }
@@ -365,7 +374,7 @@ impl<'a> Ctx<'a> {
             if let Some(c) = &x.conn {
                 self.conns.remove(c).ok_or_else(|| format!("no connection `{c}`"))?;
             }
-            self.log.push(format!("close {x:?}"));
+            self.note(format!("close {x:?}"));
             return Ok(());
         }
         Err("step has no action".into())
@@ -578,19 +587,32 @@ impl<'a> Ctx<'a> {
         })?;
         let ifq_page = page_mem(ro("ifq"), as_bytes(&ifq))?;
 
-        self.log.push(format!("  arg {}", dump(&IFQ_REG, as_bytes(&ifq))));
+        self.note(format!("  arg {}", dump(&IFQ_REG, as_bytes(&ifq))));
         if ifq.area_ptr == area_page.addr() {
-            self.log.push(format!("  area_ptr -> {}", dump(&AREA_REG, as_bytes(&area))));
+            self.note(format!("  area_ptr -> {}", dump(&AREA_REG, as_bytes(&area))));
         }
         if ifq.region_ptr == region_page.addr() {
-            self.log.push(format!("  region_ptr -> {}", dump(&REGION_DESC, as_bytes(&region))));
+            self.note(format!("  region_ptr -> {}", dump(&REGION_DESC, as_bytes(&region))));
         }
         if ifq.event_desc == event_page.addr() && ifq.event_desc != 0 {
-            self.log.push(format!("  event_desc -> {}", dump(&EVENT_DESC, as_bytes(&event))));
+            self.note(format!("  event_desc -> {}", dump(&EVENT_DESC, as_bytes(&event))));
         }
-        let got = sys::io_uring_register(ring_fd, IORING_REGISTER_ZCRX_IFQ, ifq_page.addr(), r.nr_args);
+        let mut got = sys::io_uring_register(ring_fd, IORING_REGISTER_ZCRX_IFQ, ifq_page.addr(), r.nr_args);
+        if let Some(ms) = r.retry_ms {
+            let until = Instant::now() + Duration::from_millis(ms);
+            let mut tries = 1;
+            while matches!(got, Err(libc::EEXIST) | Err(libc::EBUSY)) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+                ifq_page.write(0, as_bytes(&ifq));
+                got = sys::io_uring_register(ring_fd, IORING_REGISTER_ZCRX_IFQ, ifq_page.addr(), r.nr_args);
+                tries += 1;
+            }
+            if tries > 1 {
+                self.note(format!("  registration tried {tries} times"));
+            }
+        }
         let summary = overrides_summary(&[("ifq", &r.ifq), ("area", &r.area), ("region", &r.region)], r.event.as_ref());
-        self.log.push(format!(
+        self.note(format!(
             "IORING_REGISTER_ZCRX_IFQ({}{summary}) -> {}",
             if import_fd.is_some() {
                 "import"
@@ -669,7 +691,7 @@ impl<'a> Ctx<'a> {
                 returned: 0,
             },
         );
-        self.log.push(format!(
+        self.note(format!(
             "  {name}: id={} rq_entries={} offsets head={} tail={} rqes={} rx_buf_len={} token={:#x} mmap_offset={:#x}",
             out.zcrx_id,
             out.rq_entries,
@@ -722,9 +744,9 @@ impl<'a> Ctx<'a> {
             Some(v) => self.value(v, Ns::Any)?,
             None => page.addr(),
         };
-        self.log.push(format!("  arg {}", dump(&CTRL, as_bytes(&ctrl))));
+        self.note(format!("  arg {}", dump(&CTRL, as_bytes(&ctrl))));
         let got = sys::io_uring_register(ring_fd, IORING_REGISTER_ZCRX_CTRL, arg, c.nr_args);
-        self.log.push(format!(
+        self.note(format!(
             "IORING_REGISTER_ZCRX_CTRL(op {op}, zcrx_id {}{}) -> {}",
             ctrl.zcrx_id,
             overrides_summary(&[("set", &c.set), ("area", &c.area)], None),
@@ -752,7 +774,7 @@ impl<'a> Ctx<'a> {
                     // SAFETY: the kernel just installed this fd for us.
                     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
                     let name = c.save_fd.clone().unwrap_or_else(|| "box".into());
-                    self.log.push(format!("  exported fd {fd} saved as ${name} (cloexec={:?})", sys::cloexec(fd)));
+                    self.note(format!("  exported fd {fd} saved as ${name} (cloexec={:?})", sys::cloexec(fd)));
                     self.last.insert(format!("{name}.cloexec"), sys::cloexec(fd).unwrap_or(false) as u64);
                     self.exported_from.insert(name.clone(), zname.clone());
                     self.fds.insert(name, owned);
@@ -762,7 +784,7 @@ impl<'a> Ctx<'a> {
                     if let (Some((mem, _)), Some(z)) = (new_area, self.zcrx.get_mut(&zname)) {
                         z.areas.insert(token >> IORING_ZCRX_AREA_SHIFT, Rc::new(mem));
                     }
-                    self.log.push(format!("  new area token {token:#x}"));
+                    self.note(format!("  new area token {token:#x}"));
                 }
                 _ => {}
             }
@@ -826,7 +848,7 @@ impl<'a> Ctx<'a> {
             }
         };
         let result = read("hdr.result").unwrap_or(0) as i64;
-        self.log.push(format!(
+        self.note(format!(
             "IORING_REGISTER_QUERY(fd {fd}, op {op}, chain {n}, nr_args {}) -> {} hdr.result={}",
             q.nr_args,
             describe(&got),
@@ -850,7 +872,7 @@ impl<'a> Ctx<'a> {
             Ok(m) => (Ok(0), Some(m)),
             Err(e) => (Err(e.raw_os_error().unwrap_or(libc::EIO)), None),
         };
-        self.log.push(format!("mmap(ring, offset {off:#x}, {size}) -> {}", describe(&got)));
+        self.note(format!("mmap(ring, offset {off:#x}, {size}) -> {}", describe(&got)));
         self.check(&got, expect, &|_| None)?;
         if let (Some(m), Some(z)) = (mem, self.zcrx.get_mut(&zname)) {
             if z.region.is_none() {
@@ -875,7 +897,7 @@ impl<'a> Ctx<'a> {
         }
         // Our thread is in the DUT namespace; ethtool inherits it.
         crate::topology::apply_settings(&et, None, &dev, e)?;
-        self.log.push(format!("ethtool {dev}: {e:?}"));
+        self.note(format!("ethtool {dev}: {e:?}"));
         Ok(())
     }
 
@@ -906,7 +928,7 @@ impl<'a> Ctx<'a> {
         }
         if n.split.is_some() || n.fallback.is_some() || n.split_at_least.is_some() {
             let (sp, fb) = (read("split")?, read("fallback")?);
-            self.log.push(format!("netdevsim hds: split={sp} fallback={fb}"));
+            self.note(format!("netdevsim hds: split={sp} fallback={fb}"));
             let mut r = exact("split", n.split, sp).and(exact("fallback", n.fallback, fb));
             if let Some(min) = n.split_at_least {
                 if sp < min {
@@ -954,12 +976,7 @@ impl<'a> Ctx<'a> {
                 (r, w)
             }
         };
-        self.log.push(format!(
-            "connect {name} ({:?}): recv fd {}, peer fd {}",
-            c.kind,
-            recv.as_raw_fd(),
-            peer.as_raw_fd()
-        ));
+        self.note(format!("connect {name} ({:?}): recv fd {}, peer fd {}", c.kind, recv.as_raw_fd(), peer.as_raw_fd()));
         self.conns.insert(name, Conn { recv, peer: Some(peer), sent: 0, received: 0, senders: Vec::new() });
         Ok(())
     }
@@ -983,7 +1000,7 @@ impl<'a> Ctx<'a> {
             Ok(())
         });
         c.senders.push(h);
-        self.log.push(format!("send {total} bytes on {name} (pattern offset {start})"));
+        self.note(format!("send {total} bytes on {name} (pattern offset {start})"));
         Ok(())
     }
 
@@ -1003,7 +1020,7 @@ impl<'a> Ctx<'a> {
             nix::sys::socket::shutdown(p.as_raw_fd(), nix::sys::socket::Shutdown::Write)
                 .map_err(|e| format!("shutdown: {e}"))?;
         }
-        self.log.push(format!("{} peer of {name}", if x.close { "close" } else { "shutdown(SHUT_WR)" }));
+        self.note(format!("{} peer of {name}", if x.close { "close" } else { "shutdown(SHUT_WR)" }));
         Ok(())
     }
 
@@ -1030,7 +1047,7 @@ impl<'a> Ctx<'a> {
         })?;
         let r = self.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
         let got = r.submit_sqe(&sqe);
-        self.log.push(format!(
+        self.note(format!(
             "RECV_ZC submit(fd {}, len {}, ioprio {:#x}, zcrx {}, ud {ud}{}) -> {:?}",
             sqe.fd,
             sqe.len,
@@ -1153,7 +1170,7 @@ impl<'a> Ctx<'a> {
             let c = self.next_cqe(ring, Some(ud), deadline)?.ok_or_else(|| {
                 format!("timed out waiting for CQE #{} (user_data {ud:#x}, expected res={})", i + 1, e.res)
             })?;
-            self.log.push(format!(
+            self.note(format!(
                 "CQE ud={:#x} res={} flags={}",
                 c.user_data,
                 sys::res_name(c.res as i64),
@@ -1227,17 +1244,74 @@ impl<'a> Ctx<'a> {
             // Progress extends the deadline: the timeout bounds a stall, not the transfer.
             deadline = Instant::now() + timeout;
         }
-        self.log.push(format!(
+        self.note(format!(
             "received {got} bytes in {ncqe} data CQEs, payload identical to the pattern ({rearms} re-arms after -ENOMEM)"
         ));
         if let Some(f) = &x.final_cqe {
             let c = self
                 .next_cqe(ring, Some(ud), deadline)?
                 .ok_or_else(|| format!("timed out waiting for the final CQE (expected res={})", f.res))?;
-            self.log.push(format!("final CQE res={} flags={}", sys::res_name(c.res as i64), flag_names(c.flags)));
+            self.note(format!("final CQE res={} flags={}", sys::res_name(c.res as i64), flag_names(c.flags)));
             self.check_cqe(ring, &c, f, "final CQE")?;
         }
         Ok(())
+    }
+
+    fn drain_data(&mut self, ring: &str, x: &DrainData) -> StepResult {
+        let ud = x.user_data.unwrap_or(1);
+        let zname =
+            self.recvs.get(&ud).map(|r| r.zcrx.clone()).ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
+        let (mut got, mut n) = (0u64, 0u64);
+        let mut last: Option<Cqe> = None;
+        loop {
+            let deadline = Instant::now() + Duration::from_millis(x.idle_ms);
+            let Some(c) = self.next_cqe(ring, Some(ud), deadline)? else { break };
+            let mut flags = c.flags;
+            if self.ring_mixed(ring) {
+                flags &= !IORING_CQE_F_32;
+            }
+            if c.res <= 0 || flags != IORING_CQE_F_MORE {
+                last = Some(c);
+                break;
+            }
+            self.take_data(ring, ud, &c, &[0])?;
+            got += c.res as u64;
+            n += 1;
+            match x.recycle {
+                Recycle::None => {}
+                Recycle::Rq | Recycle::Flush => {
+                    self.return_held(&zname, 1)?;
+                    if x.recycle == Recycle::Flush {
+                        self.flush(&zname)?;
+                    }
+                }
+            }
+        }
+        self.note(format!(
+            "drained {got} bytes in {n} data CQEs, payload identical to the pattern; ended by {}",
+            last.map_or("silence".to_string(), |c| format!(
+                "res={} flags={}",
+                sys::res_name(c.res as i64),
+                flag_names(c.flags)
+            ))
+        ));
+        let r = exact_min("bytes", x.min_bytes, got);
+        self.verdict("drained bytes", r)?;
+        match (&x.final_cqe, last) {
+            (Some(f), Some(c)) => self.check_cqe(ring, &c, f, "final CQE"),
+            (Some(f), None) => {
+                self.verdict("final CQE", Err(format!("the request did not end (expected res={})", f.res)))
+            }
+            (None, Some(c)) => self.verdict(
+                "request still armed",
+                Err(format!(
+                    "the request ended with res={} flags={}",
+                    sys::res_name(c.res as i64),
+                    flag_names(c.flags)
+                )),
+            ),
+            (None, None) => Ok(()),
+        }
     }
 
     fn expect_no_cqe(&mut self, ring: &str, x: &ExpectNoCqe) -> StepResult {
@@ -1250,7 +1324,7 @@ impl<'a> Ctx<'a> {
                 flag_names(c.flags)
             )),
             None => {
-                self.log.push(format!("no CQE within {} ms", x.wait_ms));
+                self.note(format!("no CQE within {} ms", x.wait_ms));
                 Ok(())
             }
         };
@@ -1274,7 +1348,7 @@ impl<'a> Ctx<'a> {
             return Err(format!("asked to return {n} buffers, only {held} held"));
         }
         self.return_held(&zname, n)?;
-        self.log.push(format!("returned {n} buffers to the RQ of {zname}"));
+        self.note(format!("returned {n} buffers to the RQ of {zname}"));
         if x.flush {
             self.flush(&zname)?;
         }
@@ -1311,7 +1385,7 @@ impl<'a> Ctx<'a> {
             }
         }
         push_rqes(z, &rqes)?;
-        self.log.push(format!(
+        self.note(format!(
             "rq_push {} entries: {:?}",
             rqes.len(),
             rqes.iter().map(|r| (r.off, r.pad)).collect::<Vec<_>>()
@@ -1347,6 +1421,13 @@ fn push_rqes(z: &mut Zcrx, rqes: &[ZcrxRqe]) -> StepResult {
     }
     tail.store(t, Ordering::Release);
     z.returned += rqes.len() as u64;
+    Ok(())
+}
+
+fn exact_min(what: &str, min: u64, have: u64) -> StepResult {
+    if have < min {
+        return Err(format!("{what}: expected at least {min}, found {have}"));
+    }
     Ok(())
 }
 

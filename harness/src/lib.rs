@@ -4,10 +4,12 @@
 //! kernel ([`exec`], [`runner`]); results are written as JUnit, KTAP and JSON ([`report`]).
 
 pub mod baseline;
+pub mod bench;
 pub mod bugreport;
 pub mod case;
 pub mod consts;
 pub mod exec;
+pub mod html;
 pub mod kcidb;
 pub mod netdev;
 pub mod probe;

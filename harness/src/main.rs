@@ -180,6 +180,18 @@ enum Cmd {
         from: Vec<PathBuf>,
         paths: Vec<PathBuf>,
     },
+    /// Render report.json files (a run, or a matrix --out directory) as one self-contained
+    /// HTML page.
+    Html {
+        /// report.json files or directories holding one.
+        inputs: Vec<PathBuf>,
+        /// Where to write the page.
+        #[arg(long, default_value = "out/report.html")]
+        out: PathBuf,
+    },
+    /// Benchmark RECV_ZC against plain recv() on the same socket path (ratios, not absolutes,
+    /// under TCG), and time the suite itself.
+    Bench(zcrx_conform::bench::BenchArgs),
     /// Run one case in this process (used by `run` for isolation).
     #[command(hide = true)]
     ExecCase {
@@ -265,6 +277,14 @@ fn main() -> ExitCode {
         Cmd::Merge { inputs, out, junit, json, kcidb } => merge_cmd(&inputs, out, junit, json, kcidb),
         Cmd::ReportBug { id, from, run } => report_bug(&id, from.as_deref(), run),
         Cmd::Catalogue { from, paths } => catalogue(&from, &paths),
+        Cmd::Html { inputs, out } => html_cmd(&inputs, &out),
+        Cmd::Bench(b) => match zcrx_conform::bench::main(&b) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
@@ -453,6 +473,34 @@ fn report_bug(id: &str, from: Option<&std::path::Path>, mut a: RunArgs) -> ExitC
     }
     eprintln!("error: case `{id}` is not in the report");
     ExitCode::from(2)
+}
+
+fn html_cmd(inputs: &[PathBuf], out: &std::path::Path) -> ExitCode {
+    let mut runs = Vec::new();
+    for i in inputs {
+        match load_report(i) {
+            Ok(r) => runs.extend(r.runs),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if runs.is_empty() {
+        eprintln!("error: no runs in the inputs");
+        return ExitCode::from(2);
+    }
+    let page = zcrx_conform::html::render(&runs.iter().collect::<Vec<_>>());
+    match report::write_atomic(out, &page) {
+        Ok(()) => {
+            println!("{}", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", out.display());
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn catalogue(from: &[PathBuf], paths: &[PathBuf]) -> ExitCode {

@@ -338,10 +338,7 @@ pub fn run_child(
             o
         }
         (_, _, true) => fail("interrupted".into()),
-        (Some(mut o), _, _) => {
-            o.log.extend(tail(&stderr).into_iter().map(|l| format!("stderr: {l}")));
-            o
-        }
+        (Some(o), _, _) => o,
         (None, _, _) => {
             let how = match status {
                 Some(s) => {
@@ -398,14 +395,14 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
     let tools = topology::Tools::from_env();
     let mut provided: Vec<(String, topology::Topo, Option<topology::Active>)> = Vec::new();
     let mut broken: Vec<(String, String)> = Vec::new();
-    for name in &opts.topologies {
+    for (slot, name) in opts.topologies.iter().enumerate() {
         if let Some(t) = topology::Topo::builtin(name) {
             provided.push((name.clone(), t, None));
             continue;
         }
         match topology::load(name).and_then(|f| {
             let kind = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-            f.up(&tools).map(|a| (kind, a))
+            f.up(&tools, slot as u32).map(|a| (kind, a))
         }) {
             Ok((kind, mut a)) => {
                 if let Err(e) = a.snapshot_dut() {

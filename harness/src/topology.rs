@@ -415,6 +415,13 @@ fn load_netdevsim(ko: &Path, variant: &str) -> Result<(), String> {
         if marker.trim() == variant {
             return Ok(());
         }
+        let busy = std::fs::read_dir("/sys/bus/netdevsim/devices").map(|d| d.count()).unwrap_or(0);
+        if busy > 0 {
+            return Err(format!(
+                "the {} netdevsim module is loaded with devices; netdevsim and netdevsim-zcrx cannot be up in one run",
+                if marker.trim().is_empty() { "other" } else { marker.trim() }
+            ));
+        }
         run(Path::new("rmmod"), &["netdevsim"]).map_err(|e| format!("another netdevsim is loaded: {e}"))?;
     }
     let _ = run(Path::new("modprobe"), &["psample"]);
@@ -426,7 +433,8 @@ fn load_netdevsim(ko: &Path, variant: &str) -> Result<(), String> {
 impl TopologyFile {
     /// Sets the topology up. Everything created is recorded in the returned value first, so
     /// a failure half-way still tears down what exists.
-    pub fn up(&self, tools: &Tools) -> Result<Active, String> {
+    /// `slot` numbers the topologies of one run (names and netdevsim ids stay distinct).
+    pub fn up(&self, tools: &Tools, slot: u32) -> Result<Active, String> {
         let pid = std::process::id();
         let mut a = Active {
             topo: Topo { name: self.name.clone(), if_rxq: self.rxq, queues: self.queues, ..Default::default() },
@@ -439,14 +447,14 @@ impl TopologyFile {
         a.topo.may_change = self.may_change.clone();
         match self.kind {
             Kind::Nic => self.up_nic(&mut a)?,
-            _ => self.up_pair(&mut a, tools, pid)?,
+            _ => self.up_pair(&mut a, tools, pid, slot)?,
         }
         Ok(a)
     }
 
-    fn up_pair(&self, a: &mut Active, tools: &Tools, pid: u32) -> Result<(), String> {
-        let ns_dut = format!("{NS_PREFIX}{pid}-dut");
-        let ns_peer = format!("{NS_PREFIX}{pid}-peer");
+    fn up_pair(&self, a: &mut Active, tools: &Tools, pid: u32, slot: u32) -> Result<(), String> {
+        let ns_dut = format!("{NS_PREFIX}{pid}-{slot}dut");
+        let ns_peer = format!("{NS_PREFIX}{pid}-{slot}peer");
         for ns in [&ns_dut, &ns_peer] {
             ip(&["netns", "add", ns])?;
             a.namespaces.push(ns.clone());
@@ -496,14 +504,24 @@ impl TopologyFile {
                 }
                 let mut names = Vec::new();
                 for (i, ns) in [&ns_dut, &ns_peer].into_iter().enumerate() {
-                    let id = NSIM_ID_BASE + (pid % 500) * 2 + i as u32;
+                    let id = NSIM_ID_BASE + (pid % 100) * 8 + (slot % 4) * 2 + i as u32;
                     std::fs::write("/sys/bus/netdevsim/new_device", format!("{id} 1 {}", self.queues))
                         .map_err(|e| format!("netdevsim new_device {id}: {e}"))?;
                     a.nsim_ids.push(id);
                     let _ = std::fs::write(format!("/run/zcrx-conform-nsim-{id}"), pid.to_string());
-                    let dev = wait_for_nsim_port(id)?;
-                    ip(&["link", "set", &dev, "netns", ns])?;
-                    names.push(dev);
+                    // udev renames the port (eth0 -> eni...): let it finish, and retry the move
+                    // with the current name if the rename raced us.
+                    let _ = run(Path::new("udevadm"), &["settle", "--timeout=10"]);
+                    let mut moved = Err(String::new());
+                    for _ in 0..10 {
+                        let dev = wait_for_nsim_port(id)?;
+                        moved = ip(&["link", "set", &dev, "netns", ns]).map(|_| dev);
+                        if moved.is_ok() {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                    }
+                    names.push(moved?);
                 }
                 let (d, p) = (names[0].clone(), names[1].clone());
                 let fd_dut = std::fs::File::open(format!("/run/netns/{ns_dut}")).map_err(|e| e.to_string())?;

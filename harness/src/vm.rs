@@ -494,6 +494,58 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
     Ok(report)
 }
 
+/// Boots `kernel` and runs this binary with `args` inside; returns the guest's stdout.
+/// For commands other than `run` (bench, probe): no streaming, no resume.
+pub fn run_command_in_vm(
+    kernel: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    timeout: Duration,
+) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let mut guest: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
+    guest.push(shell_quote(&exe.display().to_string()));
+    guest.extend(args.iter().map(|a| shell_quote(a)));
+    let mut cmd = Command::new("vng");
+    cmd.arg("--run").arg(kernel);
+    if !kvm_usable(kernel) {
+        cmd.arg("--disable-kvm");
+    }
+    let mut child = cmd
+        .args(["--force-9p", "--user", "root", "-m", "2G", "-p", "2", "--append", BLACKLIST, "--"])
+        .arg(guest.join(" "))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("starting vng: {e}"))?;
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let out = child.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(out), &mut s);
+        let _ = tx.send(s);
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(s) => {
+            let st = child.wait().map_err(|e| e.to_string())?;
+            if st.success() {
+                Ok(s)
+            } else {
+                Err(format!("the guest command failed ({st}); output:\n{s}"))
+            }
+        }
+        Err(_) => {
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            Err(format!("the VM did not finish within {} s", timeout.as_secs()))
+        }
+    }
+}
+
 fn progress_line(tty: bool, quiet: bool, label: &str, c: &CaseReport, n: usize, total: Option<usize>) {
     let t = total.map_or("?".into(), |t| t.to_string());
     if quiet {
