@@ -34,8 +34,8 @@ step "self-check on the host subset (every executed case must be able to fail)"
 step "VM suite (default kernel)"
 "$bin" run --vm --out "$out/vm" -q
 
-step "VM: namespace topologies veth and netdevsim-zcrx (netdevsim built with vm/netdevsim-zcrx/)"
-"$bin" run --vm --topology netdevsim-zcrx,veth --out "$out/vm-zcrx" -q
+step "VM: the nic path on a simulated zcrx NIC, netdevsim-zcrx and veth (netdevsim built with vm/netdevsim-zcrx/)"
+"$bin" run --vm --topology nic-netdevsim,netdevsim-zcrx,veth --out "$out/vm-zcrx" -q
 
 step "VM: stock netdevsim (no DMA device: zcrx must be refused)"
 "$bin" run --vm --topology netdevsim --out "$out/vm-netdevsim" -q

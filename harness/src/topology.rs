@@ -82,11 +82,10 @@ impl Topo {
 
     /// The topology a case process was started with: the environment, else built in.
     pub fn for_case(name: &str) -> Result<Topo, String> {
+        // The runner sets the variable for exactly the topology it chose for this case
+        // (its name is the file's, `name` here is the kind the case asked for).
         if let Ok(j) = std::env::var(ENV) {
-            let t: Topo = serde_json::from_str(&j).map_err(|e| format!("{ENV}: {e}"))?;
-            if t.name == name {
-                return Ok(t);
-            }
+            return serde_json::from_str(&j).map_err(|e| format!("{ENV}: {e}"));
         }
         Topo::builtin(name).ok_or_else(|| format!("topology `{name}` is not set up in this run"))
     }
@@ -158,6 +157,10 @@ pub struct TopologyFile {
     /// Settings cases may change (restored after each case); nothing else is touched.
     #[serde(default)]
     pub may_change: Vec<String>,
+    /// nic: create the named interface and peer as a zcrx-capable netdevsim pair first (in
+    /// the named namespaces), then treat it exactly like a real NIC. Proves the nic path where
+    /// there is no zcrx hardware.
+    pub simulate: Option<Kind>,
 }
 
 fn d_queues() -> u32 {
@@ -446,7 +449,7 @@ impl TopologyFile {
         a.topo.ethtool = tools.ethtool.clone();
         a.topo.may_change = self.may_change.clone();
         match self.kind {
-            Kind::Nic => self.up_nic(&mut a)?,
+            Kind::Nic => self.up_nic(&mut a, tools, pid, slot)?,
             _ => self.up_pair(&mut a, tools, pid, slot)?,
         }
         Ok(a)
@@ -455,6 +458,22 @@ impl TopologyFile {
     fn up_pair(&self, a: &mut Active, tools: &Tools, pid: u32, slot: u32) -> Result<(), String> {
         let ns_dut = format!("{NS_PREFIX}{pid}-{slot}dut");
         let ns_peer = format!("{NS_PREFIX}{pid}-{slot}peer");
+        self.up_pair_named(a, tools, pid, slot, &ns_dut, &ns_peer, None)
+    }
+
+    /// `rename`: names for the DUT and peer ports (the nic simulation).
+    #[allow(clippy::too_many_arguments)]
+    fn up_pair_named(
+        &self,
+        a: &mut Active,
+        tools: &Tools,
+        pid: u32,
+        slot: u32,
+        ns_dut: &str,
+        ns_peer: &str,
+        rename: Option<(&str, &str)>,
+    ) -> Result<(), String> {
+        let (ns_dut, ns_peer) = (ns_dut.to_string(), ns_peer.to_string());
         for ns in [&ns_dut, &ns_peer] {
             ip(&["netns", "add", ns])?;
             a.namespaces.push(ns.clone());
@@ -523,6 +542,11 @@ impl TopologyFile {
                     }
                     names.push(moved?);
                 }
+                if let Some((rd, rp)) = rename {
+                    ip_ns(&ns_dut, &["link", "set", &names[0], "name", rd])?;
+                    ip_ns(&ns_peer, &["link", "set", &names[1], "name", rp])?;
+                    names = vec![rd.to_string(), rp.to_string()];
+                }
                 let (d, p) = (names[0].clone(), names[1].clone());
                 let fd_dut = std::fs::File::open(format!("/run/netns/{ns_dut}")).map_err(|e| e.to_string())?;
                 let fd_peer = std::fs::File::open(format!("/run/netns/{ns_peer}")).map_err(|e| e.to_string())?;
@@ -562,10 +586,26 @@ impl TopologyFile {
         Ok(())
     }
 
-    fn up_nic(&self, a: &mut Active) -> Result<(), String> {
+    fn up_nic(&self, a: &mut Active, tools: &Tools, pid: u32, slot: u32) -> Result<(), String> {
         let dev = self.interface.clone().ok_or("nic: no interface")?;
         let remote = self.remote.as_ref().ok_or("nic: no remote")?;
         let ns = self.netns.clone();
+        if let Some(kind) = self.simulate {
+            // Build the pair exactly where the file says the NIC and its peer are.
+            let (Some(n), Some(pn), Some(pi)) = (&self.netns, &remote.netns, &remote.interface) else {
+                return Err("nic simulate: netns, remote.netns and remote.interface are required".into());
+            };
+            let pair = TopologyFile {
+                kind,
+                dut: Settings::default(),
+                peer: Settings { combined: Some(1), ..Default::default() },
+                dut_address: self.dut_address.clone(),
+                peer_address: format!("{}/{}", remote.address, parse_cidr(&self.dut_address)?.1),
+                ..self.clone()
+            };
+            pair.up_pair_named(a, tools, pid, slot, n, pn, Some((&dev, pi)))?;
+            a.topo.if_rxq = self.rxq;
+        }
         let idx = match &ns {
             Some(n) => ifindex_in(n, &dev)?,
             None => nix::net::if_::if_nametoindex(dev.as_str()).map_err(|e| format!("nic: interface {dev}: {e}"))?,

@@ -138,7 +138,9 @@ pub fn guest_tools(kernel: &Path, topologies: &[String]) -> Result<Vec<(String, 
     let mut kinds = Vec::new();
     for t in topologies {
         if crate::topology::Topo::builtin(t).is_none() {
-            kinds.push(crate::topology::load(t)?.kind);
+            let f = crate::topology::load(t)?;
+            kinds.push(f.kind);
+            kinds.extend(f.simulate);
         }
     }
     if kinds.is_empty() {
