@@ -541,6 +541,9 @@ pub struct Register {
     pub readonly: Vec<String>,
     #[serde(default = "one")]
     pub nr_args: u32,
+    /// Protection of the area memory: `read` (read-only mapping) or `tail_none` (its last
+    /// page unmapped-like, PROT_NONE), so pinning fails.
+    pub area_prot: Option<AreaProt>,
     /// Retry while the kernel answers EEXIST/EBUSY for up to this long (a queue being released
     /// asynchronously after a teardown); the final answer is what is checked.
     pub retry_ms: Option<u64>,
@@ -548,6 +551,13 @@ pub struct Register {
 
 fn one() -> u32 {
     1
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AreaProt {
+    Read,
+    TailNone,
 }
 
 /// IORING_REGISTER_ZCRX_CTRL.
@@ -599,6 +609,8 @@ pub struct Query {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRaw {
+    /// The fd to pass (default: the ring's); e.g. -1 for a "blind" call.
+    pub fd: Option<Value>,
     pub opcode: Value,
     #[serde(default)]
     pub arg: Option<Value>,

@@ -256,7 +256,11 @@ impl<'a> Ctx<'a> {
                 Some(v) => self.value(v, Ns::Any)?,
                 None => 0,
             };
-            let got = sys::io_uring_register(self.ring_fd(&ring)?, op, arg, r.nr_args);
+            let fd = match &r.fd {
+                Some(v) => self.value(v, Ns::Any)? as i64 as RawFd,
+                None => self.ring_fd(&ring)?,
+            };
+            let got = sys::io_uring_register(fd, op, arg, r.nr_args);
             self.note(format!("io_uring_register(op {op}, arg {arg:#x}, nr_args {}) -> {}", r.nr_args, describe(&got)));
             return self.check(&got, s.expect.as_ref(), &|_| None);
         }
@@ -513,6 +517,17 @@ impl<'a> Ctx<'a> {
         let region_kind = r.region_kind.unwrap_or(defs.region);
         let pages = r.area_pages.unwrap_or(defs.area_pages) as usize;
         let area_mem = Mem::anon(pages.max(1) * PAGE).map_err(|e| format!("harness: area mmap: {e}"))?;
+        match r.area_prot {
+            Some(AreaProt::Read) => area_mem.protect(libc::PROT_READ).map_err(|e| format!("harness: {e}"))?,
+            Some(AreaProt::TailNone) => {
+                let last = (pages.max(1) - 1) * PAGE;
+                // SAFETY: the last page of our own mapping.
+                if unsafe { libc::mprotect(area_mem.as_ptr().add(last) as *mut _, PAGE, libc::PROT_NONE) } != 0 {
+                    return Err(format!("harness: mprotect: {}", std::io::Error::last_os_error()));
+                }
+            }
+            None => {}
+        }
         let region_mem = match region_kind {
             RegionKind::User => Some(Mem::anon(region_size).map_err(|e| format!("harness: region mmap: {e}"))?),
             RegionKind::Kernel => None,

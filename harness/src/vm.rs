@@ -32,8 +32,11 @@ pub enum KernelSpec {
     Host,
     /// A Debian kernel package version: "7.3.4", "7.3", "latest".
     Debian(String),
-    /// A kernel image (bzImage/vmlinuz) or a kernel build tree.
+    /// A kernel image (bzImage/vmlinuz), or a kernel tree that is already built.
     Path(PathBuf),
+    /// `tree:PATH`: a kernel source tree to configure (io_uring, zcrx, netdevsim, optional KASAN
+    /// with `tree+kasan:PATH`) and build with vm/build-tree.sh before booting it.
+    Tree { path: PathBuf, kasan: bool },
 }
 
 pub const DEFAULT_KERNEL: &str = "debian:7.3.4";
@@ -49,7 +52,16 @@ impl KernelSpec {
             }
             return Ok(KernelSpec::Debian(v.to_string()));
         }
-        let p = Path::new(s.strip_prefix("tree:").unwrap_or(s));
+        for (prefix, kasan) in [("tree:", false), ("tree+kasan:", true)] {
+            if let Some(t) = s.strip_prefix(prefix) {
+                let p = Path::new(t);
+                if !p.join("Makefile").is_file() || !p.join("Kconfig").is_file() {
+                    return Err(format!("`{s}`: {t} is not a kernel source tree (no Makefile/Kconfig)"));
+                }
+                return p.canonicalize().map(|path| KernelSpec::Tree { path, kasan }).map_err(|e| format!("{s}: {e}"));
+            }
+        }
+        let p = Path::new(s);
         if p.exists() {
             return p.canonicalize().map(KernelSpec::Path).map_err(|e| format!("{s}: {e}"));
         }
@@ -82,6 +94,14 @@ pub fn resolve(spec: &KernelSpec) -> Result<PathBuf, String> {
     match spec {
         KernelSpec::Host => Err("the host kernel needs no VM".into()),
         KernelSpec::Path(p) => Ok(p.clone()),
+        KernelSpec::Tree { path, kasan } => {
+            let p = path.display().to_string();
+            let mut args = vec![p.as_str()];
+            if *kasan {
+                args.push("--kasan");
+            }
+            script_path("build-tree.sh", &args)
+        }
         KernelSpec::Debian(v) => {
             let script = vm_dir().join("kernel.sh");
             let out = Command::new("bash")
