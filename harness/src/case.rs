@@ -1109,7 +1109,7 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
     let push = |errs: &mut Vec<LoadError>, line: u64, column: u64, msg: String| {
         errs.push(LoadError { file: file.clone(), line, column, msg });
     };
-    let check = |errs: &mut Vec<LoadError>, table: &FieldTable, ov: &Overrides, ns_of: &dyn Fn(&str) -> consts::Ns| {
+    let check = |errs: &mut Vec<LoadError>, table: &FieldTable, ov: &Overrides| {
         for (k, v) in ov {
             if k == "stats_offset" && v.value == Value::Str("auto".into()) {
                 continue;
@@ -1126,14 +1126,13 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
                     ),
                 ),
                 Some(_) => {
-                    if let Err(e) = consts::resolve_static(&v.value, ns_of(k)) {
+                    if let Err(e) = consts::resolve_static(&v.value, consts::field_ns(table, k)) {
                         push(errs, v.line, v.column, format!("{}.{k}: {e}", table.name));
                     }
                 }
             }
         }
     };
-    let flags_ns = |ns: consts::Ns| move |k: &str| if k == "flags" { ns } else { consts::Ns::Any };
     let d = &case.def;
     for t in &d.requires.topology {
         if !crate::topology::KNOWN.contains(&t.as_str()) {
@@ -1161,15 +1160,11 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
             continue;
         }
         if let Some(r) = &s.register {
-            check(&mut errs, &uapi::IFQ_REG, &r.ifq, &flags_ns(consts::Ns::RegFlags));
-            check(&mut errs, &uapi::AREA_REG, &r.area, &flags_ns(consts::Ns::AreaFlags));
-            check(&mut errs, &uapi::REGION_DESC, &r.region, &flags_ns(consts::Ns::RegionFlags));
+            check(&mut errs, &uapi::IFQ_REG, &r.ifq);
+            check(&mut errs, &uapi::AREA_REG, &r.area);
+            check(&mut errs, &uapi::REGION_DESC, &r.region);
             if let Some(ev) = &r.event {
-                check(&mut errs, &uapi::EVENT_DESC, ev, &|k| match k {
-                    "type_mask" => consts::Ns::EventMask,
-                    "flags" => consts::Ns::EventFlags,
-                    _ => consts::Ns::Any,
-                });
+                check(&mut errs, &uapi::EVENT_DESC, ev);
             }
             for ro in &r.readonly {
                 if !["ifq", "area", "region", "event"].contains(&ro.as_str()) {
@@ -1181,26 +1176,14 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
             if let Err(e) = consts::resolve_static(&x.op, consts::Ns::CtrlOp) {
                 push(&mut errs, l, c, format!("ctrl.op: {e}"));
             }
-            check(&mut errs, &uapi::CTRL, &x.set, &|k| {
-                if k == "zc_arm_event.event_type" {
-                    consts::Ns::EventType
-                } else {
-                    consts::Ns::Any
-                }
-            });
-            check(&mut errs, &uapi::AREA_REG, &x.area, &flags_ns(consts::Ns::AreaFlags));
+            check(&mut errs, &uapi::CTRL, &x.set);
+            check(&mut errs, &uapi::AREA_REG, &x.area);
         }
         if let Some(q) = &s.query {
             if let Err(e) = consts::resolve_static(&q.op, consts::Ns::QueryOp) {
                 push(&mut errs, l, c, format!("query.op: {e}"));
             }
-            check(&mut errs, &uapi::QUERY_HDR, &q.hdr, &|k| {
-                if k == "query_op" {
-                    consts::Ns::QueryOp
-                } else {
-                    consts::Ns::Any
-                }
-            });
+            check(&mut errs, &uapi::QUERY_HDR, &q.hdr);
         }
         if let Some(r) = &s.register_raw {
             if let Err(e) = consts::resolve_static(&r.opcode, consts::Ns::RegisterOp) {
@@ -1213,13 +1196,7 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
             }
         }
         if let Some(r) = &s.recv_zc {
-            check(&mut errs, &uapi::SQE, &r.sqe, &|k| {
-                if k == "ioprio" {
-                    consts::Ns::Ioprio
-                } else {
-                    consts::Ns::Any
-                }
-            });
+            check(&mut errs, &uapi::SQE, &r.sqe);
         }
         let mut cqes: Vec<&CqeExpect> = Vec::new();
         if let Some(e) = &s.expect_cqes {

@@ -99,6 +99,22 @@ fn tables(ns: Ns) -> Vec<&'static [(&'static str, u64)]> {
     }
 }
 
+/// The names a field of a uapi struct takes (its flags, ops or event types); `Any` otherwise.
+pub fn field_ns(table: &crate::uapi::FieldTable, field: &str) -> Ns {
+    match (table.name, field) {
+        ("io_uring_zcrx_ifq_reg", "flags") => Ns::RegFlags,
+        ("io_uring_zcrx_area_reg", "flags") => Ns::AreaFlags,
+        ("io_uring_region_desc", "flags") => Ns::RegionFlags,
+        ("zcrx_event_desc", "type_mask") => Ns::EventMask,
+        ("zcrx_event_desc", "flags") => Ns::EventFlags,
+        ("zcrx_ctrl", "zc_arm_event.event_type") => Ns::EventType,
+        ("zcrx_ctrl", "op") => Ns::CtrlOp,
+        ("io_uring_query_hdr", "query_op") => Ns::QueryOp,
+        ("io_uring_sqe", "ioprio") => Ns::Ioprio,
+        _ => Ns::Any,
+    }
+}
+
 /// Looks a name up in a namespace; errno names are valid everywhere as positive numbers.
 pub fn lookup(ns: Ns, name: &str) -> Option<u64> {
     for t in tables(ns) {

@@ -430,10 +430,11 @@ impl<'a> Ctx<'a> {
         consts::resolve(v, ns, &|r| self.reference(r))
     }
 
-    fn apply(&self, buf: &mut [u8], table: &FieldTable, ov: &Overrides, ns_of: &dyn Fn(&str) -> Ns) -> StepResult {
+    fn apply(&self, buf: &mut [u8], table: &FieldTable, ov: &Overrides) -> StepResult {
         for (k, v) in ov {
             let f = table.get(k).ok_or_else(|| format!("unknown field `{k}` of {}", table.name))?;
-            let val = self.value(&v.value, ns_of(k)).map_err(|e| format!("{}.{k}: {e}", table.name))?;
+            let val =
+                self.value(&v.value, consts::field_ns(table, k)).map_err(|e| format!("{}.{k}: {e}", table.name))?;
             uapi::write_field(buf, f, val);
         }
         Ok(())
@@ -539,13 +540,7 @@ impl<'a> Ctx<'a> {
         self.last.insert("stats.auto".into(), stats_auto as u64);
 
         let mut area = ZcrxAreaReg { addr: area_mem.addr(), len: (pages * PAGE) as u64, ..Default::default() };
-        self.apply(as_bytes_mut(&mut area), &AREA_REG, &r.area, &|k| {
-            if k == "flags" {
-                Ns::AreaFlags
-            } else {
-                Ns::Any
-            }
-        })?;
+        self.apply(as_bytes_mut(&mut area), &AREA_REG, &r.area)?;
         let mut region = match &region_mem {
             Some(m) => RegionDesc {
                 user_addr: m.addr(),
@@ -555,13 +550,7 @@ impl<'a> Ctx<'a> {
             },
             None => RegionDesc { size: region_size as u64, ..Default::default() },
         };
-        self.apply(as_bytes_mut(&mut region), &REGION_DESC, &r.region, &|k| {
-            if k == "flags" {
-                Ns::RegionFlags
-            } else {
-                Ns::Any
-            }
-        })?;
+        self.apply(as_bytes_mut(&mut region), &REGION_DESC, &r.region)?;
         let mut event = ZcrxEventDesc::default();
         if let Some(ev) = &r.event {
             let mut ev = ev.clone();
@@ -570,11 +559,7 @@ impl<'a> Ctx<'a> {
                     v.value = Value::UInt(stats_auto as u64);
                 }
             }
-            self.apply(as_bytes_mut(&mut event), &EVENT_DESC, &ev, &|k| match k {
-                "type_mask" => Ns::EventMask,
-                "flags" => Ns::EventFlags,
-                _ => Ns::Any,
-            })?;
+            self.apply(as_bytes_mut(&mut event), &EVENT_DESC, &ev)?;
         }
         let ro = |s: &str| r.readonly.iter().any(|x| x == s);
         let area_page = page_mem(ro("area"), as_bytes(&area))?;
@@ -593,13 +578,7 @@ impl<'a> Ctx<'a> {
                 ..Default::default()
             },
         };
-        self.apply(as_bytes_mut(&mut ifq), &IFQ_REG, &r.ifq, &|k| {
-            if k == "flags" {
-                Ns::RegFlags
-            } else {
-                Ns::Any
-            }
-        })?;
+        self.apply(as_bytes_mut(&mut ifq), &IFQ_REG, &r.ifq)?;
         let ifq_page = page_mem(ro("ifq"), as_bytes(&ifq))?;
 
         self.note(format!("  arg {}", dump(&IFQ_REG, as_bytes(&ifq))));
@@ -736,24 +715,12 @@ impl<'a> Ctx<'a> {
             let mem = Mem::anon(pages.max(1) * PAGE).map_err(|e| format!("harness: mmap: {e}"))?;
             self.last.insert("new_area.addr".into(), mem.addr());
             let mut a = ZcrxAreaReg { addr: mem.addr(), len: (pages * PAGE) as u64, ..Default::default() };
-            self.apply(as_bytes_mut(&mut a), &AREA_REG, &c.area, &|k| {
-                if k == "flags" {
-                    Ns::AreaFlags
-                } else {
-                    Ns::Any
-                }
-            })?;
+            self.apply(as_bytes_mut(&mut a), &AREA_REG, &c.area)?;
             let page = page_mem(false, as_bytes(&a))?;
             ctrl.body[0] = page.addr();
             new_area = Some((mem, page));
         }
-        self.apply(as_bytes_mut(&mut ctrl), &CTRL, &c.set, &|k| {
-            if k == "zc_arm_event.event_type" {
-                Ns::EventType
-            } else {
-                Ns::Any
-            }
-        })?;
+        self.apply(as_bytes_mut(&mut ctrl), &CTRL, &c.set)?;
         let page = page_mem(c.readonly, as_bytes(&ctrl))?;
         let arg = match &c.arg {
             Some(v) => self.value(v, Ns::Any)?,
@@ -836,13 +803,7 @@ impl<'a> Ctx<'a> {
                 size: data_table.map_or(64, |t| t.size as u32),
                 ..Default::default()
             };
-            self.apply(as_bytes_mut(&mut h), &QUERY_HDR, &q.hdr, &|k| {
-                if k == "query_op" {
-                    Ns::QueryOp
-                } else {
-                    Ns::Any
-                }
-            })?;
+            self.apply(as_bytes_mut(&mut h), &QUERY_HDR, &q.hdr)?;
             hdrs.write(i * QUERY_HDR.size, as_bytes(&h));
         }
         let fd = if q.on_ring { self.ring_fd(ring)? } else { -1 };
@@ -1053,13 +1014,7 @@ impl<'a> Ctx<'a> {
             zcrx_ifq_idx: self.zcrx.get(&zname).map_or(0, |z| z.id),
             ..Default::default()
         };
-        self.apply(as_bytes_mut(&mut sqe), &SQE, &x.sqe, &|k| {
-            if k == "ioprio" {
-                Ns::Ioprio
-            } else {
-                Ns::Any
-            }
-        })?;
+        self.apply(as_bytes_mut(&mut sqe), &SQE, &x.sqe)?;
         let r = self.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
         let got = r.submit_sqe(&sqe);
         self.note(format!(

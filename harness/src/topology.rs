@@ -272,18 +272,21 @@ fn ip_ns(ns: &str, args: &[&str]) -> Result<String, String> {
     ip(&v)
 }
 
+/// Runs ethtool, in a network namespace if one is given (`ip netns exec`).
+fn ethtool_in(ethtool: &Path, netns: Option<&str>, args: &[&str]) -> Result<String, String> {
+    match netns {
+        Some(ns) => {
+            let mut v = vec!["netns", "exec", ns, ethtool.to_str().unwrap_or("ethtool")];
+            v.extend_from_slice(args);
+            ip(&v)
+        }
+        None => run(ethtool, args),
+    }
+}
+
 /// Reads the ethtool settings we may change (`-g` ring, `-l` channels).
 pub fn read_settings(ethtool: &Path, netns: Option<&str>, dev: &str) -> Result<Settings, String> {
-    let exec = |args: &[&str]| -> Result<String, String> {
-        match netns {
-            Some(ns) => {
-                let mut v = vec!["netns", "exec", ns, ethtool.to_str().unwrap_or("ethtool")];
-                v.extend_from_slice(args);
-                ip(&v)
-            }
-            None => run(ethtool, args),
-        }
-    };
+    let exec = |args: &[&str]| ethtool_in(ethtool, netns, args);
     let g = exec(&["-g", dev])?;
     let l = exec(&["-l", dev]).unwrap_or_default();
     let field = |text: &str, key: &str, after: Option<&str>| -> Option<String> {
@@ -308,16 +311,7 @@ pub fn read_settings(ethtool: &Path, netns: Option<&str>, dev: &str) -> Result<S
 
 /// Applies settings with ethtool (only the ones given).
 pub fn apply_settings(ethtool: &Path, netns: Option<&str>, dev: &str, s: &Settings) -> Result<(), String> {
-    let exec = |args: &[&str]| -> Result<String, String> {
-        match netns {
-            Some(ns) => {
-                let mut v = vec!["netns", "exec", ns, ethtool.to_str().unwrap_or("ethtool")];
-                v.extend_from_slice(args);
-                ip(&v)
-            }
-            None => run(ethtool, args),
-        }
-    };
+    let exec = |args: &[&str]| ethtool_in(ethtool, netns, args);
     if let Some(c) = s.combined {
         let c = c.to_string();
         exec(&["-L", dev, "combined", &c])?;
