@@ -1205,7 +1205,7 @@ impl<'a> Ctx<'a> {
             match x.recycle {
                 Recycle::None => {}
                 Recycle::Rq | Recycle::Flush => {
-                    self.return_held(&zname, 1)?;
+                    self.recycle_held(&zname)?;
                     if x.recycle == Recycle::Flush {
                         self.flush(&zname)?;
                     }
@@ -1250,7 +1250,7 @@ impl<'a> Ctx<'a> {
             match x.recycle {
                 Recycle::None => {}
                 Recycle::Rq | Recycle::Flush => {
-                    self.return_held(&zname, 1)?;
+                    self.recycle_held(&zname)?;
                     if x.recycle == Recycle::Flush {
                         self.flush(&zname)?;
                     }
@@ -1305,6 +1305,21 @@ impl<'a> Ctx<'a> {
     fn return_held(&mut self, zname: &str, n: usize) -> StepResult {
         let z = self.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
         let offs: Vec<u64> = (0..n.min(z.held.len())).filter_map(|_| z.held.pop_front()).collect();
+        let buf = 1u32 << z.buf_shift;
+        let rqes: Vec<ZcrxRqe> = offs.iter().map(|&off| ZcrxRqe { off, len: buf, pad: 0 }).collect();
+        push_rqes(z, &rqes)
+    }
+
+    /// Recycling: returns as many held buffers as the RQ has room for (tail - head <
+    /// rq_entries), oldest first; the rest stay held until the kernel consumed entries.
+    /// Writing past a full RQ would overwrite entries the kernel has not read yet.
+    fn recycle_held(&mut self, zname: &str) -> StepResult {
+        let z = self.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let (head, tail) = rq_ptrs(z)?;
+        let used = tail.load(Ordering::Relaxed).wrapping_sub(head.load(Ordering::Acquire));
+        let room = z.rq_entries.saturating_sub(used) as usize;
+        let n = room.min(z.held.len());
+        let offs: Vec<u64> = (0..n).filter_map(|_| z.held.pop_front()).collect();
         let buf = 1u32 << z.buf_shift;
         let rqes: Vec<ZcrxRqe> = offs.iter().map(|&off| ZcrxRqe { off, len: buf, pad: 0 }).collect();
         push_rqes(z, &rqes)
