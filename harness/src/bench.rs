@@ -64,6 +64,25 @@ const TAG: &str = "@@ZCRX-BENCH@@ ";
 /// The trivial case the spawn timing runs (any kernel with IORING_REGISTER_QUERY).
 const TRIVIAL_CASE: (&str, &str) = ("cases/query/opcodes.yaml", "query.opcodes");
 const AREA_PAGES: usize = 1024;
+/// NIC mode: an area larger than what the socket can queue, so the driver never falls back
+/// to copied skbs (as a deployment sizes it), and an RQ that holds every buffer.
+const NIC_AREA_PAGES: usize = 8192;
+const NIC_RQ_ENTRIES: u32 = 8192;
+
+/// Where the bench's TCP flow runs: loopback (nodev) or across a namespace topology, and
+/// which device a netdev registration binds (None = NODEV).
+#[derive(Clone, Debug)]
+struct Net {
+    dut_addr: String,
+    peer_ns: Option<std::path::PathBuf>,
+    netdev: Option<(u32, u32)>,
+}
+
+impl Net {
+    fn loopback() -> Net {
+        Net { dut_addr: "127.0.0.1".into(), peer_ns: None, netdev: None }
+    }
+}
 const RQ_ENTRIES: u32 = 1024;
 const CQ_ENTRIES: u32 = 4096;
 const STALL: Duration = Duration::from_secs(60);
@@ -189,9 +208,7 @@ pub struct BenchReport {
 pub fn main(a: &BenchArgs) -> Result<(), String> {
     match a.topology.as_str() {
         "nodev" => {}
-        "netdevsim-zcrx" => {
-            return Err("bench --topology netdevsim-zcrx: not yet (only nodev, loopback TCP, is implemented)".into())
-        }
+        "netdevsim-zcrx" => {}
         t => return Err(format!("bench --topology `{t}`: expected nodev or netdevsim-zcrx")),
     }
     let sizes = a.sizes.iter().map(|s| parse_size(s)).collect::<Result<Vec<_>, _>>()?;
@@ -249,7 +266,24 @@ fn local(a: &BenchArgs, sizes: &[usize], target: &str) -> Result<BenchReport, St
     let t0 = Instant::now();
     let probe = crate::probe::Probe::run();
     let total = a.total_mib << 20;
-    let zc_skip = if !probe.features.contains(&Feature::Nodev) {
+    // A namespace topology stays up (and is torn down) with `_active`.
+    let (net, _active) = match a.topology.as_str() {
+        "nodev" => (Net::loopback(), None),
+        name => {
+            let f = crate::topology::load(name)?;
+            let act = f.up(&crate::topology::Tools::from_env(), 0)?;
+            let t = act.topo.clone();
+            if let Some(ns) = &t.netns {
+                crate::topology::enter(ns)?;
+            }
+            let net =
+                Net { dut_addr: t.dut_addr.clone(), peer_ns: t.peer_netns.clone(), netdev: Some((t.if_idx, t.if_rxq)) };
+            (net, Some(act))
+        }
+    };
+    let zc_skip = if net.netdev.is_some() {
+        (!probe.cap_net_admin).then(|| "RECV_ZC needs CAP_NET_ADMIN to register a zcrx instance (run as root)".into())
+    } else if !probe.features.contains(&Feature::Nodev) {
         Some(format!("RECV_ZC needs ZCRX_REG_NODEV (7.2+): {}", probe.missing_reason(Feature::Nodev)))
     } else if !probe.cap_net_admin {
         Some("RECV_ZC needs CAP_NET_ADMIN to register a zcrx instance (run as root)".into())
@@ -265,9 +299,9 @@ fn local(a: &BenchArgs, sizes: &[usize], target: &str) -> Result<BenchReport, St
         let mut zs = Vec::new();
         // Interleave the methods so a noisy neighbour hits both alike.
         for _ in 0..a.repeat {
-            rs.push(transfer(size, total, Method::Recv)?);
+            rs.push(transfer(size, total, Method::Recv, &net)?);
             if zc_skip.is_none() {
-                zs.push(transfer(size, total, Method::RecvZc)?);
+                zs.push(transfer(size, total, Method::RecvZc, &net)?);
             }
         }
         let recv = summarize("recv", rs);
@@ -328,12 +362,16 @@ fn cpu_time(who: i32) -> f64 {
 }
 
 /// One loopback TCP transfer of `total` bytes written in `size`-byte chunks.
-fn transfer(size: usize, total: u64, method: Method) -> Result<Sample, String> {
+fn transfer(size: usize, total: u64, method: Method, net: &Net) -> Result<Sample, String> {
     let io = |what: &'static str| move |e: std::io::Error| format!("bench: {what}: {e}");
-    let l = TcpListener::bind(("127.0.0.1", 0)).map_err(io("bind"))?;
+    let l = TcpListener::bind((net.dut_addr.as_str(), 0)).map_err(io("bind"))?;
     let addr = l.local_addr().map_err(io("local_addr"))?;
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let peer_ns = net.peer_ns.clone();
     let sender = std::thread::spawn(move || -> Result<f64, String> {
+        if let Some(ns) = &peer_ns {
+            crate::topology::enter(ns)?;
+        }
         let mut s = TcpStream::connect(addr).map_err(|e| format!("bench: connect: {e}"))?;
         let chunk = crate::exec::pattern(0, size);
         // Start when the receiver is ready (registered, RECV_ZC armed).
@@ -352,7 +390,7 @@ fn transfer(size: usize, total: u64, method: Method) -> Result<Sample, String> {
     let (conn, _) = l.accept().map_err(io("accept"))?;
     let r = match method {
         Method::Recv => recv_plain(conn, size, total, go_tx),
-        Method::RecvZc => recv_zc(conn, total, go_tx),
+        Method::RecvZc => recv_zc(conn, total, go_tx, net.netdev),
     };
     let tx = sender.join().map_err(|_| "bench: sender thread panicked".to_string())?;
     let mut s = r?;
@@ -394,11 +432,13 @@ struct Zcrx {
     buf_shift: u32,
 }
 
-fn register_nodev(ring_fd: i32) -> Result<Zcrx, String> {
+/// Registers NODEV, or on `netdev` = (ifindex, rxq) in the caller's namespace.
+fn register(ring_fd: i32, netdev: Option<(u32, u32)>) -> Result<Zcrx, String> {
     let page = sys::page_size();
-    let area = Mem::anon(AREA_PAGES * page).map_err(|e| format!("bench: area mmap: {e}"))?;
+    let (pages, entries) = if netdev.is_some() { (NIC_AREA_PAGES, NIC_RQ_ENTRIES) } else { (AREA_PAGES, RQ_ENTRIES) };
+    let area = Mem::anon(pages * page).map_err(|e| format!("bench: area mmap: {e}"))?;
     // The RQ header is at most 128 bytes (7.3); size the region for the entries after it.
-    let region_size = sys::page_align(256 + 16 * RQ_ENTRIES as usize);
+    let region_size = sys::page_align(256 + 16 * entries as usize);
     let region = Mem::anon(region_size).map_err(|e| format!("bench: region mmap: {e}"))?;
     let mut area_reg = ZcrxAreaReg { addr: area.addr(), len: area.len() as u64, ..Default::default() };
     let mut region_desc = RegionDesc {
@@ -407,15 +447,21 @@ fn register_nodev(ring_fd: i32) -> Result<Zcrx, String> {
         flags: IORING_MEM_REGION_TYPE_USER,
         ..Default::default()
     };
+    let (if_idx, if_rxq, flags) = match netdev {
+        Some((i, q)) => (i, q, 0),
+        None => (0, 0, ZCRX_REG_NODEV),
+    };
     let mut ifq = ZcrxIfqReg {
-        rq_entries: RQ_ENTRIES,
-        flags: ZCRX_REG_NODEV,
+        if_idx,
+        if_rxq,
+        rq_entries: entries,
+        flags,
         area_ptr: &mut area_reg as *mut ZcrxAreaReg as u64,
         region_ptr: &mut region_desc as *mut RegionDesc as u64,
         ..Default::default()
     };
     sys::io_uring_register(ring_fd, IORING_REGISTER_ZCRX_IFQ, &mut ifq as *mut ZcrxIfqReg as u64, 1)
-        .map_err(|e| format!("bench: IORING_REGISTER_ZCRX_IFQ(NODEV): {}", sys::errno_name(e)))?;
+        .map_err(|e| format!("bench: IORING_REGISTER_ZCRX_IFQ: {}", sys::errno_name(e)))?;
     // SAFETY: both are live locals the kernel wrote through the pointers above.
     let (ifq, area_reg) = unsafe { (std::ptr::read_volatile(&ifq), std::ptr::read_volatile(&area_reg)) };
     let buf_len = if ifq.rx_buf_len == 0 { page as u32 } else { ifq.rx_buf_len };
@@ -462,10 +508,15 @@ impl Zcrx {
     }
 }
 
-fn recv_zc(conn: TcpStream, total: u64, go: std::sync::mpsc::Sender<()>) -> Result<Sample, String> {
+fn recv_zc(
+    conn: TcpStream,
+    total: u64,
+    go: std::sync::mpsc::Sender<()>,
+    netdev: Option<(u32, u32)>,
+) -> Result<Sample, String> {
     let flags = IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_CQE32;
     let mut ring = Ring::new(64, flags, Some(CQ_ENTRIES)).map_err(|e| format!("bench: ring: {e}"))?;
-    let z = register_nodev(ring.fd())?;
+    let z = register(ring.fd(), netdev)?;
     let sqe = Sqe {
         opcode: IORING_OP_RECV_ZC,
         ioprio: IORING_RECV_MULTISHOT,
@@ -515,8 +566,11 @@ fn recv_zc(conn: TcpStream, total: u64, go: std::sync::mpsc::Sender<()>) -> Resu
         }
         z.give_back(&done)?;
         done.clear();
-        z.flush(ring.fd())?;
-        flushes += 1;
+        // NIC mode: the page pool refills from the RQ by itself; NODEV needs the flush.
+        if netdev.is_none() {
+            z.flush(ring.fd())?;
+            flushes += 1;
+        }
         if rearm && got < total {
             ring.submit_sqe(&sqe).map_err(|e| format!("bench: re-arming RECV_ZC: {}", sys::errno_name(e)))?;
             rearms += 1;
@@ -616,7 +670,10 @@ fn in_vm(a: &BenchArgs, spec: &str) -> Result<BenchReport, String> {
         "--spawns".into(),
         a.spawns.to_string(),
     ];
-    let env = vec![("ZCRX_CONFORM_ROOT".to_string(), crate::repo_root().display().to_string())];
+    let mut env = vec![("ZCRX_CONFORM_ROOT".to_string(), crate::repo_root().display().to_string())];
+    if a.topology != "nodev" {
+        env.extend(crate::vm::guest_tools(&kernel, std::slice::from_ref(&a.topology))?);
+    }
     eprintln!("bench: booting {spec} ({})", kernel.display());
     let t0 = Instant::now();
     let out = crate::vm::run_command_in_vm(&kernel, &args, &env, Duration::from_secs(a.vm_timeout))?;
@@ -678,8 +735,17 @@ fn suite_in_vm(spec: &str, kernel: &std::path::Path, filter: &[String]) -> Suite
 /// The readable table.
 pub fn render(r: &BenchReport) -> String {
     let mut s = format!(
-        "bench on {} ({}), topology {}: loopback TCP, {} MiB per transfer, {} repeat(s); min/median/max\n",
-        r.target, r.kernel_release, r.topology, r.total_mib, r.repeat
+        "bench on {} ({}), topology {}: {}, {} MiB per transfer, {} repeat(s); min/median/max\n",
+        r.target,
+        r.kernel_release,
+        r.topology,
+        if r.topology == "nodev" {
+            "loopback TCP, NODEV registration".to_string()
+        } else {
+            format!("TCP across the {} pair, netdev registration on the DUT's rx queue", r.topology)
+        },
+        r.total_mib,
+        r.repeat
     );
     if let Some(w) = &r.recv_zc_skipped {
         s.push_str(&format!("RECV_ZC not measured: {w}\n"));
@@ -780,7 +846,7 @@ mod tests {
 
     #[test]
     fn recv_loopback() {
-        let s = transfer(4096, 1 << 20, Method::Recv).expect("loopback transfer");
+        let s = transfer(4096, 1 << 20, Method::Recv, &Net::loopback()).expect("loopback transfer");
         assert_eq!(s.bytes, 1 << 20);
         assert!(s.wall_s > 0.0);
     }
