@@ -1053,6 +1053,27 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A CQE's flags without the CQE_MIXED framing bit (F_32), which is checked apart.
+    fn plain_flags(&self, ring: &str, c: &Cqe) -> u32 {
+        if self.ring_mixed(ring) {
+            c.flags & !IORING_CQE_F_32
+        } else {
+            c.flags
+        }
+    }
+
+    /// Hands a just-received buffer back as the step's recycling mode says.
+    fn recycle(&mut self, zname: &str, mode: Recycle) -> StepResult {
+        if mode == Recycle::None {
+            return Ok(());
+        }
+        self.recycle_held(zname)?;
+        if mode == Recycle::Flush {
+            self.flush(zname)?;
+        }
+        Ok(())
+    }
+
     fn ring_mixed(&self, ring: &str) -> bool {
         self.rings.get(ring).is_some_and(|r| r.mixed)
     }
@@ -1167,10 +1188,7 @@ impl<'a> Ctx<'a> {
             let c = self
                 .next_cqe(ring, Some(ud), deadline)?
                 .ok_or_else(|| format!("timed out after {got} of {} bytes ({ncqe} data CQEs)", x.bytes))?;
-            let mut flags = c.flags;
-            if self.ring_mixed(ring) {
-                flags &= !IORING_CQE_F_32;
-            }
+            let flags = self.plain_flags(ring, &c);
             if x.rearm && x.recycle != Recycle::None && c.res == -libc::ENOMEM && flags == 0 && rearms < 10_000 {
                 let held = self.zcrx.get(&zname).map_or(0, |z| z.held.len());
                 self.return_held(&zname, held)?;
@@ -1202,15 +1220,7 @@ impl<'a> Ctx<'a> {
             if got > x.bytes {
                 return Err(format!("received {got} bytes, more than the {} expected", x.bytes));
             }
-            match x.recycle {
-                Recycle::None => {}
-                Recycle::Rq | Recycle::Flush => {
-                    self.recycle_held(&zname)?;
-                    if x.recycle == Recycle::Flush {
-                        self.flush(&zname)?;
-                    }
-                }
-            }
+            self.recycle(&zname, x.recycle)?;
             // Progress extends the deadline: the timeout bounds a stall, not the transfer.
             deadline = Instant::now() + timeout;
         }
@@ -1236,10 +1246,7 @@ impl<'a> Ctx<'a> {
         loop {
             let deadline = Instant::now() + Duration::from_millis(x.idle_ms);
             let Some(c) = self.next_cqe(ring, Some(ud), deadline)? else { break };
-            let mut flags = c.flags;
-            if self.ring_mixed(ring) {
-                flags &= !IORING_CQE_F_32;
-            }
+            let flags = self.plain_flags(ring, &c);
             if c.res <= 0 || flags != IORING_CQE_F_MORE {
                 last = Some(c);
                 break;
@@ -1247,15 +1254,7 @@ impl<'a> Ctx<'a> {
             self.take_data(ring, ud, &c, &[0])?;
             got += c.res as u64;
             n += 1;
-            match x.recycle {
-                Recycle::None => {}
-                Recycle::Rq | Recycle::Flush => {
-                    self.recycle_held(&zname)?;
-                    if x.recycle == Recycle::Flush {
-                        self.flush(&zname)?;
-                    }
-                }
-            }
+            self.recycle(&zname, x.recycle)?;
         }
         self.note(format!(
             "drained {got} bytes in {n} data CQEs, payload identical to the pattern; ended by {}",

@@ -430,6 +430,15 @@ fn load_report(path: &std::path::Path) -> Result<report::JsonReport, String> {
         .map_err(|e| format!("{}:{}:{}: not a zcrx-conform report: {e}", path.display(), e.line(), e.column()))
 }
 
+/// Every run of the given report.json files (or directories holding one), in order.
+fn load_runs(inputs: &[PathBuf]) -> Result<Vec<RunReport>, String> {
+    let mut runs = Vec::new();
+    for i in inputs {
+        runs.extend(load_report(i)?.runs);
+    }
+    Ok(runs)
+}
+
 fn report_bug(id: &str, from: Option<&std::path::Path>, mut a: RunArgs) -> ExitCode {
     let runs = match from {
         Some(p) => match load_report(p) {
@@ -476,16 +485,13 @@ fn report_bug(id: &str, from: Option<&std::path::Path>, mut a: RunArgs) -> ExitC
 }
 
 fn html_cmd(inputs: &[PathBuf], out: &std::path::Path) -> ExitCode {
-    let mut runs = Vec::new();
-    for i in inputs {
-        match load_report(i) {
-            Ok(r) => runs.extend(r.runs),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
+    let runs = match load_runs(inputs) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
-    }
+    };
     if runs.is_empty() {
         eprintln!("error: no runs in the inputs");
         return ExitCode::from(2);
@@ -511,16 +517,13 @@ fn catalogue(from: &[PathBuf], paths: &[PathBuf]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut runs = Vec::new();
-    for f in from {
-        match load_report(f) {
-            Ok(r) => runs.extend(r.runs),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
+    let runs = match load_runs(from) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
-    }
+    };
     print!("{}", report::catalogue_table(&cases, &runs.iter().collect::<Vec<_>>()));
     ExitCode::SUCCESS
 }
@@ -536,27 +539,25 @@ fn merge_cmd(
         eprintln!("error: merge needs at least one report.json or directory");
         return ExitCode::from(2);
     }
+    let loaded = match load_runs(inputs) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut runs: Vec<RunReport> = Vec::new();
-    for i in inputs {
-        let parsed = match load_report(i) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        for r in parsed.runs {
-            match runs.iter_mut().find(|x| x.target == r.target) {
-                Some(x) => {
-                    x.cases.extend(r.cases);
-                    x.topologies.extend(r.topologies);
-                    x.duration_s += r.duration_s;
-                    if x.aborted.is_none() {
-                        x.aborted = r.aborted;
-                    }
+    for r in loaded {
+        match runs.iter_mut().find(|x| x.target == r.target) {
+            Some(x) => {
+                x.cases.extend(r.cases);
+                x.topologies.extend(r.topologies);
+                x.duration_s += r.duration_s;
+                if x.aborted.is_none() {
+                    x.aborted = r.aborted;
                 }
-                None => runs.push(r),
             }
+            None => runs.push(r),
         }
     }
     for r in &mut runs {
