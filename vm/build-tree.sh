@@ -2,12 +2,13 @@
 # build-tree.sh: configure and build a kernel source tree (a developer's own checkout) so that it
 # boots under virtme-ng with io_uring zcrx, netdevsim (built in) and friends.
 #
-#   build-tree.sh PATH [--kasan] [--jobs N] [--reconfigure]
+#   build-tree.sh PATH [--kasan] [--jobs N] [--reconfigure] [--configure-only]
 #
 #   PATH           a Linux source tree (x86_64; built in place, no O=)
 #   --kasan        also CONFIG_KASAN=y + CONFIG_KASAN_INLINE=y (generic KASAN)
 #   --jobs N       make -jN (default: nproc)
 #   --reconfigure  throw the tree's .config away and start again from virtme-ng's minimal config
+#   --configure-only  configure and check the options, do not build; prints the .config path
 #
 # Prints the absolute path of the tree as the LAST stdout line: `vng --run <that dir>` boots
 # arch/x86/boot/bzImage and finds the tree's modules (vng --run <tree>/arch/x86/boot/bzImage is
@@ -46,7 +47,7 @@ BUILD_DEPS=(gcc make flex bison libelf-dev libssl-dev bc)
 
 # --- arguments -------------------------------------------------------------------------
 
-TREE="" KASAN=0 JOBS="" RECONF=0
+TREE="" KASAN=0 JOBS="" RECONF=0 CONFONLY=0
 while (($#)); do
     case $1 in
         --kasan) KASAN=1 ;;
@@ -57,8 +58,9 @@ while (($#)); do
             ;;
         --jobs=*) JOBS=${1#--jobs=} ;;
         --reconfigure) RECONF=1 ;;
+        --configure-only) CONFONLY=1 ;;
         -h | --help) usage ;;
-        -*) die "unknown option '$1' (usage: build-tree.sh PATH [--kasan] [--jobs N] [--reconfigure])" ;;
+        -*) die "unknown option '$1' (usage: build-tree.sh PATH [--kasan] [--jobs N] [--reconfigure] [--configure-only])" ;;
         *)
             [[ -z $TREE ]] || die "only one PATH, got '$TREE' and '$1'"
             TREE=$1
@@ -66,7 +68,7 @@ while (($#)); do
     esac
     shift
 done
-[[ -n $TREE ]] || die "no kernel tree given (usage: build-tree.sh PATH [--kasan] [--jobs N] [--reconfigure])"
+[[ -n $TREE ]] || die "no kernel tree given (usage: build-tree.sh PATH [--kasan] [--jobs N] [--reconfigure] [--configure-only])"
 JOBS=${JOBS:-$(nproc)}
 [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "--jobs wants a positive number, got '$JOBS'"
 [[ $(uname -m) == x86_64 ]] || die "only x86_64 hosts are supported (this is $(uname -m))"
@@ -82,7 +84,7 @@ KVERSION=$(awk -F' *= *' '$1 == "VERSION" {v = $2} $1 == "PATCHLEVEL" {p = $2} $
 
 # In-tree build for x86: no inherited ARCH/O=/cross settings.
 unset ARCH CROSS_COMPILE KBUILD_OUTPUT O
-MAKE=(make -C "$TREE" ARCH=x86)
+MAKE=(make --no-print-directory -C "$TREE" ARCH=x86)
 
 CONFIG=$TREE/.config
 STAMP=$TREE/.config.zcrx-conform
@@ -215,7 +217,7 @@ configure() {
         fresh_config
         did=1
     elif ! cmp -s "$FRAG_TMP" "$STAMP"; then
-        log "the fragment changed since the last configuration ($(diff <(grep -v '^# ' "$STAMP") <(grep -v '^# ' "$FRAG_TMP") | grep '^[<>]' | tr '\n' ' '))"
+        log "the fragment changed since the last configuration ($(diff <(grep -v '^# [^C]' "$STAMP") <(grep -v '^# [^C]' "$FRAG_TMP") | grep '^[<>]' | tr '\n' ' '))"
         apply_fragment
         did=1
     elif [[ -n $(unmet) ]]; then
@@ -227,7 +229,10 @@ configure() {
     local bad
     bad=$(unmet)
     if [[ -n $bad ]]; then
-        rm -f "$STAMP"
+        # Keep the attempted fragment as the stamp: the .config is still ours (a later call
+        # re-applies on top of it instead of starting afresh), and the same call fails the same way.
+        mv "$FRAG_TMP" "$STAMP"
+        FRAG_TMP=""
         die "after make olddefconfig these options of the fragment are not as wanted (a dependency is missing or something selects them off; 'make menuconfig', then / and the name, shows why):
 $bad"
     fi
@@ -253,6 +258,10 @@ ensure_build_deps
 ((KASAN)) && KASAN_NOTE=", with KASAN"
 log "tree $TREE (Linux $KVERSION)${KASAN_NOTE:-}"
 configure
+if ((CONFONLY)); then
+    printf '%s\n' "$CONFIG"
+    exit 0
+fi
 
 log "building: make -j$JOBS (full log: $BUILDLOG)"
 t0=$SECONDS
