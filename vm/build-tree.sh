@@ -36,8 +36,9 @@
 # Serialised per tree with flock PATH/.zcrx-conform.lock.
 set -euo pipefail
 
-log() { printf 'build-tree.sh: %s\n' "$*" >&2; }
-die() { printf 'build-tree.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+export ZCRX_LOG_NAME=build-tree.sh # log prefix of kernel.sh's log/die
+# shellcheck source=kernel.sh
+source "$(dirname "${BASH_SOURCE[0]}")/kernel.sh"
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2
@@ -152,24 +153,6 @@ unmet() {
     done < <(fragment)
 }
 
-# --- build dependencies ---------------------------------------------------------------------
-
-ensure_build_deps() {
-    local p missing=() st
-    for p in "${BUILD_DEPS[@]}"; do
-        st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-        [[ $st == installed ]] || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    [[ ${EUID:-$(id -u)} -eq 0 ]] || die "missing build dependencies (${missing[*]}); run as root or install them"
-    log "installing build dependencies: ${missing[*]}"
-    # apt's output goes to stderr (stdout is reserved for the result); apt-get update only on a miss.
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
-        { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; }; } >&2; then
-        die "apt-get install ${missing[*]} failed (output above)"
-    fi
-}
-
 # --- configure ------------------------------------------------------------------------------
 
 FRAG_TMP=""
@@ -254,7 +237,7 @@ if ! flock -n 9; then
     flock 9
 fi
 
-ensure_build_deps
+ensure_packages "${BUILD_DEPS[@]}"
 ((KASAN)) && KASAN_NOTE=", with KASAN"
 log "tree $TREE (Linux $KVERSION)${KASAN_NOTE:-}"
 configure

@@ -38,6 +38,28 @@ FLAVOUR=${ZCRX_KERNEL_FLAVOUR:-amd64}
 log() { printf '%s: %s\n' "${ZCRX_LOG_NAME:-kernel.sh}" "$*" >&2; }
 die() { printf '%s: ERROR: %s\n' "${ZCRX_LOG_NAME:-kernel.sh}" "$*" >&2; exit 1; }
 
+# ensure_packages PKG...: installs the host packages that are missing (bookworm's apt, never the
+# private config), --no-install-recommends; `apt-get update` only when the first try fails.
+# apt's output goes to stderr only when it fails (stdout is reserved for the scripts' result).
+ensure_packages() {
+    local p missing=() st l
+    for p in "$@"; do
+        st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+        [[ $st == installed ]] || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    [[ ${EUID:-$(id -u)} -eq 0 ]] || die "missing packages (${missing[*]}); run as root or install them"
+    log "installing: ${missing[*]}"
+    l=$(mktemp)
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+        { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; }; } >"$l" 2>&1; then
+        cat "$l" >&2
+        rm -f "$l"
+        die "apt-get install ${missing[*]} failed (log above)"
+    fi
+    rm -f "$l"
+}
+
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2

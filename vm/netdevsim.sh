@@ -46,27 +46,6 @@ KMAKE_VARS=(
     CONFIG_DEBUG_INFO_BTF_MODULES=
 )
 
-# Install the build dependencies that are missing (apt, --no-install-recommends).
-ensure_build_deps() {
-    local p missing=() st
-    for p in "${BUILD_DEPS[@]}"; do
-        st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-        [[ $st == installed ]] || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    [[ ${EUID:-$(id -u)} -eq 0 ]] || die "missing build dependencies (${missing[*]}); run as root or install them"
-    log "installing build dependencies: ${missing[*]}"
-    local l
-    l=$(mktemp)
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
-        { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; }; } >"$l" 2>&1; then
-        cat "$l" >&2
-        rm -f "$l"
-        die "apt-get install ${missing[*]} failed (log above)"
-    fi
-    rm -f "$l"
-}
-
 # Package version of the kernel KVER: from kernel.sh's info file when the kernel was fetched,
 # else the newest linux-headers-KVER on the mirror.
 pkgver_of() {
@@ -226,7 +205,7 @@ cmd_build() {
     fi
 
     need apt-get apt-cache dpkg-deb flock
-    ensure_build_deps
+    ensure_packages "${BUILD_DEPS[@]}"
     setup_apt
     mkdir -p "$NDIR"
     exec 8>"$CACHE/.netdevsim.lock"
