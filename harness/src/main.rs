@@ -274,10 +274,10 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Matrix { kernels, junit_dir, run } => matrix_cmd(&kernels, junit_dir.as_deref(), run),
-        Cmd::Merge { inputs, out, junit, json, kcidb } => merge_cmd(&inputs, out, junit, json, kcidb),
+        Cmd::Merge { inputs, out, junit, json, kcidb } => bad_input(merge_cmd(&inputs, out, junit, json, kcidb)),
         Cmd::ReportBug { id, from, run } => report_bug(&id, from.as_deref(), run),
         Cmd::Catalogue { from, paths } => catalogue(&from, &paths),
-        Cmd::Html { inputs, out } => html_cmd(&inputs, &out),
+        Cmd::Html { inputs, out } => bad_input(html_cmd(&inputs, &out)),
         Cmd::Bench(b) => match zcrx_conform::bench::main(&b) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -484,29 +484,23 @@ fn report_bug(id: &str, from: Option<&std::path::Path>, mut a: RunArgs) -> ExitC
     ExitCode::from(2)
 }
 
-fn html_cmd(inputs: &[PathBuf], out: &std::path::Path) -> ExitCode {
-    let runs = match load_runs(inputs) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// A command's bad input (unreadable report, wrong arguments) is exit code 2.
+fn bad_input(r: Result<ExitCode, String>) -> ExitCode {
+    r.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn html_cmd(inputs: &[PathBuf], out: &std::path::Path) -> Result<ExitCode, String> {
+    let runs = load_runs(inputs)?;
     if runs.is_empty() {
-        eprintln!("error: no runs in the inputs");
-        return ExitCode::from(2);
+        return Err("no runs in the inputs".into());
     }
     let page = zcrx_conform::html::render(&runs.iter().collect::<Vec<_>>());
-    match report::write_atomic(out, &page) {
-        Ok(()) => {
-            println!("{}", out.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {}: {e}", out.display());
-            ExitCode::from(2)
-        }
-    }
+    report::write_atomic(out, &page).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn catalogue(from: &[PathBuf], paths: &[PathBuf]) -> ExitCode {
@@ -519,10 +513,7 @@ fn catalogue(from: &[PathBuf], paths: &[PathBuf]) -> ExitCode {
     };
     let runs = match load_runs(from) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return bad_input(Err(e)),
     };
     print!("{}", report::catalogue_table(&cases, &runs.iter().collect::<Vec<_>>()));
     ExitCode::SUCCESS
@@ -534,18 +525,11 @@ fn merge_cmd(
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
     kcidb: Option<PathBuf>,
-) -> ExitCode {
+) -> Result<ExitCode, String> {
     if inputs.is_empty() {
-        eprintln!("error: merge needs at least one report.json or directory");
-        return ExitCode::from(2);
+        return Err("merge needs at least one report.json or directory".into());
     }
-    let loaded = match load_runs(inputs) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let loaded = load_runs(inputs)?;
     let mut runs: Vec<RunReport> = Vec::new();
     for r in loaded {
         match runs.iter_mut().find(|x| x.target == r.target) {
@@ -573,7 +557,7 @@ fn merge_cmd(
     }
     let mut a = RunArgs::for_reports(out, junit, json);
     a.kcidb = kcidb;
-    finish(&runs, &a)
+    Ok(finish(&runs, &a))
 }
 
 fn matrix_cmd(kernels: &[String], junit_dir: Option<&std::path::Path>, a: RunArgs) -> ExitCode {
