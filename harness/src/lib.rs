@@ -1,37 +1,21 @@
 //! zcrx-conform: a conformance harness for Linux io_uring zero-copy receive (zcrx).
 //!
-//! Cases are YAML files (see [`case`]); each runs in its own process against the real
-//! kernel ([`exec`], [`runner`]); results are written as JUnit, KTAP and JSON ([`report`]).
+//! The modules are the stages of a run, bottom first (see `docs/architecture.md`; the order is
+//! enforced by `tests/architecture.rs`): [`paths`], [`error`], [`model`] (what crosses
+//! stages), [`kernel`] (uapi, raw calls, rings, probe, the zcrx fixture), [`topology`],
+//! [`case`] (files -> typed cases), [`report`] (outputs), [`exec`] (one case against the
+//! kernel), [`run`] (plan, isolate, collect), [`vm`] (the same inside a booted kernel) and
+//! [`bench`]. `main.rs` and [`cli`] sit on top.
 
-pub mod baseline;
 pub mod bench;
-pub mod bugreport;
 pub mod case;
-pub mod consts;
+pub mod cli;
+pub mod error;
 pub mod exec;
-pub mod html;
-pub mod kcidb;
-pub mod netdev;
-pub mod probe;
+pub mod kernel;
+pub mod model;
+pub mod paths;
 pub mod report;
-pub mod ring;
-pub mod runner;
-pub mod sys;
+pub mod run;
 pub mod topology;
-pub mod uapi;
 pub mod vm;
-
-use std::path::PathBuf;
-
-/// The repository root: `$ZCRX_CONFORM_ROOT`, else the source tree this binary was
-/// built from (when it still exists), else the current directory.
-pub fn repo_root() -> PathBuf {
-    if let Some(r) = std::env::var_os("ZCRX_CONFORM_ROOT") {
-        return PathBuf::from(r);
-    }
-    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    if built.join("cases").is_dir() {
-        return built.canonicalize().unwrap_or(built);
-    }
-    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
-}

@@ -4,10 +4,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use zcrx_conform::case::{self, LoadError};
-use zcrx_conform::exec::{self, Status};
-use zcrx_conform::probe::Probe;
-use zcrx_conform::runner::{self, RunOpts, RunReport};
-use zcrx_conform::{baseline, bugreport, report, topology, vm};
+use zcrx_conform::exec;
+use zcrx_conform::model::{Probe, RunReport, Status};
+use zcrx_conform::report::{self, baseline, bugreport};
+use zcrx_conform::run::{self as runner, RunOpts};
+use zcrx_conform::{topology, vm};
 
 #[derive(Parser)]
 #[command(name = "zcrx-conform", version, about = "Conformance suite for Linux io_uring zero-copy receive (zcrx)")]
@@ -215,7 +216,7 @@ fn print_errors(errs: &[LoadError]) {
 
 fn case_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
     if paths.is_empty() {
-        vec![runner::default_case_dir()]
+        vec![zcrx_conform::paths::default_case_dir()]
     } else {
         paths.to_vec()
     }
@@ -475,7 +476,7 @@ fn report_bug(id: &str, from: Option<&std::path::Path>, mut a: RunArgs) -> ExitC
             return if matches!(c.status, Status::Fail | Status::Xfail | Status::Xpass) {
                 ExitCode::SUCCESS
             } else {
-                eprintln!("note: {id} did not fail ({})", runner::status_word(c.status));
+                eprintln!("note: {id} did not fail ({})", c.status.word());
                 ExitCode::from(1)
             };
         }
@@ -497,7 +498,7 @@ fn html_cmd(inputs: &[PathBuf], out: &std::path::Path) -> Result<ExitCode, Strin
     if runs.is_empty() {
         return Err("no runs in the inputs".into());
     }
-    let page = zcrx_conform::html::render(&runs.iter().collect::<Vec<_>>());
+    let page = zcrx_conform::report::html::render(&runs.iter().collect::<Vec<_>>());
     report::write_atomic(out, &page).map_err(|e| format!("{}: {e}", out.display()))?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
@@ -629,7 +630,8 @@ fn finish(runs: &[RunReport], a: &RunArgs) -> ExitCode {
     if let Some(p) = &a.kcidb {
         write(
             p,
-            serde_json::to_string_pretty(&zcrx_conform::kcidb::export(&refs, &a.kcidb_origin)).unwrap_or_default(),
+            serde_json::to_string_pretty(&zcrx_conform::report::kcidb::export(&refs, &a.kcidb_origin))
+                .unwrap_or_default(),
         );
     }
     if let Some(d) = &a.out {

@@ -6,9 +6,8 @@
 use std::path::PathBuf;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use zcrx_conform::exec::Status;
-use zcrx_conform::probe::Probe;
-use zcrx_conform::{case, runner, topology};
+use zcrx_conform::model::{Probe, Status};
+use zcrx_conform::{case, run as runner, topology};
 
 fn main() {
     let args = Arguments::from_args();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
-use zcrx_conform::runner::RunReport;
+use zcrx_conform::model::RunReport;
 
 const KERNELS: [&str; 2] = ["debian:7.2.13", "debian:7.3.4"];
 const TOPOLOGIES: [&str; 2] = ["nodev", "host"];
@@ -406,7 +406,7 @@ fn sample_runs() -> Vec<RunReport> {
         })
     };
     let run = |target: &str, release: &str, version: (u32, u32, u32), aborted: Option<&str>| -> RunReport {
-        let probe = zcrx_conform::probe::Probe {
+        let probe = zcrx_conform::model::Probe {
             kernel_release: release.into(),
             kernel_version: Some(version),
             ..Default::default()
@@ -438,7 +438,7 @@ fn sample_runs() -> Vec<RunReport> {
 
 fn sample_export() -> Value {
     let runs = sample_runs();
-    zcrx_conform::kcidb::export(&runs.iter().collect::<Vec<_>>(), "zcrx_conform")
+    zcrx_conform::report::kcidb::export(&runs.iter().collect::<Vec<_>>(), "zcrx_conform")
 }
 
 /// The sample `ci/check-pipelines.sh` validates; written to $ZCRX_KCIDB_SAMPLE_OUT when set.

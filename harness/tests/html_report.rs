@@ -1,8 +1,8 @@
 //! `zcrx-conform html`: escaping, counts, and a page without external assets.
 
-use zcrx_conform::exec::Status;
-use zcrx_conform::html;
-use zcrx_conform::runner::{CaseReport, RunReport};
+use zcrx_conform::model::Status;
+use zcrx_conform::model::{CaseReport, RunReport};
+use zcrx_conform::report::html;
 
 fn case(id: &str, area: &str, status: Status, message: &str) -> CaseReport {
     CaseReport {
@@ -17,6 +17,8 @@ fn case(id: &str, area: &str, status: Status, message: &str) -> CaseReport {
         log: vec!["IORING_REGISTER_ZCRX_IFQ(nodev) -> EINVAL <img src=x onerror=alert(1)>".into()],
         kernel_log: vec!["WARNING: CPU: 0 PID: 1 at io_uring/zcrx.c:1 <x>".into()],
         duration_s: 0.25,
+        kernel_specific: vec![],
+        harness_error: false,
     }
 }
 

@@ -3,8 +3,8 @@
 
 use std::io::Read;
 
-use crate::exec::Status;
-use crate::runner::{CaseReport, RunReport};
+use crate::model::Status;
+use crate::model::{CaseReport, RunReport};
 
 /// Config options that matter for zcrx.
 const CONFIG_KEYS: &[&str] = &[
@@ -21,7 +21,7 @@ const CONFIG_KEYS: &[&str] = &[
 /// The kernel config of `release`: /proc/config.gz when it is the running kernel,
 /// /boot/config-<release>, or the config shipped with a fetched Debian kernel.
 pub fn kernel_config(release: &str) -> Option<String> {
-    if crate::sys::kernel_release() == release {
+    if crate::kernel::sys::kernel_release() == release {
         if let Ok(out) = std::process::Command::new("zcat").arg("/proc/config.gz").output() {
             if out.status.success() && !out.stdout.is_empty() {
                 return Some(String::from_utf8_lossy(&out.stdout).into_owned());
@@ -37,7 +37,7 @@ pub fn kernel_config(release: &str) -> Option<String> {
     }
     let cache = std::env::var_os("ZCRX_CACHE")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| crate::repo_root().join(".cache"));
+        .unwrap_or_else(|| crate::paths::repo_root().join(".cache"));
     for p in [
         cache.join(format!("kernels/{release}/root/usr/lib/linux/{release}/config")),
         cache.join(format!("kernels/{release}/root/boot/config-{release}")),

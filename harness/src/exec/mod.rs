@@ -11,41 +11,13 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
+use crate::case::names::{self as consts, Ns};
 use crate::case::*;
-use crate::consts::{self, Ns};
-use crate::probe::Probe;
-use crate::ring::{Cqe, Ring, RingError};
-use crate::sys::{self, Mem, SysResult};
+use crate::kernel::ring::{Cqe, Ring, RingError};
+use crate::kernel::sys::{self, Mem, SysResult};
+use crate::kernel::uapi::{self, *};
+use crate::model::{Outcome, Probe, Status};
 use crate::topology::Topo;
-use crate::uapi::{self, *};
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Pass,
-    Fail,
-    Skip,
-    /// Failed as a declared known deviation expects.
-    Xfail,
-    /// A declared known deviation no longer reproduces: counted as a failure so it is noticed.
-    Xpass,
-}
-
-impl Status {
-    /// Whether the run's exit code must report this.
-    pub fn is_failure(self) -> bool {
-        matches!(self, Status::Fail | Status::Xpass)
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Outcome {
-    pub status: Status,
-    pub message: String,
-    pub log: Vec<String>,
-}
 
 /// The byte at stream position `i` of the pattern every sender writes: not periodic
 /// at any buffer size, so a misplaced or stale buffer shows as a mismatch.
@@ -130,7 +102,7 @@ const PAGE: usize = 4096;
 pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: bool) -> Outcome {
     let fault = match sys::fault_page() {
         Ok(m) => m,
-        Err(e) => return Outcome { status: Status::Fail, message: format!("harness: mmap: {e}"), log: vec![] },
+        Err(e) => return Outcome::harness(format!("mmap: {e}")),
     };
     let mut ctx = Ctx {
         case,
@@ -166,10 +138,15 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: bool) -> Outcome
     log.extend(notes);
     log.push(format!("{} assertion(s) evaluated", ctx.asserts.get()));
     match r {
-        Ok(()) => Outcome { status: Status::Pass, message: String::new(), log },
+        Ok(()) => Outcome { status: Status::Pass, message: String::new(), log, ..Default::default() },
         Err(m) => match m.find(SKIP_PREFIX) {
-            Some(i) => Outcome { status: Status::Skip, message: m[i + SKIP_PREFIX.len()..].to_string(), log },
-            None => Outcome { status: Status::Fail, message: m, log },
+            Some(i) => Outcome {
+                status: Status::Skip,
+                message: m[i + SKIP_PREFIX.len()..].to_string(),
+                log,
+                ..Default::default()
+            },
+            None => Outcome { status: Status::Fail, message: m, log, ..Default::default() },
         },
     }
 }
@@ -346,7 +323,7 @@ impl<'a> Ctx<'a> {
             return self.mmap_region(&ring, x, s.expect.as_ref());
         }
         if let Some(t) = &s.tun {
-            let fd = crate::netdev::create_tun(&t.name)?;
+            let fd = crate::kernel::netdev::create_tun(&t.name)?;
             let idx = nix::net::if_::if_nametoindex(t.name.as_str()).map_err(|e| format!("if_nametoindex: {e}"))?;
             self.last.insert(format!("{}.ifindex", t.name), idx as u64);
             self.note(format!("tun device {} (ifindex {idx})", t.name));

@@ -1,19 +1,24 @@
 //! Report writers: JUnit XML (quick-junit), KTAP v1, JSON.
 
+pub mod baseline;
+pub mod bugreport;
+pub mod html;
+pub mod kcidb;
+
 use std::path::Path;
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::exec::Status;
-use crate::runner::RunReport;
+use crate::model::RunReport;
+use crate::model::Status;
 
 /// Strips characters XML 1.0 cannot carry (quick-junit escapes the rest).
 fn xml_safe(s: &str) -> String {
     s.chars().map(|c| if c == '\n' || c == '\t' || c == '\r' || !c.is_control() { c } else { '\u{FFFD}' }).collect()
 }
 
-fn case_text(c: &crate::runner::CaseReport) -> String {
+fn case_text(c: &crate::model::CaseReport) -> String {
     let mut s = String::new();
     if let Some(t) = &c.topology {
         s.push_str(&format!("topology: {t}\n"));
@@ -109,7 +114,7 @@ pub fn ktap(run: &RunReport) -> String {
             Status::Xfail => s.push_str(&format!("not ok {} {name} # XFAIL {}\n", i + 1, one_line(&c.message))),
             Status::Fail | Status::Xpass => {
                 s.push_str(&format!("# {name}: {}\n", one_line(&c.message)));
-                for l in c.kernel_log.iter().filter(|l| crate::runner::is_splat(l)).take(5) {
+                for l in c.kernel_log.iter().filter(|l| crate::model::is_splat(l)).take(5) {
                     s.push_str(&format!("# kernel: {}\n", one_line(l)));
                 }
                 let tag = if c.status == Status::Xpass { " # XPASS" } else { "" };
@@ -150,7 +155,7 @@ pub fn matrix_table(runs: &[&RunReport]) -> String {
             Some(c) => {
                 let special: Vec<&str> =
                     c.log.iter().filter_map(|l| l.strip_prefix(crate::exec::KERNEL_SPECIFIC)).collect();
-                let word = crate::runner::status_word(c.status).to_string();
+                let word = c.status.word().to_string();
                 if special.is_empty() {
                     (word, c.message.clone())
                 } else {
@@ -274,9 +279,9 @@ pub fn catalogue_table(cases: &[crate::case::Case], runs: &[&RunReport]) -> Stri
 
 /// Which kernels a case can run on, in words: what the README table shows.
 fn kernel_class(c: &crate::case::Case) -> &'static str {
-    use crate::case::Feature::*;
+    use crate::model::Feature::*;
     let r = &c.def.requires;
-    let ver = |v: &Option<String>| v.as_deref().and_then(crate::sys::parse_version);
+    let ver = |v: &Option<String>| v.as_deref().and_then(crate::kernel::sys::parse_version);
     let kmin = r.kernel.as_ref().and_then(|k| ver(&k.min));
     let kmax = r.kernel.as_ref().and_then(|k| ver(&k.max));
     if kmax.is_some_and(|v| v < (7, 2, 0)) {
@@ -300,7 +305,7 @@ fn kernel_class(c: &crate::case::Case) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::CaseReport;
+    use crate::model::CaseReport;
 
     fn run() -> RunReport {
         let mk = |id: &str, status, msg: &str| CaseReport {
@@ -315,6 +320,8 @@ mod tests {
             log: vec!["line with \u{1} control".into()],
             kernel_log: vec![],
             duration_s: 0.01,
+            kernel_specific: vec![],
+            harness_error: false,
         };
         RunReport {
             target: "host".into(),

@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::consts;
-use crate::uapi::{self, FieldTable};
+pub mod names;
+
+use self::names as consts;
+use crate::kernel::uapi::{self, FieldTable};
+use crate::model::Feature;
 
 /// A value with the place it was written, for error messages.
 #[derive(Clone, Debug)]
@@ -113,40 +116,6 @@ impl Area {
             Area::Nic => "nic",
         }
     }
-}
-
-/// Kernel features a case may require; probed from the running kernel.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum Feature {
-    /// IORING_REGISTER_ZCRX_IFQ exists.
-    Zcrx,
-    /// IORING_OP_RECV_ZC is supported (IORING_REGISTER_PROBE).
-    RecvZc,
-    /// IORING_REGISTER_QUERY exists.
-    Query,
-    /// IO_URING_QUERY_ZCRX answers.
-    QueryZcrx,
-    /// ZCRX_REG_NODEV is a register flag.
-    Nodev,
-    /// ZCRX_REG_IMPORT is a register flag.
-    Import,
-    /// IORING_REGISTER_ZCRX_CTRL exists.
-    Ctrl,
-    /// ZCRX_CTRL_FLUSH_RQ.
-    FlushRq,
-    /// ZCRX_CTRL_EXPORT.
-    Export,
-    /// ZCRX_CTRL_ARM_EVENT.
-    ArmEvent,
-    /// ZCRX_CTRL_ADD_AREA (7.3).
-    AddArea,
-    /// ZCRX_FEATURE_EVENT (event_desc, stats).
-    Event,
-    /// ZCRX_FEATURE_RX_PAGE_SIZE (rx_buf_len).
-    RxBufLen,
-    /// IORING_SETUP_CQE_MIXED rings can be created.
-    CqeMixed,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
@@ -1143,7 +1112,7 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
     }
     if let Some(k) = &d.requires.kernel {
         for v in [&k.min, &k.max].into_iter().flatten() {
-            if crate::sys::parse_version(v).is_none() {
+            if crate::kernel::sys::parse_version(v).is_none() {
                 push(&mut errs, 1, 1, format!("requires.kernel: `{v}` is not a version"));
             }
         }
@@ -1222,12 +1191,12 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
         if let Some(e) = &s.expect {
             let errnos = e.errno.iter().chain(e.kernels.iter().filter_map(|k| k.errno.as_ref()));
             for en in errnos {
-                if crate::sys::errno_by_name(en).is_none() {
+                if crate::kernel::sys::errno_by_name(en).is_none() {
                     push(&mut errs, l, c, format!("expect.errno: unknown errno `{en}`"));
                 }
             }
             for v in e.kernels.iter().flat_map(|k| [&k.min, &k.max]).flatten() {
-                if crate::sys::parse_version(v).is_none() {
+                if crate::kernel::sys::parse_version(v).is_none() {
                     push(&mut errs, l, c, format!("expect.kernels: `{v}` is not a version"));
                 }
             }

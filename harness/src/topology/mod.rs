@@ -177,7 +177,7 @@ const SETTING_NAMES: &[&str] = &["tcp-data-split", "hds-thresh", "combined"];
 
 /// Where topology files live.
 pub fn dir() -> PathBuf {
-    crate::repo_root().join("topologies")
+    crate::paths::repo_root().join("topologies")
 }
 
 /// Loads `topologies/<name>.yaml` (or a path), with file:line:column errors.

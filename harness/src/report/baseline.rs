@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::exec::Status;
-use crate::runner::RunReport;
+use crate::model::RunReport;
+use crate::model::Status;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Baseline {
@@ -94,7 +94,7 @@ impl Diff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::CaseReport;
+    use crate::model::CaseReport;
 
     fn run(statuses: &[(&str, Status)]) -> RunReport {
         RunReport {
@@ -115,6 +115,8 @@ mod tests {
                     log: vec![],
                     kernel_log: vec![],
                     duration_s: 0.0,
+                    kernel_specific: vec![],
+                    harness_error: false,
                 })
                 .collect(),
             duration_s: 0.0,

@@ -2,7 +2,7 @@
 //! (`NAME`, `0x10`, `-EINVAL`, `$area.addr+1`, `[DEFER_TASKRUN, CQE32]`).
 
 use crate::case::Value;
-use crate::uapi::*;
+use crate::kernel::uapi::*;
 
 /// Which names a value may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,7 +100,7 @@ fn tables(ns: Ns) -> Vec<&'static [(&'static str, u64)]> {
 }
 
 /// The names a field of a uapi struct takes (its flags, ops or event types); `Any` otherwise.
-pub fn field_ns(table: &crate::uapi::FieldTable, field: &str) -> Ns {
+pub fn field_ns(table: &crate::kernel::uapi::FieldTable, field: &str) -> Ns {
     match (table.name, field) {
         ("io_uring_zcrx_ifq_reg", "flags") => Ns::RegFlags,
         ("io_uring_zcrx_area_reg", "flags") => Ns::AreaFlags,
@@ -123,7 +123,7 @@ pub fn lookup(ns: Ns, name: &str) -> Option<u64> {
         }
     }
     if matches!(ns, Ns::Any | Ns::Res) {
-        return crate::sys::errno_by_name(name).map(|e| e as u64);
+        return crate::kernel::sys::errno_by_name(name).map(|e| e as u64);
     }
     None
 }

@@ -13,9 +13,10 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::exec::Status;
-use crate::probe::Probe;
-use crate::runner::{CaseReport, RunReport, INTERRUPTED, STREAM_TAG};
+use crate::model::Probe;
+use crate::model::Status;
+use crate::model::{CaseReport, RunReport};
+use crate::run::{INTERRUPTED, STREAM_TAG};
 
 /// udev coldplug under TCG loads ~33 modules (12-33 s); none of them matter here.
 const BLACKLIST: &str = "modprobe.blacklist=kvm_amd,kvm_intel,kvm,ccp,sr_mod,cdrom,sg,ahci,libahci,libata,iTCO_wdt,\
@@ -70,7 +71,7 @@ impl KernelSpec {
 }
 
 fn vm_dir() -> PathBuf {
-    crate::repo_root().join("vm")
+    crate::paths::repo_root().join("vm")
 }
 
 /// Runs vm/provision.sh (idempotent; well under a second when all is present).
@@ -211,8 +212,8 @@ pub fn kvm_usable(kernel: &Path) -> bool {
     if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
         return false;
     }
-    let cache = crate::repo_root().join(".cache").join("kvm-usable");
-    let host = crate::sys::kernel_release();
+    let cache = crate::paths::repo_root().join(".cache").join("kvm-usable");
+    let host = crate::kernel::sys::kernel_release();
     if let Ok(s) = std::fs::read_to_string(&cache) {
         if let Some((h, v)) = s.trim().split_once(' ') {
             if h == host {
@@ -479,17 +480,11 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
         match running.take() {
             Some((id, t)) => {
                 let c = CaseReport {
-                    id: id.clone(),
-                    file: String::new(),
-                    area: id.split('.').next().unwrap_or("").to_string(),
-                    about: String::new(),
-                    spec: vec![],
-                    topology: None,
                     status: Status::Fail,
                     message: format!("{why} while this case ran; console tail attached"),
                     log: tail,
-                    kernel_log: vec![],
                     duration_s: t.elapsed().as_secs_f64(),
+                    ..CaseReport::new(&id)
                 };
                 progress_line(tty, o.quiet, spec_label, &c, report.cases.len() + 1, total);
                 report.cases.push(c);
@@ -578,7 +573,7 @@ fn progress_line(tty: bool, quiet: bool, label: &str, c: &CaseReport, n: usize, 
             eprintln!("\r\x1b[KFAIL [{n}/{t}] {label} {} {}", c.id, c.message);
         }
     } else {
-        eprintln!("{:<4} [{n}/{t}] {label} {} {}", crate::runner::status_word(c.status), c.id, c.message);
+        eprintln!("{:<4} [{n}/{t}] {label} {} {}", c.status.word(), c.id, c.message);
     }
 }
 

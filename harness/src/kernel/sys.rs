@@ -252,14 +252,7 @@ pub fn kernel_release() -> String {
     nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown".into())
 }
 
-/// Parses the leading "X.Y.Z" of a release string.
-pub fn parse_version(s: &str) -> Option<(u32, u32, u32)> {
-    let mut it = s.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty());
-    let major = it.next()?.parse().ok()?;
-    let minor = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let patch = if s.split('.').count() > 2 { it.next().and_then(|p| p.parse().ok()).unwrap_or(0) } else { 0 };
-    Some((major, minor, patch))
-}
+pub use crate::model::probe::parse_version;
 
 /// Whether the effective capability set holds CAP_NET_ADMIN (bit 12).
 pub fn has_cap_net_admin() -> bool {

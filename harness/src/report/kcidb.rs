@@ -28,8 +28,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use crate::exec::Status;
-use crate::runner::{CaseReport, RunReport};
+use crate::model::Status;
+use crate::model::{CaseReport, RunReport};
 
 /// The schema version the export declares.
 pub const SCHEMA_MAJOR: u64 = 4;
@@ -397,7 +397,7 @@ mod tests {
                 "log": ["step 1 ok"], "kernel_log": kernel_log, "duration_s": 0.25,
             })
         };
-        let probe = crate::probe::Probe {
+        let probe = crate::model::Probe {
             kernel_release: release.into(),
             kernel_version: Some((7, 3, 4)),
             ..Default::default()

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use io_uring::{cqueue, squeue, types, IoUring};
 
-use crate::sys;
-use crate::uapi::*;
+use crate::kernel::sys;
+use crate::kernel::uapi::*;
 
 const _: () = assert!(std::mem::size_of::<io_uring::Parameters>() == 120);
 const _: () = assert!(std::mem::size_of::<squeue::Entry>() == std::mem::size_of::<Sqe>());

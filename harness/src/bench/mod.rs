@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::case::Feature;
-use crate::ring::Ring;
-use crate::sys::{self, Mem};
-use crate::uapi::*;
+use crate::kernel::ring::Ring;
+use crate::kernel::sys::{self, Mem};
+use crate::kernel::uapi::*;
+use crate::model::Feature;
 
 /// Arguments of `zcrx-conform bench`.
 #[derive(clap::Args, Clone, Debug)]
@@ -264,7 +264,7 @@ fn human(n: usize) -> String {
 /// Measures in the running kernel.
 fn local(a: &BenchArgs, sizes: &[usize], target: &str) -> Result<BenchReport, String> {
     let t0 = Instant::now();
-    let probe = crate::probe::Probe::run();
+    let probe = crate::model::Probe::run();
     let total = a.total_mib << 20;
     // A namespace topology stays up (and is torn down) with `_active`.
     let (net, _active) = match a.topology.as_str() {
@@ -605,7 +605,7 @@ fn spawn_timing(n: u32) -> SpawnResult {
             return r;
         }
     };
-    let path = crate::repo_root().join(file);
+    let path = crate::paths::repo_root().join(file);
     let tmp = std::env::temp_dir().join(format!("zcrx-bench-{}.json", std::process::id()));
     let (mut walls, mut cases) = (Vec::new(), Vec::new());
     for _ in 0..n {
@@ -670,7 +670,7 @@ fn in_vm(a: &BenchArgs, spec: &str) -> Result<BenchReport, String> {
         "--spawns".into(),
         a.spawns.to_string(),
     ];
-    let mut env = vec![("ZCRX_CONFORM_ROOT".to_string(), crate::repo_root().display().to_string())];
+    let mut env = vec![("ZCRX_CONFORM_ROOT".to_string(), crate::paths::repo_root().display().to_string())];
     if a.topology != "nodev" {
         env.extend(crate::vm::guest_tools(&kernel, std::slice::from_ref(&a.topology))?);
     }
@@ -703,7 +703,7 @@ fn in_vm(a: &BenchArgs, spec: &str) -> Result<BenchReport, String> {
 
 fn suite_in_vm(spec: &str, kernel: &std::path::Path, filter: &[String]) -> SuiteTimings {
     let o = crate::vm::VmOpts {
-        paths: vec![crate::repo_root().join("cases")],
+        paths: vec![crate::paths::repo_root().join("cases")],
         topologies: vec!["host".into(), "nodev".into()],
         filter: filter.to_vec(),
         timeout: 30.0,
@@ -719,7 +719,7 @@ fn suite_in_vm(spec: &str, kernel: &std::path::Path, filter: &[String]) -> Suite
         Ok(r) => {
             let t = |k: &str| r.timings.iter().find(|(n, _)| n == k).map_or(0.0, |(_, v)| *v);
             st.cases = r.cases.len();
-            st.executed = r.cases.iter().filter(|c| c.status != crate::exec::Status::Skip).count();
+            st.executed = r.cases.iter().filter(|c| c.status != crate::model::Status::Skip).count();
             st.vm_boots = t("vm_boots");
             st.vm_boot_s = t("vm_boot_s");
             st.suite_s = t("suite_s");

@@ -7,12 +7,12 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::exec::Status;
-use crate::runner::{is_splat, CaseReport, RunReport};
+use crate::model::Status;
+use crate::model::{is_splat, CaseReport, RunReport};
 
-const PAGE: &str = include_str!("../../reports/html/page.html");
-const STYLE: &str = include_str!("../../reports/html/style.css");
-const SCRIPT: &str = include_str!("../../reports/html/script.js");
+const PAGE: &str = include_str!("../../../reports/html/page.html");
+const STYLE: &str = include_str!("../../../reports/html/style.css");
+const SCRIPT: &str = include_str!("../../../reports/html/script.js");
 
 const STATUSES: [Status; 5] = [Status::Pass, Status::Fail, Status::Skip, Status::Xfail, Status::Xpass];
 

@@ -8,71 +8,10 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::case::{Cap, Case};
-use crate::exec::{Outcome, Status};
-use crate::probe::Probe;
+use crate::model::Probe;
+use crate::model::{CaseReport, Outcome, RunReport, Status};
 use crate::topology;
-
-/// One case's result, as reported.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CaseReport {
-    pub id: String,
-    pub file: String,
-    pub area: String,
-    pub about: String,
-    pub spec: Vec<String>,
-    pub topology: Option<String>,
-    pub status: Status,
-    /// Failure message or skip reason.
-    pub message: String,
-    pub log: Vec<String>,
-    /// Kernel log lines printed while the case ran.
-    pub kernel_log: Vec<String>,
-    pub duration_s: f64,
-}
-
-/// A whole run on one kernel.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunReport {
-    /// Where it ran: "host" or the VM kernel spec.
-    pub target: String,
-    pub probe: Probe,
-    pub topologies: Vec<String>,
-    pub cases: Vec<CaseReport>,
-    pub duration_s: f64,
-    /// Set when the run stopped early (Ctrl-C, VM died).
-    pub aborted: Option<String>,
-    /// Extra timings (VM boot, etc.).
-    #[serde(default)]
-    pub timings: Vec<(String, f64)>,
-}
-
-impl RunReport {
-    pub fn count(&self, s: Status) -> usize {
-        self.cases.iter().filter(|c| c.status == s).count()
-    }
-
-    pub fn summary(&self) -> String {
-        let mut s = format!(
-            "{}: {} passed, {} failed, {} skipped",
-            self.target,
-            self.count(Status::Pass),
-            self.count(Status::Fail),
-            self.count(Status::Skip)
-        );
-        let (xf, xp) = (self.count(Status::Xfail), self.count(Status::Xpass));
-        if xf + xp > 0 {
-            s.push_str(&format!(", {xf} xfail, {xp} xpass"));
-        }
-        s
-    }
-
-    pub fn failures(&self) -> usize {
-        self.cases.iter().filter(|c| c.status.is_failure()).count()
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct RunOpts {
@@ -174,8 +113,8 @@ pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, 
         if !case_topos.contains(t) {
             continue;
         }
-        if t == "nodev" && !probe.features.contains(&crate::case::Feature::Nodev) {
-            why.push(probe.missing_reason(crate::case::Feature::Nodev));
+        if t == "nodev" && !probe.features.contains(&crate::model::Feature::Nodev) {
+            why.push(probe.missing_reason(crate::model::Feature::Nodev));
             continue;
         }
         return Ok(t.clone());
@@ -374,7 +313,7 @@ fn read_all<R: Read>(r: R) -> String {
 }
 
 fn fail(message: String) -> Outcome {
-    Outcome { status: Status::Fail, message, log: vec![] }
+    Outcome::fail(message)
 }
 
 /// Runs the cases; `on_result` sees each result as it is known (progress, streaming).
@@ -446,6 +385,8 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
             log: Vec::new(),
             kernel_log: Vec::new(),
             duration_s: 0.0,
+            kernel_specific: vec![],
+            harness_error: false,
         };
         if opts.stream {
             println!("{STREAM_TAG} start {}", serde_json::to_string(&case.id).unwrap_or_default());
@@ -589,7 +530,7 @@ fn short(m: &str) -> String {
 
 /// The case files' default location: `cases/` next to the workspace.
 pub fn default_case_dir() -> PathBuf {
-    crate::repo_root().join("cases")
+    crate::paths::repo_root().join("cases")
 }
 
 #[cfg(test)]

@@ -1,70 +1,13 @@
-//! What the running kernel supports: IORING_REGISTER_QUERY (opcodes, zcrx,
+//! Asks the running kernel what it supports: IORING_REGISTER_QUERY (opcodes, zcrx,
 //! zcrx_event), IORING_REGISTER_PROBE for RECV_ZC, CQE_MIXED ring set-up, kernel
 //! release and CAP_NET_ADMIN. Never fails: what cannot be asked is reported so.
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
-
-use crate::case::Feature;
-use crate::ring::Ring;
-use crate::sys;
-use crate::uapi::*;
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct QueryAnswer<T> {
-    /// hdr.result (0 = answered, -EOPNOTSUPP = unknown op).
-    pub result: i32,
-    pub data: Option<T>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct OpcodesInfo {
-    pub nr_request_opcodes: u32,
-    pub nr_register_opcodes: u32,
-    pub feature_flags: u64,
-    pub ring_setup_flags: u64,
-    pub enter_flags: u64,
-    pub sqe_flags: u64,
-    pub nr_query_opcodes: u32,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ZcrxInfo {
-    pub register_flags: u64,
-    pub area_flags: u64,
-    pub nr_ctrl_opcodes: u32,
-    pub features: u32,
-    pub rq_hdr_size: u32,
-    pub rq_hdr_alignment: u32,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ZcrxEventInfo {
-    pub event_flags: u32,
-    pub stats_size: u32,
-    pub stats_off_alignment: u32,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Probe {
-    pub kernel_release: String,
-    pub kernel_version: Option<(u32, u32, u32)>,
-    pub cap_net_admin: bool,
-    pub euid: u32,
-    /// IORING_REGISTER_QUERY: the errno name when the syscall itself fails.
-    pub query_error: Option<String>,
-    pub opcodes: Option<QueryAnswer<OpcodesInfo>>,
-    pub zcrx: Option<QueryAnswer<ZcrxInfo>>,
-    pub zcrx_event: Option<QueryAnswer<ZcrxEventInfo>>,
-    /// IORING_REGISTER_PROBE says IORING_OP_RECV_ZC is supported.
-    pub recv_zc: Option<bool>,
-    /// A DEFER_TASKRUN|SINGLE_ISSUER|CQE_MIXED ring could be created.
-    pub cqe_mixed: bool,
-    /// /dev/kmsg can be read (kernel splats are watched).
-    pub kmsg: bool,
-    pub features: BTreeSet<Feature>,
-}
+use crate::kernel::ring::Ring;
+use crate::kernel::sys;
+use crate::kernel::uapi::*;
+use crate::model::probe::*;
 
 fn query_one<T: Copy + Default>(op: u32) -> Result<QueryAnswer<T>, i32> {
     let mut data = T::default();
@@ -294,21 +237,5 @@ impl Probe {
         line(&mut s, "/dev/kmsg watched", if self.kmsg { "yes" } else { "no" }.into());
         line(&mut s, "features", self.feature_names().join(" "));
         s
-    }
-
-    pub fn version_in(&self, min: Option<&str>, max: Option<&str>) -> bool {
-        let Some(v) = self.kernel_version else {
-            return true;
-        };
-        let lo = min.and_then(sys::parse_version);
-        let hi = max.and_then(sys::parse_version).map(|(a, b, c)| {
-            // "7.2" as a maximum means every 7.2.x.
-            if max.is_some_and(|m| m.split('.').count() < 3) {
-                (a, b, u32::MAX)
-            } else {
-                (a, b, c)
-            }
-        });
-        lo.is_none_or(|lo| v >= lo) && hi.is_none_or(|hi| v <= hi)
     }
 }

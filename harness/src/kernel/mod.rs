@@ -1,0 +1,10 @@
+//! The kernel interface: the exact uapi with field tables ([`uapi`]), raw syscalls and memory
+//! ([`sys`]), rings ([`ring`]), the probe ([`probe`]), TUN devices ([`netdev`]) and the
+//! default zcrx registration and RQ publisher shared by the executor and `bench` ([`zcrx`]).
+
+pub mod netdev;
+pub mod probe;
+pub mod ring;
+pub mod sys;
+pub mod uapi;
+pub mod zcrx;

@@ -1,0 +1,1 @@
+//! The zcrx registration fixture.

@@ -1,0 +1,292 @@
+//! What crosses stages: a case's [`Status`] and [`Outcome`], the typed [`StepError`] a step
+//! ends with, the [`CaseReport`] / [`RunReport`] every reporter reads, the [`Probe`] data and
+//! the one [`event::Event`] stream (case child -> runner, guest -> host). Every stage may
+//! import this module; it imports nothing of the crate.
+
+pub mod event;
+pub mod probe;
+
+use serde::{Deserialize, Serialize};
+
+pub use probe::{Feature, Probe};
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Fail,
+    Skip,
+    /// Failed as a declared known deviation expects.
+    Xfail,
+    /// A declared known deviation no longer reproduces: counted as a failure so it is noticed.
+    Xpass,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [Status::Pass, Status::Fail, Status::Skip, Status::Xfail, Status::Xpass];
+
+    /// Whether the run's exit code must report this.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Fail | Status::Xpass)
+    }
+
+    /// The word progress lines use.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Pass => "ok",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+            Status::Xfail => "xfail",
+            Status::Xpass => "XPASS",
+        }
+    }
+}
+
+/// How a step (and so a case) ended when it did not pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepError {
+    /// The kernel did not answer as expected.
+    Fail(String),
+    /// The environment cannot run the case.
+    Skip(String),
+    /// The harness itself failed (mmap, spawn, ...): not the kernel's fault.
+    Harness(String),
+    /// Self-check: assertion `n` held although its verdict was inverted.
+    InvertedHeld { n: usize, what: String },
+}
+
+impl StepError {
+    /// The same error with a location in front of its message.
+    pub fn context(self, at: &str) -> StepError {
+        match self {
+            StepError::Fail(m) => StepError::Fail(format!("{at}: {m}")),
+            StepError::Skip(m) => StepError::Skip(m),
+            StepError::Harness(m) => StepError::Harness(format!("{at}: {m}")),
+            StepError::InvertedHeld { n, what } => StepError::InvertedHeld { n, what: format!("{at}: {what}") },
+        }
+    }
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::Fail(m) | StepError::Skip(m) => f.write_str(m),
+            StepError::Harness(m) => write!(f, "harness error: {m}"),
+            StepError::InvertedHeld { n, what } => write!(f, "inverted assertion #{n} held ({what})"),
+        }
+    }
+}
+
+impl From<String> for StepError {
+    fn from(m: String) -> Self {
+        StepError::Fail(m)
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(m: &str) -> Self {
+        StepError::Fail(m.to_string())
+    }
+}
+
+/// What executing one case produced.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: Status,
+    pub message: String,
+    pub log: Vec<String>,
+    /// Kernel-specific expectations that applied ("[min..max] why").
+    #[serde(default)]
+    pub kernel_specific: Vec<String>,
+    /// Self-check: the inverted assertion that held (the case can fail there).
+    #[serde(default)]
+    pub inverted_held: Option<usize>,
+    /// The harness failed, not the kernel (reported as ERROR where formats have one).
+    #[serde(default)]
+    pub harness_error: bool,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status::Skip
+    }
+}
+
+impl Outcome {
+    pub fn pass(log: Vec<String>) -> Outcome {
+        Outcome { status: Status::Pass, log, ..Default::default() }
+    }
+
+    pub fn fail(message: impl Into<String>) -> Outcome {
+        Outcome { status: Status::Fail, message: message.into(), ..Default::default() }
+    }
+
+    /// A failure of the harness (spawn, fork, mmap ...), not of the kernel.
+    pub fn harness(message: impl Into<String>) -> Outcome {
+        Outcome { status: Status::Fail, message: message.into(), harness_error: true, ..Default::default() }
+    }
+
+    /// The outcome of a case that ended with `e`.
+    pub fn from_error(e: StepError, log: Vec<String>) -> Outcome {
+        let message = e.to_string();
+        let mut o = Outcome { message, log, ..Default::default() };
+        match e {
+            StepError::Fail(_) => o.status = Status::Fail,
+            StepError::Skip(_) => o.status = Status::Skip,
+            StepError::Harness(_) => {
+                o.status = Status::Fail;
+                o.harness_error = true;
+            }
+            StepError::InvertedHeld { n, .. } => {
+                o.status = Status::Fail;
+                o.inverted_held = Some(n);
+            }
+        }
+        o
+    }
+}
+
+/// One case's result, as reported.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CaseReport {
+    pub id: String,
+    pub file: String,
+    pub area: String,
+    pub about: String,
+    pub spec: Vec<String>,
+    pub topology: Option<String>,
+    pub status: Status,
+    /// Failure message or skip reason.
+    pub message: String,
+    pub log: Vec<String>,
+    /// Kernel log lines printed while the case ran.
+    pub kernel_log: Vec<String>,
+    pub duration_s: f64,
+    /// Kernel-specific expectations that applied ("[min..max] why").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_specific: Vec<String>,
+    /// The harness failed, not the kernel.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub harness_error: bool,
+}
+
+impl CaseReport {
+    /// A report with the case's identity and no result yet (skipped, empty message).
+    pub fn new(id: &str) -> CaseReport {
+        CaseReport {
+            id: id.to_string(),
+            file: String::new(),
+            area: id.split('.').next().unwrap_or("").to_string(),
+            about: String::new(),
+            spec: vec![],
+            topology: None,
+            status: Status::Skip,
+            message: String::new(),
+            log: vec![],
+            kernel_log: vec![],
+            duration_s: 0.0,
+            kernel_specific: vec![],
+            harness_error: false,
+        }
+    }
+}
+
+/// A whole run on one kernel.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Where it ran: "host" or the VM kernel spec.
+    pub target: String,
+    pub probe: Probe,
+    pub topologies: Vec<String>,
+    pub cases: Vec<CaseReport>,
+    pub duration_s: f64,
+    /// Set when the run stopped early (Ctrl-C, VM died).
+    pub aborted: Option<String>,
+    /// Extra timings (VM boot, etc.).
+    #[serde(default)]
+    pub timings: Vec<(String, f64)>,
+}
+
+impl RunReport {
+    pub fn new(target: &str, probe: Probe, topologies: &[String]) -> RunReport {
+        RunReport {
+            target: target.to_string(),
+            probe,
+            topologies: topologies.to_vec(),
+            cases: Vec::new(),
+            duration_s: 0.0,
+            aborted: None,
+            timings: Vec::new(),
+        }
+    }
+
+    pub fn count(&self, s: Status) -> usize {
+        self.cases.iter().filter(|c| c.status == s).count()
+    }
+
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{}: {} passed, {} failed, {} skipped",
+            self.target,
+            self.count(Status::Pass),
+            self.count(Status::Fail),
+            self.count(Status::Skip)
+        );
+        let (xf, xp) = (self.count(Status::Xfail), self.count(Status::Xpass));
+        if xf + xp > 0 {
+            s.push_str(&format!(", {xf} xfail, {xp} xpass"));
+        }
+        s
+    }
+
+    pub fn failures(&self) -> usize {
+        self.cases.iter().filter(|c| c.status.is_failure()).count()
+    }
+
+    pub fn timing(&self, key: &str) -> f64 {
+        self.timings.iter().find(|(n, _)| n == key).map_or(0.0, |(_, v)| *v)
+    }
+}
+
+/// Kernel log lines that fail the case that was running.
+const SPLAT: &[&str] = &[
+    "WARNING:",
+    "BUG:",
+    "Oops",
+    "KASAN",
+    "UBSAN",
+    "kernel BUG",
+    "general protection fault",
+    "Kernel panic",
+    "refcount_t:",
+    "list_add corruption",
+    "list_del corruption",
+    "RCU stall",
+    "hung_task",
+];
+
+pub fn is_splat(line: &str) -> bool {
+    SPLAT.iter().any(|p| line.contains(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splat_lines() {
+        assert!(is_splat("WARNING: CPU: 0 PID: 1 at io_uring/zcrx.c:100 io_zcrx_scrub+0x10/0x20"));
+        assert!(is_splat("BUG: KASAN: use-after-free in io_zcrx_ring_refill"));
+        assert!(!is_splat("virtio_net virtio0: link up"));
+    }
+
+    #[test]
+    fn errors_become_outcomes() {
+        let o = Outcome::from_error(StepError::Skip("no tun".into()).context("step 1"), vec![]);
+        assert_eq!((o.status, o.message.as_str()), (Status::Skip, "no tun"));
+        let o = Outcome::from_error(StepError::InvertedHeld { n: 3, what: "CQE".into() }, vec![]);
+        assert_eq!((o.status, o.inverted_held), (Status::Fail, Some(3)));
+        let o = Outcome::from_error(StepError::Harness("mmap: ENOMEM".into()), vec![]);
+        assert!(o.harness_error && o.status == Status::Fail);
+    }
+}
