@@ -36,9 +36,9 @@
 # Serialised per tree with flock PATH/.zcrx-conform.lock.
 set -euo pipefail
 
-export ZCRX_LOG_NAME=build-tree.sh # log prefix of kernel.sh's log/die
-# shellcheck source=kernel.sh
-source "$(dirname "${BASH_SOURCE[0]}")/kernel.sh"
+export ZCRX_LOG_NAME=build-tree.sh # log prefix of lib.sh's log/die
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2

@@ -14,9 +14,9 @@
 # version; default: the newest in the private lists), and those of kernel.sh.
 set -euo pipefail
 
-export ZCRX_LOG_NAME=ethtool.sh # log prefix of kernel.sh's log/die
-# shellcheck source=kernel.sh
-source "$(dirname "${BASH_SOURCE[0]}")/kernel.sh"
+export ZCRX_LOG_NAME=ethtool.sh # log prefix of lib.sh's log/die
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 EDIR=$CACHE/ethtool
 

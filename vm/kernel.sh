@@ -23,183 +23,19 @@
 #   ZCRX_KERNEL_FLAVOUR    kernel flavour (default amd64)
 set -euo pipefail
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(dirname "$SCRIPT_DIR")
-CACHE=$(realpath -m "${ZCRX_CACHE:-$REPO_ROOT/.cache}")
-APTDIR=$CACHE/apt
-DEBDIR=$CACHE/debs
-KDIR=$CACHE/kernels
-MAX_AGE=${ZCRX_APT_MAX_AGE:-21600}
-read -r -a SUITES <<<"${ZCRX_DEBIAN_SUITES:-sid trixie-backports experimental}"
-ARCH=amd64
-FLAVOUR=${ZCRX_KERNEL_FLAVOUR:-amd64}
+# A command, not a library: the helpers shared by the vm/ scripts are in lib.sh.
+if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
+    printf 'kernel.sh: run it, do not source it (source vm/lib.sh for the shared helpers)\n' >&2
+    return 2
+fi
 
-# Other vm/ scripts source this file for its apt functions and set ZCRX_LOG_NAME.
-log() { printf '%s: %s\n' "${ZCRX_LOG_NAME:-kernel.sh}" "$*" >&2; }
-die() { printf '%s: ERROR: %s\n' "${ZCRX_LOG_NAME:-kernel.sh}" "$*" >&2; exit 1; }
-
-# ensure_packages PKG...: installs the host packages that are missing (bookworm's apt, never the
-# private config), --no-install-recommends; `apt-get update` only when the first try fails.
-# apt's output goes to stderr only when it fails (stdout is reserved for the scripts' result).
-ensure_packages() {
-    local p missing=() st l
-    for p in "$@"; do
-        st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-        [[ $st == installed ]] || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    [[ ${EUID:-$(id -u)} -eq 0 ]] || die "missing packages (${missing[*]}); run as root or install them"
-    log "installing: ${missing[*]}"
-    l=$(mktemp)
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
-        { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; }; } >"$l" 2>&1; then
-        cat "$l" >&2
-        rm -f "$l"
-        die "apt-get install ${missing[*]} failed (log above)"
-    fi
-    rm -f "$l"
-}
+ZCRX_LOG_NAME=${ZCRX_LOG_NAME:-kernel.sh} # log prefix of lib.sh's log/die
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2
-}
-
-need() {
-    local c
-    for c in "$@"; do
-        command -v "$c" >/dev/null 2>&1 || die "'$c' not found (run vm/provision.sh; needs apt, dpkg, kmod)"
-    done
-}
-
-# --- private apt configuration ----------------------------------------------
-
-# Print "URI<TAB>KEYRING" of the host's main Debian archive entry: a deb source with
-# component main whose suite is the host's codename (so not -security, not third-party
-# repos that use their own components).
-host_mirror() {
-    local codename
-    codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release 2>/dev/null | tr -d '"')
-    [[ -n $codename ]] || die "cannot tell the host's Debian codename from /etc/os-release"
-    local f found=""
-    shopt -s nullglob
-    for f in /etc/apt/sources.list.d/*.sources; do
-        found=$(awk -v cn="$codename" '
-            function flush(   n, s, i, ok, u) {
-                if (!done && types ~ /(^|[ \t])deb([ \t]|$)/ && tolower(enabled) !~ /^no/ &&
-                    (" " comps " ") ~ /[ \t]main[ \t]/) {
-                    n = split(suites, s, /[ \t]+/); ok = 0
-                    for (i = 1; i <= n; i++) if (s[i] == cn) ok = 1
-                    if (ok) { split(uris, u, /[ \t]+/); print u[1] "\t" signed; done = 1 }
-                }
-                types = uris = suites = comps = signed = enabled = ""; last = ""
-            }
-            /^[ \t]*#/ { next }
-            /^[ \t]*$/ { flush(); next }
-            /^[ \t]/ { if (last == "signed-by") signed = "inline"; next }
-            {
-                k = tolower($0); sub(/:.*/, "", k); v = $0; sub(/^[^:]*:[ \t]*/, "", v); sub(/[ \t]+$/, "", v)
-                last = k
-                if (k == "types") types = v; else if (k == "uris") uris = v
-                else if (k == "suites") suites = v; else if (k == "components") comps = v
-                else if (k == "enabled") enabled = v
-                else if (k == "signed-by") signed = (v == "" ? "inline" : v)
-            }
-            END { flush() }' "$f")
-        [[ -n $found ]] && break
-    done
-    if [[ -z $found ]]; then
-        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-            [[ -r $f ]] || continue
-            found=$(awk -v cn="$codename" '
-                /^[ \t]*deb[ \t]/ && !done {
-                    signed = ""; i = 2
-                    if ($2 ~ /^\[/) {
-                        for (; i <= NF; i++) {
-                            o = $i; gsub(/[][]/, "", o)
-                            if (o ~ /^signed-by=/) { sub(/^signed-by=/, "", o); signed = o }
-                            if ($i ~ /\]$/) { i++; break }
-                        }
-                    }
-                    uri = $i; suite = $(i + 1); main = 0
-                    for (j = i + 2; j <= NF; j++) if ($j == "main") main = 1
-                    if (suite == cn && main) { print uri "\t" signed; done = 1 }
-                }' "$f")
-            [[ -n $found ]] && break
-        done
-    fi
-    shopt -u nullglob
-    printf '%s\n' "$found"
-}
-
-APT_OPTS=()
-setup_apt() {
-    local uri key found
-    found=$(host_mirror)
-    uri=${found%%$'\t'*}
-    key=${found#*$'\t'}
-    [[ $found == *$'\t'* ]] || key=""
-    uri=${ZCRX_DEBIAN_MIRROR:-$uri}
-    key=${ZCRX_DEBIAN_KEYRING:-$key}
-    [[ -n $uri ]] || die "no Debian archive entry (suite = host codename, component main) in /etc/apt/sources.list{,.d/*}; set ZCRX_DEBIAN_MIRROR"
-    if [[ -z $key || $key == inline ]]; then
-        key=/usr/share/keyrings/debian-archive-keyring.gpg
-        [[ -r $key ]] || key=""
-    fi
-    mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial" "$APTDIR/preferences.d" "$DEBDIR" "$KDIR"
-    [[ -e $APTDIR/status ]] || : >"$APTDIR/status"
-    local opt="" s content=""
-    [[ -n $key ]] && opt="[signed-by=$key] "
-    for s in "${SUITES[@]}"; do content+="deb ${opt}${uri} ${s} main"$'\n'; done
-    if [[ ! -f $APTDIR/sources.list ]] || [[ $(<"$APTDIR/sources.list")$'\n' != "$content" ]]; then
-        printf '%s' "$content" >"$APTDIR/sources.list"
-        rm -f "$APTDIR/updated"
-    fi
-    APT_OPTS=(
-        -o "Dir::Etc::sourcelist=$APTDIR/sources.list"
-        -o "Dir::Etc::sourceparts=-"
-        -o "Dir::State=$APTDIR"
-        -o "Dir::State::Lists=$APTDIR/lists"
-        -o "Dir::State::status=$APTDIR/status"
-        -o "Dir::State::extended_states=$APTDIR/extended_states"
-        -o "Dir::Cache=$APTDIR/cache"
-        -o "Dir::Cache::archives=$APTDIR/cache/archives"
-        -o "Dir::Cache::pkgcache=$APTDIR/cache/pkgcache.bin"
-        -o "Dir::Cache::srcpkgcache=$APTDIR/cache/srcpkgcache.bin"
-        -o "Dir::Etc::preferences=$APTDIR/preferences"
-        -o "Dir::Etc::preferencesparts=$APTDIR/preferences.d"
-        -o "APT::Architecture=$ARCH"
-        -o "APT::Architectures=$ARCH"
-        -o "APT::Sandbox::User=root"
-        -o "Acquire::Languages=none"
-        -o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false"
-        -o "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false"
-    )
-}
-
-apt_private() { "$@" "${APT_OPTS[@]}"; }
-
-lists_fresh() {
-    [[ -f $APTDIR/updated ]] || return 1
-    local now mtime
-    now=$(date +%s)
-    mtime=$(stat -c %Y "$APTDIR/updated")
-    ((now - mtime < MAX_AGE))
-}
-
-# Refresh the private lists if older than MAX_AGE (or forced). On failure with old lists
-# present, warn and go on with them.
-update_lists() {
-    local force=${1:-0}
-    if ((!force)) && lists_fresh; then return 0; fi
-    log "apt-get update (private lists in $APTDIR/lists; suites: ${SUITES[*]})"
-    if apt_private apt-get update -q >&2; then
-        touch "$APTDIR/updated"
-    elif compgen -G "$APTDIR/lists/*Packages*" >/dev/null; then
-        log "WARNING: apt-get update failed; using the lists from $(stat -c %y "$APTDIR/lists" | cut -d. -f1)"
-    else
-        die "apt-get update for the private Debian lists failed and there are no older lists"
-    fi
 }
 
 # --- catalogue ----------------------------------------------------------------
@@ -269,27 +105,6 @@ cached_exact() {
         if [[ $up == "$spec" ]]; then printf '%s\n' "$kver"; return 0; fi
     done
     return 1
-}
-
-# .deb file name apt-get download gives NAME=VERSION (epoch colon encoded as %3a).
-deb_file() { printf '%s/%s_%s_%s.deb' "$DEBDIR" "$1" "${2//:/%3a}" "$ARCH"; }
-
-download() {
-    local name=$1 ver=$2 f tmp
-    f=$(deb_file "$name" "$ver")
-    if [[ -s $f ]]; then
-        log "have $(basename "$f") ($(du -h "$f" | cut -f1))"
-        return 0
-    fi
-    tmp=$(mktemp -d "$DEBDIR/.dl.XXXXXX")
-    log "downloading $name=$ver"
-    if ! (cd "$tmp" && apt_private apt-get download -q "$name=$ver" >&2); then
-        rm -rf "$tmp"
-        die "apt-get download $name=$ver failed"
-    fi
-    mv "$tmp"/*.deb "$f"
-    rmdir "$tmp"
-    log "got $(basename "$f") ($(du -h "$f" | cut -f1))"
 }
 
 cmd_fetch() {
@@ -391,9 +206,6 @@ $(awk '{printf "  debian:%-14s %-22s %s\n", $1, $2, $3}' <<<"$cat")"
     log "extracted to $KDIR/$kver/root ($(du -sh "$KDIR/$kver/root" | cut -f1))"
     vmlinuz_of "$kver"; echo
 }
-
-# Sourced (by netdevsim.sh, ethtool.sh): define the functions only.
-[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 
 case ${1:-} in
     list) shift; [[ $# -le 1 ]] || usage; cmd_list "${1:-}" ;;

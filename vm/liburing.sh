@@ -19,17 +19,18 @@
 # in sid), and those of kernel.sh (ZCRX_CACHE, ZCRX_DEBIAN_MIRROR, ZCRX_DEBIAN_KEYRING, ...).
 set -euo pipefail
 
-export ZCRX_LOG_NAME=liburing.sh # log prefix of kernel.sh's log/die
-# shellcheck source=kernel.sh
-source "$(dirname "${BASH_SOURCE[0]}")/kernel.sh"
+export ZCRX_LOG_NAME=liburing.sh # log prefix of lib.sh's log/die
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LDIR=$CACHE/liburing
 SRCAPT=$CACHE/apt-src
 SRC_OPTS=()
 tmp="" # the build's temporary dir (removed on exit)
 
-# kernel.sh's private apt options, with a sources list of deb-src lines for the same mirror,
-# keyring and sid, and lists of their own (kernel.sh's freshness stamp is not touched).
+# The private apt options of lib.sh (setup_apt, shared with kernel.sh), with a sources list of
+# deb-src lines for the same mirror, keyring and sid, and lists of their own (the freshness stamp
+# of the shared lists, $APTDIR/updated, is not touched).
 setup_src_apt() {
     setup_apt
     mkdir -p "$SRCAPT/lists/partial"

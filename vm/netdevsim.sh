@@ -31,9 +31,9 @@
 # Environment: ZCRX_CACHE (default <repo>/.cache), and those of kernel.sh.
 set -euo pipefail
 
-export ZCRX_LOG_NAME=netdevsim.sh # log prefix of kernel.sh's log/die
-# shellcheck source=kernel.sh
-source "$(dirname "${BASH_SOURCE[0]}")/kernel.sh"
+export ZCRX_LOG_NAME=netdevsim.sh # log prefix of lib.sh's log/die
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NDIR=$CACHE/netdevsim
 PATCH_DIR=$SCRIPT_DIR/netdevsim-zcrx

@@ -1,13 +1,36 @@
 //! Every YAML case under cases/ as a `cargo test` test (libtest-mimic), so
-//! `cargo test -- --list` and name filters work. Each case runs in its own
-//! `zcrx-conform exec-case` process against the running kernel; a case that cannot
+//! `cargo test -- --list` and name filters work. Each test runs its one case through the real
+//! runner (`zcrx-conform run FILE --filter ID --exact --stream`: the case in a forked child
+//! with its timeout, the kernel log watched) and reads the result event; a case that cannot
 //! run here is reported as ignored with its reason.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use zcrx_conform::model::{Probe, Status};
-use zcrx_conform::{case, run as runner, topology};
+use zcrx_conform::model::event::Event;
+use zcrx_conform::model::{CaseReport, Probe, Status};
+use zcrx_conform::{case, run, topology};
+
+/// Runs one case in a runner process; its result event.
+fn run_one(exe: &Path, file: &Path, id: &str) -> Result<CaseReport, String> {
+    let out = Command::new(exe)
+        .arg("run")
+        .arg(file)
+        .args(["--filter", id, "--exact", "--stream", "--topology", &topology::DEFAULT_RUN.join(",")])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter_map(Event::decode)
+        .find_map(|e| match e {
+            Event::Result { case } if case.id == id => Some(*case),
+            _ => None,
+        })
+        .ok_or_else(|| format!("the runner gave no result for {id} ({}); output:\n{text}", out.status))
+}
 
 fn main() {
     let args = Arguments::from_args();
@@ -27,33 +50,20 @@ fn main() {
     let trials = cases
         .into_iter()
         .map(|c| {
-            let name = c.id.clone();
-            let plan = runner::plan(&c, &topos, &probe);
-            let probe = probe.clone();
+            let plan = run::plan::plan(&c, &topos, &probe);
             let exe = exe.clone();
-            let timeout = c.def.timeout.unwrap_or(30.0);
             let kind = c.def.area.name();
-            Trial::ignorable_test(name, move || match plan {
+            Trial::ignorable_test(c.id.clone(), move || match plan {
                 Err(reason) => Ok(Completion::ignored_with(reason)),
-                Ok(topo) => {
-                    let (o, _) = runner::run_child(&exe, &c, &topo, timeout, false, None);
-                    let deviation = c
-                        .def
-                        .known_deviation
-                        .iter()
-                        .find(|d| probe.version_in(d.min.as_deref(), d.max.as_deref()))
-                        .filter(|d| {
-                            d.observed.as_deref().is_none_or(|x| o.message.contains(x) || o.status == Status::Pass)
-                        })
-                        .map(|d| d.reason.clone());
-                    match (o.status, deviation) {
-                        (Status::Pass, None) => Ok(Completion::Completed),
-                        (Status::Pass, Some(d)) => {
-                            Err(Failed::from(format!("xpass: known deviation no longer reproduces: {d}")))
+                Ok(_) => {
+                    let r = run_one(&exe, &c.file, &c.id)?;
+                    match r.status {
+                        Status::Pass => Ok(Completion::Completed),
+                        Status::Skip => Ok(Completion::ignored_with(r.message)),
+                        Status::Xfail => Ok(Completion::ignored_with(format!("xfail: {}", r.message))),
+                        Status::Xpass | Status::Fail => {
+                            Err(Failed::from(format!("{}\n{}", r.message, r.log.join("\n"))))
                         }
-                        (Status::Fail, Some(d)) => Ok(Completion::ignored_with(format!("xfail: {d}: {}", o.message))),
-                        (Status::Skip, _) => Ok(Completion::ignored_with(o.message)),
-                        (_, _) => Err(Failed::from(format!("{}\n{}", o.message, o.log.join("\n")))),
                     }
                 }
             })

@@ -702,16 +702,21 @@ fn in_vm(a: &BenchArgs, spec: &str) -> Result<BenchReport, String> {
 }
 
 fn suite_in_vm(spec: &str, kernel: &std::path::Path, filter: &[String]) -> SuiteTimings {
-    let o = crate::vm::VmOpts {
-        paths: vec![crate::paths::repo_root().join("cases")],
+    let run = crate::run::RunOpts {
         topologies: vec!["host".into(), "nodev".into()],
-        filter: filter.to_vec(),
+        selection: crate::run::Selection { filter: filter.to_vec(), ..Default::default() },
         timeout: 30.0,
+        stream: false,
         quiet: true,
+        start_at: 0,
+        self_check: false,
+    };
+    let o = crate::vm::VmOpts {
+        paths: vec![crate::paths::default_case_dir()],
+        run,
+        shard: None,
         memory: "2G".into(),
         cpus: 2,
-        shard: None,
-        self_check: false,
         env: vec![],
     };
     let mut st = SuiteTimings { filter: filter.to_vec(), ..Default::default() };

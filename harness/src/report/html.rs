@@ -267,9 +267,7 @@ impl Cell<'_> {
 
 fn cell<'a>(r: &'a RunReport, id: &str) -> Cell<'a> {
     let case = r.cases.iter().find(|c| c.id == id);
-    let special = case
-        .map(|c| c.log.iter().filter_map(|l| l.strip_prefix(crate::exec::KERNEL_SPECIFIC)).collect())
-        .unwrap_or_default();
+    let special = case.map(|c| c.kernel_specific.iter().map(String::as_str).collect()).unwrap_or_default();
     Cell { case, special }
 }
 

@@ -153,8 +153,7 @@ pub fn matrix_table(runs: &[&RunReport]) -> String {
     let cell = |r: &RunReport, id: &str| -> (String, String) {
         match r.cases.iter().find(|c| c.id == id) {
             Some(c) => {
-                let special: Vec<&str> =
-                    c.log.iter().filter_map(|l| l.strip_prefix(crate::exec::KERNEL_SPECIFIC)).collect();
+                let special: Vec<&str> = c.kernel_specific.iter().map(String::as_str).collect();
                 let word = c.status.word().to_string();
                 if special.is_empty() {
                     (word, c.message.clone())
@@ -232,6 +231,34 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp~");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
+}
+
+/// Joins runs: those of the same kernel (shards, or one kernel on several topologies) become
+/// one run, keeping an executed result over a skip of the same case.
+pub fn merge(loaded: Vec<RunReport>) -> Vec<RunReport> {
+    let mut runs: Vec<RunReport> = Vec::new();
+    for r in loaded {
+        match runs.iter_mut().find(|x| x.target == r.target) {
+            Some(x) => {
+                x.cases.extend(r.cases);
+                x.topologies.extend(r.topologies);
+                x.duration_s += r.duration_s;
+                if x.aborted.is_none() {
+                    x.aborted = r.aborted;
+                }
+            }
+            None => runs.push(r),
+        }
+    }
+    for r in &mut runs {
+        // Shards run disjoint cases; jobs of one kernel on different topologies run the same
+        // cases, each executing some and skipping the rest: keep an executed result.
+        r.cases.sort_by(|a, b| a.id.cmp(&b.id).then((a.status == Status::Skip).cmp(&(b.status == Status::Skip))));
+        r.cases.dedup_by(|a, b| a.id == b.id);
+        r.topologies.sort();
+        r.topologies.dedup();
+    }
+    runs
 }
 
 /// Markdown: per area, the number of cases, what they need, and per kernel how many ran.

@@ -1,0 +1,189 @@
+//! Assertions: every checked value goes through [`Ctx::verdict`], which counts it and, in
+//! self-check mode, inverts it; syscall results, read-back fields and CQEs are compared
+//! exactly. Also the renderers the step log uses (struct dumps, CQE flag names).
+
+use super::*;
+
+impl Ctx<'_> {
+    /// Compares a syscall result (and read-back values) with the expectation.
+    /// Counts an assertion and, in self-check mode, inverts its verdict.
+    pub(super) fn verdict(&self, what: &str, r: StepResult) -> StepResult {
+        self.asserts.set(self.asserts.get() + 1);
+        match (self.invert, r) {
+            (false, r) => r,
+            (true, Ok(())) => Err(StepError::InvertedHeld { n: self.asserts.get(), what: what.to_string() }),
+            (true, Err(_)) => Ok(()),
+        }
+    }
+
+    pub(super) fn check(
+        &self,
+        got: &SysResult,
+        expect: Option<&Expect>,
+        read: &dyn Fn(&str) -> Option<u64>,
+    ) -> StepResult {
+        let r = self.check_raw(got, expect, read);
+        self.verdict("syscall result", r)
+    }
+
+    pub(super) fn check_raw(
+        &self,
+        got: &SysResult,
+        expect: Option<&Expect>,
+        read: &dyn Fn(&str) -> Option<u64>,
+    ) -> StepResult {
+        let default = Expect::default();
+        let e = expect.unwrap_or(&default);
+        let mut errno = e.errno.clone();
+        let mut ret = e.ret;
+        let mut out = &e.out;
+        for k in &e.kernels {
+            if self.probe.version_in(k.min.as_deref(), k.max.as_deref()) {
+                errno = k.errno.clone();
+                ret = k.ret;
+                out = &k.out;
+                let range = format!("{}..{}", k.min.as_deref().unwrap_or(""), k.max.as_deref().unwrap_or(""));
+                self.notes.borrow_mut().push(format!("[{range}] {}", k.why));
+                break;
+            }
+        }
+        match (&errno, got) {
+            (Some(name), Err(en)) => {
+                let want = sys::errno_by_name(name).ok_or_else(|| format!("unknown errno {name}"))?;
+                if want != *en {
+                    return Err(format!("expected {name}, kernel returned {}", sys::errno_name(*en)).into());
+                }
+            }
+            (Some(name), Ok(v)) => return Err(format!("expected {name}, kernel returned success ({v})").into()),
+            (None, Err(en)) => return Err(format!("expected success, kernel returned {}", sys::errno_name(*en)).into()),
+            (None, Ok(v)) => {
+                if let Some(r) = ret {
+                    if r != *v {
+                        return Err(format!("expected return {r}, kernel returned {v}").into());
+                    }
+                }
+            }
+        }
+        for (k, v) in out {
+            let want = self.value(&v.value, Ns::Any)?;
+            let have = read(k).ok_or_else(|| format!("cannot read back `{k}` here"))?;
+            if want != have {
+                return Err(format!("{k}: expected {want:#x} ({want}), kernel wrote {have:#x} ({have})").into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares one CQE's res and flags; F_32 on mixed rings is checked separately.
+    pub(super) fn check_cqe(&self, ring: &str, c: &Cqe, e: &CqeExpect, what: &str) -> StepResult {
+        let r = self.check_cqe_raw(ring, c, e, what);
+        self.verdict(what, r)
+    }
+
+    pub(super) fn check_cqe_raw(&self, ring: &str, c: &Cqe, e: &CqeExpect, what: &str) -> StepResult {
+        let want_res = self.value(&e.res, Ns::Res)? as i64 as i32;
+        let mut want_flags = 0u32;
+        for f in &e.flags {
+            want_flags |= consts::lookup(Ns::CqeFlags, f).ok_or_else(|| format!("unknown flag {f}"))? as u32;
+        }
+        let mut flags = c.flags;
+        if self.ring_mixed(ring) && c.big.is_some() {
+            flags &= !IORING_CQE_F_32;
+        }
+        if c.res != want_res || flags != want_flags {
+            return Err(format!(
+                "{what}: expected res={} flags={}, kernel posted res={} flags={} (user_data {:#x})",
+                sys::res_name(want_res as i64),
+                flag_names(want_flags),
+                sys::res_name(c.res as i64),
+                flag_names(flags),
+                c.user_data
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn exact_min(what: &str, min: u64, have: u64) -> StepResult {
+    if have < min {
+        return Err(format!("{what}: expected at least {min}, found {have}").into());
+    }
+    Ok(())
+}
+
+pub(super) fn exact(what: &str, want: Option<u64>, have: u64) -> StepResult {
+    match want {
+        Some(w) if w != have => Err(format!("{what}: expected {w}, found {have}").into()),
+        _ => Ok(()),
+    }
+}
+
+pub(super) fn describe(got: &SysResult) -> String {
+    match got {
+        Ok(v) => format!("ok ({v})"),
+        Err(e) => sys::errno_name(*e),
+    }
+}
+
+/// `struct{field=value, ...}` with the nonzero fields (the union of zcrx_ctrl shown as words).
+pub fn dump(t: &FieldTable, bytes: &[u8]) -> String {
+    let mut parts = Vec::new();
+    let mut covered = vec![false; t.size];
+    for f in t.fields {
+        if covered[f.offset..f.offset + f.size].iter().any(|c| *c) {
+            continue;
+        }
+        let v = uapi::read_field(bytes, f);
+        if v != 0 {
+            parts.push(format!("{}={v:#x}", f.name));
+            covered[f.offset..f.offset + f.size].iter_mut().for_each(|c| *c = true);
+        }
+    }
+    format!("{}{{{}}}", t.name, parts.join(", "))
+}
+
+pub fn flag_names(flags: u32) -> String {
+    if flags == 0 {
+        return "[]".into();
+    }
+    let mut v = Vec::new();
+    let mut rest = flags;
+    for (n, bit) in [
+        ("BUFFER", IORING_CQE_F_BUFFER),
+        ("MORE", IORING_CQE_F_MORE),
+        ("SOCK_NONEMPTY", IORING_CQE_F_SOCK_NONEMPTY),
+        ("NOTIF", IORING_CQE_F_NOTIF),
+        ("SKIP", IORING_CQE_F_SKIP),
+        ("F_32", IORING_CQE_F_32),
+    ] {
+        if flags & bit != 0 {
+            v.push(n.to_string());
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        v.push(format!("{rest:#x}"));
+    }
+    format!("[{}]", v.join(","))
+}
+
+pub(super) fn overrides_summary(groups: &[(&str, &Overrides)], event: Option<&Overrides>) -> String {
+    let mut parts = Vec::new();
+    for (g, ov) in groups {
+        for (k, v) in ov.iter() {
+            parts.push(format!("{g}.{k}={}", v.value));
+        }
+    }
+    if let Some(ev) = event {
+        parts.push("event_desc".into());
+        for (k, v) in ev {
+            parts.push(format!("event.{k}={}", v.value));
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", parts.join(", "))
+    }
+}

@@ -1,0 +1,269 @@
+//! The data path: RECV_ZC submission, waiting for CQEs, and the checks of data CQEs (shape,
+//! zcrx_cqe, area, bounds and every payload byte against the sender's pattern).
+
+use super::*;
+
+impl Ctx<'_> {
+    pub(super) fn recv_zc(&mut self, ring: &str, x: &RecvZc) -> StepResult {
+        let conn = x.conn.clone().unwrap_or_else(|| "c0".into());
+        let zname = x.zcrx.clone().unwrap_or_else(|| "z0".into());
+        let fd = self.conns.get(&conn).map(|c| c.recv.as_raw_fd()).unwrap_or(-1);
+        let ud = x.user_data.unwrap_or(1);
+        let mut sqe = Sqe {
+            opcode: IORING_OP_RECV_ZC,
+            ioprio: IORING_RECV_MULTISHOT,
+            fd,
+            len: x.len,
+            user_data: ud,
+            zcrx_ifq_idx: self.zcrx.get(&zname).map_or(0, |z| z.id),
+            ..Default::default()
+        };
+        self.apply(as_bytes_mut(&mut sqe), &SQE, &x.sqe)?;
+        let r = self.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
+        let got = r.submit_sqe(&sqe);
+        self.note(format!(
+            "RECV_ZC submit(fd {}, len {}, ioprio {:#x}, zcrx {}, ud {ud}{}) -> {:?}",
+            sqe.fd,
+            sqe.len,
+            sqe.ioprio,
+            sqe.zcrx_ifq_idx,
+            overrides_summary(&[("sqe", &x.sqe)], None),
+            got
+        ));
+        match got {
+            Ok(1) => {}
+            Ok(n) => return Err(format!("io_uring_enter submitted {n} SQEs, expected 1").into()),
+            Err(e) => return Err(format!("io_uring_enter: {}", sys::errno_name(e)).into()),
+        }
+        self.recvs.insert(ud, Recv { conn, zcrx: zname, sqe });
+        Ok(())
+    }
+
+    /// The next CQE with this user_data (or any, if None), waiting until the deadline.
+    pub(super) fn next_cqe(&mut self, ring: &str, ud: Option<u64>, deadline: Instant) -> Result<Option<Cqe>, String> {
+        loop {
+            if let Some(i) = self.pending.iter().position(|c| ud.is_none_or(|u| c.user_data == u)) {
+                return Ok(self.pending.remove(i));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let r = self.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
+            let got = r
+                .wait((deadline - now).min(Duration::from_millis(100)))
+                .map_err(|e| format!("io_uring_enter: {}", sys::errno_name(e)))?;
+            self.pending.extend(got);
+        }
+    }
+
+    /// A CQE's flags without the CQE_MIXED framing bit (F_32), which is checked apart.
+    pub(super) fn plain_flags(&self, ring: &str, c: &Cqe) -> u32 {
+        if self.ring_mixed(ring) {
+            c.flags & !IORING_CQE_F_32
+        } else {
+            c.flags
+        }
+    }
+
+    pub(super) fn ring_mixed(&self, ring: &str) -> bool {
+        self.rings.get(ring).is_some_and(|r| r.mixed)
+    }
+
+    /// Verifies a data CQE: zcrx_cqe pad, area, bounds, buffer boundary and payload.
+    pub(super) fn take_data(&mut self, ring: &str, ud: u64, c: &Cqe, areas_ok: &[u64]) -> StepResult {
+        let r = self.take_data_raw(ring, ud, c, areas_ok);
+        self.verdict("data CQE payload", r)
+    }
+
+    pub(super) fn take_data_raw(&mut self, ring: &str, ud: u64, c: &Cqe, areas_ok: &[u64]) -> StepResult {
+        let rv = self.recvs.get(&ud).cloned().ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
+        if self.ring_mixed(ring) && c.flags & IORING_CQE_F_32 == 0 {
+            return Err("data CQE on a CQE_MIXED ring without IORING_CQE_F_32".into());
+        }
+        let big = c.big.ok_or("data CQE without the 32-byte zcrx payload")?;
+        let (off, pad) = (big[0], big[1]);
+        if pad != 0 {
+            return Err(format!("io_uring_zcrx_cqe.__pad = {pad:#x}, expected 0").into());
+        }
+        let z = self.zcrx.get(&rv.zcrx).ok_or_else(|| format!("no zcrx `{}`", rv.zcrx))?;
+        let area = off >> IORING_ZCRX_AREA_SHIFT;
+        if !areas_ok.contains(&area) {
+            return Err(format!("CQE off {off:#x} names area {area}, expected one of {areas_ok:?}").into());
+        }
+        let mem = z.areas.get(&area).ok_or_else(|| format!("CQE off {off:#x} names unknown area {area}"))?;
+        let in_area = (off & !IORING_ZCRX_AREA_MASK) as usize;
+        let len = c.res as usize;
+        let buf = 1usize << z.buf_shift;
+        if (in_area % buf) + len > buf {
+            return Err(format!("CQE off {off:#x} len {len} crosses a {buf}-byte buffer boundary").into());
+        }
+        let got = mem.slice(in_area, len).ok_or_else(|| format!("CQE off {off:#x}+{len} is outside the area"))?;
+        let conn = self.conns.get_mut(&rv.conn).ok_or("connection gone")?;
+        let want = pattern(conn.received, len);
+        if got != want.as_slice() {
+            let i = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(0);
+            return Err(format!(
+                "payload mismatch at stream byte {} (CQE off {off:#x}+{i}): got {:#04x}, sent {:#04x}",
+                conn.received + i as u64,
+                got[i],
+                want[i]
+            )
+            .into());
+        }
+        conn.received += len as u64;
+        if let Some(z) = self.zcrx.get_mut(&rv.zcrx) {
+            z.held.push_back(off);
+        }
+        Ok(())
+    }
+
+    pub(super) fn expect_cqes(&mut self, ring: &str, x: &ExpectCqes) -> StepResult {
+        let ud = x.user_data.unwrap_or(1);
+        let deadline = Instant::now() + Duration::from_millis(x.timeout_ms.unwrap_or(5000));
+        for (i, e) in x.cqes.iter().enumerate() {
+            let c = self.next_cqe(ring, Some(ud), deadline)?.ok_or_else(|| {
+                format!("timed out waiting for CQE #{} (user_data {ud:#x}, expected res={})", i + 1, e.res)
+            })?;
+            self.note(format!(
+                "CQE ud={:#x} res={} flags={}",
+                c.user_data,
+                sys::res_name(c.res as i64),
+                flag_names(c.flags)
+            ));
+            self.check_cqe(ring, &c, e, &format!("CQE #{}", i + 1))?;
+            if e.data {
+                self.take_data(ring, ud, &c, &[0])?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn expect_data(&mut self, ring: &str, x: &ExpectData) -> StepResult {
+        let ud = x.user_data.unwrap_or(1);
+        let timeout = Duration::from_millis(x.timeout_ms.unwrap_or(10000));
+        let mut deadline = Instant::now() + timeout;
+        let zname =
+            self.recvs.get(&ud).map(|r| r.zcrx.clone()).ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
+        let mut got = 0u64;
+        let mut ncqe = 0u64;
+        let mut rearms = 0u32;
+        while got < x.bytes {
+            let c = self
+                .next_cqe(ring, Some(ud), deadline)?
+                .ok_or_else(|| format!("timed out after {got} of {} bytes ({ncqe} data CQEs)", x.bytes))?;
+            let flags = self.plain_flags(ring, &c);
+            if x.rearm && x.recycle != Recycle::None && c.res == -libc::ENOMEM && flags == 0 && rearms < 10_000 {
+                let held = self.zcrx.get(&zname).map_or(0, |z| z.held.len());
+                self.return_held(&zname, held)?;
+                self.flush(&zname)?;
+                let sqe = self.recvs.get(&ud).map(|r| r.sqe).ok_or("RECV_ZC gone")?;
+                let r = self.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
+                r.submit_sqe(&sqe).map_err(|e| format!("re-arming RECV_ZC: {}", sys::errno_name(e)))?;
+                rearms += 1;
+                continue;
+            }
+            let shape = if c.res <= 0 || flags != IORING_CQE_F_MORE {
+                Err(format!(
+                    "after {got} of {} bytes: expected a data CQE (res>0, flags=MORE), kernel posted res={} flags={}",
+                    x.bytes,
+                    sys::res_name(c.res as i64),
+                    flag_names(flags)
+                )
+                .into())
+            } else {
+                Ok(())
+            };
+            self.verdict("data CQE shape", shape)?;
+            if c.res <= 0 {
+                return Err("self-check: an inverted data CQE shape check cannot go on".into());
+            }
+            let areas = if x.areas.is_empty() { vec![0] } else { x.areas.clone() };
+            self.take_data(ring, ud, &c, &areas)?;
+            got += c.res as u64;
+            ncqe += 1;
+            if got > x.bytes {
+                return Err(format!("received {got} bytes, more than the {} expected", x.bytes).into());
+            }
+            self.recycle(&zname, x.recycle)?;
+            // Progress extends the deadline: the timeout bounds a stall, not the transfer.
+            deadline = Instant::now() + timeout;
+        }
+        self.note(format!(
+            "received {got} bytes in {ncqe} data CQEs, payload identical to the pattern ({rearms} re-arms after -ENOMEM)"
+        ));
+        if let Some(f) = &x.final_cqe {
+            let c = self
+                .next_cqe(ring, Some(ud), deadline)?
+                .ok_or_else(|| format!("timed out waiting for the final CQE (expected res={})", f.res))?;
+            self.note(format!("final CQE res={} flags={}", sys::res_name(c.res as i64), flag_names(c.flags)));
+            self.check_cqe(ring, &c, f, "final CQE")?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn drain_data(&mut self, ring: &str, x: &DrainData) -> StepResult {
+        let ud = x.user_data.unwrap_or(1);
+        let zname =
+            self.recvs.get(&ud).map(|r| r.zcrx.clone()).ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
+        let (mut got, mut n) = (0u64, 0u64);
+        let mut last: Option<Cqe> = None;
+        loop {
+            let deadline = Instant::now() + Duration::from_millis(x.idle_ms);
+            let Some(c) = self.next_cqe(ring, Some(ud), deadline)? else { break };
+            let flags = self.plain_flags(ring, &c);
+            if c.res <= 0 || flags != IORING_CQE_F_MORE {
+                last = Some(c);
+                break;
+            }
+            self.take_data(ring, ud, &c, &[0])?;
+            got += c.res as u64;
+            n += 1;
+            self.recycle(&zname, x.recycle)?;
+        }
+        self.note(format!(
+            "drained {got} bytes in {n} data CQEs, payload identical to the pattern; ended by {}",
+            last.map_or("silence".to_string(), |c| format!(
+                "res={} flags={}",
+                sys::res_name(c.res as i64),
+                flag_names(c.flags)
+            ))
+        ));
+        let r = exact_min("bytes", x.min_bytes, got);
+        self.verdict("drained bytes", r)?;
+        match (&x.final_cqe, last) {
+            (Some(f), Some(c)) => self.check_cqe(ring, &c, f, "final CQE"),
+            (Some(f), None) => {
+                self.verdict("final CQE", Err(format!("the request did not end (expected res={})", f.res).into()))
+            }
+            (None, Some(c)) => self.verdict(
+                "request still armed",
+                Err(format!(
+                    "the request ended with res={} flags={}",
+                    sys::res_name(c.res as i64),
+                    flag_names(c.flags)
+                )
+                .into()),
+            ),
+            (None, None) => Ok(()),
+        }
+    }
+
+    pub(super) fn expect_no_cqe(&mut self, ring: &str, x: &ExpectNoCqe) -> StepResult {
+        let deadline = Instant::now() + Duration::from_millis(x.wait_ms);
+        let r = match self.next_cqe(ring, x.user_data, deadline)? {
+            Some(c) => Err(format!(
+                "expected no CQE, kernel posted ud={:#x} res={} flags={}",
+                c.user_data,
+                sys::res_name(c.res as i64),
+                flag_names(c.flags)
+            )
+            .into()),
+            None => {
+                self.note(format!("no CQE within {} ms", x.wait_ms));
+                Ok(())
+            }
+        };
+        self.verdict("no CQE", r)
+    }
+}

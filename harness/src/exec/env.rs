@@ -1,0 +1,180 @@
+//! Steps that prepare the case's surroundings: connections and senders, TUN devices,
+//! topology settings (ethtool), netdevsim knobs.
+
+use super::*;
+
+impl Ctx<'_> {
+    pub(super) fn tun(&mut self, t: &Tun) -> StepResult {
+        let fd = crate::kernel::netdev::create_tun(&t.name)?;
+        let idx = nix::net::if_::if_nametoindex(t.name.as_str()).map_err(|e| format!("if_nametoindex: {e}"))?;
+        self.last.insert(format!("{}.ifindex", t.name), idx as u64);
+        self.note(format!("tun device {} (ifindex {idx})", t.name));
+        self.fds.insert(format!("{}.tunfd", t.name), fd);
+        Ok(())
+    }
+
+    pub(super) fn netns(&mut self, n: &Netns) -> StepResult {
+        if n.new {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare(NEWNET): {e}"))?;
+            self.note("moved into a new network namespace".into());
+        }
+        Ok(())
+    }
+
+    pub(super) fn close(&mut self, x: &Close) -> StepResult {
+        if let Some(r) = &x.ring {
+            self.rings.remove(r).ok_or_else(|| format!("no ring `{r}`"))?;
+            self.zcrx.retain(|_, z| z.ring != *r);
+        }
+        if let Some(f) = &x.fd {
+            self.fds.remove(f).ok_or_else(|| format!("no fd `{f}`"))?;
+        }
+        if let Some(c) = &x.conn {
+            self.conns.remove(c).ok_or_else(|| format!("no connection `{c}`"))?;
+        }
+        self.note(format!("close {x:?}"));
+        Ok(())
+    }
+
+    /// Changes DUT settings the topology allows (restored by the runner after the case).
+    pub(super) fn ethtool(&mut self, e: &crate::topology::Settings) -> StepResult {
+        let et = self.topo.ethtool.clone().ok_or_else(|| StepError::Skip("no ethtool for this topology".into()))?;
+        let dev = self
+            .topo
+            .dut_dev
+            .clone()
+            .ok_or_else(|| StepError::Skip(format!("topology {} has no device", self.topo.name)))?;
+        for (name, set) in [
+            ("tcp-data-split", e.tcp_data_split.is_some()),
+            ("hds-thresh", e.hds_thresh.is_some()),
+            ("combined", e.combined.is_some()),
+        ] {
+            if set && !self.topo.may_change.iter().any(|m| m == name) {
+                return Err(StepError::Skip(format!("topology {} does not allow changing {name}", self.topo.name)));
+            }
+        }
+        // Our thread is in the DUT namespace; ethtool inherits it.
+        crate::topology::apply_settings(&et, None, &dev, e)?;
+        self.note(format!("ethtool {dev}: {e:?}"));
+        Ok(())
+    }
+
+    /// netdevsim-zcrx debugfs knobs and counters.
+    pub(super) fn nsim(&mut self, n: &Nsim) -> StepResult {
+        let dir = self.topo.debugfs.clone().map(|d| d.join("hds")).filter(|d| d.is_dir()).ok_or_else(|| {
+            StepError::Skip(format!("topology {} has no netdevsim hds/ debugfs knobs", self.topo.name))
+        })?;
+        let write =
+            |f: &str, v: String| std::fs::write(dir.join(f), v).map_err(|e| format!("{}/{f}: {e}", dir.display()));
+        let read = |f: &str| -> Result<u64, String> {
+            std::fs::read_to_string(dir.join(f))
+                .map_err(|e| format!("{}/{f}: {e}", dir.display()))?
+                .trim()
+                .parse()
+                .map_err(|_| format!("{}/{f}: not a number", dir.display()))
+        };
+        if n.reset {
+            write("split", "0".into())?;
+            write("fallback", "0".into())?;
+        }
+        if let Some(b) = n.netmem_budget {
+            write("netmem_budget", b.to_string())?;
+        }
+        if n.split.is_some() || n.fallback.is_some() || n.split_at_least.is_some() {
+            let (sp, fb) = (read("split")?, read("fallback")?);
+            self.note(format!("netdevsim hds: split={sp} fallback={fb}"));
+            let mut r = exact("split", n.split, sp).and(exact("fallback", n.fallback, fb));
+            if let Some(min) = n.split_at_least {
+                if sp < min {
+                    r = r.and(Err(format!("split: expected at least {min}, found {sp}").into()));
+                }
+            }
+            return self.verdict("netdevsim counters", r);
+        }
+        Ok(())
+    }
+
+    pub(super) fn connect(&mut self, c: &Connect) -> StepResult {
+        let name = c.name.clone().unwrap_or_else(|| "c0".into());
+        let io = |e: std::io::Error| format!("harness: {e}");
+        let (recv, peer): (OwnedFd, OwnedFd) = match c.kind {
+            ConnKind::Tcp => {
+                let l = TcpListener::bind((self.topo.dut_addr.as_str(), 0)).map_err(io)?;
+                let addr = l.local_addr().map_err(io)?;
+                let client = match self.topo.peer_netns.clone() {
+                    // The peer connects from its own namespace: a thread we own enters it.
+                    Some(ns) => std::thread::spawn(move || -> Result<TcpStream, String> {
+                        crate::topology::enter(&ns)?;
+                        TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+                            .map_err(|e| format!("connect {addr}: {e}"))
+                    })
+                    .join()
+                    .map_err(|_| "connect thread panicked".to_string())??,
+                    None => TcpStream::connect(addr).map_err(io)?,
+                };
+                let (server, _) = l.accept().map_err(io)?;
+                (server.into(), client.into())
+            }
+            ConnKind::Udp => {
+                let a = UdpSocket::bind("127.0.0.1:0").map_err(io)?;
+                let b = UdpSocket::bind("127.0.0.1:0").map_err(io)?;
+                b.connect(a.local_addr().map_err(io)?).map_err(io)?;
+                (a.into(), b.into())
+            }
+            ConnKind::Unix => {
+                let (a, b) = UnixStream::pair().map_err(io)?;
+                (a.into(), b.into())
+            }
+            ConnKind::Pipe => {
+                let (r, w) = nix::unistd::pipe().map_err(|e| format!("harness: pipe: {e}"))?;
+                (r, w)
+            }
+        };
+        self.note(format!("connect {name} ({:?}): recv fd {}, peer fd {}", c.kind, recv.as_raw_fd(), peer.as_raw_fd()));
+        self.conns.insert(name, Conn { recv, peer: Some(peer), sent: 0, received: 0, senders: Vec::new() });
+        Ok(())
+    }
+
+    pub(super) fn send(&mut self, x: &Send) -> StepResult {
+        let name = x.conn.clone().unwrap_or_else(|| "c0".into());
+        let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
+        let peer = c.peer.as_ref().ok_or("the peer is closed")?.try_clone().map_err(|e| format!("harness: {e}"))?;
+        let start = c.sent;
+        let total = x.bytes;
+        let chunk = x.chunk.unwrap_or(65536).max(1);
+        c.sent += total;
+        let h = std::thread::spawn(move || -> std::io::Result<()> {
+            let mut f = std::fs::File::from(peer);
+            let mut pos = start;
+            while pos < start + total {
+                let n = chunk.min(start + total - pos) as usize;
+                f.write_all(&pattern(pos, n))?;
+                pos += n as u64;
+            }
+            Ok(())
+        });
+        c.senders.push(h);
+        self.note(format!("send {total} bytes on {name} (pattern offset {start})"));
+        Ok(())
+    }
+
+    pub(super) fn shutdown(&mut self, x: &Shutdown) -> StepResult {
+        let name = x.conn.clone().unwrap_or_else(|| "c0".into());
+        let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
+        for h in c.senders.drain(..) {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("sender failed: {e}").into()),
+                Err(_) => return Err("sender thread panicked".into()),
+            }
+        }
+        if x.close {
+            c.peer = None;
+        } else if let Some(p) = &c.peer {
+            nix::sys::socket::shutdown(p.as_raw_fd(), nix::sys::socket::Shutdown::Write)
+                .map_err(|e| format!("shutdown: {e}"))?;
+        }
+        self.note(format!("{} peer of {name}", if x.close { "close" } else { "shutdown(SHUT_WR)" }));
+        Ok(())
+    }
+}

@@ -1,0 +1,162 @@
+//! The refill queue: returning held buffers (recycling), raw RQEs, RQ head/tail checks.
+
+use super::*;
+
+impl Ctx<'_> {
+    pub(super) fn rq_set(&mut self, x: &RqSet) -> StepResult {
+        let z = self.zcrx_mut(x.zcrx.as_deref())?;
+        let (head, tail) = rq_ptrs(z)?;
+        if let Some(t) = x.tail {
+            tail.store(t, Ordering::Release);
+        }
+        if let Some(h) = x.head {
+            head.store(h, Ordering::Release);
+        }
+        self.note(format!("rq_set head={:?} tail={:?}", x.head, x.tail));
+        Ok(())
+    }
+
+    pub(super) fn expect_rq(&mut self, x: &ExpectRq) -> StepResult {
+        let want_head = x.head.as_ref().map(|v| self.value(v, Ns::Any)).transpose()?;
+        let want_tail = x.tail.as_ref().map(|v| self.value(v, Ns::Any)).transpose()?;
+        let z = self.zcrx_mut(x.zcrx.as_deref())?;
+        let (head, tail) = rq_ptrs(z)?;
+        let (h, t, held) = (head.load(Ordering::Acquire), tail.load(Ordering::Acquire), z.held.len());
+        self.note(format!("rq head={h} tail={t} held={held}"));
+        let r = exact("RQ head", want_head.map(|v| v as u32 as u64), h as u64)
+            .and(exact("RQ tail", want_tail.map(|v| v as u32 as u64), t as u64))
+            .and(exact("held buffers", x.held.map(|v| v as u64), held as u64));
+        self.verdict("RQ state", r)
+    }
+
+    pub(super) fn expect_stats(&mut self, x: &ExpectStats) -> StepResult {
+        let z = self.zcrx_mut(x.zcrx.as_deref())?;
+        let off = z.stats_offset.ok_or("this zcrx instance was registered without STATS")? as usize;
+        let region = z.region.as_ref().ok_or("no RQ region mapped")?;
+        let b = region.slice(off, 16).ok_or("stats_offset outside the region")?;
+        let count = u64::from_ne_bytes(b[0..8].try_into().map_err(|_| "short")?);
+        let bytes = u64::from_ne_bytes(b[8..16].try_into().map_err(|_| "short")?);
+        self.note(format!("stats copy_count={count} copy_bytes={bytes}"));
+        let r = exact("copy_count", x.copy_count, count).and(exact("copy_bytes", x.copy_bytes, bytes));
+        self.verdict("stats", r)
+    }
+
+    /// Hands a just-received buffer back as the step's recycling mode says.
+    pub(super) fn recycle(&mut self, zname: &str, mode: Recycle) -> StepResult {
+        if mode == Recycle::None {
+            return Ok(());
+        }
+        self.recycle_held(zname)?;
+        if mode == Recycle::Flush {
+            self.flush(zname)?;
+        }
+        Ok(())
+    }
+
+    /// Writes RQEs for the oldest `n` held buffers and publishes the tail.
+    pub(super) fn return_held(&mut self, zname: &str, n: usize) -> StepResult {
+        let z = self.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let offs: Vec<u64> = (0..n.min(z.held.len())).filter_map(|_| z.held.pop_front()).collect();
+        let buf = 1u32 << z.buf_shift;
+        let rqes: Vec<ZcrxRqe> = offs.iter().map(|&off| ZcrxRqe { off, len: buf, pad: 0 }).collect();
+        push_rqes(z, &rqes)
+    }
+
+    /// Recycling: returns as many held buffers as the RQ has room for (tail - head <
+    /// rq_entries), oldest first; the rest stay held until the kernel consumed entries.
+    /// Writing past a full RQ would overwrite entries the kernel has not read yet.
+    pub(super) fn recycle_held(&mut self, zname: &str) -> StepResult {
+        let z = self.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let (head, tail) = rq_ptrs(z)?;
+        let used = tail.load(Ordering::Relaxed).wrapping_sub(head.load(Ordering::Acquire));
+        let room = z.rq_entries.saturating_sub(used) as usize;
+        let n = room.min(z.held.len());
+        let offs: Vec<u64> = (0..n).filter_map(|_| z.held.pop_front()).collect();
+        let buf = 1u32 << z.buf_shift;
+        let rqes: Vec<ZcrxRqe> = offs.iter().map(|&off| ZcrxRqe { off, len: buf, pad: 0 }).collect();
+        push_rqes(z, &rqes)
+    }
+
+    pub(super) fn return_buffers(&mut self, x: &ReturnBuffers) -> StepResult {
+        let zname = x.zcrx.clone().unwrap_or_else(|| "z0".into());
+        let held = self.zcrx.get(&zname).map(|z| z.held.len()).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let n = x.count.unwrap_or(held);
+        if n > held {
+            return Err(format!("asked to return {n} buffers, only {held} held").into());
+        }
+        self.return_held(&zname, n)?;
+        self.note(format!("returned {n} buffers to the RQ of {zname}"));
+        if x.flush {
+            self.flush(&zname)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn rq_push(&mut self, x: &RqPush) -> StepResult {
+        let zname = x.zcrx.clone().unwrap_or_else(|| "z0".into());
+        let mut rqes = Vec::new();
+        {
+            let z = self.zcrx.get(&zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+            for e in &x.entries {
+                let off = if let Some(h) = e.held {
+                    *z.held.get(h).ok_or_else(|| format!("no held buffer #{h} (holding {})", z.held.len()))?
+                } else if let Some(v) = &e.off {
+                    self.value(v, Ns::Any)?
+                } else {
+                    (e.area.unwrap_or(0) << IORING_ZCRX_AREA_SHIFT) | (e.index.unwrap_or(0) << z.buf_shift)
+                };
+                for _ in 0..e.repeat.unwrap_or(1) {
+                    rqes.push(ZcrxRqe { off, len: e.len, pad: e.pad });
+                }
+            }
+        }
+        let z = self.zcrx.get_mut(&zname).ok_or("no zcrx")?;
+        // Entries naming held buffers hand them back.
+        for e in &x.entries {
+            if let Some(h) = e.held {
+                if let Some(off) = z.held.get(h).copied() {
+                    if let Some(p) = z.held.iter().position(|&o| o == off) {
+                        z.held.remove(p);
+                    }
+                }
+            }
+        }
+        push_rqes(z, &rqes)?;
+        self.note(format!(
+            "rq_push {} entries: {:?}",
+            rqes.len(),
+            rqes.iter().map(|r| (r.off, r.pad)).collect::<Vec<_>>()
+        ));
+        if x.flush {
+            self.flush(&zname)?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn rq_ptrs(z: &Zcrx) -> Result<(&std::sync::atomic::AtomicU32, &std::sync::atomic::AtomicU32), String> {
+    let region = z.region.as_ref().ok_or("no RQ region mapped for this zcrx instance")?;
+    let head = region.atomic_u32(z.offsets.head as usize).ok_or("RQ head offset outside the region")?;
+    let tail = region.atomic_u32(z.offsets.tail as usize).ok_or("RQ tail offset outside the region")?;
+    Ok((head, tail))
+}
+
+pub(super) fn push_rqes(z: &mut Zcrx, rqes: &[ZcrxRqe]) -> StepResult {
+    if rqes.is_empty() {
+        return Ok(());
+    }
+    let region = z.region.as_ref().ok_or("no RQ region mapped for this zcrx instance")?;
+    let (_, tail) = rq_ptrs(z)?;
+    let mask = z.rq_entries.checked_sub(1).ok_or("rq_entries is 0")?;
+    let mut t = tail.load(Ordering::Relaxed);
+    for r in rqes {
+        let slot = z.offsets.rqes as usize + (t & mask) as usize * 16;
+        if !region.write(slot, as_bytes(r)) {
+            return Err("RQE slot outside the region".into());
+        }
+        t = t.wrapping_add(1);
+    }
+    tail.store(t, Ordering::Release);
+    z.returned += rqes.len() as u64;
+    Ok(())
+}

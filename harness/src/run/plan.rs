@@ -1,0 +1,134 @@
+//! Which cases a run executes and where: the filter, the shard, and each case's requirements
+//! against the probed kernel and the topologies the run provides.
+
+use crate::case::{Cap, Case};
+use crate::model::{Feature, Probe};
+use crate::topology;
+
+/// What a run selects.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Substrings of case ids (any matches); empty selects all.
+    pub filter: Vec<String>,
+    /// Match whole ids instead of substrings.
+    pub exact: bool,
+    /// Run only shard K of N (1-based): a stable hash of the case id picks the shard, so
+    /// N runners together run every case exactly once.
+    pub shard: Option<(u32, u32)>,
+}
+
+/// FNV-1a of the case id: stable across runs, machines and added cases.
+pub fn shard_of(id: &str, n: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % n.max(1) as u64) as u32 + 1
+}
+
+/// Parses "K/N" with 1 <= K <= N.
+pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let (k, n) = s.split_once('/').ok_or_else(|| format!("--shard `{s}`: expected K/N, e.g. 2/3"))?;
+    let k: u32 = k.trim().parse().map_err(|_| format!("--shard `{s}`: K is not a number"))?;
+    let n: u32 = n.trim().parse().map_err(|_| format!("--shard `{s}`: N is not a number"))?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("--shard `{s}`: need 1 <= K <= N"));
+    }
+    Ok((k, n))
+}
+
+/// The cases a run executes, in order: the filter, then the shard.
+pub fn select<'c>(cases: &'c [Case], sel: &Selection) -> Vec<&'c Case> {
+    let matches = |id: &str, f: &str| if sel.exact { id == f } else { id.contains(f) };
+    cases
+        .iter()
+        .filter(|c| sel.filter.is_empty() || sel.filter.iter().any(|f| matches(&c.id, f)))
+        .filter(|c| sel.shard.is_none_or(|(k, n)| shard_of(&c.id, n) == k))
+        .collect()
+}
+
+/// Decides where a case runs (the topology kind), or why it cannot.
+pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, String> {
+    let d = &case.def;
+    let case_topos: Vec<String> = if d.requires.topology.is_empty() {
+        topology::DEFAULT_CASE.iter().map(|s| s.to_string()).collect()
+    } else {
+        d.requires.topology.clone()
+    };
+    if let Some(k) = &d.requires.kernel {
+        if !probe.version_in(k.min.as_deref(), k.max.as_deref()) {
+            return Err(format!(
+                "needs kernel {}{}; running {}",
+                k.min.as_deref().map(|m| format!(">= {m}")).unwrap_or_default(),
+                k.max.as_deref().map(|m| format!(" <= {m}")).unwrap_or_default(),
+                probe.kernel_release
+            ));
+        }
+    }
+    for f in &d.requires.features {
+        if !probe.features.contains(f) {
+            return Err(probe.missing_reason(*f));
+        }
+    }
+    let needs_admin = match &d.requires.caps {
+        Some(c) => c.contains(&Cap::NetAdmin),
+        None => d.steps.iter().any(|s| s.value.register.is_some()),
+    };
+    if needs_admin && !probe.cap_net_admin {
+        return Err("needs CAP_NET_ADMIN (run as root)".into());
+    }
+    let mut why = Vec::new();
+    for t in run_topos {
+        if !case_topos.contains(t) {
+            continue;
+        }
+        if t == "nodev" && !probe.features.contains(&Feature::Nodev) {
+            why.push(probe.missing_reason(Feature::Nodev));
+            continue;
+        }
+        return Ok(t.clone());
+    }
+    if why.is_empty() {
+        Err(format!("needs topology {} (this run has {})", case_topos.join(" or "), run_topos.join(", ")))
+    } else {
+        Err(why.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_every_case_once() {
+        let cases = crate::case::load_all(&[crate::paths::default_case_dir()]).expect("cases load");
+        for n in 1..=5u32 {
+            let mut seen = std::collections::BTreeMap::new();
+            for k in 1..=n {
+                let sel = Selection { shard: Some((k, n)), ..Default::default() };
+                for c in select(&cases, &sel) {
+                    *seen.entry(c.id.clone()).or_insert(0) += 1;
+                }
+            }
+            assert_eq!(seen.len(), cases.len(), "n={n}");
+            assert!(seen.values().all(|&v| v == 1), "n={n}");
+        }
+    }
+
+    #[test]
+    fn shard_syntax() {
+        assert_eq!(parse_shard("2/3"), Ok((2, 3)));
+        assert!(parse_shard("0/3").is_err());
+        assert!(parse_shard("4/3").is_err());
+        assert!(parse_shard("x").is_err());
+    }
+
+    #[test]
+    fn exact_selection() {
+        let cases = crate::case::load_all(&[crate::paths::default_case_dir()]).expect("cases load");
+        let sel = Selection { filter: vec!["query.opcodes".into()], exact: true, shard: None };
+        let ids: Vec<&str> = select(&cases, &sel).iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["query.opcodes"]);
+    }
+}

@@ -1,0 +1,94 @@
+//! The one progress printer. The run loop and the VM runner (decoding its guest's stream) feed
+//! it the same [`Event`]s: a stream runner prints them encoded on stdout, a person sees a
+//! line per case on stderr (on a terminal: one updating line, failures kept).
+
+use std::io::Write;
+
+use crate::model::event::Event;
+
+enum Mode {
+    /// Encoded events on stdout (a runner inside a VM).
+    Stream,
+    /// One line per result on stderr.
+    Lines,
+    /// One updating line on a terminal; failures stay.
+    Tty,
+    Quiet,
+}
+
+pub struct Progress {
+    mode: Mode,
+    label: String,
+    total: Option<usize>,
+    done: usize,
+}
+
+fn short(m: &str) -> String {
+    if m.chars().count() > 160 {
+        format!("{}…", m.chars().take(160).collect::<String>())
+    } else {
+        m.to_string()
+    }
+}
+
+impl Progress {
+    /// `label` names the kernel in lines ("host", "debian:7.3.4").
+    pub fn new(stream: bool, quiet: bool, label: &str) -> Progress {
+        let tty = nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
+        let mode = match (stream, quiet, tty) {
+            (true, _, _) => Mode::Stream,
+            (_, true, _) => Mode::Quiet,
+            (_, _, true) => Mode::Tty,
+            _ => Mode::Lines,
+        };
+        Progress { mode, label: label.to_string(), total: None, done: 0 }
+    }
+
+    /// Results already known (a VM booted again resumes after them).
+    pub fn resume_at(&mut self, done: usize) {
+        self.done = done;
+    }
+
+    pub fn event(&mut self, ev: &Event) {
+        if let Mode::Stream = self.mode {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", ev.encode());
+            let _ = out.flush();
+            return;
+        }
+        let total = |t: Option<usize>| t.map_or("?".into(), |t| t.to_string());
+        match ev {
+            Event::Total { total } => self.total = Some(*total),
+            Event::Start { id } => {
+                if let Mode::Tty = self.mode {
+                    eprint!("\r\x1b[K[{}/{}] {} {id}", self.done + 1, total(self.total), self.label);
+                }
+            }
+            Event::Result { case } => {
+                self.done += 1;
+                let line = format!(
+                    "{:<4} [{}/{}] {} {} {}",
+                    case.status.word(),
+                    self.done,
+                    total(self.total),
+                    self.label,
+                    case.id,
+                    short(&case.message)
+                );
+                match self.mode {
+                    Mode::Lines => eprintln!("{line}"),
+                    Mode::Tty if case.status.is_failure() => eprintln!("\r\x1b[K{line}"),
+                    _ => {}
+                }
+            }
+            Event::Probe { .. } | Event::Outcome { .. } => {}
+        }
+    }
+
+    /// Clears the terminal's progress line.
+    pub fn finish(&mut self) {
+        if let Mode::Tty = self.mode {
+            eprint!("\r\x1b[K");
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Kernels for VM runs: the spec a user gives (`debian:<version>`, an image, a build tree,
+//! `tree:PATH`), fetched or built by the `vm/` scripts (whose last stdout line is a path),
+//! and the guest tools (ethtool, netdevsim modules) a run's topologies need.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(Clone, Debug)]
+pub enum KernelSpec {
+    /// Run on the host kernel, no VM.
+    Host,
+    /// A Debian kernel package version: "7.3.4", "7.3", "latest".
+    Debian(String),
+    /// A kernel image (bzImage/vmlinuz), or a kernel tree that is already built.
+    Path(PathBuf),
+    /// `tree:PATH`: a kernel source tree to configure (io_uring, zcrx, netdevsim, optional KASAN
+    /// with `tree+kasan:PATH`) and build with vm/build-tree.sh before booting it.
+    Tree { path: PathBuf, kasan: bool },
+}
+
+pub const DEFAULT_KERNEL: &str = "debian:7.3.4";
+
+impl KernelSpec {
+    pub fn parse(s: &str) -> Result<KernelSpec, String> {
+        if s == "host" {
+            return Ok(KernelSpec::Host);
+        }
+        if let Some(v) = s.strip_prefix("debian:") {
+            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "._+~-".contains(c)) {
+                return Err(format!("`{s}`: a Debian kernel spec is debian:<version>, e.g. {DEFAULT_KERNEL}"));
+            }
+            return Ok(KernelSpec::Debian(v.to_string()));
+        }
+        for (prefix, kasan) in [("tree:", false), ("tree+kasan:", true)] {
+            if let Some(t) = s.strip_prefix(prefix) {
+                let p = Path::new(t);
+                if !p.join("Makefile").is_file() || !p.join("Kconfig").is_file() {
+                    return Err(format!("`{s}`: {t} is not a kernel source tree (no Makefile/Kconfig)"));
+                }
+                return p.canonicalize().map(|path| KernelSpec::Tree { path, kasan }).map_err(|e| format!("{s}: {e}"));
+            }
+        }
+        let p = Path::new(s);
+        if p.exists() {
+            return p.canonicalize().map(KernelSpec::Path).map_err(|e| format!("{s}: {e}"));
+        }
+        Err(format!("kernel `{s}`: not `host`, `debian:<version>`, or an existing bzImage/vmlinuz/build tree"))
+    }
+}
+
+fn vm_dir() -> PathBuf {
+    crate::paths::repo_root().join("vm")
+}
+
+/// Runs vm/provision.sh (idempotent; well under a second when all is present).
+pub fn provision() -> Result<(), String> {
+    let script = vm_dir().join("provision.sh");
+    let st = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed ({st})", script.display()))
+    }
+}
+
+/// Resolves a spec to something `vng --run` accepts; fetches Debian kernels.
+pub fn resolve(spec: &KernelSpec) -> Result<PathBuf, String> {
+    match spec {
+        KernelSpec::Host => Err("the host kernel needs no VM".into()),
+        KernelSpec::Path(p) => Ok(p.clone()),
+        KernelSpec::Tree { path, kasan } => {
+            let p = path.display().to_string();
+            let mut args = vec![p.as_str()];
+            if *kasan {
+                args.push("--kasan");
+            }
+            script_path("build-tree.sh", &args)
+        }
+        KernelSpec::Debian(v) => {
+            let script = vm_dir().join("kernel.sh");
+            let out = Command::new("bash")
+                .arg(&script)
+                .arg("fetch")
+                .arg(format!("debian:{v}"))
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| format!("{}: {e}", script.display()))?;
+            if !out.status.success() {
+                return Err(format!("fetching debian:{v} failed ({})", out.status));
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let path = text.lines().last().unwrap_or("").trim();
+            if path.is_empty() || !Path::new(path).exists() {
+                return Err(format!("kernel.sh fetch debian:{v} printed no kernel path"));
+            }
+            Ok(PathBuf::from(path))
+        }
+    }
+}
+
+/// Runs a vm/ script whose last stdout line is a path (kernel.sh, netdevsim.sh, ethtool.sh).
+fn script_path(script: &str, args: &[&str]) -> Result<PathBuf, String> {
+    let script = vm_dir().join(script);
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} {} failed ({})", script.display(), args.join(" "), out.status));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let path = text.lines().last().unwrap_or("").trim();
+    if path.is_empty() || !Path::new(path).exists() {
+        return Err(format!("{} {} printed no path", script.display(), args.join(" ")));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// The kernel release of a fetched Debian kernel (`.../modules/<kver>/vmlinuz`).
+pub fn debian_kver(kernel: &Path) -> Option<String> {
+    let dir = kernel.parent()?;
+    (dir.parent()?.file_name()? == "modules").then(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))?
+}
+
+/// What the guest needs for the run's topologies, as environment assignments: ethtool 7.x
+/// and the netdevsim modules built for this kernel (host side: the guest has no network).
+pub fn guest_tools(kernel: &Path, topologies: &[String]) -> Result<Vec<(String, String)>, String> {
+    let mut kinds = Vec::new();
+    for t in topologies {
+        if crate::topology::Topo::builtin(t).is_none() {
+            let f = crate::topology::load(t)?;
+            kinds.push(f.kind);
+            kinds.extend(f.simulate);
+        }
+    }
+    if kinds.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut env = vec![("ZCRX_ETHTOOL".to_string(), script_path("ethtool.sh", &["fetch"])?.display().to_string())];
+    use crate::topology::Kind;
+    let wants = |k: Kind| kinds.contains(&k);
+    if wants(Kind::Netdevsim) || wants(Kind::NetdevsimZcrx) {
+        let kver = debian_kver(kernel).ok_or_else(|| {
+            format!(
+                "{}: netdevsim is built only for Debian kernels; build your kernel with CONFIG_NETDEVSIM",
+                kernel.display()
+            )
+        })?;
+        for (k, variant, var) in
+            [(Kind::Netdevsim, "stock", "ZCRX_NETDEVSIM_STOCK"), (Kind::NetdevsimZcrx, "zcrx", "ZCRX_NETDEVSIM_ZCRX")]
+        {
+            if wants(k) {
+                let ko = script_path("netdevsim.sh", &["build", &kver, "--variant", variant])?;
+                env.push((var.to_string(), ko.display().to_string()));
+            }
+        }
+    }
+    Ok(env)
+}
+
+/// Passes `kernel.sh list` through.
+pub fn list_kernels(pattern: Option<&str>) -> Result<(), String> {
+    let script = vm_dir().join("kernel.sh");
+    let mut c = Command::new("bash");
+    c.arg(&script).arg("list");
+    if let Some(p) = pattern {
+        c.arg(p);
+    }
+    let st = c.status().map_err(|e| format!("{}: {e}", script.display()))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("kernel.sh list failed ({st})"))
+    }
+}
