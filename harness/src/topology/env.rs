@@ -1,0 +1,352 @@
+//! The environment a topology file describes, while it is up: [`Env`] (also named `Active`).
+//!
+//! [`TopologyFile::up`] brings the topology up and returns an [`Env`] guard. Everything it
+//! creates (namespaces, netdevsim devices) and every setting it changes is recorded in the
+//! guard before the next step, so a failure half-way still undoes what exists; dropping the
+//! guard (or calling [`Env::down`]) deletes what was created and restores what was changed.
+//! The model is the kernel selftests' `NetDrvEpEnv` (tools/testing/selftests/drivers/net/lib/py),
+//! used as a context manager. Namespaces and devices carry the harness pid, so
+//! [`clean_leftovers`] can remove those of a run that was killed before it could tear down.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use super::tools::{apply_settings, first_ipv4, ifindex_in, ip, ip_ns, read_settings, run, Tools};
+use super::{parse_cidr, Kind, Settings, Topo, TopologyFile};
+
+/// A topology that is up. Dropping it tears it down (also on errors and Ctrl-C paths).
+pub struct Env {
+    pub topo: Topo,
+    namespaces: Vec<String>,
+    nsim_ids: Vec<u32>,
+    /// (netns, device, settings before we changed them)
+    restore: Vec<(Option<String>, String, Settings)>,
+    pub log: Vec<String>,
+}
+
+/// The name the rest of the crate has used for [`Env`].
+pub type Active = Env;
+
+impl TopologyFile {
+    /// Sets the topology up. Everything created is recorded in the returned value first, so
+    /// a failure half-way still tears down what exists.
+    /// `slot` numbers the topologies of one run (names and netdevsim ids stay distinct).
+    pub fn up(&self, tools: &Tools, slot: u32) -> Result<Env, String> {
+        let pid = std::process::id();
+        let mut a = Env {
+            topo: Topo { name: self.name.clone(), if_rxq: self.rxq, queues: self.queues, ..Default::default() },
+            namespaces: Vec::new(),
+            nsim_ids: Vec::new(),
+            restore: Vec::new(),
+            log: clean_leftovers(),
+        };
+        a.topo.ethtool = tools.ethtool.clone();
+        a.topo.may_change = self.may_change.clone();
+        match self.kind {
+            Kind::Nic => self.up_nic(&mut a, tools, pid, slot)?,
+            _ => self.up_pair(&mut a, tools, pid, slot)?,
+        }
+        Ok(a)
+    }
+
+    fn up_pair(&self, a: &mut Env, tools: &Tools, pid: u32, slot: u32) -> Result<(), String> {
+        let ns_dut = format!("{NS_PREFIX}{pid}-{slot}dut");
+        let ns_peer = format!("{NS_PREFIX}{pid}-{slot}peer");
+        self.up_pair_named(a, tools, pid, slot, &ns_dut, &ns_peer, None)
+    }
+
+    /// `rename`: names for the DUT and peer ports (the nic simulation).
+    #[allow(clippy::too_many_arguments)]
+    fn up_pair_named(
+        &self,
+        a: &mut Env,
+        tools: &Tools,
+        pid: u32,
+        slot: u32,
+        ns_dut: &str,
+        ns_peer: &str,
+        rename: Option<(&str, &str)>,
+    ) -> Result<(), String> {
+        let (ns_dut, ns_peer) = (ns_dut.to_string(), ns_peer.to_string());
+        for ns in [&ns_dut, &ns_peer] {
+            ip(&["netns", "add", ns])?;
+            a.namespaces.push(ns.clone());
+            ip_ns(ns, &["link", "set", "lo", "up"])?;
+        }
+        let (dut_dev, peer_dev) = match self.kind {
+            Kind::Veth => {
+                let _ = run(Path::new("modprobe"), &["veth"]);
+                let q = self.queues.to_string();
+                ip(&[
+                    "link",
+                    "add",
+                    "zcrxv0",
+                    "numrxqueues",
+                    &q,
+                    "numtxqueues",
+                    &q,
+                    "netns",
+                    &ns_dut,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "zcrxv1",
+                    "numrxqueues",
+                    &q,
+                    "numtxqueues",
+                    &q,
+                    "netns",
+                    &ns_peer,
+                ])?;
+                ("zcrxv0".to_string(), "zcrxv1".to_string())
+            }
+            Kind::Netdevsim | Kind::NetdevsimZcrx => {
+                let (ko, variant) = if self.kind == Kind::NetdevsimZcrx {
+                    (tools.netdevsim_zcrx.as_ref(), "zcrx")
+                } else {
+                    (tools.netdevsim_stock.as_ref(), "stock")
+                };
+                if !Path::new("/sys/bus/netdevsim").exists() || ko.is_some() {
+                    let ko = ko.ok_or_else(|| {
+                        format!(
+                            "no {variant} netdevsim module for this kernel (the VM runner builds it: vm/netdevsim.sh)"
+                        )
+                    })?;
+                    load_netdevsim(ko, variant)?;
+                }
+                let mut names = Vec::new();
+                for (i, ns) in [&ns_dut, &ns_peer].into_iter().enumerate() {
+                    let id = NSIM_ID_BASE + (pid % 100) * 8 + (slot % 4) * 2 + i as u32;
+                    std::fs::write("/sys/bus/netdevsim/new_device", format!("{id} 1 {}", self.queues))
+                        .map_err(|e| format!("netdevsim new_device {id}: {e}"))?;
+                    a.nsim_ids.push(id);
+                    let _ = std::fs::write(format!("/run/zcrx-conform-nsim-{id}"), pid.to_string());
+                    // udev renames the port (eth0 -> eni...): let it finish, and retry the move
+                    // with the current name if the rename raced us.
+                    let _ = run(Path::new("udevadm"), &["settle", "--timeout=10"]);
+                    let mut moved = Err(String::new());
+                    for _ in 0..10 {
+                        let dev = wait_for_nsim_port(id)?;
+                        moved = ip(&["link", "set", &dev, "netns", ns]).map(|_| dev);
+                        if moved.is_ok() {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                    }
+                    names.push(moved?);
+                }
+                if let Some((rd, rp)) = rename {
+                    ip_ns(&ns_dut, &["link", "set", &names[0], "name", rd])?;
+                    ip_ns(&ns_peer, &["link", "set", &names[1], "name", rp])?;
+                    names = vec![rd.to_string(), rp.to_string()];
+                }
+                let (d, p) = (names[0].clone(), names[1].clone());
+                let fd_dut = std::fs::File::open(format!("/run/netns/{ns_dut}")).map_err(|e| e.to_string())?;
+                let fd_peer = std::fs::File::open(format!("/run/netns/{ns_peer}")).map_err(|e| e.to_string())?;
+                let idx_d = ifindex_in(&ns_dut, &d)?;
+                let idx_p = ifindex_in(&ns_peer, &p)?;
+                // The fds must stay open across the write; sysfs resolves them in our task.
+                use std::os::fd::AsRawFd;
+                let link = format!("{}:{idx_d} {}:{idx_p}", fd_dut.as_fd().as_raw_fd(), fd_peer.as_fd().as_raw_fd());
+                std::fs::write("/sys/bus/netdevsim/link_device", &link)
+                    .map_err(|e| format!("netdevsim link_device: {e}"))?;
+                a.topo.debugfs =
+                    Some(PathBuf::from(format!("/sys/kernel/debug/netdevsim/netdevsim{}/ports/0", a.nsim_ids[0])));
+                (d, p)
+            }
+            Kind::Nic => unreachable!("handled by up_nic"),
+        };
+        let (da, dp) = parse_cidr(&self.dut_address)?;
+        let (pa, pp) = parse_cidr(&self.peer_address)?;
+        ip_ns(&ns_dut, &["addr", "add", &format!("{da}/{dp}"), "dev", &dut_dev])?;
+        ip_ns(&ns_peer, &["addr", "add", &format!("{pa}/{pp}"), "dev", &peer_dev])?;
+        ip_ns(&ns_dut, &["link", "set", &dut_dev, "up"])?;
+        ip_ns(&ns_peer, &["link", "set", &peer_dev, "up"])?;
+        if self.dut != Settings::default() || self.peer != Settings::default() {
+            let et = a.topo.ethtool.clone().ok_or("no ethtool found (vm/ethtool.sh fetches ethtool 7.x)")?;
+            apply_settings(&et, Some(&ns_dut), &dut_dev, &self.dut)?;
+            apply_settings(&et, Some(&ns_peer), &peer_dev, &self.peer)?;
+        }
+        a.topo.if_idx = ifindex_in(&ns_dut, &dut_dev)?;
+        a.topo.peer_if_idx = ifindex_in(&ns_peer, &peer_dev)?;
+        a.topo.netns = Some(PathBuf::from(format!("/run/netns/{ns_dut}")));
+        a.topo.peer_netns = Some(PathBuf::from(format!("/run/netns/{ns_peer}")));
+        a.topo.dut_dev = Some(dut_dev);
+        a.topo.peer_dev = Some(peer_dev);
+        a.topo.dut_addr = da;
+        a.topo.peer_addr = pa;
+        a.log.push(format!("topology {} up: {}", self.name, serde_json::to_string(&a.topo).unwrap_or_default()));
+        Ok(())
+    }
+
+    fn up_nic(&self, a: &mut Env, tools: &Tools, pid: u32, slot: u32) -> Result<(), String> {
+        let dev = self.interface.clone().ok_or("nic: no interface")?;
+        let remote = self.remote.as_ref().ok_or("nic: no remote")?;
+        let ns = self.netns.clone();
+        if let Some(kind) = self.simulate {
+            // Build the pair exactly where the file says the NIC and its peer are.
+            let (Some(n), Some(pn), Some(pi)) = (&self.netns, &remote.netns, &remote.interface) else {
+                return Err("nic simulate: netns, remote.netns and remote.interface are required".into());
+            };
+            let pair = TopologyFile {
+                kind,
+                dut: Settings::default(),
+                peer: Settings { combined: Some(1), ..Default::default() },
+                dut_address: self.dut_address.clone(),
+                peer_address: format!("{}/{}", remote.address, parse_cidr(&self.dut_address)?.1),
+                ..self.clone()
+            };
+            pair.up_pair_named(a, tools, pid, slot, n, pn, Some((&dev, pi)))?;
+            a.topo.if_rxq = self.rxq;
+        }
+        let idx = match &ns {
+            Some(n) => ifindex_in(n, &dev)?,
+            None => nix::net::if_::if_nametoindex(dev.as_str()).map_err(|e| format!("nic: interface {dev}: {e}"))?,
+        };
+        let dut_addr = first_ipv4(ns.as_deref(), &dev)?;
+        if !self.may_change.is_empty() || self.dut != Settings::default() {
+            let et = a.topo.ethtool.clone().ok_or("no ethtool found")?;
+            let before = read_settings(&et, ns.as_deref(), &dev)?;
+            a.restore.push((ns.clone(), dev.clone(), before));
+            apply_settings(&et, ns.as_deref(), &dev, &self.dut)?;
+        }
+        a.topo.if_idx = idx;
+        a.topo.netns = ns.map(|n| PathBuf::from(format!("/run/netns/{n}")));
+        a.topo.peer_netns = remote.netns.as_ref().map(|n| PathBuf::from(format!("/run/netns/{n}")));
+        a.topo.dut_dev = Some(dev);
+        a.topo.peer_dev = remote.interface.clone();
+        a.topo.dut_addr = dut_addr;
+        a.topo.peer_addr = remote.address.clone();
+        a.log.push(format!("topology {} (nic) up: {}", self.name, serde_json::to_string(&a.topo).unwrap_or_default()));
+        Ok(())
+    }
+}
+
+fn wait_for_nsim_port(id: u32) -> Result<String, String> {
+    let dir = format!("/sys/bus/netdevsim/devices/netdevsim{id}/net");
+    for _ in 0..200 {
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            if let Some(e) = rd.flatten().next() {
+                return Ok(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Err(format!("netdevsim{id}: no port appeared in {dir}"))
+}
+
+impl Env {
+    /// Re-applies the recorded settings (after a case changed them).
+    pub fn restore_settings(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        let Some(et) = &self.topo.ethtool else { return errs };
+        for (ns, dev, s) in &self.restore {
+            if let Err(e) = apply_settings(et, ns.as_deref(), dev, s) {
+                errs.push(e);
+            }
+        }
+        errs
+    }
+
+    /// Records the DUT's current settings so a case may change them (pair topologies).
+    pub fn snapshot_dut(&mut self) -> Result<(), String> {
+        let (Some(et), Some(dev)) = (&self.topo.ethtool, &self.topo.dut_dev) else { return Ok(()) };
+        if self.restore.iter().any(|(_, d, _)| d == dev) {
+            return Ok(());
+        }
+        let ns = self.topo.netns.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+        let s = read_settings(et, ns.as_deref(), dev)?;
+        self.restore.push((ns, dev.clone(), s));
+        Ok(())
+    }
+
+    /// Tears everything down; returns what could not be undone.
+    pub fn down(&mut self) -> Vec<String> {
+        let mut errs = self.restore_settings();
+        self.restore.clear();
+        for id in self.nsim_ids.drain(..) {
+            if let Err(e) = std::fs::write("/sys/bus/netdevsim/del_device", id.to_string()) {
+                errs.push(format!("netdevsim del_device {id}: {e}"));
+            }
+            let _ = std::fs::remove_file(format!("/run/zcrx-conform-nsim-{id}"));
+        }
+        for ns in self.namespaces.drain(..) {
+            if let Err(e) = ip(&["netns", "del", &ns]) {
+                errs.push(e);
+            }
+        }
+        errs
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for e in self.down() {
+            eprintln!("topology teardown: {e}");
+        }
+    }
+}
+
+/// Namespace names carry this prefix and the harness pid, so leftovers of a killed run can
+/// be recognised and removed by the next one.
+const NS_PREFIX: &str = "zcrxc";
+const NSIM_ID_BASE: u32 = 7700;
+
+fn pid_alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Removes namespaces and netdevsim devices left by harness runs that no longer exist.
+pub fn clean_leftovers() -> Vec<String> {
+    let mut done = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/run/netns") {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = n.strip_prefix(NS_PREFIX) else { continue };
+            let pid: i32 = rest.split('-').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            if pid > 0 && !pid_alive(pid) && ip(&["netns", "del", &n]).is_ok() {
+                done.push(format!("removed stale netns {n}"));
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir("/sys/bus/netdevsim/devices") {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let id: u32 = n.strip_prefix("netdevsim").and_then(|i| i.parse().ok()).unwrap_or(0);
+            let owner_alive = std::fs::read_to_string(format!("/run/zcrx-conform-nsim-{id}"))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+                .is_some_and(pid_alive);
+            if (NSIM_ID_BASE..NSIM_ID_BASE + 1000).contains(&id)
+                && !owner_alive
+                && std::fs::write("/sys/bus/netdevsim/del_device", id.to_string()).is_ok()
+            {
+                let _ = std::fs::remove_file(format!("/run/zcrx-conform-nsim-{id}"));
+                done.push(format!("removed stale netdevsim{id}"));
+            }
+        }
+    }
+    done
+}
+
+fn load_netdevsim(ko: &Path, variant: &str) -> Result<(), String> {
+    if Path::new("/sys/module/netdevsim").exists() {
+        let marker = std::fs::read_to_string("/run/zcrx-conform-nsim-variant").unwrap_or_default();
+        if marker.trim() == variant {
+            return Ok(());
+        }
+        let busy = std::fs::read_dir("/sys/bus/netdevsim/devices").map(|d| d.count()).unwrap_or(0);
+        if busy > 0 {
+            return Err(format!(
+                "the {} netdevsim module is loaded with devices; netdevsim and netdevsim-zcrx cannot be up in one run",
+                if marker.trim().is_empty() { "other" } else { marker.trim() }
+            ));
+        }
+        run(Path::new("rmmod"), &["netdevsim"]).map_err(|e| format!("another netdevsim is loaded: {e}"))?;
+    }
+    let _ = run(Path::new("modprobe"), &["psample"]);
+    run(Path::new("insmod"), &[ko.to_str().unwrap_or("")])?;
+    let _ = std::fs::write("/run/zcrx-conform-nsim-variant", variant);
+    Ok(())
+}
