@@ -41,7 +41,7 @@ impl Ctx<'_> {
         let mut new_area = None;
         if op == ZCRX_CTRL_ADD_AREA {
             let pages = c.area_pages.unwrap_or(self.case.def.zcrx.area_pages) as usize;
-            let mem = Mem::anon(pages.max(1) * PAGE).map_err(|e| format!("harness: mmap: {e}"))?;
+            let mem = Mem::anon(pages.max(1) * PAGE).map_err(|e| harness(format!("mmap: {e}")))?;
             self.last.insert("new_area.addr".into(), mem.addr());
             let mut a = ZcrxAreaReg { addr: mem.addr(), len: (pages * PAGE) as u64, ..Default::default() };
             self.apply(as_bytes_mut(&mut a), &AREA_REG, &c.area)?;
@@ -122,8 +122,8 @@ impl Ctx<'_> {
             _ => None,
         };
         let n = q.chain.unwrap_or(1).max(1) as usize;
-        let hdrs = Mem::anon(n * QUERY_HDR.size).map_err(|e| format!("harness: {e}"))?;
-        let data = Mem::anon(PAGE).map_err(|e| format!("harness: {e}"))?;
+        let hdrs = Mem::anon(n * QUERY_HDR.size).map_err(|e| harness(format!("{e}")))?;
+        let data = Mem::anon(PAGE).map_err(|e| harness(format!("{e}")))?;
         for i in 0..n {
             let mut h = QueryHdr {
                 next_entry: if i + 1 < n { hdrs.addr() + ((i + 1) * QUERY_HDR.size) as u64 } else { 0 },

@@ -96,7 +96,7 @@ impl Ctx<'_> {
 
     pub(super) fn connect(&mut self, c: &Connect) -> StepResult {
         let name = c.name.clone().unwrap_or_else(|| "c0".into());
-        let io = |e: std::io::Error| format!("harness: {e}");
+        let io = |e: std::io::Error| harness(e.to_string());
         let (recv, peer): (OwnedFd, OwnedFd) = match c.kind {
             ConnKind::Tcp => {
                 let l = TcpListener::bind((self.topo.dut_addr.as_str(), 0)).map_err(io)?;
@@ -126,7 +126,7 @@ impl Ctx<'_> {
                 (a.into(), b.into())
             }
             ConnKind::Pipe => {
-                let (r, w) = nix::unistd::pipe().map_err(|e| format!("harness: pipe: {e}"))?;
+                let (r, w) = nix::unistd::pipe().map_err(|e| harness(format!("pipe: {e}")))?;
                 (r, w)
             }
         };
@@ -138,7 +138,7 @@ impl Ctx<'_> {
     pub(super) fn send(&mut self, x: &Send) -> StepResult {
         let name = x.conn.clone().unwrap_or_else(|| "c0".into());
         let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
-        let peer = c.peer.as_ref().ok_or("the peer is closed")?.try_clone().map_err(|e| format!("harness: {e}"))?;
+        let peer = c.peer.as_ref().ok_or("the peer is closed")?.try_clone().map_err(|e| harness(format!("{e}")))?;
         let start = c.sent;
         let total = x.bytes;
         let chunk = x.chunk.unwrap_or(65536).max(1);

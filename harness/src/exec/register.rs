@@ -23,20 +23,20 @@ impl Ctx<'_> {
         let region_size = sys::page_align(stats_auto + 16);
         let region_kind = r.region_kind.unwrap_or(defs.region);
         let pages = r.area_pages.unwrap_or(defs.area_pages) as usize;
-        let area_mem = Mem::anon(pages.max(1) * PAGE).map_err(|e| format!("harness: area mmap: {e}"))?;
+        let area_mem = Mem::anon(pages.max(1) * PAGE).map_err(|e| harness(format!("area mmap: {e}")))?;
         match r.area_prot {
-            Some(AreaProt::Read) => area_mem.protect(libc::PROT_READ).map_err(|e| format!("harness: {e}"))?,
+            Some(AreaProt::Read) => area_mem.protect(libc::PROT_READ).map_err(|e| harness(format!("{e}")))?,
             Some(AreaProt::TailNone) => {
                 let last = (pages.max(1) - 1) * PAGE;
                 // SAFETY: the last page of our own mapping.
                 if unsafe { libc::mprotect(area_mem.as_ptr().add(last) as *mut _, PAGE, libc::PROT_NONE) } != 0 {
-                    return Err(format!("harness: mprotect: {}", std::io::Error::last_os_error()).into());
+                    return Err(harness(format!("mprotect: {}", std::io::Error::last_os_error())));
                 }
             }
             None => {}
         }
         let region_mem = match region_kind {
-            RegionKind::User => Some(Mem::anon(region_size).map_err(|e| format!("harness: region mmap: {e}"))?),
+            RegionKind::User => Some(Mem::anon(region_size).map_err(|e| harness(format!("region mmap: {e}")))?),
             RegionKind::Kernel => None,
         };
         self.last.insert("area.addr".into(), area_mem.addr());

@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 
 pub use probe::{Feature, Probe};
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pass,
     Fail,
+    #[default]
     Skip,
     /// Failed as a declared known deviation expects.
     Xfail,
@@ -104,12 +105,6 @@ pub struct Outcome {
     /// The harness failed, not the kernel (reported as ERROR where formats have one).
     #[serde(default)]
     pub harness_error: bool,
-}
-
-impl Default for Status {
-    fn default() -> Self {
-        Status::Skip
-    }
 }
 
 impl Outcome {

@@ -15,8 +15,8 @@
 //!   values of a case make the last component). A run that stopped early (VM died, interrupted)
 //!   adds one `zcrx` test with status ERROR and the reason.
 //!
-//! Statuses: pass → PASS, fail → FAIL (ERROR when the harness itself failed: a `harness:`
-//! message or an interrupted case), skip → SKIP, xfail (a declared known deviation) → FAIL with
+//! Statuses: pass → PASS, fail → FAIL (ERROR when the harness itself failed: a case report
+//! marked `harness_error`, e.g. an interrupted case), skip → SKIP, xfail (a declared known deviation) → FAIL with
 //! `waived: true`, xpass (the deviation no longer reproduces: the kernel now conforms) → PASS.
 //!
 //! Times: a [`RunReport`] carries durations, not wall-clock times, so the runs are taken to have
@@ -111,14 +111,11 @@ pub fn status(case: &CaseReport) -> (&'static str, bool) {
         Status::Pass | Status::Xpass => ("PASS", false),
         Status::Skip => ("SKIP", false),
         Status::Xfail => ("FAIL", true),
-        Status::Fail if harness_error(&case.message) => ("ERROR", false),
+        Status::Fail if case.harness_error => ("ERROR", false),
         Status::Fail => ("FAIL", false),
     }
 }
 
-fn harness_error(message: &str) -> bool {
-    message.starts_with("harness:") || message == "interrupted"
-}
 
 /// The dotted KCIDB test path of a case id: `zcrx.area.name[.matrix_values]`.
 pub fn test_path(case_id: &str) -> String {
@@ -395,6 +392,7 @@ mod tests {
                 "id": id, "file": "cases/x.yaml", "area": "registration", "about": "checks a thing",
                 "spec": ["R1"], "topology": "nodev", "status": status, "message": message,
                 "log": ["step 1 ok"], "kernel_log": kernel_log, "duration_s": 0.25,
+                "harness_error": message.starts_with("harness error"),
             })
         };
         let probe = crate::model::Probe {
@@ -414,7 +412,7 @@ mod tests {
                 case("ctrl.resv_nonzero[__resv[0]]", "skip", "needs kernel >= 7.3", vec![]),
                 case("deviations.x", "xfail", "known deviation", vec![]),
                 case("deviations.y", "xpass", "deviation gone", vec![]),
-                case("drain.eof[3000,false]", "fail", "harness: mmap: ENOMEM", vec![]),
+                case("drain.eof[3000,false]", "fail", "harness error: mmap: ENOMEM", vec![]),
             ],
             "duration_s": 12.5,
             "aborted": aborted,
