@@ -1,0 +1,293 @@
+//! The case file format: one [`CaseFile`] and the types it is made of, down to [`Step`].
+//! The bodies of the step actions are in `steps.rs`. The JSON Schema is derived from these types.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::steps::{
+    Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, MmapRegion, Netns,
+    Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send, Shutdown, Tun,
+};
+use super::{Axis, Sp, Value};
+use crate::model::Feature;
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Area {
+    Registration,
+    Reserved,
+    Import,
+    Area,
+    Rq,
+    Events,
+    Drain,
+    Query,
+    Ctrl,
+    Recv,
+    Nic,
+}
+
+impl Area {
+    pub fn name(self) -> &'static str {
+        match self {
+            Area::Registration => "registration",
+            Area::Reserved => "reserved",
+            Area::Import => "import",
+            Area::Area => "area",
+            Area::Rq => "rq",
+            Area::Events => "events",
+            Area::Drain => "drain",
+            Area::Query => "query",
+            Area::Ctrl => "ctrl",
+            Area::Recv => "recv",
+            Area::Nic => "nic",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Cap {
+    /// CAP_NET_ADMIN in the caller's user namespace.
+    NetAdmin,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KernelRange {
+    /// Lowest kernel version (inclusive), e.g. "7.2".
+    pub min: Option<String>,
+    /// Highest kernel version (inclusive), e.g. "7.2.99".
+    pub max: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Requires {
+    #[serde(default)]
+    pub features: Vec<Feature>,
+    pub kernel: Option<KernelRange>,
+    /// Topologies the case can run on (default: host, nodev).
+    #[serde(default)]
+    pub topology: Vec<String>,
+    /// Capabilities; when absent, a case with a `register` step needs net_admin.
+    pub caps: Option<Vec<Cap>>,
+}
+
+fn default_ring_flags() -> Value {
+    Value::List(vec![
+        Value::Str("DEFER_TASKRUN".into()),
+        Value::Str("SINGLE_ISSUER".into()),
+        Value::Str("CQE32".into()),
+    ])
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RingSpec {
+    /// IORING_SETUP_* names (without the prefix) or a number.
+    #[serde(default = "default_ring_flags")]
+    pub flags: Value,
+    #[serde(default = "d_sq_entries")]
+    pub entries: u32,
+    /// CQ size (IORING_SETUP_CQSIZE is added when set).
+    #[serde(default = "d_cq_entries")]
+    pub cq_entries: Option<u32>,
+}
+
+fn d_sq_entries() -> u32 {
+    64
+}
+fn d_cq_entries() -> Option<u32> {
+    Some(1024)
+}
+
+impl Default for RingSpec {
+    fn default() -> Self {
+        RingSpec { flags: default_ring_flags(), entries: d_sq_entries(), cq_entries: d_cq_entries() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionKind {
+    /// User memory (IORING_MEM_REGION_TYPE_USER).
+    #[default]
+    User,
+    /// Kernel-allocated, mmapped at region_desc.mmap_offset.
+    Kernel,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZcrxDefaults {
+    #[serde(default = "d_rq_entries")]
+    pub rq_entries: u32,
+    #[serde(default = "d_area_pages")]
+    pub area_pages: u32,
+    #[serde(default)]
+    pub region: RegionKind,
+}
+
+fn d_rq_entries() -> u32 {
+    64
+}
+fn d_area_pages() -> u32 {
+    132
+}
+
+impl Default for ZcrxDefaults {
+    fn default() -> Self {
+        ZcrxDefaults { rq_entries: d_rq_entries(), area_pages: d_area_pages(), region: RegionKind::User }
+    }
+}
+
+/// One case file.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    /// Unique id, dotted: `<area>.<name>`.
+    pub id: String,
+    pub area: Area,
+    /// One or two sentences: what the kernel must do and why.
+    pub about: String,
+    /// Rows of the spec this case checks (e.g. R5, N1).
+    #[serde(default)]
+    pub spec: Vec<String>,
+    #[serde(default)]
+    pub requires: Requires,
+    /// Seconds before the case is killed (default: the run's --timeout).
+    pub timeout: Option<f64>,
+    /// Parameters: every combination is one case; `{name}` in the file is replaced.
+    #[serde(default)]
+    pub matrix: BTreeMap<String, Axis>,
+    #[serde(default)]
+    pub ring: RingSpec,
+    #[serde(default)]
+    pub zcrx: ZcrxDefaults,
+    /// The kernel is known to differ from this case's expectation (a kernel deviation):
+    /// on a kernel in range, a failure is reported as xfail and a pass as xpass.
+    #[serde(default)]
+    pub known_deviation: Vec<KnownDeviation>,
+    /// Run the case in a new user namespace: root there, but without CAP_NET_ADMIN in the
+    /// initial namespace, which is where zcrx checks it.
+    #[serde(default)]
+    pub userns: bool,
+    pub steps: Vec<Sp<Step>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KnownDeviation {
+    /// What the kernel does instead, in a sentence.
+    pub reason: String,
+    /// Where it is written up (docs/deviations/..., a mailing-list thread).
+    pub link: Option<String>,
+    /// Text the failure message must contain (e.g. "kernel returned EFAULT"); a failure
+    /// that does not is a real failure, not the known deviation.
+    pub observed: Option<String>,
+    pub min: Option<String>,
+    pub max: Option<String>,
+}
+
+/// What the kernel must answer. Absent on an action step: the call must succeed.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The syscall fails with this errno (name).
+    pub errno: Option<String>,
+    /// Exact non-negative return value.
+    pub ret: Option<i64>,
+    /// Values read back after the call: `ifq.rq_entries`, `area.rq_area_token`,
+    /// `region.mmap_offset`, `ctrl.zc_export.zcrx_fd`, `hdr.result`, `data.features`, ...
+    #[serde(default)]
+    pub out: BTreeMap<String, Sp<Value>>,
+    /// Per-kernel differences: the first entry whose range holds the running kernel
+    /// replaces errno/ret/out.
+    #[serde(default)]
+    pub kernels: Vec<KernelExpect>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KernelExpect {
+    pub min: Option<String>,
+    pub max: Option<String>,
+    pub errno: Option<String>,
+    pub ret: Option<i64>,
+    #[serde(default)]
+    pub out: BTreeMap<String, Sp<Value>>,
+    /// Why this kernel differs.
+    pub why: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Which ring (default: main).
+    pub ring: Option<String>,
+    pub register: Option<Register>,
+    pub ctrl: Option<Ctrl>,
+    pub query: Option<Query>,
+    pub register_raw: Option<RegisterRaw>,
+    pub open_ring: Option<OpenRing>,
+    pub connect: Option<Connect>,
+    pub send: Option<Send>,
+    pub shutdown: Option<Shutdown>,
+    pub recv_zc: Option<RecvZc>,
+    pub expect_cqes: Option<ExpectCqes>,
+    pub expect_data: Option<ExpectData>,
+    pub drain_data: Option<DrainData>,
+    pub expect_no_cqe: Option<ExpectNoCqe>,
+    pub return_buffers: Option<ReturnBuffers>,
+    pub rq_push: Option<RqPush>,
+    pub rq_set: Option<RqSet>,
+    pub expect_rq: Option<ExpectRq>,
+    pub expect_stats: Option<ExpectStats>,
+    pub mmap_region: Option<MmapRegion>,
+    pub close: Option<Close>,
+    pub tun: Option<Tun>,
+    pub netns: Option<Netns>,
+    pub ethtool: Option<crate::topology::Settings>,
+    pub nsim: Option<Nsim>,
+    pub expect: Option<Expect>,
+}
+
+impl Step {
+    /// Names of the action keys present.
+    pub fn actions(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        macro_rules! has {
+            ($($f:ident),*) => { $(if self.$f.is_some() { v.push(stringify!($f)); })* };
+        }
+        has!(
+            register,
+            ctrl,
+            query,
+            register_raw,
+            open_ring,
+            connect,
+            send,
+            shutdown,
+            recv_zc,
+            expect_cqes,
+            expect_data,
+            drain_data,
+            expect_no_cqe,
+            return_buffers,
+            rq_push,
+            rq_set,
+            expect_rq,
+            expect_stats,
+            mmap_region,
+            close,
+            tun,
+            netns,
+            ethtool,
+            nsim
+        );
+        v
+    }
+}

@@ -1,0 +1,390 @@
+//! The bodies of the step actions: one struct (with its option enums) per action key of a
+//! [`Step`](super::Step).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Overrides, RegionKind, RingSpec, Value};
+
+/// IORING_REGISTER_ZCRX_IFQ with a valid default registration (from the topology and the
+/// case's `zcrx` defaults) and the named field overrides.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    /// Name to refer to this instance later (default z0).
+    pub name: Option<String>,
+    /// Overrides of io_uring_zcrx_ifq_reg fields.
+    #[serde(default)]
+    pub ifq: Overrides,
+    /// Overrides of io_uring_zcrx_area_reg fields.
+    #[serde(default)]
+    pub area: Overrides,
+    /// Overrides of io_uring_region_desc fields.
+    #[serde(default)]
+    pub region: Overrides,
+    /// zcrx_event_desc: present = event_desc points at it. `type_mask` takes event names.
+    /// `stats_offset: auto` picks the first valid offset after the RQEs.
+    pub event: Option<Overrides>,
+    /// Area memory size in pages (default: the case's zcrx.area_pages).
+    pub area_pages: Option<u32>,
+    /// Region kind (default: the case's zcrx.region).
+    pub region_kind: Option<RegionKind>,
+    /// Register an import of this exported fd name (flags=IMPORT, if_idx=fd, rest 0).
+    pub import: Option<String>,
+    /// Place these structs on a read-only page: ifq, area, region, event.
+    #[serde(default)]
+    pub readonly: Vec<String>,
+    #[serde(default = "one")]
+    pub nr_args: u32,
+    /// Protection of the area memory: `read` (read-only mapping) or `tail_none` (its last
+    /// page unmapped-like, PROT_NONE), so pinning fails.
+    pub area_prot: Option<AreaProt>,
+    /// Retry while the kernel answers EEXIST/EBUSY for up to this long (a queue being released
+    /// asynchronously after a teardown); the final answer is what is checked.
+    pub retry_ms: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AreaProt {
+    Read,
+    TailNone,
+}
+
+/// IORING_REGISTER_ZCRX_CTRL.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ctrl {
+    /// FLUSH_RQ, EXPORT, ARM_EVENT, ADD_AREA or a number.
+    pub op: Value,
+    /// The zcrx instance (default z0) whose id is used.
+    pub zcrx: Option<String>,
+    /// Overrides of zcrx_ctrl fields (zcrx_id, __resv[0], zc_arm_event.event_type, ...).
+    #[serde(default)]
+    pub set: Overrides,
+    /// ADD_AREA: overrides of the new area's io_uring_zcrx_area_reg.
+    #[serde(default)]
+    pub area: Overrides,
+    /// ADD_AREA: the new area's size in pages (default: the case's zcrx.area_pages).
+    pub area_pages: Option<u32>,
+    /// EXPORT: name under which the returned fd is kept (default box).
+    pub save_fd: Option<String>,
+    /// Place the zcrx_ctrl struct on a read-only page (the kernel cannot write results back).
+    #[serde(default)]
+    pub readonly: bool,
+    /// Pass this address instead of the struct (e.g. 0 or $fault).
+    pub arg: Option<Value>,
+    #[serde(default)]
+    pub nr_args: u32,
+}
+
+/// IORING_REGISTER_QUERY with one header.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Query {
+    /// OPCODES, ZCRX, SCQ, ZCRX_EVENT or a number.
+    pub op: Value,
+    /// Overrides of io_uring_query_hdr (size defaults to the op's struct size).
+    #[serde(default)]
+    pub hdr: Overrides,
+    /// Use a ring fd (true) or -1 (false, the default: queries work "blind").
+    #[serde(default)]
+    pub on_ring: bool,
+    #[serde(default)]
+    pub nr_args: u32,
+    /// Chain this many copies of the header (tests the chain limit).
+    pub chain: Option<u32>,
+}
+
+/// A raw io_uring_register call.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRaw {
+    /// The fd to pass (default: the ring's); e.g. -1 for a "blind" call.
+    pub fd: Option<Value>,
+    pub opcode: Value,
+    #[serde(default)]
+    pub arg: Option<Value>,
+    #[serde(default)]
+    pub nr_args: u32,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenRing {
+    pub name: String,
+    #[serde(default)]
+    pub spec: RingSpec,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnKind {
+    /// TCP over loopback (or between the topology's endpoints).
+    #[default]
+    Tcp,
+    Udp,
+    Unix,
+    Pipe,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Connect {
+    /// Name (default c0).
+    pub name: Option<String>,
+    #[serde(default)]
+    pub kind: ConnKind,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Send {
+    pub conn: Option<String>,
+    /// Bytes to send from the peer; the pattern continues across sends.
+    pub bytes: u64,
+    /// Size of each write() (default 64 KiB).
+    pub chunk: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Shutdown {
+    pub conn: Option<String>,
+    /// Close the peer (true) rather than shutdown(SHUT_WR).
+    #[serde(default)]
+    pub close: bool,
+}
+
+/// Submit IORING_OP_RECV_ZC (multishot by default) on a connection.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecvZc {
+    pub conn: Option<String>,
+    pub zcrx: Option<String>,
+    #[serde(default)]
+    pub len: u32,
+    /// user_data (default 1).
+    pub user_data: Option<u64>,
+    /// Overrides of io_uring_sqe fields (ioprio, addr, msg_flags, zcrx_ifq_idx, fd, ...).
+    #[serde(default)]
+    pub sqe: Overrides,
+}
+
+/// One expected CQE. `flags` is exact; on CQE_MIXED rings F_32 is required on big
+/// CQEs and not listed.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CqeExpect {
+    /// Result: a number or -ERRNO.
+    pub res: Value,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// For a data CQE: compare the bytes at its offset with the pattern sent.
+    #[serde(default)]
+    pub data: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectCqes {
+    /// user_data of the CQEs (default 1).
+    pub user_data: Option<u64>,
+    pub cqes: Vec<CqeExpect>,
+    /// How long to wait for them (default 5000).
+    pub timeout_ms: Option<u64>,
+    pub zcrx: Option<String>,
+    pub conn: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Recycle {
+    /// Keep every buffer.
+    #[default]
+    None,
+    /// Return each buffer through the RQ and ZCRX_CTRL_FLUSH_RQ.
+    Flush,
+    /// Return each buffer through the RQ only (the page pool refills from it).
+    Rq,
+}
+
+/// Receive exactly `bytes` of the pattern as data CQEs (res > 0, F_MORE, valid area
+/// offset, payload compared byte for byte), then optionally a final CQE.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectData {
+    pub user_data: Option<u64>,
+    pub bytes: u64,
+    #[serde(default)]
+    pub recycle: Recycle,
+    /// The CQE that must follow the data.
+    #[serde(rename = "final")]
+    pub final_cqe: Option<CqeExpect>,
+    pub timeout_ms: Option<u64>,
+    pub zcrx: Option<String>,
+    pub conn: Option<String>,
+    /// Area indexes the CQEs may name (default [0]).
+    #[serde(default)]
+    pub areas: Vec<u64>,
+    /// With recycling: when the request ends with res=-ENOMEM (the area ran dry before the
+    /// returned buffers were flushed), flush and submit the same RECV_ZC again, as the NODEV
+    /// protocol prescribes. The number of re-arms is logged.
+    #[serde(default)]
+    pub rearm: bool,
+}
+
+/// Take every data CQE that arrives (each checked like `expect_data`: F_MORE, area, bounds,
+/// payload byte for byte) until the request ends or nothing arrives for `idle_ms`, when the
+/// amount depends on the kernel's buffer caching rather than on the uapi.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrainData {
+    pub user_data: Option<u64>,
+    #[serde(default)]
+    pub recycle: Recycle,
+    #[serde(default = "d_idle")]
+    pub idle_ms: u64,
+    /// At least this many bytes must arrive.
+    #[serde(default)]
+    pub min_bytes: u64,
+    /// The request must end with this CQE (otherwise it must still be armed: no final CQE).
+    #[serde(rename = "final")]
+    pub final_cqe: Option<CqeExpect>,
+}
+
+fn d_idle() -> u64 {
+    500
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectNoCqe {
+    pub user_data: Option<u64>,
+    #[serde(default = "d_wait")]
+    pub wait_ms: u64,
+}
+
+fn d_wait() -> u64 {
+    200
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnBuffers {
+    pub zcrx: Option<String>,
+    /// How many of the held buffers (default all), oldest first.
+    pub count: Option<usize>,
+    /// Then call ZCRX_CTRL_FLUSH_RQ.
+    #[serde(default)]
+    pub flush: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RqeSpec {
+    /// Raw `off`; or use held/area+index.
+    pub off: Option<Value>,
+    /// The n-th held buffer's CQE offset.
+    pub held: Option<usize>,
+    /// With `index`: (area << 48) | (index << buffer shift).
+    pub area: Option<u64>,
+    pub index: Option<u64>,
+    #[serde(default)]
+    pub len: u32,
+    #[serde(default)]
+    pub pad: u32,
+    /// Repeat this entry.
+    pub repeat: Option<u32>,
+}
+
+/// Write raw RQEs at the tail and advance the tail.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RqPush {
+    pub zcrx: Option<String>,
+    pub entries: Vec<RqeSpec>,
+    /// Then call ZCRX_CTRL_FLUSH_RQ.
+    #[serde(default)]
+    pub flush: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RqSet {
+    pub zcrx: Option<String>,
+    pub tail: Option<u32>,
+    pub head: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectRq {
+    pub zcrx: Option<String>,
+    /// RQ head (kernel-owned); may use `$z0.returned` (RQEs the harness published).
+    pub head: Option<Value>,
+    pub tail: Option<Value>,
+    /// Buffers the harness holds (received, not yet returned).
+    pub held: Option<usize>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectStats {
+    pub zcrx: Option<String>,
+    pub copy_count: Option<u64>,
+    pub copy_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MmapRegion {
+    pub zcrx: Option<String>,
+    /// mmap offset (default: the region's mmap_offset).
+    pub offset: Option<Value>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Close {
+    pub ring: Option<String>,
+    pub fd: Option<String>,
+    pub conn: Option<String>,
+}
+
+/// Create a TUN device (a netdev without a DMA device) in the case's network namespace;
+/// `$NAME.ifindex` refers to it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tun {
+    pub name: String,
+}
+
+/// The simulated NIC's knobs (netdevsim-zcrx, debugfs `hds/`): set the buffer budget,
+/// reset or check the split/fallback counters.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Nsim {
+    /// How many more buffers the rx path may take from the page pool (-1: no limit).
+    pub netmem_budget: Option<i64>,
+    /// Zero the counters.
+    #[serde(default)]
+    pub reset: bool,
+    /// Exact expected values: skbs split into provider buffers / delivered unsplit.
+    pub split: Option<u64>,
+    pub fallback: Option<u64>,
+    /// At least this many split skbs.
+    pub split_at_least: Option<u64>,
+}
+
+/// Move the case process into a fresh network namespace (devices created before stay behind).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Netns {
+    #[serde(default)]
+    pub new: bool,
+}
