@@ -18,9 +18,7 @@ impl Ctx<'_> {
             Some(v) => self.value(&v.value, Ns::Any)? as u32,
             None => defs.rq_entries,
         };
-        let entries_eff = (rq_req.max(1) as u64).next_power_of_two().min(65536) as usize;
-        let stats_auto = 256 + 16 * entries_eff;
-        let region_size = sys::page_align(stats_auto + 16);
+        let (region_size, stats_auto) = region_layout(rq_req);
         let region_kind = r.region_kind.unwrap_or(defs.region);
         let pages = r.area_pages.unwrap_or(defs.area_pages) as usize;
         let area_mem = Mem::anon(pages.max(1) * PAGE).map_err(|e| harness(format!("area mmap: {e}")))?;
@@ -43,7 +41,7 @@ impl Ctx<'_> {
         self.last.insert("area.len".into(), (pages * PAGE) as u64);
         self.last.insert("region.addr".into(), region_mem.as_ref().map_or(0, |m| m.addr()));
         self.last.insert("region.size".into(), region_size as u64);
-        self.last.insert("stats.auto".into(), stats_auto as u64);
+        self.last.insert("stats.auto".into(), stats_auto);
 
         let mut area = ZcrxAreaReg { addr: area_mem.addr(), len: (pages * PAGE) as u64, ..Default::default() };
         self.apply(as_bytes_mut(&mut area), &AREA_REG, &r.area)?;
@@ -62,7 +60,7 @@ impl Ctx<'_> {
             let mut ev = ev.clone();
             if let Some(v) = ev.get_mut("stats_offset") {
                 if v.value == Value::Str("auto".into()) {
-                    v.value = Value::UInt(stats_auto as u64);
+                    v.value = Value::UInt(stats_auto);
                 }
             }
             self.apply(as_bytes_mut(&mut event), &EVENT_DESC, &ev)?;

@@ -5,7 +5,8 @@ use super::*;
 impl Ctx<'_> {
     pub(super) fn rq_set(&mut self, x: &RqSet) -> StepResult {
         let z = self.zcrx_mut(x.zcrx.as_deref())?;
-        let (head, tail) = rq_ptrs(z)?;
+        let q = rq_of(z)?;
+        let (head, tail) = (q.head()?, q.tail()?);
         if let Some(t) = x.tail {
             tail.store(t, Ordering::Release);
         }
@@ -20,7 +21,8 @@ impl Ctx<'_> {
         let want_head = x.head.as_ref().map(|v| self.value(v, Ns::Any)).transpose()?;
         let want_tail = x.tail.as_ref().map(|v| self.value(v, Ns::Any)).transpose()?;
         let z = self.zcrx_mut(x.zcrx.as_deref())?;
-        let (head, tail) = rq_ptrs(z)?;
+        let q = rq_of(z)?;
+        let (head, tail) = (q.head()?, q.tail()?);
         let (h, t, held) = (head.load(Ordering::Acquire), tail.load(Ordering::Acquire), z.held.len());
         self.note(format!("rq head={h} tail={t} held={held}"));
         let r = exact("RQ head", want_head.map(|v| v as u32 as u64), h as u64)
@@ -67,7 +69,8 @@ impl Ctx<'_> {
     /// Writing past a full RQ would overwrite entries the kernel has not read yet.
     pub(super) fn recycle_held(&mut self, zname: &str) -> StepResult {
         let z = self.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
-        let (head, tail) = rq_ptrs(z)?;
+        let q = rq_of(z)?;
+        let (head, tail) = (q.head()?, q.tail()?);
         let used = tail.load(Ordering::Relaxed).wrapping_sub(head.load(Ordering::Acquire));
         let room = z.rq_entries.saturating_sub(used) as usize;
         let n = room.min(z.held.len());
@@ -134,29 +137,17 @@ impl Ctx<'_> {
     }
 }
 
-pub(super) fn rq_ptrs(z: &Zcrx) -> Result<(&std::sync::atomic::AtomicU32, &std::sync::atomic::AtomicU32), String> {
-    let region = z.region.as_ref().ok_or("no RQ region mapped for this zcrx instance")?;
-    let head = region.atomic_u32(z.offsets.head as usize).ok_or("RQ head offset outside the region")?;
-    let tail = region.atomic_u32(z.offsets.tail as usize).ok_or("RQ tail offset outside the region")?;
-    Ok((head, tail))
+/// The RQ publisher (kernel::zcrx::Rq) over this instance's region.
+pub(super) fn rq_of(z: &Zcrx) -> Result<Rq, String> {
+    let region = z.region.clone().ok_or("no RQ region mapped for this zcrx instance")?;
+    Ok(Rq::new(region, z.offsets, z.rq_entries))
 }
 
 pub(super) fn push_rqes(z: &mut Zcrx, rqes: &[ZcrxRqe]) -> StepResult {
     if rqes.is_empty() {
         return Ok(());
     }
-    let region = z.region.as_ref().ok_or("no RQ region mapped for this zcrx instance")?;
-    let (_, tail) = rq_ptrs(z)?;
-    let mask = z.rq_entries.checked_sub(1).ok_or("rq_entries is 0")?;
-    let mut t = tail.load(Ordering::Relaxed);
-    for r in rqes {
-        let slot = z.offsets.rqes as usize + (t & mask) as usize * 16;
-        if !region.write(slot, as_bytes(r)) {
-            return Err("RQE slot outside the region".into());
-        }
-        t = t.wrapping_add(1);
-    }
-    tail.store(t, Ordering::Release);
+    rq_of(z)?.push(rqes)?;
     z.returned += rqes.len() as u64;
     Ok(())
 }

@@ -116,7 +116,6 @@ pub fn status(case: &CaseReport) -> (&'static str, bool) {
     }
 }
 
-
 /// The dotted KCIDB test path of a case id: `zcrx.area.name[.matrix_values]`.
 pub fn test_path(case_id: &str) -> String {
     let (base, params) = match case_id.split_once('[') {
