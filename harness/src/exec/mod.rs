@@ -29,7 +29,7 @@ use crate::case::*;
 use crate::kernel::ring::{Cqe, Ring, RingError};
 use crate::kernel::sys::{self, Mem, SysResult};
 use crate::kernel::uapi::{self, *};
-use crate::kernel::zcrx::{region_layout, Rq};
+use crate::kernel::zcrx::Rq;
 use crate::model::{Outcome, Probe, StepError};
 use crate::topology::Topo;
 

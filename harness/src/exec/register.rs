@@ -1,205 +1,164 @@
-//! The `register` step: IORING_REGISTER_ZCRX_IFQ from the default registration with the
-//! case's overrides, read-back of what the kernel wrote, and the registered instance kept for
-//! the data path.
+//! The `register` step: IORING_REGISTER_ZCRX_IFQ from the default registration
+//! (`kernel::zcrx::Registration`, shared with `bench`) with the case's overrides, read-back of
+//! what the kernel wrote, and the registered instance kept for the data path.
 
 use super::*;
+use crate::kernel::zcrx::{Readonly, RegionMem, Registration, Spec, Target};
 
 impl Ctx<'_> {
-    pub(super) fn register(&mut self, ring: &str, r: &Register, expect: Option<&Expect>) -> StepResult {
-        let ring_fd = self.ring_fd(ring)?;
+    /// The default registration of this case and topology, before any override.
+    fn default_registration(&self, r: &Register, import_fd: Option<RawFd>) -> Result<Registration, StepError> {
         let defs = &self.case.def.zcrx;
-        let name = r.name.clone().unwrap_or_else(|| "z0".into());
-        let import_fd = match &r.import {
-            Some(f) => Some(self.fds.get(f).ok_or_else(|| format!("no exported fd named `{f}`"))?.as_raw_fd()),
-            None => None,
-        };
-        // Size the region from the requested entry count (rounded up like the kernel).
-        let rq_req = match r.ifq.get("rq_entries") {
+        // The region is sized from the requested entry count (rounded up like the kernel).
+        let rq_entries = match r.ifq.get("rq_entries") {
             Some(v) => self.value(&v.value, Ns::Any)? as u32,
             None => defs.rq_entries,
         };
-        let (region_size, stats_auto) = region_layout(rq_req);
-        let region_kind = r.region_kind.unwrap_or(defs.region);
-        let pages = r.area_pages.unwrap_or(defs.area_pages) as usize;
-        let area_mem = Mem::anon(pages.max(1) * PAGE).map_err(|e| harness(format!("area mmap: {e}")))?;
+        let target = match import_fd {
+            Some(fd) => Target::Import(fd),
+            None if self.topo.nodev => Target::Nodev,
+            None => Target::Netdev { if_idx: self.topo.if_idx, if_rxq: self.topo.if_rxq },
+        };
+        let region = match r.region_kind.unwrap_or(defs.region) {
+            RegionKind::User => RegionMem::User,
+            RegionKind::Kernel => RegionMem::Kernel,
+        };
+        let area_pages = r.area_pages.unwrap_or(defs.area_pages) as usize;
+        let spec = Spec { target, rq_entries, area_pages, region };
+        let mut reg = Registration::new(spec).map_err(|e| harness(format!("mmap: {e}")))?;
+        if import_fd.is_none() {
+            // Only the region size follows an rq_entries override; the ifq gets the override itself.
+            reg.ifq.rq_entries = defs.rq_entries;
+        }
         match r.area_prot {
-            Some(AreaProt::Read) => area_mem.protect(libc::PROT_READ).map_err(|e| harness(format!("{e}")))?,
+            Some(AreaProt::Read) => reg.area_mem.protect(libc::PROT_READ).map_err(|e| harness(format!("{e}")))?,
             Some(AreaProt::TailNone) => {
-                let last = (pages.max(1) - 1) * PAGE;
+                let last = (area_pages.max(1) - 1) * PAGE;
                 // SAFETY: the last page of our own mapping.
-                if unsafe { libc::mprotect(area_mem.as_ptr().add(last) as *mut _, PAGE, libc::PROT_NONE) } != 0 {
+                if unsafe { libc::mprotect(reg.area_mem.as_ptr().add(last) as *mut _, PAGE, libc::PROT_NONE) } != 0 {
                     return Err(harness(format!("mprotect: {}", std::io::Error::last_os_error())));
                 }
             }
             None => {}
         }
-        let region_mem = match region_kind {
-            RegionKind::User => Some(Mem::anon(region_size).map_err(|e| harness(format!("region mmap: {e}")))?),
-            RegionKind::Kernel => None,
-        };
-        self.last.insert("area.addr".into(), area_mem.addr());
-        self.last.insert("area.len".into(), (pages * PAGE) as u64);
-        self.last.insert("region.addr".into(), region_mem.as_ref().map_or(0, |m| m.addr()));
-        self.last.insert("region.size".into(), region_size as u64);
-        self.last.insert("stats.auto".into(), stats_auto);
+        Ok(reg)
+    }
 
-        let mut area = ZcrxAreaReg { addr: area_mem.addr(), len: (pages * PAGE) as u64, ..Default::default() };
-        self.apply(as_bytes_mut(&mut area), &AREA_REG, &r.area)?;
-        let mut region = match &region_mem {
-            Some(m) => RegionDesc {
-                user_addr: m.addr(),
-                size: region_size as u64,
-                flags: IORING_MEM_REGION_TYPE_USER,
-                ..Default::default()
-            },
-            None => RegionDesc { size: region_size as u64, ..Default::default() },
+    pub(super) fn register(&mut self, ring: &str, r: &Register, expect: Option<&Expect>) -> StepResult {
+        let ring_fd = self.ring_fd(ring)?;
+        let name = r.name.clone().unwrap_or_else(|| "z0".into());
+        let import_fd = match &r.import {
+            Some(f) => Some(self.fds.get(f).ok_or_else(|| format!("no exported fd named `{f}`"))?.as_raw_fd()),
+            None => None,
         };
-        self.apply(as_bytes_mut(&mut region), &REGION_DESC, &r.region)?;
-        let mut event = ZcrxEventDesc::default();
+        let mut reg = self.default_registration(r, import_fd)?;
+        self.last.insert("area.addr".into(), reg.area_mem.addr());
+        self.last.insert("area.len".into(), reg.area.len);
+        self.last.insert("region.addr".into(), reg.region_mem.as_ref().map_or(0, |m| m.addr()));
+        self.last.insert("region.size".into(), reg.region_size as u64);
+        self.last.insert("stats.auto".into(), reg.stats_auto);
+
+        self.apply(as_bytes_mut(&mut reg.area), &AREA_REG, &r.area)?;
+        self.apply(as_bytes_mut(&mut reg.region), &REGION_DESC, &r.region)?;
         if let Some(ev) = &r.event {
             let mut ev = ev.clone();
             if let Some(v) = ev.get_mut("stats_offset") {
                 if v.value == Value::Str("auto".into()) {
-                    v.value = Value::UInt(stats_auto);
+                    v.value = Value::UInt(reg.stats_auto);
                 }
             }
+            let mut event = ZcrxEventDesc::default();
             self.apply(as_bytes_mut(&mut event), &EVENT_DESC, &ev)?;
+            reg.event = Some(event);
         }
         let ro = |s: &str| r.readonly.iter().any(|x| x == s);
-        let area_page = page_mem(ro("area"), as_bytes(&area))?;
-        let region_page = page_mem(ro("region"), as_bytes(&region))?;
-        let event_page = page_mem(ro("event"), as_bytes(&event))?;
-        let mut ifq = match import_fd {
-            Some(fd) => ZcrxIfqReg { if_idx: fd as u32, flags: ZCRX_REG_IMPORT, ..Default::default() },
-            None => ZcrxIfqReg {
-                if_idx: if self.topo.nodev { 0 } else { self.topo.if_idx },
-                if_rxq: if self.topo.nodev { 0 } else { self.topo.if_rxq },
-                rq_entries: defs.rq_entries,
-                flags: if self.topo.nodev { ZCRX_REG_NODEV } else { 0 },
-                area_ptr: area_page.addr(),
-                region_ptr: region_page.addr(),
-                event_desc: if r.event.is_some() { event_page.addr() } else { 0 },
-                ..Default::default()
-            },
-        };
-        self.apply(as_bytes_mut(&mut ifq), &IFQ_REG, &r.ifq)?;
-        let ifq_page = page_mem(ro("ifq"), as_bytes(&ifq))?;
+        let ro = Readonly { ifq: ro("ifq"), area: ro("area"), region: ro("region"), event: ro("event") };
+        let args = reg.place(ro).map_err(|e| harness(format!("mmap: {e}")))?;
+        self.apply(as_bytes_mut(&mut reg.ifq), &IFQ_REG, &r.ifq)?;
 
-        self.note(format!("  arg {}", dump(&IFQ_REG, as_bytes(&ifq))));
-        if ifq.area_ptr == area_page.addr() {
-            self.note(format!("  area_ptr -> {}", dump(&AREA_REG, as_bytes(&area))));
+        self.note(format!("  arg {}", dump(&IFQ_REG, as_bytes(&reg.ifq))));
+        if reg.ifq.area_ptr == args.area.addr() {
+            self.note(format!("  area_ptr -> {}", dump(&AREA_REG, as_bytes(&reg.area))));
         }
-        if ifq.region_ptr == region_page.addr() {
-            self.note(format!("  region_ptr -> {}", dump(&REGION_DESC, as_bytes(&region))));
+        if reg.ifq.region_ptr == args.region.addr() {
+            self.note(format!("  region_ptr -> {}", dump(&REGION_DESC, as_bytes(&reg.region))));
         }
-        if ifq.event_desc == event_page.addr() && ifq.event_desc != 0 {
-            self.note(format!("  event_desc -> {}", dump(&EVENT_DESC, as_bytes(&event))));
+        if let Some(ev) = reg.event.filter(|_| reg.ifq.event_desc == args.event.addr()) {
+            self.note(format!("  event_desc -> {}", dump(&EVENT_DESC, as_bytes(&ev))));
         }
-        let mut got = sys::io_uring_register(ring_fd, IORING_REGISTER_ZCRX_IFQ, ifq_page.addr(), r.nr_args);
-        if let Some(ms) = r.retry_ms {
-            let until = Instant::now() + Duration::from_millis(ms);
-            let mut tries = 1;
-            while matches!(got, Err(libc::EEXIST) | Err(libc::EBUSY)) && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(20));
-                ifq_page.write(0, as_bytes(&ifq));
-                got = sys::io_uring_register(ring_fd, IORING_REGISTER_ZCRX_IFQ, ifq_page.addr(), r.nr_args);
-                tries += 1;
-            }
-            if tries > 1 {
-                self.note(format!("  registration tried {tries} times"));
-            }
+        let retry = r.retry_ms.map(Duration::from_millis);
+        let (got, tries) = reg.call(ring_fd, &args, r.nr_args, retry);
+        if tries > 1 {
+            self.note(format!("  registration tried {tries} times"));
         }
         let summary = overrides_summary(&[("ifq", &r.ifq), ("area", &r.area), ("region", &r.region)], r.event.as_ref());
-        self.note(format!(
-            "IORING_REGISTER_ZCRX_IFQ({}{summary}) -> {}",
-            if import_fd.is_some() {
-                "import"
-            } else if self.topo.nodev {
-                "nodev"
-            } else {
-                "netdev"
-            },
-            describe(&got)
-        ));
+        let kind = match reg.spec.target {
+            Target::Import(_) => "import",
+            Target::Nodev => "nodev",
+            Target::Netdev { .. } => "netdev",
+        };
+        self.note(format!("IORING_REGISTER_ZCRX_IFQ({kind}{summary}) -> {}", describe(&got)));
+        let event = reg.event.unwrap_or_default();
         let read = |k: &str| -> Option<u64> {
             let (p, f) = k.split_once('.')?;
-            let (mem, table) = match p {
-                "ifq" => (&ifq_page, &IFQ_REG),
-                "area" => (&area_page, &AREA_REG),
-                "region" => (&region_page, &REGION_DESC),
-                "event" => (&event_page, &EVENT_DESC),
+            let (bytes, table) = match p {
+                "ifq" => (as_bytes(&reg.ifq), &IFQ_REG),
+                "area" => (as_bytes(&reg.area), &AREA_REG),
+                "region" => (as_bytes(&reg.region), &REGION_DESC),
+                "event" => (as_bytes(&event), &EVENT_DESC),
                 _ => return None,
             };
-            let field = table.get(f)?;
-            Some(uapi::read_field(mem.slice(0, table.size)?, field))
+            Some(uapi::read_field(bytes, table.get(f)?))
         };
         self.check(&got, expect, &read)?;
         if got.is_err() {
             return Ok(());
         }
-        // Registered: keep what the data path needs.
-        let mut out = ZcrxIfqReg::default();
-        as_bytes_mut(&mut out).copy_from_slice(ifq_page.slice(0, IFQ_REG.size).ok_or("short ifq page")?);
-        let mut rd = RegionDesc::default();
-        as_bytes_mut(&mut rd).copy_from_slice(region_page.slice(0, REGION_DESC.size).ok_or("short region page")?);
-        let mut ar = ZcrxAreaReg::default();
-        as_bytes_mut(&mut ar).copy_from_slice(area_page.slice(0, AREA_REG.size).ok_or("short area page")?);
-        // An import is the same ifq: it shares the exporter's areas and RQ memory (this
-        // process holds both), which lets an importer's data be checked byte for byte.
+        self.keep_instance(ring, &name, r, reg)
+    }
+
+    /// Registered: keeps what the data path needs. An import is the same ifq: it shares the
+    /// exporter's areas and RQ memory (this process holds both), which lets an importer's data
+    /// be checked byte for byte.
+    fn keep_instance(&mut self, ring: &str, name: &str, r: &Register, reg: Registration) -> StepResult {
+        let ring_fd = self.ring_fd(ring)?;
+        let mmap_at = reg.region.mmap_offset;
+        let inst = reg.finish(ring_fd).map_err(|e| format!("mmap of the kernel RQ region at {mmap_at:#x}: {e}"))?;
         let exporter = r.import.as_ref().and_then(|f| self.exported_from.get(f)).and_then(|z| self.zcrx.get(z));
-        let region = match (region_mem, import_fd) {
-            (_, Some(_)) => exporter.and_then(|z| z.region.clone()),
-            (Some(m), None) => Some(Rc::new(m)),
-            (None, None) => Some(Rc::new(
-                Mem::map_fd(ring_fd, rd.size as usize, rd.mmap_offset)
-                    .map_err(|e| format!("mmap of the kernel RQ region at {:#x}: {e}", rd.mmap_offset))?,
-            )),
-        };
+        let (mut rq_entries, mut buf_len) = (inst.rq_entries, inst.buf_len);
         let mut areas = BTreeMap::new();
-        if import_fd.is_none() {
-            areas.insert(ar.rq_area_token >> IORING_ZCRX_AREA_SHIFT, Rc::new(area_mem));
-        } else if let Some(z) = exporter {
-            areas = z.areas.clone();
-            out.rq_entries = z.rq_entries;
-            out.rx_buf_len = 1 << z.buf_shift;
-        }
-        let stats_offset = match exporter {
-            Some(z) => z.stats_offset,
-            None => (event.flags & ZCRX_EVENT_DESC_FLAG_STATS != 0).then_some(event.stats_offset),
+        let (region, stats_offset) = match exporter {
+            Some(z) => {
+                areas = z.areas.clone();
+                rq_entries = z.rq_entries;
+                buf_len = 1 << z.buf_shift;
+                (z.region.clone(), z.stats_offset)
+            }
+            None if r.import.is_some() => (None, None),
+            None => {
+                areas.insert(inst.area_token >> IORING_ZCRX_AREA_SHIFT, Rc::new(inst.area));
+                (inst.rq.as_ref().map(|q| q.region().clone()), inst.stats_offset)
+            }
         };
-        let buf_len = if out.rx_buf_len == 0 { PAGE as u32 } else { out.rx_buf_len };
-        self.zcrx.insert(
-            name.clone(),
-            Zcrx {
-                ring: ring.to_string(),
-                id: out.zcrx_id,
-                region,
-                region_size: rd.size as usize,
-                mmap_offset: if import_fd.is_some() {
-                    IORING_MAP_OFF_ZCRX_REGION | ((out.zcrx_id as u64) << IORING_OFF_ZCRX_SHIFT)
-                } else {
-                    rd.mmap_offset
-                },
-                offsets: out.offsets,
-                rq_entries: out.rq_entries,
-                buf_shift: buf_len.trailing_zeros(),
-                areas,
-                stats_offset,
-                held: VecDeque::new(),
-                returned: 0,
-            },
-        );
         self.note(format!(
-            "  {name}: id={} rq_entries={} offsets head={} tail={} rqes={} rx_buf_len={} token={:#x} mmap_offset={:#x}",
-            out.zcrx_id,
-            out.rq_entries,
-            out.offsets.head,
-            out.offsets.tail,
-            out.offsets.rqes,
-            out.rx_buf_len,
-            ar.rq_area_token,
-            rd.mmap_offset
+            "  {name}: id={} rq_entries={rq_entries} offsets head={} tail={} rqes={} rx_buf_len={buf_len} token={:#x} mmap_offset={mmap_at:#x}",
+            inst.id, inst.offsets.head, inst.offsets.tail, inst.offsets.rqes, inst.area_token,
         ));
+        let z = Zcrx {
+            ring: ring.to_string(),
+            id: inst.id,
+            region,
+            region_size: inst.region_size as usize,
+            mmap_offset: inst.mmap_offset,
+            offsets: inst.offsets,
+            rq_entries,
+            buf_shift: buf_len.trailing_zeros(),
+            areas,
+            stats_offset,
+            held: VecDeque::new(),
+            returned: 0,
+        };
+        self.zcrx.insert(name.to_string(), z);
         Ok(())
     }
 
