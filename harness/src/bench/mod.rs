@@ -8,6 +8,7 @@
 
 mod render;
 mod rx;
+pub mod suite;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -56,6 +57,14 @@ pub struct BenchArgs {
     /// Print the result as one tagged JSON line on stdout (used inside the VM).
     #[arg(long, hide = true)]
     pub emit_json: bool,
+    /// With --vm: instead of the data path, measure the suite against liburing's zcrx.t in one
+    /// VM boot (three warm runs each of our comparable subset, the whole catalogue and zcrx.t;
+    /// `ratio` = our seconds per case on the subset / liburing's seconds per check).
+    #[arg(long)]
+    pub suite: bool,
+    /// Inside the VM: the --suite measurements, with liburing's zcrx.t at this path.
+    #[arg(long, hide = true)]
+    pub suite_guest: Option<PathBuf>,
 }
 
 /// The tag of the JSON line the guest prints.
@@ -64,6 +73,22 @@ const TAG: &str = "@@ZCRX-BENCH@@ ";
 const TRIVIAL_CASE: (&str, &str) = ("cases/query/opcodes.yaml", "query.opcodes");
 
 pub fn main(a: &BenchArgs) -> Result<(), String> {
+    if let Some(zcrx_t) = &a.suite_guest {
+        let b = suite::guest(zcrx_t)?;
+        eprint!("{}", suite::render(&b));
+        println!("{TAG}{}", serde_json::to_string(&b).map_err(|e| format!("bench: json: {e}"))?);
+        return Ok(());
+    }
+    if a.suite {
+        let spec = a.vm.as_deref().ok_or("bench --suite needs --vm [SPEC]")?;
+        let b = suite::in_vm(spec, Duration::from_secs(a.vm_timeout), TAG)?;
+        print!("{}", suite::render(&b));
+        if let Some(p) = &a.json {
+            let text = serde_json::to_string_pretty(&b).map_err(|e| format!("bench: json: {e}"))?;
+            crate::report::write_atomic(p, &text).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        return Ok(());
+    }
     match a.topology.as_str() {
         "nodev" => {}
         "netdevsim-zcrx" => {}

@@ -167,6 +167,11 @@ pub fn guest_tools(kernel: &Path, topologies: &[String]) -> Result<Vec<(String, 
     Ok(env)
 }
 
+/// liburing's `test/zcrx.t`, built (once, cached) by vm/liburing.sh.
+pub fn liburing_zcrx_t() -> Result<PathBuf, String> {
+    script_path("liburing.sh", &["build"])
+}
+
 /// Passes `kernel.sh list` through.
 pub fn list_kernels(pattern: Option<&str>) -> Result<(), String> {
     let script = vm_dir().join("kernel.sh");

@@ -1,0 +1,290 @@
+//! `bench --vm SPEC --suite`: in one VM boot, three warm runs each of our comparable subset
+//! (the cases `reports/liburing-comparison.md` maps to liburing's 47 checks), the whole
+//! catalogue, and liburing's own `test/zcrx.t` (built by `vm/liburing.sh`); medians, per-case
+//! p50/p95, the runner's peak RSS, and the ratio of our per-case time on the subset to
+//! liburing's per-check time. Field names of the JSON are stable.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::case::Case;
+use crate::model::{Probe, Status};
+use crate::run::{self, RunOpts, Selection};
+
+/// The `--filter`s of the comparable subset (reports/liburing-comparison.md, "Commands").
+pub const COMPARABLE: &[&str] = &[
+    "registration.nodev_ok",
+    "registration.nodev_rq_rounding",
+    "registration.rq_entries_too_many",
+    "region.",
+    "area.checks",
+    "area.pointer_fault",
+    "registration.nodev_rx_buf_len",
+    "recv.no_ifq",
+    "recv.socket_kinds",
+    "drain.ring_exit_in_flight",
+    "import.export_without_zcrx",
+    "import.errors",
+    "import.export_readonly",
+    "import.export_import",
+    "import.exporter_ring_closed",
+    "ctrl.errors",
+    "rq.flush_returns",
+    "drain.sizes",
+    "drain.area_exhausted",
+    "rq.wraparound",
+    "rq.bad_entry_stops_flush",
+    "rq.overfill",
+    "deviations.invalid_rqe_silent",
+];
+
+/// liburing 2.15's `zcrx.t` makes this many checks (reports/liburing-comparison.md).
+pub const LIBURING_CHECKS: usize = 47;
+
+/// Warm runs of each measurement.
+const RUNS: usize = 3;
+
+/// One set of cases, measured RUNS times.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CasesTiming {
+    /// Cases selected and executed (not skipped) in a run.
+    pub cases: usize,
+    pub executed: usize,
+    /// Median over the runs of the runner's wall time (planning, forks, kernel log, reports in
+    /// memory; not loading the files).
+    pub wall_s: f64,
+    /// wall_s / executed.
+    pub per_case_s: f64,
+    /// Per executed case, over all runs.
+    pub p50_case_s: f64,
+    pub p95_case_s: f64,
+    /// Every run's wall time.
+    pub walls_s: Vec<f64>,
+    /// Cases that did not pass or xfail in some run (they make the timing suspect).
+    pub not_passing: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SuiteSide {
+    /// The comparable subset.
+    #[serde(flatten)]
+    pub subset: CasesTiming,
+    pub filters: Vec<String>,
+    pub catalogue: CasesTiming,
+    pub catalogue_per_case_s: f64,
+    /// The runner's peak resident set (getrusage, children excluded), MiB.
+    pub runner_peak_rss_mib: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LiburingSide {
+    pub path: String,
+    pub checks: usize,
+    /// Median wall time of `zcrx.t` over the runs.
+    pub wall_s: f64,
+    pub walls_s: Vec<f64>,
+    pub per_check_s: f64,
+    /// Exit codes of the runs (0 = all passed).
+    pub exit_codes: Vec<i32>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SuiteBench {
+    pub target: String,
+    pub kernel_release: String,
+    pub runs: usize,
+    pub suite: SuiteSide,
+    pub liburing: LiburingSide,
+    /// suite.per_case_s / liburing.per_check_s: at most 1.0 means a case costs no more than
+    /// one of liburing's checks.
+    pub ratio: f64,
+    /// Wall time of the whole VM (boot, measurements, poweroff).
+    pub vm_wall_s: f64,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() {
+        0.0
+    } else {
+        s[s.len() / 2]
+    }
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() {
+        return 0.0;
+    }
+    s[((s.len() - 1) as f64 * p).round() as usize]
+}
+
+fn measure(cases: &[Case], filters: &[String], probe: &Probe) -> CasesTiming {
+    let opts = RunOpts {
+        topologies: vec!["host".into(), "nodev".into()],
+        selection: Selection { filter: filters.to_vec(), ..Default::default() },
+        timeout: 30.0,
+        stream: false,
+        quiet: true,
+        start_at: 0,
+        self_check: false,
+    };
+    let mut t = CasesTiming::default();
+    let mut durations = Vec::new();
+    for _ in 0..RUNS {
+        let r = run::run(cases, &opts, probe, "bench");
+        t.cases = r.cases.len();
+        let executed: Vec<_> = r.cases.iter().filter(|c| c.status != Status::Skip).collect();
+        t.executed = executed.len();
+        durations.extend(executed.iter().map(|c| c.duration_s));
+        for c in executed.iter().filter(|c| !matches!(c.status, Status::Pass | Status::Xfail)) {
+            if !t.not_passing.contains(&c.id) {
+                t.not_passing.push(c.id.clone());
+            }
+        }
+        t.walls_s.push(r.duration_s);
+    }
+    t.wall_s = median(&t.walls_s);
+    t.per_case_s = t.wall_s / t.executed.max(1) as f64;
+    t.p50_case_s = percentile(&durations, 0.5);
+    t.p95_case_s = percentile(&durations, 0.95);
+    t
+}
+
+fn liburing(zcrx_t: &Path) -> LiburingSide {
+    let mut l = LiburingSide { path: zcrx_t.display().to_string(), checks: LIBURING_CHECKS, ..Default::default() };
+    for _ in 0..RUNS {
+        let t0 = Instant::now();
+        let st = Command::new(zcrx_t)
+            .current_dir(zcrx_t.parent().unwrap_or(Path::new("/")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        l.walls_s.push(t0.elapsed().as_secs_f64());
+        l.exit_codes.push(st.ok().and_then(|s| s.code()).unwrap_or(-1));
+    }
+    l.wall_s = median(&l.walls_s);
+    l.per_check_s = l.wall_s / LIBURING_CHECKS as f64;
+    l
+}
+
+fn peak_rss_mib() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    ru.ru_maxrss as f64 / 1024.0
+}
+
+/// Inside the guest: every measurement, as one JSON document.
+pub fn guest(zcrx_t: &Path) -> Result<SuiteBench, String> {
+    let cases = crate::case::load_all(&[crate::paths::default_case_dir()])
+        .map_err(|e| format!("bench: {} case file error(s)", e.len()))?;
+    let probe = Probe::run();
+    let filters: Vec<String> = COMPARABLE.iter().map(|s| s.to_string()).collect();
+    // One unmeasured pass warms the page cache and the kernel's io_uring paths.
+    let _ = measure(&cases, &filters, &probe);
+    let subset = measure(&cases, &filters, &probe);
+    let catalogue = measure(&cases, &[], &probe);
+    let lib = liburing(zcrx_t);
+    let ratio = subset.per_case_s / lib.per_check_s.max(1e-9);
+    Ok(SuiteBench {
+        target: String::new(),
+        kernel_release: probe.kernel_release.clone(),
+        runs: RUNS,
+        suite: SuiteSide {
+            catalogue_per_case_s: catalogue.per_case_s,
+            subset,
+            filters,
+            catalogue,
+            runner_peak_rss_mib: peak_rss_mib(),
+        },
+        liburing: lib,
+        ratio,
+        vm_wall_s: 0.0,
+    })
+}
+
+/// On the host: builds zcrx.t, boots the kernel once and runs [`guest`] there.
+pub fn in_vm(spec: &str, vm_timeout: Duration, tag: &str) -> Result<SuiteBench, String> {
+    let ks = crate::vm::KernelSpec::parse(spec)?;
+    if matches!(ks, crate::vm::KernelSpec::Host) {
+        return Err("bench --suite needs --vm SPEC (liburing and the catalogue run in one VM boot)".into());
+    }
+    crate::vm::provision()?;
+    let kernel = crate::vm::resolve(&ks)?;
+    let zcrx_t: PathBuf = crate::vm::liburing_zcrx_t()?;
+    let args: Vec<String> = vec!["bench".into(), "--suite-guest".into(), zcrx_t.display().to_string()];
+    let env = vec![("ZCRX_CONFORM_ROOT".to_string(), crate::paths::repo_root().display().to_string())];
+    eprintln!("bench: booting {spec} for the suite and liburing's zcrx.t ({})", kernel.display());
+    let t0 = Instant::now();
+    let out = crate::vm::run_command_in_vm(&kernel, &args, &env, vm_timeout)?;
+    let line = out
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(tag))
+        .ok_or_else(|| format!("bench: the guest printed no result line; its output:\n{out}"))?;
+    let mut b: SuiteBench = serde_json::from_str(line).map_err(|e| format!("bench: the guest's result line: {e}"))?;
+    b.target = spec.to_string();
+    b.vm_wall_s = t0.elapsed().as_secs_f64();
+    Ok(b)
+}
+
+/// A few lines for people.
+pub fn render(b: &SuiteBench) -> String {
+    let s = &b.suite;
+    let mut out =
+        format!("suite vs liburing zcrx.t on {} ({}), {} warm runs each\n", b.target, b.kernel_release, b.runs);
+    out.push_str(&format!(
+        "  ours, comparable subset: {} executed, {:.2} s, {:.4} s/case (p50 {:.4}, p95 {:.4})\n",
+        s.subset.executed, s.subset.wall_s, s.subset.per_case_s, s.subset.p50_case_s, s.subset.p95_case_s
+    ));
+    out.push_str(&format!(
+        "  ours, whole catalogue:   {} executed, {:.2} s, {:.4} s/case (p50 {:.4}, p95 {:.4})\n",
+        s.catalogue.executed,
+        s.catalogue.wall_s,
+        s.catalogue.per_case_s,
+        s.catalogue.p50_case_s,
+        s.catalogue.p95_case_s
+    ));
+    out.push_str(&format!(
+        "  liburing zcrx.t:         {} checks, {:.2} s, {:.4} s/check (exit {:?})\n",
+        b.liburing.checks, b.liburing.wall_s, b.liburing.per_check_s, b.liburing.exit_codes
+    ));
+    out.push_str(&format!("  ratio (our s/case on the subset / liburing s/check): {:.2}\n", b.ratio));
+    out.push_str(&format!("  runner peak RSS: {:.1} MiB; VM wall {:.1} s\n", s.runner_peak_rss_mib, b.vm_wall_s));
+    if !s.subset.not_passing.is_empty() || !s.catalogue.not_passing.is_empty() {
+        out.push_str(&format!(
+            "  note: not passing in some run: {:?} {:?}\n",
+            s.subset.not_passing, s.catalogue.not_passing
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_comparable_filter_selects_a_case() {
+        let cases = crate::case::load_all(&[crate::paths::default_case_dir()]).expect("cases load");
+        for f in COMPARABLE {
+            assert!(cases.iter().any(|c| c.id.contains(f)), "{f} selects nothing");
+        }
+    }
+
+    #[test]
+    fn medians_and_percentiles() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.95), 5.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+}
