@@ -62,6 +62,9 @@ pub struct BenchArgs {
     /// `ratio` = our seconds per case on the subset / liburing's seconds per check).
     #[arg(long)]
     pub suite: bool,
+    /// With --suite: cases our runner runs at the same time (`run -j`).
+    #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     /// Inside the VM: the --suite measurements, with liburing's zcrx.t at this path.
     #[arg(long, hide = true)]
     pub suite_guest: Option<PathBuf>,
@@ -74,14 +77,14 @@ const TRIVIAL_CASE: (&str, &str) = ("cases/query/opcodes.yaml", "query.opcodes")
 
 pub fn main(a: &BenchArgs) -> Result<(), String> {
     if let Some(zcrx_t) = &a.suite_guest {
-        let b = suite::guest(zcrx_t)?;
+        let b = suite::guest(zcrx_t, a.jobs as usize)?;
         eprint!("{}", suite::render(&b));
         println!("{TAG}{}", serde_json::to_string(&b).map_err(|e| format!("bench: json: {e}"))?);
         return Ok(());
     }
     if a.suite {
         let spec = a.vm.as_deref().ok_or("bench --suite needs --vm [SPEC]")?;
-        let b = suite::in_vm(spec, Duration::from_secs(a.vm_timeout), TAG)?;
+        let b = suite::in_vm(spec, a.jobs as usize, Duration::from_secs(a.vm_timeout), TAG)?;
         print!("{}", suite::render(&b));
         if let Some(p) = &a.json {
             let text = serde_json::to_string_pretty(&b).map_err(|e| format!("bench: json: {e}"))?;
@@ -325,6 +328,7 @@ fn in_vm(a: &BenchArgs, spec: &str) -> Result<BenchReport, String> {
 }
 
 fn suite_in_vm(spec: &str, kernel: &std::path::Path, filter: &[String]) -> SuiteTimings {
+    let jobs = 1;
     let run = crate::run::RunOpts {
         topologies: vec!["host".into(), "nodev".into()],
         selection: crate::run::Selection { filter: filter.to_vec(), ..Default::default() },
@@ -333,6 +337,7 @@ fn suite_in_vm(spec: &str, kernel: &std::path::Path, filter: &[String]) -> Suite
         quiet: true,
         start_at: 0,
         self_check: false,
+        jobs,
     };
     let o = crate::vm::VmOpts {
         paths: vec![crate::paths::default_case_dir()],

@@ -96,6 +96,8 @@ pub struct SuiteBench {
     pub target: String,
     pub kernel_release: String,
     pub runs: usize,
+    /// Our cases run at the same time (`run -j`); liburing's checks run one after another.
+    pub jobs: usize,
     pub suite: SuiteSide,
     pub liburing: LiburingSide,
     /// suite.per_case_s / liburing.per_check_s: at most 1.0 means a case costs no more than
@@ -124,7 +126,7 @@ fn percentile(v: &[f64], p: f64) -> f64 {
     s[((s.len() - 1) as f64 * p).round() as usize]
 }
 
-fn measure(cases: &[Case], filters: &[String], probe: &Probe) -> CasesTiming {
+fn measure(cases: &[Case], filters: &[String], probe: &Probe, jobs: usize) -> CasesTiming {
     let opts = RunOpts {
         topologies: vec!["host".into(), "nodev".into()],
         selection: Selection { filter: filters.to_vec(), ..Default::default() },
@@ -133,6 +135,7 @@ fn measure(cases: &[Case], filters: &[String], probe: &Probe) -> CasesTiming {
         quiet: true,
         start_at: 0,
         self_check: false,
+        jobs,
     };
     let mut t = CasesTiming::default();
     let mut durations = Vec::new();
@@ -184,21 +187,22 @@ fn peak_rss_mib() -> f64 {
 }
 
 /// Inside the guest: every measurement, as one JSON document.
-pub fn guest(zcrx_t: &Path) -> Result<SuiteBench, String> {
+pub fn guest(zcrx_t: &Path, jobs: usize) -> Result<SuiteBench, String> {
     let cases = crate::case::load_all(&[crate::paths::default_case_dir()])
         .map_err(|e| format!("bench: {} case file error(s)", e.len()))?;
     let probe = Probe::run();
     let filters: Vec<String> = COMPARABLE.iter().map(|s| s.to_string()).collect();
     // One unmeasured pass warms the page cache and the kernel's io_uring paths.
-    let _ = measure(&cases, &filters, &probe);
-    let subset = measure(&cases, &filters, &probe);
-    let catalogue = measure(&cases, &[], &probe);
+    let _ = measure(&cases, &filters, &probe, jobs);
+    let subset = measure(&cases, &filters, &probe, jobs);
+    let catalogue = measure(&cases, &[], &probe, jobs);
     let lib = liburing(zcrx_t);
     let ratio = subset.per_case_s / lib.per_check_s.max(1e-9);
     Ok(SuiteBench {
         target: String::new(),
         kernel_release: probe.kernel_release.clone(),
         runs: RUNS,
+        jobs,
         suite: SuiteSide {
             catalogue_per_case_s: catalogue.per_case_s,
             subset,
@@ -213,7 +217,7 @@ pub fn guest(zcrx_t: &Path) -> Result<SuiteBench, String> {
 }
 
 /// On the host: builds zcrx.t, boots the kernel once and runs [`guest`] there.
-pub fn in_vm(spec: &str, vm_timeout: Duration, tag: &str) -> Result<SuiteBench, String> {
+pub fn in_vm(spec: &str, jobs: usize, vm_timeout: Duration, tag: &str) -> Result<SuiteBench, String> {
     let ks = crate::vm::KernelSpec::parse(spec)?;
     if matches!(ks, crate::vm::KernelSpec::Host) {
         return Err("bench --suite needs --vm SPEC (liburing and the catalogue run in one VM boot)".into());
@@ -221,7 +225,8 @@ pub fn in_vm(spec: &str, vm_timeout: Duration, tag: &str) -> Result<SuiteBench, 
     crate::vm::provision()?;
     let kernel = crate::vm::resolve(&ks)?;
     let zcrx_t: PathBuf = crate::vm::liburing_zcrx_t()?;
-    let args: Vec<String> = vec!["bench".into(), "--suite-guest".into(), zcrx_t.display().to_string()];
+    let args: Vec<String> =
+        vec!["bench".into(), "--jobs".into(), jobs.to_string(), "--suite-guest".into(), zcrx_t.display().to_string()];
     let env = vec![("ZCRX_CONFORM_ROOT".to_string(), crate::paths::repo_root().display().to_string())];
     eprintln!("bench: booting {spec} for the suite and liburing's zcrx.t ({})", kernel.display());
     let t0 = Instant::now();

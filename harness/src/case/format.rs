@@ -74,6 +74,12 @@ pub struct Requires {
     pub topology: Vec<String>,
     /// Capabilities; when absent, a case with a `register` step needs net_admin.
     pub caps: Option<Vec<Cap>>,
+    /// Resources this case must hold alone under `run -j N` (e.g. `hugepages`, a sysctl name):
+    /// it never runs at the same time as another case naming one of them. Cases on a
+    /// topology file (a NIC queue, a netdevsim device) and cases creating a TUN device hold
+    /// those implicitly.
+    #[serde(default)]
+    pub exclusive: Vec<String>,
 }
 
 fn default_ring_flags() -> Value {

@@ -93,6 +93,7 @@ fn prepare(a: &RunArgs) -> Result<(Vec<Case>, RunOpts), Error> {
         quiet: s.quiet,
         start_at: s.start_at,
         self_check: s.self_check,
+        jobs: s.jobs as usize,
     };
     Ok((load_cases(&s.paths)?, opts))
 }

@@ -35,6 +35,10 @@ pub struct SelectArgs {
     /// Seconds before a case is killed (a case's own `timeout` wins).
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
+    /// Run up to N cases at the same time (cases holding an exclusive resource never overlap;
+    /// after a kernel splat, the cases that overlapped are run again alone).
+    #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     /// Detection power: invert every assertion of every executed case; each must then fail.
     /// Cases that still pass are reported as failures ("unable to fail").
     #[arg(long)]

@@ -8,10 +8,11 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use super::signal;
 use crate::case::Case;
@@ -33,15 +34,21 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
-/// Runs `case` in a forked child with a timeout (seconds).
+/// Runs `case` in a forked child with a timeout (seconds) and waits for it.
 pub fn run_isolated(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: bool) -> ChildResult {
-    match spawn_and_wait(case, topo, probe, timeout, invert) {
-        Ok(r) => r,
+    match spawn(case, topo, probe, timeout, invert) {
+        Ok(mut r) => {
+            while !r.done() {
+                r.wait_some(Duration::from_millis(50));
+            }
+            r.finish()
+        }
         Err(e) => ChildResult { outcome: Outcome::harness(e), interrupted: false },
     }
 }
 
-fn spawn_and_wait(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: bool) -> Result<ChildResult, String> {
+/// Forks the child for `case`; the runner then drives the returned handle.
+pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: bool) -> Result<Running, String> {
     let (log_r, log_w) = pipe()?;
     let (res_r, res_w) = pipe()?;
     // Whatever the runner buffered must not be written again by the child.
@@ -59,7 +66,21 @@ fn spawn_and_wait(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert:
         nix::unistd::ForkResult::Parent { child } => {
             drop(log_w);
             drop(res_w);
-            Ok(wait(child, log_r, res_r, timeout))
+            for fd in [&log_r, &res_r] {
+                nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+                    .map_err(|e| format!("fcntl: {e}"))?;
+            }
+            Ok(Running {
+                pid: child,
+                pidfd: pidfd_open(child),
+                log: Some(log_r),
+                res: Some(res_r),
+                cap: Captured::default(),
+                start: Instant::now(),
+                timeout,
+                status: None,
+                killed: None,
+            })
         }
     }
 }
@@ -112,81 +133,138 @@ struct Captured {
     res: Vec<u8>,
 }
 
-fn read_some(fd: &OwnedFd, into: &mut Vec<u8>) -> bool {
+/// Why the runner killed a child.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Killed {
+    Timeout,
+    Interrupted,
+}
+
+/// A case child that runs; poll its [`fds`](Running::fds), then [`service`](Running::service)
+/// it, until it is [`done`](Running::done).
+pub struct Running {
+    pid: nix::unistd::Pid,
+    pidfd: Option<OwnedFd>,
+    log: Option<OwnedFd>,
+    res: Option<OwnedFd>,
+    cap: Captured,
+    start: Instant,
+    timeout: f64,
+    status: Option<WaitStatus>,
+    killed: Option<Killed>,
+}
+
+/// Reads what a non-blocking pipe holds; false at end of file or on an error.
+fn read_available(fd: &OwnedFd, into: &mut Vec<u8>) -> bool {
     let mut buf = [0u8; 8192];
-    match nix::unistd::read(fd, &mut buf) {
-        Ok(0) => false,
-        Ok(n) => {
-            into.extend_from_slice(&buf[..n]);
-            true
+    loop {
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => return false,
+            Ok(n) => into.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => return true,
+            Err(_) => return false,
         }
-        Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => true,
-        Err(_) => false,
     }
 }
 
-fn wait(child: nix::unistd::Pid, log_r: OwnedFd, res_r: OwnedFd, timeout: f64) -> ChildResult {
-    use nix::sys::wait::{waitpid, WaitStatus};
-    let pidfd = pidfd_open(child);
-    let start = Instant::now();
-    let limit = Duration::from_secs_f64(timeout);
-    let mut cap = Captured::default();
-    let (mut log_open, mut res_open) = (true, true);
-    let mut timed_out = false;
-    let mut interrupted = false;
-    let mut status = None;
-    loop {
-        if status.is_none() {
-            match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+impl Running {
+    /// The descriptors that become readable when there is something to do.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut v: Vec<BorrowedFd<'_>> = self.log.iter().chain(self.res.iter()).map(|f| f.as_fd()).collect();
+        if self.status.is_none() {
+            v.extend(self.pidfd.iter().map(|f| f.as_fd()));
+        }
+        v
+    }
+
+    /// Reads the pipes, reaps the child when it has exited, and kills it past its timeout or
+    /// when the run is interrupted. Never blocks.
+    pub fn service(&mut self) {
+        if let Some(f) = &self.log {
+            if !read_available(f, &mut self.cap.log) {
+                self.log = None;
+            }
+        }
+        if let Some(f) = &self.res {
+            if !read_available(f, &mut self.cap.res) {
+                self.res = None;
+            }
+        }
+        if self.status.is_none() {
+            match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => {}
-                Ok(s) => status = Some(s),
-                Err(_) => status = Some(WaitStatus::StillAlive),
+                Ok(s) => self.status = Some(s),
+                Err(_) => self.status = Some(WaitStatus::StillAlive),
             }
         }
-        if status.is_some() && !log_open && !res_open {
-            break;
-        }
-        if status.is_none() {
-            timed_out = start.elapsed() > limit;
-            interrupted = signal::interrupted().is_some();
-            if timed_out || interrupted {
-                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-                status = waitpid(child, None).ok();
-                break;
+        if self.status.is_none() {
+            let why = if self.start.elapsed().as_secs_f64() > self.timeout {
+                Some(Killed::Timeout)
+            } else if signal::interrupted().is_some() {
+                Some(Killed::Interrupted)
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+                self.status = waitpid(self.pid, None).ok().or(Some(WaitStatus::StillAlive));
+                self.killed = Some(why);
             }
         }
-        // Once the child is gone, a grandchild it left may hold the pipes: read what is there.
-        let wait_ms: u16 = if status.is_some() { 0 } else { 50 };
-        let mut fds = Vec::new();
-        if log_open {
-            fds.push(PollFd::new(log_r.as_fd(), PollFlags::POLLIN));
-        }
-        if res_open {
-            fds.push(PollFd::new(res_r.as_fd(), PollFlags::POLLIN));
-        }
-        if let (Some(p), None) = (&pidfd, &status) {
-            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
-        }
-        let _ = poll(&mut fds, PollTimeout::from(wait_ms));
-        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
-        let mut k = 0;
-        let mut progressed = false;
-        if log_open {
-            if ready[k] {
-                log_open = read_some(&log_r, &mut cap.log);
-                progressed = true;
+        if self.status.is_some() {
+            // Gone: take what the pipes hold now; a grandchild it left may keep them open.
+            for (f, into) in [(&self.log, &mut self.cap.log), (&self.res, &mut self.cap.res)] {
+                if let Some(f) = f {
+                    read_available(f, into);
+                }
             }
-            k += 1;
-        }
-        if res_open && ready[k] {
-            res_open = read_some(&res_r, &mut cap.res);
-            progressed = true;
-        }
-        if status.is_some() && !progressed {
-            break;
+            self.log = None;
+            self.res = None;
         }
     }
-    finish(cap, status, timed_out, interrupted, timeout)
+
+    /// Waits up to `max` for something to do, then services the child.
+    pub fn wait_some(&mut self, max: Duration) {
+        let mut fds: Vec<PollFd> = self.fds().into_iter().map(|f| PollFd::new(f, PollFlags::POLLIN)).collect();
+        let ms = u16::try_from(max.as_millis()).unwrap_or(u16::MAX);
+        let _ = poll(&mut fds, PollTimeout::from(ms));
+        drop(fds);
+        self.service();
+    }
+
+    /// The child has exited (or was killed) and its output is read.
+    pub fn done(&self) -> bool {
+        self.status.is_some() && self.log.is_none() && self.res.is_none()
+    }
+
+    /// Its result; call once [`done`](Running::done).
+    pub fn finish(self) -> ChildResult {
+        let parsed = String::from_utf8_lossy(&self.cap.res).lines().rev().find_map(|l| match Event::decode(l) {
+            Some(Event::Outcome { outcome }) => Some(*outcome),
+            _ => None,
+        });
+        let outcome = match (self.killed, parsed) {
+            (Some(Killed::Timeout), _) => {
+                let mut o = Outcome::fail(format!("timed out after {} s; killed", self.timeout));
+                o.log = tail(&self.cap.log);
+                o
+            }
+            (Some(Killed::Interrupted), _) => Outcome::harness("interrupted"),
+            (None, Some(o)) => o,
+            (None, None) => {
+                let how = match self.status {
+                    Some(WaitStatus::Signaled(_, sig, _)) => format!("killed by signal {}", sig as i32),
+                    Some(WaitStatus::Exited(_, code)) => format!("exited with {code}"),
+                    _ => "vanished".into(),
+                };
+                let mut o = Outcome::fail(format!("case process crashed ({how}) without a result"));
+                o.log = tail(&self.cap.log);
+                o
+            }
+        };
+        ChildResult { outcome, interrupted: self.killed == Some(Killed::Interrupted) }
+    }
 }
 
 fn tail(bytes: &[u8]) -> Vec<String> {
@@ -199,37 +277,4 @@ fn tail(bytes: &[u8]) -> Vec<String> {
         lines.push_back(l.to_string());
     }
     lines.into()
-}
-
-fn finish(
-    cap: Captured,
-    status: Option<nix::sys::wait::WaitStatus>,
-    timed_out: bool,
-    interrupted: bool,
-    timeout: f64,
-) -> ChildResult {
-    use nix::sys::wait::WaitStatus;
-    let parsed = String::from_utf8_lossy(&cap.res).lines().rev().find_map(|l| match Event::decode(l) {
-        Some(Event::Outcome { outcome }) => Some(*outcome),
-        _ => None,
-    });
-    let outcome = if timed_out {
-        let mut o = Outcome::fail(format!("timed out after {timeout} s; killed"));
-        o.log = tail(&cap.log);
-        o
-    } else if interrupted {
-        Outcome::harness("interrupted")
-    } else if let Some(o) = parsed {
-        o
-    } else {
-        let how = match status {
-            Some(WaitStatus::Signaled(_, sig, _)) => format!("killed by signal {}", sig as i32),
-            Some(WaitStatus::Exited(_, code)) => format!("exited with {code}"),
-            _ => "vanished".into(),
-        };
-        let mut o = Outcome::fail(format!("case process crashed ({how}) without a result"));
-        o.log = tail(&cap.log);
-        o
-    };
-    ChildResult { outcome, interrupted }
 }

@@ -7,6 +7,7 @@ pub mod child;
 pub mod kmsg;
 pub mod plan;
 pub mod progress;
+mod schedule;
 pub mod signal;
 pub mod verdict;
 
@@ -32,6 +33,9 @@ pub struct RunOpts {
     pub start_at: usize,
     /// Run every case with its assertions inverted; report cases that still pass.
     pub self_check: bool,
+    /// Cases run at the same time (at least 1); cases holding an exclusive resource never
+    /// overlap one another.
+    pub jobs: usize,
 }
 
 /// The topologies of a run that are up; dropping it tears down what was set up.
@@ -85,7 +89,7 @@ impl Provided {
 }
 
 /// A case's report before it ran: its identity from the case file.
-fn blank_report(case: &Case) -> CaseReport {
+pub(crate) fn blank_report(case: &Case) -> CaseReport {
     let d = &case.def;
     CaseReport {
         file: case.file.display().to_string(),
@@ -96,10 +100,9 @@ fn blank_report(case: &Case) -> CaseReport {
     }
 }
 
-/// Runs the cases, reporting each as it is known.
+/// Runs the cases, reporting each as it is known (results in catalogue order).
 pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunReport {
     let start = Instant::now();
-    let mut kmsg = kmsg::Kmsg::open();
     let mut report = RunReport::new(target, probe.clone(), &opts.topologies);
     let selected = select(cases, &opts.selection);
     let mut provided = Provided::bring_up(&opts.topologies, opts.quiet || opts.stream);
@@ -108,47 +111,27 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
     progress.event(&Event::Probe { probe: Box::new(probe.clone()) });
     progress.event(&Event::Total { total: selected.len() });
     progress.resume_at(opts.start_at);
-    for case in selected.into_iter().skip(opts.start_at) {
-        if signal::interrupted().is_some() {
-            report.aborted = Some("interrupted".into());
-            break;
-        }
-        let mut cr = blank_report(case);
-        progress.event(&Event::Start { id: case.id.clone() });
+    let todo: Vec<&Case> = selected.into_iter().skip(opts.start_at).collect();
+    let mut sched = schedule::Scheduler::new(&todo, opts, probe, &provided.up, &mut progress);
+    for (i, case) in todo.iter().enumerate() {
         match plan::plan(case, &kinds, probe) {
+            Ok(kind) => sched.queue(i, kind),
             Err(reason) => {
                 // A topology the case needs failed to come up: say so rather than "not provided".
                 let wanted = &case.def.requires.topology;
+                let mut cr = blank_report(case);
                 cr.message = match provided.broken.iter().find(|(n, _)| wanted.contains(n)) {
                     Some((n, e)) => format!("topology {n} could not be set up: {e}"),
                     None => reason,
                 };
-            }
-            Ok(kind) => {
-                let t0 = Instant::now();
-                kmsg.drain();
-                let timeout = case.def.timeout.unwrap_or(opts.timeout);
-                let entry = provided.up.iter().find(|(k, _, _)| *k == kind);
-                let fallback = topology::Topo::default();
-                let topo = entry.map_or(&fallback, |(_, t, _)| t);
-                let r = child::run_isolated(case, topo, probe, timeout, opts.self_check);
-                if let Some((_, _, Some(a))) = entry {
-                    if case.def.steps.iter().any(|s| s.value.ethtool.is_some()) {
-                        for e in a.restore_settings() {
-                            eprintln!("restoring settings after {}: {e}", case.id);
-                        }
-                    }
-                }
-                cr.duration_s = t0.elapsed().as_secs_f64();
-                cr.topology = Some(kind);
-                verdict::judge(case, probe, opts.self_check, r.outcome, kmsg.drain(), &mut cr);
-                if r.interrupted {
-                    report.aborted = Some("interrupted".into());
-                }
+                sched.done(i, cr);
             }
         }
-        progress.event(&Event::Result { case: Box::new(cr.clone()) });
-        report.cases.push(cr);
+    }
+    let (cases_done, interrupted) = sched.run();
+    report.cases = cases_done;
+    if interrupted {
+        report.aborted = Some("interrupted".into());
     }
     progress.finish();
     for e in provided.down() {

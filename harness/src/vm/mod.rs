@@ -50,7 +50,7 @@ enum Ev {
 
 /// The guest's command line: this binary's `run --stream` with the run's options, resuming
 /// after `start_at` results.
-fn guest_command(exe: &Path, paths: &[PathBuf], o: &VmOpts, start_at: usize) -> String {
+fn guest_command(exe: &Path, paths: &[PathBuf], o: &VmOpts, start_at: usize, jobs: usize) -> String {
     let r = &o.run;
     let mut guest: Vec<String> = o.env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
     guest.push(shell_quote(&exe.display().to_string()));
@@ -62,6 +62,7 @@ fn guest_command(exe: &Path, paths: &[PathBuf], o: &VmOpts, start_at: usize) -> 
         guest.push("--exact".into());
     }
     guest.push(format!("--timeout={}", r.timeout));
+    guest.push(format!("--jobs={jobs}"));
     if r.self_check {
         guest.push("--self-check".into());
     }
@@ -95,6 +96,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
     let mut boots = 0usize;
     let mut boot_times = Vec::new();
     let mut progress = Progress::new(false, o.run.quiet, spec_label);
+    let mut jobs = o.run.jobs;
     loop {
         let start_at = report.cases.len();
         if total.is_some_and(|t| start_at >= t) {
@@ -109,7 +111,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
             break;
         }
         boots += 1;
-        let mut cmd = boot::vng(kernel, &o.memory, o.cpus, true, &guest_command(&exe, &paths, o, start_at));
+        let mut cmd = boot::vng(kernel, &o.memory, o.cpus, true, &guest_command(&exe, &paths, o, start_at, jobs));
         cmd.stderr(Stdio::piped());
         let t_boot = Instant::now();
         let mut child =
@@ -137,7 +139,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
             });
         }
         let mut console: VecDeque<String> = VecDeque::new();
-        let mut running: Option<(String, Instant)> = None;
+        let mut running: Vec<(String, Instant)> = Vec::new();
         let mut booted = false;
         let mut last_activity = Instant::now();
         let mut died: Option<String> = None;
@@ -158,10 +160,10 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
                         }
                         Event::Total { total: t } if total.is_none() => total = Some(*t),
                         Event::Total { .. } => continue,
-                        Event::Start { id } => running = Some((id.clone(), Instant::now())),
+                        Event::Start { id } => running.push((id.clone(), Instant::now())),
                         Event::Result { case } => {
+                            running.retain(|(id, _)| *id != case.id);
                             report.cases.push((**case).clone());
-                            running = None;
                         }
                         Event::Outcome { .. } => continue,
                     }
@@ -178,10 +180,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
                 died = Some(format!("the VM did not start the suite within {} s", BOOT_TIMEOUT.as_secs()));
                 break;
             }
-            if booted
-                && running.as_ref().is_some_and(|(_, t)| t.elapsed() > case_limit)
-                && last_activity.elapsed() > case_limit
-            {
+            if booted && running.iter().any(|(_, t)| t.elapsed() > case_limit) && last_activity.elapsed() > case_limit {
                 died = Some(format!("the VM stopped responding for {} s", case_limit.as_secs()));
                 break;
             }
@@ -210,7 +209,14 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
             break;
         }
         let tail: Vec<String> = console.iter().cloned().collect();
-        match running.take() {
+        if running.len() > 1 {
+            // Several cases ran at once: the kernel cannot say which one crashed it. Boot
+            // again and run the rest one at a time; the culprit then fails alone.
+            eprintln!("{spec_label}: {why} while {} cases ran at once; running the rest one at a time", running.len());
+            jobs = 1;
+            continue;
+        }
+        match running.pop() {
             Some((id, t)) => {
                 let c = CaseReport {
                     status: Status::Fail,

@@ -1,0 +1,219 @@
+//! Runs the planned cases, up to `jobs` at a time. A case starts when no running case holds
+//! one of its exclusive resources (its topology file's device, a TUN name, what it declares in
+//! `requires.exclusive`); with one job this is the plain sequential loop. The kernel log is
+//! read while cases run and given to every case that was running; the kernel cannot tell two
+//! concurrent cases apart, so when a splat appears while several ran, those cases are run
+//! again alone afterwards and their solo results count. Results are reported in catalogue
+//! order whatever the order they finish in.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::child::{self, Running};
+use super::kmsg::Kmsg;
+use super::progress::Progress;
+use super::{blank_report, signal, verdict, RunOpts};
+use crate::case::Case;
+use crate::model::event::Event;
+use crate::model::{is_splat, CaseReport, Outcome, Probe};
+use crate::topology::{Active, Topo};
+
+/// A case waiting to start.
+struct Job {
+    idx: usize,
+    kind: String,
+    resources: Vec<String>,
+}
+
+/// A case that runs.
+struct Slot {
+    job: Job,
+    running: Running,
+    t0: Instant,
+    kernel_log: Vec<String>,
+    /// Another case ran at the same time.
+    overlapped: bool,
+}
+
+pub(super) struct Scheduler<'a> {
+    cases: &'a [&'a Case],
+    opts: &'a RunOpts,
+    probe: &'a Probe,
+    envs: &'a [(String, Topo, Option<Active>)],
+    progress: &'a mut Progress,
+    queue: VecDeque<Job>,
+    results: Vec<Option<CaseReport>>,
+    emitted: usize,
+    /// Cases to run again alone (a splat while they overlapped others).
+    rerun: Vec<Job>,
+    interrupted: bool,
+}
+
+/// The resources a case holds alone.
+fn resources(case: &Case, kind: &str) -> Vec<String> {
+    let mut r = case.def.requires.exclusive.clone();
+    if !matches!(kind, "host" | "nodev") {
+        r.push(format!("topology:{kind}"));
+    }
+    r.extend(case.def.steps.iter().filter_map(|s| s.value.tun.as_ref()).map(|t| format!("tun:{}", t.name)));
+    r
+}
+
+impl<'a> Scheduler<'a> {
+    pub(super) fn new(
+        cases: &'a [&'a Case],
+        opts: &'a RunOpts,
+        probe: &'a Probe,
+        envs: &'a [(String, Topo, Option<Active>)],
+        progress: &'a mut Progress,
+    ) -> Scheduler<'a> {
+        Scheduler {
+            cases,
+            opts,
+            probe,
+            envs,
+            progress,
+            queue: VecDeque::new(),
+            results: vec![None; cases.len()],
+            emitted: 0,
+            rerun: Vec::new(),
+            interrupted: false,
+        }
+    }
+
+    /// Case `idx` runs on topology `kind`.
+    pub(super) fn queue(&mut self, idx: usize, kind: String) {
+        let resources = resources(self.cases[idx], &kind);
+        self.queue.push_back(Job { idx, kind, resources });
+    }
+
+    /// Case `idx` has its result (a skip decided by the plan, or a finished run).
+    pub(super) fn done(&mut self, idx: usize, cr: CaseReport) {
+        self.results[idx] = Some(cr);
+    }
+
+    /// Reports, in catalogue order, every result that no earlier case still waits for.
+    fn emit_ready(&mut self) {
+        while let Some(Some(cr)) = self.results.get(self.emitted) {
+            self.progress.event(&Event::Result { case: Box::new(cr.clone()) });
+            self.emitted += 1;
+        }
+    }
+
+    /// Runs everything queued; the reports in catalogue order and whether the run was
+    /// interrupted.
+    pub(super) fn run(mut self) -> (Vec<CaseReport>, bool) {
+        let mut kmsg = Kmsg::open();
+        let jobs = self.opts.jobs.max(1);
+        self.emit_ready();
+        self.drive(&mut kmsg, jobs);
+        // Splats while cases overlapped: each suspect again, alone.
+        let suspects = std::mem::take(&mut self.rerun);
+        self.queue.extend(suspects);
+        self.drive(&mut kmsg, 1);
+        let interrupted = self.interrupted;
+        (self.results.into_iter().flatten().collect(), interrupted)
+    }
+
+    fn drive(&mut self, kmsg: &mut Kmsg, jobs: usize) {
+        let mut slots: Vec<Slot> = Vec::new();
+        loop {
+            if signal::interrupted().is_some() {
+                self.interrupted = true;
+            }
+            while slots.len() < jobs && !self.interrupted {
+                let busy: Vec<&String> = slots.iter().flat_map(|s| s.job.resources.iter()).collect();
+                let Some(pos) = self.queue.iter().position(|j| j.resources.iter().all(|r| !busy.contains(&r))) else {
+                    break;
+                };
+                let Some(job) = self.queue.remove(pos) else { break };
+                // Lines printed before a case starts are not its own.
+                let before = kmsg.drain();
+                for s in &mut slots {
+                    s.kernel_log.extend(before.iter().cloned());
+                }
+                if let Some(slot) = self.start(job, !slots.is_empty()) {
+                    slots.iter_mut().for_each(|s| s.overlapped = true);
+                    slots.push(slot);
+                }
+            }
+            if slots.is_empty() {
+                break;
+            }
+            wait_any(&mut slots);
+            let lines = kmsg.drain();
+            let concurrent = slots.len() > 1;
+            for s in &mut slots {
+                s.kernel_log.extend(lines.iter().cloned());
+                s.overlapped |= concurrent;
+            }
+            let mut i = 0;
+            while i < slots.len() {
+                if slots[i].running.done() {
+                    let slot = slots.swap_remove(i);
+                    self.finish(slot);
+                } else {
+                    i += 1;
+                }
+            }
+            self.emit_ready();
+        }
+    }
+
+    fn start(&mut self, job: Job, overlapping: bool) -> Option<Slot> {
+        let case = self.cases[job.idx];
+        self.progress.event(&Event::Start { id: case.id.clone() });
+        let topo = self.envs.iter().find(|(k, _, _)| *k == job.kind).map(|(_, t, _)| t.clone()).unwrap_or_default();
+        let timeout = case.def.timeout.unwrap_or(self.opts.timeout);
+        let t0 = Instant::now();
+        match child::spawn(case, &topo, self.probe, timeout, self.opts.self_check) {
+            Ok(running) => Some(Slot { job, running, t0, kernel_log: Vec::new(), overlapped: overlapping }),
+            Err(e) => {
+                let mut cr = blank_report(case);
+                cr.topology = Some(job.kind.clone());
+                verdict::judge(case, self.probe, self.opts.self_check, Outcome::harness(e), Vec::new(), &mut cr);
+                self.done(job.idx, cr);
+                None
+            }
+        }
+    }
+
+    fn finish(&mut self, slot: Slot) {
+        let case = self.cases[slot.job.idx];
+        let r = slot.running.finish();
+        if let Some((_, _, Some(env))) = self.envs.iter().find(|(k, _, _)| *k == slot.job.kind) {
+            if case.def.steps.iter().any(|s| s.value.ethtool.is_some()) {
+                for e in env.restore_settings() {
+                    eprintln!("restoring settings after {}: {e}", case.id);
+                }
+            }
+        }
+        if r.interrupted {
+            self.interrupted = true;
+        }
+        if slot.overlapped && slot.kernel_log.iter().any(|l| is_splat(l)) && !r.interrupted {
+            self.rerun.push(slot.job);
+            return;
+        }
+        let mut cr = blank_report(case);
+        cr.duration_s = slot.t0.elapsed().as_secs_f64();
+        cr.topology = Some(slot.job.kind.clone());
+        verdict::judge(case, self.probe, self.opts.self_check, r.outcome, slot.kernel_log, &mut cr);
+        self.done(slot.job.idx, cr);
+    }
+}
+
+/// Waits until one of the running cases has something to do (at most 50 ms), then services
+/// them all.
+fn wait_any(slots: &mut [Slot]) {
+    {
+        let mut fds: Vec<PollFd> =
+            slots.iter().flat_map(|s| s.running.fds()).map(|f| PollFd::new(f, PollFlags::POLLIN)).collect();
+        let _ = poll(&mut fds, PollTimeout::from(50u16));
+    }
+    for s in slots.iter_mut() {
+        s.running.service();
+    }
+}
