@@ -62,8 +62,9 @@ pub struct BenchArgs {
     /// `ratio` = our seconds per case on the subset / liburing's seconds per check).
     #[arg(long)]
     pub suite: bool,
-    /// With --suite: cases our runner runs at the same time (`run -j`).
-    #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// With --suite: cases our runner runs at the same time (`run -j`); the subset is also
+    /// measured at -j 1 (`ratio_j1`).
+    #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     /// Inside the VM: the --suite measurements, with liburing's zcrx.t at this path.
     #[arg(long, hide = true)]

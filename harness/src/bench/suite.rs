@@ -103,6 +103,9 @@ pub struct SuiteBench {
     /// suite.per_case_s / liburing.per_check_s: at most 1.0 means a case costs no more than
     /// one of liburing's checks.
     pub ratio: f64,
+    /// The comparable subset once more with one case at a time (`run -j 1`), and its ratio.
+    pub subset_j1: CasesTiming,
+    pub ratio_j1: f64,
     /// Wall time of the whole VM (boot, measurements, poweroff).
     pub vm_wall_s: f64,
 }
@@ -196,8 +199,10 @@ pub fn guest(zcrx_t: &Path, jobs: usize) -> Result<SuiteBench, String> {
     let _ = measure(&cases, &filters, &probe, jobs);
     let subset = measure(&cases, &filters, &probe, jobs);
     let catalogue = measure(&cases, &[], &probe, jobs);
+    let subset_j1 = if jobs == 1 { subset.clone() } else { measure(&cases, &filters, &probe, 1) };
     let lib = liburing(zcrx_t);
     let ratio = subset.per_case_s / lib.per_check_s.max(1e-9);
+    let ratio_j1 = subset_j1.per_case_s / lib.per_check_s.max(1e-9);
     Ok(SuiteBench {
         target: String::new(),
         kernel_release: probe.kernel_release.clone(),
@@ -212,6 +217,8 @@ pub fn guest(zcrx_t: &Path, jobs: usize) -> Result<SuiteBench, String> {
         },
         liburing: lib,
         ratio,
+        subset_j1,
+        ratio_j1,
         vm_wall_s: 0.0,
     })
 }
@@ -245,8 +252,10 @@ pub fn in_vm(spec: &str, jobs: usize, vm_timeout: Duration, tag: &str) -> Result
 /// A few lines for people.
 pub fn render(b: &SuiteBench) -> String {
     let s = &b.suite;
-    let mut out =
-        format!("suite vs liburing zcrx.t on {} ({}), {} warm runs each\n", b.target, b.kernel_release, b.runs);
+    let mut out = format!(
+        "suite (-j {}) vs liburing zcrx.t on {} ({}), {} warm runs each\n",
+        b.jobs, b.target, b.kernel_release, b.runs
+    );
     out.push_str(&format!(
         "  ours, comparable subset: {} executed, {:.2} s, {:.4} s/case (p50 {:.4}, p95 {:.4})\n",
         s.subset.executed, s.subset.wall_s, s.subset.per_case_s, s.subset.p50_case_s, s.subset.p95_case_s
@@ -263,7 +272,10 @@ pub fn render(b: &SuiteBench) -> String {
         "  liburing zcrx.t:         {} checks, {:.2} s, {:.4} s/check (exit {:?})\n",
         b.liburing.checks, b.liburing.wall_s, b.liburing.per_check_s, b.liburing.exit_codes
     ));
-    out.push_str(&format!("  ratio (our s/case on the subset / liburing s/check): {:.2}\n", b.ratio));
+    out.push_str(&format!(
+        "  ratio (our s/case on the subset / liburing s/check): {:.2} at -j {}, {:.2} at -j 1 ({:.4} s/case)\n",
+        b.ratio, b.jobs, b.ratio_j1, b.subset_j1.per_case_s
+    ));
     out.push_str(&format!("  runner peak RSS: {:.1} MiB; VM wall {:.1} s\n", s.runner_peak_rss_mib, b.vm_wall_s));
     if !s.subset.not_passing.is_empty() || !s.catalogue.not_passing.is_empty() {
         out.push_str(&format!(
