@@ -38,56 +38,6 @@ pub struct RunOpts {
     pub jobs: usize,
 }
 
-/// The topologies of a run that are up; dropping it tears down what was set up.
-struct Provided {
-    /// (kind, what a case needs, the environment guard for file topologies)
-    up: Vec<(String, topology::Topo, Option<topology::Active>)>,
-    /// (name, why it could not be set up)
-    broken: Vec<(String, String)>,
-}
-
-impl Provided {
-    fn bring_up(names: &[String], quiet: bool) -> Provided {
-        let tools = topology::Tools::from_env();
-        let mut p = Provided { up: Vec::new(), broken: Vec::new() };
-        for (slot, name) in names.iter().enumerate() {
-            if let Some(t) = topology::Topo::builtin(name) {
-                p.up.push((name.clone(), t, None));
-                continue;
-            }
-            match topology::load(name).and_then(|f| {
-                let kind =
-                    serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-                f.up(&tools, slot as u32).map(|a| (kind, a))
-            }) {
-                Ok((kind, mut a)) => {
-                    if let Err(e) = a.snapshot_dut() {
-                        a.log.push(format!("cannot record DUT settings: {e}"));
-                    }
-                    if !quiet {
-                        a.log.iter().for_each(|l| eprintln!("{l}"));
-                    }
-                    p.up.push((kind, a.topo.clone(), Some(a)));
-                }
-                Err(e) => {
-                    eprintln!("topology {name}: {e}");
-                    p.broken.push((name.clone(), e));
-                }
-            }
-        }
-        p
-    }
-
-    fn kinds(&self) -> Vec<String> {
-        self.up.iter().map(|(k, _, _)| k.clone()).collect()
-    }
-
-    /// Tears everything down now; the errors, if any.
-    fn down(&mut self) -> Vec<String> {
-        self.up.iter_mut().filter_map(|(_, _, a)| a.as_mut()).flat_map(|a| a.down()).collect()
-    }
-}
-
 /// A case's report before it ran: its identity from the case file.
 pub(crate) fn blank_report(case: &Case) -> CaseReport {
     let d = &case.def;
@@ -105,14 +55,14 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
     let start = Instant::now();
     let mut report = RunReport::new(target, probe.clone(), &opts.topologies);
     let selected = select(cases, &opts.selection);
-    let mut provided = Provided::bring_up(&opts.topologies, opts.quiet || opts.stream);
+    let mut provided = topology::Envs::up(&opts.topologies, opts.quiet || opts.stream);
     let kinds = provided.kinds();
     let mut progress = progress::Progress::new(opts.stream, opts.quiet, target);
     progress.event(&Event::Probe { probe: Box::new(probe.clone()) });
     progress.event(&Event::Total { total: selected.len() });
     progress.resume_at(opts.start_at);
     let todo: Vec<&Case> = selected.into_iter().skip(opts.start_at).collect();
-    let mut sched = schedule::Scheduler::new(&todo, opts, probe, &provided.up, &mut progress);
+    let mut sched = schedule::Scheduler::new(&todo, opts, probe, &provided, &mut progress);
     for (i, case) in todo.iter().enumerate() {
         match plan::plan(case, &kinds, probe) {
             Ok(kind) => sched.queue(i, kind),
@@ -120,7 +70,7 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
                 // A topology the case needs failed to come up: say so rather than "not provided".
                 let wanted = &case.def.requires.topology;
                 let mut cr = blank_report(case);
-                cr.message = match provided.broken.iter().find(|(n, _)| wanted.contains(n)) {
+                cr.message = match provided.broken(wanted) {
                     Some((n, e)) => format!("topology {n} could not be set up: {e}"),
                     None => reason,
                 };

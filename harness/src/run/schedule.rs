@@ -18,7 +18,7 @@ use super::{blank_report, signal, verdict, RunOpts};
 use crate::case::Case;
 use crate::model::event::Event;
 use crate::model::{is_splat, CaseReport, Outcome, Probe};
-use crate::topology::{Active, Topo};
+use crate::topology::Envs;
 
 /// A case waiting to start.
 struct Job {
@@ -41,7 +41,7 @@ pub(super) struct Scheduler<'a> {
     cases: &'a [&'a Case],
     opts: &'a RunOpts,
     probe: &'a Probe,
-    envs: &'a [(String, Topo, Option<Active>)],
+    envs: &'a Envs,
     progress: &'a mut Progress,
     queue: VecDeque<Job>,
     results: Vec<Option<CaseReport>>,
@@ -66,7 +66,7 @@ impl<'a> Scheduler<'a> {
         cases: &'a [&'a Case],
         opts: &'a RunOpts,
         probe: &'a Probe,
-        envs: &'a [(String, Topo, Option<Active>)],
+        envs: &'a Envs,
         progress: &'a mut Progress,
     ) -> Scheduler<'a> {
         Scheduler {
@@ -165,7 +165,7 @@ impl<'a> Scheduler<'a> {
     fn start(&mut self, job: Job, overlapping: bool) -> Option<Slot> {
         let case = self.cases[job.idx];
         self.progress.event(&Event::Start { id: case.id.clone() });
-        let topo = self.envs.iter().find(|(k, _, _)| *k == job.kind).map(|(_, t, _)| t.clone()).unwrap_or_default();
+        let topo = self.envs.topo(&job.kind).cloned().unwrap_or_default();
         let timeout = case.def.timeout.unwrap_or(self.opts.timeout);
         let t0 = Instant::now();
         match child::spawn(case, &topo, self.probe, timeout, self.opts.self_check) {
@@ -183,7 +183,7 @@ impl<'a> Scheduler<'a> {
     fn finish(&mut self, slot: Slot) {
         let case = self.cases[slot.job.idx];
         let r = slot.running.finish();
-        if let Some((_, _, Some(env))) = self.envs.iter().find(|(k, _, _)| *k == slot.job.kind) {
+        if let Some(env) = self.envs.env(&slot.job.kind) {
             if case.def.steps.iter().any(|s| s.value.ethtool.is_some()) {
                 for e in env.restore_settings() {
                     eprintln!("restoring settings after {}: {e}", case.id);

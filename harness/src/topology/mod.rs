@@ -19,9 +19,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod env;
+mod set;
 mod tools;
 
 pub use env::{clean_leftovers, Active, Env};
+pub use set::Envs;
 pub use tools::{apply_settings, read_settings, Tools};
 
 pub const KNOWN: &[&str] = &["host", "nodev", "netdevsim", "veth", "nic", "netdevsim-zcrx"];
