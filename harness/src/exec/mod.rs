@@ -49,7 +49,7 @@ pub fn pattern(start: u64, len: usize) -> Vec<u8> {
     let mut i = start;
     // Byte by byte up to an 8-byte boundary, then a word at a time: the eight bytes of an
     // aligned group share one multiply and (4096 being a multiple of 8) one `i >> 12`.
-    while i < end && i % 8 != 0 {
+    while i < end && !i.is_multiple_of(8) {
         out.push(pattern_byte(i));
         i += 1;
     }

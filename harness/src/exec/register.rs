@@ -5,6 +5,9 @@
 use super::*;
 use crate::kernel::zcrx::{Readonly, RegionMem, Registration, Spec, Target};
 
+/// How long a registration on a device queue waits for the previous owner's teardown.
+const QUEUE_RELEASE_WAIT_S: u64 = 5;
+
 impl Ctx<'_> {
     /// The default registration of this case and topology, before any override.
     fn default_registration(&self, r: &Register, import_fd: Option<RawFd>) -> Result<Registration, StepError> {
@@ -86,7 +89,13 @@ impl Ctx<'_> {
         if let Some(ev) = reg.event.filter(|_| reg.ifq.event_desc == args.event.addr()) {
             self.note(format!("  event_desc -> {}", dump(&EVENT_DESC, as_bytes(&ev))));
         }
-        let retry = r.retry_ms.map(Duration::from_millis);
+        // A queue's previous owner (the case before, in its own process) is torn down
+        // asynchronously by the kernel: a registration expected to succeed on a device queue
+        // waits for it (EEXIST/EBUSY, bounded) instead of failing.
+        let expects_success = expect.is_none_or(|e| e.errno.is_none() && e.kernels.iter().all(|k| k.errno.is_none()));
+        let queue_wait = (matches!(reg.spec.target, Target::Netdev { .. }) && expects_success)
+            .then_some(Duration::from_secs(QUEUE_RELEASE_WAIT_S));
+        let retry = r.retry_ms.map(Duration::from_millis).or(queue_wait);
         let (got, tries) = reg.call(ring_fd, &args, r.nr_args, retry);
         if tries > 1 {
             self.note(format!("  registration tried {tries} times"));
