@@ -19,6 +19,7 @@ fn case(id: &str, area: &str, status: Status, message: &str) -> CaseReport {
         duration_s: 0.25,
         kernel_specific: vec![],
         harness_error: false,
+        self_check: None,
     }
 }
 

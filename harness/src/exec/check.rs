@@ -5,28 +5,34 @@
 use super::*;
 
 impl Ctx<'_> {
-    /// Compares a syscall result (and read-back values) with the expectation.
-    /// Counts an assertion and, in self-check mode, inverts its verdict.
+    /// One assertion: counts it, records its site (the running step and `what`), and in
+    /// self-check mode inverts the verdict of the one site being checked.
     pub(super) fn verdict(&self, what: &str, r: StepResult) -> StepResult {
+        self.assertion(what, false, r)
+    }
+
+    fn assertion(&self, what: &str, setup: bool, r: StepResult) -> StepResult {
         self.asserts.set(self.asserts.get() + 1);
-        match (self.invert, r) {
-            (false, r) => r,
-            (true, Ok(())) => Err(StepError::InvertedHeld { n: self.asserts.get(), what: what.to_string() }),
-            (true, Err(_)) => Ok(()),
+        let site = {
+            let mut sites = self.sites.borrow_mut();
+            match sites.iter().position(|a| a.at == self.at && a.what == what) {
+                Some(i) => i + 1,
+                None => {
+                    sites.push(Assertion { at: self.at.clone(), what: what.to_string(), setup });
+                    sites.len()
+                }
+            }
+        };
+        match (self.invert == Some(site), r) {
+            (true, Ok(())) => Err(StepError::InvertedHeld { n: site, what: what.to_string() }),
+            (_, r) => r,
         }
     }
 
+    /// Compares a syscall result and each read-back value with the expectation: the errno or
+    /// result is one assertion (a set-up assertion when the step expects nothing), each `out`
+    /// field another.
     pub(super) fn check(
-        &self,
-        got: &SysResult,
-        expect: Option<&Expect>,
-        read: &dyn Fn(&str) -> Option<u64>,
-    ) -> StepResult {
-        let r = self.check_raw(got, expect, read);
-        self.verdict("syscall result", r)
-    }
-
-    pub(super) fn check_raw(
         &self,
         got: &SysResult,
         expect: Option<&Expect>,
@@ -34,53 +40,41 @@ impl Ctx<'_> {
     ) -> StepResult {
         let default = Expect::default();
         let e = expect.unwrap_or(&default);
-        let mut errno = e.errno.clone();
-        let mut ret = e.ret;
-        let mut out = &e.out;
-        for k in &e.kernels {
-            if self.probe.version_in(k.min.as_deref(), k.max.as_deref()) {
-                errno = k.errno.clone();
-                ret = k.ret;
-                out = &k.out;
-                let range = format!("{}..{}", k.min.as_deref().unwrap_or(""), k.max.as_deref().unwrap_or(""));
-                self.notes.borrow_mut().push(format!("[{range}] {}", k.why));
-                break;
-            }
-        }
-        match (&errno, got) {
-            (Some(name), Err(en)) => {
-                let want = sys::errno_by_name(name).ok_or_else(|| format!("unknown errno {name}"))?;
-                if want != *en {
-                    return Err(format!("expected {name}, kernel returned {}", sys::errno_name(*en)).into());
-                }
-            }
-            (Some(name), Ok(v)) => return Err(format!("expected {name}, kernel returned success ({v})").into()),
-            (None, Err(en)) => return Err(format!("expected success, kernel returned {}", sys::errno_name(*en)).into()),
-            (None, Ok(v)) => {
-                if let Some(r) = ret {
-                    if r != *v {
-                        return Err(format!("expected return {r}, kernel returned {v}").into());
-                    }
-                }
-            }
+        let (errno, ret, out) = self.expectation_for_kernel(e);
+        let r = check_result(got, errno.as_deref(), ret);
+        match expect {
+            None => self.assertion("must succeed", true, r)?,
+            Some(_) => self.verdict("errno/result", r)?,
         }
         for (k, v) in out {
             let want = self.value(&v.value, Ns::Any)?;
             let have = read(k).ok_or_else(|| format!("cannot read back `{k}` here"))?;
-            if want != have {
-                return Err(format!("{k}: expected {want:#x} ({want}), kernel wrote {have:#x} ({have})").into());
-            }
+            let r = if want != have {
+                Err(format!("{k}: expected {want:#x} ({want}), kernel wrote {have:#x} ({have})").into())
+            } else {
+                Ok(())
+            };
+            self.verdict(&format!("out {k}"), r)?;
         }
         Ok(())
     }
 
-    /// Compares one CQE's res and flags; F_32 on mixed rings is checked separately.
-    pub(super) fn check_cqe(&self, ring: &str, c: &Cqe, e: &CqeExpect, what: &str) -> StepResult {
-        let r = self.check_cqe_raw(ring, c, e, what);
-        self.verdict(what, r)
+    /// The errno, result and outputs expected on the running kernel (a kernel-specific
+    /// expectation wins and is noted).
+    fn expectation_for_kernel<'e>(&self, e: &'e Expect) -> (Option<String>, Option<i64>, &'e Overrides) {
+        for k in &e.kernels {
+            if self.probe.version_in(k.min.as_deref(), k.max.as_deref()) {
+                let range = format!("{}..{}", k.min.as_deref().unwrap_or(""), k.max.as_deref().unwrap_or(""));
+                self.notes.borrow_mut().push(format!("[{range}] {}", k.why));
+                return (k.errno.clone(), k.ret, &k.out);
+            }
+        }
+        (e.errno.clone(), e.ret, &e.out)
     }
 
-    pub(super) fn check_cqe_raw(&self, ring: &str, c: &Cqe, e: &CqeExpect, what: &str) -> StepResult {
+    /// Compares one CQE: its res and its flags are one assertion each; F_32 on mixed rings is
+    /// checked separately.
+    pub(super) fn check_cqe(&self, ring: &str, c: &Cqe, e: &CqeExpect, what: &str) -> StepResult {
         let want_res = self.value(&e.res, Ns::Res)? as i64 as i32;
         let mut want_flags = 0u32;
         for f in &e.flags {
@@ -90,19 +84,45 @@ impl Ctx<'_> {
         if self.ring_mixed(ring) && c.big.is_some() {
             flags &= !IORING_CQE_F_32;
         }
-        if c.res != want_res || flags != want_flags {
-            return Err(format!(
-                "{what}: expected res={} flags={}, kernel posted res={} flags={} (user_data {:#x})",
-                sys::res_name(want_res as i64),
-                flag_names(want_flags),
-                sys::res_name(c.res as i64),
-                flag_names(flags),
-                c.user_data
-            )
-            .into());
-        }
-        Ok(())
+        let posted = format!(
+            "kernel posted res={} flags={} (user_data {:#x})",
+            sys::res_name(c.res as i64),
+            flag_names(flags),
+            c.user_data
+        );
+        let r = if c.res != want_res {
+            Err(format!("{what}: expected res={}, {posted}", sys::res_name(want_res as i64)).into())
+        } else {
+            Ok(())
+        };
+        self.verdict(&format!("{what} res"), r)?;
+        let r = if flags != want_flags {
+            Err(format!("{what}: expected flags={}, {posted}", flag_names(want_flags)).into())
+        } else {
+            Ok(())
+        };
+        self.verdict(&format!("{what} flags"), r)
     }
+}
+
+/// A syscall result against the expected errno (by name) or return value.
+fn check_result(got: &SysResult, errno: Option<&str>, ret: Option<i64>) -> StepResult {
+    match (errno, got) {
+        (Some(name), Err(en)) => {
+            let want = sys::errno_by_name(name).ok_or_else(|| format!("unknown errno {name}"))?;
+            if want != *en {
+                return Err(format!("expected {name}, kernel returned {}", sys::errno_name(*en)).into());
+            }
+        }
+        (Some(name), Ok(v)) => return Err(format!("expected {name}, kernel returned success ({v})").into()),
+        (None, Err(en)) => return Err(format!("expected success, kernel returned {}", sys::errno_name(*en)).into()),
+        (None, Ok(v)) => {
+            if let Some(r) = ret.filter(|r| r != v) {
+                return Err(format!("expected return {r}, kernel returned {v}").into());
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn exact_min(what: &str, min: u64, have: u64) -> StepResult {

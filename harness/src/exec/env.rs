@@ -83,13 +83,15 @@ impl Ctx<'_> {
         if n.split.is_some() || n.fallback.is_some() || n.split_at_least.is_some() {
             let (sp, fb) = (read("split")?, read("fallback")?);
             self.note(format!("netdevsim hds: split={sp} fallback={fb}"));
-            let mut r = exact("split", n.split, sp).and(exact("fallback", n.fallback, fb));
-            if let Some(min) = n.split_at_least {
-                if sp < min {
-                    r = r.and(Err(format!("split: expected at least {min}, found {sp}").into()));
-                }
+            if n.split.is_some() {
+                self.verdict("netdevsim split", exact("split", n.split, sp))?;
             }
-            return self.verdict("netdevsim counters", r);
+            if n.fallback.is_some() {
+                self.verdict("netdevsim fallback", exact("fallback", n.fallback, fb))?;
+            }
+            if let Some(min) = n.split_at_least {
+                self.verdict("netdevsim split at least", exact_min("split", min, sp))?;
+            }
         }
         Ok(())
     }

@@ -30,7 +30,7 @@ use crate::kernel::ring::{Cqe, Ring, RingError};
 use crate::kernel::sys::{self, Mem, SysResult};
 use crate::kernel::uapi::{self, *};
 use crate::kernel::zcrx::Rq;
-use crate::model::{Outcome, Probe, StepError};
+use crate::model::{Assertion, Outcome, Probe, StepError};
 use crate::topology::Topo;
 
 use check::{describe, exact, exact_min, overrides_summary};
@@ -112,10 +112,14 @@ struct Ctx<'a> {
     exported_from: HashMap<String, String>,
     /// Kernel-specific expectations that applied (shown in logs and the matrix).
     notes: std::cell::RefCell<Vec<String>>,
-    /// Self-check: every assertion's verdict is inverted.
-    invert: bool,
-    /// Assertions evaluated so far.
+    /// Self-check: the assertion site (numbered from 1) whose verdict is inverted.
+    invert: Option<usize>,
+    /// Assertions evaluated so far (a site in a loop counts each time).
     asserts: std::cell::Cell<usize>,
+    /// Assertion sites in the order first reached.
+    sites: std::cell::RefCell<Vec<Assertion>>,
+    /// Where the running step is ("step 3 (register, line 7)").
+    at: String,
     log: Vec<String>,
     // Addresses of the area/region memory of the last register step, for `$area.addr`.
     last: BTreeMap<String, u64>,
@@ -129,7 +133,9 @@ const KERNEL_SPECIFIC: &str = "kernel-specific expectation";
 const PAGE: usize = 4096;
 
 /// Runs a case; never panics on kernel answers (they are results).
-pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: bool) -> Outcome {
+/// `invert`: the assertion site to invert (self-check), numbered from 1 in the order sites
+/// are first reached.
+pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -> Outcome {
     let fault = match sys::fault_page() {
         Ok(m) => m,
         Err(e) => return Outcome::harness(format!("mmap: {e}")),
@@ -149,6 +155,8 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: bool) -> Outcome
         notes: Default::default(),
         invert,
         asserts: Default::default(),
+        sites: Default::default(),
+        at: String::new(),
         log: Vec::new(),
         last: BTreeMap::new(),
     };
@@ -172,6 +180,7 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: bool) -> Outcome
         Err(e) => Outcome::from_error(e, log),
     };
     o.kernel_specific = notes;
+    o.assertions = ctx.sites.take();
     o
 }
 
@@ -252,7 +261,8 @@ impl Ctx<'_> {
         for (i, step) in self.case.def.steps.iter().enumerate() {
             let s = &step.value;
             let act = s.actions().first().copied().unwrap_or("?");
-            self.step(s).map_err(|e| e.context(&format!("step {} ({act}, line {})", i + 1, step.line)))?;
+            self.at = format!("step {} ({act}, line {})", i + 1, step.line);
+            self.step(s).map_err(|e| e.context(&self.at))?;
         }
         let mut notes = Vec::new();
         for (name, c) in &mut self.conns {

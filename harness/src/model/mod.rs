@@ -105,6 +105,36 @@ pub struct Outcome {
     /// The harness failed, not the kernel (reported as ERROR where formats have one).
     #[serde(default)]
     pub harness_error: bool,
+    /// The assertion sites the case reached, in the order first evaluated (numbered from 1).
+    #[serde(default)]
+    pub assertions: Vec<Assertion>,
+}
+
+/// One place where a case checks a value: a step's errno or result, one `out` field, a CQE's
+/// res or flags, a data comparison, a counter. A site inside a loop (every data CQE) is one
+/// assertion, however often it is evaluated.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Assertion {
+    /// Where: "step 3 (register, line 7)".
+    pub at: String,
+    /// What: "errno/result", "out ifq.rq_entries", "CQE #1 res", "data CQE payload" ...
+    pub what: String,
+    /// The implicit "must succeed" of a set-up step (no `expect`).
+    pub setup: bool,
+}
+
+/// `run --self-check` for one case: each assertion inverted alone must make the case fail
+/// at that assertion.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SelfCheck {
+    /// Assertions the passing case evaluated, and how many of them are set-up assertions.
+    pub assertions: usize,
+    pub setup: usize,
+    /// Inverted alone, made the case fail exactly there.
+    pub killed: usize,
+    pub killed_setup: usize,
+    /// The ones that did not, with what happened instead.
+    pub survived: Vec<String>,
 }
 
 impl Outcome {
@@ -163,6 +193,9 @@ pub struct CaseReport {
     /// The harness failed, not the kernel.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub harness_error: bool,
+    /// With `run --self-check`: which of the case's assertions can fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_check: Option<SelfCheck>,
 }
 
 impl CaseReport {
@@ -182,6 +215,7 @@ impl CaseReport {
             duration_s: 0.0,
             kernel_specific: vec![],
             harness_error: false,
+            self_check: None,
         }
     }
 }

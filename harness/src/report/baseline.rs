@@ -117,6 +117,7 @@ mod tests {
                     duration_s: 0.0,
                     kernel_specific: vec![],
                     harness_error: false,
+                    self_check: None,
                 })
                 .collect(),
             duration_s: 0.0,

@@ -349,6 +349,7 @@ mod tests {
             duration_s: 0.01,
             kernel_specific: vec![],
             harness_error: false,
+            self_check: None,
         };
         RunReport {
             target: "host".into(),

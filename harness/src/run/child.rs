@@ -35,7 +35,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 }
 
 /// Runs `case` in a forked child with a timeout (seconds) and waits for it.
-pub fn run_isolated(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: bool) -> ChildResult {
+pub fn run_isolated(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Option<usize>) -> ChildResult {
     match spawn(case, topo, probe, timeout, invert) {
         Ok(mut r) => {
             while !r.done() {
@@ -48,7 +48,7 @@ pub fn run_isolated(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, inver
 }
 
 /// Forks the child for `case`; the runner then drives the returned handle.
-pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: bool) -> Result<Running, String> {
+pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Option<usize>) -> Result<Running, String> {
     let (log_r, log_w) = pipe()?;
     let (res_r, res_w) = pipe()?;
     // Whatever the runner buffered must not be written again by the child.
@@ -91,7 +91,7 @@ fn child_main(
     case: &Case,
     topo: &Topo,
     probe: &Probe,
-    invert: bool,
+    invert: Option<usize>,
     log_w: OwnedFd,
     res_w: OwnedFd,
 ) -> ! {

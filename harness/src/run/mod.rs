@@ -8,6 +8,7 @@ pub mod kmsg;
 pub mod plan;
 pub mod progress;
 mod schedule;
+pub mod selfcheck;
 pub mod signal;
 pub mod verdict;
 
@@ -80,6 +81,10 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
     }
     let (cases_done, interrupted) = sched.run();
     report.cases = cases_done;
+    if opts.self_check && !opts.stream {
+        let (a, k, s, ks) = selfcheck::totals(&report.cases);
+        eprintln!("self-check: {k} of {a} assertion(s) killed; set-up assertions {ks} of {s}");
+    }
     if interrupted {
         report.aborted = Some("interrupted".into());
     }

@@ -14,17 +14,18 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::child::{self, Running};
 use super::kmsg::Kmsg;
 use super::progress::Progress;
-use super::{blank_report, signal, verdict, RunOpts};
+use super::{blank_report, selfcheck, signal, verdict, RunOpts};
 use crate::case::Case;
 use crate::model::event::Event;
 use crate::model::{is_splat, CaseReport, Outcome, Probe};
 use crate::topology::Envs;
 
-/// A case waiting to start.
+/// A case waiting to start; `invert`: the assertion a self-check run inverts.
 struct Job {
     idx: usize,
     kind: String,
     resources: Vec<String>,
+    invert: Option<usize>,
 }
 
 /// A case that runs.
@@ -48,6 +49,8 @@ pub(super) struct Scheduler<'a> {
     emitted: usize,
     /// Cases to run again alone (a splat while they overlapped others).
     rerun: Vec<Job>,
+    /// Self-check: per case, what its inverted runs found so far.
+    checks: Vec<Option<selfcheck::Tally>>,
     interrupted: bool,
 }
 
@@ -79,6 +82,7 @@ impl<'a> Scheduler<'a> {
             results: vec![None; cases.len()],
             emitted: 0,
             rerun: Vec::new(),
+            checks: vec![None; cases.len()],
             interrupted: false,
         }
     }
@@ -86,7 +90,7 @@ impl<'a> Scheduler<'a> {
     /// Case `idx` runs on topology `kind`.
     pub(super) fn queue(&mut self, idx: usize, kind: String) {
         let resources = resources(self.cases[idx], &kind);
-        self.queue.push_back(Job { idx, kind, resources });
+        self.queue.push_back(Job { idx, kind, resources, invert: None });
     }
 
     /// Case `idx` has its result (a skip decided by the plan, or a finished run).
@@ -168,13 +172,16 @@ impl<'a> Scheduler<'a> {
         let topo = self.envs.topo(&job.kind).cloned().unwrap_or_default();
         let timeout = case.def.timeout.unwrap_or(self.opts.timeout);
         let t0 = Instant::now();
-        match child::spawn(case, &topo, self.probe, timeout, self.opts.self_check) {
+        match child::spawn(case, &topo, self.probe, timeout, job.invert) {
             Ok(running) => Some(Slot { job, running, t0, kernel_log: Vec::new(), overlapped: overlapping }),
             Err(e) => {
                 let mut cr = blank_report(case);
                 cr.topology = Some(job.kind.clone());
-                verdict::judge(case, self.probe, self.opts.self_check, Outcome::harness(e), Vec::new(), &mut cr);
-                self.done(job.idx, cr);
+                verdict::judge(case, self.probe, true, Outcome::harness(e), Vec::new(), &mut cr);
+                match job.invert {
+                    None => self.done(job.idx, cr),
+                    Some(k) => self.inverted_done(job.idx, k, Outcome::harness("spawn failed"), cr),
+                }
                 None
             }
         }
@@ -200,8 +207,44 @@ impl<'a> Scheduler<'a> {
         let mut cr = blank_report(case);
         cr.duration_s = slot.t0.elapsed().as_secs_f64();
         cr.topology = Some(slot.job.kind.clone());
-        verdict::judge(case, self.probe, self.opts.self_check, r.outcome, slot.kernel_log, &mut cr);
-        self.done(slot.job.idx, cr);
+        let outcome = r.outcome.clone();
+        verdict::judge(case, self.probe, slot.job.invert.is_none(), r.outcome, slot.kernel_log, &mut cr);
+        match slot.job.invert {
+            Some(k) => self.inverted_done(slot.job.idx, k, outcome, cr),
+            None if self.opts.self_check => self.base_done(slot.job, outcome, cr),
+            None => self.done(slot.job.idx, cr),
+        }
+    }
+
+    /// Self-check: the case ran as written. A passing case is run again once per assertion,
+    /// with that assertion inverted; any other result stands.
+    fn base_done(&mut self, job: Job, outcome: Outcome, cr: CaseReport) {
+        let n = outcome.assertions.len();
+        if cr.status != crate::model::Status::Pass || n == 0 {
+            let cr = selfcheck::not_checkable(cr, n);
+            self.done(job.idx, cr);
+            return;
+        }
+        for k in 1..=n {
+            self.queue.push_back(Job {
+                idx: job.idx,
+                kind: job.kind.clone(),
+                resources: job.resources.clone(),
+                invert: Some(k),
+            });
+        }
+        self.checks[job.idx] = Some(selfcheck::Tally::new(cr, outcome.assertions));
+    }
+
+    /// Self-check: the run with assertion `k` inverted ended.
+    fn inverted_done(&mut self, idx: usize, k: usize, outcome: Outcome, cr: CaseReport) {
+        let Some(tally) = self.checks[idx].as_mut() else { return };
+        tally.record(k, &outcome, &cr);
+        if tally.complete() {
+            if let Some(t) = self.checks[idx].take() {
+                self.done(idx, t.report());
+            }
+        }
     }
 }
 

@@ -5,16 +5,15 @@
 use crate::case::Case;
 use crate::model::{is_splat, CaseReport, Outcome, Probe, Status};
 
-/// Fills `cr` from the outcome and the kernel log lines printed meanwhile.
-pub fn judge(case: &Case, probe: &Probe, self_check: bool, o: Outcome, kernel_log: Vec<String>, cr: &mut CaseReport) {
+/// Fills `cr` from the outcome and the kernel log lines printed meanwhile; `deviations`:
+/// apply the case's known deviations (not for a self-check run with an inverted assertion).
+pub fn judge(case: &Case, probe: &Probe, deviations: bool, o: Outcome, kernel_log: Vec<String>, cr: &mut CaseReport) {
     cr.status = o.status;
     cr.message = o.message;
     cr.log = o.log;
     cr.kernel_specific = o.kernel_specific;
     cr.harness_error = o.harness_error;
-    if self_check {
-        self_check_verdict(o.inverted_held, cr);
-    } else {
+    if deviations {
         apply_deviation(case, probe, cr);
     }
     cr.kernel_log = kernel_log;
@@ -25,22 +24,6 @@ pub fn judge(case: &Case, probe: &Probe, self_check: bool, o: Outcome, kernel_lo
         } else {
             format!("{}; kernel splat during the case: {first}", cr.message)
         };
-    }
-}
-
-/// Inverted, a case must fail at an inverted assertion; passing means it cannot fail. Other
-/// failures (crash, timeout) stay failures.
-fn self_check_verdict(inverted_held: Option<usize>, cr: &mut CaseReport) {
-    match (cr.status, inverted_held) {
-        (Status::Fail, Some(_)) => {
-            cr.status = Status::Pass;
-            cr.message = format!("can fail: {}", cr.message);
-        }
-        (Status::Pass, _) => {
-            cr.status = Status::Fail;
-            cr.message = "unable to fail: with every assertion inverted the case still passes".into();
-        }
-        _ => {}
     }
 }
 
