@@ -28,8 +28,11 @@ step "validate"
 step "host suite"
 "$bin" run cases --out "$out/host" -q
 
-step "self-check on the host subset (every executed case must be able to fail)"
+step "self-check on the host subset (each assertion inverted alone must fail its case there)"
 "$bin" run cases --self-check --out "$out/self-check" -q
+
+step "self-check in the default VM (per assertion, -j 2)"
+"$bin" run --vm --self-check -j 2 --out "$out/vm-self-check" -q
 
 step "VM suite (default kernel)"
 "$bin" run --vm --out "$out/vm" -q

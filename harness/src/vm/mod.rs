@@ -238,6 +238,10 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
         }
     }
     progress.finish();
+    if o.run.self_check {
+        let (a, k, s, ks) = crate::run::selfcheck::totals(&report.cases);
+        eprintln!("{spec_label}: self-check: {k} of {a} assertion(s) killed; set-up assertions {ks} of {s}");
+    }
     report.duration_s = t_all.elapsed().as_secs_f64();
     let boot_total: f64 = boot_times.iter().sum();
     report.timings.push(("vm_boots".into(), boots as f64));
