@@ -70,10 +70,27 @@ impl Ctx<'_> {
         self.rings.get(ring).is_some_and(|r| r.mixed)
     }
 
-    /// Verifies a data CQE: zcrx_cqe pad, area, bounds, buffer boundary and payload.
+    /// Verifies a data CQE: it names no buffer range user space still holds (a buffer handed
+    /// out twice), then zcrx_cqe pad, area, bounds, buffer boundary and payload.
     pub(super) fn take_data(&mut self, ring: &str, ud: u64, c: &Cqe, areas_ok: &[u64]) -> StepResult {
+        let r = self.not_held(ud, c);
+        self.verdict("data CQE names no held buffer", r)?;
         let r = self.take_data_raw(ring, ud, c, areas_ok);
         self.verdict("data CQE payload", r)
+    }
+
+    fn not_held(&self, ud: u64, c: &Cqe) -> StepResult {
+        let rv = self.recvs.get(&ud).ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
+        let (Some(big), Some(z)) = (c.big, self.zcrx.get(&rv.zcrx)) else { return Ok(()) };
+        let (off, len) = (big[0], c.res.max(0) as u64);
+        match z.held.iter().find(|h| off < h.off + h.len as u64 && h.off < off + len) {
+            Some(h) => Err(format!(
+                "CQE off {off:#x} len {len} overlaps buffer {:#x} len {} that user space still holds (handed out twice)",
+                h.off, h.len
+            )
+            .into()),
+            None => Ok(()),
+        }
     }
 
     pub(super) fn take_data_raw(&mut self, ring: &str, ud: u64, c: &Cqe, areas_ok: &[u64]) -> StepResult {
@@ -111,9 +128,10 @@ impl Ctx<'_> {
             )
             .into());
         }
+        let pos = conn.received;
         conn.received += len as u64;
         if let Some(z) = self.zcrx.get_mut(&rv.zcrx) {
-            z.held.push_back(off);
+            z.held.push_back(Held { off, len: len as u32, pos });
         }
         Ok(())
     }

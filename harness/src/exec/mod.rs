@@ -77,9 +77,20 @@ struct Zcrx {
     buf_shift: u32,
     areas: BTreeMap<u64, Rc<Mem>>,
     stats_offset: Option<u64>,
-    held: VecDeque<u64>,
+    /// Buffers received and not yet returned, oldest first.
+    held: VecDeque<Held>,
     /// RQEs the harness has published (its tail counter, free-running).
     returned: u64,
+}
+
+/// A buffer user space holds: where its data is and which stream bytes it carries.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    /// The CQE's offset (area in the top bits).
+    off: u64,
+    len: u32,
+    /// Stream position of its first byte.
+    pos: u64,
 }
 
 struct Conn {

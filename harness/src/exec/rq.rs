@@ -68,9 +68,22 @@ impl Ctx<'_> {
     /// Writes RQEs for the oldest `n` held buffers and publishes the tail.
     pub(super) fn return_held(&mut self, zname: &str, n: usize) -> StepResult {
         let z = self.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
-        let offs: Vec<u64> = (0..n.min(z.held.len())).filter_map(|_| z.held.pop_front()).collect();
+        let back: Vec<Held> = (0..n.min(z.held.len())).filter_map(|_| z.held.pop_front()).collect();
+        self.give_back(zname, &back)
+    }
+
+    /// Hands `back` to the kernel: first checks that their bytes are still what was received
+    /// (nothing wrote into a buffer user space owned), then publishes an RQE for each.
+    fn give_back(&mut self, zname: &str, back: &[Held]) -> StepResult {
+        if back.is_empty() {
+            return Ok(());
+        }
+        let z = self.zcrx.get(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let r = intact(z, back);
+        self.verdict("returned buffers intact", r)?;
+        let z = self.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
         let buf = 1u32 << z.buf_shift;
-        let rqes: Vec<ZcrxRqe> = offs.iter().map(|&off| ZcrxRqe { off, len: buf, pad: 0 }).collect();
+        let rqes: Vec<ZcrxRqe> = back.iter().map(|h| ZcrxRqe { off: h.off, len: buf, pad: 0 }).collect();
         push_rqes(z, &rqes)
     }
 
@@ -84,10 +97,8 @@ impl Ctx<'_> {
         let used = tail.load(Ordering::Relaxed).wrapping_sub(head.load(Ordering::Acquire));
         let room = z.rq_entries.saturating_sub(used) as usize;
         let n = room.min(z.held.len());
-        let offs: Vec<u64> = (0..n).filter_map(|_| z.held.pop_front()).collect();
-        let buf = 1u32 << z.buf_shift;
-        let rqes: Vec<ZcrxRqe> = offs.iter().map(|&off| ZcrxRqe { off, len: buf, pad: 0 }).collect();
-        push_rqes(z, &rqes)
+        let back: Vec<Held> = (0..n).filter_map(|_| z.held.pop_front()).collect();
+        self.give_back(zname, &back)
     }
 
     pub(super) fn return_buffers(&mut self, x: &ReturnBuffers) -> StepResult {
@@ -112,7 +123,7 @@ impl Ctx<'_> {
             let z = self.zcrx.get(&zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
             for e in &x.entries {
                 let off = if let Some(h) = e.held {
-                    *z.held.get(h).ok_or_else(|| format!("no held buffer #{h} (holding {})", z.held.len()))?
+                    z.held.get(h).ok_or_else(|| format!("no held buffer #{h} (holding {})", z.held.len()))?.off
                 } else if let Some(v) = &e.off {
                     self.value(v, Ns::Any)?
                 } else {
@@ -123,15 +134,20 @@ impl Ctx<'_> {
                 }
             }
         }
+        // Entries naming held buffers hand them back (their bytes checked first).
+        let named: Vec<Held> = {
+            let z = self.zcrx.get(&zname).ok_or("no zcrx")?;
+            x.entries.iter().filter_map(|e| e.held).filter_map(|h| z.held.get(h).copied()).collect()
+        };
+        if !named.is_empty() {
+            let z = self.zcrx.get(&zname).ok_or("no zcrx")?;
+            let r = intact(z, &named);
+            self.verdict("returned buffers intact", r)?;
+        }
         let z = self.zcrx.get_mut(&zname).ok_or("no zcrx")?;
-        // Entries naming held buffers hand them back.
-        for e in &x.entries {
-            if let Some(h) = e.held {
-                if let Some(off) = z.held.get(h).copied() {
-                    if let Some(p) = z.held.iter().position(|&o| o == off) {
-                        z.held.remove(p);
-                    }
-                }
+        for n in &named {
+            if let Some(p) = z.held.iter().position(|o| o.off == n.off) {
+                z.held.remove(p);
             }
         }
         push_rqes(z, &rqes)?;
@@ -151,6 +167,29 @@ impl Ctx<'_> {
 pub(super) fn rq_of(z: &Zcrx) -> Result<Rq, String> {
     let region = z.region.clone().ok_or("no RQ region mapped for this zcrx instance")?;
     Ok(Rq::new(region, z.offsets, z.rq_entries))
+}
+
+/// Whether each buffer still holds the stream bytes it was received with.
+fn intact(z: &Zcrx, back: &[Held]) -> StepResult {
+    for h in back {
+        let area = h.off >> IORING_ZCRX_AREA_SHIFT;
+        let mem = z.areas.get(&area).ok_or_else(|| format!("held buffer {:#x} names unknown area {area}", h.off))?;
+        let at = (h.off & !IORING_ZCRX_AREA_MASK) as usize;
+        let got =
+            mem.slice(at, h.len as usize).ok_or_else(|| format!("held buffer {:#x} is outside the area", h.off))?;
+        let want = pattern(h.pos, h.len as usize);
+        if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
+            return Err(format!(
+                "buffer {:#x} changed while user space held it: stream byte {} is {:#04x}, was {:#04x}",
+                h.off,
+                h.pos + i as u64,
+                got[i],
+                want[i]
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn push_rqes(z: &mut Zcrx, rqes: &[ZcrxRqe]) -> StepResult {
