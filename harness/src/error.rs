@@ -1,6 +1,7 @@
 //! The one error type of the commands and the one place that turns a command's result into
 //! the process exit code: 0 every executed case passed, 1 a case failed (or a matrix lost a
-//! kernel), 2 bad input, 130 interrupted by SIGINT, 143 by SIGTERM.
+//! kernel), 2 bad input, 3 nothing was run (no case selected or executed; a CI gate must not
+//! go green on nothing), 130 interrupted by SIGINT, 143 by SIGTERM.
 
 use std::process::ExitCode;
 
@@ -33,15 +34,24 @@ pub enum Verdict {
     /// A case failed, a report could not be written after cases ran, or a kernel of a matrix
     /// could not be run.
     Failed,
+    /// Nothing was checked: no case selected, or every selected case skipped (`--allow-empty`
+    /// turns this into `Passed`).
+    Empty,
     /// Stopped by a signal (its number).
     Interrupted(i32),
 }
+
+/// The exit codes, as every command's help ends.
+pub const EXIT_CODES_HELP: &str =
+    "Exit codes: 0 pass, 1 fail, 2 bad input, 3 nothing run (no case selected or executed; \
+     --allow-empty makes that 0), 130/143 interrupted (SIGINT/SIGTERM).";
 
 /// The exit code of a command; prints the error, if any.
 pub fn exit_code(r: Result<Verdict, Error>) -> ExitCode {
     match r {
         Ok(Verdict::Passed) => ExitCode::SUCCESS,
         Ok(Verdict::Failed) => ExitCode::from(1),
+        Ok(Verdict::Empty) => ExitCode::from(3),
         Ok(Verdict::Interrupted(sig)) if sig == libc::SIGTERM => ExitCode::from(143),
         Ok(Verdict::Interrupted(_)) => ExitCode::from(130),
         Err(Error::BadInput(m)) => {

@@ -32,6 +32,7 @@ fn run(target: &str, cases: Vec<CaseReport>) -> RunReport {
         duration_s: 3.5,
         aborted: None,
         timings: vec![("vm_boot_s".into(), 42.0), ("suite_s".into(), 136.0)],
+        ..Default::default()
     }
 }
 

@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::outputs::{finish, load_report, load_runs};
-use super::{Cmd, KernelCmd, Outputs, RunArgs};
+use super::outputs::{finish, load_report, load_runs, preflight};
+use super::{BugArgs, Cmd, KernelCmd, Outputs, RunArgs, SelectArgs, VmArgs};
 use crate::case::{self, Case};
 use crate::error::{Error, Verdict};
 
-use crate::model::{Probe, RunReport, Status};
+use crate::model::{Probe, RunReport, Shard, Status};
+use crate::report::escape::printable;
 use crate::report::{self, bugreport};
 use crate::run::{self, plan, signal, RunOpts, Selection};
 use crate::{topology, vm};
@@ -31,6 +32,10 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
         Cmd::Validate { paths } => {
             let cases = load_cases(&paths)?;
             println!("{} case(s) valid", cases.len());
+            if cases.is_empty() {
+                eprintln!("zcrx-conform: no case files found: exit 3");
+                return Ok(Verdict::Empty);
+            }
             Ok(Verdict::Passed)
         }
         Cmd::Run(a) => run_cmd(a),
@@ -45,7 +50,7 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
         }
         Cmd::Matrix { kernels, junit_dir, run } => matrix_cmd(&kernels, junit_dir.as_deref(), run),
         Cmd::Merge { inputs, outputs } => merge_cmd(&inputs, &outputs),
-        Cmd::ReportBug { id, from, run } => report_bug(&id, from.as_deref(), run),
+        Cmd::ReportBug(b) => report_bug(b),
         Cmd::Catalogue { from, paths } => {
             let cases = load_cases(&paths)?;
             let runs = load_runs(&from)?;
@@ -81,9 +86,7 @@ fn prepare(a: &RunArgs) -> Result<(Vec<Case>, RunOpts), Error> {
         }
     }
     let s = &a.select;
-    if s.timeout.is_nan() || s.timeout <= 0.0 {
-        return Err("--timeout must be a positive number of seconds".into());
-    }
+    super::parse_timeout(&s.timeout.to_string()).map_err(|e| format!("--timeout {e}"))?;
     let shard = s.shard.as_deref().map(plan::parse_shard).transpose()?;
     let opts = RunOpts {
         topologies: s.topology.clone(),
@@ -100,23 +103,60 @@ fn prepare(a: &RunArgs) -> Result<(Vec<Case>, RunOpts), Error> {
 
 fn run_cmd(a: RunArgs) -> Result<Verdict, Error> {
     let (cases, opts) = prepare(&a)?;
-    signal::install_handlers();
-    if let Some(spec) = &a.vm.vm {
-        let rep = run_target(spec, &cases, &opts, &a)?;
-        return finish(&[rep], &a.outputs, opts.stream);
-    }
-    let probe = Probe::run();
-    if a.select.list {
-        for c in run::select(&cases, &opts.selection) {
+    if a.select.list && a.vm.vm.is_none() {
+        let probe = Probe::run();
+        let selected = run::select(&cases, &opts.selection);
+        for c in &selected {
             match plan::plan(c, &opts.topologies, &probe) {
-                Ok(t) => println!("{}  [{}]", c.id, t),
-                Err(why) => println!("{}  [skip: {why}]", c.id),
+                Ok(t) => println!("{}  [{}]", printable(&c.id), t),
+                Err(why) => println!("{}  [skip: {}]", printable(&c.id), printable(&why)),
             }
+        }
+        if selected.is_empty() && !a.outputs.allow_empty {
+            eprintln!("zcrx-conform: no case was selected: exit 3 (--allow-empty accepts that)");
+            return Ok(Verdict::Empty);
         }
         return Ok(Verdict::Passed);
     }
-    let rep = run::run(&cases, &opts, &probe, "host");
-    finish(&[rep], &a.outputs, opts.stream)
+    let ready = preflight(&a.outputs)?;
+    signal::install_handlers();
+    let started = report::time::now();
+    let mut rep = match &a.vm.vm {
+        Some(spec) => run_target(spec, &cases, &opts, &a)?,
+        None => run::run(&cases, &opts, &Probe::run(), "host"),
+    };
+    stamp(&mut rep, started, &cases, &opts);
+    finish(&[rep], &a.outputs, ready, opts.stream)
+}
+
+/// What the runner does not know about its report: when it ran, where, which shard, and the
+/// selected cases that did not run (a run stopped early).
+fn stamp(rep: &mut RunReport, started: String, cases: &[Case], opts: &RunOpts) {
+    rep.started = Some(started);
+    rep.finished = Some(report::time::now());
+    rep.hostname = hostname();
+    rep.shard = opts.selection.shard.map(|(k, n)| Shard { k, n });
+    let done: std::collections::HashSet<&str> = rep.cases.iter().map(|c| c.id.as_str()).collect();
+    rep.not_run = run::select(cases, &opts.selection)
+        .into_iter()
+        .skip(opts.start_at)
+        .filter(|c| !done.contains(c.id.as_str()))
+        .map(|c| c.id.clone())
+        .collect();
+    if !rep.not_run.is_empty() && rep.aborted.is_none() {
+        rep.aborted = Some(format!("{} selected case(s) did not run", rep.not_run.len()));
+    }
+}
+
+/// This machine's name.
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Some(String::from_utf8_lossy(&buf[..end]).into_owned()).filter(|h| !h.is_empty())
 }
 
 /// Runs the suite on one target: `host`, or a kernel booted in a VM.
@@ -151,33 +191,56 @@ fn run_target(spec: &str, cases: &[Case], opts: &RunOpts, a: &RunArgs) -> Result
     Ok(rep)
 }
 
-fn report_bug(id: &str, from: Option<&Path>, mut a: RunArgs) -> Result<Verdict, Error> {
-    let runs = match from {
+fn report_bug(b: BugArgs) -> Result<Verdict, Error> {
+    let id = b.id.as_str();
+    let runs = match &b.from {
         Some(p) => load_report(p)?.runs,
         None => {
-            a.select.quiet = true;
-            a.select.filter = vec![id.to_string()];
-            a.select.exact = true;
+            let a = RunArgs {
+                select: SelectArgs {
+                    paths: vec![],
+                    topology: b.topology.clone(),
+                    filter: vec![id.to_string()],
+                    exact: true,
+                    shard: None,
+                    timeout: b.timeout,
+                    jobs: 1,
+                    self_check: false,
+                    list: false,
+                    stream: false,
+                    quiet: true,
+                    start_at: 0,
+                },
+                vm: VmArgs { vm: b.vm.clone(), memory: "2G".into(), cpus: 2 },
+                outputs: Outputs::default(),
+            };
             let (cases, opts) = prepare(&a)?;
             if !cases.iter().any(|c| c.id == id) {
-                return Err(format!("no case with id `{id}` (see `zcrx-conform run --list`)").into());
+                return Err(format!("no case with id `{}` (see `zcrx-conform run --list`)", printable(id)).into());
             }
+            signal::install_handlers();
             let target = a.vm.vm.clone().unwrap_or_else(|| "host".into());
             vec![run_target(&target, &cases, &opts, &a)?]
         }
     };
     for r in &runs {
         if let Some(c) = r.cases.iter().find(|c| c.id == id) {
-            print!("{}", bugreport::render(r, c));
-            return if matches!(c.status, Status::Fail | Status::Xfail | Status::Xpass) {
-                Ok(Verdict::Passed)
-            } else {
-                eprintln!("note: {id} did not fail ({})", c.status.word());
-                Ok(Verdict::Failed)
-            };
+            if matches!(c.status, Status::Fail | Status::Xfail | Status::Xpass) {
+                print!("{}", bugreport::render(r, c));
+                return Ok(Verdict::Passed);
+            }
+            let why = if c.message.is_empty() { String::new() } else { format!(": {}", printable(&c.message)) };
+            eprintln!(
+                "error: {} {} on {} ({}){why}: there is no bug to report, so no report is printed",
+                printable(id),
+                if c.status == Status::Pass { "passed" } else { "was skipped" },
+                printable(&r.target),
+                printable(&r.probe.kernel_release)
+            );
+            return Ok(Verdict::Failed);
         }
     }
-    Err(format!("case `{id}` is not in the report").into())
+    Err(format!("case `{}` is not in the report", printable(id)).into())
 }
 
 fn html_cmd(inputs: &[PathBuf], out: &Path) -> Result<Verdict, Error> {
@@ -191,15 +254,25 @@ fn html_cmd(inputs: &[PathBuf], out: &Path) -> Result<Verdict, Error> {
     Ok(Verdict::Passed)
 }
 
+/// Prints a table on stdout, or on stderr when stdout carries KTAP.
+fn print_table(table: &str, ktap: bool) {
+    if ktap {
+        eprint!("{table}");
+    } else {
+        print!("{table}");
+    }
+}
+
 fn merge_cmd(inputs: &[PathBuf], outputs: &Outputs) -> Result<Verdict, Error> {
     if inputs.is_empty() {
         return Err("merge needs at least one report.json or directory".into());
     }
-    let runs = report::merge(load_runs(inputs)?);
+    let runs = report::merge(load_runs(inputs)?).map_err(|e| format!("merge: {e}"))?;
+    let ready = preflight(outputs)?;
     if runs.len() > 1 {
-        print!("{}", report::matrix_table(&runs.iter().collect::<Vec<_>>()));
+        print_table(&report::matrix_table(&runs.iter().collect::<Vec<_>>()), outputs.ktap);
     }
-    finish(&runs, outputs, false)
+    finish(&runs, outputs, ready, false)
 }
 
 fn matrix_cmd(kernels: &[String], junit_dir: Option<&Path>, a: RunArgs) -> Result<Verdict, Error> {
@@ -207,11 +280,17 @@ fn matrix_cmd(kernels: &[String], junit_dir: Option<&Path>, a: RunArgs) -> Resul
     for k in kernels {
         vm::KernelSpec::parse(k)?;
     }
+    if let Some(d) = junit_dir {
+        report::files::check_output_dir(d, "--junit-dir", &[])?;
+    }
+    let ready = preflight(&a.outputs)?;
     signal::install_handlers();
     let mut runs: Vec<RunReport> = Vec::new();
     for k in kernels {
+        let started = report::time::now();
         match run_target(k, &cases, &opts, &a) {
-            Ok(r) => {
+            Ok(mut r) => {
+                stamp(&mut r, started, &cases, &opts);
                 if let Some(d) = junit_dir {
                     let name = k.replace(['/', ':'], "_");
                     let written = report::junit(&[&r]).and_then(|x| {
@@ -223,15 +302,15 @@ fn matrix_cmd(kernels: &[String], junit_dir: Option<&Path>, a: RunArgs) -> Resul
                 }
                 runs.push(r);
             }
-            Err(e) => eprintln!("error: {k}: {e}"),
+            Err(e) => eprintln!("error: {}: {}", printable(k), printable(&e)),
         }
         if signal::interrupted().is_some() {
             break;
         }
     }
-    print!("{}", report::matrix_table(&runs.iter().collect::<Vec<_>>()));
-    let v = finish(&runs, &a.outputs, false)?;
-    if runs.len() < kernels.len() && v == Verdict::Passed {
+    print_table(&report::matrix_table(&runs.iter().collect::<Vec<_>>()), a.outputs.ktap);
+    let v = finish(&runs, &a.outputs, ready, false)?;
+    if runs.len() < kernels.len() && matches!(v, Verdict::Passed | Verdict::Empty) {
         return Ok(Verdict::Failed);
     }
     Ok(v)

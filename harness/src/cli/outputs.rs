@@ -1,18 +1,23 @@
-//! A command's outputs: loads report.json inputs, writes every report a run asked for, applies
-//! baselines, prints the summary, and decides the [`Verdict`].
+//! A command's outputs: loads report.json inputs, checks every output path before any case
+//! runs ([`preflight`]), writes every report a run asked for, applies baselines, prints the
+//! summary, and decides the [`Verdict`].
 
 use std::path::{Path, PathBuf};
 
 use super::Outputs;
 use crate::error::{Error, Verdict};
 use crate::model::{RunReport, Status};
-use crate::report::{self, baseline};
+use crate::report::escape::printable;
+use crate::report::files::{self, DirLock};
+use crate::report::{self, baseline::Baseline, Format};
+
+/// The files `--out DIR` holds.
+const OUT_FILES: [&str; 3] = ["junit.xml", "report.json", "ktap.txt"];
 
 pub fn load_report(path: &Path) -> Result<report::JsonReport, String> {
     let path = if path.is_dir() { path.join("report.json") } else { path.to_path_buf() };
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("{}:{}:{}: not a zcrx-conform report: {e}", path.display(), e.line(), e.column()))
+    report::parse_json(&text, &path.display().to_string())
 }
 
 /// Every run of the given report.json files (or directories holding one), in order.
@@ -24,31 +29,95 @@ pub fn load_runs(inputs: &[PathBuf]) -> Result<Vec<RunReport>, String> {
     Ok(runs)
 }
 
+/// What [`preflight`] checked and holds until the reports are written: the `--out` lock and
+/// the baselines, already read.
+#[derive(Debug, Default)]
+pub struct Ready {
+    _lock: Option<DirLock>,
+    baseline: Option<Baseline>,
+    /// The `--write-baseline` file as it is (its other targets are kept).
+    recorded: Option<Baseline>,
+}
+
+/// Before any case runs: every output path can take its report, `--out` is locked for this
+/// run, `--baseline` (and an existing `--write-baseline`) reads and parses. Exit 2 otherwise.
+pub fn preflight(o: &Outputs) -> Result<Ready, Error> {
+    // --out first: creating it must not hide that a file option names the same path.
+    let lock = match &o.out {
+        Some(d) => {
+            files::check_output_dir(d, "--out", &OUT_FILES)?;
+            Some(files::lock_dir(d)?)
+        }
+        None => None,
+    };
+    for (flag, p) in
+        [("--junit", &o.junit), ("--json", &o.json), ("--kcidb", &o.kcidb), ("--write-baseline", &o.write_baseline)]
+    {
+        if let Some(p) = p {
+            files::check_output_file(p, flag)?;
+        }
+    }
+    let baseline =
+        o.baseline.as_deref().map(|p| Baseline::load(p).map_err(|e| format!("--baseline {e}"))).transpose()?;
+    let recorded = match &o.write_baseline {
+        Some(p) if p.exists() => Some(Baseline::load(p).map_err(|e| format!("--write-baseline {e}"))?),
+        _ => None,
+    };
+    Ok(Ready { _lock: lock, baseline, recorded })
+}
+
+/// Whether the report at `path` is a complete one that an aborted run must not replace
+/// silently.
+fn complete_report_at(path: &Path, format: Format) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| report::is_complete(format, &t))
+}
+
 /// Writes the reports and turns the results into the verdict. `stream`: the runner's stdout
-/// carries events, so no summary is printed.
-pub fn finish(runs: &[RunReport], o: &Outputs, stream: bool) -> Result<Verdict, Error> {
+/// carries events, so no summary is printed. `ready` comes from [`preflight`] (the `--out`
+/// lock is released when it is dropped, after the last write).
+pub fn finish(runs: &[RunReport], o: &Outputs, ready: Ready, stream: bool) -> Result<Verdict, Error> {
     let refs: Vec<&RunReport> = runs.iter().collect();
-    let mut io_failed = false;
-    let mut write = |path: &PathBuf, text: String| {
+    let aborted = runs.iter().any(|r| r.aborted.is_some());
+    let io_failed = std::cell::Cell::new(false);
+    // `keep`: the file holds a complete report and this run was aborted: move it to NAME.prev.
+    let write = |path: &Path, text: String, keep: bool| {
+        if keep {
+            match files::keep_previous(path) {
+                Ok(true) => eprintln!(
+                    "note: the run was aborted; the previous complete report is kept as {}",
+                    files::prev_path(path).display()
+                ),
+                Ok(false) => {}
+                Err(e) => {
+                    eprintln!("error: keeping {} as .prev: {e}; not replacing it", path.display());
+                    io_failed.set(true);
+                    return;
+                }
+            }
+        }
         if let Err(e) = report::write_atomic(path, &text) {
             eprintln!("error: writing {}: {e}", path.display());
-            io_failed = true;
+            io_failed.set(true);
         }
     };
     let junit = report::junit(&refs)?;
     if let Some(p) = &o.junit {
-        write(p, junit.clone());
+        write(p, junit.clone(), aborted && complete_report_at(p, Format::Junit));
     }
     if let Some(p) = &o.json {
-        write(p, report::json(&refs));
+        write(p, report::json(&refs), aborted && complete_report_at(p, Format::Json));
     }
     if let Some(p) = &o.kcidb {
-        write(p, serde_json::to_string_pretty(&report::kcidb::export(&refs, &o.kcidb_origin)).unwrap_or_default());
+        let text = serde_json::to_string_pretty(&report::kcidb::export(&refs, &o.kcidb_origin)).unwrap_or_default();
+        write(p, text, aborted && complete_report_at(p, Format::Kcidb));
     }
     if let Some(d) = &o.out {
-        write(&d.join("junit.xml"), junit);
-        write(&d.join("report.json"), report::json(&refs));
-        write(&d.join("ktap.txt"), runs.iter().map(report::ktap).collect());
+        // report.json says whether the directory holds a complete run; its three files go together.
+        let keep = aborted && complete_report_at(&d.join("report.json"), Format::Json);
+        let [j, r, k] = OUT_FILES.map(|f| d.join(f));
+        write(&j, junit, keep);
+        write(&r, report::json(&refs), keep);
+        write(&k, runs.iter().map(report::ktap).collect(), keep);
     }
     if o.ktap {
         for r in runs {
@@ -58,42 +127,147 @@ pub fn finish(runs: &[RunReport], o: &Outputs, stream: bool) -> Result<Verdict, 
     if !stream {
         for r in runs {
             for c in r.cases.iter().filter(|c| c.status == Status::Fail) {
-                eprintln!("FAIL {}: {}", c.id, c.message);
+                eprintln!("FAIL {}: {}", printable(&c.id), printable(&c.message));
             }
-            eprintln!("{} in {:.1} s", r.summary(), r.duration_s);
+            if let Some(why) = &r.aborted {
+                eprintln!(
+                    "{}: aborted ({}); {} case(s) not run",
+                    printable(&r.target),
+                    printable(why),
+                    r.not_run.len()
+                );
+            }
+            eprintln!("{} in {:.1} s", printable(&r.summary()), r.duration_s);
         }
         let (p, f, s) = runs.iter().fold((0, 0, 0), |(p, f, s), r| {
             (p + r.count(Status::Pass) + r.count(Status::Xfail), f + r.failures(), s + r.count(Status::Skip))
         });
-        println!("zcrx-conform: {p} passed, {f} failed, {s} skipped");
+        let line = format!("zcrx-conform: {p} passed, {f} failed, {s} skipped");
+        // With --ktap, stdout is KTAP only.
+        if o.ktap {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
     if let Some(p) = &o.write_baseline {
-        let mut b = if p.exists() { baseline::Baseline::load(p)? } else { baseline::Baseline::default() };
-        b.record(runs);
-        write(p, serde_json::to_string_pretty(&b).unwrap_or_default());
-    }
-    let new_failures = match &o.baseline {
-        Some(p) => {
-            let b = baseline::Baseline::load(p)?;
-            let mut n = 0;
-            for r in runs {
-                let d = b.diff(r);
-                eprint!("{}", d.render());
-                n += d.newly_broken.len();
-            }
-            Some(n)
+        if aborted {
+            eprintln!("error: not recording {}: the run was aborted (a partial run is no baseline)", p.display());
+            io_failed.set(true);
+        } else {
+            let mut b = ready.recorded.clone().unwrap_or_default();
+            b.record(runs);
+            write(p, serde_json::to_string_pretty(&b).unwrap_or_default(), false);
         }
-        None => None,
-    };
-    if runs.iter().any(|r| r.aborted.is_some()) {
-        return Ok(Verdict::Interrupted(crate::run::signal::interrupted().unwrap_or(libc::SIGINT)));
     }
-    if io_failed {
-        return Err("some reports could not be written".into());
+    let new_failures = ready.baseline.as_ref().map(|b| {
+        let mut n = 0;
+        for r in runs {
+            let d = b.diff(r);
+            eprint!("{}", d.render());
+            n += d.newly_broken.len();
+        }
+        n
+    });
+    drop(ready);
+    if aborted {
+        return Ok(Verdict::Interrupted(crate::run::signal::interrupted().unwrap_or(libc::SIGINT)));
     }
     let failed = match new_failures {
         Some(n) => n > 0,
         None => runs.iter().any(|r| r.failures() > 0),
     };
-    Ok(if failed { Verdict::Failed } else { Verdict::Passed })
+    if io_failed.get() {
+        if failed {
+            eprintln!(
+                "error: some reports could not be written; exit 1 because cases failed (a write error alone exits 2)"
+            );
+            return Ok(Verdict::Failed);
+        }
+        return Err("some reports could not be written (no case failed, so the exit code is 2)".into());
+    }
+    if failed {
+        return Ok(Verdict::Failed);
+    }
+    let selected: usize = runs.iter().map(|r| r.cases.len()).sum();
+    let executed: usize = runs.iter().map(|r| r.cases.len() - r.count(Status::Skip)).sum();
+    if executed == 0 && !o.allow_empty {
+        if !stream {
+            let what = if selected == 0 { "no case was selected" } else { "every selected case was skipped" };
+            eprintln!("zcrx-conform: nothing was checked ({what}): exit 3 (--allow-empty accepts that)");
+        }
+        return Ok(Verdict::Empty);
+    }
+    Ok(Verdict::Passed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CaseReport;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("zcrx-outputs-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("temp dir");
+        d
+    }
+
+    fn run(statuses: &[(&str, Status)], aborted: Option<&str>, not_run: &[&str]) -> RunReport {
+        let mut r = RunReport::new("host", Default::default(), &["host".to_string()]);
+        r.cases = statuses.iter().map(|(id, st)| CaseReport { status: *st, ..CaseReport::new(id) }).collect();
+        r.aborted = aborted.map(str::to_string);
+        r.not_run = not_run.iter().map(|s| s.to_string()).collect();
+        r
+    }
+
+    /// A report that cannot be written after the cases ran: exit 2 when nothing failed,
+    /// exit 1 (the failure wins) when a case failed.
+    #[test]
+    fn a_write_error_after_the_run_does_not_hide_a_failure() {
+        let o = Outputs { json: Some(PathBuf::from("/proc/self/no-such-dir/r.json")), ..Default::default() };
+        let failed = finish(&[run(&[("a", Status::Fail)], None, &[])], &o, Ready::default(), true);
+        assert!(matches!(failed, Ok(Verdict::Failed)), "{failed:?}");
+        let passed = finish(&[run(&[("a", Status::Pass)], None, &[])], &o, Ready::default(), true);
+        assert!(matches!(passed, Err(Error::BadInput(_))), "{passed:?}");
+    }
+
+    #[test]
+    fn nothing_checked_is_empty_unless_allowed() {
+        let skipped = [run(&[("a", Status::Skip)], None, &[])];
+        assert!(matches!(finish(&skipped, &Outputs::default(), Ready::default(), true), Ok(Verdict::Empty)));
+        assert!(matches!(
+            finish(&[run(&[], None, &[])], &Outputs::default(), Ready::default(), true),
+            Ok(Verdict::Empty)
+        ));
+        let o = Outputs { allow_empty: true, ..Default::default() };
+        assert!(matches!(finish(&skipped, &o, Ready::default(), true), Ok(Verdict::Passed)));
+    }
+
+    /// An aborted run moves a complete report to *.prev before writing its own; a second
+    /// aborted run leaves that *.prev alone.
+    #[test]
+    fn an_aborted_run_keeps_the_complete_report() {
+        let d = temp_dir("prev");
+        let o = Outputs { out: Some(d.clone()), ..Default::default() };
+        let complete = run(&[("a", Status::Pass), ("b", Status::Pass)], None, &[]);
+        let ready = preflight(&o).expect("preflight");
+        assert!(matches!(finish(&[complete], &o, ready, true), Ok(Verdict::Passed)));
+        let aborted = run(&[("a", Status::Pass)], Some("interrupted"), &["b"]);
+        for _ in 0..2 {
+            let ready = preflight(&o).expect("preflight");
+            assert!(matches!(finish(std::slice::from_ref(&aborted), &o, ready, true), Ok(Verdict::Interrupted(_))));
+            let prev = load_report(&d.join("report.json.prev")).expect("prev");
+            assert!(prev.runs[0].aborted.is_none() && prev.runs[0].cases.len() == 2);
+            let now = load_report(&d).expect("now");
+            assert_eq!(now.runs[0].not_run, ["b"]);
+            for f in ["junit.xml.prev", "ktap.txt.prev"] {
+                let t = std::fs::read_to_string(d.join(f)).expect(f);
+                assert!(!t.contains("aborted") && !t.contains("Bail out!"), "{f}: {t}");
+            }
+            let ktap = std::fs::read_to_string(d.join("ktap.txt")).expect("ktap");
+            assert!(ktap.ends_with("# not run: b\nBail out! interrupted (1 case(s) not run)\n"), "{ktap}");
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

@@ -220,8 +220,15 @@ impl CaseReport {
     }
 }
 
+/// Which part of the catalogue a sharded run (`--shard K/N`) ran: shard `k` of `n` (1-based).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Shard {
+    pub k: u32,
+    pub n: u32,
+}
+
 /// A whole run on one kernel.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunReport {
     /// Where it ran: "host" or the VM kernel spec.
     pub target: String,
@@ -234,6 +241,20 @@ pub struct RunReport {
     /// Extra timings (VM boot, etc.).
     #[serde(default)]
     pub timings: Vec<(String, f64)>,
+    /// The shard this run covered (`--shard K/N`); none for a run of every selected case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// Selected cases that never ran because the run stopped early (see `aborted`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_run: Vec<String>,
+    /// When the run started and finished (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    /// The machine that ran it (the VM's host for a VM run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 impl RunReport {
@@ -246,6 +267,7 @@ impl RunReport {
             duration_s: 0.0,
             aborted: None,
             timings: Vec::new(),
+            ..Default::default()
         }
     }
 

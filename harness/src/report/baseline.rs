@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::escape::one_line;
 use crate::model::RunReport;
 use crate::model::Status;
 
@@ -33,6 +34,11 @@ pub struct Diff {
     pub still_failing: Vec<String>,
     /// The baseline has no entry for this target.
     pub no_baseline: bool,
+    /// The kernel the baseline's entry was recorded on, when it is not the run's: its
+    /// differences are still counted, and the rendering says they may be the kernel's.
+    pub other_kernel: Option<String>,
+    /// The run's kernel.
+    pub kernel: String,
 }
 
 impl Baseline {
@@ -53,9 +59,10 @@ impl Baseline {
     }
 
     pub fn diff(&self, run: &RunReport) -> Diff {
-        let mut d = Diff { target: run.target.clone(), ..Default::default() };
+        let mut d = Diff { target: run.target.clone(), kernel: run.probe.kernel_release.clone(), ..Default::default() };
         let base = self.targets.get(&run.target);
         d.no_baseline = base.is_none();
+        d.other_kernel = base.map(|b| b.kernel_release.clone()).filter(|k| *k != run.probe.kernel_release);
         for c in &run.cases {
             let before = base.and_then(|b| b.cases.get(&c.id)).copied();
             let was_failing = before.is_some_and(|s| s.is_failure());
@@ -72,19 +79,33 @@ impl Baseline {
 
 impl Diff {
     pub fn render(&self) -> String {
-        let mut s = format!(
-            "baseline {}: {} newly broken, {} fixed, {} still failing{}\n",
-            self.target,
+        let mut s = String::new();
+        if let Some(k) = &self.other_kernel {
+            s.push_str(&format!(
+                "warning: the baseline for {} was recorded on kernel {}, this run is on {}: \
+                 the differences below are counted, but may come from the kernel change\n",
+                one_line(&self.target),
+                one_line(if k.is_empty() { "(unknown)" } else { k }),
+                one_line(&self.kernel)
+            ));
+        }
+        s.push_str(&format!(
+            "baseline {}: {} newly broken, {} fixed, {} still failing{}{}\n",
+            one_line(&self.target),
             self.newly_broken.len(),
             self.fixed.len(),
             self.still_failing.len(),
-            if self.no_baseline { " (no baseline for this target: every failure is new)" } else { "" }
-        );
+            if self.no_baseline { " (no baseline for this target: every failure is new)" } else { "" },
+            match &self.other_kernel {
+                Some(_) => " (baseline from another kernel)",
+                None => "",
+            }
+        ));
         for (word, ids) in
             [("NEW FAIL", &self.newly_broken), ("fixed", &self.fixed), ("still failing", &self.still_failing)]
         {
             for id in ids {
-                s.push_str(&format!("  {word:<13} {id}\n"));
+                s.push_str(&format!("  {word:<13} {}\n", one_line(id)));
             }
         }
         s
@@ -123,6 +144,7 @@ mod tests {
             duration_s: 0.0,
             aborted: None,
             timings: vec![],
+            ..Default::default()
         }
     }
 
@@ -137,5 +159,18 @@ mod tests {
         let json = serde_json::to_string(&b).expect("ser");
         let back: Baseline = serde_json::from_str(&json).expect("de");
         assert_eq!(back.targets["debian:7.3.4"].cases["a"], Status::Fail);
+        assert!(d.other_kernel.is_none() && !d.render().contains("warning"));
+    }
+
+    #[test]
+    fn another_kernels_baseline_says_so_and_still_counts() {
+        let mut b = Baseline::default();
+        b.record(&[run(&[("a", Status::Pass)])]);
+        let mut now = run(&[("a", Status::Fail)]);
+        now.probe.kernel_release = "7.3.5".into();
+        let d = b.diff(&now);
+        assert_eq!(d.other_kernel.as_deref(), Some(""));
+        assert_eq!(d.newly_broken, ["a"]);
+        assert!(d.render().starts_with("warning: the baseline for debian:7.3.4 was recorded on kernel (unknown)"));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::io::Read;
 
+use super::escape::{printable, shell_quote};
 use crate::model::Status;
 use crate::model::{CaseReport, RunReport};
 
@@ -67,7 +68,9 @@ fn config_bits(release: &str) -> String {
     }
 }
 
-/// The report text for one case of a run.
+/// The report text for one case of a run. Everything taken from the case or the report is
+/// printed without control characters ([`printable`]); the "Reproduce" command quotes each
+/// word for the shell, so pasting it runs exactly that command.
 pub fn render(run: &RunReport, c: &CaseReport) -> String {
     let mut s = String::new();
     let what = match c.status {
@@ -77,39 +80,73 @@ pub fn render(run: &RunReport, c: &CaseReport) -> String {
         Status::Pass => "passes (no bug to report)",
         Status::Skip => "skipped (no result)",
     };
-    s.push_str(&format!("Subject: io_uring/zcrx: {} ({})\n\n", c.id, what));
-    s.push_str(&format!("zcrx-conform case {} {} on {} ({}).\n\n", c.id, what, run.probe.kernel_release, run.target));
+    let id = printable(&c.id);
+    let release = printable(&run.probe.kernel_release);
+    s.push_str(&format!("Subject: io_uring/zcrx: {id} ({what})\n\n"));
+    s.push_str(&format!("zcrx-conform case {id} {what} on {release} ({}).\n\n", printable(&run.target)));
     if !c.about.is_empty() {
-        s.push_str(&format!("What the case checks:\n  {}\n", c.about.trim()));
+        s.push_str(&format!("What the case checks:\n  {}\n", printable(c.about.trim())));
     }
     if !c.spec.is_empty() {
-        s.push_str(&format!("  spec rows: {}\n", c.spec.join(", ")));
+        s.push_str(&format!("  spec rows: {}\n", printable(&c.spec.join(", "))));
     }
     if !c.file.is_empty() {
-        s.push_str(&format!("  case file: {}\n", c.file));
+        s.push_str(&format!("  case file: {}\n", printable(&c.file)));
     }
-    s.push_str(&format!("\nExpected vs observed:\n  {}\n", c.message));
+    s.push_str(&format!("\nExpected vs observed:\n  {}\n", printable(&c.message)));
     s.push_str("\nSyscalls made (arguments as passed, nonzero fields only) and answers:\n");
     for l in &c.log {
-        s.push_str(&format!("  {l}\n"));
+        s.push_str(&format!("  {}\n", printable(l)));
     }
     s.push_str("\nKernel log while the case ran:\n");
     if c.kernel_log.is_empty() {
         s.push_str("  (nothing)\n");
     }
     for l in &c.kernel_log {
-        s.push_str(&format!("  {l}\n"));
+        s.push_str(&format!("  {}\n", printable(l)));
     }
-    s.push_str(&format!("\nKernel: {}\nConfig:\n{}", run.probe.kernel_release, config_bits(&run.probe.kernel_release)));
+    s.push_str(&format!("\nKernel: {release}\nConfig:\n{}", config_bits(&run.probe.kernel_release)));
     s.push_str("\nProbe (IORING_REGISTER_QUERY):\n");
     for l in run.probe.render().lines() {
-        s.push_str(&format!("  {l}\n"));
+        s.push_str(&format!("  {}\n", printable(l)));
     }
-    s.push_str(&format!(
-        "\nReproduce: zcrx-conform run {} --filter '{}'{}\n",
-        if c.file.is_empty() { "cases".to_string() } else { c.file.clone() },
-        c.id,
-        if run.target == "host" { String::new() } else { format!(" --vm {}", run.target) }
-    ));
+    s.push_str(&format!("\nReproduce: {}\n", reproduce(run, c)));
     s
+}
+
+/// The command that runs the case again, each word quoted for a POSIX shell.
+pub fn reproduce(run: &RunReport, c: &CaseReport) -> String {
+    let file = if c.file.is_empty() { "cases" } else { c.file.as_str() };
+    let mut cmd = format!("zcrx-conform run {} --exact --filter={}", shell_quote(file), shell_quote(&c.id));
+    if run.target != "host" {
+        cmd.push_str(&format!(" --vm={}", shell_quote(&run.target)));
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_ids_are_quoted_and_escaped() {
+        let id = "x'; touch /tmp/pwned; echo '\n\x1b]0;title\x07";
+        let c = CaseReport {
+            status: Status::Fail,
+            message: "bad\x1b[31m\nok 1 fake".into(),
+            file: "cases/a b.yaml".into(),
+            ..CaseReport::new(id)
+        };
+        let run = RunReport::new("host", Default::default(), &[]);
+        let text = render(&run, &c);
+        assert!(!text.chars().any(|ch| ch.is_control() && ch != '\n'), "{text:?}");
+        let cmd = reproduce(&run, &c);
+        assert_eq!(cmd, "zcrx-conform run 'cases/a b.yaml' --exact --filter=$'x\\'; touch /tmp/pwned; echo \\'\\x0a\\x1b]0;title\\x07'");
+        // A shell given the command's words gets the id back, byte for byte.
+        let out = std::process::Command::new("bash")
+            .args(["-c", &format!("f() {{ printf '%s' \"${{4#--filter=}}\"; }}; f {}", &cmd["zcrx-conform ".len()..])])
+            .output()
+            .expect("bash");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), id);
+    }
 }

@@ -1,22 +1,31 @@
-//! Report writers: JUnit XML (quick-junit), KTAP v1, JSON.
+//! Report writers: JUnit XML (quick-junit), KTAP v1, JSON; and how they reach the disk
+//! ([`files`]: no predictable temp names, no write through a link, one run per output
+//! directory). Everything a case file or a report says is escaped on the way out ([`escape`]).
 
 pub mod baseline;
 pub mod bugreport;
+pub mod escape;
+pub mod files;
 pub mod html;
 pub mod kcidb;
+mod merge;
+pub mod time;
 
-use std::path::Path;
-use std::time::Duration;
-
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite, XmlString};
 
 use crate::model::RunReport;
 use crate::model::Status;
+use escape::{ktap_name, one_line, printable, xml_safe};
+pub use files::write_atomic;
+pub use merge::merge;
 
-/// Strips characters XML 1.0 cannot carry (quick-junit escapes the rest).
-fn xml_safe(s: &str) -> String {
-    s.chars().map(|c| if c == '\n' || c == '\t' || c == '\r' || !c.is_control() { c } else { '\u{FFFD}' }).collect()
-}
+/// This build: the crate version and the git commit it was built from (`unknown` when built
+/// outside a git checkout).
+pub const TOOL_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ZCRX_GIT_COMMIT"), ")");
+
+/// The version of the JSON report's layout: 1 added `schema_version`, `tool_version`, and per
+/// run `started`, `finished`, `hostname`, `shard`, `not_run` (files without it read as 0).
+pub const SCHEMA_VERSION: u32 = 1;
 
 fn case_text(c: &crate::model::CaseReport) -> String {
     let mut s = String::new();
@@ -42,6 +51,13 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
     let mut report = Report::new("zcrx-conform");
     for run in runs {
         let mut suite = TestSuite::new(xml_safe(&format!("zcrx-conform {}", run.target)));
+        let mut attr = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                suite.extra.insert(XmlString::new(k), XmlString::new(xml_safe(v)));
+            }
+        };
+        attr("timestamp", &run.started);
+        attr("hostname", &run.hostname);
         suite.add_property(("kernel_release", run.probe.kernel_release.as_str()));
         suite.add_property(("target", run.target.as_str()));
         let feats = run.probe.feature_names().join(" ");
@@ -49,7 +65,13 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
         let topos = run.topologies.join(",");
         suite.add_property(("topologies", topos.as_str()));
         if let Some(a) = &run.aborted {
-            suite.add_property(("aborted", a.as_str()));
+            suite.add_property(("aborted", printable(a).as_str()));
+        }
+        if !run.not_run.is_empty() {
+            suite.add_property(("not_run", run.not_run.len().to_string().as_str()));
+        }
+        if let Some(sh) = run.shard {
+            suite.add_property(("shard", format!("{}/{}", sh.k, sh.n).as_str()));
         }
         for (k, v) in &run.timings {
             let v = format!("{v:.3}");
@@ -60,33 +82,36 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
                 Status::Pass => TestCaseStatus::success(),
                 Status::Fail => {
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    s.set_message(xml_safe(&c.message));
+                    s.set_message(printable(&c.message));
                     s.set_description(case_text(c));
                     s
                 }
                 Status::Skip => {
                     let mut s = TestCaseStatus::skipped();
-                    s.set_message(xml_safe(&c.message));
+                    s.set_message(printable(&c.message));
                     s
                 }
                 Status::Xfail => {
                     let mut s = TestCaseStatus::skipped();
                     s.set_type("xfail");
-                    s.set_message(xml_safe(&c.message));
+                    s.set_message(printable(&c.message));
                     s.set_description(case_text(c));
                     s
                 }
                 Status::Xpass => {
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                     s.set_type("xpass");
-                    s.set_message(xml_safe(&c.message));
+                    s.set_message(printable(&c.message));
                     s.set_description(case_text(c));
                     s
                 }
             };
-            let mut tc = TestCase::new(xml_safe(&c.id), status);
+            let mut tc = TestCase::new(one_line(&c.id), status);
             tc.set_classname(xml_safe(&format!("zcrx.{}", c.area)));
-            tc.set_time(Duration::from_secs_f64(c.duration_s.max(0.0)));
+            tc.set_time(time::duration(c.duration_s));
+            if !c.file.is_empty() {
+                tc.extra.insert(XmlString::new("file"), XmlString::new(xml_safe(&c.file)));
+            }
             if c.status == Status::Pass {
                 tc.set_system_out(case_text(c));
             }
@@ -95,25 +120,37 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
             }
             suite.add_test_case(tc);
         }
-        suite.set_time(Duration::from_secs_f64(run.duration_s.max(0.0)));
+        for id in &run.not_run {
+            let mut s = TestCaseStatus::skipped();
+            s.set_type("not_run");
+            s.set_message(printable(&format!(
+                "not run: {}",
+                run.aborted.as_deref().unwrap_or("the run stopped early")
+            )));
+            suite.add_test_case(TestCase::new(one_line(id), s));
+        }
+        suite.set_time(time::duration(run.duration_s));
         report.add_test_suite(suite);
     }
     report.to_string().map_err(|e| format!("junit: {e}"))
 }
 
-/// KTAP v1: one subtest block per run when several runs are given.
+/// KTAP v1 for one run. Names and messages are one line each (control characters escaped,
+/// `#` in names becomes `_`). A run that stopped early plans every selected case, lists the
+/// ones that did not run and ends with `Bail out! <reason>`.
 pub fn ktap(run: &RunReport) -> String {
     let mut s = String::from("KTAP version 1\n");
-    s.push_str(&format!("# zcrx-conform on {} ({})\n", run.target, run.probe.kernel_release));
-    s.push_str(&format!("1..{}\n", run.cases.len()));
+    s.push_str(&format!("# zcrx-conform on {} ({})\n", one_line(&run.target), one_line(&run.probe.kernel_release)));
+    s.push_str(&format!("1..{}\n", run.cases.len() + run.not_run.len()));
     for (i, c) in run.cases.iter().enumerate() {
-        let name = c.id.replace('#', "_");
+        let name = ktap_name(&c.id);
+        let msg = one_line(&c.message);
         match c.status {
             Status::Pass => s.push_str(&format!("ok {} {name}\n", i + 1)),
-            Status::Skip => s.push_str(&format!("ok {} {name} # SKIP {}\n", i + 1, one_line(&c.message))),
-            Status::Xfail => s.push_str(&format!("not ok {} {name} # XFAIL {}\n", i + 1, one_line(&c.message))),
+            Status::Skip => s.push_str(&format!("ok {} {name} # SKIP {msg}\n", i + 1)),
+            Status::Xfail => s.push_str(&format!("not ok {} {name} # XFAIL {msg}\n", i + 1)),
             Status::Fail | Status::Xpass => {
-                s.push_str(&format!("# {name}: {}\n", one_line(&c.message)));
+                s.push_str(&format!("# {name}: {msg}\n"));
                 for l in c.kernel_log.iter().filter(|l| crate::model::is_splat(l)).take(5) {
                     s.push_str(&format!("# kernel: {}\n", one_line(l)));
                 }
@@ -130,11 +167,14 @@ pub fn ktap(run: &RunReport) -> String {
         run.count(Status::Xfail),
         run.count(Status::Xpass)
     ));
+    if run.aborted.is_some() || !run.not_run.is_empty() {
+        for id in &run.not_run {
+            s.push_str(&format!("# not run: {}\n", ktap_name(id)));
+        }
+        let why = run.aborted.as_deref().unwrap_or("the run stopped early");
+        s.push_str(&format!("Bail out! {} ({} case(s) not run)\n", one_line(why), run.not_run.len()));
+    }
     s
-}
-
-fn one_line(s: &str) -> String {
-    s.replace('\n', " | ")
 }
 
 /// A cases x kernels table. `*` marks rows where the kernels behave differently (a
@@ -166,7 +206,7 @@ pub fn matrix_table(runs: &[&RunReport]) -> String {
     };
     let mut s = format!("  {:<width$}", "case");
     for r in runs {
-        s.push_str(&format!(" {:>12}", short_label(&r.target)));
+        s.push_str(&format!(" {:>12}", one_line(&short_label(&r.target))));
     }
     s.push('\n');
     let (mut differ, mut partial) = (Vec::new(), 0usize);
@@ -183,7 +223,7 @@ pub fn matrix_table(runs: &[&RunReport]) -> String {
         } else {
             ' '
         };
-        let name: String = id.chars().take(width).collect();
+        let name: String = one_line(id).chars().take(width).collect();
         s.push_str(&format!("{mark} {name:<width$}"));
         for (st, _) in &cells {
             s.push_str(&format!(" {st:>12}"));
@@ -200,9 +240,9 @@ pub fn matrix_table(runs: &[&RunReport]) -> String {
         partial
     ));
     for (id, cells) in differ {
-        s.push_str(&format!("* {id}\n"));
+        s.push_str(&format!("* {}\n", one_line(id)));
         for (r, (st, msg)) in runs.iter().zip(cells) {
-            s.push_str(&format!("    {:<14} {st:<6} {}\n", short_label(&r.target), one_line(&msg)));
+            s.push_str(&format!("    {:<14} {st:<6} {}\n", one_line(&short_label(&r.target)), one_line(&msg)));
         }
     }
     s
@@ -213,52 +253,76 @@ fn short_label(t: &str) -> String {
     t.chars().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect()
 }
 
-/// The JSON report: `{ "runs": [RunReport, ...] }`.
-#[derive(serde::Serialize, serde::Deserialize)]
+/// The JSON report: `{ "schema_version": 1, "tool_version": "...", "runs": [RunReport, ...] }`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct JsonReport {
+    /// [`SCHEMA_VERSION`] of the writer; 0 for reports written before it existed.
+    #[serde(default)]
+    pub schema_version: u32,
+    /// [`TOOL_VERSION`] of the writer.
+    #[serde(default)]
+    pub tool_version: String,
     pub runs: Vec<RunReport>,
 }
 
 pub fn json(runs: &[&RunReport]) -> String {
-    serde_json::to_string_pretty(&serde_json::json!({ "runs": runs })).unwrap_or_default()
+    let doc = serde_json::json!({ "schema_version": SCHEMA_VERSION, "tool_version": TOOL_VERSION, "runs": runs });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
-/// Writes a report atomically (temp file + rename), creating the directory.
-pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+/// Reads a JSON report (`what` names it in errors) and checks what later stages rely on:
+/// a schema this build knows, and durations that are numbers of seconds a report can hold.
+pub fn parse_json(text: &str, what: &str) -> Result<JsonReport, String> {
+    let r: JsonReport = serde_json::from_str(text)
+        .map_err(|e| format!("{what}:{}:{}: not a zcrx-conform report: {e}", e.line(), e.column()))?;
+    if r.schema_version > SCHEMA_VERSION {
+        return Err(format!(
+            "{what}: report schema version {} is newer than this build's ({SCHEMA_VERSION}); use a newer zcrx-conform",
+            r.schema_version
+        ));
     }
-    let tmp = path.with_extension("tmp~");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
-}
-
-/// Joins runs: those of the same kernel (shards, or one kernel on several topologies) become
-/// one run, keeping an executed result over a skip of the same case.
-pub fn merge(loaded: Vec<RunReport>) -> Vec<RunReport> {
-    let mut runs: Vec<RunReport> = Vec::new();
-    for r in loaded {
-        match runs.iter_mut().find(|x| x.target == r.target) {
-            Some(x) => {
-                x.cases.extend(r.cases);
-                x.topologies.extend(r.topologies);
-                x.duration_s += r.duration_s;
-                if x.aborted.is_none() {
-                    x.aborted = r.aborted;
-                }
-            }
-            None => runs.push(r),
+    let ok = |s: f64| (0.0..=time::MAX_SECONDS).contains(&s);
+    for run in &r.runs {
+        if !ok(run.duration_s) {
+            return Err(format!(
+                "{what}: run on {}: duration_s {} is out of range",
+                one_line(&run.target),
+                run.duration_s
+            ));
+        }
+        if let Some(c) = run.cases.iter().find(|c| !ok(c.duration_s)) {
+            return Err(format!("{what}: case {}: duration_s {} is out of range", one_line(&c.id), c.duration_s));
+        }
+        if let Some(sh) = run.shard.filter(|sh| sh.k == 0 || sh.k > sh.n) {
+            return Err(format!(
+                "{what}: run on {}: shard {}/{} is not K/N with 1 <= K <= N",
+                one_line(&run.target),
+                sh.k,
+                sh.n
+            ));
         }
     }
-    for r in &mut runs {
-        // Shards run disjoint cases; jobs of one kernel on different topologies run the same
-        // cases, each executing some and skipping the rest: keep an executed result.
-        r.cases.sort_by(|a, b| a.id.cmp(&b.id).then((a.status == Status::Skip).cmp(&(b.status == Status::Skip))));
-        r.cases.dedup_by(|a, b| a.id == b.id);
-        r.topologies.sort();
-        r.topologies.dedup();
+    Ok(r)
+}
+
+/// The formats a report file can have, for [`is_complete`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Junit,
+    Kcidb,
+}
+
+/// Whether `text`, a report file of `format` this tool wrote before, is the report of a run
+/// that finished (no run marked aborted). Unreadable text is not a complete report.
+pub fn is_complete(format: Format, text: &str) -> bool {
+    match format {
+        Format::Json => parse_json(text, "").is_ok_and(|r| r.runs.iter().all(|r| r.aborted.is_none())),
+        Format::Junit => Report::deserialize_from_str(text)
+            .is_ok_and(|r| r.test_suites.iter().all(|s| s.properties.iter().all(|p| p.name.as_str() != "aborted"))),
+        Format::Kcidb => serde_json::from_str::<serde_json::Value>(text)
+            .is_ok_and(|v| v["tests"].as_array().is_some_and(|t| t.iter().all(|t| t["misc"].get("aborted").is_none()))),
     }
-    runs
 }
 
 /// Markdown: per area, the number of cases, what they need, and per kernel how many ran.
@@ -363,6 +427,7 @@ mod tests {
             duration_s: 1.0,
             aborted: None,
             timings: vec![],
+            ..Default::default()
         }
     }
 
@@ -373,6 +438,78 @@ mod tests {
         assert!(x.contains("failures=\"1\""), "{x}");
         assert!(x.contains("skipped=\"1\""), "{x}");
         assert!(!x.contains('\u{7}') && !x.contains('\u{1}'));
+    }
+
+    /// An id and a message with `'`, a newline carrying a fake KTAP result, ESC and BEL.
+    const HOSTILE_ID: &str = "x'y\nok 999 injected\x1b[2J\x07";
+    const HOSTILE_MSG: &str = "it's\nnot ok 998 fake\x1b]0;title\x07";
+
+    fn hostile() -> RunReport {
+        let mut r = run();
+        r.cases[1].id = HOSTILE_ID.into();
+        r.cases[1].message = HOSTILE_MSG.into();
+        r.cases[2].id = HOSTILE_ID.replace('x', "z");
+        r.cases[2].message = HOSTILE_MSG.into();
+        r.aborted = Some("killed\nok 997 more".into());
+        r.not_run = vec![HOSTILE_ID.replace('x', "w")];
+        r.started = Some("2026-11-22T02:33:00.000+00:00".into());
+        r.hostname = Some("runner-1".into());
+        r
+    }
+
+    #[test]
+    fn ktap_escapes_hostile_ids_and_messages() {
+        let k = ktap(&hostile());
+        assert!(!k.chars().any(|c| c.is_control() && c != '\n'), "{k:?}");
+        for l in k.lines() {
+            let ok = l.starts_with("ok ") || l.starts_with("not ok ") || l.starts_with('#') || l.starts_with("1..");
+            assert!(ok || l == "KTAP version 1" || l.starts_with("Bail out! "), "not a KTAP line: {l:?}");
+            assert!(!l.contains("injected") || l.contains("\\n"), "{l:?}");
+        }
+        assert!(k.contains("not ok 2 x'y\\nok 999 injected\\x1b[2J\\x07\n"), "{k}");
+        assert!(k.contains("1..4\n"));
+        assert!(k.ends_with("Bail out! killed\\nok 997 more (1 case(s) not run)\n"), "{k}");
+    }
+
+    #[test]
+    fn junit_escapes_and_carries_time_host_file_and_not_run() {
+        let x = junit(&[&hostile()]).expect("junit");
+        assert!(!x.chars().any(|c| c.is_control() && c != '\n'), "{x:?}");
+        assert!(x.contains("timestamp=\"2026-11-22T02:33:00.000+00:00\""), "{x}");
+        assert!(x.contains("hostname=\"runner-1\""), "{x}");
+        assert!(x.contains("file=\"f.yaml\""), "{x}");
+        assert!(x.contains("type=\"not_run\""), "{x}");
+        assert!(x.contains("<property name=\"aborted\""), "{x}");
+        let back = Report::deserialize_from_str(&x).expect("well-formed XML");
+        assert_eq!(back.test_suites[0].test_cases.len(), 4);
+        assert!(!is_complete(Format::Junit, &x));
+        assert!(is_complete(Format::Junit, &junit(&[&run()]).expect("junit")));
+    }
+
+    #[test]
+    fn json_carries_versions_and_rejects_hostile_durations() {
+        let j = json(&[&run()]);
+        let back = parse_json(&j, "r").expect("parses");
+        assert_eq!(back.schema_version, SCHEMA_VERSION);
+        assert_eq!(back.tool_version, TOOL_VERSION);
+        assert!(is_complete(Format::Json, &j));
+        assert!(!is_complete(Format::Json, &json(&[&hostile()])));
+        let probe = serde_json::to_string(&crate::model::Probe::default()).expect("probe");
+        let old = format!(
+            r#"{{"runs":[{{"target":"host","probe":{probe},"topologies":[],"cases":[],"duration_s":1.0,"aborted":null}}]}}"#
+        );
+        let parsed = parse_json(&old, "old").expect("a report written before schema_version");
+        assert_eq!(parsed.schema_version, 0);
+        let huge = old.replace("1.0", "1e300");
+        assert!(parse_json(&huge, "huge").expect_err("1e300").contains("out of range"));
+        let newer = old.replace("{\"runs\"", "{\"schema_version\":99,\"runs\"");
+        assert!(parse_json(&newer, "newer").is_err());
+        // The writers never panic on what a report can hold.
+        let mut r = run();
+        r.duration_s = 1e300;
+        r.cases[0].duration_s = f64::NAN;
+        junit(&[&r]).expect("junit of hostile durations");
+        kcidb::export(&[&r], "o");
     }
 
     #[test]

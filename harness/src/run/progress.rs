@@ -1,10 +1,13 @@
 //! The one progress printer. The run loop and the VM runner (decoding its guest's stream) feed
 //! it the same [`Event`]s: a stream runner prints them encoded on stdout, a person sees a
-//! line per case on stderr (on a terminal: one updating line, failures kept).
+//! line per case on stderr (on a terminal: one updating line, failures kept). Ids and messages
+//! come from case files and kernels: their control characters are escaped, and escape codes
+//! are only sent to a terminal that declares it understands them.
 
 use std::io::Write;
 
 use crate::model::event::Event;
+use crate::report::escape::printable;
 
 enum Mode {
     /// Encoded events on stdout (a runner inside a VM).
@@ -24,17 +27,25 @@ pub struct Progress {
 }
 
 fn short(m: &str) -> String {
+    let m = printable(m);
     if m.chars().count() > 160 {
         format!("{}…", m.chars().take(160).collect::<String>())
     } else {
-        m.to_string()
+        m
     }
+}
+
+/// Whether progress may redraw one line with escape codes: stderr is a terminal and `TERM`
+/// names one that has them (set, and not `dumb`).
+fn fancy_terminal(stderr_is_tty: bool, term: Option<&str>) -> bool {
+    stderr_is_tty && term.is_some_and(|t| !t.is_empty() && t != "dumb")
 }
 
 impl Progress {
     /// `label` names the kernel in lines ("host", "debian:7.3.4").
     pub fn new(stream: bool, quiet: bool, label: &str) -> Progress {
-        let tty = nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
+        let term = std::env::var("TERM").ok();
+        let tty = fancy_terminal(nix::unistd::isatty(std::io::stderr()).unwrap_or(false), term.as_deref());
         let mode = match (stream, quiet, tty) {
             (true, _, _) => Mode::Stream,
             (_, true, _) => Mode::Quiet,
@@ -61,7 +72,8 @@ impl Progress {
             Event::Total { total } => self.total = Some(*total),
             Event::Start { id } => {
                 if let Mode::Tty = self.mode {
-                    eprint!("\r\x1b[K[{}/{}] {} {id}", self.done + 1, total(self.total), self.label);
+                    let id = short(id);
+                    eprint!("\r\x1b[K[{}/{}] {} {id}", self.done + 1, total(self.total), printable(&self.label));
                 }
             }
             Event::Result { case } => {
@@ -71,8 +83,8 @@ impl Progress {
                     case.status.word(),
                     self.done,
                     total(self.total),
-                    self.label,
-                    case.id,
+                    printable(&self.label),
+                    short(&case.id),
                     short(&case.message)
                 );
                 match self.mode {
@@ -90,5 +102,25 @@ impl Progress {
         if let Mode::Tty = self.mode {
             eprint!("\r\x1b[K");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_codes_only_for_real_terminals() {
+        assert!(fancy_terminal(true, Some("xterm-256color")));
+        assert!(!fancy_terminal(true, Some("dumb")));
+        assert!(!fancy_terminal(true, Some("")));
+        assert!(!fancy_terminal(true, None));
+        assert!(!fancy_terminal(false, Some("xterm")));
+    }
+
+    #[test]
+    fn progress_text_has_no_control_characters() {
+        let s = short("a'b\nok 9 x\x1b[2J\x07");
+        assert_eq!(s, "a'b\\nok 9 x\\x1b[2J\\x07");
     }
 }

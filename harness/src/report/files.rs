@@ -1,0 +1,319 @@
+//! Writing report files as root into directories other users may write to.
+//!
+//! - [`write_atomic`] writes through a temp file with an unpredictable name, created with
+//!   `O_CREAT|O_EXCL|O_NOFOLLOW` next to the target, synced and renamed over it: nothing written
+//!   follows a symbolic link (a link planted at the temp name or at the target is never written
+//!   through; a target that is a link is refused), and a reader sees the old file or the new
+//!   one, never half of one.
+//! - [`lock_dir`] holds an `flock` on `DIR/.zcrx-conform.lock` for a run, so two runs sharing
+//!   `--out` cannot mix their files: the second is refused at once.
+//! - [`check_output_file`] / [`check_output_dir`] find an unusable output path before any case
+//!   runs (a missing parent that cannot be created, a directory where a file should be, procfs
+//!   or sysfs, a read-only file system).
+//! - [`keep_previous`] moves a report aside to `NAME.prev` (an aborted run does that to a
+//!   complete report before replacing it).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// The lock file [`lock_dir`] creates in an output directory.
+pub const LOCK_FILE: &str = ".zcrx-conform.lock";
+
+/// 96 random bits as hex: `getrandom(2)`, else `/dev/urandom`. Should both fail, the time and
+/// pid stand in: the name is then guessable, but `O_EXCL|O_NOFOLLOW` still refuse a planted
+/// file or link (a guesser can only make the write fail).
+fn random_hex() -> String {
+    let mut buf = [0u8; 12];
+    // SAFETY: getrandom writes at most `buf.len()` bytes into `buf`.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if usize::try_from(n).ok() != Some(buf.len()) {
+        let urandom = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
+        if urandom.is_err() {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let mix = (t.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32);
+            buf[..8].copy_from_slice(&mix.to_le_bytes());
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates a new file `path` (never an existing one, never through a link), mode 0644.
+fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// A new temp file in `dir` named after `name` (`.NAME.RANDOM.tmp`).
+fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
+    // Stay well under NAME_MAX (255 bytes) whatever the target's name.
+    let short: String = name.chars().take(64).collect();
+    let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+    for _ in 0..16 {
+        let tmp = dir.join(format!(".{short}.{}.tmp", random_hex()));
+        match create_new(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Why `path` cannot be replaced by a report, if it cannot: a link (never written through),
+/// a directory, or something other than a regular file.
+fn refuse_target(path: &Path) -> io::Result<()> {
+    let refuse = |what: &str| Err(io::Error::other(format!("{} {what}", path.display())));
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            refuse("is a symbolic link: refusing to write through it (remove it or choose another path)")
+        }
+        Ok(m) if m.is_dir() => refuse("is a directory"),
+        Ok(m) if !m.is_file() => refuse("is not a regular file"),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes a report atomically: a new temp file with an unpredictable name in the target's
+/// directory (created if missing), synced, then renamed over the target. Refuses a target
+/// that is a symbolic link; never follows one.
+pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
+    let dir = parent(path);
+    std::fs::create_dir_all(dir)?;
+    refuse_target(path)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other(format!("{}: not a file name", path.display())))?
+        .to_string_lossy();
+    let (tmp, mut f) = create_temp(dir, &name)?;
+    let written = f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
+    drop(f);
+    // rename(2) replaces whatever is at `path` now (a link planted since the check included)
+    // and never writes through it.
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// An output directory held by this run (the lock goes when this is dropped, or at exit).
+#[derive(Debug)]
+pub struct DirLock {
+    _lock: nix::fcntl::Flock<File>,
+}
+
+/// Locks `dir` (which must exist) for this run: an exclusive `flock` on `DIR/.zcrx-conform.lock`
+/// (created without following a link). Another run holding it: refused at once.
+pub fn lock_dir(dir: &Path) -> Result<DirLock, String> {
+    use nix::fcntl::{Flock, FlockArg};
+    let path = dir.join(LOCK_FILE);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => format!("{} is a symbolic link: refusing to use it as the lock file", path.display()),
+            _ => format!("{}: cannot create the lock file: {e}", path.display()),
+        })?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!("{} is not a regular file: refusing to use it as the lock file", path.display()));
+    }
+    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(DirLock { _lock: lock }),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(format!(
+            "{}: another zcrx-conform run is writing its reports there (it holds {LOCK_FILE}); \
+             wait for it to finish or choose another --out",
+            dir.display()
+        )),
+        Err((_, e)) => Err(format!("{}: cannot lock: {e}", path.display())),
+    }
+}
+
+/// File systems that hold no reports (writing there is at best an error, at worst a kernel
+/// knob).
+fn pseudo_fs(dir: &Path) -> Option<&'static str> {
+    use nix::sys::statfs::*;
+    let t = statfs(dir).ok()?.filesystem_type();
+    [
+        (PROC_SUPER_MAGIC, "procfs"),
+        (SYSFS_MAGIC, "sysfs"),
+        (CGROUP_SUPER_MAGIC, "cgroupfs"),
+        (CGROUP2_SUPER_MAGIC, "cgroup2"),
+        (DEBUGFS_MAGIC, "debugfs"),
+        (TRACEFS_MAGIC, "tracefs"),
+        (SECURITYFS_MAGIC, "securityfs"),
+        (BPF_FS_MAGIC, "bpffs"),
+        (DEVPTS_SUPER_MAGIC, "devpts"),
+    ]
+    .into_iter()
+    .find(|(m, _)| *m == t)
+    .map(|(_, n)| n)
+}
+
+/// `dir` (created if missing) is a directory this process can create files in, on a real file
+/// system: checked by creating (and removing) a temp file the way [`write_atomic`] does.
+fn check_dir(dir: &Path, what: &str) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{what} {}: cannot create it: {e}", dir.display()))?;
+    if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Err(format!("{what} {}: not a directory", dir.display()));
+    }
+    if let Some(fs) = pseudo_fs(dir) {
+        return Err(format!("{what} {}: on {fs}, which holds no reports", dir.display()));
+    }
+    let (tmp, f) = create_temp(dir, "write-check")
+        .map_err(|e| format!("{what} {}: cannot create files there: {e}", dir.display()))?;
+    drop(f);
+    let _ = std::fs::remove_file(tmp);
+    Ok(())
+}
+
+/// Before any case runs: `path` can take a report (its directory is usable, it is not a
+/// link, a directory or a special file). `flag` names the option in messages.
+pub fn check_output_file(path: &Path, flag: &str) -> Result<(), String> {
+    if path.file_name().is_none() || path.as_os_str().to_string_lossy().ends_with('/') {
+        return Err(format!("{flag} {}: not a file name", path.display()));
+    }
+    check_dir(parent(path), &format!("{flag} {}: directory", path.display()))?;
+    refuse_target(path).map_err(|e| format!("{flag}: {e}"))
+}
+
+/// Before any case runs: `dir` is (or can be made) a writable directory for `flag` (`--out`),
+/// and its report `files` can be replaced.
+pub fn check_output_dir(dir: &Path, flag: &str, files: &[&str]) -> Result<(), String> {
+    if std::fs::symlink_metadata(dir).is_ok() && !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Err(format!("{flag} {}: exists and is not a directory", dir.display()));
+    }
+    check_dir(dir, flag)?;
+    for f in files {
+        refuse_target(&dir.join(f)).map_err(|e| format!("{flag}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `path` with `.prev` appended to its name.
+pub fn prev_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(".prev");
+    PathBuf::from(s)
+}
+
+/// Moves the regular file `path`, if there is one, to `NAME.prev` (replacing an older one).
+pub fn keep_previous(path: &Path) -> io::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => std::fs::rename(path, prev_path(path)).map(|()| true),
+        _ => Ok(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("zcrx-files-{name}-{}-{}", std::process::id(), random_hex()));
+        std::fs::create_dir_all(&d).expect("temp dir");
+        d
+    }
+
+    #[test]
+    fn writes_replace_and_leave_no_temp_file() {
+        let d = temp_dir("write");
+        let p = d.join("report.json");
+        write_atomic(&p, "one").expect("write");
+        write_atomic(&p, "two").expect("rewrite");
+        assert_eq!(std::fs::read_to_string(&p).expect("read"), "two");
+        let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode & !0o644, 0, "mode {mode:o}");
+        let names: Vec<_> = std::fs::read_dir(&d).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(names, ["report.json"]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn temp_names_are_unpredictable() {
+        assert_ne!(random_hex(), random_hex());
+        assert_eq!(random_hex().len(), 24);
+    }
+
+    #[test]
+    fn a_link_at_the_target_is_refused_and_its_victim_untouched() {
+        let d = temp_dir("link");
+        let victim = d.join("victim");
+        std::fs::write(&victim, "precious").expect("victim");
+        let p = d.join("junit.xml");
+        symlink(&victim, &p).expect("link");
+        let e = write_atomic(&p, "report").expect_err("a link target is refused");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "precious");
+        assert!(check_output_file(&p, "--junit").is_err());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn second_lock_is_refused_until_the_first_is_dropped() {
+        let d = temp_dir("lock");
+        let first = lock_dir(&d).expect("first lock");
+        let e = lock_dir(&d).expect_err("second lock");
+        assert!(e.contains("another zcrx-conform run"), "{e}");
+        drop(first);
+        lock_dir(&d).expect("free again");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_linked_lock_file_is_refused() {
+        let d = temp_dir("lock-link");
+        let victim = d.join("victim");
+        std::fs::write(&victim, "precious").expect("victim");
+        symlink(&victim, d.join(LOCK_FILE)).expect("link");
+        let e = lock_dir(&d).expect_err("linked lock file");
+        assert!(e.contains("symbolic link"), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn unusable_output_paths_are_found_early() {
+        let d = temp_dir("check");
+        let file = d.join("afile");
+        std::fs::write(&file, "x").expect("file");
+        assert!(check_output_dir(&file, "--out", &[]).is_err(), "--out AFILE");
+        assert!(check_output_file(&file.join("j.xml"), "--junit").is_err(), "parent is a file");
+        assert!(check_output_file(&d, "--junit").is_err(), "a directory");
+        assert!(check_output_file(Path::new("/proc/self/j.xml"), "--junit").is_err());
+        assert!(check_output_file(Path::new("/proc/x/j.xml"), "--junit").is_err());
+        assert!(check_output_file(Path::new("/sys/kernel/j.xml"), "--junit").is_err());
+        check_output_file(&d.join("new/sub/j.xml"), "--junit").expect("a new directory is fine");
+        check_output_dir(&d.join("out"), "--out", &["junit.xml"]).expect("a new --out");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn previous_reports_move_aside() {
+        let d = temp_dir("prev");
+        let p = d.join("report.json");
+        assert!(!keep_previous(&p).expect("nothing to keep"));
+        std::fs::write(&p, "complete").expect("write");
+        assert!(keep_previous(&p).expect("kept"));
+        assert_eq!(std::fs::read_to_string(d.join("report.json.prev")).expect("prev"), "complete");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
