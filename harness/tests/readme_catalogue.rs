@@ -1,0 +1,36 @@
+//! README's catalogue table is generated (`zcrx-conform catalogue --from ...`); this fails when
+//! it is stale: its per-area case counts and total must be those of cases/ now.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[test]
+fn readme_catalogue_counts_match_the_cases() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cases = zcrx_conform::case::load_all(&[root.join("cases")]).expect("cases load");
+    let mut want: BTreeMap<String, usize> = BTreeMap::new();
+    for c in &cases {
+        *want.entry(c.def.area.name().to_string()).or_default() += 1;
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let section = readme.split("## The catalogue").nth(1).expect("README has a catalogue section");
+    let mut have: BTreeMap<String, usize> = BTreeMap::new();
+    let mut total = None;
+    for line in section.lines().take_while(|l| !l.starts_with("## ")) {
+        let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cols.len() < 4 || cols[1] == "area" || cols[1].starts_with("---") {
+            continue;
+        }
+        let n = cols[2].trim_matches('*').parse::<usize>();
+        match (cols[1].trim_matches('*'), n) {
+            ("all", Ok(n)) => total = Some(n),
+            (area, Ok(n)) => {
+                have.insert(area.to_string(), n);
+            }
+            _ => {}
+        }
+    }
+    let regen = "regenerate it with `zcrx-conform catalogue --from <host> <debian:7.2.13> <debian:7.3.4 report dirs>`";
+    assert_eq!(have, want, "README's catalogue table is stale: {regen}");
+    assert_eq!(total, Some(cases.len()), "README's catalogue total is stale: {regen}");
+}
