@@ -21,6 +21,7 @@ mod format;
 mod matrix;
 pub mod names;
 mod steps;
+mod vacuous;
 mod validate;
 mod value;
 

@@ -147,6 +147,7 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
             }
         }
     }
+    errs.extend(super::vacuous::check(case));
     errs
 }
 
@@ -161,6 +162,13 @@ pub fn check_out_key(k: &str) -> Result<(), String> {
         "region" => &uapi::REGION_DESC,
         "event" => &uapi::EVENT_DESC,
         "ctrl" => &uapi::CTRL,
+        "export" => {
+            return if field == "cloexec" {
+                Ok(())
+            } else {
+                Err(format!("expect.out: `export.{field}`: only export.cloexec (1 when the EXPORT fd has FD_CLOEXEC)"))
+            }
+        }
         "hdr" => &uapi::QUERY_HDR,
         "data" => {
             return if [&uapi::QUERY_OPCODES, &uapi::QUERY_ZCRX, &uapi::QUERY_ZCRX_EVENT]

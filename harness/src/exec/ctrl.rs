@@ -67,6 +67,11 @@ impl Ctx<'_> {
             let (p, f) = k.split_once('.')?;
             match p {
                 "ctrl" => Some(uapi::read_field(page.slice(0, CTRL.size)?, CTRL.get(f)?)),
+                // EXPORT: whether the returned fd has FD_CLOEXEC (1) or not (0).
+                "export" if f == "cloexec" && got.is_ok() => {
+                    let fd = uapi::read_field(page.slice(0, CTRL.size)?, CTRL.get("zc_export.zcrx_fd")?) as RawFd;
+                    sys::cloexec(fd).map(u64::from)
+                }
                 "area" => {
                     let (_, ap) = new_area.as_ref()?;
                     Some(uapi::read_field(ap.slice(0, AREA_REG.size)?, AREA_REG.get(f)?))
