@@ -10,12 +10,14 @@ impl Ctx<'_> {
         self.last.insert(format!("{}.ifindex", t.name), idx as u64);
         self.note(format!("tun device {} (ifindex {idx})", t.name));
         self.fds.insert(format!("{}.tunfd", t.name), fd);
+        self.made_devices.push(t.name.clone());
         Ok(())
     }
 
     pub(super) fn netns(&mut self, n: &Netns) -> StepResult {
         if n.new {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare(NEWNET): {e}"))?;
+            self.own_netns = true;
             self.note("moved into a new network namespace".into());
         }
         Ok(())

@@ -134,6 +134,11 @@ struct Ctx<'a> {
     log: Vec<String>,
     // Addresses of the area/region memory of the last register step, for `$area.addr`.
     last: BTreeMap<String, u64>,
+    /// The network namespace the case is in was made for it alone (a built-in topology's,
+    /// or one a `netns` step created): every device in it is the case's own.
+    own_netns: bool,
+    /// Devices this case created (`tun` steps), by name.
+    made_devices: Vec<String>,
 }
 
 type StepResult = Result<(), StepError>;
@@ -170,6 +175,8 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
         at: String::new(),
         log: Vec::new(),
         last: BTreeMap::new(),
+        own_netns: topo.fresh_netns,
+        made_devices: Vec::new(),
     };
     let r = if case.def.userns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)

@@ -47,6 +47,32 @@ impl Ctx<'_> {
         Ok(reg)
     }
 
+    /// A registration names a device by `if_idx` (unless it imports, where the field is an
+    /// fd): only this topology's DUT (or its peer when it shares the namespace), a device the
+    /// case created, any device of a namespace made for this case alone, or an index verified
+    /// to name no device here (ENODEV cases). Anything else is a device the operator did not
+    /// name: the case fails before the syscall.
+    fn device_allowed(&self, if_idx: u32) -> StepResult {
+        let Some(name) = crate::kernel::netdev::ifname(if_idx).map_err(harness)? else { return Ok(()) };
+        let t = self.topo;
+        let peer_here = (t.peer_netns == t.netns).then_some(t.peer_dev.as_deref()).flatten();
+        if self.own_netns
+            || t.dut_dev.as_deref() == Some(name.as_str())
+            || peer_here == Some(name.as_str())
+            || self.made_devices.contains(&name)
+        {
+            return Ok(());
+        }
+        Err(StepError::Fail(format!(
+            "if_idx {if_idx} names `{name}` in this network namespace, which is not a device of topology {} \
+             (DUT {}, peer {}) nor one the case created: refused before the syscall (a case may name only its \
+             topology's devices, or an index that names no device)",
+            t.name,
+            t.dut_dev.as_deref().unwrap_or("none"),
+            t.peer_dev.as_deref().unwrap_or("none"),
+        )))
+    }
+
     pub(super) fn register(&mut self, ring: &str, r: &Register, expect: Option<&Expect>) -> StepResult {
         let ring_fd = self.ring_fd(ring)?;
         let name = r.name.clone().unwrap_or_else(|| "z0".into());
@@ -78,6 +104,9 @@ impl Ctx<'_> {
         let ro = Readonly { ifq: ro("ifq"), area: ro("area"), region: ro("region"), event: ro("event") };
         let args = reg.place(ro).map_err(|e| harness(format!("mmap: {e}")))?;
         self.apply(as_bytes_mut(&mut reg.ifq), &IFQ_REG, &r.ifq)?;
+        if reg.ifq.flags & ZCRX_REG_IMPORT == 0 {
+            self.device_allowed(reg.ifq.if_idx)?;
+        }
 
         self.note(format!("  arg {}", dump(&IFQ_REG, as_bytes(&reg.ifq))));
         if reg.ifq.area_ptr == args.area.addr() {

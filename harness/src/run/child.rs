@@ -4,7 +4,8 @@
 //! go to a second pipe (the tail is kept for crashes and timeouts), and it leaves with
 //! `_exit`, so no destructor of the runner's state runs twice. The runner waits on a pidfd
 //! with the case's timeout and kills the child (SIGKILL) past it or when the run is
-//! interrupted; the child dies with the runner (PR_SET_PDEATHSIG).
+//! interrupted; the child dies with the runner (PR_SET_PDEATHSIG). A case on a built-in
+//! topology runs in a network namespace of its own ([`case_netns`]).
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -109,14 +110,34 @@ fn child_main(
         libc::dup2(log_w.as_raw_fd(), 2);
     }
     signal::reset_handlers();
-    let o = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec::execute(case, topo, probe, invert)))
-        .unwrap_or_else(|_| Outcome::harness("the case panicked in the harness (see the log)"));
+    let o = match case_netns(topo) {
+        Ok(topo) => {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec::execute(case, &topo, probe, invert)))
+                .unwrap_or_else(|_| Outcome::harness("the case panicked in the harness (see the log)"))
+        }
+        Err(e) => Outcome::harness(e),
+    };
     let mut f = std::fs::File::from(res_w);
     let _ = writeln!(f, "{}", Event::Outcome { outcome: Box::new(o) }.encode());
     let _ = f.flush();
     let _ = std::io::stderr().flush();
     // SAFETY: leaving without running the runner's destructors or atexit handlers.
     unsafe { libc::_exit(0) }
+}
+
+/// The network namespace the case runs in. On a built-in topology (`fresh_netns`), a new one
+/// of its own with `lo` up, created here while the child is still privileged (a `userns`
+/// case enters its user namespace later, in `exec`, and keeps this network namespace): the
+/// case can reach no device of the machine, and what it creates (TUN devices, addresses)
+/// goes away with it. The topology is then described again from inside (`lo`'s ifindex).
+/// A file topology's namespaces are entered by `exec`.
+fn case_netns(topo: &Topo) -> Result<Topo, String> {
+    if !topo.fresh_netns {
+        return Ok(topo.clone());
+    }
+    crate::kernel::netdev::private_netns()
+        .map_err(|e| format!("cannot give the case its own network namespace: {e}"))?;
+    Ok(Topo::builtin(&topo.name).filter(|t| t.fresh_netns).unwrap_or_else(|| topo.clone()))
 }
 
 fn pidfd_open(pid: nix::unistd::Pid) -> Option<OwnedFd> {

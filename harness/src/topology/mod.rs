@@ -66,10 +66,16 @@ pub struct Topo {
     pub debugfs: Option<PathBuf>,
     /// Number of rx queues of the DUT.
     pub queues: u32,
+    /// Each case runs in a network namespace of its own (created by the case process, `lo`
+    /// up, nothing else): the built-in topologies, which name no device of the machine.
+    #[serde(default)]
+    pub fresh_netns: bool,
 }
 
 impl Topo {
-    /// The built-in topologies; the others come from [`TopologyFile::up`].
+    /// The built-in topologies; the others come from [`TopologyFile::up`]. Their cases run
+    /// in a fresh network namespace each (`fresh_netns`): `if_idx` is that of `lo` in the
+    /// namespace this is called in, so the case process calls it again once it is in its own.
     pub fn builtin(name: &str) -> Option<Topo> {
         match name {
             "host" => Some(Topo {
@@ -78,6 +84,7 @@ impl Topo {
                 dut_addr: "127.0.0.1".into(),
                 peer_addr: "127.0.0.1".into(),
                 queues: 1,
+                fresh_netns: true,
                 ..Default::default()
             }),
             "nodev" => Some(Topo {
@@ -85,6 +92,7 @@ impl Topo {
                 nodev: true,
                 dut_addr: "127.0.0.1".into(),
                 peer_addr: "127.0.0.1".into(),
+                fresh_netns: true,
                 ..Default::default()
             }),
             _ => None,

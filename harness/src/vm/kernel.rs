@@ -1,9 +1,12 @@
 //! Kernels for VM runs: the spec a user gives (`debian:<version>`, an image, a build tree,
-//! `tree:PATH`), fetched or built by the `vm/` scripts (whose last stdout line is a path),
+//! `tree:PATH`), fetched or built by the `vm/` scripts built into the binary
+//! ([`super::scripts`]; their last stdout line is a path),
 //! and the guest tools (ethtool, netdevsim modules) a run's topologies need.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+
+use super::scripts::Unpacked;
 
 #[derive(Clone, Debug)]
 pub enum KernelSpec {
@@ -48,23 +51,19 @@ impl KernelSpec {
     }
 }
 
-fn vm_dir() -> PathBuf {
-    crate::paths::repo_root().join("vm")
-}
-
 /// Runs vm/provision.sh (idempotent; well under a second when all is present).
 pub fn provision() -> Result<(), String> {
-    let script = vm_dir().join("provision.sh");
-    let st = Command::new("bash")
-        .arg(&script)
+    let s = Unpacked::new()?;
+    let st = s
+        .command("provision.sh")?
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .status()
-        .map_err(|e| format!("{}: {e}", script.display()))?;
+        .map_err(|e| format!("vm/provision.sh: {e}"))?;
     if st.success() {
         Ok(())
     } else {
-        Err(format!("{} failed ({st})", script.display()))
+        Err(format!("vm/provision.sh failed ({st})"))
     }
 }
 
@@ -81,46 +80,27 @@ pub fn resolve(spec: &KernelSpec) -> Result<PathBuf, String> {
             }
             script_path("build-tree.sh", &args)
         }
-        KernelSpec::Debian(v) => {
-            let script = vm_dir().join("kernel.sh");
-            let out = Command::new("bash")
-                .arg(&script)
-                .arg("fetch")
-                .arg(format!("debian:{v}"))
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .output()
-                .map_err(|e| format!("{}: {e}", script.display()))?;
-            if !out.status.success() {
-                return Err(format!("fetching debian:{v} failed ({})", out.status));
-            }
-            let text = String::from_utf8_lossy(&out.stdout);
-            let path = text.lines().last().unwrap_or("").trim();
-            if path.is_empty() || !Path::new(path).exists() {
-                return Err(format!("kernel.sh fetch debian:{v} printed no kernel path"));
-            }
-            Ok(PathBuf::from(path))
-        }
+        KernelSpec::Debian(v) => script_path("kernel.sh", &["fetch", &format!("debian:{v}")]),
     }
 }
 
 /// Runs a vm/ script whose last stdout line is a path (kernel.sh, netdevsim.sh, ethtool.sh).
 fn script_path(script: &str, args: &[&str]) -> Result<PathBuf, String> {
-    let script = vm_dir().join(script);
-    let out = Command::new("bash")
-        .arg(&script)
+    let s = Unpacked::new()?;
+    let out = s
+        .command(script)?
         .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| format!("{}: {e}", script.display()))?;
+        .map_err(|e| format!("vm/{script}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{} {} failed ({})", script.display(), args.join(" "), out.status));
+        return Err(format!("vm/{script} {} failed ({})", args.join(" "), out.status));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let path = text.lines().last().unwrap_or("").trim();
     if path.is_empty() || !Path::new(path).exists() {
-        return Err(format!("{} {} printed no path", script.display(), args.join(" ")));
+        return Err(format!("vm/{script} {} printed no path", args.join(" ")));
     }
     Ok(PathBuf::from(path))
 }
@@ -174,13 +154,13 @@ pub fn liburing_zcrx_t() -> Result<PathBuf, String> {
 
 /// Passes `kernel.sh list` through.
 pub fn list_kernels(pattern: Option<&str>) -> Result<(), String> {
-    let script = vm_dir().join("kernel.sh");
-    let mut c = Command::new("bash");
-    c.arg(&script).arg("list");
+    let s = Unpacked::new()?;
+    let mut c = s.command("kernel.sh")?;
+    c.arg("list");
     if let Some(p) = pattern {
         c.arg(p);
     }
-    let st = c.status().map_err(|e| format!("{}: {e}", script.display()))?;
+    let st = c.status().map_err(|e| format!("vm/kernel.sh: {e}"))?;
     if st.success() {
         Ok(())
     } else {

@@ -7,6 +7,7 @@
 
 pub mod boot;
 pub mod kernel;
+pub mod scripts;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};

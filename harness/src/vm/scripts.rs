@@ -1,0 +1,159 @@
+//! The vm/ scripts the harness runs (as root), built into the binary: nothing in the current
+//! directory, the repository root or the environment decides what runs. For each run they are
+//! written to a fresh private directory (mkdtemp, 0700, files created exclusively) with what
+//! they read next to themselves (`lib.sh`, the netdevsim-zcrx patch series), and the
+//! directory is removed when the script has finished.
+
+use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Every file the scripts use, by its path under vm/.
+pub const FILES: &[(&str, &str)] = &[
+    ("lib.sh", include_str!("../../../vm/lib.sh")),
+    ("provision.sh", include_str!("../../../vm/provision.sh")),
+    ("kernel.sh", include_str!("../../../vm/kernel.sh")),
+    ("build-tree.sh", include_str!("../../../vm/build-tree.sh")),
+    ("ethtool.sh", include_str!("../../../vm/ethtool.sh")),
+    ("netdevsim.sh", include_str!("../../../vm/netdevsim.sh")),
+    ("liburing.sh", include_str!("../../../vm/liburing.sh")),
+    ("netdevsim-zcrx/series", include_str!("../../../vm/netdevsim-zcrx/series")),
+    (
+        "netdevsim-zcrx/0001-netdevsim-give-the-bus-device-a-64-bit-DMA-mask.patch",
+        include_str!("../../../vm/netdevsim-zcrx/0001-netdevsim-give-the-bus-device-a-64-bit-DMA-mask.patch"),
+    ),
+    (
+        "netdevsim-zcrx/0002-netdevsim-create-rx-page-pools-that-can-take-a-memor.patch",
+        include_str!("../../../vm/netdevsim-zcrx/0002-netdevsim-create-rx-page-pools-that-can-take-a-memor.patch"),
+    ),
+    (
+        "netdevsim-zcrx/0003-netdevsim-split-TCP-headers-from-payload-into-memory.patch",
+        include_str!("../../../vm/netdevsim-zcrx/0003-netdevsim-split-TCP-headers-from-payload-into-memory.patch"),
+    ),
+    (
+        "netdevsim-zcrx/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch",
+        include_str!("../../../vm/netdevsim-zcrx/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch"),
+    ),
+];
+
+/// The built-in scripts, written out; the directory goes away when this is dropped.
+pub struct Unpacked {
+    dir: PathBuf,
+}
+
+/// Where the private directory may be made: a directory nobody else can rename things in
+/// (owned by root or us, and not writable by others unless sticky, like /tmp).
+fn safe_parent() -> Result<PathBuf, String> {
+    let p = std::env::temp_dir();
+    let m = std::fs::metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let owner_ok = m.uid() == 0 || m.uid() == nix::unistd::geteuid().as_raw();
+    let others_write = m.mode() & 0o022 != 0;
+    let sticky = m.mode() & 0o1000 != 0;
+    if !m.is_dir() || !owner_ok || (others_write && !sticky) {
+        return Err(format!(
+            "{}: not a safe place for the scripts run as root (owner uid {}, mode {:o}); set TMPDIR to one",
+            p.display(),
+            m.uid(),
+            m.mode() & 0o7777
+        ));
+    }
+    Ok(p)
+}
+
+impl Unpacked {
+    /// Writes every built-in file to a new private directory.
+    pub fn new() -> Result<Unpacked, String> {
+        let template = safe_parent()?.join("zcrx-conform-vm.XXXXXX");
+        let mut buf = std::ffi::CString::new(template.as_os_str().as_encoded_bytes())
+            .map_err(|_| format!("{}: NUL in the path", template.display()))?
+            .into_bytes_with_nul();
+        // SAFETY: mkdtemp rewrites the XXXXXX of a NUL-terminated buffer we own and creates the
+        // directory with mode 0700.
+        if unsafe { libc::mkdtemp(buf.as_mut_ptr().cast()) }.is_null() {
+            return Err(format!("mkdtemp {}: {}", template.display(), std::io::Error::last_os_error()));
+        }
+        buf.pop();
+        let dir = PathBuf::from(std::ffi::OsString::from_vec(buf));
+        let u = Unpacked { dir };
+        for (rel, text) in FILES {
+            let path = u.dir.join(rel);
+            if let Some(parent) = path.parent().filter(|p| !p.exists()) {
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            f.write_all(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(u)
+    }
+
+    /// The directory the files are in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `bash <dir>/<script>`, with the cache the harness uses (`paths::cache_dir`).
+    pub fn command(&self, script: &str) -> Result<Command, String> {
+        if !FILES.iter().any(|(f, _)| *f == script) {
+            return Err(format!("no built-in script {script}"));
+        }
+        let mut c = Command::new("bash");
+        c.arg(self.dir.join(script)).env(crate::paths::CACHE_VAR, crate::paths::cache_dir());
+        Ok(c)
+    }
+}
+
+impl Drop for Unpacked {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vm")
+    }
+
+    #[test]
+    fn every_file_the_scripts_read_is_built_in() {
+        let has = |f: &str| FILES.iter().any(|(n, _)| *n == f);
+        // Every patch of the series (netdevsim.sh applies them from next to itself).
+        let series = std::fs::read_to_string(vm_dir().join("netdevsim-zcrx/series")).expect("series");
+        for p in series.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            assert!(has(&format!("netdevsim-zcrx/{p}")), "patch {p} is not built in");
+        }
+        // Every script under vm/ but the guest-side smoke test.
+        for e in std::fs::read_dir(vm_dir()).expect("vm/").flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.ends_with(".sh") && n != "netdevsim-smoke.sh" {
+                assert!(has(&n), "vm/{n} is not built in");
+            }
+        }
+    }
+
+    #[test]
+    fn unpacked_is_private_and_removed() {
+        let u = Unpacked::new().expect("unpack");
+        let dir = u.dir().to_path_buf();
+        let m = std::fs::metadata(&dir).expect("dir");
+        assert_eq!(m.mode() & 0o777, 0o700);
+        for (rel, text) in FILES {
+            assert_eq!(std::fs::read_to_string(dir.join(rel)).expect("file"), *text);
+        }
+        drop(u);
+        assert!(!dir.exists());
+    }
+}
