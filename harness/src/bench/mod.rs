@@ -298,7 +298,7 @@ fn in_vm(a: &BenchArgs, spec: &str) -> Result<BenchReport, String> {
         "--spawns".into(),
         a.spawns.to_string(),
     ];
-    let mut env = vec![("ZCRX_CONFORM_ROOT".to_string(), crate::paths::repo_root().display().to_string())];
+    let mut env: Vec<(String, String)> = vec![];
     if a.topology != "nodev" {
         env.extend(crate::vm::guest_tools(&kernel, std::slice::from_ref(&a.topology))?);
     }
