@@ -126,16 +126,16 @@ fn child_main(
 }
 
 /// Whether a case on a built-in topology needs a network namespace of its own: it creates
-/// devices (`tun`), names an interface index itself (`ifq.if_idx`: in its own namespace only
-/// `lo` exists, so any other index names no device) or makes raw register calls
-/// (`register_raw`, which the `if_idx` guard of `register` steps does not see). Every other case's registrations are checked by that guard
-/// (only the topology's device, or an index that names no device), so it runs in the
-/// runner's namespace: a fresh namespace costs 16-30 ms per case under TCG (1.3 ms on a
+/// devices (`tun`) or names an interface index itself (`ifq.if_idx`: in its own namespace only
+/// `lo` exists, so any other index names no device). Every other registration uses the
+/// topology's device and is checked by the `if_idx` guard; a `register_raw` step passes only
+/// addresses of memory the harness fills (no ifq struct a case could aim at a device), so
+/// such a case runs in the runner's namespace: a fresh namespace costs 16-30 ms per case under TCG (1.3 ms on a
 /// host), more than most cases themselves.
 fn needs_own_netns(case: &Case) -> bool {
     case.def.steps.iter().any(|s| {
         let v = &s.value;
-        v.tun.is_some() || v.register_raw.is_some() || v.register.as_ref().is_some_and(|r| r.ifq.contains_key("if_idx"))
+        v.tun.is_some() || v.register.as_ref().is_some_and(|r| r.ifq.contains_key("if_idx"))
     })
 }
 
