@@ -86,7 +86,7 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
             };
             let mut tc = TestCase::new(xml_safe(&c.id), status);
             tc.set_classname(xml_safe(&format!("zcrx.{}", c.area)));
-            tc.set_time(Duration::from_secs_f64(c.duration_s.max(0.0)));
+            tc.set_time(duration(c.duration_s));
             if c.status == Status::Pass {
                 tc.set_system_out(case_text(c));
             }
@@ -95,7 +95,7 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
             }
             suite.add_test_case(tc);
         }
-        suite.set_time(Duration::from_secs_f64(run.duration_s.max(0.0)));
+        suite.set_time(duration(run.duration_s));
         report.add_test_suite(suite);
     }
     report.to_string().map_err(|e| format!("junit: {e}"))
@@ -206,6 +206,11 @@ pub fn matrix_table(runs: &[&RunReport]) -> String {
         }
     }
     s
+}
+
+/// A report's seconds as a duration; none that is negative, not a number or too large to hold.
+fn duration(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or_default()
 }
 
 fn short_label(t: &str) -> String {
