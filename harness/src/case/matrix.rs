@@ -1,14 +1,16 @@
-//! Matrix expansion: the axes of a case file's `matrix` ([`Axis`], [`ReservedOf`]) and the
-//! expansion of a file into one row of placeholder values per combination.
+//! Matrix expansion: the axes of a case file's `matrix` ([`Axis`], [`ReservedOf`]), the
+//! expansion of a file into one row of placeholder values per combination (at most
+//! [`MAX_ROWS`]), and the substitution of a row into the parsed file ([`substitute`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{yaml_err, LoadError, Sp, Value};
+use super::de;
+use super::yaml::{self, short, Kind, Node, Style};
+use super::Value;
 use crate::kernel::uapi::{self, FieldTable};
 
 /// A matrix axis: a list of scalars, a list of rows (maps setting several placeholders
@@ -128,32 +130,51 @@ pub struct ReservedOf {
     pub except: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct MatrixOnly {
-    #[serde(default)]
-    matrix: Sp<BTreeMap<String, Axis>>,
+/// Most rows one case file's matrix may expand to.
+pub const MAX_ROWS: usize = 10_000;
+/// Most YAML nodes the rows of one file may come to together (rows x nodes of the file).
+pub const MAX_EXPANDED_NODES: usize = 4_000_000;
+
+/// One row of a matrix: (placeholder, value) for each placeholder, in axis order.
+pub type Row = Vec<(String, String)>;
+
+/// An error at a node of the file.
+pub(super) struct At(pub u64, pub u64, pub String);
+
+impl At {
+    fn of(n: &Node, msg: String) -> At {
+        At(n.line, n.column, msg)
+    }
 }
 
-/// Every combination of the file's matrix axes, each a row of (placeholder, value); one
-/// empty row when the file has no matrix.
-pub(super) fn expand(path: &Path, text: &str) -> Result<Vec<Vec<(String, String)>>, LoadError> {
-    let m: MatrixOnly = serde_saphyr::from_str(text).map_err(|e| yaml_err(path, e))?;
-    let mut combos: Vec<Vec<(String, String)>> = vec![vec![]];
-    for (name, axis) in &m.matrix.value {
-        let values = axis_values(name, axis).map_err(|msg| LoadError {
-            file: path.to_path_buf(),
-            line: m.matrix.line,
-            column: m.matrix.column,
-            msg,
-        })?;
+/// The file's matrix axes and every combination of them, one [`Row`] each; one empty row
+/// when the file has no matrix. The number of rows is checked before any is built.
+pub(super) fn rows(root: &Node) -> Result<(BTreeMap<String, Axis>, Vec<Row>), At> {
+    let Some((key, m)) = root.entry("matrix") else { return Ok((BTreeMap::new(), vec![vec![]])) };
+    let axes: BTreeMap<String, Axis> =
+        de::from_node(m).map_err(|e| At(e.at.map_or(m.line, |a| a.0), e.at.map_or(m.column, |a| a.1), e.msg))?;
+    let mut per_axis = Vec::new();
+    for (name, axis) in &axes {
+        let at = m.entry(name).map_or(key, |(k, _)| k);
+        let values = axis_values(name, axis).map_err(|msg| At::of(at, msg))?;
         if values.is_empty() {
-            return Err(LoadError {
-                file: path.to_path_buf(),
-                line: m.matrix.line,
-                column: m.matrix.column,
-                msg: format!("matrix axis `{name}` has no values"),
-            });
+            return Err(At::of(at, format!("matrix axis `{}` has no values", short(name))));
         }
+        per_axis.push(values);
+    }
+    let n = per_axis.iter().try_fold(1usize, |n, v| n.checked_mul(v.len()).filter(|&n| n <= MAX_ROWS));
+    let Some(n) = n else {
+        let shown = per_axis.iter().map(|v| v.len().to_string()).collect::<Vec<_>>().join(" x ");
+        return Err(At::of(key, format!("the matrix expands to {shown} rows, more than {MAX_ROWS}: split the case")));
+    };
+    let nodes = root.count();
+    if n.saturating_mul(nodes) > MAX_EXPANDED_NODES {
+        let msg =
+            format!("the matrix expands to {n} rows of {nodes} YAML nodes, more than {MAX_EXPANDED_NODES} in all");
+        return Err(At::of(key, msg));
+    }
+    let mut combos: Vec<Row> = vec![vec![]];
+    for values in per_axis {
         combos = combos
             .into_iter()
             .flat_map(|c| {
@@ -165,16 +186,135 @@ pub(super) fn expand(path: &Path, text: &str) -> Result<Vec<Vec<(String, String)
             })
             .collect();
     }
-    Ok(combos)
+    Ok((axes, combos))
 }
 
-/// The file's text with each `{name}` placeholder of the row replaced by its value.
-pub(super) fn fill(text: &str, params: &[(String, String)]) -> String {
-    let mut t = text.to_string();
-    for (k, v) in params {
-        t = t.replace(&format!("{{{k}}}"), v);
+/// The file with a row's values in place of its placeholders, and an empty `matrix` (read
+/// once, by [`rows`]). A `{name}` that is a whole node (a flow mapping of the one word `name`)
+/// becomes the node the value's text reads as (YAML of its own: `[A, B]` is a list), at the
+/// placeholder's line and column; written as a whole mapping entry (`{ {name} }`), the
+/// mapping the value reads as is merged in; inside a longer scalar, or in a quoted one,
+/// the value's text replaces the placeholder in that scalar's text.
+pub(super) fn substitute(root: &Node, row: &Row) -> Result<Node, At> {
+    let mut doc = root.clone();
+    let mut s = Subst { row, parsed: Default::default() };
+    if let Kind::Map { entries, .. } = &mut doc.kind {
+        for (k, v) in entries.iter_mut() {
+            if k.text() == Some("matrix") {
+                v.kind = Kind::Map { entries: Vec::new(), bare: false };
+            } else {
+                s.node(k)?;
+                s.node(v)?;
+            }
+        }
     }
-    t
+    Ok(doc)
+}
+
+struct Subst<'a> {
+    row: &'a Row,
+    /// The values read as YAML, by placeholder.
+    parsed: BTreeMap<&'a str, Node>,
+}
+
+impl<'a> Subst<'a> {
+    fn value(&self, name: &str) -> Option<&'a (String, String)> {
+        self.row.iter().find(|(k, _)| k == name)
+    }
+
+    /// The placeholder a bare `{name}` names, if it is one of the row's.
+    fn placeholder(&self, n: &Node) -> Option<&'a (String, String)> {
+        match &n.kind {
+            Kind::Map { entries, bare: true } => {
+                entries.first().and_then(|(k, _)| k.text()).and_then(|k| self.value(k))
+            }
+            _ => None,
+        }
+    }
+
+    /// The value of a placeholder as a node, at `at`'s place.
+    fn node_of(&mut self, p: &'a (String, String), at: &Node) -> Result<Node, At> {
+        if !self.parsed.contains_key(p.0.as_str()) {
+            // A word (a name, a number) reads as itself: no parser needed.
+            let word = p.1.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '$' || c == '_')
+                && p.1.chars().all(|c| c.is_ascii_alphanumeric() || "_.$".contains(c));
+            let parsed = if word { Ok(Some(Node::scalar(&p.1, Style::Plain, 0, 0))) } else { yaml::parse(&p.1) };
+            let n = match parsed {
+                Ok(Some(n)) => n,
+                Ok(None) => Node::scalar("", Style::Plain, 0, 0),
+                Err(e) => {
+                    let msg =
+                        format!("the value `{}` of `{{{}}}` is not a YAML value: {}", short(&p.1), short(&p.0), e.msg);
+                    return Err(At::of(at, msg));
+                }
+            };
+            self.parsed.insert(p.0.as_str(), n);
+        }
+        let mut n = self.parsed[p.0.as_str()].clone();
+        n.relocate(at.line, at.column);
+        Ok(n)
+    }
+
+    fn node(&mut self, n: &mut Node) -> Result<(), At> {
+        if let Some(p) = self.placeholder(n) {
+            *n = self.node_of(p, n)?;
+            return Ok(());
+        }
+        match &mut n.kind {
+            Kind::Scalar { text, .. } => {
+                if text.contains('{') {
+                    *text = fill(text, self.row);
+                }
+            }
+            Kind::Seq(items) => {
+                for i in items {
+                    self.node(i)?;
+                }
+            }
+            Kind::Map { entries, .. } => {
+                let mut out = Vec::with_capacity(entries.len());
+                for (mut k, mut v) in std::mem::take(entries) {
+                    match self.placeholder(&k) {
+                        // `{ {name} }`: the entries the value reads as.
+                        Some(p) if v.is_null() && v.text() == Some("") => match self.node_of(p, &k)? {
+                            Node { kind: Kind::Map { entries: es, .. }, .. } => out.extend(es),
+                            other => out.push((other, v)),
+                        },
+                        _ => {
+                            self.node(&mut k)?;
+                            self.node(&mut v)?;
+                            out.push((k, v));
+                        }
+                    }
+                }
+                *entries = out;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `text` with each `{name}` of the row replaced by its value (one pass: a value's own
+/// braces are kept).
+fn fill(text: &str, row: &Row) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        match after.find('}').and_then(|j| row.iter().find(|(k, _)| *k == after[..j]).map(|p| (j, p))) {
+            Some((j, (_, v))) => {
+                out.push_str(v);
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Expands one axis into its rows of (placeholder, value).
@@ -210,7 +350,7 @@ fn table_names() -> String {
 mod tests {
     use std::path::Path;
 
-    use crate::case::{load_str, Case, LoadError};
+    use crate::case::{load_str, Case, LoadError, Value};
 
     fn load(text: &str) -> Result<Vec<Case>, Vec<LoadError>> {
         load_str(Path::new("t.yaml"), text)
@@ -224,5 +364,44 @@ mod tests {
         .expect("loads");
         let ids: Vec<&str> = c.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["r.ifq[zcrx_id]", "r.ifq[__resv[0]]", "r.ifq[__resv[1]]"]);
+    }
+
+    #[test]
+    fn values_stay_inside_their_placeholder() {
+        // Pasted into the text, this value would have added a step and moved the lines below.
+        let text = "id: m.x\narea: rq\nabout: x\nmatrix:\n  v: [\"1\\n  - connect: {}\"]\nsteps:\n  - register: { nr_args: {v} }\n  - query: { op: NOPE }\n";
+        let e = load(text).expect_err("fails");
+        assert_eq!((e[0].line, e[0].column), (7, 26), "{}", e[0]);
+        let e = load("id: m.x\narea: rq\nabout: x\nmatrix:\n  v: [1]\nsteps:\n  - register: { nr_args: {v} }\n  - query: { op: NOPE }\n")
+            .expect_err("fails");
+        assert_eq!(e[0].line, 8, "{}", e[0]);
+    }
+
+    #[test]
+    fn placeholders_become_nodes_or_text() {
+        let c = load(concat!(
+            "id: m.y\narea: rq\nabout: x\nmatrix:\n  r: [{ f: flags, v: \"[NODEV, IMPORT]\", s: \"hds_thresh: 256\", ro: area }]\n",
+            "steps:\n  - register: { ifq: { {f}: {v}, rq_entries: \"{v}\" }, readonly: [{ro}] }\n  - ethtool: { {s} }\n"
+        ))
+        .expect("loads");
+        let s = &c[0].def.steps;
+        let r = s[0].value.register.as_ref().expect("register");
+        assert_eq!(r.ifq["flags"].value, Value::List(vec![Value::Str("NODEV".into()), Value::Str("IMPORT".into())]));
+        assert_eq!(r.ifq["rq_entries"].value, Value::Str("[NODEV, IMPORT]".into()));
+        assert_eq!((r.ifq["flags"].line, r.ifq["flags"].column), (7, 29));
+        assert_eq!(r.readonly, ["area"]);
+        assert_eq!(s[1].value.ethtool.as_ref().and_then(|e| e.hds_thresh), Some(256));
+    }
+
+    #[test]
+    fn huge_matrices_are_refused_before_expanding() {
+        let many: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        let text = format!(
+            "id: m.z\narea: rq\nabout: x\nmatrix:\n  a: [{0}]\n  b: [{0}]\nsteps:\n  - register: {{}}\n",
+            many.join(", ")
+        );
+        let e = load(&text).expect_err("fails");
+        assert_eq!((e[0].line, e[0].column), (4, 1), "{}", e[0]);
+        assert!(e[0].msg.contains("1000 x 1000 rows"), "{}", e[0]);
     }
 }

@@ -7,8 +7,9 @@
 //! - `value.rs`: spanned values ([`Sp`]), [`Value`], [`Overrides`].
 //! - `format.rs`: the case file ([`CaseFile`]) and its parts, down to [`Step`]; `steps.rs`:
 //!   the bodies of the step actions ([`Register`], [`Ctrl`], ...).
-//! - `matrix.rs`: matrix axes ([`Axis`]) and their expansion.
-//! - `validate.rs`: the checks serde cannot do ([`validate()`]).
+//! - `yaml.rs`: the file as a tree of nodes with their places; `de.rs`: serde over that tree.
+//! - `matrix.rs`: matrix axes ([`Axis`]), their expansion and substitution into the tree.
+//! - `validate.rs`, `rules.rs`: the checks serde cannot do (ids, timeouts, names, assertions).
 //! - [`names`]: the symbolic constants a case may use.
 //!
 //! This file loads: [`load_all`], [`load_file`], [`load_str`], [`find_files`].
@@ -17,21 +18,26 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+mod de;
 mod format;
 mod matrix;
 pub mod names;
+mod rules;
 mod steps;
 mod vacuous;
 mod validate;
 mod value;
+mod yaml;
 
 pub use self::format::*;
-pub use self::matrix::{table_by_name, Axis, ReservedOf};
+pub use self::matrix::{table_by_name, Axis, ReservedOf, MAX_ROWS};
+pub use self::rules::{check_id, MAX_ID_BYTES};
 pub use self::steps::*;
-pub use self::validate::{check_out_key, validate};
+pub use self::validate::check_out_key;
+use self::validate::validate;
 pub use self::value::*;
 
-/// A loading or validation error with its place.
+/// A loading or validation error with its place (line 0: the whole file).
 #[derive(Debug, Clone)]
 pub struct LoadError {
     pub file: PathBuf,
@@ -40,12 +46,32 @@ pub struct LoadError {
     pub msg: String,
 }
 
+impl LoadError {
+    fn new(file: &Path, line: u64, column: u64, msg: impl Into<String>) -> LoadError {
+        LoadError { file: file.to_path_buf(), line, column, msg: msg.into() }
+    }
+}
+
+/// Text from a file for a terminal: control characters escaped, at most 400 characters.
+fn printable(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(400)
+        .flat_map(|c| c.is_control().then(|| c.escape_debug().collect()).unwrap_or(vec![c]))
+        .collect();
+    if s.chars().nth(400).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = printable(&self.file.display().to_string());
         if self.line > 0 {
-            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.msg)
+            write!(f, "{file}:{}:{}: {}", self.line, self.column, printable(&self.msg))
         } else {
-            write!(f, "{}: {}", self.file.display(), self.msg)
+            write!(f, "{file}: {}", printable(&self.msg))
         }
     }
 }
@@ -61,32 +87,96 @@ pub struct Case {
     pub def: CaseFile,
 }
 
-fn yaml_err(file: &Path, e: serde_saphyr::Error) -> LoadError {
-    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-    let msg = e.to_string();
-    // The crate renders a multi-line snippet; keep the first line of its message.
-    let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML").trim().to_string();
-    LoadError { file: file.to_path_buf(), line, column, msg: first }
-}
+/// Largest case file read.
+pub const MAX_FILE_BYTES: u64 = 8 << 20;
+
+/// Most errors reported for one file.
+const MAX_ERRORS: usize = 20;
 
 /// Loads a case file and expands its matrix; validates every expansion.
 pub fn load_file(path: &Path) -> Result<Vec<Case>, Vec<LoadError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![LoadError { file: path.to_path_buf(), line: 0, column: 0, msg: format!("cannot read: {e}") }]
-    })?;
-    load_str(path, &text)
+    load_file_located(path).map(|v| v.into_iter().map(|(c, _)| c).collect())
 }
 
+/// The file's text: a regular file of at most [`MAX_FILE_BYTES`], in UTF-8.
+fn read_text(path: &Path) -> Result<String, LoadError> {
+    use std::io::Read;
+    let whole = |msg: String| LoadError::new(path, 0, 0, msg);
+    let f = std::fs::File::open(path).map_err(|e| whole(format!("cannot read: {e}")))?;
+    let meta = f.metadata().map_err(|e| whole(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(whole("not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| whole(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(whole(format!("file too large: more than {MAX_FILE_BYTES} bytes")));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let good = std::str::from_utf8(good).unwrap_or_default();
+        let line = good.matches('\n').count() as u64 + 1;
+        let column = good.rsplit('\n').next().unwrap_or_default().chars().count() as u64 + 1;
+        let byte = e.as_bytes()[good.len()];
+        LoadError::new(path, line, column, format!("not UTF-8: invalid byte {byte:#04x}"))
+    })
+}
+
+/// Cases, each with the line and column of its `id`.
+type Located = Vec<(Case, (u64, u64))>;
+
+fn load_file_located(path: &Path) -> Result<Located, Vec<LoadError>> {
+    let text = read_text(path).map_err(|e| vec![e])?;
+    load_located(path, &text)
+}
+
+/// Loads a case file's text (see [`load_file`]).
 pub fn load_str(path: &Path, text: &str) -> Result<Vec<Case>, Vec<LoadError>> {
-    let combos = matrix::expand(path, text).map_err(|e| vec![e])?;
+    load_located(path, text).map(|v| v.into_iter().map(|(c, _)| c).collect())
+}
+
+/// The cases of a file, each with the line and column of its `id`.
+fn load_located(path: &Path, text: &str) -> Result<Located, Vec<LoadError>> {
+    let one = |line, column, msg: String| vec![LoadError::new(path, line, column, msg)];
+    let root = match yaml::parse(text) {
+        Ok(Some(root)) => root,
+        Ok(None) => return Err(one(1, 1, "empty file: a case needs id, area, about and steps".into())),
+        Err(e) => return Err(one(e.line, e.column, e.msg)),
+    };
+    if let Some((k, first)) = root.duplicate_key() {
+        let msg = format!("duplicate key `{}` (first on line {first})", yaml::short(k.text().unwrap_or_default()));
+        return Err(one(k.line, k.column, msg));
+    }
+    let (axes, rows) = matrix::rows(&root).map_err(|matrix::At(l, c, msg)| one(l, c, msg))?;
     let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for (index, params) in combos.into_iter().enumerate() {
-        let t = matrix::fill(text, &params);
-        let def: CaseFile = match serde_saphyr::from_str(&t) {
-            Ok(d) => d,
+    let mut errors: Vec<LoadError> = Vec::new();
+    for (index, params) in rows.into_iter().enumerate() {
+        let doc = if params.is_empty() {
+            std::borrow::Cow::Borrowed(&root)
+        } else {
+            match matrix::substitute(&root, &params) {
+                Ok(d) => std::borrow::Cow::Owned(d),
+                Err(matrix::At(l, c, msg)) => {
+                    errors.push(LoadError::new(path, l, c, msg));
+                    break;
+                }
+            }
+        };
+        if let Some((k, first)) = doc.duplicate_key() {
+            let msg = format!(
+                "duplicate key `{}` (first on line {first}) with the matrix values {}",
+                yaml::short(k.text().unwrap_or_default()),
+                yaml::short(&format!("{params:?}"))
+            );
+            errors.push(LoadError::new(path, k.line, k.column, msg));
+            break;
+        }
+        let def: CaseFile = match de::from_node(&doc) {
+            Ok(d) if params.is_empty() => d,
+            Ok(d) => CaseFile { matrix: axes.clone(), ..d },
             Err(e) => {
-                errors.push(yaml_err(path, e));
+                let (l, c) = e.at.unwrap_or((1, 1));
+                errors.push(LoadError::new(path, l, c, e.msg));
                 break;
             }
         };
@@ -96,29 +186,39 @@ pub fn load_str(path: &Path, text: &str) -> Result<Vec<Case>, Vec<LoadError>> {
             let vals: Vec<&str> = params.iter().map(|(_, v)| v.as_str()).collect();
             format!("{}[{}]", def.id, vals.join(","))
         };
+        let id_at = doc.get("id").map_or((1, 1), |n| (n.line, n.column));
         let case = Case { id, file: path.to_path_buf(), index, params, def };
-        errors.extend(validate(&case));
-        out.push(case);
+        for e in validate(&case, &doc) {
+            if !errors.iter().any(|x| (x.line, x.column, &x.msg) == (e.line, e.column, &e.msg)) {
+                errors.push(e);
+            }
+        }
+        out.push((case, id_at));
+        if errors.len() >= MAX_ERRORS {
+            break;
+        }
     }
     if errors.is_empty() {
         Ok(out)
     } else {
+        errors.truncate(MAX_ERRORS);
         Err(errors)
     }
 }
 
-/// Finds case files under the given paths (files or directories, recursively).
+/// Finds case files under the given paths (files or directories, recursively). A directory
+/// without any case file is an error.
 pub fn find_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut files = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|e| LoadError {
-            file: p.clone(),
-            line: 0,
-            column: 0,
-            msg: format!("cannot open: {e}"),
-        })?;
+        let meta = std::fs::metadata(p).map_err(|e| LoadError::new(p, 0, 0, format!("cannot open: {e}")))?;
         if meta.is_dir() {
-            walk(p, &mut files).map_err(|e| LoadError { file: p.clone(), line: 0, column: 0, msg: e.to_string() })?;
+            let before = files.len();
+            let mut seen = std::collections::HashSet::new();
+            walk(p, &mut files, &mut seen, 0).map_err(|e| LoadError::new(p, 0, 0, e.to_string()))?;
+            if files.len() == before {
+                return Err(LoadError::new(p, 0, 0, "no case files (*.yaml, *.yml) in this directory"));
+            }
         } else {
             files.push(p.clone());
         }
@@ -128,42 +228,59 @@ pub fn find_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Regular `*.yaml`/`*.yml` files under `dir`; each directory is visited once (symbolic
+/// links that lead back are not followed again), at most 32 levels down.
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut std::collections::HashSet<(u64, u64)>,
+    depth: usize,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir)?;
+    if depth > 32 || !seen.insert((meta.dev(), meta.ino())) {
+        return Ok(());
+    }
     for e in std::fs::read_dir(dir)? {
         let p = e?.path();
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        let Ok(meta) = std::fs::metadata(&p) else { continue };
+        if meta.is_dir() {
+            walk(&p, out, seen, depth + 1)?;
+        } else if meta.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
             out.push(p);
         }
     }
     Ok(())
 }
 
-/// Loads every case under `paths`; all errors are collected. Duplicate ids are errors.
+/// Loads every case under `paths`; all errors are collected. Duplicate ids are errors, at
+/// the second `id`.
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Case>, Vec<LoadError>> {
     let files = find_files(paths).map_err(|e| vec![e])?;
     let mut cases = Vec::new();
     let mut errors = Vec::new();
     for f in files {
-        match load_file(&f) {
+        match load_file_located(&f) {
             Ok(c) => cases.extend(c),
             Err(e) => errors.extend(e),
         }
     }
-    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for c in &cases {
-        if let Some(prev) = seen.insert(c.id.clone(), c.file.clone()) {
-            errors.push(LoadError {
-                file: c.file.clone(),
-                line: 1,
-                column: 1,
-                msg: format!("duplicate case id `{}` (also in {})", c.id, prev.display()),
-            });
+    let mut seen: BTreeMap<&str, (&Path, u64, u64)> = BTreeMap::new();
+    for (c, (line, column)) in &cases {
+        match seen.get(c.id.as_str()) {
+            Some((file, l, col)) => errors.push(LoadError::new(
+                &c.file,
+                *line,
+                *column,
+                format!("duplicate case id `{}` (first at {}:{l}:{col})", yaml::short(&c.id), file.display()),
+            )),
+            None => {
+                seen.insert(&c.id, (&c.file, *line, *column));
+            }
         }
     }
     if errors.is_empty() {
-        Ok(cases)
+        Ok(cases.into_iter().map(|(c, _)| c).collect())
     } else {
         Err(errors)
     }

@@ -1,17 +1,30 @@
 //! Static validation of an expanded case: the checks serde cannot do.
 
 use super::names as consts;
+use super::rules::{asserts, check_id, check_timeout, is_version};
+use super::yaml::{short, Node};
 use super::{Case, CqeExpect, LoadError, Overrides, Value};
 use crate::kernel::uapi::{self, FieldTable};
 
-/// Static checks that serde cannot do: one action per step, field names, constants,
-/// errno names, topology names, version strings.
-pub fn validate(case: &Case) -> Vec<LoadError> {
+/// The node at a dotted path (`requires.topology.2`: numbers index lists).
+fn find<'a>(doc: &'a Node, path: &str) -> Option<&'a Node> {
+    path.split('.').try_fold(doc, |n, seg| match seg.parse::<usize>() {
+        Ok(i) => n.item(i),
+        Err(_) => n.get(seg),
+    })
+}
+
+/// Static checks that serde cannot do: the id, the timeout, one action per step, at least one
+/// assertion, field names, constants, errno names, topology names, version strings. `doc` is
+/// the file as read (with this case's matrix values), for the places of the errors.
+pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
     let mut errs = Vec::new();
     let file = &case.file;
     let push = |errs: &mut Vec<LoadError>, line: u64, column: u64, msg: String| {
         errs.push(LoadError { file: file.clone(), line, column, msg });
     };
+    let at = |path: &str, or: (u64, u64)| find(doc, path).map_or(or, |n| (n.line, n.column));
+    let top = (doc.line, doc.column);
     let check = |errs: &mut Vec<LoadError>, table: &FieldTable, ov: &Overrides| {
         for (k, v) in ov {
             if k == "stats_offset" && v.value == Value::Str("auto".into()) {
@@ -23,7 +36,8 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
                     v.line,
                     v.column,
                     format!(
-                        "unknown field `{k}` of {} (fields: {})",
+                        "unknown field `{}` of {} (fields: {})",
+                        short(k),
                         table.name,
                         table.names().collect::<Vec<_>>().join(", ")
                     ),
@@ -37,24 +51,58 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
         }
     };
     let d = &case.def;
-    for t in &d.requires.topology {
+    if let Err(msg) = check_id(&d.id) {
+        let (l, c) = at("id", top);
+        push(&mut errs, l, c, msg);
+    } else if let Err(msg) = check_id(&case.id) {
+        let (l, c) = doc.entry("matrix").map_or(at("id", top), |(k, _)| (k.line, k.column));
+        push(&mut errs, l, c, format!("with the matrix values: {msg}"));
+    }
+    if let Some(t) = d.timeout {
+        if let Err(msg) = check_timeout(t) {
+            let (l, c) = at("timeout", top);
+            push(&mut errs, l, c, msg);
+        }
+    }
+    let steps_at = doc.entry("steps").map_or(top, |(k, _)| (k.line, k.column));
+    if d.steps.is_empty() {
+        push(&mut errs, steps_at.0, steps_at.1, "steps: a case needs at least one step".into());
+    } else if !d.steps.iter().any(|s| asserts(&s.value)) {
+        let msg = "steps: no step checks anything (add an `expect`, an expect_* step or a call such as `register`)";
+        push(&mut errs, steps_at.0, steps_at.1, msg.into());
+    }
+    for (i, t) in d.requires.topology.iter().enumerate() {
         if !crate::topology::KNOWN.contains(&t.as_str()) {
-            let msg =
-                format!("requires.topology: unknown topology `{t}` (known: {})", crate::topology::KNOWN.join(", "));
-            push(&mut errs, 1, 1, msg);
+            let msg = format!(
+                "requires.topology: unknown topology `{}` (known: {})",
+                short(t),
+                crate::topology::KNOWN.join(", ")
+            );
+            let (l, c) = at(&format!("requires.topology.{i}"), at("requires", top));
+            push(&mut errs, l, c, msg);
         }
     }
     if let Some(k) = &d.requires.kernel {
-        for v in [&k.min, &k.max].into_iter().flatten() {
-            if crate::kernel::sys::parse_version(v).is_none() {
-                push(&mut errs, 1, 1, format!("requires.kernel: `{v}` is not a version"));
+        for (name, v) in [("min", &k.min), ("max", &k.max)] {
+            if let Some(v) = v.as_ref().filter(|v| !is_version(v)) {
+                let (l, c) = at(&format!("requires.kernel.{name}"), at("requires", top));
+                push(&mut errs, l, c, format!("requires.kernel.{name}: `{}` is not a kernel version", short(v)));
+            }
+        }
+    }
+    for (i, k) in d.known_deviation.iter().enumerate() {
+        for (name, v) in [("min", &k.min), ("max", &k.max)] {
+            if let Some(v) = v.as_ref().filter(|v| !is_version(v)) {
+                let (l, c) = at(&format!("known_deviation.{i}.{name}"), at("known_deviation", top));
+                push(&mut errs, l, c, format!("known_deviation.{name}: `{}` is not a kernel version", short(v)));
             }
         }
     }
     if let Err(e) = consts::resolve_static(&d.ring.flags, consts::Ns::Setup) {
-        push(&mut errs, 1, 1, format!("ring.flags: {e}"));
+        let (l, c) = at("ring.flags", at("ring", top));
+        push(&mut errs, l, c, format!("ring.flags: {e}"));
     }
-    for step in &d.steps {
+    for (i, step) in d.steps.iter().enumerate() {
         let (l, c) = (step.line, step.column);
         let s = &step.value;
         let acts = s.actions();
@@ -123,15 +171,23 @@ pub fn validate(case: &Case) -> Vec<LoadError> {
             }
         }
         if let Some(e) = &s.expect {
-            let errnos = e.errno.iter().chain(e.kernels.iter().filter_map(|k| k.errno.as_ref()));
-            for en in errnos {
+            let errnos = e.errno.iter().map(|en| (format!("steps.{i}.expect.errno"), en)).chain(
+                e.kernels.iter().enumerate().filter_map(|(j, k)| {
+                    k.errno.as_ref().map(|en| (format!("steps.{i}.expect.kernels.{j}.errno"), en))
+                }),
+            );
+            for (path, en) in errnos {
                 if crate::kernel::sys::errno_by_name(en).is_none() {
-                    push(&mut errs, l, c, format!("expect.errno: unknown errno `{en}`"));
+                    let (l, c) = at(&path, (l, c));
+                    push(&mut errs, l, c, format!("expect.errno: unknown errno `{}`", short(en)));
                 }
             }
-            for v in e.kernels.iter().flat_map(|k| [&k.min, &k.max]).flatten() {
-                if crate::kernel::sys::parse_version(v).is_none() {
-                    push(&mut errs, l, c, format!("expect.kernels: `{v}` is not a version"));
+            for (j, k) in e.kernels.iter().enumerate() {
+                for (name, v) in [("min", &k.min), ("max", &k.max)] {
+                    if let Some(v) = v.as_ref().filter(|v| !is_version(v)) {
+                        let (l, c) = at(&format!("steps.{i}.expect.kernels.{j}.{name}"), (l, c));
+                        push(&mut errs, l, c, format!("expect.kernels: `{}` is not a kernel version", short(v)));
+                    }
                 }
             }
             for (k, v) in e.out.iter().chain(e.kernels.iter().flat_map(|k| k.out.iter())) {
@@ -195,6 +251,32 @@ mod tests {
         load_str(Path::new("t.yaml"), text)
     }
 
+    fn first(text: &str) -> (u64, u64, String) {
+        let e = load(text).expect_err("fails");
+        (e[0].line, e[0].column, e[0].msg.clone())
+    }
+
+    const HEAD: &str = "id: a.b\narea: registration\nabout: x\n";
+
+    #[test]
+    fn errors_point_at_the_value() {
+        let (l, c, m) = first(&format!("{HEAD}requires: {{ topology: [host, mars] }}\nsteps:\n  - register: {{}}\n"));
+        assert_eq!((l, c), (4, 30), "{m}");
+        let (l, c, m) = first(&format!("{HEAD}requires:\n  kernel: {{ min: \"7.x\" }}\nsteps:\n  - register: {{}}\n"));
+        assert_eq!((l, c), (5, 18), "{m}");
+        let (l, c, m) = first(&format!("{HEAD}steps:\n  - register: {{}}\n    expect: {{ errno: EWHAT }}\n"));
+        assert_eq!((l, c), (6, 22), "{m}");
+        let (l, c, m) = first(&format!("{HEAD}timeout: 0\nsteps:\n  - register: {{}}\n"));
+        assert_eq!((l, c), (4, 10), "{m}");
+        let (l, c, m) = first(&format!("{HEAD}steps: []\n"));
+        assert_eq!((l, c), (4, 1), "{m}");
+        let (l, c, m) = first(&format!("{HEAD}steps:\n  - connect: {{}}\n  - send: {{ bytes: 1 }}\n"));
+        assert_eq!((l, c), (4, 1), "{m}");
+        assert!(m.contains("no step checks"), "{m}");
+        let (l, c, m) = first("id: \"a'b\"\narea: rq\nabout: x\nsteps:\n  - register: {}\n");
+        assert_eq!((l, c), (1, 5), "{m}");
+    }
+
     #[test]
     fn unknown_struct_field_is_located() {
         let e = load("id: a.b\narea: reserved\nabout: x\nsteps:\n  - register:\n      ifq: { nope: 1 }\n")
@@ -208,7 +290,7 @@ mod tests {
         let e = load("id: a.b\narea: registration\nabout: x\nsteps:\n  - register: {}\n    expect: { errno: EWHAT }\n")
             .expect_err("fails");
         assert!(e[0].msg.contains("EWHAT"), "{}", e[0]);
-        assert_eq!(e[0].line, 5);
+        assert_eq!(e[0].line, 6);
     }
 
     #[test]

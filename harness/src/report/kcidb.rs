@@ -338,8 +338,9 @@ fn excerpt(s: &str) -> String {
 }
 
 fn seconds(s: f64) -> f64 {
+    // At most ~31 years: sums and durations of a report read from a file stay representable.
     if s.is_finite() && s > 0.0 {
-        s
+        s.min(1e9)
     } else {
         0.0
     }

@@ -16,7 +16,9 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
 
 mod env;
 mod set;
@@ -207,58 +209,208 @@ pub fn load(name: &str) -> Result<TopologyFile, String> {
         dir().join(format!("{name}.yaml"))
     };
     let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let located = |l: u64, c: u64, msg: &str| {
+        if l > 0 {
+            format!("{}:{l}:{c}: {msg}", p.display())
+        } else {
+            format!("{}: {msg}", p.display())
+        }
+    };
     let t: TopologyFile = serde_saphyr::from_str(&text).map_err(|e| {
-        let (l, c) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-        let first = e.to_string().lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML").trim().to_string();
-        format!("{}:{l}:{c}: {first}", p.display())
+        let (l, c) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+        located(l, c, &yaml_message(&e))
     })?;
-    validate(&t).map_err(|e| format!("{}: {e}", p.display()))?;
+    let places: Places = serde_saphyr::from_str(&text).unwrap_or_default();
+    validate(&t).map_err(|(field, msg)| {
+        let (l, c) = places.of(field);
+        located(l, c, &msg)
+    })?;
     Ok(t)
 }
 
-fn valid_ifname(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 15 && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+/// A YAML error in plain words, without its place (printed before it) or the reader's
+/// option names.
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::{Error as E, MessageFormatter, UserMessageFormatter};
+    let e = e.without_snippet();
+    let msg = match e {
+        E::Budget { .. } => "file too large or nested too deep".to_string(),
+        E::DuplicateMappingKey { key: Some(k), .. } => format!("duplicate key `{k}`"),
+        E::DuplicateMappingKey { .. } => "duplicate key".to_string(),
+        _ => UserMessageFormatter.format_message(e).into_owned(),
+    };
+    let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML").trim();
+    first.chars().flat_map(|c| if c.is_control() { c.escape_debug().collect() } else { vec![c] }).collect()
 }
 
-fn validate(t: &TopologyFile) -> Result<(), String> {
+/// Where the checked fields of a topology file are (the file read a second time).
+#[derive(Deserialize, Default)]
+struct Places {
+    name: Option<Spanned<IgnoredAny>>,
+    interface: Option<Spanned<IgnoredAny>>,
+    netns: Option<Spanned<IgnoredAny>>,
+    dut_address: Option<Spanned<IgnoredAny>>,
+    peer_address: Option<Spanned<IgnoredAny>>,
+    may_change: Option<Spanned<IgnoredAny>>,
+    queues: Option<Spanned<IgnoredAny>>,
+    dut: Option<Spanned<IgnoredAny>>,
+    peer: Option<Spanned<IgnoredAny>>,
+    simulate: Option<Spanned<IgnoredAny>>,
+    remote: Option<Spanned<PeerPlaces>>,
+}
+
+#[derive(Deserialize, Default)]
+struct PeerPlaces {
+    netns: Option<Spanned<IgnoredAny>>,
+    interface: Option<Spanned<IgnoredAny>>,
+    address: Option<Spanned<IgnoredAny>>,
+}
+
+impl Places {
+    /// Line and column of a field (`remote.netns`), else of the nearest one written.
+    fn of(&self, field: &str) -> (u64, u64) {
+        let at = |s: &Option<Spanned<IgnoredAny>>| s.as_ref().map(|s| (s.referenced.line(), s.referenced.column()));
+        let remote = self.remote.as_ref();
+        let r = |f: fn(&PeerPlaces) -> &Option<Spanned<IgnoredAny>>| {
+            remote.and_then(|p| at(f(&p.value))).or(remote.map(|p| (p.referenced.line(), p.referenced.column())))
+        };
+        let found = match field {
+            "name" => at(&self.name),
+            "interface" => at(&self.interface),
+            "netns" => at(&self.netns),
+            "dut_address" => at(&self.dut_address),
+            "peer_address" => at(&self.peer_address),
+            "may_change" => at(&self.may_change),
+            "queues" => at(&self.queues),
+            "dut" => at(&self.dut),
+            "peer" => at(&self.peer),
+            "simulate" => at(&self.simulate),
+            "remote.netns" => r(|p| &p.netns),
+            "remote.interface" => r(|p| &p.interface),
+            "remote.address" => r(|p| &p.address),
+            _ => None,
+        };
+        found.or(at(&self.name)).unwrap_or((1, 1))
+    }
+}
+
+/// Printable text for a message (control characters escaped, at most 40 characters).
+fn shown(s: &str) -> String {
+    let mut t: String = s.chars().take(40).flat_map(char::escape_debug).collect();
+    if s.chars().nth(40).is_some() {
+        t.push('…');
+    }
+    t
+}
+
+/// An interface name the kernel accepts (`dev_valid_name`: 1 to 15 bytes, not `.` or `..`,
+/// no `/`, `:` or blank) that no program takes for an option (no leading `-`) and that prints
+/// safely (no control characters).
+pub fn check_ifname(s: &str) -> Result<(), String> {
+    let bad = if s.is_empty() || s.len() > 15 {
+        "1 to 15 bytes"
+    } else if s == "." || s == ".." {
+        "not `.` or `..`"
+    } else if s.starts_with('-') {
+        "not starting with `-`"
+    } else if s.chars().any(|c| matches!(c, '/' | ':') || c.is_whitespace() || c.is_control()) {
+        "without `/`, `:`, blanks or control characters"
+    } else {
+        return Ok(());
+    };
+    Err(format!("`{}` is not an interface name ({bad})", shown(s)))
+}
+
+/// A network namespace name (a file under /run/netns): 1 to 255 bytes, not `.` or `..`, no
+/// `/`, no leading `-`, no control characters.
+pub fn check_netns(s: &str) -> Result<(), String> {
+    let bad = if s.is_empty() || s.len() > 255 {
+        "1 to 255 bytes"
+    } else if s == "." || s == ".." {
+        "not `.` or `..`"
+    } else if s.starts_with('-') {
+        "not starting with `-`"
+    } else if s.chars().any(|c| c == '/' || c.is_control()) {
+        "without `/` or control characters"
+    } else {
+        return Ok(());
+    };
+    Err(format!("`{}` is not a network namespace name ({bad})", shown(s)))
+}
+
+/// A topology name: 1 to 64 letters, digits, `-`, `_` or `.`, not starting with `-` or `.`.
+fn check_topology_name(s: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !s.starts_with(['-', '.']);
+    ok.then_some(()).ok_or_else(|| {
+        format!("`{}` is not a topology name (1 to 64 of A-Z a-z 0-9 - _ ., not starting with - or .)", shown(s))
+    })
+}
+
+/// What is wrong, and the field it is about.
+type Bad = (&'static str, String);
+
+fn validate(t: &TopologyFile) -> Result<(), Bad> {
+    let at = |field: &'static str| move |msg: String| (field, format!("{field}: {msg}"));
+    check_topology_name(&t.name).map_err(at("name"))?;
     for s in &t.may_change {
         if !SETTING_NAMES.contains(&s.as_str()) {
-            return Err(format!("may_change: unknown setting `{s}` (known: {})", SETTING_NAMES.join(", ")));
+            let msg = format!("unknown setting `{}` (known: {})", shown(s), SETTING_NAMES.join(", "));
+            return Err(at("may_change")(msg));
         }
     }
-    for a in [&t.dut_address, &t.peer_address] {
-        parse_cidr(a)?;
-    }
-    for v in [&t.dut.tcp_data_split, &t.peer.tcp_data_split].into_iter().flatten() {
-        if !["on", "off", "auto"].contains(&v.as_str()) {
-            return Err(format!("tcp_data_split: `{v}` is not on, off or auto"));
+    parse_cidr(&t.dut_address).map_err(at("dut_address"))?;
+    parse_cidr(&t.peer_address).map_err(at("peer_address"))?;
+    for (field, v) in [("dut", &t.dut.tcp_data_split), ("peer", &t.peer.tcp_data_split)] {
+        if let Some(v) = v.as_ref().filter(|v| !["on", "off", "auto"].contains(&v.as_str())) {
+            return Err((field, format!("{field}.tcp_data_split: `{}` is not on, off or auto", shown(v))));
         }
     }
     if t.queues == 0 || t.queues > 64 || t.rxq >= t.queues.max(1) && t.kind != Kind::Nic {
-        return Err(format!("queues {} / rxq {}: need 1 <= queues <= 64 and rxq < queues", t.queues, t.rxq));
+        return Err((
+            "queues",
+            format!("queues {} / rxq {}: need 1 <= queues <= 64 and rxq < queues", t.queues, t.rxq),
+        ));
     }
-    if t.kind == Kind::Nic {
-        let i = t.interface.as_deref().ok_or("nic: `interface` is required")?;
-        if !valid_ifname(i) {
-            return Err(format!("nic: `{i}` is not an interface name"));
+    if let Some(i) = &t.interface {
+        check_ifname(i).map_err(at("interface"))?;
+    }
+    if let Some(n) = &t.netns {
+        check_netns(n).map_err(at("netns"))?;
+    }
+    if let Some(r) = &t.remote {
+        if let Some(n) = &r.netns {
+            check_netns(n).map_err(at("remote.netns"))?;
         }
-        let r = t.remote.as_ref().ok_or("nic: `remote` (the peer that sends) is required")?;
+        if let Some(i) = &r.interface {
+            check_ifname(i).map_err(at("remote.interface"))?;
+        }
         r.address
             .parse::<std::net::IpAddr>()
-            .map_err(|_| format!("remote.address `{}` is not an address", r.address))?;
-        for n in [&t.netns, &r.netns].into_iter().flatten() {
-            if !valid_ifname(n) {
-                return Err(format!("netns `{n}` is not a namespace name"));
-            }
+            .map_err(|_| at("remote.address")(format!("`{}` is not an IP address", shown(&r.address))))?;
+    }
+    if t.kind == Kind::Nic {
+        t.interface.as_deref().ok_or(("name", "nic: `interface` is required".to_string()))?;
+        let r = t.remote.as_ref().ok_or(("name", "nic: `remote` (the peer that sends) is required".to_string()))?;
+        if t.simulate.is_some() && (t.netns.is_none() || r.netns.is_none() || r.interface.is_none()) {
+            let msg = "simulate: netns, remote.netns and remote.interface are required".to_string();
+            return Err(("simulate", msg));
         }
     }
     Ok(())
 }
 
+/// `ADDRESS/PREFIX`: an IPv4 address with a prefix of 0 to 32, or IPv6 with 0 to 128.
 fn parse_cidr(s: &str) -> Result<(String, u8), String> {
-    let (a, p) = s.split_once('/').ok_or_else(|| format!("`{s}`: expected ADDRESS/PREFIX"))?;
-    a.parse::<std::net::IpAddr>().map_err(|_| format!("`{s}`: bad address"))?;
-    let p: u8 = p.parse().map_err(|_| format!("`{s}`: bad prefix length"))?;
+    let (a, p) = s.split_once('/').ok_or_else(|| format!("`{}`: expected ADDRESS/PREFIX", shown(s)))?;
+    let addr = a.parse::<std::net::IpAddr>().map_err(|_| format!("`{}`: bad address", shown(s)))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let p: u8 = p
+        .parse()
+        .ok()
+        .filter(|n| *n <= max && p.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| format!("`{}`: the prefix length must be 0 to {max}", shown(s)))?;
     Ok((a.to_string(), p))
 }
 
@@ -310,6 +462,30 @@ mod tests {
         )
         .expect("write");
         assert!(load(p.to_str().expect("utf8")).is_err());
+        let nic = |extra: &str| {
+            format!(
+                "name: n\nkind: nic\nabout: x\ninterface: eth0\n{extra}remote:\n  netns: peer\n  address: 10.0.0.2\n"
+            )
+        };
+        for (text, want) in [
+            (
+                "name: bad\nkind: nic\nabout: x\ninterface: --help\nremote: { address: 10.0.0.2 }\n".to_string(),
+                ":4:12: interface:",
+            ),
+            (nic("netns: ..\n"), ":5:8: netns:"),
+            (nic("").replace("netns: peer", "netns: -all"), ":6:10: remote.netns:"),
+            ("name: v\nkind: veth\nabout: x\ndut_address: 10.0.0.1/200\n".into(), ":4:14: dut_address:"),
+            ("name: v\nkind: veth\nabout: x\npeer_address: \"::1/129\"\n".into(), ":4:15: peer_address:"),
+            ("name: ../x\nkind: veth\nabout: x\n".into(), ":1:7: name:"),
+            ("name: v\nkind: veth\nabout: x\nabout: y\n".into(), ":4:1: duplicate key `about`"),
+        ] {
+            std::fs::write(&p, &text).expect("write");
+            let e = load(p.to_str().expect("utf8")).expect_err(&text);
+            assert!(e.contains(want), "{e}");
+            assert!(!e.contains("Options") && !e.contains("line"), "{e}");
+        }
+        std::fs::write(&p, nic("netns: dut\n").replace("remote:\n", "remote:\n  interface: eth1\n")).expect("write");
+        load(p.to_str().expect("utf8")).expect("valid");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
