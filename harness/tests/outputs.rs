@@ -152,8 +152,8 @@ fn an_interrupted_run_keeps_the_previous_complete_report() {
     let cases = d.join("cases");
     std::fs::create_dir_all(&cases).expect("cases");
     let head = "area: query\nabout: a case for the interruption test\nrequires: { features: [query], caps: [] }\nsteps:\n  - query: { op: OPCODES }\n    expect: { out: { hdr.result: 0 } }\n";
-    std::fs::write(cases.join("a_slow.yaml"), format!("id: t.slow\n{head}  - expect_no_cqe: {{ wait_ms: 30000 }}\n"))
-        .expect("slow");
+    let slow = "  - expect_cqes: { user_data: 9, timeout_ms: 30000, cqes: [ { res: 0 } ] }\n";
+    std::fs::write(cases.join("a_slow.yaml"), format!("id: t.slow\n{head}{slow}")).expect("slow");
     std::fs::write(cases.join("b_fast.yaml"), format!("id: t.fast\n{head}")).expect("fast");
     let out = d.join("out");
     let o = run(&["run", s(&cases), "--filter", "t.fast", "-q", "--allow-empty", "--out", s(&out)]);

@@ -207,18 +207,14 @@ fn load_located(path: &Path, text: &str) -> Result<Located, Vec<LoadError>> {
 }
 
 /// Finds case files under the given paths (files or directories, recursively). A directory
-/// without any case file is an error.
+/// without any is no error here: a command that then has nothing to do says so (exit 3).
 pub fn find_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut files = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| LoadError::new(p, 0, 0, format!("cannot open: {e}")))?;
         if meta.is_dir() {
-            let before = files.len();
             let mut seen = std::collections::HashSet::new();
             walk(p, &mut files, &mut seen, 0).map_err(|e| LoadError::new(p, 0, 0, e.to_string()))?;
-            if files.len() == before {
-                return Err(LoadError::new(p, 0, 0, "no case files (*.yaml, *.yml) in this directory"));
-            }
         } else {
             files.push(p.clone());
         }
