@@ -47,7 +47,7 @@ fn no_leftovers_after_normal_and_killed_runs() {
     std::fs::create_dir_all(&dir).expect("tmp");
     std::fs::write(
         dir.join("slow.yaml"),
-        "id: t.slow\narea: nic\nabout: waits\nrequires: { topology: [veth], caps: [] }\nsteps:\n  - connect: {}\n  - expect_no_cqe: { wait_ms: 20000 }\n",
+        "id: t.slow\narea: nic\nabout: waits\nrequires: { topology: [veth], caps: [] }\nsteps:\n  - connect: {}\n  - expect_cqes: { user_data: 9, timeout_ms: 20000, cqes: [ { res: 0 } ] }\n",
     )
     .expect("write");
     let mut child = Command::new(bin())
