@@ -330,17 +330,7 @@ fn in_vm(a: &BenchArgs, spec: &str) -> Result<BenchReport, String> {
 }
 
 fn suite_in_vm(spec: &str, kernel: &std::path::Path, filter: &[String]) -> SuiteTimings {
-    let jobs = 1;
-    let run = crate::run::RunOpts {
-        topologies: vec!["host".into(), "nodev".into()],
-        selection: crate::run::Selection { filter: filter.to_vec(), ..Default::default() },
-        timeout: 30.0,
-        stream: false,
-        quiet: true,
-        start_at: 0,
-        self_check: false,
-        jobs,
-    };
+    let run = crate::run::RunOpts::quiet_builtin(filter, 1);
     let o = crate::vm::VmOpts {
         paths: vec![crate::paths::default_case_dir()],
         run,

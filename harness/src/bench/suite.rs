@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::case::Case;
 use crate::model::{Probe, Status};
-use crate::run::{self, RunOpts, Selection};
+use crate::run::{self, RunOpts};
 
 /// The `--filter`s of the comparable subset (reports/liburing-comparison.md, "Commands").
 pub const COMPARABLE: &[&str] = &[
@@ -130,16 +130,7 @@ fn percentile(v: &[f64], p: f64) -> f64 {
 }
 
 fn measure(cases: &[Case], filters: &[String], probe: &Probe, jobs: usize) -> CasesTiming {
-    let opts = RunOpts {
-        topologies: vec!["host".into(), "nodev".into()],
-        selection: Selection { filter: filters.to_vec(), ..Default::default() },
-        timeout: 30.0,
-        stream: false,
-        quiet: true,
-        start_at: 0,
-        self_check: false,
-        jobs,
-    };
+    let opts = RunOpts::quiet_builtin(filters, jobs);
     let mut t = CasesTiming::default();
     let mut durations = Vec::new();
     for _ in 0..RUNS {

@@ -39,6 +39,23 @@ pub struct RunOpts {
     pub jobs: usize,
 }
 
+impl RunOpts {
+    /// A quiet run of the cases `filter` selects on the built-in topologies (host, nodev) with
+    /// the default timeout: what `bench` measures.
+    pub fn quiet_builtin(filter: &[String], jobs: usize) -> RunOpts {
+        RunOpts {
+            topologies: topology::DEFAULT_RUN.iter().map(|s| s.to_string()).collect(),
+            selection: Selection { filter: filter.to_vec(), ..Default::default() },
+            timeout: 30.0,
+            stream: false,
+            quiet: true,
+            start_at: 0,
+            self_check: false,
+            jobs,
+        }
+    }
+}
+
 /// A case's report before it ran: its identity from the case file.
 pub(crate) fn blank_report(case: &Case) -> CaseReport {
     let d = &case.def;
