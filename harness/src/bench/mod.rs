@@ -81,18 +81,13 @@ pub fn main(a: &BenchArgs) -> Result<(), String> {
     if let Some(zcrx_t) = &a.suite_guest {
         let b = suite::guest(zcrx_t, a.jobs as usize)?;
         eprint!("{}", suite::render(&b));
-        println!("{TAG}{}", serde_json::to_string(&b).map_err(|e| format!("bench: json: {e}"))?);
-        return Ok(());
+        return emit_result(&b);
     }
     if a.suite {
         let spec = a.vm.as_deref().ok_or("bench --suite needs --vm [SPEC]")?;
-        let b = suite::in_vm(spec, a.jobs as usize, Duration::from_secs(a.vm_timeout), TAG)?;
+        let b = suite::in_vm(spec, a.jobs as usize, Duration::from_secs(a.vm_timeout))?;
         print!("{}", suite::render(&b));
-        if let Some(p) = &a.json {
-            let text = serde_json::to_string_pretty(&b).map_err(|e| format!("bench: json: {e}"))?;
-            crate::report::write_atomic(p, &text).map_err(|e| format!("{}: {e}", p.display()))?;
-        }
-        return Ok(());
+        return a.json.as_deref().map_or(Ok(()), |p| write_json(p, &b));
     }
     match a.topology.as_str() {
         "nodev" => {}
@@ -110,16 +105,33 @@ pub fn main(a: &BenchArgs) -> Result<(), String> {
     let table = render(&report);
     if a.emit_json {
         eprint!("{table}");
-        let line = serde_json::to_string(&report).map_err(|e| format!("bench: json: {e}"))?;
-        println!("{TAG}{line}");
+        emit_result(&report)?;
     } else {
         print!("{table}");
     }
-    if let Some(p) = &a.json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| format!("bench: json: {e}"))?;
-        crate::report::write_atomic(p, &text).map_err(|e| format!("{}: {e}", p.display()))?;
-    }
+    a.json.as_deref().map_or(Ok(()), |p| write_json(p, &report))
+}
+
+/// Prints `v` as the one tagged line a guest's result travels in to the host.
+fn emit_result<T: serde::Serialize>(v: &T) -> Result<(), String> {
+    println!("{TAG}{}", serde_json::to_string(v).map_err(|e| format!("bench: json: {e}"))?);
     Ok(())
+}
+
+/// The result a guest printed with [`emit_result`] (its last tagged line).
+fn guest_result<T: serde::de::DeserializeOwned>(out: &str) -> Result<T, String> {
+    let line = out
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(TAG))
+        .ok_or_else(|| format!("bench: the guest printed no result line; its output:\n{out}"))?;
+    serde_json::from_str(line).map_err(|e| format!("bench: the guest's result line: {e}"))
+}
+
+/// `v` as pretty JSON in `p`.
+fn write_json<T: serde::Serialize>(p: &std::path::Path, v: &T) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| format!("bench: json: {e}"))?;
+    crate::report::write_atomic(p, &text).map_err(|e| format!("{}: {e}", p.display()))
 }
 
 /// "4K", "64KiB", "1M", "4096".
@@ -306,13 +318,7 @@ fn in_vm(a: &BenchArgs, spec: &str) -> Result<BenchReport, String> {
     let t0 = Instant::now();
     let out = crate::vm::run_command_in_vm(&kernel, &args, &env, Duration::from_secs(a.vm_timeout))?;
     let wall = t0.elapsed().as_secs_f64();
-    let line = out
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(TAG))
-        .ok_or_else(|| format!("bench: the guest printed no result line; its output:\n{out}"))?;
-    let mut report: BenchReport =
-        serde_json::from_str(line).map_err(|e| format!("bench: the guest's result line: {e}"))?;
+    let mut report: BenchReport = guest_result(&out)?;
     report.target = spec.to_string();
     let mut vt = VmTimings {
         kernel: kernel.display().to_string(),

@@ -215,7 +215,7 @@ pub fn guest(zcrx_t: &Path, jobs: usize) -> Result<SuiteBench, String> {
 }
 
 /// On the host: builds zcrx.t, boots the kernel once and runs [`guest`] there.
-pub fn in_vm(spec: &str, jobs: usize, vm_timeout: Duration, tag: &str) -> Result<SuiteBench, String> {
+pub fn in_vm(spec: &str, jobs: usize, vm_timeout: Duration) -> Result<SuiteBench, String> {
     let ks = crate::vm::KernelSpec::parse(spec)?;
     if matches!(ks, crate::vm::KernelSpec::Host) {
         return Err("bench --suite needs --vm SPEC (liburing and the catalogue run in one VM boot)".into());
@@ -229,12 +229,7 @@ pub fn in_vm(spec: &str, jobs: usize, vm_timeout: Duration, tag: &str) -> Result
     eprintln!("bench: booting {spec} for the suite and liburing's zcrx.t ({})", kernel.display());
     let t0 = Instant::now();
     let out = crate::vm::run_command_in_vm(&kernel, &args, &env, vm_timeout)?;
-    let line = out
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(tag))
-        .ok_or_else(|| format!("bench: the guest printed no result line; its output:\n{out}"))?;
-    let mut b: SuiteBench = serde_json::from_str(line).map_err(|e| format!("bench: the guest's result line: {e}"))?;
+    let mut b: SuiteBench = super::guest_result(&out)?;
     b.target = spec.to_string();
     b.vm_wall_s = t0.elapsed().as_secs_f64();
     Ok(b)

@@ -297,24 +297,7 @@ impl<'a> Subst<'a> {
 /// `text` with each `{name}` of the row replaced by its value (one pass: a value's own
 /// braces are kept).
 fn fill(text: &str, row: &Row) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('{') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        match after.find('}').and_then(|j| row.iter().find(|(k, _)| *k == after[..j]).map(|p| (j, p))) {
-            Some((j, (_, v))) => {
-                out.push_str(v);
-                rest = &after[j + 1..];
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::model::template::fill(text, "{", "}", |name| row.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()))
 }
 
 /// Expands one axis into its rows of (placeholder, value).

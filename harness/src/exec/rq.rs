@@ -92,10 +92,7 @@ impl Ctx<'_> {
     /// Writing past a full RQ would overwrite entries the kernel has not read yet.
     pub(super) fn recycle_held(&mut self, zname: &str) -> StepResult {
         let z = self.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
-        let q = rq_of(z)?;
-        let (head, tail) = (q.head()?, q.tail()?);
-        let used = tail.load(Ordering::Relaxed).wrapping_sub(head.load(Ordering::Acquire));
-        let room = z.rq_entries.saturating_sub(used) as usize;
+        let room = rq_of(z)?.room()? as usize;
         let n = room.min(z.held.len());
         let back: Vec<Held> = (0..n).filter_map(|_| z.held.pop_front()).collect();
         self.give_back(zname, &back)

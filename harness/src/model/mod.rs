@@ -5,6 +5,7 @@
 
 pub mod event;
 pub mod probe;
+pub mod template;
 
 use serde::{Deserialize, Serialize};
 

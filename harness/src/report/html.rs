@@ -72,26 +72,7 @@ pub fn escape(t: &str) -> String {
 /// Replaces each `{{name}}` of the template once, in a single pass (inserted text is never
 /// scanned again, so report text cannot inject a placeholder).
 fn fill(template: &str, vars: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len() + vars.iter().map(|(_, v)| v.len()).sum::<usize>());
-    let mut rest = template;
-    while let Some(i) = rest.find("{{") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        match after.find("}}").map(|j| (&after[..j], j)) {
-            Some((name, j)) if vars.iter().any(|(k, _)| *k == name) => {
-                if let Some((_, v)) = vars.iter().find(|(k, _)| *k == name) {
-                    out.push_str(v);
-                }
-                rest = &after[j + 2..];
-            }
-            _ => {
-                out.push_str("{{");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::model::template::fill(template, "{{", "}}", |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| *v))
 }
 
 /// The lower-case name used in classes, filters and the JSON report.

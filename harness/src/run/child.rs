@@ -10,9 +10,8 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use super::signal;
@@ -33,19 +32,6 @@ pub struct ChildResult {
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
-}
-
-/// Runs `case` in a forked child with a timeout (seconds) and waits for it.
-pub fn run_isolated(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Option<usize>) -> ChildResult {
-    match spawn(case, topo, probe, timeout, invert) {
-        Ok(mut r) => {
-            while !r.done() {
-                r.wait_some(Duration::from_millis(50));
-            }
-            r.finish()
-        }
-        Err(e) => ChildResult { outcome: Outcome::harness(e), interrupted: false },
-    }
 }
 
 /// Forks the child for `case`; the runner then drives the returned handle.
@@ -260,15 +246,6 @@ impl Running {
             self.log = None;
             self.res = None;
         }
-    }
-
-    /// Waits up to `max` for something to do, then services the child.
-    pub fn wait_some(&mut self, max: Duration) {
-        let mut fds: Vec<PollFd> = self.fds().into_iter().map(|f| PollFd::new(f, PollFlags::POLLIN)).collect();
-        let ms = u16::try_from(max.as_millis()).unwrap_or(u16::MAX);
-        let _ = poll(&mut fds, PollTimeout::from(ms));
-        drop(fds);
-        self.service();
     }
 
     /// The child has exited (or was killed) and its output is read.

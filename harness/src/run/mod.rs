@@ -32,7 +32,8 @@ pub struct RunOpts {
     pub quiet: bool,
     /// Skip this many selected cases (a VM booted again after a crash resumes here).
     pub start_at: usize,
-    /// Run every case with its assertions inverted; report cases that still pass.
+    /// Per-assertion self-check: run each passing case again once per assertion with only
+    /// that one inverted ([`selfcheck`]).
     pub self_check: bool,
     /// Cases run at the same time (at least 1); cases holding an exclusive resource never
     /// overlap one another.

@@ -17,7 +17,7 @@ use super::progress::Progress;
 use super::{blank_report, selfcheck, signal, verdict, RunOpts};
 use crate::case::Case;
 use crate::model::event::Event;
-use crate::model::{is_splat, CaseReport, Outcome, Probe};
+use crate::model::{is_splat, Assertion, CaseReport, Outcome, Probe};
 use crate::topology::Envs;
 
 /// A case waiting to start; `invert`: the assertion a self-check run inverts.
@@ -138,8 +138,7 @@ impl<'a> Scheduler<'a> {
                 for s in &mut slots {
                     s.kernel_log.extend(before.iter().cloned());
                 }
-                if let Some(slot) = self.start(job, !slots.is_empty()) {
-                    slots.iter_mut().for_each(|s| s.overlapped = true);
+                if let Some(slot) = self.start(job) {
                     slots.push(slot);
                 }
             }
@@ -148,6 +147,7 @@ impl<'a> Scheduler<'a> {
             }
             wait_any(&mut slots);
             let lines = kmsg.drain();
+            // Marked here, before any of them can finish: whoever ran while another did.
             let concurrent = slots.len() > 1;
             for s in &mut slots {
                 s.kernel_log.extend(lines.iter().cloned());
@@ -166,21 +166,21 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    fn start(&mut self, job: Job, overlapping: bool) -> Option<Slot> {
+    fn start(&mut self, job: Job) -> Option<Slot> {
         let case = self.cases[job.idx];
         self.progress.event(&Event::Start { id: case.id.clone() });
         let topo = self.envs.topo(&job.kind).cloned().unwrap_or_default();
         let timeout = case.def.timeout.unwrap_or(self.opts.timeout);
         let t0 = Instant::now();
         match child::spawn(case, &topo, self.probe, timeout, job.invert) {
-            Ok(running) => Some(Slot { job, running, t0, kernel_log: Vec::new(), overlapped: overlapping }),
+            Ok(running) => Some(Slot { job, running, t0, kernel_log: Vec::new(), overlapped: false }),
             Err(e) => {
                 let mut cr = blank_report(case);
                 cr.topology = Some(job.kind.clone());
                 verdict::judge(case, self.probe, true, Outcome::harness(e), Vec::new(), &mut cr);
                 match job.invert {
                     None => self.done(job.idx, cr),
-                    Some(k) => self.inverted_done(job.idx, k, Outcome::harness("spawn failed"), cr),
+                    Some(k) => self.inverted_done(job.idx, k, None, cr),
                 }
                 None
             }
@@ -207,19 +207,21 @@ impl<'a> Scheduler<'a> {
         let mut cr = blank_report(case);
         cr.duration_s = slot.t0.elapsed().as_secs_f64();
         cr.topology = Some(slot.job.kind.clone());
-        let outcome = r.outcome.clone();
-        verdict::judge(case, self.probe, slot.job.invert.is_none(), r.outcome, slot.kernel_log, &mut cr);
+        let mut outcome = r.outcome;
+        let assertions = std::mem::take(&mut outcome.assertions);
+        let held = outcome.inverted_held;
+        verdict::judge(case, self.probe, slot.job.invert.is_none(), outcome, slot.kernel_log, &mut cr);
         match slot.job.invert {
-            Some(k) => self.inverted_done(slot.job.idx, k, outcome, cr),
-            None if self.opts.self_check => self.base_done(slot.job, outcome, cr),
+            Some(k) => self.inverted_done(slot.job.idx, k, held, cr),
+            None if self.opts.self_check => self.base_done(slot.job, assertions, cr),
             None => self.done(slot.job.idx, cr),
         }
     }
 
     /// Self-check: the case ran as written. A passing case is run again once per assertion,
     /// with that assertion inverted; any other result stands.
-    fn base_done(&mut self, job: Job, outcome: Outcome, cr: CaseReport) {
-        let n = outcome.assertions.len();
+    fn base_done(&mut self, job: Job, assertions: Vec<Assertion>, cr: CaseReport) {
+        let n = assertions.len();
         if cr.status != crate::model::Status::Pass || n == 0 {
             let cr = selfcheck::not_checkable(cr, n);
             self.done(job.idx, cr);
@@ -233,13 +235,14 @@ impl<'a> Scheduler<'a> {
                 invert: Some(k),
             });
         }
-        self.checks[job.idx] = Some(selfcheck::Tally::new(cr, outcome.assertions));
+        self.checks[job.idx] = Some(selfcheck::Tally::new(cr, assertions));
     }
 
-    /// Self-check: the run with assertion `k` inverted ended.
-    fn inverted_done(&mut self, idx: usize, k: usize, outcome: Outcome, cr: CaseReport) {
+    /// Self-check: the run with assertion `k` inverted ended (`held`: the inverted assertion
+    /// that held, if one did).
+    fn inverted_done(&mut self, idx: usize, k: usize, held: Option<usize>, cr: CaseReport) {
         let Some(tally) = self.checks[idx].as_mut() else { return };
-        tally.record(k, &outcome, &cr);
+        tally.record(k, held, &cr);
         if tally.complete() {
             if let Some(t) = self.checks[idx].take() {
                 self.done(idx, t.report());

@@ -5,7 +5,7 @@
 //! expects nothing) are counted apart. Inversion proves an assertion is reached and decides
 //! the outcome; kernel mutants prove it can catch a broken kernel.
 
-use crate::model::{is_splat, Assertion, CaseReport, Outcome, SelfCheck, Status};
+use crate::model::{is_splat, Assertion, CaseReport, SelfCheck, Status};
 
 /// What the inverted runs of one case found so far.
 #[derive(Clone, Debug)]
@@ -29,25 +29,26 @@ impl Tally {
         Tally { base, done: vec![false; sites.len()], sites, check, splat: None, survived_checks: 0, extra_s: 0.0 }
     }
 
-    /// The run with assertion `k` (from 1) inverted ended with `o` (`cr`: its report).
-    pub fn record(&mut self, k: usize, o: &Outcome, cr: &CaseReport) {
+    /// The run with assertion `k` (from 1) inverted ended: `held` is the inverted assertion
+    /// that held, if one did; `cr` its report.
+    pub fn record(&mut self, k: usize, held: Option<usize>, cr: &CaseReport) {
         let Some(site) = self.sites.get(k.wrapping_sub(1)) else { return };
         self.done[k - 1] = true;
         self.extra_s += cr.duration_s;
         if let Some(l) = cr.kernel_log.iter().find(|l| is_splat(l)) {
             self.splat.get_or_insert_with(|| format!("kernel splat with assertion #{k} inverted: {l}"));
         }
-        if o.inverted_held == Some(k) {
+        if held == Some(k) {
             self.check.killed += 1;
             if site.setup {
                 self.check.killed_setup += 1;
             }
             return;
         }
-        let instead = match (o.status, o.inverted_held) {
+        let instead = match (cr.status, held) {
             (Status::Pass, _) => "the case still passed".to_string(),
             (_, Some(j)) => format!("it failed at assertion #{j} instead"),
-            _ => format!("it failed otherwise: {}", o.message),
+            _ => format!("it failed otherwise: {}", cr.message),
         };
         if !site.setup {
             self.survived_checks += 1;

@@ -1,6 +1,5 @@
-//! From a child's outcome to a case's status: known deviations (xfail / xpass), the
-//! self-check verdict (an inverted case must fail at an inverted assertion), and kernel splats
-//! printed while the case ran.
+//! From a child's outcome to a case's status: known deviations (xfail / xpass) and kernel
+//! splats printed while the case ran (the self-check verdict is [`super::selfcheck`]'s).
 
 use crate::case::Case;
 use crate::model::{is_splat, CaseReport, Outcome, Probe, Status};

@@ -53,8 +53,7 @@ enum Ev {
 /// after `start_at` results.
 fn guest_command(exe: &Path, paths: &[PathBuf], o: &VmOpts, start_at: usize, jobs: usize) -> String {
     let r = &o.run;
-    let mut guest: Vec<String> = o.env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
-    guest.push(shell_quote(&exe.display().to_string()));
+    let mut guest = guest_prefix(exe, &o.env);
     guest.push("run".into());
     guest.extend(paths.iter().map(|p| shell_quote(&p.display().to_string())));
     guest.push(format!("--topology={}", shell_quote(&r.topologies.join(","))));
@@ -82,10 +81,22 @@ fn push_tail(console: &mut VecDeque<String>, l: String) {
     console.push_back(l);
 }
 
+/// The path of this binary, which the guest runs from the host's root (mounted read-only).
+fn this_exe() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    Ok(exe.canonicalize().unwrap_or(exe))
+}
+
+/// The start of a guest command line: the environment assignments, then this binary.
+fn guest_prefix(exe: &Path, env: &[(String, String)]) -> Vec<String> {
+    let mut guest: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
+    guest.push(shell_quote(&exe.display().to_string()));
+    guest
+}
+
 /// Boots `kernel` and runs the suite in it; `label` names the kernel in reports.
 pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunReport, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let exe = exe.canonicalize().unwrap_or(exe);
+    let exe = this_exe()?;
     let mut paths = Vec::new();
     for p in &o.paths {
         paths.push(p.canonicalize().map_err(|e| format!("{}: {e}", p.display()))?);
@@ -151,24 +162,27 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
                 Ok(Ev::Out(l)) => {
                     last_activity = Instant::now();
                     let Some(ev) = Event::decode(&l) else { continue };
-                    match &ev {
+                    // A guest booted again repeats the total; outcomes are the guest runner's own.
+                    if matches!(ev, Event::Outcome { .. }) || (matches!(ev, Event::Total { .. }) && total.is_some()) {
+                        continue;
+                    }
+                    progress.event(&ev);
+                    match ev {
                         Event::Probe { probe } => {
                             if !booted {
                                 boot_times.push(t_boot.elapsed().as_secs_f64());
                                 booted = true;
                             }
-                            report.probe = (**probe).clone();
+                            report.probe = *probe;
                         }
-                        Event::Total { total: t } if total.is_none() => total = Some(*t),
-                        Event::Total { .. } => continue,
-                        Event::Start { id } => running.push((id.clone(), Instant::now())),
+                        Event::Total { total: t } => total = Some(t),
+                        Event::Start { id } => running.push((id, Instant::now())),
                         Event::Result { case } => {
                             running.retain(|(id, _)| *id != case.id);
-                            report.cases.push((**case).clone());
+                            report.cases.push(*case);
                         }
-                        Event::Outcome { .. } => continue,
+                        Event::Outcome { .. } => {}
                     }
-                    progress.event(&ev);
                 }
                 Ok(Ev::OutClosed) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -261,10 +275,7 @@ pub fn run_command_in_vm(
     env: &[(String, String)],
     timeout: Duration,
 ) -> Result<String, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let exe = exe.canonicalize().unwrap_or(exe);
-    let mut guest: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
-    guest.push(shell_quote(&exe.display().to_string()));
+    let mut guest = guest_prefix(&this_exe()?, env);
     guest.extend(args.iter().map(|a| shell_quote(a)));
     let mut child = boot::vng(kernel, "2G", 2, false, &guest.join(" "))
         .stderr(Stdio::inherit())
