@@ -2,10 +2,14 @@
 # build-tree.sh: configure and build a kernel source tree (a developer's own checkout) so that it
 # boots under virtme-ng with io_uring zcrx, netdevsim (built in) and friends.
 #
-#   build-tree.sh PATH [--kasan] [--jobs N] [--reconfigure] [--configure-only]
+#   build-tree.sh PATH [--kasan] [--gcov] [--jobs N] [--reconfigure] [--configure-only]
 #
 #   PATH           a Linux source tree (x86_64; built in place, no O=)
 #   --kasan        also CONFIG_KASAN=y + CONFIG_KASAN_INLINE=y (generic KASAN)
+#   --gcov         also CONFIG_GCOV_KERNEL=y, and profile io_uring/zcrx.c only: appends
+#                  `GCOV_PROFILE_zcrx.o := y` to PATH/io_uring/Makefile when it is not there
+#                  (the one edit this script makes to a tree's sources; the rest of the kernel is
+#                  built as without --gcov). The guest then has /sys/kernel/debug/gcov/.../zcrx.gcda.
 #   --jobs N       make -jN (default: nproc)
 #   --reconfigure  throw the tree's .config away and start again from virtme-ng's minimal config
 #   --configure-only  configure and check the options, do not build; prints the .config path
@@ -48,10 +52,11 @@ BUILD_DEPS=(gcc make flex bison libelf-dev libssl-dev bc)
 
 # --- arguments -------------------------------------------------------------------------
 
-TREE="" KASAN=0 JOBS="" RECONF=0 CONFONLY=0
+TREE="" KASAN=0 GCOV=0 JOBS="" RECONF=0 CONFONLY=0
 while (($#)); do
     case $1 in
         --kasan) KASAN=1 ;;
+        --gcov) GCOV=1 ;;
         --jobs | -j)
             [[ $# -ge 2 ]] || die "--jobs needs a number"
             JOBS=$2
@@ -61,7 +66,7 @@ while (($#)); do
         --reconfigure) RECONF=1 ;;
         --configure-only) CONFONLY=1 ;;
         -h | --help) usage ;;
-        -*) die "unknown option '$1' (usage: build-tree.sh PATH [--kasan] [--jobs N] [--reconfigure] [--configure-only])" ;;
+        -*) die "unknown option '$1' (usage: build-tree.sh PATH [--kasan] [--gcov] [--jobs N] [--reconfigure] [--configure-only])" ;;
         *)
             [[ -z $TREE ]] || die "only one PATH, got '$TREE' and '$1'"
             TREE=$1
@@ -69,7 +74,7 @@ while (($#)); do
     esac
     shift
 done
-[[ -n $TREE ]] || die "no kernel tree given (usage: build-tree.sh PATH [--kasan] [--jobs N] [--reconfigure] [--configure-only])"
+[[ -n $TREE ]] || die "no kernel tree given (usage: build-tree.sh PATH [--kasan] [--gcov] [--jobs N] [--reconfigure] [--configure-only])"
 JOBS=${JOBS:-$(nproc)}
 [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "--jobs wants a positive number, got '$JOBS'"
 [[ $(uname -m) == x86_64 ]] || die "only x86_64 hosts are supported (this is $(uname -m))"
@@ -133,6 +138,23 @@ CONFIG_KASAN_INLINE=y
 EOF
     else
         echo '# CONFIG_KASAN is not set'
+    fi
+    if ((GCOV)); then
+        cat <<'EOF'
+# --gcov (only the objects marked GCOV_PROFILE_<obj> := y are profiled)
+CONFIG_GCOV_KERNEL=y
+# CONFIG_GCOV_PROFILE_ALL is not set
+EOF
+    fi
+}
+
+# --gcov: mark io_uring/zcrx.o for profiling (kbuild's per-object switch).
+gcov_mark() {
+    local mk=$TREE/io_uring/Makefile
+    [[ -f $mk ]] || die "--gcov: $mk not found (a tree without io_uring?)"
+    if ! grep -qx 'GCOV_PROFILE_zcrx.o := y' "$mk"; then
+        printf '\n# added by zcrx-conform build-tree.sh --gcov\nGCOV_PROFILE_zcrx.o := y\n' >>"$mk"
+        log "--gcov: appended 'GCOV_PROFILE_zcrx.o := y' to $mk"
     fi
 }
 
@@ -239,6 +261,10 @@ fi
 
 ensure_packages "${BUILD_DEPS[@]}"
 ((KASAN)) && KASAN_NOTE=", with KASAN"
+if ((GCOV)); then
+    KASAN_NOTE="${KASAN_NOTE:-}, with gcov on io_uring/zcrx.c"
+    gcov_mark
+fi
 log "tree $TREE (Linux $KVERSION)${KASAN_NOTE:-}"
 configure
 if ((CONFONLY)); then

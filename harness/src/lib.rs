@@ -5,9 +5,10 @@
 //! stages), [`kernel`] (uapi, raw calls, rings, probe, the zcrx fixture), [`topology`],
 //! [`case`] (files -> typed cases), [`report`] (outputs), [`exec`] (one case against the
 //! kernel), [`run`] (plan, isolate, collect), [`vm`] (the same inside a booted kernel) and
-//! [`bench`]. `main.rs` and [`cli`] sit on top.
+//! [`bench`] and [`campaign`] (kernel mutants and coverage). `main.rs` and [`cli`] sit on top.
 
 pub mod bench;
+pub mod campaign;
 pub mod case;
 pub mod cli;
 pub mod error;

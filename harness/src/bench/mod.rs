@@ -113,13 +113,13 @@ pub fn main(a: &BenchArgs) -> Result<(), String> {
 }
 
 /// Prints `v` as the one tagged line a guest's result travels in to the host.
-fn emit_result<T: serde::Serialize>(v: &T) -> Result<(), String> {
+pub(crate) fn emit_result<T: serde::Serialize>(v: &T) -> Result<(), String> {
     println!("{TAG}{}", serde_json::to_string(v).map_err(|e| format!("bench: json: {e}"))?);
     Ok(())
 }
 
 /// The result a guest printed with [`emit_result`] (its last tagged line).
-fn guest_result<T: serde::de::DeserializeOwned>(out: &str) -> Result<T, String> {
+pub(crate) fn guest_result<T: serde::de::DeserializeOwned>(out: &str) -> Result<T, String> {
     let line = out
         .lines()
         .rev()

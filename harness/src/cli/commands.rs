@@ -62,6 +62,14 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
             crate::bench::main(&b)?;
             Ok(Verdict::Passed)
         }
+        Cmd::Mutate(m) => {
+            crate::campaign::mutate(&m)?;
+            Ok(Verdict::Passed)
+        }
+        Cmd::Coverage(c) => {
+            crate::campaign::coverage(&c)?;
+            Ok(Verdict::Passed)
+        }
     }
 }
 

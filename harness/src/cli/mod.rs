@@ -250,6 +250,17 @@ pub enum Cmd {
     /// under TCG), and time the suite itself.
     #[command(after_help = EXIT_CODES_HELP)]
     Bench(crate::bench::BenchArgs),
+    /// Kernel mutants: apply each mutant of vm/mutants to a campaign copy of a kernel tree
+    /// (tree:PATH), build it with gcov on io_uring/zcrx.c, boot it once, run the catalogue
+    /// (host, nodev, netdevsim-zcrx) and liburing's zcrx.t, and record killed or survived for
+    /// both; resumable (one JSON line per mutant). Writes reports/mutation.md and .json.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Mutate(crate::campaign::MutateArgs),
+    /// Line coverage of io_uring/zcrx.c from a campaign's baseline boot, for the suite and
+    /// liburing's zcrx.t (coverage.md, coverage.json, lcov tracefiles); with --diff or --patch,
+    /// which changed lines the suite executes.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Coverage(crate::campaign::CoverageArgs),
 }
 
 /// `report-bug`'s own arguments (no other `run` flag applies to one case's report).

@@ -19,6 +19,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("ethtool.sh", include_str!("../../../vm/ethtool.sh")),
     ("netdevsim.sh", include_str!("../../../vm/netdevsim.sh")),
     ("liburing.sh", include_str!("../../../vm/liburing.sh")),
+    ("campaign.sh", include_str!("../../../vm/campaign.sh")),
     ("netdevsim-zcrx/series", include_str!("../../../vm/netdevsim-zcrx/series")),
     (
         "netdevsim-zcrx/0001-netdevsim-give-the-bus-device-a-64-bit-DMA-mask.patch",

@@ -1,0 +1,358 @@
+//! Kernel campaigns on one gcov-enabled kernel tree: mutants of io_uring/zcrx.c (`mutate`)
+//! and the file's line coverage (`coverage`), for this suite and liburing's zcrx.t side by
+//! side. The tree is a campaign copy under `<cache>/mutate/` (vm/campaign.sh makes it; the
+//! user's own tree is never changed); each mutant is applied, built incrementally, booted
+//! once, and reverted. Results go to a JSON-lines file, one line per mutant as it finishes.
+
+pub mod gcov;
+pub mod guest;
+pub mod mutants;
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use crate::vm::KernelSpec;
+use mutants::{Record, Verdict};
+
+/// `mutate`'s arguments.
+#[derive(Args, Clone, Debug)]
+pub struct MutateArgs {
+    /// The kernel tree, `tree:PATH` (copied to <cache>/mutate/ first, or used there if it is
+    /// such a copy already; the tree named is never changed).
+    pub tree: String,
+    /// The mutant set: a directory with `series` and the patches (default: vm/mutants).
+    #[arg(long)]
+    pub mutants: Option<PathBuf>,
+    /// Only the mutants with these names (repeatable).
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// The results file, one JSON line per mutant; a campaign resumes after the mutants it
+    /// already holds (default: reports/mutation.jsonl).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Where mutation.md and mutation.json are written (default: reports/).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Topologies the suite runs on in each boot.
+    #[arg(long, default_value = "host,nodev,netdevsim-zcrx", value_delimiter = ',')]
+    pub topology: Vec<String>,
+    /// Seconds one boot may take; a guest that panics, hangs or runs over is recorded as
+    /// killed by crash.
+    #[arg(long, default_value_t = 600)]
+    pub cap: u64,
+    /// Stop after this many mutants in this invocation (0: all that are left).
+    #[arg(long, default_value_t = 0)]
+    pub max: usize,
+    /// Only write the reports from the results file (no build, no boot).
+    #[arg(long)]
+    pub report_only: bool,
+    /// Cases the guest runs at the same time.
+    #[arg(long, short, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Inside the VM: measure with liburing's zcrx.t at this path.
+    #[arg(long, hide = true)]
+    pub guest: Option<PathBuf>,
+}
+
+/// `coverage`'s arguments.
+#[derive(Args, Clone, Debug)]
+pub struct CoverageArgs {
+    /// The kernel tree the campaign ran on, `tree:PATH` as given to `mutate`.
+    pub tree: String,
+    /// The campaign's results file (its baseline holds the gcov data; default:
+    /// reports/mutation.jsonl).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Where coverage.md, coverage.json and the lcov tracefiles are written (default: reports/).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Instead of the report: which lines of io_uring/zcrx.c that BASE..HEAD changes (in the
+    /// tree given, a git checkout) the suite executes.
+    #[arg(long, conflicts_with = "patch")]
+    pub diff: Option<String>,
+    /// As --diff, for the lines a patch file (unified diff) changes.
+    #[arg(long)]
+    pub patch: Option<PathBuf>,
+}
+
+/// Lower-case hex of `b`.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The bytes of a hex string.
+pub fn unhex(s: &str) -> Result<Vec<u8>, String> {
+    if !s.len().is_multiple_of(2) {
+        return Err("odd hex length".into());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or("x"), 16).map_err(|e| e.to_string()))
+        .collect()
+}
+
+fn default_in_reports(p: &Option<PathBuf>, name: &str) -> PathBuf {
+    p.clone().unwrap_or_else(|| crate::paths::repo_root().join("reports").join(name))
+}
+
+fn tree_source(spec: &str) -> Result<&str, String> {
+    spec.strip_prefix("tree:").ok_or_else(|| format!("`{spec}`: a campaign runs on a kernel tree, tree:PATH"))
+}
+
+fn now_utc() -> String {
+    crate::report::time::now()
+}
+
+/// `mutate`: the campaign, then its reports.
+pub fn mutate(a: &MutateArgs) -> Result<(), String> {
+    if let Some(zcrx_t) = &a.guest {
+        let r = guest::measure(zcrx_t, &a.topology, a.jobs as usize)?;
+        return crate::bench::emit_result(&r);
+    }
+    let set_dir = a.mutants.clone().unwrap_or_else(|| crate::paths::repo_root().join("vm/mutants"));
+    let set = mutants::load(&set_dir)?;
+    if let Some(n) = a.only.iter().find(|n| !set.iter().any(|(m, _)| &m.name == *n)) {
+        return Err(format!("--only {n}: no such mutant in {}", set_dir.display()));
+    }
+    let results = default_in_reports(&a.results, "mutation.jsonl");
+    if !a.report_only {
+        run_campaign(a, &set, &results)?;
+    }
+    let records = mutants::read_results(&results)?;
+    let s = render::summarise(&records, set.len());
+    let dir = default_in_reports(&a.report_dir, "");
+    write(&dir.join("mutation.md"), &render::mutation_md(&s))?;
+    write(&dir.join("mutation.json"), &serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?)?;
+    eprintln!(
+        "mutate: {} of {} mutants run; killed by us {} ({:.0}%), by liburing {} ({:.0}%); reports in {}",
+        s.run,
+        s.mutants,
+        s.killed + s.killed_by_crash,
+        s.killed_pct,
+        s.liburing_killed,
+        s.liburing_killed_pct,
+        dir.display()
+    );
+    Ok(())
+}
+
+fn write(p: &Path, text: &str) -> Result<(), String> {
+    crate::report::write_atomic(p, text).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// One boot of the campaign tree as it is now: build, boot, measure.
+fn boot_once(tree: &Path, a: &MutateArgs, zcrx_t: &Path) -> Result<Result<guest::GuestResult, String>, String> {
+    let kernel = crate::vm::resolve(&KernelSpec::Tree { path: tree.to_path_buf(), kasan: false, gcov: true })?;
+    let env = crate::vm::guest_tools(&kernel, &a.topology)?;
+    let mut args: Vec<String> = vec!["mutate".into(), "tree:/".into(), "--guest".into(), zcrx_t.display().to_string()];
+    args.push(format!("--topology={}", a.topology.join(",")));
+    args.push(format!("--jobs={}", a.jobs));
+    Ok(crate::vm::run_command_in_vm(&kernel, &args, &env, Duration::from_secs(a.cap))
+        .and_then(|out| crate::bench::guest_result::<guest::GuestResult>(&out)))
+}
+
+fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Path) -> Result<(), String> {
+    let src = tree_source(&a.tree)?;
+    crate::vm::provision()?;
+    let tree = crate::vm::script_path("campaign.sh", &["prepare", src])?;
+    let tree_s = tree.display().to_string();
+    // A mutant left applied by an interrupted campaign goes first.
+    crate::vm::script_status("campaign.sh", &["revert", &tree_s])?;
+    let zcrx_t = crate::vm::liburing_zcrx_t()?;
+    let mut done = mutants::read_results(results)?;
+    if !done.iter().any(|r| r.verdict == Verdict::Baseline) {
+        eprintln!("mutate: baseline boot of {tree_s} (no mutant)");
+        let t0 = Instant::now();
+        let g =
+            boot_once(&tree, a, &zcrx_t)?.map_err(|e| format!("the unmutated kernel did not run the suite: {e}"))?;
+        let failing: Vec<&String> = g.failures.keys().collect();
+        if !failing.is_empty() {
+            eprintln!("mutate: note: on the unmutated kernel these cases fail (not counted as kills): {failing:?}");
+        }
+        let base = Record {
+            mutant: mutants::Mutant { name: "baseline".into(), area: "-".into(), ..Default::default() },
+            verdict: Verdict::Baseline,
+            killed_by: vec![],
+            liburing_killed: None,
+            liburing_exit: Some(g.liburing_exit),
+            executed: g.cases.values().filter(|s| **s != crate::model::Status::Skip).count(),
+            duration_s: t0.elapsed().as_secs_f64(),
+            when: now_utc(),
+            kernel_release: g.kernel_release.clone(),
+            message: String::new(),
+            cases: g.cases,
+            gcda_suite: g.gcda_suite,
+            gcda_liburing: g.gcda_liburing,
+        };
+        mutants::append(results, &base)?;
+        done.push(base);
+    }
+    let base = done.iter().find(|r| r.verdict == Verdict::Baseline).cloned().ok_or("no baseline")?;
+    let mut ran = 0;
+    for (m, patch) in set {
+        if (!a.only.is_empty() && !a.only.contains(&m.name)) || done.iter().any(|r| r.mutant.file == m.file) {
+            continue;
+        }
+        if a.max > 0 && ran >= a.max {
+            break;
+        }
+        if crate::run::signal::interrupted().is_some() {
+            return Err("interrupted".into());
+        }
+        ran += 1;
+        eprintln!("mutate: {} ({})", m.name, m.file);
+        let t0 = Instant::now();
+        crate::vm::script_status("campaign.sh", &["apply", &tree_s, &patch.display().to_string()])?;
+        let outcome = boot_once(&tree, a, &zcrx_t);
+        crate::vm::script_status("campaign.sh", &["revert", &tree_s])?;
+        let mut r = Record {
+            mutant: m.clone(),
+            verdict: Verdict::Survived,
+            killed_by: vec![],
+            liburing_killed: None,
+            liburing_exit: None,
+            executed: 0,
+            duration_s: 0.0,
+            when: now_utc(),
+            kernel_release: base.kernel_release.clone(),
+            message: String::new(),
+            cases: BTreeMap::new(),
+            gcda_suite: None,
+            gcda_liburing: None,
+        };
+        match outcome {
+            Err(build) => {
+                r.verdict = Verdict::BuildFailed;
+                r.message = build;
+            }
+            Ok(Err(crash)) => {
+                r.verdict = Verdict::KilledByCrash;
+                r.message =
+                    crash.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            }
+            Ok(Ok(g)) => {
+                r.killed_by = mutants::changed(&base.cases, &g.cases);
+                r.verdict = if r.killed_by.is_empty() { Verdict::Survived } else { Verdict::Killed };
+                r.executed = g.cases.values().filter(|s| **s != crate::model::Status::Skip).count();
+                r.liburing_exit = Some(g.liburing_exit);
+                r.liburing_killed = (base.liburing_exit == Some(0)).then_some(g.liburing_exit != 0);
+            }
+        }
+        r.duration_s = t0.elapsed().as_secs_f64();
+        eprintln!("mutate: {}: {:?} in {:.0} s", m.name, r.verdict, r.duration_s);
+        mutants::append(results, &r)?;
+        done.push(r);
+    }
+    Ok(())
+}
+
+/// `coverage`: the report from the baseline's gcov data, or which changed lines run.
+pub fn coverage(a: &CoverageArgs) -> Result<(), String> {
+    let src = tree_source(&a.tree)?;
+    let results = default_in_reports(&a.results, "mutation.jsonl");
+    let records = mutants::read_results(&results)?;
+    let base = records
+        .iter()
+        .rev()
+        .find(|r| r.verdict == Verdict::Baseline && r.gcda_suite.is_some())
+        .ok_or_else(|| format!("{}: no baseline with gcov data; run `mutate` first", results.display()))?;
+    let tree = crate::vm::script_path("campaign.sh", &["prepare", src])?;
+    let tmp =
+        nix::unistd::mkdtemp(&std::env::temp_dir().join("zcrx-cov-XXXXXX")).map_err(|e| format!("mkdtemp: {e}"))?;
+    let side = |name: &str, hexed: &Option<String>| -> Result<gcov::FileCoverage, String> {
+        let gcda = tmp.join(format!("{name}.gcda"));
+        let json = tmp.join(format!("{name}.json"));
+        std::fs::write(&gcda, unhex(hexed.as_deref().unwrap_or(""))?).map_err(|e| e.to_string())?;
+        crate::vm::script_status(
+            "campaign.sh",
+            &["gcov", &tree.display().to_string(), &gcda.display().to_string(), &json.display().to_string()],
+        )?;
+        let text = std::fs::read_to_string(&json).map_err(|e| e.to_string())?;
+        gcov::FileCoverage::from_gcov_json(&text, "io_uring/zcrx.c")
+    };
+    let us = side("suite", &base.gcda_suite);
+    let lib = side("liburing", &base.gcda_liburing);
+    let _ = std::fs::remove_dir_all(&tmp);
+    let (us, lib) = (us?, lib?);
+    if a.diff.is_some() || a.patch.is_some() {
+        let diff = match (&a.diff, &a.patch) {
+            (Some(range), _) => crate::vm::script_stdout("campaign.sh", &["diff", src, range])?,
+            (_, Some(p)) => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
+            _ => unreachable!("checked above"),
+        };
+        print!("{}", diff_report(&us, &gcov::changed_lines(&diff, "io_uring/zcrx.c")));
+        return Ok(());
+    }
+    let dir = default_in_reports(&a.report_dir, "");
+    let reasons = reasons(&crate::paths::repo_root().join("vm/mutants/coverage-reasons.tsv"));
+    let c = render::coverage_summary(&us, &lib, &base.kernel_release, &base.when);
+    write(&dir.join("coverage.md"), &render::coverage_md(&c, &reasons))?;
+    write(&dir.join("coverage.json"), &serde_json::to_string_pretty(&c).map_err(|e| e.to_string())?)?;
+    let source = tree.join("io_uring/zcrx.c").display().to_string();
+    write(&dir.join("coverage-suite.info"), &us.lcov("zcrx-conform", &source))?;
+    write(&dir.join("coverage-liburing.info"), &lib.lcov("liburing-zcrx.t", &source))?;
+    eprintln!(
+        "coverage: zcrx.c lines executed: us {:.1}% ({}/{}), liburing {:.1}%; reports in {}",
+        c.suite_pct,
+        c.suite_lines_hit,
+        c.lines_found,
+        c.liburing_pct,
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `function<TAB>why` lines: why the suite cannot reach a function's uncovered lines.
+fn reasons(p: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(f, w)| (f.trim().to_string(), w.trim().to_string()))
+        .collect()
+}
+
+/// Which changed lines are executable, and which of those the suite executes.
+pub fn diff_report(us: &gcov::FileCoverage, changed: &[u32]) -> String {
+    let exec: Vec<u32> = changed.iter().copied().filter(|l| us.lines.contains_key(l)).collect();
+    let hit: Vec<u32> = exec.iter().copied().filter(|l| us.lines.get(l).is_some_and(|c| *c > 0)).collect();
+    let mut o = format!(
+        "io_uring/zcrx.c: {} changed line(s), {} executable, {} executed by the suite\n",
+        changed.len(),
+        exec.len(),
+        hit.len()
+    );
+    for l in exec.iter().filter(|l| !hit.contains(l)) {
+        let f = us.function_of(*l).map(|f| f.name.as_str()).unwrap_or("?");
+        o.push_str(&format!("  not executed: line {l} ({f})\n"));
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(hex(&[0, 1, 0xab]), "0001ab");
+        assert_eq!(unhex("0001ab"), Ok(vec![0, 1, 0xab]));
+        assert!(unhex("abc").is_err() && unhex("zz").is_err());
+    }
+
+    #[test]
+    fn diff_report_names_unexecuted_lines() {
+        let mut c = gcov::FileCoverage::default();
+        c.lines.insert(10, 3);
+        c.lines.insert(11, 0);
+        c.functions.push(gcov::Function { name: "f".into(), start: 9, end: 12, count: 1 });
+        let r = diff_report(&c, &[10, 11, 12]);
+        assert!(r.starts_with("io_uring/zcrx.c: 3 changed line(s), 2 executable, 1 executed"), "{r}");
+        assert!(r.contains("not executed: line 11 (f)"), "{r}");
+    }
+}
