@@ -182,6 +182,11 @@ pub struct TopologyFile {
     /// the named namespaces), then treat it exactly like a real NIC. Proves the nic path where
     /// there is no zcrx hardware.
     pub simulate: Option<Kind>,
+    /// `qualify` only: cases may change the DUT settings of `may_change` (restored after each
+    /// case) only when this is true; otherwise they are reported as not tested. The `dut`
+    /// settings zcrx needs are applied (and restored) either way.
+    #[serde(default)]
+    pub destructive: bool,
 }
 
 fn d_queues() -> u32 {
