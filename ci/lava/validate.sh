@@ -32,7 +32,8 @@ if ! have; then
         dpkg-deb -x "$d" "$dir/root"
     done
 fi
-version=$(dpkg-deb -f "$(ls "$dir"/debs/lava-common_*.deb | head -n1)" Version 2>/dev/null || echo unknown)
+debs=("$dir"/debs/lava-common_*.deb)
+version=$(dpkg-deb -f "${debs[0]}" Version 2>/dev/null || echo unknown)
 jobs=("$@")
 if ((${#jobs[@]} == 0)); then
     jobs=(ci/lava/*.yaml)
