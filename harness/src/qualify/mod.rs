@@ -81,6 +81,15 @@ pub fn main(a: &QualifyArgs, cases: &[Case]) -> Result<Verdict, Error> {
             format!("--topology {}: qualify needs a `kind: nic` topology (the NIC under test)", a.topology).into()
         );
     }
+    if file.remote.as_ref().and_then(|r| r.netns.as_ref()).is_none() {
+        return Err(format!(
+            "--topology {}: qualify needs remote.netns, the peer port in a network namespace of this machine \
+             cabled to the NIC: without it the cases' sender runs in the DUT's namespace and its traffic \
+             never crosses the NIC (docs/qualifying-a-nic.md)",
+            a.topology
+        )
+        .into());
+    }
     let soak = a.soak.as_deref().map(soak::parse_duration).transpose().map_err(|e| format!("--soak {e}"))?;
     let nic_cases: Vec<Case> =
         cases.iter().filter(|c| c.def.requires.topology.iter().any(|t| t == "nic")).cloned().collect();
@@ -364,4 +373,61 @@ fn soak_loop(
     soak::judge(&mut r);
     r.failures.splice(0..0, pre);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(topology: &str) -> QualifyArgs {
+        QualifyArgs {
+            topology: topology.into(),
+            vm: None,
+            out: std::env::temp_dir().join(format!("zcrx-qualify-never-{}", std::process::id())),
+            soak: None,
+            timeout: 60.0,
+            paths: vec![],
+            emit_json: false,
+        }
+    }
+
+    fn refused(text: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("zcrx-qualify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let p = dir.join("t.yaml");
+        std::fs::write(&p, text).expect("write");
+        let e = match main(&args(p.to_str().expect("utf8")), &[]) {
+            Err(Error::BadInput(m)) => m,
+            other => panic!("not refused: {other:?}"),
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        e
+    }
+
+    /// Bad input is refused before anything is set up or written.
+    #[test]
+    fn only_a_nic_with_a_namespace_peer_is_qualified() {
+        let e = refused("name: v\nkind: veth\nabout: x\n");
+        assert!(e.contains("needs a `kind: nic` topology"), "{e}");
+        let e = refused("name: n\nkind: nic\nabout: x\ninterface: eth1\nremote: { address: 192.0.2.2 }\n");
+        assert!(e.contains("needs remote.netns"), "{e}");
+        let mut a = args("nic-netdevsim");
+        a.soak = Some("soon".into());
+        assert!(matches!(main(&a, &[]), Err(Error::BadInput(m)) if m.starts_with("--soak `soon`")));
+        assert!(!a.out.exists(), "nothing is written for bad input");
+    }
+
+    #[test]
+    fn soak_cases_and_report_files_exist() {
+        let cases = crate::case::load_all(&[crate::paths::default_case_dir()]).expect("cases");
+        for id in SOAK_CASES {
+            let c = cases.iter().find(|c| c.id == *id).unwrap_or_else(|| panic!("{id} is not in the catalogue"));
+            assert!(c.def.requires.topology.iter().any(|t| t == "nic"), "{id} does not run on a nic");
+        }
+        for r in doc::REQUIREMENTS {
+            for e in r.evidence.iter().filter(|e| e.starts_with("nic.")) {
+                assert!(cases.iter().any(|c| c.id == *e || c.id.starts_with(&format!("{e}["))), "{}: {e}", r.id);
+            }
+        }
+    }
 }
