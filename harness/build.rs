@@ -1,7 +1,11 @@
 //! Records the git commit the binary is built from (`ZCRX_GIT_COMMIT`, shown by `--version` and
 //! in reports); `unknown` when building outside a git checkout or without git.
+//!
+//! Also lists the catalogue (`cases/`) and the topology files (`topologies/`) for the binary to
+//! carry inside itself (`paths::builtin`): `$OUT_DIR/builtin_files.rs` is one array of
+//! `(virtual path, include_str!(real path))`, sorted, YAML files only.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn git(args: &[&str]) -> Option<String> {
@@ -10,10 +14,47 @@ fn git(args: &[&str]) -> Option<String> {
     (out.status.success() && !s.is_empty()).then_some(s)
 }
 
+/// Regular `*.yaml`/`*.yml` files under `dir` (symbolic links are not followed).
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let Ok(t) = e.file_type() else { continue };
+        let p = e.path();
+        if t.is_dir() {
+            yaml_files(&p, out);
+        } else if t.is_file() && matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
+            out.push(p);
+        }
+    }
+}
+
+fn builtin_files() {
+    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for d in ["cases", "topologies"] {
+        println!("cargo:rerun-if-changed={}", top.join(d).display());
+        yaml_files(&top.join(d), &mut files);
+    }
+    files.sort();
+    let mut src = String::from("&[\n");
+    for f in &files {
+        let Ok(rel) = f.strip_prefix(&top) else { continue };
+        let (Some(rel), Some(abs)) = (rel.to_str(), f.canonicalize().ok().and_then(|a| a.to_str().map(String::from)))
+        else {
+            panic!("{}: a built-in file needs a UTF-8 path", f.display());
+        };
+        src.push_str(&format!("    ({rel:?}, include_str!({abs:?})),\n"));
+    }
+    src.push_str("]\n");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_files.rs");
+    std::fs::write(&out, src).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+}
+
 fn main() {
     let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=ZCRX_GIT_COMMIT={commit}");
     println!("cargo:rerun-if-changed=build.rs");
+    builtin_files();
     // Build again when HEAD moves: HEAD itself (a checkout), the branch it names (a commit),
     // and packed-refs. Only existing files: a missing one would make every build rerun this.
     let mut watch = vec![git(&["rev-parse", "--git-path", "HEAD"])];

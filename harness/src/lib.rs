@@ -16,6 +16,7 @@ pub mod exec;
 pub mod kernel;
 pub mod model;
 pub mod paths;
+pub mod qualify;
 pub mod report;
 pub mod run;
 pub mod topology;

@@ -10,8 +10,15 @@
 //!    checkout);
 //! 3. else the executable's directory (where nothing is found, and errors say so).
 //!
-//! Never the current directory. The cache is `$ZCRX_CACHE` when set (also announced), else
-//! `.cache/` in the root; the vm/ scripts are always given that same directory.
+//! Never the current directory. When no root holds `cases/` and `topologies/` (a binary copied
+//! alone to a lab machine), the catalogue and topology files built into the binary are used
+//! ([`builtin`]); a directory or file named on the command line always wins.
+//!
+//! The cache is `$ZCRX_CACHE` when set (also announced), else `.cache/` in the root, else (no
+//! root on disk) `$XDG_CACHE_HOME/zcrx-conform` or `$HOME/.cache/zcrx-conform`; the vm/ scripts
+//! are always given that same directory.
+
+pub mod builtin;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -46,6 +53,25 @@ pub fn root_near(exe: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// The root on disk: `$ZCRX_CONFORM_ROOT`, else the one next to the executable; `None` when
+/// neither (the built-in files are then used).
+pub fn disk_root() -> Option<PathBuf> {
+    if std::env::var_os(ROOT_VAR).is_some_and(|r| !r.is_empty()) {
+        return Some(repo_root());
+    }
+    if let Some(r) = executable().as_deref().and_then(root_near) {
+        return Some(r);
+    }
+    #[cfg(test)]
+    {
+        let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        if built.join("cases").is_dir() {
+            return Some(built.canonicalize().unwrap_or(built));
+        }
+    }
+    None
+}
+
 /// The repository root (see the module's order).
 pub fn repo_root() -> PathBuf {
     if let Some(r) = std::env::var_os(ROOT_VAR).filter(|r| !r.is_empty()) {
@@ -69,9 +95,21 @@ pub fn repo_root() -> PathBuf {
     exe.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/nonexistent"))
 }
 
-/// The case files' default location: `cases/` in the root.
+/// The case files' default location: `cases/` in the root on disk, else the built-in
+/// catalogue (`builtin:/cases`).
 pub fn default_case_dir() -> PathBuf {
-    repo_root().join("cases")
+    match disk_root() {
+        Some(r) => r.join("cases"),
+        None => builtin::path("cases"),
+    }
+}
+
+/// The topology files' location: `topologies/` in the root on disk, else the built-in ones.
+pub fn topology_dir() -> PathBuf {
+    match disk_root() {
+        Some(r) => r.join("topologies"),
+        None => builtin::path("topologies"),
+    }
 }
 
 /// The download and build cache: `$ZCRX_CACHE`, else `.cache/` in the root (git-ignored).
@@ -81,7 +119,15 @@ pub fn cache_dir() -> PathBuf {
         announce(CACHE_VAR, &c, "downloaded kernels, tools and builds");
         return c;
     }
-    repo_root().join(".cache")
+    if let Some(r) = disk_root() {
+        return r.join(".cache");
+    }
+    let home = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"));
+    home.join("zcrx-conform")
 }
 
 #[cfg(test)]

@@ -102,6 +102,11 @@ pub fn load_file(path: &Path) -> Result<Vec<Case>, Vec<LoadError>> {
 fn read_text(path: &Path) -> Result<String, LoadError> {
     use std::io::Read;
     let whole = |msg: String| LoadError::new(path, 0, 0, msg);
+    if crate::paths::builtin::is_builtin(path) {
+        return crate::paths::builtin::read(path)
+            .map(String::from)
+            .ok_or_else(|| whole("no such built-in file".into()));
+    }
     let f = std::fs::File::open(path).map_err(|e| whole(format!("cannot read: {e}")))?;
     let meta = f.metadata().map_err(|e| whole(format!("cannot read: {e}")))?;
     if !meta.is_file() {
@@ -208,9 +213,18 @@ fn load_located(path: &Path, text: &str) -> Result<Located, Vec<LoadError>> {
 
 /// Finds case files under the given paths (files or directories, recursively). A directory
 /// without any is no error here: a command that then has nothing to do says so (exit 3).
+/// A built-in path (`builtin:/cases/...`) names the catalogue carried by the binary.
 pub fn find_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut files = Vec::new();
     for p in paths {
+        if crate::paths::builtin::is_builtin(p) {
+            let found = crate::paths::builtin::under(p);
+            if found.is_empty() {
+                return Err(LoadError::new(p, 0, 0, "cannot open: no such built-in file or directory"));
+            }
+            files.extend(found.into_iter().filter(|f| f.starts_with(crate::paths::builtin::path("cases")) || *f == *p));
+            continue;
+        }
         let meta = std::fs::metadata(p).map_err(|e| LoadError::new(p, 0, 0, format!("cannot open: {e}")))?;
         if meta.is_dir() {
             let mut seen = std::collections::HashSet::new();
@@ -315,6 +329,23 @@ mod tests {
     fn wrong_type_is_an_error() {
         let e = load("id: a.b\narea: registration\nabout: x\ntimeout: soon\nsteps: []\n").expect_err("fails");
         assert_eq!(e[0].line, 4, "{}", e[0]);
+    }
+
+    #[test]
+    fn built_in_catalogue_is_the_one_on_disk_and_errors_name_the_virtual_path() {
+        let disk = load_all(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cases")]).expect("disk");
+        let built = load_all(&[crate::paths::builtin::path("cases")]).expect("built in");
+        let ids = |v: &[Case]| v.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&built), ids(&disk));
+        assert!(built.iter().all(|c| c.file.starts_with("builtin:/cases")), "{:?}", built[0].file);
+        // A broken built-in text is reported at the virtual path, line and column.
+        let f = &built[0].file;
+        let text = crate::paths::builtin::read(f).expect("text");
+        let e = load_str(f, &format!("{text}\nbogus_key: 1\n")).expect_err("unknown key");
+        let line = text.lines().count() + 2;
+        assert!(e[0].to_string().starts_with(&format!("{}:{line}:1: ", f.display())), "{}", e[0]);
+        let e = load_all(&[crate::paths::builtin::path("cases/nothing")]).expect_err("missing");
+        assert_eq!(e[0].to_string(), "builtin:/cases/nothing: cannot open: no such built-in file or directory");
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
             Ok(Verdict::Passed)
         }
         Cmd::Html { inputs, out } => html_cmd(&inputs, &out),
+        Cmd::Qualify(q) => {
+            let cases = load_cases(&q.paths)?;
+            crate::qualify::main(&q, &cases)
+        }
         Cmd::Bench(b) => {
             crate::bench::main(&b)?;
             Ok(Verdict::Passed)

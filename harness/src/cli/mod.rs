@@ -261,6 +261,14 @@ pub enum Cmd {
     /// which changed lines the suite executes.
     #[command(after_help = EXIT_CODES_HELP)]
     Coverage(crate::campaign::CoverageArgs),
+    /// Qualify a NIC's zcrx support: probe the device, run the NIC-path cases on its topology
+    /// (kind: nic), compare every readable DUT setting before and after, and write
+    /// qualification.json and qualification.html (plus junit.xml and report.json) into --out.
+    ///
+    /// Exit 0: every requirement passed; 1: one failed (a case, a kernel splat, a setting left
+    /// changed, a soak leak or drift); 3: nothing failed but a requirement was not tested.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Qualify(crate::qualify::QualifyArgs),
 }
 
 /// `report-bug`'s own arguments (no other `run` flag applies to one case's report).

@@ -36,9 +36,7 @@ pub fn kernel_config(release: &str) -> Option<String> {
             return Some(s);
         }
     }
-    let cache = std::env::var_os("ZCRX_CACHE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| crate::paths::repo_root().join(".cache"));
+    let cache = crate::paths::cache_dir();
     for p in [
         cache.join(format!("kernels/{release}/root/usr/lib/linux/{release}/config")),
         cache.join(format!("kernels/{release}/root/boot/config-{release}")),

@@ -71,10 +71,14 @@ pub(crate) fn blank_report(case: &Case) -> CaseReport {
 
 /// Runs the cases, reporting each as it is known (results in catalogue order).
 pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunReport {
+    run_on(cases, opts, probe, target, topology::Envs::up(&opts.topologies, opts.quiet || opts.stream))
+}
+
+/// [`run`] on topologies that are already up (taken down when the run ends).
+pub fn run_on(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str, mut provided: topology::Envs) -> RunReport {
     let start = Instant::now();
     let mut report = RunReport::new(target, probe.clone(), &opts.topologies);
     let selected = select(cases, &opts.selection);
-    let mut provided = topology::Envs::up(&opts.topologies, opts.quiet || opts.stream);
     let kinds = provided.kinds();
     let mut progress = progress::Progress::new(opts.stream, opts.quiet, target);
     progress.event(&Event::Probe { probe: Box::new(probe.clone()) });

@@ -182,6 +182,11 @@ pub struct TopologyFile {
     /// the named namespaces), then treat it exactly like a real NIC. Proves the nic path where
     /// there is no zcrx hardware.
     pub simulate: Option<Kind>,
+    /// `qualify` only: cases may change the DUT settings of `may_change` (restored after each
+    /// case) only when this is true; otherwise they are reported as not tested. The `dut`
+    /// settings zcrx needs are applied (and restored) either way.
+    #[serde(default)]
+    pub destructive: bool,
 }
 
 fn d_queues() -> u32 {
@@ -196,9 +201,18 @@ fn d_peer_addr() -> String {
 
 const SETTING_NAMES: &[&str] = &["tcp-data-split", "hds-thresh", "combined"];
 
-/// Where topology files live.
+/// Where topology files live: `topologies/` on disk, else those built into the binary.
 pub fn dir() -> PathBuf {
-    crate::paths::repo_root().join("topologies")
+    crate::paths::topology_dir()
+}
+
+/// A topology file's text: from disk, or built in (`builtin:/topologies/NAME.yaml`).
+fn read_text(p: &Path) -> Result<String, String> {
+    match crate::paths::builtin::read(p) {
+        Some(t) => Ok(t.to_string()),
+        None if crate::paths::builtin::is_builtin(p) => Err(format!("{}: no such built-in file", p.display())),
+        None => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display())),
+    }
 }
 
 /// Loads `topologies/<name>.yaml` (or a path), with file:line:column errors.
@@ -208,7 +222,7 @@ pub fn load(name: &str) -> Result<TopologyFile, String> {
     } else {
         dir().join(format!("{name}.yaml"))
     };
-    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let text = read_text(&p)?;
     let located = |l: u64, c: u64, msg: &str| {
         if l > 0 {
             format!("{}:{l}:{c}: {msg}", p.display())
@@ -417,13 +431,17 @@ fn parse_cidr(s: &str) -> Result<(String, u8), String> {
 /// All topology files, by name.
 pub fn available() -> BTreeMap<String, PathBuf> {
     let mut m = BTreeMap::new();
-    if let Ok(rd) = std::fs::read_dir(dir()) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.extension().and_then(|e| e.to_str()) == Some("yaml") {
-                if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
-                    m.insert(stem.to_string(), p.clone());
-                }
+    let d = dir();
+    let files: Vec<PathBuf> = if crate::paths::builtin::is_builtin(&d) {
+        // Only the top level, as on disk (examples/ are templates, not topologies).
+        crate::paths::builtin::under(&d).into_iter().filter(|p| p.parent() == Some(d.as_path())).collect()
+    } else {
+        std::fs::read_dir(&d).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default()
+    };
+    for p in files {
+        if p.extension().and_then(|e| e.to_str()) == Some("yaml") {
+            if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
+                m.insert(stem.to_string(), p.clone());
             }
         }
     }

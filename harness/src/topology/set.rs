@@ -45,6 +45,12 @@ impl Envs {
         set
     }
 
+    /// A set holding one topology that is already up (`qualify` brings it up itself to read
+    /// the device before and after).
+    pub fn with(kind: &str, env: Env) -> Envs {
+        Envs { up: vec![(kind.to_string(), env.topo.clone(), Some(env))], broken: Vec::new() }
+    }
+
     /// The kinds that are up, in the order named.
     pub fn kinds(&self) -> Vec<String> {
         self.up.iter().map(|(k, _, _)| k.clone()).collect()

@@ -18,7 +18,7 @@ pub fn kvm_usable(kernel: &Path) -> bool {
     if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
         return false;
     }
-    let cache = crate::paths::repo_root().join(".cache").join("kvm-usable");
+    let cache = crate::paths::cache_dir().join("kvm-usable");
     let host = crate::kernel::sys::kernel_release();
     if let Ok(s) = std::fs::read_to_string(&cache) {
         if let Some((h, v)) = s.trim().split_once(' ') {

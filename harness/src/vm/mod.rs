@@ -99,6 +99,11 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
     let exe = this_exe()?;
     let mut paths = Vec::new();
     for p in &o.paths {
+        // A built-in path means the same to the guest, which runs this same binary.
+        if crate::paths::builtin::is_builtin(p) {
+            paths.push(p.clone());
+            continue;
+        }
         paths.push(p.canonicalize().map_err(|e| format!("{}: {e}", p.display()))?);
     }
     let kvm = kvm_usable(kernel);

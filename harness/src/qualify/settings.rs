@@ -1,0 +1,152 @@
+//! Every DUT setting the tool can read, as one flat map, and the before/after difference that
+//! proves a qualification left the device as it found it.
+//!
+//! [`read_dut`] is the one place that reads them (sysfs attributes, the ethtool ioctls and
+//! `ETHTOOL_MSG_RINGS_GET`); swapping its backend (e.g. for a netlink library) changes nothing
+//! else. It runs in the DUT's network namespace on a thread of its own, so the caller's
+//! namespace is never changed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::ethnl::{self, request, word};
+
+/// Setting name -> value, sorted.
+pub type Snapshot = BTreeMap<String, String>;
+
+/// sysfs attributes of /sys/class/net/DEV read as settings.
+const SYSFS: &[&str] = &[
+    "mtu",
+    "flags",
+    "tx_queue_len",
+    "address",
+    "gro_flush_timeout",
+    "napi_defer_hard_irqs",
+    "threaded",
+    "carrier",
+    "operstate",
+];
+
+/// Reads what can be read of `dev`, in `netns` (a /run/netns name) when given.
+pub fn read_dut(netns: Option<&str>, dev: &str) -> Result<Snapshot, String> {
+    let dev = dev.to_string();
+    in_netns(netns, move || read_here(&dev))?
+}
+
+/// Runs `f` on a thread of its own inside `netns` (a /run/netns name; `None`: ours). sysfs
+/// shows the network devices of the namespace that mounted it, so the thread also takes a
+/// private mount namespace and mounts a sysfs of its own on /sys (as `ip netns exec` does);
+/// nothing of the caller's namespaces changes.
+pub fn in_netns<T: Send + 'static>(netns: Option<&str>, f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let netns = netns.map(String::from);
+    std::thread::spawn(move || {
+        if let Some(ns) = &netns {
+            crate::topology::enter(&Path::new("/run/netns").join(ns))?;
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(NEWNS): {e}"))?;
+            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+                .map_err(|e| format!("making / private: {e}"))?;
+            umount2("/sys", MntFlags::MNT_DETACH).map_err(|e| format!("umount /sys: {e}"))?;
+            mount(Some("sysfs"), "/sys", Some("sysfs"), MsFlags::empty(), None::<&str>)
+                .map_err(|e| format!("mount sysfs: {e}"))?;
+        }
+        Ok(f())
+    })
+    .join()
+    .map_err(|_| "the reader thread panicked".to_string())?
+}
+
+fn read_here(dev: &str) -> Result<Snapshot, String> {
+    let base = Path::new("/sys/class/net").join(dev);
+    if !base.exists() {
+        return Err(format!("{}: no such interface", base.display()));
+    }
+    let mut s = Snapshot::new();
+    for a in SYSFS {
+        if let Ok(v) = std::fs::read_to_string(base.join(a)) {
+            s.insert(format!("sysfs.{a}"), v.trim().to_string());
+        }
+    }
+    let count = |prefix: &str| {
+        std::fs::read_dir(base.join("queues"))
+            .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(prefix)).count())
+            .unwrap_or(0)
+    };
+    s.insert("queues.rx".into(), count("rx-").to_string());
+    s.insert("queues.tx".into(), count("tx-").to_string());
+    let mut ch = request(ethnl::ETHTOOL_GCHANNELS, &[], 36);
+    if ethnl::ioctl(dev, &mut ch).is_ok() {
+        for (k, off) in [("rx", 20), ("tx", 24), ("other", 28), ("combined", 32)] {
+            s.insert(format!("channels.{k}"), word(&ch, off).to_string());
+        }
+    }
+    if let Ok(rings) = ethnl::rings(dev) {
+        for (k, v) in rings {
+            s.insert(format!("rings.{k}"), v.to_string());
+        }
+    }
+    let mut f = request(ethnl::ETHTOOL_GFLAGS, &[], 8);
+    if ethnl::ioctl(dev, &mut f).is_ok() {
+        s.insert("ethtool.flags".into(), format!("{:#x}", word(&f, 4)));
+    }
+    let mut r = request(ethnl::ETHTOOL_GRXCLSRLCNT, &[], 192);
+    if ethnl::ioctl(dev, &mut r).is_ok() {
+        s.insert("ntuple.rules".into(), word(&r, 184).to_string());
+    }
+    let mut h = request(ethnl::ETHTOOL_GRSSH, &[], 24);
+    if ethnl::ioctl(dev, &mut h).is_ok() {
+        s.insert("rss.indir_size".into(), word(&h, 8).to_string());
+        s.insert("rss.hfunc".into(), (h[16]).to_string());
+    }
+    Ok(s)
+}
+
+/// One setting across the run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingDiff {
+    pub name: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub changed: bool,
+}
+
+/// Every setting read before or after, with whether it changed. Settings that change on their
+/// own (link state counters) are not read at all, so any difference is a failure.
+pub fn diff(before: &Snapshot, after: &Snapshot) -> Vec<SettingDiff> {
+    let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|n| {
+            let (b, a) = (before.get(n).cloned(), after.get(n).cloned());
+            SettingDiff { name: n.clone(), changed: b != a, before: b, after: a }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_marks_changed_added_and_removed() {
+        let b: Snapshot = [("a", "1"), ("b", "2"), ("c", "3")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let a: Snapshot = [("a", "1"), ("b", "9"), ("d", "4")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let d = diff(&b, &a);
+        let changed: Vec<&str> = d.iter().filter(|x| x.changed).map(|x| x.name.as_str()).collect();
+        assert_eq!(changed, ["b", "c", "d"]);
+        assert_eq!(d.len(), 4);
+        assert!(diff(&b, &b).iter().all(|x| !x.changed));
+    }
+
+    #[test]
+    fn loopback_is_readable_and_stable() {
+        let one = read_dut(None, "lo").expect("lo");
+        assert_eq!(one.get("sysfs.mtu").map(String::as_str), Some("65536"));
+        assert_eq!(read_dut(None, "lo").expect("lo"), one);
+        assert!(read_dut(None, "no-such-dev0").is_err());
+    }
+}
