@@ -198,7 +198,21 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                     push(&mut errs, v.line, v.column, format!("expect.out.{k}: {msg}"));
                 }
             }
-            if !matches!(acts[0], "register" | "ctrl" | "query" | "register_raw" | "open_ring" | "mmap_region") {
+            if !matches!(
+                acts[0],
+                "register"
+                    | "ctrl"
+                    | "query"
+                    | "register_raw"
+                    | "open_ring"
+                    | "mmap_region"
+                    | "ethtool"
+                    | "link"
+                    | "xdp"
+                    | "af_xdp"
+                    | "ntuple"
+                    | "rss"
+            ) {
                 push(&mut errs, l, c, format!("`expect` does not apply to a {} step", acts[0]));
             }
         }
