@@ -40,6 +40,8 @@ pub struct DevState {
     pub rules: Vec<u32>,
     /// The default RSS context's indirection table (empty: none reported).
     pub indir: Vec<u32>,
+    /// Addresses with prefix lengths (a namespace move drops them; restored after it).
+    pub addrs: Vec<(std::net::IpAddr, u8)>,
 }
 
 /// Reads the settings the harness may change, in the calling thread's namespace.
@@ -58,6 +60,13 @@ fn read_here(dev: &str) -> NlResult<DevState> {
         up: l.up,
         rules: ethtool::flow_rules(dev).unwrap_or_default(),
         indir: ethtool::rss_indir(l.index, 0).unwrap_or_default(),
+        addrs: {
+            let mut a = link::addrs(l.index)?;
+            // Link-local IPv6 addresses come and go with the link; the harness set none.
+            a.retain(|(ip, _)| !matches!(ip, std::net::IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80));
+            a.sort();
+            a
+        },
     })
 }
 
@@ -122,6 +131,9 @@ pub fn restore(ns: Option<&str>, dev: &str, want: &DevState) -> Result<(), Strin
         if now.up != w.up {
             link::set_up(idx, w.up)?;
         }
+        for (ip, prefix) in w.addrs.iter().filter(|a| !now.addrs.contains(a)) {
+            link::add_addr(idx, *ip, *prefix)?;
+        }
         Ok(())
     })?;
     let back = read_state(ns, dev)?;
@@ -137,8 +149,8 @@ pub(super) fn first_ipv4(ns: Option<&str>, dev: &str) -> Result<String, String> 
     let addrs = in_ns(ns, move || link::addrs(link::by_name(&d)?.index))?;
     addrs
         .into_iter()
-        .find(|a| a.is_ipv4())
-        .map(|a| a.to_string())
+        .find(|a| a.0.is_ipv4())
+        .map(|a| a.0.to_string())
         .ok_or_else(|| format!("nic: {dev} has no IPv4 address"))
 }
 

@@ -165,8 +165,8 @@ pub fn add_addr(index: u32, addr: IpAddr, prefix: u8) -> NlResult<()> {
     ack!(sock, req, format!("add address {addr}/{prefix} to ifindex {index}"))
 }
 
-/// The addresses of a link.
-pub fn addrs(index: u32) -> NlResult<Vec<IpAddr>> {
+/// The addresses of a link, with their prefix lengths.
+pub fn addrs(index: u32) -> NlResult<Vec<(IpAddr, u8)>> {
     let mut sock = NetlinkSocket::new();
     let req = rt_addr::Request::new().op_getaddr_dump(&Ifaddrmsg::default());
     let mut replies = ask!(sock, req, "getaddr dump")?;
@@ -174,8 +174,8 @@ pub fn addrs(index: u32) -> NlResult<Vec<IpAddr>> {
     while let Some(r) = replies.recv() {
         let (h, attrs) = r.map_err(|e| NlError::reply("getaddr dump", &e))?;
         if h.ifa_index == index {
-            if let Ok(a) = attrs.get_address().or_else(|_| attrs.get_local()) {
-                out.push(a);
+            if let Ok(a) = attrs.get_local().or_else(|_| attrs.get_address()) {
+                out.push((a, h.ifa_prefixlen));
             }
         }
     }

@@ -36,6 +36,20 @@ pub fn rx_queue(ifindex: u32, id: u32) -> NlResult<Queue> {
     })
 }
 
+/// NETDEV_XDP_ACT_BASIC | REDIRECT | XSK_ZEROCOPY: what AF_XDP zero copy needs.
+pub const XDP_ACT_ZC: u64 = 0x1 | 0x2 | 0x8;
+
+/// The device's `xdp-features` (`dev-get`).
+pub fn xdp_features(ifindex: u32) -> NlResult<u64> {
+    let mut sock = NetlinkSocket::new();
+    let mut req = netdev::Request::new().op_dev_get_do();
+    req.encode().push_ifindex(ifindex);
+    let what = format!("dev-get ifindex {ifindex}");
+    let mut r = ask!(sock, req, what)?;
+    let a = r.recv_one().map_err(|e| NlError::reply(&what, &e))?;
+    Ok(a.get_xdp_features().unwrap_or(0))
+}
+
 /// One page pool of a device, with its statistics when the kernel keeps them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PagePool {
