@@ -75,9 +75,12 @@ impl TopologyFile {
         }
         let (dut_dev, peer_dev) = match self.kind {
             Kind::Veth => {
-                kmod::load("veth")?;
                 let q = self.queues;
-                in_ns(Some(&ns_dut), || link::add_veth("zcrxv0", "zcrxv1", q))?;
+                // veth may be built in: load the module only when the kernel does not know the kind.
+                if let Err(e) = in_ns(Some(&ns_dut), || link::add_veth("zcrxv0", "zcrxv1", q)) {
+                    kmod::load("veth").map_err(|m| format!("{e}; loading veth: {m}"))?;
+                    in_ns(Some(&ns_dut), || link::add_veth("zcrxv0", "zcrxv1", q))?;
+                }
                 let peer_ns = std::fs::File::open(netns::path(&ns_peer)).map_err(|e| format!("{ns_peer}: {e}"))?;
                 in_ns(Some(&ns_dut), || link::move_to(link::by_name("zcrxv1")?.index, peer_ns.as_fd()))?;
                 ("zcrxv0".to_string(), "zcrxv1".to_string())
