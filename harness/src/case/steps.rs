@@ -39,6 +39,13 @@ pub struct Register {
     /// Protection of the area memory: `read` (read-only mapping) or `tail_none` (its last
     /// page unmapped-like, PROT_NONE), so pinning fails.
     pub area_prot: Option<AreaProt>,
+    /// Put the area in 2 MiB huge pages (MAP_HUGETLB; the case skips when none are reserved).
+    #[serde(default)]
+    pub area_huge: bool,
+    /// When the kernel answers this errno, the device lacks what the case needs: the case
+    /// skips with that reason instead of failing (e.g. EOPNOTSUPP for rx_buf_len on a driver
+    /// without QCFG_RX_PAGE_SIZE).
+    pub unsupported: Option<String>,
     /// Retry while the kernel answers EEXIST/EBUSY for up to this long (a queue being released
     /// asynchronously after a teardown); the final answer is what is checked.
     pub retry_ms: Option<u64>,

@@ -149,6 +149,11 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
         if let Some(r) = &s.recv_zc {
             check(&mut errs, &uapi::SQE, &r.sqe);
         }
+        if let Some(u) = s.register.as_ref().and_then(|r| r.unsupported.as_ref()) {
+            if crate::kernel::sys::errno_by_name(u).is_none() {
+                push(&mut errs, l, c, format!("register.unsupported: unknown errno `{}`", short(u)));
+            }
+        }
         let mut cqes: Vec<&CqeExpect> = Vec::new();
         if let Some(e) = &s.expect_cqes {
             cqes.extend(e.cqes.iter());
