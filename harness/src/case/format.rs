@@ -7,8 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{
-    Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, MmapRegion, Netns,
-    Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send, Shutdown, Tun,
+    AfXdp, Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, LinkOp,
+    MmapRegion, Netns, Nsim, Ntuple, OpenRing, PagePools, Query, QueueGet, RecvZc, Register, RegisterRaw,
+    ReturnBuffers, RqPush, RqSet, Rss, Send, Shutdown, Tun, XdpStep,
 };
 use super::{Axis, Sp, Value};
 use crate::model::Feature;
@@ -258,10 +259,27 @@ pub struct Step {
     pub netns: Option<Netns>,
     pub ethtool: Option<crate::topology::Settings>,
     pub nsim: Option<Nsim>,
+    pub link: Option<LinkOp>,
+    pub xdp: Option<XdpStep>,
+    pub af_xdp: Option<AfXdp>,
+    pub ntuple: Option<Ntuple>,
+    pub rss: Option<Rss>,
+    pub queue_get: Option<QueueGet>,
+    pub page_pools: Option<PagePools>,
     pub expect: Option<Expect>,
 }
 
 impl Step {
+    /// Whether the step changes the device under test (the runner restores its settings
+    /// after the case and reads them back).
+    pub fn changes_device(&self) -> bool {
+        self.ethtool.is_some()
+            || self.link.is_some()
+            || self.xdp.is_some()
+            || self.ntuple.is_some()
+            || self.rss.is_some()
+    }
+
     /// Names of the action keys present.
     pub fn actions(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
@@ -292,7 +310,14 @@ impl Step {
             tun,
             netns,
             ethtool,
-            nsim
+            nsim,
+            link,
+            xdp,
+            af_xdp,
+            ntuple,
+            rss,
+            queue_get,
+            page_pools
         );
         v
     }

@@ -39,6 +39,13 @@ pub struct Register {
     /// Protection of the area memory: `read` (read-only mapping) or `tail_none` (its last
     /// page unmapped-like, PROT_NONE), so pinning fails.
     pub area_prot: Option<AreaProt>,
+    /// Put the area in 2 MiB huge pages (MAP_HUGETLB; the case skips when none are reserved).
+    #[serde(default)]
+    pub area_huge: bool,
+    /// When the kernel answers this errno, the device lacks what the case needs: the case
+    /// skips with that reason instead of failing (e.g. EOPNOTSUPP for rx_buf_len on a driver
+    /// without QCFG_RX_PAGE_SIZE).
+    pub unsupported: Option<String>,
     /// Retry while the kernel answers EEXIST/EBUSY for up to this long (a queue being released
     /// asynchronously after a teardown); the final answer is what is checked.
     pub retry_ms: Option<u64>,
@@ -139,6 +146,9 @@ pub struct Connect {
     pub name: Option<String>,
     #[serde(default)]
     pub kind: ConnKind,
+    /// TCP between the topology's IPv6 addresses (skips on a topology without them).
+    #[serde(default)]
+    pub ipv6: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
@@ -387,4 +397,119 @@ pub struct Nsim {
 pub struct Netns {
     #[serde(default)]
     pub new: bool,
+}
+
+/// Link operations on the DUT through rtnetlink. Taking the link down, moving it and deleting
+/// it are destructive: they run only on a topology with `destructive: true`, else the case
+/// skips. A vendor's management interface is never touched: only the topology's DUT.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkOp {
+    /// Administrative state: up or down.
+    pub state: Option<LinkState>,
+    /// Move the DUT into a new network namespace the case creates (gone with the case; the
+    /// topology's teardown deletes what is left).
+    #[serde(default)]
+    pub move_netns: bool,
+    /// Delete the DUT.
+    #[serde(default)]
+    pub delete: bool,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    Up,
+    Down,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum XdpMode {
+    /// Driver (native) XDP.
+    #[default]
+    Drv,
+    /// Generic (skb) XDP.
+    Skb,
+}
+
+/// Attach (a minimal XDP_PASS program, loaded with bpf(BPF_PROG_LOAD)) or detach XDP on the DUT
+/// through rtnetlink IFLA_XDP.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct XdpStep {
+    /// true: attach; false: detach.
+    pub attach: bool,
+    #[serde(default)]
+    pub mode: XdpMode,
+    /// Load the program with BPF_F_XDP_HAS_FRAGS (multi-buffer; the kernel refuses
+    /// single-buffer XDP while tcp-data-split is on). Default true.
+    #[serde(default = "yes")]
+    pub frags: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Bind an AF_XDP socket to an rx queue of the DUT (default: the topology's zcrx queue).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AfXdp {
+    pub queue: Option<Value>,
+    /// XDP_ZEROCOPY instead of XDP_COPY.
+    #[serde(default)]
+    pub zerocopy: bool,
+}
+
+/// Add or delete an ntuple (rxnfc) rule on the DUT: TCP to the local port of a connection's
+/// receiving socket goes to `queue` (default: the zcrx queue), or to an RSS context.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ntuple {
+    /// Name of the rule (default r0), for `delete`.
+    pub name: Option<String>,
+    /// Add a rule for this connection (its receiving socket's port and address family).
+    pub conn: Option<String>,
+    pub queue: Option<Value>,
+    /// Steer into this RSS context (made by an `rss` step) instead of a queue.
+    pub context: Option<String>,
+    /// Delete the named rule.
+    #[serde(default)]
+    pub delete: bool,
+}
+
+/// RSS on the DUT: spread the default context over every queue but `exclude` (the zcrx queue,
+/// as a real deployment does), or create a context over `queues`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rss {
+    #[serde(default)]
+    pub exclude: Vec<Value>,
+    /// Create an RSS context with this name over `queues`.
+    pub context: Option<String>,
+    #[serde(default)]
+    pub queues: Vec<Value>,
+}
+
+/// The netdev family's `queue-get` of a DUT rx queue: the io_uring memory provider must be
+/// shown (`io_uring: true`) or gone (`false`), waiting up to `wait_ms` for it (the provider
+/// is released asynchronously after a teardown).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueGet {
+    pub queue: Option<Value>,
+    pub io_uring: bool,
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// The DUT's page pools (`page-pool-get`, `page-pool-stats-get`): exactly this many have the
+/// io_uring memory provider (statistics are logged).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PagePools {
+    pub io_uring: u32,
+    #[serde(default)]
+    pub wait_ms: u64,
 }

@@ -149,6 +149,11 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
         if let Some(r) = &s.recv_zc {
             check(&mut errs, &uapi::SQE, &r.sqe);
         }
+        if let Some(u) = s.register.as_ref().and_then(|r| r.unsupported.as_ref()) {
+            if crate::kernel::sys::errno_by_name(u).is_none() {
+                push(&mut errs, l, c, format!("register.unsupported: unknown errno `{}`", short(u)));
+            }
+        }
         let mut cqes: Vec<&CqeExpect> = Vec::new();
         if let Some(e) = &s.expect_cqes {
             cqes.extend(e.cqes.iter());
@@ -198,7 +203,21 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                     push(&mut errs, v.line, v.column, format!("expect.out.{k}: {msg}"));
                 }
             }
-            if !matches!(acts[0], "register" | "ctrl" | "query" | "register_raw" | "open_ring" | "mmap_region") {
+            if !matches!(
+                acts[0],
+                "register"
+                    | "ctrl"
+                    | "query"
+                    | "register_raw"
+                    | "open_ring"
+                    | "mmap_region"
+                    | "ethtool"
+                    | "link"
+                    | "xdp"
+                    | "af_xdp"
+                    | "ntuple"
+                    | "rss"
+            ) {
                 push(&mut errs, l, c, format!("`expect` does not apply to a {} step", acts[0]));
             }
         }

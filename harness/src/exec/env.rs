@@ -1,5 +1,5 @@
 //! Steps that prepare the case's surroundings: connections and senders, TUN devices,
-//! topology settings (ethtool), netdevsim knobs.
+//! netdevsim knobs (device settings are in `nic.rs`).
 
 use super::*;
 
@@ -35,29 +35,6 @@ impl Ctx<'_> {
             self.conns.remove(c).ok_or_else(|| format!("no connection `{c}`"))?;
         }
         self.note(format!("close {x:?}"));
-        Ok(())
-    }
-
-    /// Changes DUT settings the topology allows (restored by the runner after the case).
-    pub(super) fn ethtool(&mut self, e: &crate::topology::Settings) -> StepResult {
-        let et = self.topo.ethtool.clone().ok_or_else(|| StepError::Skip("no ethtool for this topology".into()))?;
-        let dev = self
-            .topo
-            .dut_dev
-            .clone()
-            .ok_or_else(|| StepError::Skip(format!("topology {} has no device", self.topo.name)))?;
-        for (name, set) in [
-            ("tcp-data-split", e.tcp_data_split.is_some()),
-            ("hds-thresh", e.hds_thresh.is_some()),
-            ("combined", e.combined.is_some()),
-        ] {
-            if set && !self.topo.may_change.iter().any(|m| m == name) {
-                return Err(StepError::Skip(format!("topology {} does not allow changing {name}", self.topo.name)));
-            }
-        }
-        // Our thread is in the DUT namespace; ethtool inherits it.
-        crate::topology::apply_settings(&et, None, &dev, e)?;
-        self.note(format!("ethtool {dev}: {e:?}"));
         Ok(())
     }
 
@@ -103,7 +80,15 @@ impl Ctx<'_> {
         let io = |e: std::io::Error| harness(e.to_string());
         let (recv, peer): (OwnedFd, OwnedFd) = match c.kind {
             ConnKind::Tcp => {
-                let l = TcpListener::bind((self.topo.dut_addr.as_str(), 0)).map_err(io)?;
+                let dut = if c.ipv6 {
+                    self.topo
+                        .dut_addr6
+                        .clone()
+                        .ok_or_else(|| StepError::Skip(format!("topology {} has no IPv6 addresses", self.topo.name)))?
+                } else {
+                    self.topo.dut_addr.clone()
+                };
+                let l = TcpListener::bind((dut.as_str(), 0)).map_err(io)?;
                 let addr = l.local_addr().map_err(io)?;
                 let client = match self.topo.peer_netns.clone() {
                     // The peer connects from its own namespace: a thread we own enters it.

@@ -11,6 +11,7 @@ mod check;
 mod ctrl;
 mod data;
 mod env;
+mod nic;
 mod register;
 mod rq;
 
@@ -139,6 +140,8 @@ struct Ctx<'a> {
     own_netns: bool,
     /// Devices this case created (`tun` steps), by name.
     made_devices: Vec<String>,
+    /// AF_XDP sockets, ntuple rules and RSS contexts of the NIC steps.
+    nic: nic::NicState,
 }
 
 type StepResult = Result<(), StepError>;
@@ -177,6 +180,7 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
         last: BTreeMap::new(),
         own_netns: topo.fresh_netns,
         made_devices: Vec::new(),
+        nic: Default::default(),
     };
     let r = if case.def.userns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
@@ -247,6 +251,13 @@ enum Action<'s> {
     Nsim(&'s Nsim),
     Netns(&'s Netns),
     Close(&'s Close),
+    Link(&'s LinkOp),
+    Xdp(&'s XdpStep),
+    AfXdp(&'s AfXdp),
+    Ntuple(&'s Ntuple),
+    Rss(&'s Rss),
+    QueueGet(&'s QueueGet),
+    PagePools(&'s PagePools),
 }
 
 fn action(s: &Step) -> Option<Action<'_>> {
@@ -261,7 +272,8 @@ fn action(s: &Step) -> Option<Action<'_>> {
         expect_data => ExpectData, drain_data => DrainData, expect_no_cqe => ExpectNoCqe,
         return_buffers => ReturnBuffers, rq_push => RqPush, rq_set => RqSet, expect_rq => ExpectRq,
         expect_stats => ExpectStats, mmap_region => MmapRegion, tun => Tun, ethtool => Ethtool, nsim => Nsim,
-        netns => Netns, close => Close,
+        netns => Netns, close => Close, link => Link, xdp => Xdp, af_xdp => AfXdp, ntuple => Ntuple, rss => Rss,
+        queue_get => QueueGet, page_pools => PagePools,
     );
     None
 }
@@ -336,10 +348,17 @@ impl Ctx<'_> {
             Action::ExpectStats(x) => self.expect_stats(x),
             Action::MmapRegion(x) => self.mmap_region(&ring, x, expect),
             Action::Tun(t) => self.tun(t),
-            Action::Ethtool(e) => self.ethtool(e),
+            Action::Ethtool(e) => self.ethtool(e, expect),
             Action::Nsim(n) => self.nsim(n),
             Action::Netns(n) => self.netns(n),
             Action::Close(x) => self.close(x),
+            Action::Link(x) => self.link_op(x, expect),
+            Action::Xdp(x) => self.xdp(x, expect),
+            Action::AfXdp(x) => self.af_xdp(x, expect),
+            Action::Ntuple(x) => self.ntuple(x, expect),
+            Action::Rss(x) => self.rss(x, expect),
+            Action::QueueGet(x) => self.queue_get(x),
+            Action::PagePools(x) => self.page_pools(x),
         }
     }
 

@@ -33,6 +33,12 @@ impl Ctx<'_> {
             // Only the region size follows an rq_entries override; the ifq gets the override itself.
             reg.ifq.rq_entries = defs.rq_entries;
         }
+        if r.area_huge {
+            let m = crate::kernel::sys::Mem::huge(area_pages * PAGE)
+                .map_err(|e| StepError::Skip(format!("no 2 MiB huge pages for the area (vm.nr_hugepages): {e}")))?;
+            reg.area.addr = m.addr();
+            reg.area_mem = m;
+        }
         match r.area_prot {
             Some(AreaProt::Read) => reg.area_mem.protect(libc::PROT_READ).map_err(|e| harness(format!("{e}")))?,
             Some(AreaProt::TailNone) => {
@@ -136,6 +142,13 @@ impl Ctx<'_> {
             Target::Netdev { .. } => "netdev",
         };
         self.note(format!("IORING_REGISTER_ZCRX_IFQ({kind}{summary}) -> {}", describe(&got)));
+        if let (Some(name), Err(en)) = (&r.unsupported, &got) {
+            if sys::errno_by_name(name) == Some(*en) {
+                return Err(StepError::Skip(format!(
+                    "the device does not support this registration (kernel returned {name})"
+                )));
+            }
+        }
         let event = reg.event.unwrap_or_default();
         let read = |k: &str| -> Option<u64> {
             let (p, f) = k.split_once('.')?;

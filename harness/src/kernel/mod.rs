@@ -1,8 +1,10 @@
 //! The kernel interface: the exact uapi with field tables ([`uapi`]), raw syscalls and memory
 //! ([`sys`]), rings ([`ring`]), the probe ([`probe`]), TUN devices ([`netdev`]) and the
-//! default zcrx registration and RQ publisher shared by the executor and `bench` ([`zcrx`]).
+//! default zcrx registration and RQ publisher shared by the executor and `bench` ([`zcrx`]), and
+//! netlink, ethtool, module, XDP and AF_XDP interfaces ([`nl`]).
 
 pub mod netdev;
+pub mod nl;
 pub mod probe;
 pub mod ring;
 pub mod sys;

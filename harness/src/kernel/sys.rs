@@ -45,6 +45,14 @@ impl Mem {
         Self::map(len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
     }
 
+    /// Anonymous memory in 2 MiB huge pages (MAP_HUGETLB); `len` rounded up to 2 MiB. Fails
+    /// (ENOMEM) when no huge pages are reserved (vm.nr_hugepages).
+    pub fn huge(len: usize) -> io::Result<Mem> {
+        let two_mb = 2 << 20;
+        let len = len.max(1).div_ceil(two_mb) * two_mb;
+        Self::map(len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB, -1, 0)
+    }
+
     /// Maps `len` bytes of `fd` at `offset` shared (used for kernel-allocated RQ regions).
     pub fn map_fd(fd: RawFd, len: usize, offset: u64) -> io::Result<Mem> {
         Self::map(len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_POPULATE, fd, offset as i64)

@@ -187,7 +187,7 @@ pub fn untested(cases: &[CaseReport]) -> Vec<Untested> {
         .filter(|c| c.status == Status::Skip)
         .map(|c| {
             let m = c.message.as_str();
-            let why = if m.contains("does not allow changing") {
+            let why = if m.contains("does not allow changing") || m.contains("is destructive") {
                 Why::NotDestructive
             } else if m.contains("kernel") || m.contains("IORING_REGISTER_QUERY") || m.contains("lacks") {
                 Why::Kernel

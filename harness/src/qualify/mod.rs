@@ -240,10 +240,7 @@ pub fn here(
     let (d, n) = (dev.clone(), ns.clone());
     let facts = settings::in_netns(ns.as_deref(), move || nic::probe(&d, n.as_deref()))?;
     let before = settings::read_dut(ns.as_deref(), &dev);
-    let mut run_file = TopologyFile { simulate: None, ..file.clone() };
-    if !file.destructive {
-        run_file.may_change.clear();
-    }
+    let run_file = TopologyFile { simulate: None, ..file.clone() };
     let up = |slot: u32| -> Result<Envs, String> {
         let mut env = run_file.up(&tools, slot)?;
         if let Some(s) = &sim {

@@ -191,7 +191,7 @@ impl<'a> Scheduler<'a> {
         let case = self.cases[slot.job.idx];
         let r = slot.running.finish();
         if let Some(env) = self.envs.env(&slot.job.kind) {
-            if case.def.steps.iter().any(|s| s.value.ethtool.is_some()) {
+            if case.def.steps.iter().any(|s| s.value.changes_device()) {
                 for e in env.restore_settings() {
                     eprintln!("restoring settings after {}: {e}", case.id);
                 }

@@ -11,16 +11,17 @@
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use super::tools::{apply_settings, first_ipv4, ifindex_in, ip, ip_ns, read_settings, run, Tools};
+use super::tools::{apply_settings, first_ipv4, ifindex_in, in_ns, read_state, restore, DevState, Tools};
 use super::{parse_cidr, Kind, Settings, Topo, TopologyFile};
+use crate::kernel::nl::{kmod, link, netns};
 
 /// A topology that is up. Dropping it tears it down (also on errors and Ctrl-C paths).
 pub struct Env {
     pub topo: Topo,
     namespaces: Vec<String>,
     nsim_ids: Vec<u32>,
-    /// (netns, device, settings before we changed them)
-    restore: Vec<(Option<String>, String, Settings)>,
+    /// (netns, device, its state before we changed it)
+    restore: Vec<(Option<String>, String, DevState)>,
     pub log: Vec<String>,
 }
 
@@ -40,7 +41,6 @@ impl TopologyFile {
             restore: Vec::new(),
             log: clean_leftovers(),
         };
-        a.topo.ethtool = tools.ethtool.clone();
         a.topo.may_change = self.may_change.clone();
         match self.kind {
             Kind::Nic => self.up_nic(&mut a, tools, pid, slot)?,
@@ -69,36 +69,20 @@ impl TopologyFile {
     ) -> Result<(), String> {
         let (ns_dut, ns_peer) = (ns_dut.to_string(), ns_peer.to_string());
         for ns in [&ns_dut, &ns_peer] {
-            ip(&["netns", "add", ns])?;
+            netns::add(ns)?;
             a.namespaces.push(ns.clone());
-            ip_ns(ns, &["link", "set", "lo", "up"])?;
+            in_ns(Some(ns), || link::set_up(link::by_name("lo")?.index, true))?;
         }
         let (dut_dev, peer_dev) = match self.kind {
             Kind::Veth => {
-                let _ = run(Path::new("modprobe"), &["veth"]);
-                let q = self.queues.to_string();
-                ip(&[
-                    "link",
-                    "add",
-                    "zcrxv0",
-                    "numrxqueues",
-                    &q,
-                    "numtxqueues",
-                    &q,
-                    "netns",
-                    &ns_dut,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    "zcrxv1",
-                    "numrxqueues",
-                    &q,
-                    "numtxqueues",
-                    &q,
-                    "netns",
-                    &ns_peer,
-                ])?;
+                let q = self.queues;
+                // veth may be built in: load the module only when the kernel does not know the kind.
+                if let Err(e) = in_ns(Some(&ns_dut), || link::add_veth("zcrxv0", "zcrxv1", q)) {
+                    kmod::load("veth").map_err(|m| format!("{e}; loading veth: {m}"))?;
+                    in_ns(Some(&ns_dut), || link::add_veth("zcrxv0", "zcrxv1", q))?;
+                }
+                let peer_ns = std::fs::File::open(netns::path(&ns_peer)).map_err(|e| format!("{ns_peer}: {e}"))?;
+                in_ns(Some(&ns_dut), || link::move_to(link::by_name("zcrxv1")?.index, peer_ns.as_fd()))?;
                 ("zcrxv0".to_string(), "zcrxv1".to_string())
             }
             Kind::Netdevsim | Kind::NetdevsimZcrx => {
@@ -122,23 +106,30 @@ impl TopologyFile {
                         .map_err(|e| format!("netdevsim new_device {id}: {e}"))?;
                     a.nsim_ids.push(id);
                     let _ = std::fs::write(format!("/run/zcrx-conform-nsim-{id}"), pid.to_string());
-                    // udev renames the port (eth0 -> eni...): let it finish, and retry the move
-                    // with the current name if the rename raced us.
-                    let _ = run(Path::new("udevadm"), &["settle", "--timeout=10"]);
+                    // Moved by ifindex, so a udev rename (eth0 -> eni...) racing us does not
+                    // matter; once in the namespace, nothing renames it.
+                    let idx = wait_for_nsim_port(id)?;
+                    let ns_file = std::fs::File::open(netns::path(ns)).map_err(|e| format!("{ns}: {e}"))?;
                     let mut moved = Err(String::new());
                     for _ in 0..10 {
-                        let dev = wait_for_nsim_port(id)?;
-                        moved = ip(&["link", "set", &dev, "netns", ns]).map(|_| dev);
+                        moved = link::move_to(idx, ns_file.as_fd()).map_err(String::from);
                         if moved.is_ok() {
                             break;
                         }
                         std::thread::sleep(std::time::Duration::from_millis(200));
                     }
-                    names.push(moved?);
+                    moved?;
+                    let moved_name = in_ns(Some(ns), || {
+                        let l = link::list()?;
+                        Ok(l.into_iter().find(|l| l.index == idx).map(|l| l.name))
+                    })?
+                    .ok_or_else(|| format!("netdevsim{id}: port ifindex {idx} not found in {ns}"))?;
+                    names.push(moved_name);
                 }
                 if let Some((rd, rp)) = rename {
-                    ip_ns(&ns_dut, &["link", "set", &names[0], "name", rd])?;
-                    ip_ns(&ns_peer, &["link", "set", &names[1], "name", rp])?;
+                    for (ns, old, new) in [(&ns_dut, &names[0], rd), (&ns_peer, &names[1], rp)] {
+                        in_ns(Some(ns), || link::rename(link::by_name(old)?.index, new))?;
+                    }
                     names = vec![rd.to_string(), rp.to_string()];
                 }
                 let (d, p) = (names[0].clone(), names[1].clone());
@@ -159,15 +150,24 @@ impl TopologyFile {
         };
         let (da, dp) = parse_cidr(&self.dut_address)?;
         let (pa, pp) = parse_cidr(&self.peer_address)?;
-        ip_ns(&ns_dut, &["addr", "add", &format!("{da}/{dp}"), "dev", &dut_dev])?;
-        ip_ns(&ns_peer, &["addr", "add", &format!("{pa}/{pp}"), "dev", &peer_dev])?;
-        ip_ns(&ns_dut, &["link", "set", &dut_dev, "up"])?;
-        ip_ns(&ns_peer, &["link", "set", &peer_dev, "up"])?;
-        if self.dut != Settings::default() || self.peer != Settings::default() {
-            let et = a.topo.ethtool.clone().ok_or("no ethtool found (vm/ethtool.sh fetches ethtool 7.x)")?;
-            apply_settings(&et, Some(&ns_dut), &dut_dev, &self.dut)?;
-            apply_settings(&et, Some(&ns_peer), &peer_dev, &self.peer)?;
+        let six =
+            [(&ns_dut, &dut_dev, self.dut_address6.as_deref()), (&ns_peer, &peer_dev, self.peer_address6.as_deref())];
+        for ((ns, dev, a6), (addr, prefix)) in six.into_iter().zip([(&da, dp), (&pa, pp)]) {
+            let ip: std::net::IpAddr = addr.parse().map_err(|_| format!("bad address {addr}"))?;
+            let v6 = a6.map(parse_cidr).transpose()?;
+            in_ns(Some(ns), || {
+                let idx = link::by_name(dev)?.index;
+                link::add_addr(idx, ip, prefix)?;
+                if let Some((a6, p6)) = &v6 {
+                    let ip6 =
+                        a6.parse().map_err(|_| crate::kernel::nl::NlError::new(libc::EINVAL, "bad IPv6 address"))?;
+                    link::add_addr(idx, ip6, *p6)?;
+                }
+                link::set_up(idx, true)
+            })?;
         }
+        apply_settings(Some(&ns_dut), &dut_dev, &self.dut)?;
+        apply_settings(Some(&ns_peer), &peer_dev, &self.peer)?;
         a.topo.if_idx = ifindex_in(&ns_dut, &dut_dev)?;
         a.topo.peer_if_idx = ifindex_in(&ns_peer, &peer_dev)?;
         a.topo.netns = Some(PathBuf::from(format!("/run/netns/{ns_dut}")));
@@ -176,6 +176,9 @@ impl TopologyFile {
         a.topo.peer_dev = Some(peer_dev);
         a.topo.dut_addr = da;
         a.topo.peer_addr = pa;
+        a.topo.dut_addr6 = self.dut_address6.as_deref().map(parse_cidr).transpose()?.map(|a| a.0);
+        a.topo.peer_addr6 = self.peer_address6.as_deref().map(parse_cidr).transpose()?.map(|a| a.0);
+        a.topo.destructive = self.destructive;
         a.log.push(format!("topology {} up: {}", self.name, serde_json::to_string(&a.topo).unwrap_or_default()));
         Ok(())
     }
@@ -195,6 +198,10 @@ impl TopologyFile {
                 peer: Settings { combined: Some(1), ..Default::default() },
                 dut_address: self.dut_address.clone(),
                 peer_address: format!("{}/{}", remote.address, parse_cidr(&self.dut_address)?.1),
+                peer_address6: match (&remote.address6, &self.dut_address6) {
+                    (Some(r), Some(d)) => Some(format!("{r}/{}", parse_cidr(d)?.1)),
+                    _ => None,
+                },
                 ..self.clone()
             };
             pair.up_pair_named(a, tools, pid, slot, n, pn, Some((&dev, pi)))?;
@@ -206,10 +213,9 @@ impl TopologyFile {
         };
         let dut_addr = first_ipv4(ns.as_deref(), &dev)?;
         if !self.may_change.is_empty() || self.dut != Settings::default() {
-            let et = a.topo.ethtool.clone().ok_or("no ethtool found")?;
-            let before = read_settings(&et, ns.as_deref(), &dev)?;
+            let before = read_state(ns.as_deref(), &dev)?;
             a.restore.push((ns.clone(), dev.clone(), before));
-            apply_settings(&et, ns.as_deref(), &dev, &self.dut)?;
+            apply_settings(ns.as_deref(), &dev, &self.dut)?;
         }
         a.topo.if_idx = idx;
         a.topo.netns = ns.map(|n| PathBuf::from(format!("/run/netns/{n}")));
@@ -218,17 +224,25 @@ impl TopologyFile {
         a.topo.peer_dev = remote.interface.clone();
         a.topo.dut_addr = dut_addr;
         a.topo.peer_addr = remote.address.clone();
+        a.topo.dut_addr6 = self.dut_address6.as_deref().map(parse_cidr).transpose()?.map(|a| a.0);
+        a.topo.peer_addr6 = remote.address6.clone();
+        a.topo.destructive = self.destructive;
         a.log.push(format!("topology {} (nic) up: {}", self.name, serde_json::to_string(&a.topo).unwrap_or_default()));
         Ok(())
     }
 }
 
-fn wait_for_nsim_port(id: u32) -> Result<String, String> {
+/// The ifindex of netdevsim device `id`'s port, once it exists.
+fn wait_for_nsim_port(id: u32) -> Result<u32, String> {
     let dir = format!("/sys/bus/netdevsim/devices/netdevsim{id}/net");
     for _ in 0..200 {
         if let Ok(rd) = std::fs::read_dir(&dir) {
             if let Some(e) = rd.flatten().next() {
-                return Ok(e.file_name().to_string_lossy().into_owned());
+                if let Some(i) =
+                    std::fs::read_to_string(e.path().join("ifindex")).ok().and_then(|t| t.trim().parse().ok())
+                {
+                    return Ok(i);
+                }
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -237,26 +251,19 @@ fn wait_for_nsim_port(id: u32) -> Result<String, String> {
 }
 
 impl Env {
-    /// Re-applies the recorded settings (after a case changed them).
+    /// Puts the recorded settings back (after a case changed them) and reads them back.
     pub fn restore_settings(&self) -> Vec<String> {
-        let mut errs = Vec::new();
-        let Some(et) = &self.topo.ethtool else { return errs };
-        for (ns, dev, s) in &self.restore {
-            if let Err(e) = apply_settings(et, ns.as_deref(), dev, s) {
-                errs.push(e);
-            }
-        }
-        errs
+        self.restore.iter().filter_map(|(ns, dev, s)| restore(ns.as_deref(), dev, s).err()).collect()
     }
 
-    /// Records the DUT's current settings so a case may change them (pair topologies).
+    /// Records the DUT's current state so a case may change it (pair topologies).
     pub fn snapshot_dut(&mut self) -> Result<(), String> {
-        let (Some(et), Some(dev)) = (&self.topo.ethtool, &self.topo.dut_dev) else { return Ok(()) };
+        let Some(dev) = &self.topo.dut_dev else { return Ok(()) };
         if self.restore.iter().any(|(_, d, _)| d == dev) {
             return Ok(());
         }
         let ns = self.topo.netns.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
-        let s = read_settings(et, ns.as_deref(), dev)?;
+        let s = read_state(ns.as_deref(), dev)?;
         self.restore.push((ns, dev.clone(), s));
         Ok(())
     }
@@ -272,8 +279,8 @@ impl Env {
             let _ = std::fs::remove_file(format!("/run/zcrx-conform-nsim-{id}"));
         }
         for ns in self.namespaces.drain(..) {
-            if let Err(e) = ip(&["netns", "del", &ns]) {
-                errs.push(e);
+            if let Err(e) = netns::del(&ns) {
+                errs.push(e.msg);
             }
         }
         errs
@@ -305,7 +312,7 @@ pub fn clean_leftovers() -> Vec<String> {
             let n = e.file_name().to_string_lossy().into_owned();
             let Some(rest) = n.strip_prefix(NS_PREFIX) else { continue };
             let pid: i32 = rest.split('-').next().and_then(|p| p.parse().ok()).unwrap_or(0);
-            if pid > 0 && !pid_alive(pid) && ip(&["netns", "del", &n]).is_ok() {
+            if pid > 0 && !pid_alive(pid) && netns::del(&n).is_ok() {
                 done.push(format!("removed stale netns {n}"));
             }
         }
@@ -343,10 +350,11 @@ fn load_netdevsim(ko: &Path, variant: &str) -> Result<(), String> {
                 if marker.trim().is_empty() { "other" } else { marker.trim() }
             ));
         }
-        run(Path::new("rmmod"), &["netdevsim"]).map_err(|e| format!("another netdevsim is loaded: {e}"))?;
+        kmod::unload("netdevsim").map_err(|e| format!("another netdevsim is loaded: {e}"))?;
     }
-    let _ = run(Path::new("modprobe"), &["psample"]);
-    run(Path::new("insmod"), &[ko.to_str().unwrap_or("")])?;
+    // netdevsim needs psample (in tree): loaded from the kernel's own modules.dep.
+    kmod::load("psample")?;
+    kmod::load_file(ko)?;
     let _ = std::fs::write("/run/zcrx-conform-nsim-variant", variant);
     Ok(())
 }

@@ -9,7 +9,8 @@
 //!
 //! This file holds what a case needs to know ([`Topo`]) and the topology files themselves
 //! (types, loading, validation). `env.rs` brings a file's topology up and owns its teardown
-//! ([`Env`]); `tools.rs` runs `ip` and `ethtool` ([`Tools`], [`apply_settings`]).
+//! ([`Env`]); `tools.rs` reads, changes and restores device settings through netlink
+//! ([`apply_settings`], [`DevState`]). No `ip`, `ethtool`, `modprobe` or `udevadm` is started.
 
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
@@ -26,7 +27,7 @@ mod tools;
 
 pub use env::{clean_leftovers, Active, Env};
 pub use set::Envs;
-pub use tools::{apply_settings, read_settings, Tools};
+pub use tools::{apply_here, apply_settings, read_state, DevState, Tools};
 
 pub const KNOWN: &[&str] = &["host", "nodev", "netdevsim", "veth", "nic", "netdevsim-zcrx"];
 
@@ -60,8 +61,15 @@ pub struct Topo {
     /// Addresses a TCP connection uses (listener on dut_addr, client from peer_addr).
     pub dut_addr: String,
     pub peer_addr: String,
-    /// ethtool that can set tcp-data-split / hds-thresh (7.x).
-    pub ethtool: Option<PathBuf>,
+    /// IPv6 addresses of the DUT and the peer, when the topology has them.
+    #[serde(default)]
+    pub dut_addr6: Option<String>,
+    #[serde(default)]
+    pub peer_addr6: Option<String>,
+    /// Device deletion, netns moves and link flaps are allowed (DISRUPTIVE in the kernel
+    /// selftests); otherwise the cases doing them skip.
+    #[serde(default)]
+    pub destructive: bool,
     /// Settings a case may change with the `ethtool` step.
     pub may_change: Vec<String>,
     /// debugfs directory of the DUT port (netdevsim), for fault knobs.
@@ -134,6 +142,10 @@ pub struct Settings {
     pub hds_thresh: Option<u32>,
     /// Combined channels.
     pub combined: Option<u32>,
+    /// rx ring size (descriptors).
+    pub rx_ring: Option<u32>,
+    /// MTU (through rtnetlink).
+    pub mtu: Option<u32>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -144,6 +156,8 @@ pub struct Peer {
     pub interface: Option<String>,
     /// The peer's address the DUT reaches it at; traffic goes nowhere else.
     pub address: String,
+    /// The peer's IPv6 address (IPv6 cases skip without it).
+    pub address6: Option<String>,
 }
 
 /// A topology file under topologies/.
@@ -164,6 +178,13 @@ pub struct TopologyFile {
     pub dut_address: String,
     #[serde(default = "d_peer_addr")]
     pub peer_address: String,
+    /// IPv6 addresses with prefix length (veth/netdevsim; nic: the DUT's, optional).
+    pub dut_address6: Option<String>,
+    pub peer_address6: Option<String>,
+    /// Cases may delete the device, move it to another namespace and take the link down
+    /// (the kernel selftests' DISRUPTIVE). Default false: those cases skip.
+    #[serde(default)]
+    pub destructive: bool,
     /// Settings applied to the DUT at set-up.
     #[serde(default)]
     pub dut: Settings,
@@ -182,11 +203,6 @@ pub struct TopologyFile {
     /// the named namespaces), then treat it exactly like a real NIC. Proves the nic path where
     /// there is no zcrx hardware.
     pub simulate: Option<Kind>,
-    /// `qualify` only: cases may change the DUT settings of `may_change` (restored after each
-    /// case) only when this is true; otherwise they are reported as not tested. The `dut`
-    /// settings zcrx needs are applied (and restored) either way.
-    #[serde(default)]
-    pub destructive: bool,
 }
 
 fn d_queues() -> u32 {
@@ -199,7 +215,7 @@ fn d_peer_addr() -> String {
     "10.77.0.2/24".into()
 }
 
-const SETTING_NAMES: &[&str] = &["tcp-data-split", "hds-thresh", "combined"];
+const SETTING_NAMES: &[&str] = &["tcp-data-split", "hds-thresh", "combined", "rx-ring", "mtu", "ntuple", "rss", "xdp"];
 
 /// Where topology files live: `topologies/` on disk, else those built into the binary.
 pub fn dir() -> PathBuf {
@@ -265,6 +281,8 @@ struct Places {
     netns: Option<Spanned<IgnoredAny>>,
     dut_address: Option<Spanned<IgnoredAny>>,
     peer_address: Option<Spanned<IgnoredAny>>,
+    dut_address6: Option<Spanned<IgnoredAny>>,
+    peer_address6: Option<Spanned<IgnoredAny>>,
     may_change: Option<Spanned<IgnoredAny>>,
     queues: Option<Spanned<IgnoredAny>>,
     dut: Option<Spanned<IgnoredAny>>,
@@ -294,6 +312,8 @@ impl Places {
             "netns" => at(&self.netns),
             "dut_address" => at(&self.dut_address),
             "peer_address" => at(&self.peer_address),
+            "dut_address6" => at(&self.dut_address6),
+            "peer_address6" => at(&self.peer_address6),
             "may_change" => at(&self.may_change),
             "queues" => at(&self.queues),
             "dut" => at(&self.dut),
@@ -376,6 +396,14 @@ fn validate(t: &TopologyFile) -> Result<(), Bad> {
     }
     parse_cidr(&t.dut_address).map_err(at("dut_address"))?;
     parse_cidr(&t.peer_address).map_err(at("peer_address"))?;
+    for (field, v) in [("dut_address6", &t.dut_address6), ("peer_address6", &t.peer_address6)] {
+        if let Some(v) = v {
+            let (a, _) = parse_cidr(v).map_err(at(field))?;
+            if !a.contains(':') {
+                return Err(at(field)(format!("`{}` is not an IPv6 address", shown(v))));
+            }
+        }
+    }
     for (field, v) in [("dut", &t.dut.tcp_data_split), ("peer", &t.peer.tcp_data_split)] {
         if let Some(v) = v.as_ref().filter(|v| !["on", "off", "auto"].contains(&v.as_str())) {
             return Err((field, format!("{field}.tcp_data_split: `{}` is not on, off or auto", shown(v))));
@@ -403,6 +431,10 @@ fn validate(t: &TopologyFile) -> Result<(), Bad> {
         r.address
             .parse::<std::net::IpAddr>()
             .map_err(|_| at("remote.address")(format!("`{}` is not an IP address", shown(&r.address))))?;
+        if let Some(a) = &r.address6 {
+            a.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| at("remote.address")(format!("`{}` is not an IPv6 address", shown(a))))?;
+        }
     }
     if t.kind == Kind::Nic {
         t.interface.as_deref().ok_or(("name", "nic: `interface` is required".to_string()))?;

@@ -1,139 +1,175 @@
-//! Running the `ip` and `ethtool` programs (never through a shell), and finding them.
+//! Reading, changing and restoring a device's settings, through netlink (`kernel::nl`), in the
+//! device's network namespace; and where the netdevsim modules are ([`Tools`]).
 //!
-//! Every helper returns the program's stdout, or an error that names the command line and
-//! carries its stderr. [`read_settings`] and [`apply_settings`] are the only ways the harness
-//! reads or writes ethtool settings; [`Tools`] says where ethtool and the netdevsim modules are.
+//! [`read_state`] and [`apply_settings`] are the only ways the harness reads or writes device
+//! settings; [`restore`] puts a recorded [`DevState`] back and reads it again to prove it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use super::Settings;
+use crate::kernel::nl::{ethtool, link, netns, NlResult};
 
-/// Runs a command (no shell) and returns its stdout, or an error with its stderr.
-pub(super) fn run(prog: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{} {}: {e}", prog.display(), args.join(" ")))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} {} failed: {}",
-            prog.display(),
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// Runs `f` in the named network namespace (None: here).
+pub fn in_ns<T: Send>(ns: Option<&str>, f: impl FnOnce() -> NlResult<T> + Send) -> Result<T, String> {
+    let p = ns.map(netns::path);
+    netns::run_in(p.as_deref(), f).map_err(String::from)
 }
 
-pub(super) fn ip(args: &[&str]) -> Result<String, String> {
-    run(Path::new("ip"), args)
-}
-
-/// `ip -n NS ...`
-pub(super) fn ip_ns(ns: &str, args: &[&str]) -> Result<String, String> {
-    let mut v = vec!["-n", ns];
-    v.extend_from_slice(args);
-    ip(&v)
-}
-
-/// Runs ethtool, in a network namespace if one is given (`ip netns exec`).
-fn ethtool_in(ethtool: &Path, netns: Option<&str>, args: &[&str]) -> Result<String, String> {
-    match netns {
-        Some(ns) => {
-            let mut v = vec!["netns", "exec", ns, ethtool.to_str().unwrap_or("ethtool")];
-            v.extend_from_slice(args);
-            ip(&v)
-        }
-        None => run(ethtool, args),
+fn tds_name(v: u8) -> &'static str {
+    match v {
+        ethtool::TDS_DISABLED => "off",
+        ethtool::TDS_ENABLED => "on",
+        _ => "auto",
     }
 }
 
-/// Reads the ethtool settings we may change (`-g` ring, `-l` channels).
-pub fn read_settings(ethtool: &Path, netns: Option<&str>, dev: &str) -> Result<Settings, String> {
-    let exec = |args: &[&str]| ethtool_in(ethtool, netns, args);
-    let g = exec(&["-g", dev])?;
-    let l = exec(&["-l", dev]).unwrap_or_default();
-    let field = |text: &str, key: &str, after: Option<&str>| -> Option<String> {
-        let start = after.and_then(|a| text.find(a)).unwrap_or(0);
-        text[start..]
-            .lines()
-            .find(|l| l.trim_start().starts_with(key))
-            .map(|l| l[l.find(':').unwrap_or(0) + 1..].trim().to_string())
-    };
-    let tds = field(&g, "TCP data split:", Some("Current hardware settings")).map(|v| v.to_lowercase());
-    let hds = field(&g, "HDS thresh:", Some("Current hardware settings")).and_then(|v| v.parse().ok());
-    let comb = field(&l, "Combined:", Some("Current hardware settings")).and_then(|v| v.parse().ok());
-    Ok(Settings {
-        tcp_data_split: tds
-            .filter(|v| v == "on" || v == "off")
-            .or(Some("auto".into()))
-            .filter(|_| g.contains("TCP data split")),
-        hds_thresh: hds,
-        combined: comb,
+fn tds_value(s: &str) -> u8 {
+    match s {
+        "off" => ethtool::TDS_DISABLED,
+        "on" => ethtool::TDS_ENABLED,
+        _ => ethtool::TDS_UNKNOWN,
+    }
+}
+
+/// What the harness records of a device before a case may change it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DevState {
+    pub settings: Settings,
+    pub up: bool,
+    /// ntuple rule locations (empty when the device has none or no ntuple support).
+    pub rules: Vec<u32>,
+    /// The default RSS context's indirection table (empty: none reported).
+    pub indir: Vec<u32>,
+    /// Addresses with prefix lengths (a namespace move drops them; restored after it).
+    pub addrs: Vec<(std::net::IpAddr, u8)>,
+}
+
+/// Reads the settings the harness may change, in the calling thread's namespace.
+fn read_here(dev: &str) -> NlResult<DevState> {
+    let l = link::by_name(dev)?;
+    let r = ethtool::rings(l.index)?;
+    let (combined, _) = ethtool::channels(l.index).unwrap_or((None, None));
+    Ok(DevState {
+        settings: Settings {
+            tcp_data_split: r.tcp_data_split.map(|v| tds_name(v).to_string()),
+            hds_thresh: r.hds_thresh,
+            combined,
+            rx_ring: r.rx,
+            mtu: Some(l.mtu),
+        },
+        up: l.up,
+        rules: ethtool::flow_rules(dev).unwrap_or_default(),
+        indir: ethtool::rss_indir(l.index, 0).unwrap_or_default(),
+        addrs: {
+            let mut a = link::addrs(l.index)?;
+            // Link-local IPv6 addresses come and go with the link; the harness set none.
+            a.retain(|(ip, _)| !matches!(ip, std::net::IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80));
+            a.sort();
+            a
+        },
     })
 }
 
-/// Applies settings with ethtool (only the ones given).
-pub fn apply_settings(ethtool: &Path, netns: Option<&str>, dev: &str, s: &Settings) -> Result<(), String> {
-    let exec = |args: &[&str]| ethtool_in(ethtool, netns, args);
+/// The device's current state.
+pub fn read_state(ns: Option<&str>, dev: &str) -> Result<DevState, String> {
+    let dev = dev.to_string();
+    in_ns(ns, move || read_here(&dev))
+}
+
+/// Applies the settings given (the others stay), in the calling thread's namespace.
+pub fn apply_here(dev: &str, s: &Settings) -> NlResult<()> {
+    let idx = link::by_name(dev)?.index;
+    if let Some(m) = s.mtu {
+        link::set_mtu(idx, m)?;
+    }
     if let Some(c) = s.combined {
-        let c = c.to_string();
-        exec(&["-L", dev, "combined", &c])?;
+        ethtool::set_combined(idx, c)?;
     }
-    let mut g: Vec<String> = vec!["-G".into(), dev.into()];
-    if let Some(t) = &s.tcp_data_split {
-        g.extend(["tcp-data-split".into(), t.clone()]);
-    }
-    if let Some(h) = s.hds_thresh {
-        g.extend(["hds-thresh".into(), h.to_string()]);
-    }
-    if g.len() > 2 {
-        let refs: Vec<&str> = g.iter().map(String::as_str).collect();
-        exec(&refs)?;
+    let rs = ethtool::RingsSet {
+        rx: s.rx_ring,
+        tcp_data_split: s.tcp_data_split.as_deref().map(tds_value),
+        hds_thresh: s.hds_thresh,
+    };
+    ethtool::set_rings(idx, &rs)
+}
+
+/// Applies settings to a device in a namespace.
+pub fn apply_settings(ns: Option<&str>, dev: &str, s: &Settings) -> Result<(), String> {
+    let (dev, s) = (dev.to_string(), s.clone());
+    in_ns(ns, move || apply_here(&dev, &s))
+}
+
+/// Puts `want` back where a case may have changed it (only what differs), then reads the
+/// device again: a setting that did not come back is an error.
+pub fn restore(ns: Option<&str>, dev: &str, want: &DevState) -> Result<(), String> {
+    let (d, w) = (dev.to_string(), want.clone());
+    in_ns(ns, move || {
+        let now = read_here(&d)?;
+        let idx = link::by_name(&d)?.index;
+        if link::get(idx)?.xdp_prog != 0 {
+            link::set_xdp(idx, -1, 0)?;
+        }
+        for r in now.rules.iter().filter(|r| !w.rules.contains(r)) {
+            ethtool::delete_flow_rule(&d, *r)?;
+        }
+        if now.indir != w.indir && !w.indir.is_empty() {
+            ethtool::set_rss_indir(idx, &w.indir)?;
+        }
+        let s = &w.settings;
+        let n = &now.settings;
+        let diff = |a: Option<u32>, b: Option<u32>| if a != b { a } else { None };
+        let change = Settings {
+            mtu: diff(s.mtu, n.mtu),
+            combined: diff(s.combined, n.combined),
+            rx_ring: diff(s.rx_ring, n.rx_ring),
+            hds_thresh: diff(s.hds_thresh, n.hds_thresh),
+            tcp_data_split: s.tcp_data_split.clone().filter(|t| Some(t) != n.tcp_data_split.as_ref()),
+        };
+        if change != Settings::default() {
+            apply_here(&d, &change)?;
+        }
+        if now.up != w.up {
+            link::set_up(idx, w.up)?;
+        }
+        for (ip, prefix) in w.addrs.iter().filter(|a| !now.addrs.contains(a)) {
+            link::add_addr(idx, *ip, *prefix)?;
+        }
+        Ok(())
+    })?;
+    let back = read_state(ns, dev)?;
+    if back != *want {
+        return Err(format!("{dev}: restored settings read back as {back:?}, expected {want:?}"));
     }
     Ok(())
 }
 
+/// The first IPv4 address of a device.
 pub(super) fn first_ipv4(ns: Option<&str>, dev: &str) -> Result<String, String> {
-    let out = match ns {
-        Some(n) => ip_ns(n, &["-4", "-o", "addr", "show", "dev", dev])?,
-        None => ip(&["-4", "-o", "addr", "show", "dev", dev])?,
-    };
-    out.split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .and_then(|a| a.split('/').next())
-        .map(String::from)
+    let d = dev.to_string();
+    let addrs = in_ns(ns, move || link::addrs(link::by_name(&d)?.index))?;
+    addrs
+        .into_iter()
+        .find(|a| a.0.is_ipv4())
+        .map(|a| a.0.to_string())
         .ok_or_else(|| format!("nic: {dev} has no IPv4 address"))
 }
 
 pub(super) fn ifindex_in(ns: &str, dev: &str) -> Result<u32, String> {
-    let out = ip_ns(ns, &["-o", "link", "show", "dev", dev])?;
-    out.split(':').next().and_then(|i| i.trim().parse().ok()).ok_or_else(|| format!("no ifindex for {dev} in {ns}"))
+    let d = dev.to_string();
+    in_ns(Some(ns), move || Ok(link::by_name(&d)?.index))
 }
 
-/// Options the host passes in: where the modules and ethtool are.
+/// Options the host passes in: where the netdevsim modules are.
 #[derive(Clone, Debug, Default)]
 pub struct Tools {
-    pub ethtool: Option<PathBuf>,
     pub netdevsim_stock: Option<PathBuf>,
     pub netdevsim_zcrx: Option<PathBuf>,
 }
 
 impl Tools {
-    /// From the environment (set by the VM runner): ZCRX_ETHTOOL, ZCRX_NETDEVSIM_{STOCK,ZCRX}.
+    /// From the environment (set by the VM runner): ZCRX_NETDEVSIM_{STOCK,ZCRX}.
     pub fn from_env() -> Tools {
-        let p = |k: &str| std::env::var_os(k).map(PathBuf::from).filter(|p| p.exists());
-        Tools {
-            ethtool: p("ZCRX_ETHTOOL").or_else(|| which("ethtool")),
-            netdevsim_stock: p("ZCRX_NETDEVSIM_STOCK"),
-            netdevsim_zcrx: p("ZCRX_NETDEVSIM_ZCRX"),
-        }
+        let p = |k: &str| std::env::var_os(k).map(PathBuf::from).filter(|p| Path::new(p).exists());
+        Tools { netdevsim_stock: p("ZCRX_NETDEVSIM_STOCK"), netdevsim_zcrx: p("ZCRX_NETDEVSIM_ZCRX") }
     }
-}
-
-fn which(prog: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(prog)).find(|p| p.is_file())
 }

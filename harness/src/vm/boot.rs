@@ -7,9 +7,10 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// udev coldplug under TCG loads ~33 modules (12-33 s); none of them matter here.
+/// udev coldplug under TCG loads ~33 modules (12-33 s); none of them matter here. And 16
+/// huge pages of 2 MiB reserved at boot, for cases with an area in huge pages (nic.large_buffers).
 const BLACKLIST: &str = "modprobe.blacklist=kvm_amd,kvm_intel,kvm,ccp,sr_mod,cdrom,sg,ahci,libahci,libata,iTCO_wdt,\
-intel_pmc_bxt,psmouse,i2c_i801,i6300esb,serio_raw,pcspkr,lpc_ich,evdev,button,aesni_intel,qemu_fw_cfg";
+intel_pmc_bxt,psmouse,i2c_i801,i6300esb,serio_raw,pcspkr,lpc_ich,evdev,button,aesni_intel,qemu_fw_cfg hugepages=16";
 
 /// Whether KVM can run ordinary guests here. `/dev/kvm` may exist and still fail (a
 /// PVM host answers "failed to set MSR"), so a tiny guest is started once and the

@@ -130,8 +130,8 @@ pub fn debian_kver(kernel: &Path) -> Option<String> {
     (dir.parent()?.file_name()? == "modules").then(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))?
 }
 
-/// What the guest needs for the run's topologies, as environment assignments: ethtool 7.x
-/// and the netdevsim modules built for this kernel (host side: the guest has no network).
+/// What the guest needs for the run's topologies, as environment assignments: the netdevsim
+/// modules built for this kernel (host side: the guest has no network).
 pub fn guest_tools(kernel: &Path, topologies: &[String]) -> Result<Vec<(String, String)>, String> {
     let mut kinds = Vec::new();
     for t in topologies {
@@ -144,7 +144,8 @@ pub fn guest_tools(kernel: &Path, topologies: &[String]) -> Result<Vec<(String, 
     if kinds.is_empty() {
         return Ok(vec![]);
     }
-    let mut env = vec![("ZCRX_ETHTOOL".to_string(), script_path("ethtool.sh", &["fetch"])?.display().to_string())];
+    // Device settings go through netlink: no ethtool binary is needed in the guest.
+    let mut env = Vec::new();
     use crate::topology::Kind;
     let wants = |k: Kind| kinds.contains(&k);
     if wants(Kind::Netdevsim) || wants(Kind::NetdevsimZcrx) {

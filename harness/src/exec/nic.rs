@@ -1,0 +1,294 @@
+//! Steps on the topology's device under test through netlink (`kernel::nl`): settings
+//! (`ethtool`), link state and namespace moves (`link`), XDP and AF_XDP, ntuple rules, RSS,
+//! and the netdev family's view of the bound queue (`queue_get`, `page_pools`).
+//!
+//! The case process is in the DUT's network namespace, so every request here acts there.
+//! Only the topology's DUT is touched, and only what its `may_change` allows; link flaps and
+//! namespace moves need `destructive: true`.
+
+use std::os::fd::AsFd;
+
+use super::*;
+use crate::kernel::nl::{self, ethtool, link, netdev, xdp, NlError};
+
+/// What the NIC steps of a case hold while it runs.
+#[derive(Default)]
+pub(super) struct NicState {
+    xsks: Vec<xdp::Xsk>,
+    rules: HashMap<String, u32>,
+    contexts: HashMap<String, u32>,
+}
+
+/// A netlink answer as a syscall result (0 or the errno), for `Ctx::check`.
+fn as_sys<T>(r: &Result<T, NlError>) -> SysResult {
+    match r {
+        Ok(_) => Ok(0),
+        Err(e) if e.errno > 0 => Err(e.errno),
+        Err(_) => Ok(0),
+    }
+}
+
+impl Ctx<'_> {
+    fn dut(&self) -> Result<(u32, String), StepError> {
+        let dev = self
+            .topo
+            .dut_dev
+            .clone()
+            .ok_or_else(|| StepError::Skip(format!("topology {} has no device under test", self.topo.name)))?;
+        Ok((self.topo.if_idx, dev))
+    }
+
+    fn may_change(&self, name: &str) -> StepResult {
+        if self.topo.may_change.iter().any(|m| m == name) {
+            return Ok(());
+        }
+        Err(StepError::Skip(format!("topology {} does not allow changing {name} (may_change)", self.topo.name)))
+    }
+
+    fn destructive(&self, what: &str) -> StepResult {
+        if self.topo.destructive {
+            return Ok(());
+        }
+        Err(StepError::Skip(format!(
+            "{what} is destructive: topology {} does not say `destructive: true`",
+            self.topo.name
+        )))
+    }
+
+    /// Checks a netlink answer against the step's expectation; a failure that is not the
+    /// kernel's (no errno) is a harness error.
+    fn check_nl<T>(
+        &mut self,
+        what: String,
+        r: Result<T, NlError>,
+        expect: Option<&Expect>,
+    ) -> Result<Option<T>, StepError> {
+        if let Err(e) = &r {
+            self.note(format!("{what}: {}", e.msg));
+            if e.errno == 0 {
+                return Err(harness(e.msg.clone()));
+            }
+            // A step that expects success on a device without the feature cannot run here.
+            if expect.is_none() && e.errno == libc::EOPNOTSUPP {
+                return Err(StepError::Skip(format!("{what}: the device does not support it (EOPNOTSUPP)")));
+            }
+        } else {
+            self.note(format!("{what}: ok"));
+        }
+        self.check(&as_sys(&r), expect, &|_| None)?;
+        Ok(r.ok())
+    }
+
+    /// Changes DUT settings the topology allows (restored by the runner after the case).
+    pub(super) fn ethtool(&mut self, e: &crate::topology::Settings, expect: Option<&Expect>) -> StepResult {
+        let (_, dev) = self.dut()?;
+        for (name, set) in [
+            ("tcp-data-split", e.tcp_data_split.is_some()),
+            ("hds-thresh", e.hds_thresh.is_some()),
+            ("combined", e.combined.is_some()),
+            ("rx-ring", e.rx_ring.is_some()),
+            ("mtu", e.mtu.is_some()),
+        ] {
+            if set {
+                self.may_change(name)?;
+            }
+        }
+        let r = crate::topology::apply_here(&dev, e);
+        self.check_nl(format!("set {dev}: {e:?}"), r, expect)?;
+        Ok(())
+    }
+
+    pub(super) fn link_op(&mut self, l: &LinkOp, expect: Option<&Expect>) -> StepResult {
+        let (idx, dev) = self.dut()?;
+        if let Some(st) = l.state {
+            self.destructive("a link flap")?;
+            let r = link::set_up(idx, st == LinkState::Up);
+            self.check_nl(format!("link {dev} {st:?}"), r, expect)?;
+        }
+        if l.move_netns {
+            self.destructive("moving the device to another network namespace")?;
+            // The new namespace lives on a thread's fd only; the device comes back here at
+            // once (a netdevsim port would otherwise die with that namespace).
+            let here = std::fs::File::open("/proc/thread-self/ns/net").map_err(|e| harness(e.to_string()))?;
+            let other = nl::netns::run_in(Some(std::path::Path::new("/proc/thread-self/ns/net")), || {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| NlError::sys("unshare", e))?;
+                std::fs::File::open("/proc/thread-self/ns/net").map_err(|e| NlError::new(0, e.to_string()))
+            })
+            .map_err(|e| harness(e.msg))?;
+            let r = link::move_to(idx, other.as_fd());
+            let moved = r.is_ok();
+            self.check_nl(format!("move {dev} to a new network namespace"), r, expect)?;
+            if moved {
+                let back = nl::netns::run_in(
+                    Some(std::path::Path::new(&format!("/proc/self/fd/{}", other.as_fd().as_raw_fd()))),
+                    || {
+                        let l = link::list()?
+                            .into_iter()
+                            .find(|l| l.index == idx)
+                            .ok_or_else(|| NlError::new(libc::ENODEV, "moved device not found"))?;
+                        link::move_to(l.index, here.as_fd())
+                    },
+                );
+                back.map_err(|e| harness(format!("moving {dev} back: {}", e.msg)))?;
+                self.note(format!("{dev} moved back"));
+            }
+        }
+        if l.delete {
+            self.destructive("deleting the device")?;
+            return Err(StepError::Skip(
+                "deleting the device under test would end the topology for every later case; not done yet".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn xdp(&mut self, x: &XdpStep, expect: Option<&Expect>) -> StepResult {
+        self.may_change("xdp")?;
+        let (idx, dev) = self.dut()?;
+        let flags = match x.mode {
+            XdpMode::Drv => xdp::XDP_FLAGS_DRV_MODE,
+            XdpMode::Skb => xdp::XDP_FLAGS_SKB_MODE,
+        };
+        if x.attach {
+            let prog = xdp::load_pass(x.frags)
+                .map_err(|e| StepError::Skip(format!("cannot load an XDP program: {}", e.msg)))?;
+            let r = link::set_xdp(idx, prog.as_raw_fd(), flags);
+            self.check_nl(format!("attach XDP ({:?}, frags {}) to {dev}", x.mode, x.frags), r, expect)?;
+        } else {
+            let r = link::set_xdp(idx, -1, flags);
+            self.check_nl(format!("detach XDP from {dev}"), r, expect)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn af_xdp(&mut self, a: &AfXdp, expect: Option<&Expect>) -> StepResult {
+        let (idx, dev) = self.dut()?;
+        let q = match &a.queue {
+            Some(v) => self.value(v, Ns::Any)? as u32,
+            None => self.topo.if_rxq,
+        };
+        if a.zerocopy {
+            let f = netdev::xdp_features(idx).map_err(|e| harness(e.msg))?;
+            if f & netdev::XDP_ACT_ZC != netdev::XDP_ACT_ZC {
+                return Err(StepError::Skip(format!("{dev} has no AF_XDP zero copy (xdp-features {f:#x})")));
+            }
+        }
+        let flags = if a.zerocopy { xdp::XDP_ZEROCOPY } else { xdp::XDP_COPY };
+        let r = xdp::bind(idx, q, flags);
+        if let Some(x) = self.check_nl(format!("bind AF_XDP to {dev} queue {q}"), r, expect)? {
+            self.nic.xsks.push(x);
+        }
+        Ok(())
+    }
+
+    pub(super) fn ntuple(&mut self, n: &Ntuple, expect: Option<&Expect>) -> StepResult {
+        self.may_change("ntuple")?;
+        let (_, dev) = self.dut()?;
+        let name = n.name.clone().unwrap_or_else(|| "r0".into());
+        if n.delete {
+            let loc = *self.nic.rules.get(&name).ok_or_else(|| format!("no ntuple rule `{name}`"))?;
+            let r = ethtool::delete_flow_rule(&dev, loc);
+            if self.check_nl(format!("delete ntuple rule {name} (location {loc})"), r, expect)?.is_some() {
+                self.nic.rules.remove(&name);
+            }
+            return Ok(());
+        }
+        let cname = n.conn.clone().unwrap_or_else(|| "c0".into());
+        let c = self.conns.get(&cname).ok_or_else(|| format!("no connection `{cname}`"))?;
+        let local: std::net::SocketAddr =
+            nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(c.recv.as_raw_fd())
+                .ok()
+                .and_then(|s| {
+                    s.as_sockaddr_in()
+                        .map(|a| std::net::SocketAddr::from((a.ip(), a.port())))
+                        .or_else(|| s.as_sockaddr_in6().map(|a| std::net::SocketAddr::from((a.ip(), a.port()))))
+                })
+                .ok_or_else(|| format!("connection `{cname}` is not a TCP/IP socket"))?;
+        let context = match &n.context {
+            Some(c) => Some(*self.nic.contexts.get(c).ok_or_else(|| format!("no RSS context `{c}`"))?),
+            None => None,
+        };
+        let queue = match &n.queue {
+            Some(v) => self.value(v, Ns::Any)? as u32,
+            None if context.is_some() => 0,
+            None => self.topo.if_rxq,
+        };
+        let rule = ethtool::FlowRule { ipv6: local.is_ipv6(), dst_port: local.port(), queue, context };
+        let r = ethtool::add_flow_rule(&dev, &rule);
+        if let Some(loc) = self.check_nl(format!("add ntuple rule {name}: {rule:?}"), r, expect)? {
+            self.nic.rules.insert(name, loc);
+        }
+        Ok(())
+    }
+
+    pub(super) fn rss(&mut self, r: &Rss, expect: Option<&Expect>) -> StepResult {
+        self.may_change("rss")?;
+        let (idx, dev) = self.dut()?;
+        let queues = |vals: &[Value]| -> Result<Vec<u32>, StepError> {
+            vals.iter().map(|v| self.value(v, Ns::Any).map(|q| q as u32).map_err(StepError::from)).collect()
+        };
+        if let Some(name) = &r.context {
+            let qs = queues(&r.queues)?;
+            let res = ethtool::create_rss_context(idx, &qs);
+            if let Some(id) = self.check_nl(format!("create RSS context {name} over {qs:?} on {dev}"), res, expect)? {
+                self.nic.contexts.insert(name.clone(), id);
+            }
+            return Ok(());
+        }
+        let ex = queues(&r.exclude)?;
+        let cur = ethtool::rss_indir(idx, 0).map_err(|e| StepError::Skip(format!("no RSS table: {}", e.msg)))?;
+        let keep: Vec<u32> = (0..self.topo.queues).filter(|q| !ex.contains(q)).collect();
+        if cur.is_empty() || keep.is_empty() {
+            return Err(StepError::Skip(format!("{dev}: no RSS indirection table to change ({} entries)", cur.len())));
+        }
+        let table: Vec<u32> = (0..cur.len()).map(|i| keep[i % keep.len()]).collect();
+        let res = ethtool::set_rss_indir(idx, &table);
+        self.check_nl(format!("RSS indirection of {dev} over {keep:?}"), res, expect)?;
+        Ok(())
+    }
+
+    pub(super) fn queue_get(&mut self, q: &QueueGet) -> StepResult {
+        let (idx, dev) = self.dut()?;
+        let id = match &q.queue {
+            Some(v) => self.value(v, Ns::Any)? as u32,
+            None => self.topo.if_rxq,
+        };
+        let deadline = Instant::now() + Duration::from_millis(q.wait_ms);
+        let got = loop {
+            let r = netdev::rx_queue(idx, id).map_err(|e| harness(e.msg))?;
+            if r.io_uring == q.io_uring || Instant::now() >= deadline {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        self.note(format!("queue-get {dev} rx {id}: {got:?}"));
+        let r = if got.io_uring != q.io_uring {
+            let state = if got.io_uring { "still shows" } else { "does not show" };
+            Err(format!("queue-get: {dev} rx {id} {state} the io_uring memory provider after {} ms", q.wait_ms).into())
+        } else {
+            Ok(())
+        };
+        self.verdict("queue-get io_uring provider", r)
+    }
+
+    pub(super) fn page_pools(&mut self, p: &PagePools) -> StepResult {
+        let (idx, dev) = self.dut()?;
+        let deadline = Instant::now() + Duration::from_millis(p.wait_ms);
+        let pools = loop {
+            let pools = netdev::page_pools(idx).map_err(|e| harness(e.msg))?;
+            let n = pools.iter().filter(|p| p.io_uring && !p.detached).count() as u32;
+            if n == p.io_uring || Instant::now() >= deadline {
+                break pools;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for pp in &pools {
+            self.note(format!("page pool of {dev}: {pp:?}"));
+        }
+        let n = pools.iter().filter(|p| p.io_uring && !p.detached).count() as u32;
+        self.verdict(
+            "page pools with the io_uring provider",
+            exact("io_uring page pools", Some(p.io_uring as u64), n as u64),
+        )
+    }
+}
