@@ -60,11 +60,6 @@ pkgver_of() {
     printf '%s\n' "$v"
 }
 
-have_pkg_version() {
-    apt_private apt-cache madison "$1" 2>/dev/null |
-        awk -F'|' -v v="$2" '{gsub(/ /, "", $2)} $2 == v {f = 1} END {exit !f}'
-}
-
 run_logged() { # LOGFILE CMD...: run, keep output in LOGFILE, show its tail on failure
     local logf=$1
     shift
@@ -104,14 +99,14 @@ prepare_tree() {
     local pkgver
     pkgver=$(pkgver_of "$kver")
     local pkgs=("linux-headers-$kver" "linux-headers-$kv-common" "linux-kbuild-$kv" "linux-source-$mm") p
-    for p in "${pkgs[@]}"; do
-        if ! have_pkg_version "$p" "$pkgver"; then
-            die "$p=$pkgver is not on the mirror; it has: $(apt_private apt-cache madison "$p" 2>/dev/null |
-                awk -F'|' '{gsub(/ /, "", $2); printf "%s ", $2}')"
-        fi
-    done
     log "$kver: package version $pkgver"
-    for p in "${pkgs[@]}"; do download "$p" "$pkgver"; done
+    # From the index, or (6.19-7.1: Debian's index no longer lists the headers and sources of an
+    # older `linux` upload) from the pool, unverified (lib.sh's fetch_deb says which).
+    for p in "${pkgs[@]}"; do
+        fetch_deb "$p" "$pkgver" linux >/dev/null ||
+            die "$p=$pkgver is not on the mirror; the index has: $(apt_private apt-cache madison "$p" 2>/dev/null |
+                awk -F'|' '{gsub(/ /, "", $2); printf "%s ", $2}')"
+    done
 
     local tmp root src
     tmp=$(mktemp -d "$NDIR/.prep.XXXXXX")
