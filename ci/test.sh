@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's tests: formatting and lints, unit tests, every case on the host kernel
-# (cargo test), the host suite with reports, and the suite in the default VM.
+# (cargo test), the host suite with reports, and the suite in the default VM and on one
+# pre-7.2 kernel (7.1.13).
 # Installs what it needs (vm/provision.sh, kernel packages); run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,9 @@ step "self-check in the default VM (per assertion, -j 2)"
 
 step "VM suite (default kernel)"
 "$bin" run --vm --out "$out/vm" -q
+
+step "VM suite on a pre-7.2 kernel (debian:7.1.13: NODEV/FLUSH_RQ/EXPORT without events; its modules come from the pool)"
+"$bin" run --vm debian:7.1.13 --out "$out/vm-7.1" -q
 
 step "VM: the nic path on a simulated zcrx NIC, netdevsim-zcrx and veth (netdevsim built with vm/netdevsim-zcrx/)"
 "$bin" run --vm --topology nic-netdevsim,netdevsim-zcrx,veth --out "$out/vm-zcrx" -q

@@ -59,6 +59,41 @@ catalogue() {
         }' | sort -u | sort -k2,2Vr
 }
 
+# "package version installed-size(KiB)" of every indexed version of the packages NAMES.
+index_table() {
+    (($#)) || return 0
+    apt_private apt-cache show "$@" 2>/dev/null | awk '
+        /^Package:/ {p = $2} /^Version:/ {v = $2} /^Installed-Size:/ {z = $2}
+        /^$/ { if (p != "") print p, v, z + 0; p = v = z = "" }
+        END { if (p != "") print p, v, z + 0 }'
+}
+
+# Where the modules of kver $1 at package version $2 come from, given index_table output $3
+# for linux-modules-* and linux-image-*:
+#   modules  linux-modules-<kver> is indexed (7.2 on)
+#   image    linux-image-<kver> is a real image package (modules inside; the pre-7.x layout)
+#   pool     neither: only linux-binary (signed vmlinuz) and the linux-image meta package are
+#            indexed; linux-modules/linux-base are fetched from the pool, unverified
+layout_of() {
+    local kver=$1 pkgver=$2 table=$3
+    if awk -v p="linux-modules-$kver" -v v="$pkgver" '$1 == p && $2 == v {f = 1} END {exit !f}' <<<"$table"; then
+        echo modules
+    elif awk -v p="linux-image-$kver" -v v="$pkgver" '$1 == p && $2 == v && $3 > 4096 {f = 1} END {exit !f}' <<<"$table"; then
+        echo image
+    else
+        echo pool
+    fi
+}
+
+# index_table of the modules/image packages of every kver in catalogue output $1.
+layout_table() {
+    local k names=()
+    while read -r _ _ _ k; do names+=("linux-modules-$k" "linux-image-$k"); done <<<"$1"
+    local have=()
+    mapfile -t have < <(apt_private apt-cache pkgnames linux- 2>/dev/null | grep -Fx -f <(printf '%s\n' "${names[@]}") || true)
+    index_table "${have[@]}"
+}
+
 # Does upstream version $1 match pattern $2 (exact, or a dotted prefix: 7.3 matches 7.3.4)?
 matches() {
     local up=$1 pat=${2#debian:}
@@ -70,13 +105,19 @@ cmd_list() {
     need apt-get apt-cache
     setup_apt
     update_lists
+    local cat table
+    cat=$(catalogue)
+    table=$(layout_table "$cat")
     while read -r up pkgver suite kver; do
+        [[ -n $up ]] || continue
         matches "$up" "$pat" || continue
         mark=""
-        is_extracted "$kver" && mark="  [cached]"
+        [[ $(layout_of "$kver" "$pkgver" "$table") == pool ]] &&
+            mark="  [modules unindexed: fetched from the pool, unverified]"
+        is_extracted "$kver" && mark+="  [cached]"
         printf 'debian:%-14s %-22s %-18s linux-binary-%s%s\n' "$up" "$pkgver" "$suite" "$kver" "$mark"
         n=$((n + 1))
-    done < <(catalogue)
+    done <<<"$cat"
     ((n)) || die "no kernels${pat:+ matching \"$pat\"} on the mirror (suites: ${SUITES[*]})"
 }
 
@@ -153,12 +194,19 @@ $(awk '{printf "  debian:%-14s %-22s %s\n", $1, $2, $3}' <<<"$cat")"
         return 0
     fi
 
-    local pkgs=("linux-binary-$kver" "linux-modules-$kver" "linux-base-$kver") p
+    local layout pkgs p from source=index
+    layout=$(layout_of "$kver" "$pkgver" "$(layout_table "$best")")
+    case $layout in
+        modules) pkgs=("linux-binary-$kver" "linux-modules-$kver" "linux-base-$kver") ;;
+        image) pkgs=("linux-binary-$kver" "linux-image-$kver") ;;
+        pool) pkgs=("linux-binary-$kver" "linux-modules-$kver" "linux-base-$kver")
+            log "debian:$up: the index has linux-binary-$kver but not its modules (Debian keeps only the newest 'linux' upload's binaries in the index); linux-modules/linux-base come from the pool, unverified by any signed index" ;;
+    esac
+    log "package layout: $layout (${pkgs[*]})"
     for p in "${pkgs[@]}"; do
-        apt_private apt-cache madison "$p" 2>/dev/null | awk -F'|' -v v="$pkgver" '{gsub(/ /,"",$2)} $2 == v {f=1} END {exit !f}' \
-            || die "package $p=$pkgver is not on the mirror (the layout before 7.x had linux-image-*; not supported)"
+        from=$(fetch_deb "$p" "$pkgver" linux)
+        [[ $from == index ]] || source=pool
     done
-    for p in "${pkgs[@]}"; do download "$p" "$pkgver"; done
 
     local tmp root
     tmp=$(mktemp -d "$KDIR/.extract.XXXXXX")
@@ -194,8 +242,8 @@ $(awk '{printf "  debian:%-14s %-22s %s\n", $1, $2, $3}' <<<"$cat")"
     log "depmod -b <root> $rel"
     depmod -b "$root" "$rel"
     [[ -s $mdir/modules.dep ]] || die "depmod produced no modules.dep in $mdir"
-    printf 'spec=%s\nupstream=%s\npkgver=%s\nsuite=%s\nkver=%s\nrelease=%s\nfetched=%s\n' \
-        "$spec" "$up" "$pkgver" "$suite" "$kver" "$rel" "$(date -u +%FT%TZ)" >"$tmp/info"
+    printf 'spec=%s\nupstream=%s\npkgver=%s\nsuite=%s\nkver=%s\nrelease=%s\nlayout=%s\nsource=%s\nfetched=%s\n' \
+        "$spec" "$up" "$pkgver" "$suite" "$kver" "$rel" "$layout" "$source" "$(date -u +%FT%TZ)" >"$tmp/info"
 
     mkdir -p "$KDIR/$kver"
     rm -rf "$KDIR/$kver/root"

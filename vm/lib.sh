@@ -23,6 +23,12 @@
 #   update_lists [1]     private `apt-get update` when the lists are older than $MAX_AGE (or 1:
 #                        always); keeps going with old lists when the update fails
 #   download NAME VER    `apt-get download NAME=VER` into $DEBDIR (kept; skipped when present)
+#   indexed NAME VER     true when the private lists carry NAME at version VER
+#   download_pool NAME VER SRC   NAME_VER_<arch|all>.deb straight from the mirror's pool directory
+#                        of source package SRC (for packages the archive keeps in the pool but no
+#                        longer indexes, e.g. linux-modules-7.1.13+deb13-amd64); NOT verified by
+#                        any signed index, so it checks the control fields and the member names
+#   fetch_deb NAME VER SRC       download if indexed, else download_pool (logs which)
 #   deb_file NAME VER    path of that .deb
 #   host_mirror, lists_fresh   used by the above
 # stdout is left to the caller (the scripts print their result path as the LAST stdout line);
@@ -34,6 +40,7 @@
 #   MAX_AGE     seconds before the private lists are refreshed
 #   SUITES      array of Debian suites     ARCH=amd64 (Debian architecture)
 #   FLAVOUR     kernel flavour             APT_OPTS   array, filled by setup_apt
+#   MIRROR_URI  the mirror (no trailing /), set by setup_apt
 #
 # Environment read:
 #   ZCRX_LOG_NAME          log prefix (default: the script's file name)
@@ -155,6 +162,7 @@ host_mirror() {
 }
 
 APT_OPTS=()
+MIRROR_URI=""
 setup_apt() {
     local uri key found
     found=$(host_mirror)
@@ -163,6 +171,7 @@ setup_apt() {
     [[ $found == *$'\t'* ]] || key=""
     uri=${ZCRX_DEBIAN_MIRROR:-$uri}
     key=${ZCRX_DEBIAN_KEYRING:-$key}
+    MIRROR_URI=${uri%/}
     [[ -n $uri ]] || die "no Debian archive entry (suite = host codename, component main) in /etc/apt/sources.list{,.d/*}; set ZCRX_DEBIAN_MIRROR"
     if [[ -z $key || $key == inline ]]; then
         key=/usr/share/keyrings/debian-archive-keyring.gpg
@@ -246,4 +255,94 @@ download() {
     mv "$tmp"/*.deb "$f"
     rmdir "$tmp"
     log "got $(basename "$f") ($(du -h "$f" | cut -f1))"
+}
+
+# Is NAME=VER in the private lists?
+indexed() {
+    apt_private apt-cache madison "$1" 2>/dev/null |
+        awk -F'|' -v v="$2" '{gsub(/ /, "", $2)} $2 == v {f = 1} END {exit !f}'
+}
+
+# The pool path of source package SRC: pool/main/<l or libX>/<src>.
+pool_dir() {
+    local src=$1 pfx=${1:0:1}
+    [[ $src == lib?* ]] && pfx=${src:0:4}
+    printf '%s/pool/main/%s/%s' "$MIRROR_URI" "$pfx" "$src"
+}
+
+# download_pool NAME VER SRC: a .deb the archive still has in its pool but no index lists (Debian
+# drops the binaries of an older `linux` upload from trixie-backports' index while the pool
+# keeps them). apt's own downloader (apt-helper, so the host's apt proxy settings apply) fetches
+# it; no signed index vouches for it, so before it is kept: its control file must name NAME and
+# VER, and no member and no link target may leave the package root, and none may be a device or fifo. Kept as deb_file NAME VER.
+download_pool() {
+    local name=$1 ver=$2 src=$3 f tmp a url got_name got_ver bad
+    f=$(deb_file "$name" "$ver")
+    if [[ -s $f ]]; then
+        log "have $(basename "$f") ($(du -h "$f" | cut -f1); from the pool, unindexed)"
+        return 0
+    fi
+    [[ -n $MIRROR_URI ]] || die "download_pool before setup_apt"
+    [[ -x /usr/lib/apt/apt-helper ]] || die "/usr/lib/apt/apt-helper not found (package apt)"
+    tmp=$(mktemp -d "$DEBDIR/.dl.XXXXXX")
+    for a in "$ARCH" all; do
+        url="$(pool_dir "$src")/${name}_${ver#*:}_${a}.deb"
+        [[ $ver == *:* ]] || url="$(pool_dir "$src")/${name}_${ver}_${a}.deb"
+        log "downloading $name=$ver from the pool (not in any index; unverified): ${url#"$MIRROR_URI"/}"
+        if /usr/lib/apt/apt-helper "${APT_OPTS[@]}" download-file "$url" "$tmp/p.deb" >"$tmp/log" 2>&1; then
+            break
+        fi
+        rm -f "$tmp/p.deb"
+    done
+    if [[ ! -s $tmp/p.deb ]]; then
+        sed 's/^/  /' "$tmp/log" >&2
+        rm -rf "$tmp"
+        return 1
+    fi
+    got_name=$(dpkg-deb -f "$tmp/p.deb" Package 2>/dev/null || true)
+    got_ver=$(dpkg-deb -f "$tmp/p.deb" Version 2>/dev/null || true)
+    if [[ $got_name != "$name" || $got_ver != "$ver" ]]; then
+        rm -rf "$tmp"
+        die "the pool's file for $name=$ver says Package '$got_name' Version '$got_ver'"
+    fi
+    bad=$(dpkg-deb --fsys-tarfile "$tmp/p.deb" | tar -tvf - | awk '
+        # 1 when path p (relative to the package root) climbs above it at any point
+        function escapes(p,   c, n, i, d) {
+            if (p ~ /^\//) return 1
+            n = split(p, c, "/"); d = 0
+            for (i = 1; i <= n; i++) {
+                if (c[i] == "..") { if (--d < 0) return 1 } else if (c[i] != "." && c[i] != "") d++
+            }
+            return 0
+        }
+        $1 !~ /^[-dlh]/ { print; next }
+        {
+            n = $6; for (i = 7; i <= NF && $i != "->"; i++) n = n " " $i
+            if (escapes(n)) { print; next }
+            if ($1 ~ /^l/ && i < NF) {
+                t = $(i + 1); for (j = i + 2; j <= NF; j++) t = t " " $j
+                d = n; sub(/\/[^\/]*$/, "", d)
+                if (t ~ /^\// || escapes(d "/" t)) print
+            }
+        }' | head -n 3)
+    if [[ -n $bad ]]; then
+        rm -rf "$tmp"
+        die "the pool's $name=$ver has members outside its root or special files: $bad"
+    fi
+    mv "$tmp/p.deb" "$f"
+    rm -rf "$tmp"
+    log "got $(basename "$f") ($(du -h "$f" | cut -f1)) from the pool"
+}
+
+# fetch_deb NAME VER SRC: from the index when it has NAME=VER, else from SRC's pool directory.
+# Prints "index" or "pool" (the caller records it).
+fetch_deb() {
+    if indexed "$1" "$2"; then
+        download "$1" "$2"
+        printf 'index\n'
+    elif download_pool "$1" "$2" "$3"; then
+        printf 'pool\n'
+    else
+        die "$1=$2 is neither in the index nor in the pool ($(pool_dir "$3"))"
+    fi
 }

@@ -60,11 +60,6 @@ pkgver_of() {
     printf '%s\n' "$v"
 }
 
-have_pkg_version() {
-    apt_private apt-cache madison "$1" 2>/dev/null |
-        awk -F'|' -v v="$2" '{gsub(/ /, "", $2)} $2 == v {f = 1} END {exit !f}'
-}
-
 run_logged() { # LOGFILE CMD...: run, keep output in LOGFILE, show its tail on failure
     local logf=$1
     shift
@@ -104,14 +99,14 @@ prepare_tree() {
     local pkgver
     pkgver=$(pkgver_of "$kver")
     local pkgs=("linux-headers-$kver" "linux-headers-$kv-common" "linux-kbuild-$kv" "linux-source-$mm") p
-    for p in "${pkgs[@]}"; do
-        if ! have_pkg_version "$p" "$pkgver"; then
-            die "$p=$pkgver is not on the mirror; it has: $(apt_private apt-cache madison "$p" 2>/dev/null |
-                awk -F'|' '{gsub(/ /, "", $2); printf "%s ", $2}')"
-        fi
-    done
     log "$kver: package version $pkgver"
-    for p in "${pkgs[@]}"; do download "$p" "$pkgver"; done
+    # From the index, or (6.19-7.1: Debian's index no longer lists the headers and sources of an
+    # older `linux` upload) from the pool, unverified (lib.sh's fetch_deb says which).
+    for p in "${pkgs[@]}"; do
+        fetch_deb "$p" "$pkgver" linux >/dev/null ||
+            die "$p=$pkgver is not on the mirror; the index has: $(apt_private apt-cache madison "$p" 2>/dev/null |
+                awk -F'|' '{gsub(/ /, "", $2); printf "%s ", $2}')"
+    done
 
     local tmp root src
     tmp=$(mktemp -d "$NDIR/.prep.XXXXXX")
@@ -176,16 +171,46 @@ prepare_tree() {
     log "prepared $top ($(du -sh "$top" | cut -f1))"
 }
 
-# Hash of the patch series (the zcrx variant is rebuilt when it changes).
-series_hash() {
-    local f
+# Per-version adaptation, kept apart from the series' logic (vm/netdevsim-zcrx/compat/<M.m>/):
+#   <patch name of the series>  a copy of that series patch rebased onto M.m (same logic, other
+#                               context), used instead of it; its X-Rebased-From-Sha256: line
+#                               names the series patch it was rebased from, and the build stops
+#                               when the series patch has changed since (rebase the copy)
+#   fixups                      optional list of patches applied after the series (API
+#                               differences of that version), one file name a line
+# The patches to apply for kernel release $1, one path a line.
+series_for() {
+    local kver=$1 mm f c want have
+    mm=$(sed -E 's/^([0-9]+\.[0-9]+).*/\1/' <<<"$kver")
     [[ -f $PATCH_DIR/series ]] || die "no $PATCH_DIR/series"
-    {
-        cat "$PATCH_DIR/series"
+    while read -r f; do
+        [[ -z $f || $f == \#* ]] && continue
+        c=$PATCH_DIR/compat/$mm/$f
+        if [[ -f $c ]]; then
+            want=$(sed -n 's/^X-Rebased-From-Sha256: *//p' "$c" | head -n1)
+            have=$(sha256sum "$PATCH_DIR/$f" | cut -d' ' -f1)
+            [[ $want == "$have" ]] ||
+                die "compat/$mm/$f was rebased from another version of $f (X-Rebased-From-Sha256 $want, the series has $have): rebase it onto $mm again"
+            printf '%s\n' "$c"
+        else
+            printf '%s\n' "$PATCH_DIR/$f"
+        fi
+    done <"$PATCH_DIR/series"
+    if [[ -f $PATCH_DIR/compat/$mm/fixups ]]; then
         while read -r f; do
             [[ -z $f || $f == \#* ]] && continue
-            cat "$PATCH_DIR/$f"
-        done <"$PATCH_DIR/series"
+            printf '%s\n' "$PATCH_DIR/compat/$mm/$f"
+        done <"$PATCH_DIR/compat/$mm/fixups"
+    fi
+}
+
+# Hash of the patches for kernel release $1 (the zcrx variant is rebuilt when it changes).
+series_hash() {
+    local f list
+    list=$(series_for "$1") || exit 1
+    {
+        cat "$PATCH_DIR/series"
+        while read -r f; do cat "$f"; done <<<"$list"
     } | sha256sum | cut -c1-16
 }
 
@@ -195,7 +220,7 @@ cmd_build() {
     local out=$NDIR/$kver/$variant/netdevsim.ko key
     case $variant in
         stock) key=stock ;;
-        zcrx) key=zcrx-$(series_hash) ;;
+        zcrx) key=zcrx-$(series_hash "$kver") ;;
         *) die "--variant must be stock or zcrx, got '$variant'" ;;
     esac
     if [[ -f $out && $(cat "$NDIR/$kver/$variant/key" 2>/dev/null) == "$key" ]]; then
@@ -217,12 +242,15 @@ cmd_build() {
     mkdir -p "$vdir"
     cp -a "$top/netdevsim-src" "$vdir/src"
     if [[ $variant == zcrx ]]; then
-        local f
+        local f list
+        list=$(series_for "$kver") || exit 1
         while read -r f; do
-            [[ -z $f || $f == \#* ]] && continue
-            log "applying $f"
-            run_logged "$vdir/patch.log" patch -p1 -N --no-backup-if-mismatch -d "$vdir/src" -i "$PATCH_DIR/$f"
-        done <"$PATCH_DIR/series"
+            log "applying ${f#"$PATCH_DIR"/}"
+            # At most one line of fuzz (patch's default is 2): a hunk whose context changed must not
+            # land elsewhere (fuzz 3 put 0004's debugfs lines into another function on 6.19); such
+            # a patch needs a compat copy. 7.1 needs fuzz 1 for 0004's netdevsim.h hunk.
+            run_logged "$vdir/patch.log" patch -p1 -N -F1 --no-backup-if-mismatch -d "$vdir/src" -i "$f"
+        done <<<"$list"
     fi
     repoint_makefile "$top/kbuild/usr/src/linux-headers-$kver/Makefile" "$top/kbuild" "$kver"
     local m=$vdir/src/drivers/net/netdevsim t0=$SECONDS

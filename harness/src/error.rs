@@ -1,7 +1,8 @@
 //! The one error type of the commands and the one place that turns a command's result into
 //! the process exit code: 0 every executed case passed, 1 a case failed (or a matrix lost a
 //! kernel), 2 bad input, 3 nothing was run (no case selected or executed; a CI gate must not
-//! go green on nothing), 130 interrupted by SIGINT, 143 by SIGTERM.
+//! go green on nothing), 130 interrupted by SIGINT, 143 by SIGTERM; and, for `git bisect run`
+//! only (the hidden `bisect-step`), 125 for a commit that cannot be tested.
 
 use std::process::ExitCode;
 
@@ -39,6 +40,9 @@ pub enum Verdict {
     Empty,
     /// Stopped by a signal (its number).
     Interrupted(i32),
+    /// `bisect-step` only: this commit cannot be tested (it does not build or boot); 125 is
+    /// what `git bisect run` reads as "skip this commit".
+    Untestable,
 }
 
 /// The exit codes, as every command's help ends.
@@ -54,6 +58,7 @@ pub fn exit_code(r: Result<Verdict, Error>) -> ExitCode {
         Ok(Verdict::Empty) => ExitCode::from(3),
         Ok(Verdict::Interrupted(sig)) if sig == libc::SIGTERM => ExitCode::from(143),
         Ok(Verdict::Interrupted(_)) => ExitCode::from(130),
+        Ok(Verdict::Untestable) => ExitCode::from(125),
         Err(Error::BadInput(m)) => {
             eprintln!("error: {m}");
             ExitCode::from(2)

@@ -20,6 +20,7 @@ fn case(id: &str, area: &str, status: Status, message: &str) -> CaseReport {
         kernel_specific: vec![],
         harness_error: false,
         self_check: None,
+        observed: vec![],
     }
 }
 

@@ -69,6 +69,11 @@ pub struct KernelRange {
 pub struct Requires {
     #[serde(default)]
     pub features: Vec<Feature>,
+    /// Features the kernel must NOT have: a case about what a kernel without them does (e.g.
+    /// a reserved word before it got a meaning). Told by the probe, like `features`, so it
+    /// follows the kernel rather than a version number.
+    #[serde(default)]
+    pub lacks: Vec<Feature>,
     pub kernel: Option<KernelRange>,
     /// Topologies the case can run on (default: host, nodev).
     #[serde(default)]

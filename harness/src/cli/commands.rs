@@ -74,6 +74,8 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
             crate::campaign::coverage(&c)?;
             Ok(Verdict::Passed)
         }
+        Cmd::Bisect(b) => super::bisect::main(&b),
+        Cmd::BisectStep(b) => super::bisect::tree::step(&b),
     }
 }
 
@@ -84,7 +86,7 @@ fn load_cases(paths: &[PathBuf]) -> Result<Vec<Case>, Error> {
 }
 
 /// Checks the run arguments and loads the cases.
-fn prepare(a: &RunArgs) -> Result<(Vec<Case>, RunOpts), Error> {
+pub(super) fn prepare(a: &RunArgs) -> Result<(Vec<Case>, RunOpts), Error> {
     for t in &a.select.topology {
         if topology::Topo::builtin(t).is_some() {
             continue;
@@ -172,7 +174,7 @@ fn hostname() -> Option<String> {
 }
 
 /// Runs the suite on one target: `host`, or a kernel booted in a VM.
-fn run_target(spec: &str, cases: &[Case], opts: &RunOpts, a: &RunArgs) -> Result<RunReport, String> {
+pub(super) fn run_target(spec: &str, cases: &[Case], opts: &RunOpts, a: &RunArgs) -> Result<RunReport, String> {
     let k = vm::KernelSpec::parse(spec)?;
     if matches!(k, vm::KernelSpec::Host) {
         return Ok(run::run(cases, opts, &Probe::run(), "host"));
@@ -282,7 +284,9 @@ fn merge_cmd(inputs: &[PathBuf], outputs: &Outputs) -> Result<Verdict, Error> {
     let runs = report::merge(load_runs(inputs)?).map_err(|e| format!("merge: {e}"))?;
     let ready = preflight(outputs)?;
     if runs.len() > 1 {
-        print_table(&report::matrix_table(&runs.iter().collect::<Vec<_>>()), outputs.ktap);
+        let refs: Vec<&RunReport> = runs.iter().collect();
+        print_table(&report::matrix_table(&refs), outputs.ktap);
+        print_table(&report::changes::render(&refs), outputs.ktap);
     }
     finish(&runs, outputs, ready, false)
 }
@@ -320,7 +324,11 @@ fn matrix_cmd(kernels: &[String], junit_dir: Option<&Path>, a: RunArgs) -> Resul
             break;
         }
     }
-    print_table(&report::matrix_table(&runs.iter().collect::<Vec<_>>()), a.outputs.ktap);
+    let refs: Vec<&RunReport> = runs.iter().collect();
+    print_table(&report::matrix_table(&refs), a.outputs.ktap);
+    if refs.len() > 1 {
+        print_table(&report::changes::render(&refs), a.outputs.ktap);
+    }
     let v = finish(&runs, &a.outputs, ready, false)?;
     if runs.len() < kernels.len() && matches!(v, Verdict::Passed | Verdict::Empty) {
         return Ok(Verdict::Failed);

@@ -1,6 +1,7 @@
 //! The command line: the clap types (each argument struct declared once) and one function per
 //! command ([`commands`]); [`outputs`] writes a run's reports and decides its verdict.
 
+pub mod bisect;
 pub mod commands;
 pub mod outputs;
 
@@ -269,6 +270,55 @@ pub enum Cmd {
     /// changed, a soak leak or drift); 3: nothing failed but a requirement was not tested.
     #[command(after_help = EXIT_CODES_HELP)]
     Qualify(crate::qualify::QualifyArgs),
+    /// Find the first kernel where what the kernel observably does in one case changes.
+    ///
+    /// Compared: whether the case ran, and each step's errno or result, read-back fields and
+    /// CQE res/flags (report.json's `observed`), not the case's pass/fail, so the case's
+    /// per-kernel expectations do not hide the change. Prints the last old and first new
+    /// kernel, what each did, and the boots used. Data-path cases whose CQE count depends on
+    /// timing are poor subjects.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Bisect(BisectArgs),
+    /// One `git bisect run` step of `bisect --kernels tree:PATH` (exit 0 old, 1 new, 125 skip).
+    #[command(hide = true, after_help = EXIT_CODES_HELP)]
+    BisectStep(BisectStepArgs),
+}
+
+/// `bisect`'s arguments.
+#[derive(Args, Clone, Debug)]
+pub struct BisectArgs {
+    /// The exact case id.
+    pub id: String,
+    /// debian:A..debian:B (every Debian version from the oldest matching A to the newest
+    /// matching B; `7.1` matches every 7.1.x), or tree:PATH (a kernel git tree; with --good
+    /// and --bad).
+    #[arg(long)]
+    pub kernels: String,
+    /// tree:PATH only: the old end (a commit where the case behaves the old way).
+    #[arg(long)]
+    pub good: Option<String>,
+    /// tree:PATH only: the new end.
+    #[arg(long)]
+    pub bad: Option<String>,
+    /// Topologies the runs provide, comma-separated (host, nodev, ...).
+    #[arg(long, default_value = "host,nodev", value_delimiter = ',')]
+    pub topology: Vec<String>,
+    /// Seconds before the case is killed (a case's own `timeout` wins); at most 86400.
+    #[arg(long, default_value_t = 30.0, value_parser = parse_timeout)]
+    pub timeout: f64,
+}
+
+/// `bisect-step`'s arguments (given by `bisect` to `git bisect run`).
+#[derive(Args, Clone, Debug)]
+pub struct BisectStepArgs {
+    /// The exact case id.
+    pub id: String,
+    /// Topologies, comma-separated.
+    #[arg(long, default_value = "host,nodev", value_delimiter = ',')]
+    pub topology: Vec<String>,
+    /// Case timeout in seconds.
+    #[arg(long, default_value_t = 30.0, value_parser = parse_timeout)]
+    pub timeout: f64,
 }
 
 /// `report-bug`'s own arguments (no other `run` flag applies to one case's report).

@@ -41,6 +41,7 @@ impl Ctx<'_> {
         let default = Expect::default();
         let e = expect.unwrap_or(&default);
         let (errno, ret, out) = self.expectation_for_kernel(e);
+        self.observe(describe(got));
         let r = check_result(got, errno.as_deref(), ret);
         match expect {
             None => self.assertion("must succeed", true, r)?,
@@ -49,6 +50,7 @@ impl Ctx<'_> {
         for (k, v) in out {
             let want = self.value(&v.value, Ns::Any)?;
             let have = read(k).ok_or_else(|| format!("cannot read back `{k}` here"))?;
+            self.observe(format!("{k}={have:#x}"));
             let r = if want != have {
                 Err(format!("{k}: expected {want:#x} ({want}), kernel wrote {have:#x} ({have})").into())
             } else {
@@ -57,6 +59,11 @@ impl Ctx<'_> {
             self.verdict(&format!("out {k}"), r)?;
         }
         Ok(())
+    }
+
+    /// Records what the kernel answered at the running step, whatever was expected.
+    pub(super) fn observe(&self, what: impl std::fmt::Display) {
+        self.observed.borrow_mut().push(format!("{}: {what}", self.at));
     }
 
     /// The errno, result and outputs expected on the running kernel (a kernel-specific
@@ -90,6 +97,7 @@ impl Ctx<'_> {
             flag_names(flags),
             c.user_data
         );
+        self.observe(format!("{what}: res={} flags={}", sys::res_name(c.res as i64), flag_names(flags)));
         let r = if c.res != want_res {
             Err(format!("{what}: expected res={}, {posted}", sys::res_name(want_res as i64)).into())
         } else {

@@ -124,6 +124,8 @@ struct Ctx<'a> {
     exported_from: HashMap<String, String>,
     /// Kernel-specific expectations that applied (shown in logs and the matrix).
     notes: std::cell::RefCell<Vec<String>>,
+    /// What the kernel answered at each checked value (`CaseReport::observed`).
+    observed: std::cell::RefCell<Vec<String>>,
     /// Self-check: the assertion site (numbered from 1) whose verdict is inverted.
     invert: Option<usize>,
     /// Assertions evaluated so far (a site in a loop counts each time).
@@ -172,6 +174,7 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
         fault,
         exported_from: HashMap::new(),
         notes: Default::default(),
+        observed: Default::default(),
         invert,
         asserts: Default::default(),
         sites: Default::default(),
@@ -203,6 +206,7 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
     };
     o.kernel_specific = notes;
     o.assertions = ctx.sites.take();
+    o.observed = ctx.observed.take();
     o
 }
 

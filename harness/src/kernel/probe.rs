@@ -136,8 +136,8 @@ impl Probe {
         f
     }
 
-    /// Why a feature is missing, in words a user can act on.
-    pub fn missing_reason(&self, feat: Feature) -> String {
+    /// How the kernel tells whether it has `feat`: (the uapi name, where the answer came from).
+    fn feature_source(&self, feat: Feature) -> (&'static str, String) {
         let zq = match &self.zcrx {
             Some(a) if a.data.is_none() => format!("IO_URING_QUERY_ZCRX result {}", sys::res_name(a.result as i64)),
             Some(_) => "per IO_URING_QUERY_ZCRX".into(),
@@ -159,7 +159,19 @@ impl Probe {
             Feature::RxBufLen => "ZCRX_FEATURE_RX_PAGE_SIZE",
             Feature::CqeMixed => "IORING_SETUP_CQE_MIXED",
         };
+        (what, zq)
+    }
+
+    /// Why a feature is missing, in words a user can act on.
+    pub fn missing_reason(&self, feat: Feature) -> String {
+        let (what, zq) = self.feature_source(feat);
         format!("kernel {} lacks {what} ({zq})", self.kernel_release)
+    }
+
+    /// Why a case about kernels without `feat` does not run here.
+    pub fn present_reason(&self, feat: Feature) -> String {
+        let (what, zq) = self.feature_source(feat);
+        format!("kernel {} has {what} ({zq}); the case is about kernels without it", self.kernel_release)
     }
 
     pub fn feature_names(&self) -> Vec<String> {

@@ -109,6 +109,9 @@ pub struct Outcome {
     /// The assertion sites the case reached, in the order first evaluated (numbered from 1).
     #[serde(default)]
     pub assertions: Vec<Assertion>,
+    /// What the kernel answered, whatever the case expected ([`CaseReport::observed`]).
+    #[serde(default)]
+    pub observed: Vec<String>,
 }
 
 /// One place where a case checks a value: a step's errno or result, one `out` field, a CQE's
@@ -197,6 +200,11 @@ pub struct CaseReport {
     /// With `run --self-check`: which of the case's assertions can fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_check: Option<SelfCheck>,
+    /// What the kernel observably did, one line per checked value, independent of the case's
+    /// expectations (kernel-specific ones included): each step's errno or result, each read-back
+    /// field, each CQE's res and flags, up to where the case stopped. `bisect` compares these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observed: Vec<String>,
 }
 
 impl CaseReport {
@@ -217,6 +225,7 @@ impl CaseReport {
             kernel_specific: vec![],
             harness_error: false,
             self_check: None,
+            observed: vec![],
         }
     }
 }

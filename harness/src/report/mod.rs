@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod bugreport;
+pub mod changes;
 pub mod escape;
 pub mod files;
 pub mod html;
@@ -414,6 +415,7 @@ mod tests {
             kernel_specific: vec![],
             harness_error: false,
             self_check: None,
+            observed: vec![],
         };
         RunReport {
             target: "host".into(),

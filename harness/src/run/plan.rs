@@ -71,6 +71,11 @@ pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, 
             return Err(probe.missing_reason(*f));
         }
     }
+    for f in &d.requires.lacks {
+        if probe.features.contains(f) {
+            return Err(probe.present_reason(*f));
+        }
+    }
     let needs_admin = match &d.requires.caps {
         Some(c) => c.contains(&Cap::NetAdmin),
         None => d.steps.iter().any(|s| s.value.register.is_some()),

@@ -11,6 +11,7 @@ pub fn judge(case: &Case, probe: &Probe, deviations: bool, o: Outcome, kernel_lo
     cr.message = o.message;
     cr.log = o.log;
     cr.kernel_specific = o.kernel_specific;
+    cr.observed = o.observed;
     cr.harness_error = o.harness_error;
     if deviations {
         apply_deviation(case, probe, cr);

@@ -169,6 +169,25 @@ pub fn liburing_zcrx_t() -> Result<PathBuf, String> {
     script_path("liburing.sh", &["build"])
 }
 
+/// The upstream versions of the Debian kernels `kernel.sh list` offers ("7.3.4", "7.3~rc7").
+pub fn debian_versions() -> Result<Vec<String>, String> {
+    let s = Unpacked::new()?;
+    let out = s
+        .command("kernel.sh")?
+        .arg("list")
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("vm/kernel.sh: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("kernel.sh list failed ({})", out.status));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.strip_prefix("debian:").map(str::to_string))
+        .collect())
+}
+
 /// Passes `kernel.sh list` through.
 pub fn list_kernels(pattern: Option<&str>) -> Result<(), String> {
     let s = Unpacked::new()?;

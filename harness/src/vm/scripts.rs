@@ -37,6 +37,13 @@ pub const FILES: &[(&str, &str)] = &[
         "netdevsim-zcrx/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch",
         include_str!("../../../vm/netdevsim-zcrx/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch"),
     ),
+    // Per-version adaptation of the series (netdevsim.sh's series_for): rebased copies, fixups.
+    (
+        "netdevsim-zcrx/compat/6.19/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch",
+        include_str!(
+            "../../../vm/netdevsim-zcrx/compat/6.19/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch"
+        ),
+    ),
 ];
 
 /// The built-in scripts, written out; the directory goes away when this is dropped.
@@ -82,6 +89,7 @@ impl Unpacked {
             let path = u.dir.join(rel);
             if let Some(parent) = path.parent().filter(|p| !p.exists()) {
                 std::fs::DirBuilder::new()
+                    .recursive(true)
                     .mode(0o700)
                     .create(parent)
                     .map_err(|e| format!("{}: {e}", parent.display()))?;
@@ -135,6 +143,17 @@ mod tests {
         let series = std::fs::read_to_string(vm_dir().join("netdevsim-zcrx/series")).expect("series");
         for p in series.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             assert!(has(&format!("netdevsim-zcrx/{p}")), "patch {p} is not built in");
+        }
+        // Every per-version compat file (netdevsim-zcrx/compat/<M.m>/*).
+        for v in std::fs::read_dir(vm_dir().join("netdevsim-zcrx/compat")).expect("compat/").flatten() {
+            for f in std::fs::read_dir(v.path()).expect("compat/<M.m>").flatten() {
+                let rel = format!(
+                    "netdevsim-zcrx/compat/{}/{}",
+                    v.file_name().to_string_lossy(),
+                    f.file_name().to_string_lossy()
+                );
+                assert!(has(&rel), "{rel} is not built in");
+            }
         }
         // Every script under vm/ but the guest-side smoke test.
         for e in std::fs::read_dir(vm_dir()).expect("vm/").flatten() {

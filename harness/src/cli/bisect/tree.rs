@@ -1,0 +1,157 @@
+//! `bisect CASE --kernels tree:PATH --good G --bad B`: `git bisect run` over the commits of a
+//! kernel git tree. The user's checkout is never modified: the bisection runs in a git
+//! worktree of it under `<cache>/bisect/` (made once and reused, so each step's vm/build-tree.sh
+//! build is incremental), detached, with its own per-worktree bisect state. Each step is this
+//! binary's hidden `bisect-step`: build and boot the checked-out commit, run the case, and exit
+//! 0 when it behaves as the good end did, 1 when not, 125 when the commit cannot be tested.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::{observe, Seen};
+use crate::cli::{BisectArgs, BisectStepArgs};
+use crate::error::{Error, Verdict};
+use crate::report::escape::printable;
+
+/// Where the step results are kept inside the worktree (ignored by the kernel's .gitignore,
+/// which ignores dot files).
+const STATE: &str = ".zcrx-bisect";
+
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git -C {} {}: {}",
+            dir.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn commit_of(dir: &Path, rev: &str) -> Result<String, String> {
+    if rev.starts_with('-') || rev.is_empty() {
+        return Err(format!("`{rev}` is not a revision"));
+    }
+    git(dir, &["rev-parse", "--verify", "--end-of-options", &format!("{rev}^{{commit}}")])
+}
+
+/// The worktree for bisecting `src`: `<cache>/bisect/<name>-<hash of its path>`.
+fn worktree_for(src: &Path, at: &str) -> Result<PathBuf, String> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in src.as_os_str().as_encoded_bytes() {
+        h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    let name = src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c)).collect();
+    let dir = crate::paths::cache_dir().join("bisect").join(format!("{name}-{h:016x}"));
+    if dir.join(".git").exists() {
+        // Ours from an earlier bisection: same repository? Then end any bisection left over.
+        let common = git(&dir, &["rev-parse", "--git-common-dir"])?;
+        let want = git(src, &["rev-parse", "--git-common-dir"])?;
+        let abs = |d: &Path, p: &str| d.join(p).canonicalize().unwrap_or_else(|_| PathBuf::from(p));
+        if abs(&dir, &common) != abs(src, &want) {
+            return Err(format!("{} is a worktree of another repository; remove it", dir.display()));
+        }
+        let _ = git(&dir, &["bisect", "reset", "--no-checkout"]);
+        git(&dir, &["checkout", "--detach", "--quiet", at])?;
+    } else {
+        std::fs::create_dir_all(dir.parent().unwrap_or(Path::new("/"))).map_err(|e| e.to_string())?;
+        eprintln!("bisect: git worktree add --detach {} {at}", dir.display());
+        git(src, &["worktree", "add", "--detach", &dir.display().to_string(), at])?;
+    }
+    Ok(dir)
+}
+
+fn state_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(STATE).join(format!("{name}.json"))
+}
+
+fn save(dir: &Path, name: &str, s: &Seen) -> Result<(), String> {
+    std::fs::create_dir_all(dir.join(STATE)).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string(s).map_err(|e| e.to_string())?;
+    crate::report::write_atomic(&state_file(dir, name), &text).map_err(|e| e.to_string())
+}
+
+fn load(path: &Path) -> Result<Seen, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Builds and boots the commit checked out in `dir`, runs the case, records what it saw.
+fn observe_here(dir: &Path, id: &str, topology: &[String], timeout: f64) -> Result<(String, Seen), String> {
+    let sha = git(dir, &["rev-parse", "HEAD"])?;
+    let (seen, _) = observe(&format!("tree:{}", dir.display()), id, topology, timeout)?;
+    save(dir, &sha, &seen)?;
+    Ok((sha, seen))
+}
+
+pub fn main(a: &BisectArgs, path: &str) -> Result<Verdict, Error> {
+    let (Some(good), Some(bad)) = (a.good.as_deref(), a.bad.as_deref()) else {
+        return Err(Error::BadInput("--kernels tree:PATH needs --good REV and --bad REV".into()));
+    };
+    let src = Path::new(path).canonicalize().map_err(|e| format!("{path}: {e}"))?;
+    let top = git(&src, &["rev-parse", "--show-toplevel"]).map_err(|e| format!("{path} is not a git tree: {e}"))?;
+    let src = PathBuf::from(top);
+    let (good, bad) = (commit_of(&src, good)?, commit_of(&src, bad)?);
+    let dir = worktree_for(&src, &good)?;
+    let _ = std::fs::remove_dir_all(dir.join(STATE));
+    eprintln!("bisect: observing {} at the good end {good}", a.id);
+    let (_, old) = observe_here(&dir, &a.id, &a.topology, a.timeout)?;
+    git(&dir, &["checkout", "--detach", "--quiet", &bad])?;
+    eprintln!("bisect: observing {} at the bad end {bad}", a.id);
+    let (_, new) = observe_here(&dir, &a.id, &a.topology, a.timeout)?;
+    if old.same(&new) {
+        println!("{}: no observable change between {good} and {bad} (2 builds and boots)", printable(&a.id));
+        return Ok(Verdict::Passed);
+    }
+    save(&dir, "reference", &old)?;
+    git(&dir, &["bisect", "start", &bad, &good])?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let mut run = Command::new("git");
+    run.arg("-C").arg(&dir).args(["bisect", "run"]).arg(&exe).arg("bisect-step").arg(&a.id);
+    run.arg(format!("--topology={}", a.topology.join(","))).arg(format!("--timeout={}", a.timeout));
+    eprintln!("bisect: git bisect run in {}", dir.display());
+    let out = run.stdin(Stdio::null()).stderr(Stdio::inherit()).output().map_err(|e| format!("git bisect run: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprint!("{text}");
+    let first = text.lines().find_map(|l| l.strip_suffix(" is the first bad commit")).map(str::to_string);
+    let _ = git(&dir, &["bisect", "reset", "--no-checkout"]);
+    let Some(first) = first else {
+        return Err(format!("git bisect run found no first changed commit (exit {})", out.status).into());
+    };
+    let parent = git(&dir, &["rev-parse", &format!("{first}^")]).unwrap_or_default();
+    let steps = std::fs::read_dir(dir.join(STATE)).map(|d| d.count()).unwrap_or(1) - 1;
+    let new = load(&state_file(&dir, &first)).unwrap_or(new);
+    let old = load(&state_file(&dir, &parent)).unwrap_or(old);
+    println!(
+        "{}: changed between {parent} (last old) and {first} (first new); {steps} commit(s) built and booted",
+        printable(&a.id)
+    );
+    print!("last old:\n{}first new:\n{}", old.render(), new.render());
+    Ok(Verdict::Passed)
+}
+
+/// One `git bisect run` step, in the worktree (the current directory).
+pub fn step(a: &BisectStepArgs) -> Result<Verdict, Error> {
+    let dir = std::env::current_dir().map_err(|e| e.to_string())?;
+    let reference = load(&state_file(&dir, "reference"))?;
+    match observe_here(&dir, &a.id, &a.topology, a.timeout) {
+        Ok((sha, s)) => {
+            let same = s.same(&reference);
+            eprintln!("bisect-step: {sha}: {}", if same { "as the good end (old)" } else { "changed (new)" });
+            Ok(if same { Verdict::Passed } else { Verdict::Failed })
+        }
+        Err(e) => {
+            eprintln!("bisect-step: cannot test this commit: {e}");
+            Ok(Verdict::Untestable)
+        }
+    }
+}
