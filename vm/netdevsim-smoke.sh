@@ -11,7 +11,7 @@
 # registers io_uring zcrx on rx queue 0 of the receiving port, receives 16 MiB through it,
 # checks the bytes and shows the port's hds/ debugfs counters (patch 0004), which say how
 # many skbs were split into zcrx buffers (zero copy) and how many fell back; then again with
-# hds/netmem_budget = 1000 (4 MiB zero copy, the rest by copy fallback).
+# hds/netmem_budget = 1000 and hds/on_empty = copy (4 MiB zero copy, the rest by copy fallback).
 # Prints "SMOKE: PASS" as its last line when everything worked; exits non-zero otherwise.
 #
 # From the host (see vm/README.md):
@@ -152,7 +152,10 @@ s.close()' || fail "zcrx client"
     zcrx_run -1
     if [[ -d $hds ]]; then
         [[ $split -gt 0 && $fallback -eq 0 ]] || fail "expected only split skbs"
+        # patch 0005: an empty pool drops by default (like a NIC); the fallback needs on_empty copy
+        [[ -f $hds/on_empty ]] && echo copy >"$hds/on_empty"
         zcrx_run 1000
+        [[ -f $hds/on_empty ]] && echo drop >"$hds/on_empty"
         [[ $split -gt 0 && $fallback -gt 0 ]] || fail "expected split and fallback skbs with a budget of 1000"
         echo -1 >"$hds/netmem_budget"
     fi

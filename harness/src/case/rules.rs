@@ -69,8 +69,7 @@ pub fn asserts(s: &Step) -> bool {
         || s.expect_rq.is_some()
         || s.expect_stats.is_some()
         || s.expect.is_some();
-    let counters =
-        s.nsim.as_ref().is_some_and(|n| n.split.is_some() || n.fallback.is_some() || n.split_at_least.is_some());
+    let counters = s.nsim.as_ref().is_some_and(|n| n.checks());
     let flush = s.return_buffers.as_ref().is_some_and(|r| r.flush) || s.rq_push.as_ref().is_some_and(|r| r.flush);
     calls || expects || counters || flush
 }

@@ -337,6 +337,8 @@ pub struct ExpectRq {
     pub zcrx: Option<String>,
     /// RQ head (kernel-owned); may use `$z0.returned` (RQEs the harness published).
     pub head: Option<Value>,
+    /// The kernel consumed at least this many RQEs (head, not wrapped: 32-bit index).
+    pub head_at_least: Option<Value>,
     pub tail: Option<Value>,
     /// Buffers the harness holds (received, not yet returned).
     pub held: Option<usize>,
@@ -374,21 +376,61 @@ pub struct Tun {
     pub name: String,
 }
 
-/// The simulated NIC's knobs (netdevsim-zcrx, debugfs `hds/`): set the buffer budget,
-/// reset or check the split/fallback counters.
+/// The simulated NIC's knobs (netdevsim-zcrx, debugfs `hds/`, vm/netdevsim-zcrx/ patches 0004-0006):
+/// set the buffer budget, the on-empty mode or injected allocation failures, reset or check the
+/// counters. Knobs a case sets are put back to their defaults after the case.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Nsim {
     /// How many more buffers the rx path may take from the page pool (-1: no limit).
     pub netmem_budget: Option<i64>,
+    /// What the rx path does with a payload frame when the page pool has no buffer:
+    /// `drop` it like a NIC (the default) or deliver it unsplit, to be copied (`copy`).
+    pub on_empty: Option<OnEmpty>,
+    /// Make the next N buffer allocations of the rx path fail (like an empty pool, but the
+    /// memory provider is not asked).
+    pub pp_fail_next: Option<u32>,
+    /// Then make every N-th allocation fail (0: none).
+    pub pp_fail_interval: Option<u32>,
     /// Zero the counters.
     #[serde(default)]
     pub reset: bool,
-    /// Exact expected values: skbs split into provider buffers / delivered unsplit.
+    /// Exact expected values: skbs split into provider buffers / delivered unsplit / dropped
+    /// for want of a buffer.
     pub split: Option<u64>,
     pub fallback: Option<u64>,
+    pub dropped: Option<u64>,
     /// At least this many split skbs.
     pub split_at_least: Option<u64>,
+    /// At least this many skbs dropped for want of a buffer.
+    pub dropped_at_least: Option<u64>,
+}
+
+/// `hds/on_empty` of netdevsim-zcrx (patch 0005).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnEmpty {
+    Drop,
+    Copy,
+}
+
+impl Nsim {
+    /// Whether the step sets a knob that must be put back after the case.
+    pub fn sets_knobs(&self) -> bool {
+        self.netmem_budget.is_some()
+            || self.on_empty.is_some()
+            || self.pp_fail_next.is_some()
+            || self.pp_fail_interval.is_some()
+    }
+
+    /// Whether the step checks a counter.
+    pub fn checks(&self) -> bool {
+        self.split.is_some()
+            || self.fallback.is_some()
+            || self.dropped.is_some()
+            || self.split_at_least.is_some()
+            || self.dropped_at_least.is_some()
+    }
 }
 
 /// Move the case process into a fresh network namespace (devices created before stay behind).

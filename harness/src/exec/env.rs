@@ -52,21 +52,54 @@ impl Ctx<'_> {
                 .parse()
                 .map_err(|_| format!("{}/{f}: not a number", dir.display()))
         };
+        // Patches 0005/0006 add on_empty, dropped and pp_fail_*; a module without them skips.
+        let need = |f: &str| {
+            if dir.join(f).exists() {
+                Ok(())
+            } else {
+                Err(StepError::Skip(format!("this netdevsim has no hds/{f} (vm/netdevsim-zcrx/ before patch 0005)")))
+            }
+        };
         if n.reset {
             write("split", "0".into())?;
             write("fallback", "0".into())?;
+            if dir.join("dropped").exists() {
+                write("dropped", "0".into())?;
+            }
         }
         if let Some(b) = n.netmem_budget {
             write("netmem_budget", b.to_string())?;
         }
-        if n.split.is_some() || n.fallback.is_some() || n.split_at_least.is_some() {
+        if let Some(m) = n.on_empty {
+            need("on_empty")?;
+            write("on_empty", if m == OnEmpty::Copy { "copy" } else { "drop" }.into())?;
+        }
+        if let Some(v) = n.pp_fail_next {
+            need("pp_fail_next")?;
+            write("pp_fail_next", v.to_string())?;
+        }
+        if let Some(v) = n.pp_fail_interval {
+            need("pp_fail_interval")?;
+            write("pp_fail_interval", v.to_string())?;
+        }
+        if n.checks() {
+            if n.dropped.is_some() || n.dropped_at_least.is_some() {
+                need("dropped")?;
+            }
             let (sp, fb) = (read("split")?, read("fallback")?);
-            self.note(format!("netdevsim hds: split={sp} fallback={fb}"));
+            let dr = if dir.join("dropped").exists() { Some(read("dropped")?) } else { None };
+            self.note(format!("netdevsim hds: split={sp} fallback={fb} dropped={dr:?}"));
             if n.split.is_some() {
                 self.verdict("netdevsim split", exact("split", n.split, sp))?;
             }
             if n.fallback.is_some() {
                 self.verdict("netdevsim fallback", exact("fallback", n.fallback, fb))?;
+            }
+            if let (Some(_), Some(dr)) = (n.dropped, dr) {
+                self.verdict("netdevsim dropped", exact("dropped", n.dropped, dr))?;
+            }
+            if let (Some(min), Some(dr)) = (n.dropped_at_least, dr) {
+                self.verdict("netdevsim dropped at least", exact_min("dropped", min, dr))?;
             }
             if let Some(min) = n.split_at_least {
                 self.verdict("netdevsim split at least", exact_min("split", min, sp))?;

@@ -20,6 +20,7 @@ impl Ctx<'_> {
     pub(super) fn expect_rq(&mut self, x: &ExpectRq) -> StepResult {
         let want_head = x.head.as_ref().map(|v| self.value(v, Ns::Any)).transpose()?;
         let want_tail = x.tail.as_ref().map(|v| self.value(v, Ns::Any)).transpose()?;
+        let head_min = x.head_at_least.as_ref().map(|v| self.value(v, Ns::Any)).transpose()?;
         let z = self.zcrx_mut(x.zcrx.as_deref())?;
         let q = rq_of(z)?;
         let (head, tail) = (q.head()?, q.tail()?);
@@ -33,6 +34,9 @@ impl Ctx<'_> {
             if want.is_some() {
                 self.verdict(what, exact(what, want, have))?;
             }
+        }
+        if let Some(min) = head_min {
+            self.verdict("RQ head at least", exact_min("RQ head", min as u32 as u64, h as u64))?;
         }
         Ok(())
     }

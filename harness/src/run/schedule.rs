@@ -196,6 +196,11 @@ impl<'a> Scheduler<'a> {
                     eprintln!("restoring settings after {}: {e}", case.id);
                 }
             }
+            if case.def.steps.iter().any(|s| s.value.nsim.as_ref().is_some_and(|n| n.sets_knobs())) {
+                for e in env.restore_nsim_knobs() {
+                    eprintln!("restoring netdevsim knobs after {}: {e}", case.id);
+                }
+            }
         }
         if r.interrupted {
             self.interrupted = true;

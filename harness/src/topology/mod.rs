@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 mod env;
+mod nsim;
 mod set;
 mod tools;
 

@@ -37,6 +37,22 @@ pub const FILES: &[(&str, &str)] = &[
         "netdevsim-zcrx/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch",
         include_str!("../../../vm/netdevsim-zcrx/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch"),
     ),
+    (
+        "netdevsim-zcrx/0005-netdevsim-drop-payload-skbs-when-the-zcrx-page-pool-.patch",
+        include_str!("../../../vm/netdevsim-zcrx/0005-netdevsim-drop-payload-skbs-when-the-zcrx-page-pool-.patch"),
+    ),
+    (
+        "netdevsim-zcrx/0006-netdevsim-inject-page-pool-allocation-failures-into-.patch",
+        include_str!("../../../vm/netdevsim-zcrx/0006-netdevsim-inject-page-pool-allocation-failures-into-.patch"),
+    ),
+    (
+        "netdevsim-zcrx/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch",
+        include_str!("../../../vm/netdevsim-zcrx/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch"),
+    ),
+    (
+        "netdevsim-zcrx/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch",
+        include_str!("../../../vm/netdevsim-zcrx/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch"),
+    ),
     // Per-version adaptation of the series (netdevsim.sh's series_for): rebased copies, fixups.
     (
         "netdevsim-zcrx/compat/6.19/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch",
