@@ -237,7 +237,9 @@ impl Ctx<'_> {
         }
         let ex = queues(&r.exclude)?;
         let cur = ethtool::rss_indir(idx, 0).map_err(|e| StepError::Skip(format!("no RSS table: {}", e.msg)))?;
-        let keep: Vec<u32> = (0..self.topo.queues).filter(|q| !ex.contains(q)).collect();
+        // The queues the device has now (a case may have changed the channels).
+        let rx_queues = ethtool::channels(idx).ok().and_then(|c| c.0).unwrap_or(self.topo.queues);
+        let keep: Vec<u32> = (0..rx_queues).filter(|q| !ex.contains(q)).collect();
         if cur.is_empty() || keep.is_empty() {
             return Err(StepError::Skip(format!("{dev}: no RSS indirection table to change ({} entries)", cur.len())));
         }

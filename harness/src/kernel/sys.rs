@@ -50,7 +50,13 @@ impl Mem {
     pub fn huge(len: usize) -> io::Result<Mem> {
         let two_mb = 2 << 20;
         let len = len.max(1).div_ceil(two_mb) * two_mb;
-        Self::map(len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB, -1, 0)
+        Self::map(
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
+            -1,
+            0,
+        )
     }
 
     /// Maps `len` bytes of `fd` at `offset` shared (used for kernel-allocated RQ regions).

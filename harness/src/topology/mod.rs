@@ -536,7 +536,19 @@ mod tests {
             assert!(!e.contains("Options") && !e.contains("line"), "{e}");
         }
         std::fs::write(&p, nic("netns: dut\n").replace("remote:\n", "remote:\n  interface: eth1\n")).expect("write");
-        load(p.to_str().expect("utf8")).expect("valid");
+        let t = load(p.to_str().expect("utf8")).expect("valid");
+        assert!(!t.destructive, "destructive defaults to false");
+        std::fs::write(&p, nic("destructive: true\ndut_address6: \"fd00::1/64\"\n")).expect("write");
+        let t = load(p.to_str().expect("utf8")).expect("valid");
+        assert!(t.destructive);
+        for (text, want) in [
+            (nic("dut_address6: 10.0.0.1/24\n"), ":5:15: dut_address6:"),
+            (nic("may_change: [mtu, flux]\n"), ":5:13: may_change: unknown setting `flux`"),
+        ] {
+            std::fs::write(&p, &text).expect("write");
+            let e = load(p.to_str().expect("utf8")).expect_err(&text);
+            assert!(e.contains(want), "{e}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
