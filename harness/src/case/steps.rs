@@ -139,6 +139,9 @@ pub struct Connect {
     pub name: Option<String>,
     #[serde(default)]
     pub kind: ConnKind,
+    /// TCP: SO_RCVBUF of the listening socket (inherited by the accepted one; the kernel doubles
+    /// it), which bounds the receive window and so how many buffers in-flight data can occupy.
+    pub rcvbuf: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
