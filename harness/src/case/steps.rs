@@ -149,6 +149,9 @@ pub struct Connect {
     /// TCP between the topology's IPv6 addresses (skips on a topology without them).
     #[serde(default)]
     pub ipv6: bool,
+    /// TCP: SO_RCVBUF of the listening socket (inherited by the accepted one; the kernel doubles
+    /// it), which bounds the receive window and so how many buffers in-flight data can occupy.
+    pub rcvbuf: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]

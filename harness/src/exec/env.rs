@@ -111,6 +111,9 @@ impl Ctx<'_> {
     pub(super) fn connect(&mut self, c: &Connect) -> StepResult {
         let name = c.name.clone().unwrap_or_else(|| "c0".into());
         let io = |e: std::io::Error| harness(e.to_string());
+        if c.rcvbuf.is_some() && c.kind != ConnKind::Tcp {
+            return Err(harness(format!("connect {name}: rcvbuf applies to kind tcp only")));
+        }
         let (recv, peer): (OwnedFd, OwnedFd) = match c.kind {
             ConnKind::Tcp => {
                 let dut = if c.ipv6 {
@@ -122,6 +125,11 @@ impl Ctx<'_> {
                     self.topo.dut_addr.clone()
                 };
                 let l = TcpListener::bind((dut.as_str(), 0)).map_err(io)?;
+                if let Some(n) = c.rcvbuf {
+                    let n = usize::try_from(n).map_err(|_| harness("rcvbuf out of range"))?;
+                    nix::sys::socket::setsockopt(&l, nix::sys::socket::sockopt::RcvBuf, &n)
+                        .map_err(|e| harness(format!("SO_RCVBUF {n}: {e}")))?;
+                }
                 let addr = l.local_addr().map_err(io)?;
                 let client = match self.topo.peer_netns.clone() {
                     // The peer connects from its own namespace: a thread we own enters it.
