@@ -143,7 +143,7 @@ mod tests {
     }
 
     /// A device in another network namespace is read there (its own sysfs), and a setting
-    /// changed between two reads is exactly what the diff reports.
+    /// changed between two reads is exactly what the diff reports (a veth pair in a namespace).
     #[test]
     fn a_change_in_another_namespace_shows_in_the_diff() {
         let ip = |args: &[&str]| std::process::Command::new("ip").args(args).status().is_ok_and(|s| s.success());
@@ -151,7 +151,7 @@ mod tests {
         if !nix::unistd::geteuid().is_root() || !ip(&["netns", "add", &ns]) {
             return eprintln!("skipped: needs root and `ip netns add`");
         }
-        let made = ip(&["-n", &ns, "link", "add", "zq0", "type", "dummy"]);
+        let made = ip(&["-n", &ns, "link", "add", "zq0", "type", "veth", "peer", "name", "zq1"]);
         let result = made.then(|| {
             let before = read_dut(Some(&ns), "zq0");
             let changed = ip(&["-n", &ns, "link", "set", "zq0", "mtu", "1400"]);
@@ -159,7 +159,7 @@ mod tests {
         });
         ip(&["netns", "del", &ns]);
         let Some((before, changed, after, here)) = result else {
-            return eprintln!("skipped: no dummy interfaces on this kernel");
+            return eprintln!("skipped: no veth on this kernel");
         };
         assert!(changed);
         assert!(here.is_err(), "zq0 must not be visible outside its namespace: {here:?}");
