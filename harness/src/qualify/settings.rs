@@ -142,6 +142,41 @@ mod tests {
         assert!(diff(&b, &b).iter().all(|x| !x.changed));
     }
 
+    /// A device in another network namespace is read there (its own sysfs), and a setting
+    /// changed between two reads is exactly what the diff reports (a veth pair in a namespace).
+    #[test]
+    fn a_change_in_another_namespace_shows_in_the_diff() {
+        let ip = |args: &[&str]| std::process::Command::new("ip").args(args).status().is_ok_and(|s| s.success());
+        let ns = format!("zcrxq19t{}", std::process::id());
+        if !nix::unistd::geteuid().is_root() || !ip(&["netns", "add", &ns]) {
+            return eprintln!("skipped: needs root and `ip netns add`");
+        }
+        let made = ip(&["-n", &ns, "link", "add", "zq0", "type", "veth", "peer", "name", "zq1"]);
+        let result = made.then(|| {
+            let before = read_dut(Some(&ns), "zq0");
+            let changed = ip(&["-n", &ns, "link", "set", "zq0", "mtu", "1400"]);
+            (before, changed, read_dut(Some(&ns), "zq0"), read_dut(None, "zq0"))
+        });
+        ip(&["netns", "del", &ns]);
+        let Some((before, changed, after, here)) = result else {
+            return eprintln!("skipped: no veth on this kernel");
+        };
+        assert!(changed);
+        assert!(here.is_err(), "zq0 must not be visible outside its namespace: {here:?}");
+        let (before, after) = (before.expect("before"), after.expect("after"));
+        assert_eq!(before.get("sysfs.mtu").map(String::as_str), Some("1500"));
+        let d: Vec<SettingDiff> = diff(&before, &after).into_iter().filter(|x| x.changed).collect();
+        assert_eq!(
+            d,
+            [SettingDiff {
+                name: "sysfs.mtu".into(),
+                before: Some("1500".into()),
+                after: Some("1400".into()),
+                changed: true
+            }]
+        );
+    }
+
     #[test]
     fn loopback_is_readable_and_stable() {
         let one = read_dut(None, "lo").expect("lo");
