@@ -84,9 +84,9 @@ pub fn render(runs: &[&RunReport]) -> String {
     );
     for (id, steps) in &changes {
         for (n, st) in steps.iter().enumerate() {
-            let head = if n == 0 { one_line(id) } else { String::new() };
+            let (head, when) = if n == 0 { (one_line(id), "first at") } else { (String::new(), "then at ") };
             s.push_str(&format!(
-                "  {head:<48} first at {:<16} ({} had: {}) now: {}\n",
+                "  {head:<48} {when} {:<16} ({} had: {}) now: {}\n",
                 labels[st.after],
                 labels[st.before],
                 one_line(&st.from.render()),
@@ -152,6 +152,8 @@ mod tests {
         assert_eq!(ch.len(), 1);
         let s: Vec<(usize, usize)> = ch[0].1.iter().map(|s| (s.before, s.after)).collect();
         assert_eq!(s, [(0, 1), (1, 2)]);
+        let text = render(&refs);
+        assert!(text.contains("first at k2") && text.contains("then at  k3"), "{text}");
         assert!(what_changed(&refs[..1]).is_empty());
     }
 }

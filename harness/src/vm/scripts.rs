@@ -60,6 +60,12 @@ pub const FILES: &[(&str, &str)] = &[
             "../../../vm/netdevsim-zcrx/compat/6.19/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch"
         ),
     ),
+    (
+        "netdevsim-zcrx/compat/7.0/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch",
+        include_str!(
+            "../../../vm/netdevsim-zcrx/compat/7.0/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch"
+        ),
+    ),
 ];
 
 /// The built-in scripts, written out; the directory goes away when this is dropped.
