@@ -190,17 +190,19 @@ impl<'a> Scheduler<'a> {
     fn finish(&mut self, slot: Slot) {
         let case = self.cases[slot.job.idx];
         let r = slot.running.finish();
+        // What could not be put back fails the case that changed it: every later case would
+        // otherwise run on a device that is not what the topology says.
+        let mut unrestored = Vec::new();
         if let Some(env) = self.envs.env(&slot.job.kind) {
             if case.def.steps.iter().any(|s| s.value.changes_device()) {
-                for e in env.restore_settings() {
-                    eprintln!("restoring settings after {}: {e}", case.id);
-                }
+                unrestored.extend(env.restore_settings().into_iter().map(|e| format!("settings: {e}")));
             }
             if case.def.steps.iter().any(|s| s.value.nsim.as_ref().is_some_and(|n| n.sets_knobs())) {
-                for e in env.restore_nsim_knobs() {
-                    eprintln!("restoring netdevsim knobs after {}: {e}", case.id);
-                }
+                unrestored.extend(env.restore_nsim_knobs().into_iter().map(|e| format!("netdevsim knobs: {e}")));
             }
+        }
+        for e in &unrestored {
+            eprintln!("restoring after {}: {e}", case.id);
         }
         if r.interrupted {
             self.interrupted = true;
@@ -216,6 +218,15 @@ impl<'a> Scheduler<'a> {
         let assertions = std::mem::take(&mut outcome.assertions);
         let held = outcome.inverted_held;
         verdict::judge(case, self.probe, slot.job.invert.is_none(), outcome, slot.kernel_log, &mut cr);
+        if !unrestored.is_empty() {
+            cr.status = crate::model::Status::Fail;
+            cr.harness_error = true;
+            cr.message = format!(
+                "the topology could not be restored after the case ({}); {}",
+                unrestored.join("; "),
+                cr.message
+            );
+        }
         match slot.job.invert {
             Some(k) => self.inverted_done(slot.job.idx, k, held, cr),
             None if self.opts.self_check => self.base_done(slot.job, assertions, cr),

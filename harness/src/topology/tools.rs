@@ -112,11 +112,20 @@ pub fn restore(ns: Option<&str>, dev: &str, want: &DevState) -> Result<(), Strin
         for r in now.rules.iter().filter(|r| !w.rules.contains(r)) {
             ethtool::delete_flow_rule(&d, *r)?;
         }
-        if now.indir != w.indir && !w.indir.is_empty() {
-            ethtool::set_rss_indir(idx, &w.indir)?;
-        }
         let s = &w.settings;
         let n = &now.settings;
+        // The indirection table may only name queues that exist: with fewer channels than now it
+        // goes back first, with more (a case took some away) after the channels are back.
+        let indir_first = matches!((s.combined, n.combined), (Some(a), Some(b)) if a < b);
+        let put_indir = || -> NlResult<()> {
+            if now.indir != w.indir && !w.indir.is_empty() {
+                ethtool::set_rss_indir(idx, &w.indir)?;
+            }
+            Ok(())
+        };
+        if indir_first {
+            put_indir()?;
+        }
         let diff = |a: Option<u32>, b: Option<u32>| if a != b { a } else { None };
         let change = Settings {
             mtu: diff(s.mtu, n.mtu),
@@ -127,6 +136,9 @@ pub fn restore(ns: Option<&str>, dev: &str, want: &DevState) -> Result<(), Strin
         };
         if change != Settings::default() {
             apply_here(&d, &change)?;
+        }
+        if !indir_first {
+            put_indir()?;
         }
         if now.up != w.up {
             link::set_up(idx, w.up)?;
