@@ -11,8 +11,8 @@
 //! - counters: per round (the increments of a cumulative counter, or the values of a counter
 //!   the cases reset every round), a counter of events the zero-copy path should not have
 //!   (copy fallbacks, drops, errors, allocation failures) must not be higher in the last third
-//!   of the rounds than 1.5 times the first third plus one; a level (buffers in flight, held,
-//!   outstanding) must end where it started.
+//!   of the rounds than 1.5 times the first third plus one; a level (page-pool pages in flight,
+//!   pools still held by io_uring, anything outstanding) must end where it started.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
