@@ -118,11 +118,15 @@ pub fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8])> {
 /// Sends one generic-netlink request and returns the body (after the genl header) of each
 /// answer, or the errno the kernel returned.
 fn genl(s: &OwnedFd, family: u16, cmd: u8, body: &[u8]) -> Result<Vec<Vec<u8>>, i32> {
+    genl_flags(s, family, cmd, body, libc::NLM_F_REQUEST | libc::NLM_F_ACK)
+}
+
+fn genl_flags(s: &OwnedFd, family: u16, cmd: u8, body: &[u8], flags: i32) -> Result<Vec<Vec<u8>>, i32> {
     let mut msg = Vec::new();
     let len = (16 + 4 + body.len()) as u32;
     msg.extend_from_slice(&len.to_ne_bytes());
     msg.extend_from_slice(&family.to_ne_bytes());
-    msg.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16).to_ne_bytes());
+    msg.extend_from_slice(&(flags as u16).to_ne_bytes());
     msg.extend_from_slice(&1u32.to_ne_bytes());
     msg.extend_from_slice(&0u32.to_ne_bytes());
     msg.extend_from_slice(&[cmd, 1, 0, 0]);
@@ -158,21 +162,75 @@ fn genl(s: &OwnedFd, family: u16, cmd: u8, body: &[u8]) -> Result<Vec<Vec<u8>>, 
     }
 }
 
-/// `ETHTOOL_MSG_RINGS_GET` for `dev`: the attributes of [`RING_ATTRS`] the driver reports.
-pub fn rings(dev: &str) -> Result<Vec<(&'static str, u64)>, String> {
-    let s = socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_GENERIC)?;
-    let mut name = b"ethtool".to_vec();
-    name.push(0);
+/// The id of the generic-netlink family `name`.
+fn family(s: &OwnedFd, name: &str) -> Result<u16, String> {
+    let mut n = name.as_bytes().to_vec();
+    n.push(0);
     let mut body = Vec::new();
-    attr(&mut body, CTRL_ATTR_FAMILY_NAME, &name);
-    let fam = genl(&s, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, &body)
-        .map_err(|e| format!("the ethtool netlink family: {}", std::io::Error::from_raw_os_error(e)))?;
-    let family = fam
-        .iter()
+    attr(&mut body, CTRL_ATTR_FAMILY_NAME, &n);
+    let fam = genl(s, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, &body)
+        .map_err(|e| format!("the {name} netlink family: {}", std::io::Error::from_raw_os_error(e)))?;
+    fam.iter()
         .flat_map(|m| attrs(m))
         .find(|(t, p)| *t == CTRL_ATTR_FAMILY_ID && p.len() >= 2)
         .map(|(_, p)| u16::from_ne_bytes([p[0], p[1]]))
-        .ok_or("the ethtool netlink family has no id")?;
+        .ok_or_else(|| format!("the {name} netlink family has no id"))
+}
+
+/// An unsigned attribute of 1, 2, 4 or 8 bytes.
+fn uint(p: &[u8]) -> Option<u64> {
+    match p.len() {
+        1 => Some(p[0] as u64),
+        2 => Some(u16::from_ne_bytes([p[0], p[1]]) as u64),
+        4 => Some(word(p, 0) as u64),
+        8 => Some(u64::from_ne_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]])),
+        _ => None,
+    }
+}
+
+/// One page pool, as `NETDEV_CMD_PAGE_POOL_GET` reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PagePool {
+    pub ifindex: Option<u32>,
+    pub inflight: u64,
+    pub inflight_mem: u64,
+    /// Its netdev is gone but pages are still out.
+    pub detached: bool,
+    /// An io_uring (zcrx) memory provider is bound to it.
+    pub io_uring: bool,
+}
+
+/// Every page pool the kernel lists for the calling thread's network namespace (a dump of
+/// `NETDEV_CMD_PAGE_POOL_GET`; read only).
+pub fn page_pools() -> Result<Vec<PagePool>, String> {
+    const NETDEV_CMD_PAGE_POOL_GET: u8 = 5;
+    let s = socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_GENERIC)?;
+    let fam = family(&s, "netdev")?;
+    let replies = genl_flags(&s, fam, NETDEV_CMD_PAGE_POOL_GET, &[], libc::NLM_F_REQUEST | libc::NLM_F_DUMP)
+        .map_err(|e| format!("NETDEV_CMD_PAGE_POOL_GET: {}", std::io::Error::from_raw_os_error(e)))?;
+    Ok(replies
+        .iter()
+        .map(|m| {
+            let mut pp = PagePool::default();
+            for (t, p) in attrs(m) {
+                match t {
+                    2 => pp.ifindex = uint(p).map(|v| v as u32),
+                    4 => pp.inflight = uint(p).unwrap_or(0),
+                    5 => pp.inflight_mem = uint(p).unwrap_or(0),
+                    6 => pp.detached = true,
+                    8 => pp.io_uring = true,
+                    _ => {}
+                }
+            }
+            pp
+        })
+        .collect())
+}
+
+/// `ETHTOOL_MSG_RINGS_GET` for `dev`: the attributes of [`RING_ATTRS`] the driver reports.
+pub fn rings(dev: &str) -> Result<Vec<(&'static str, u64)>, String> {
+    let s = socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_GENERIC)?;
+    let family = family(&s, "ethtool")?;
     let mut devname = dev.as_bytes().to_vec();
     devname.push(0);
     let mut hdr = Vec::new();
@@ -184,13 +242,9 @@ pub fn rings(dev: &str) -> Result<Vec<(&'static str, u64)>, String> {
     let mut v = Vec::new();
     for (t, p) in replies.iter().flat_map(|m| attrs(m)) {
         if let Some((_, name)) = RING_ATTRS.iter().find(|(a, _)| *a == t) {
-            let val = match p.len() {
-                1 => p[0] as u64,
-                2 => u16::from_ne_bytes([p[0], p[1]]) as u64,
-                4 => word(p, 0) as u64,
-                _ => continue,
-            };
-            v.push((*name, val));
+            if let Some(val) = uint(p) {
+                v.push((*name, val));
+            }
         }
     }
     Ok(v)
@@ -221,5 +275,9 @@ mod tests {
         let _ = ioctl("lo", &mut b);
         assert_eq!(ioctl("this-name-is-too-long", &mut b), Err(libc::EINVAL));
         let _ = rings("lo");
+        // The dump answers (possibly with no pool at all) on any kernel with the netdev family.
+        if let Ok(pools) = page_pools() {
+            assert!(pools.iter().all(|p| p.inflight_mem >= p.inflight || p.inflight == 0), "{pools:?}");
+        }
     }
 }

@@ -315,7 +315,8 @@ fn soak_loop(
                 Some(d) => format!("{} (netdevsim-zcrx: split skbs, copy fallbacks, buffer budget)", d.display()),
                 None => "no driver debugfs counters (not a netdevsim-zcrx port)".into(),
             },
-            "page-pool statistics (netdev netlink) and the per-case zcrx stats are not sampled here".into(),
+            "page pools of the DUT between rounds (netdev netlink NETDEV_CMD_PAGE_POOL_GET: pages in flight, pools still bound to io_uring, detached pools' pages)".into(),
+            "the per-case zcrx copy stats are checked by the cases themselves (expect_stats), not sampled here".into(),
         ],
         ..Default::default()
     };
@@ -324,6 +325,34 @@ fn soak_loop(
             let mut m = std::collections::BTreeMap::new();
             soak::dir_counters(&Path::new("/sys/class/net").join(&d).join("statistics"), "stat.", &mut m);
             m.retain(|k, _| ["stat.rx_bytes", "stat.rx_dropped", "stat.rx_errors"].contains(&k.as_str()));
+            // The DUT's page pools between rounds (every zcrx instance closed): pages still out,
+            // pools still bound to io_uring, and pools whose device is gone with pages out.
+            let idx: Option<u32> = std::fs::read_to_string(Path::new("/sys/class/net").join(&d).join("ifindex"))
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            // A closed zcrx instance lets go of its pool asynchronously (io_uring frees the ring
+            // in a work item): wait up to 5 s for that before reading the levels.
+            let t = Instant::now();
+            let mut pools = ethnl::page_pools();
+            while let Ok(p) = &pools {
+                let settled = !p.iter().any(|p| p.io_uring || (p.detached && p.inflight > 0));
+                if settled || t.elapsed() > Duration::from_secs(5) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                pools = ethnl::page_pools();
+            }
+            if let Ok(pools) = pools {
+                m.insert("pp.settle_ms".into(), t.elapsed().as_millis() as i64);
+                let mine: Vec<&ethnl::PagePool> =
+                    pools.iter().filter(|p| p.ifindex.is_some() && p.ifindex == idx).collect();
+                m.insert("pp.inflight".into(), mine.iter().map(|p| p.inflight as i64).sum());
+                m.insert("pp.io_uring_held".into(), mine.iter().filter(|p| p.io_uring).count() as i64);
+                m.insert(
+                    "pp.detached_inflight".into(),
+                    pools.iter().filter(|p| p.detached).map(|p| p.inflight as i64).sum(),
+                );
+            }
             m
         })
         .unwrap_or_default()
