@@ -19,12 +19,9 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo test (unit tests, every case on the host kernel, pipeline files validated)"
 ZCRX_CHECK_PIPELINES=1 cargo test --locked
 
-step "release build"
-cargo build --release --locked
-bin=target/release/zcrx-conform
-
-step "static build: no dynamic dependencies; validate and run --topology host alone in an empty directory"
+step "static release build (the binary every later step runs): no dynamic dependencies; validate and run --topology host alone in an empty directory"
 bash ci/static-build.sh --check "$out/static"
+bin=$out/static/zcrx-conform
 
 step "validate"
 "$bin" validate cases
