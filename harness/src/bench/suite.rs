@@ -153,18 +153,25 @@ fn measure(cases: &[Case], filters: &[String], probe: &Probe, jobs: usize) -> Ca
     t
 }
 
+/// Runs liburing's zcrx.t once (from its own directory, output discarded): its exit code (-1 when
+/// it could not run or was killed) and wall time.
+pub(crate) fn run_zcrx_t(zcrx_t: &Path) -> (i32, f64) {
+    let t0 = Instant::now();
+    let st = Command::new(zcrx_t)
+        .current_dir(zcrx_t.parent().unwrap_or(Path::new("/")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    (st.ok().and_then(|s| s.code()).unwrap_or(-1), t0.elapsed().as_secs_f64())
+}
+
 fn liburing(zcrx_t: &Path) -> LiburingSide {
     let mut l = LiburingSide { path: zcrx_t.display().to_string(), checks: LIBURING_CHECKS, ..Default::default() };
     for _ in 0..RUNS {
-        let t0 = Instant::now();
-        let st = Command::new(zcrx_t)
-            .current_dir(zcrx_t.parent().unwrap_or(Path::new("/")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        l.walls_s.push(t0.elapsed().as_secs_f64());
-        l.exit_codes.push(st.ok().and_then(|s| s.code()).unwrap_or(-1));
+        let (code, wall) = run_zcrx_t(zcrx_t);
+        l.walls_s.push(wall);
+        l.exit_codes.push(code);
     }
     l.wall_s = median(&l.walls_s);
     l.per_check_s = l.wall_s / LIBURING_CHECKS as f64;

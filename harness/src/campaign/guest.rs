@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -104,15 +103,7 @@ pub fn measure(zcrx_t: &Path, topologies: &[String], jobs: usize) -> Result<Gues
     if let Some(d) = &gcov {
         gcov_reset(d);
     }
-    let t1 = Instant::now();
-    let st = Command::new(zcrx_t)
-        .current_dir(zcrx_t.parent().unwrap_or(Path::new("/")))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    r.liburing_s = t1.elapsed().as_secs_f64();
-    r.liburing_exit = st.ok().and_then(|s| s.code()).unwrap_or(-1);
+    (r.liburing_exit, r.liburing_s) = crate::bench::suite::run_zcrx_t(zcrx_t);
     r.gcda_liburing = read_gcda(gcov.as_deref());
     Ok(r)
 }
