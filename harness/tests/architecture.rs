@@ -9,8 +9,8 @@ use std::path::Path;
 
 /// The stages, bottom first. `src/main.rs` and `src/lib.rs` (apart from its module declarations) count as `cli`.
 const STAGES: &[&str] = &[
-    "paths", "error", "model", "kernel", "topology", "case", "report", "exec", "run", "vm", "bench", "campaign", "qualify",
-    "cli",
+    "paths", "error", "model", "kernel", "topology", "case", "report", "exec", "run", "vm", "bench", "campaign",
+    "qualify", "cli",
 ];
 
 /// No file under `src/` may be longer than this.
