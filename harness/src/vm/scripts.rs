@@ -66,6 +66,54 @@ pub const FILES: &[(&str, &str)] = &[
             "../../../vm/netdevsim-zcrx/compat/7.0/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch"
         ),
     ),
+    (
+        "netdevsim-zcrx/compat/6.19/0005-netdevsim-drop-payload-skbs-when-the-zcrx-page-pool-.patch",
+        include_str!(
+            "../../../vm/netdevsim-zcrx/compat/6.19/0005-netdevsim-drop-payload-skbs-when-the-zcrx-page-pool-.patch"
+        ),
+    ),
+    (
+        "netdevsim-zcrx/compat/6.19/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch",
+        include_str!(
+            "../../../vm/netdevsim-zcrx/compat/6.19/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch"
+        ),
+    ),
+    (
+        "netdevsim-zcrx/compat/6.19/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch",
+        include_str!(
+            "../../../vm/netdevsim-zcrx/compat/6.19/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch"
+        ),
+    ),
+    (
+        "netdevsim-zcrx/compat/7.0/0005-netdevsim-drop-payload-skbs-when-the-zcrx-page-pool-.patch",
+        include_str!(
+            "../../../vm/netdevsim-zcrx/compat/7.0/0005-netdevsim-drop-payload-skbs-when-the-zcrx-page-pool-.patch"
+        ),
+    ),
+    (
+        "netdevsim-zcrx/compat/7.0/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch",
+        include_str!(
+            "../../../vm/netdevsim-zcrx/compat/7.0/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch"
+        ),
+    ),
+    (
+        "netdevsim-zcrx/compat/7.0/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch",
+        include_str!(
+            "../../../vm/netdevsim-zcrx/compat/7.0/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch"
+        ),
+    ),
+    (
+        "netdevsim-zcrx/compat/7.1/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch",
+        include_str!(
+            "../../../vm/netdevsim-zcrx/compat/7.1/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch"
+        ),
+    ),
+    (
+        "netdevsim-zcrx/compat/7.1/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch",
+        include_str!(
+            "../../../vm/netdevsim-zcrx/compat/7.1/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch"
+        ),
+    ),
 ];
 
 /// The built-in scripts, written out; the directory goes away when this is dropped.
