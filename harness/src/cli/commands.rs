@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::outputs::{finish, load_report, load_runs, preflight};
-use super::{BugArgs, Cmd, KernelCmd, Outputs, RunArgs, SelectArgs, VmArgs};
+use super::{BugArgs, Cmd, KernelCmd, Outputs, RunArgs};
 use crate::case::{self, Case};
 use crate::error::{Error, Verdict};
 
@@ -210,24 +210,7 @@ fn report_bug(b: BugArgs) -> Result<Verdict, Error> {
     let runs = match &b.from {
         Some(p) => load_report(p)?.runs,
         None => {
-            let a = RunArgs {
-                select: SelectArgs {
-                    paths: vec![],
-                    topology: b.topology.clone(),
-                    filter: vec![id.to_string()],
-                    exact: true,
-                    shard: None,
-                    timeout: b.timeout,
-                    jobs: 1,
-                    self_check: false,
-                    list: false,
-                    stream: false,
-                    quiet: true,
-                    start_at: 0,
-                },
-                vm: VmArgs { vm: b.vm.clone(), memory: "2G".into(), cpus: 2 },
-                outputs: Outputs::default(),
-            };
+            let a = super::bisect::one_case_args(id, &b.topology, b.timeout, b.vm.clone());
             let (cases, opts) = prepare(&a)?;
             if !cases.iter().any(|c| c.id == id) {
                 return Err(format!("no case with id `{}` (see `zcrx-conform run --list`)", printable(id)).into());

@@ -23,7 +23,7 @@ pub fn create_tun(name: &str) -> Result<OwnedFd, StepError> {
         Ok(f) => f,
         Err(_) => {
             // The node exists only once the module is loaded on some systems.
-            let _ = std::process::Command::new("modprobe").arg("tun").status();
+            let _ = super::nl::kmod::load("tun");
             open().map_err(|e| StepError::Skip(format!("no TUN support here (/dev/net/tun: {e})")))?
         }
     };
