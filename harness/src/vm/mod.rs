@@ -28,6 +28,11 @@ pub use kernel::*;
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Crashed or hung VMs tolerated in one run before giving up on the rest.
 const MAX_REBOOTS: usize = 5;
+/// Boots that die before the guest runner answers (a panic or exit during boot, not a
+/// timeout), booted again before the run fails. Under TCG a multi-CPU guest sometimes
+/// panics in early boot (text patching racing another vCPU); no case has run then, so a
+/// second boot loses nothing. A kernel that cannot boot still fails after 1 + this many.
+const BOOT_RETRIES: usize = 2;
 
 #[derive(Clone, Debug)]
 pub struct VmOpts {
@@ -112,6 +117,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
     let mut total: Option<usize> = None;
     let mut boots = 0usize;
     let mut boot_times = Vec::new();
+    let mut boot_failures = 0usize;
     let mut progress = Progress::new(false, o.run.quiet, spec_label);
     let mut jobs = o.run.jobs;
     loop {
@@ -219,6 +225,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
         if finished && died.is_none() {
             break;
         }
+        let timed_out = died.as_deref().is_some_and(|d| d.starts_with("the VM did not start"));
         let why = died.unwrap_or_else(|| match status.and_then(|s| s.code()) {
             Some(255) => "the VM exited with 255 (kernel panic?)".into(),
             Some(c) => format!("the VM exited with {c} before the suite finished"),
@@ -248,6 +255,15 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
                 progress.event(&Event::Result { case: Box::new(c.clone()) });
                 report.cases.push(c);
             }
+            None if !booted && !timed_out && boot_failures < BOOT_RETRIES => {
+                boot_failures += 1;
+                let last: Vec<&str> = tail.iter().rev().take(12).rev().map(String::as_str).collect();
+                eprintln!(
+                    "{spec_label}: {why} during boot, before the suite started; booting again ({boot_failures} of \
+                     {BOOT_RETRIES}); console tail:\n{}",
+                    last.join("\n")
+                );
+            }
             None if !booted => {
                 return Err(format!("{why}; console tail:\n{}", tail.join("\n")));
             }
@@ -266,6 +282,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
     let boot_total: f64 = boot_times.iter().sum();
     report.timings.push(("vm_boots".into(), boots as f64));
     report.timings.push(("vm_boot_s".into(), boot_total));
+    report.timings.push(("vm_boot_failures".into(), boot_failures as f64));
     report.timings.push(("suite_s".into(), report.cases.iter().map(|c| c.duration_s).sum()));
     report.timings.push(("total_s".into(), report.duration_s));
     report.timings.push(("kvm".into(), if kvm { 1.0 } else { 0.0 }));
