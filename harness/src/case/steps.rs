@@ -42,6 +42,12 @@ pub struct Register {
     /// Put the area in 2 MiB huge pages (MAP_HUGETLB; the case skips when none are reserved).
     #[serde(default)]
     pub area_huge: bool,
+    /// Back the area with a dma-buf instead of user memory: a udmabuf over a sealed memfd of
+    /// the area's size (flags=DMABUF, dmabuf_fd, addr 0: the offset in the buffer). Received
+    /// bytes are read through the harness's mapping of the memfd; `$area.dmabuf_fd` and
+    /// `$area.memfd` name the two fds, open until the case ends. Skips without /dev/udmabuf.
+    #[serde(default)]
+    pub area_dmabuf: bool,
     /// When the kernel answers this errno, the device lacks what the case needs: the case
     /// skips with that reason instead of failing (e.g. EOPNOTSUPP for rx_buf_len on a driver
     /// without QCFG_RX_PAGE_SIZE).

@@ -156,6 +156,54 @@ pub fn fault_page() -> io::Result<Mem> {
     Ok(m)
 }
 
+/// A dma-buf over ordinary memory: a sealed memfd of `len` bytes (rounded up to pages)
+/// exported through /dev/udmabuf. Returns the memfd, the dma-buf fd and a shared mapping of
+/// the memfd, through which the harness reads what a device wrote into the dma-buf.
+/// Err(ENOENT) when the kernel has no udmabuf device.
+pub struct Udmabuf {
+    pub memfd: OwnedFd,
+    pub dmabuf: OwnedFd,
+    pub mem: Mem,
+}
+
+/// `struct udmabuf_create` of include/uapi/linux/udmabuf.h.
+#[repr(C)]
+struct UdmabufCreate {
+    memfd: u32,
+    flags: u32,
+    offset: u64,
+    size: u64,
+}
+/// _IOW('u', 0x42, struct udmabuf_create)
+const UDMABUF_CREATE: libc::c_ulong =
+    0x4000_0000 | ((std::mem::size_of::<UdmabufCreate>() as libc::c_ulong) << 16) | (0x75 << 8) | 0x42;
+const UDMABUF_FLAGS_CLOEXEC: u32 = 1;
+
+pub fn udmabuf(len: usize) -> io::Result<Udmabuf> {
+    let len = page_align(len.max(1));
+    let check = |r: libc::c_int| if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) };
+    // SAFETY: a constant NUL-terminated name; the new fd is owned at once.
+    let memfd = unsafe {
+        OwnedFd::from_raw_fd(check(libc::memfd_create(
+            c"zcrx-area".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        ))?)
+    };
+    // SAFETY: plain fcntl/ftruncate on our own fd.
+    check(unsafe { libc::ftruncate(memfd.as_raw_fd(), len as libc::off_t) })?;
+    // SAFETY: as above; udmabuf refuses a memfd that can still shrink.
+    check(unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK) })?;
+    // SAFETY: a constant path; the fd is owned at once.
+    let dev =
+        unsafe { OwnedFd::from_raw_fd(check(libc::open(c"/dev/udmabuf".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC))?) };
+    let arg =
+        UdmabufCreate { memfd: memfd.as_raw_fd() as u32, flags: UDMABUF_FLAGS_CLOEXEC, offset: 0, size: len as u64 };
+    // SAFETY: UDMABUF_CREATE reads a udmabuf_create and returns a new dma-buf fd.
+    let dmabuf = unsafe { OwnedFd::from_raw_fd(check(libc::ioctl(dev.as_raw_fd(), UDMABUF_CREATE, &arg))?) };
+    let mem = Mem::map_fd(memfd.as_raw_fd(), len, 0)?;
+    Ok(Udmabuf { memfd, dmabuf, mem })
+}
+
 pub fn fd_is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD on any integer is harmless.
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
