@@ -68,6 +68,27 @@ pub fn load(dir: &Path) -> Result<Vec<(Mutant, PathBuf)>, String> {
     Ok(out)
 }
 
+/// The set in campaign order: one mutant of each area in turn (areas in order of first
+/// appearance), so a campaign stopped early has sampled every area rather than the first few.
+pub fn round_robin(set: &[(Mutant, PathBuf)]) -> Vec<&(Mutant, PathBuf)> {
+    let mut areas: Vec<(&str, std::collections::VecDeque<&(Mutant, PathBuf)>)> = Vec::new();
+    for e in set {
+        match areas.iter_mut().find(|(a, _)| *a == e.0.area) {
+            Some((_, q)) => q.push_back(e),
+            None => areas.push((&e.0.area, [e].into())),
+        }
+    }
+    let mut out = Vec::with_capacity(set.len());
+    while out.len() < set.len() {
+        for (_, q) in areas.iter_mut() {
+            if let Some(e) = q.pop_front() {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
 /// What a mutant's run showed.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
@@ -168,6 +189,14 @@ pub fn changed(baseline: &BTreeMap<String, Status>, now: &BTreeMap<String, Statu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn campaign_order_takes_one_area_at_a_time() {
+        let m = |f: &str, a: &str| (Mutant { file: f.into(), area: a.into(), ..Default::default() }, PathBuf::from(f));
+        let set = vec![m("1", "p"), m("2", "p"), m("3", "p"), m("4", "q"), m("5", "r"), m("6", "r")];
+        let order: Vec<&str> = round_robin(&set).iter().map(|e| e.0.file.as_str()).collect();
+        assert_eq!(order, ["1", "4", "5", "2", "6", "3"]);
+    }
 
     const PATCH: &str = "Mutant: m\nArea: events\nKind: logic\nBreaks: b\n---\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n";
 
