@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::steps::{
     AfXdp, Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, LinkOp,
-    MmapRegion, Netns, Nsim, Ntuple, OpenRing, PagePools, Query, QueueGet, RecvZc, Register, RegisterRaw,
+    MmapRegion, Netns, Nsim, Ntuple, OpenRing, PagePools, Process, Query, QueueGet, RecvZc, Register, RegisterRaw,
     ReturnBuffers, RqPush, RqSet, Rss, Send, Shutdown, Tun, XdpStep,
 };
 use super::{Axis, Sp, Value};
@@ -271,6 +271,7 @@ pub struct Step {
     pub rss: Option<Rss>,
     pub queue_get: Option<QueueGet>,
     pub page_pools: Option<PagePools>,
+    pub process: Option<Process>,
     pub expect: Option<Expect>,
 }
 
@@ -322,7 +323,8 @@ impl Step {
             ntuple,
             rss,
             queue_get,
-            page_pools
+            page_pools,
+            process
         );
         v
     }

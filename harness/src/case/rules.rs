@@ -61,7 +61,8 @@ pub fn asserts(s: &Step) -> bool {
         || s.open_ring.is_some()
         || s.mmap_region.is_some()
         || s.queue_get.is_some()
-        || s.page_pools.is_some();
+        || s.page_pools.is_some()
+        || s.process.is_some();
     let expects = s.expect_cqes.is_some()
         || s.expect_data.is_some()
         || s.drain_data.is_some()

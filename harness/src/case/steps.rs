@@ -543,6 +543,19 @@ pub struct Rss {
     pub queues: Vec<Value>,
 }
 
+/// Another process of the case, forked from it. `start: NAME` opens a ring like the case's
+/// main ring in that process, registers zcrx there with the default registration for the
+/// topology (the step's `expect` checks the answer; success when absent) and holds the
+/// instance; `exit: NAME` lets the process exit without closing anything, so the kernel tears
+/// the instance down because its owner went away, and waits for it (exit status 0 within
+/// 10 s). A process still running when the case ends exits then.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Process {
+    Start(String),
+    Exit(String),
+}
+
 /// The netdev family's `queue-get` of a DUT rx queue: the io_uring memory provider must be
 /// shown (`io_uring: true`) or gone (`false`), waiting up to `wait_ms` for it (the provider
 /// is released asynchronously after a teardown).

@@ -12,6 +12,7 @@ mod ctrl;
 mod data;
 mod env;
 mod nic;
+mod process;
 mod register;
 mod rq;
 
@@ -144,6 +145,8 @@ struct Ctx<'a> {
     made_devices: Vec<String>,
     /// AF_XDP sockets, ntuple rules and RSS contexts of the NIC steps.
     nic: nic::NicState,
+    /// Processes started by `process` steps, by name.
+    procs: HashMap<String, process::Proc>,
 }
 
 type StepResult = Result<(), StepError>;
@@ -184,6 +187,7 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
         own_netns: topo.fresh_netns,
         made_devices: Vec::new(),
         nic: Default::default(),
+        procs: HashMap::new(),
     };
     let r = if case.def.userns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
@@ -262,6 +266,7 @@ enum Action<'s> {
     Rss(&'s Rss),
     QueueGet(&'s QueueGet),
     PagePools(&'s PagePools),
+    Process(&'s Process),
 }
 
 fn action(s: &Step) -> Option<Action<'_>> {
@@ -277,7 +282,7 @@ fn action(s: &Step) -> Option<Action<'_>> {
         return_buffers => ReturnBuffers, rq_push => RqPush, rq_set => RqSet, expect_rq => ExpectRq,
         expect_stats => ExpectStats, mmap_region => MmapRegion, tun => Tun, ethtool => Ethtool, nsim => Nsim,
         netns => Netns, close => Close, link => Link, xdp => Xdp, af_xdp => AfXdp, ntuple => Ntuple, rss => Rss,
-        queue_get => QueueGet, page_pools => PagePools,
+        queue_get => QueueGet, page_pools => PagePools, process => Process,
     );
     None
 }
@@ -363,6 +368,7 @@ impl Ctx<'_> {
             Action::Rss(x) => self.rss(x, expect),
             Action::QueueGet(x) => self.queue_get(x),
             Action::PagePools(x) => self.page_pools(x),
+            Action::Process(x) => self.process(x, expect),
         }
     }
 

@@ -6,11 +6,15 @@ use super::*;
 use crate::kernel::zcrx::{Readonly, RegionMem, Registration, Spec, Target};
 
 /// How long a registration on a device queue waits for the previous owner's teardown.
-const QUEUE_RELEASE_WAIT_S: u64 = 5;
+pub(super) const QUEUE_RELEASE_WAIT_S: u64 = 5;
 
 impl Ctx<'_> {
     /// The default registration of this case and topology, before any override.
-    fn default_registration(&self, r: &Register, import_fd: Option<RawFd>) -> Result<Registration, StepError> {
+    pub(super) fn default_registration(
+        &self,
+        r: &Register,
+        import_fd: Option<RawFd>,
+    ) -> Result<Registration, StepError> {
         let defs = &self.case.def.zcrx;
         // The region is sized from the requested entry count (rounded up like the kernel).
         let rq_entries = match r.ifq.get("rq_entries") {
@@ -58,7 +62,7 @@ impl Ctx<'_> {
     /// case created, any device of a namespace made for this case alone, or an index verified
     /// to name no device here (ENODEV cases). Anything else is a device the operator did not
     /// name: the case fails before the syscall.
-    fn device_allowed(&self, if_idx: u32) -> StepResult {
+    pub(super) fn device_allowed(&self, if_idx: u32) -> StepResult {
         let Some(name) = crate::kernel::netdev::ifname(if_idx).map_err(harness)? else { return Ok(()) };
         let t = self.topo;
         let peer_here = (t.peer_netns == t.netns).then_some(t.peer_dev.as_deref()).flatten();

@@ -1,0 +1,166 @@
+//! The `process` step: a second process of the case that owns a zcrx instance and goes away
+//! without closing it, so teardown on process exit (not on an explicit close) is exercised.
+//!
+//! The case process is single-threaded between steps except for sender threads, which only
+//! write to sockets; the child allocates (glibc's malloc is fork-safe), calls the same
+//! registration code as `register`, answers over a pipe and leaves with `_exit`.
+
+use std::os::fd::AsFd;
+
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+
+use super::register::QUEUE_RELEASE_WAIT_S;
+use super::*;
+use crate::kernel::zcrx::{Readonly, Target};
+
+/// How long the child may take to register (including the wait for a queue's previous owner).
+const START_LIMIT: Duration = Duration::from_secs(QUEUE_RELEASE_WAIT_S + 15);
+/// How long the child may take to exit once released.
+const EXIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// A started process: its pid and the pipe end whose closing tells it to exit.
+pub(super) struct Proc {
+    pid: Pid,
+    release: Option<OwnedFd>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // Closing the pipe lets it exit; reap it if it already has, else PDEATHSIG ends it
+        // with the case process.
+        self.release.take();
+        let _ = waitpid(self.pid, Some(WaitPidFlag::WNOHANG));
+    }
+}
+
+/// What the child sends back: the registration's answer (0 or an errno), or -1 when it
+/// could not open its ring (-2: could not place the arguments).
+fn answer(code: i32) -> [u8; 4] {
+    code.to_ne_bytes()
+}
+
+/// Waits up to `limit` for `fd` to be readable.
+fn readable(fd: &OwnedFd, limit: Duration) -> bool {
+    let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
+    matches!(nix::poll::poll(&mut fds, ms), Ok(n) if n > 0)
+}
+
+impl Ctx<'_> {
+    pub(super) fn process(&mut self, p: &Process, expect: Option<&Expect>) -> StepResult {
+        match p {
+            Process::Start(name) => self.process_start(name, expect),
+            Process::Exit(name) => self.process_exit(name),
+        }
+    }
+
+    fn process_start(&mut self, name: &str, expect: Option<&Expect>) -> StepResult {
+        if self.procs.contains_key(name) {
+            return Err(format!("process `{name}` is already running").into());
+        }
+        let mut reg = self.default_registration(&Register::default(), None)?;
+        if let Target::Netdev { if_idx, .. } = reg.spec.target {
+            self.device_allowed(if_idx)?;
+        }
+        let d = &self.case.def;
+        let flags = setup_flags(&d.ring.flags)?;
+        let (entries, cq_entries) = (d.ring.entries, d.ring.cq_entries);
+        let expects_success = expect.is_none_or(|e| e.errno.is_none() && e.kernels.iter().all(|k| k.errno.is_none()));
+        let wait = (matches!(reg.spec.target, Target::Netdev { .. }) && expects_success)
+            .then_some(Duration::from_secs(QUEUE_RELEASE_WAIT_S));
+        let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"));
+        let (res_r, res_w) = pipe()?;
+        let (rel_r, rel_w) = pipe()?;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        let parent = nix::unistd::getpid();
+        // SAFETY: the child runs only the registration code below and leaves with _exit.
+        match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+            ForkResult::Child => {
+                drop(res_r);
+                drop(rel_w);
+                // SAFETY: plain syscalls on our own process.
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() != parent.as_raw() {
+                        libc::_exit(1);
+                    }
+                }
+                let code = match Ring::new(entries, flags, cq_entries) {
+                    Err(_) => -1,
+                    Ok(ring) => match reg.place(Readonly::default()) {
+                        Err(_) => -2,
+                        Ok(args) => {
+                            let code = reg.call(ring.fd(), &args, 1, wait).0.err().unwrap_or(0);
+                            // Held (never dropped) until the process exits.
+                            std::mem::forget((ring, args));
+                            code
+                        }
+                    },
+                };
+                let mut w = std::fs::File::from(res_w);
+                let _ = w.write_all(&answer(code));
+                drop(w);
+                let mut b = [0u8; 1];
+                // Blocks until the case closes its end (`exit`, or the case process ending).
+                let _ = nix::unistd::read(&rel_r, &mut b);
+                // SAFETY: leaving without running destructors: the ring and the instance go
+                // with the process, which is what this step tests.
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Parent { child } => {
+                drop(res_w);
+                drop(rel_r);
+                drop(reg);
+                let proc = Proc { pid: child, release: Some(rel_w) };
+                let mut buf = [0u8; 4];
+                let got = readable(&res_r, START_LIMIT)
+                    .then(|| nix::unistd::read(&res_r, &mut buf).ok())
+                    .flatten()
+                    .filter(|n| *n == 4)
+                    .map(|_| i32::from_ne_bytes(buf));
+                let Some(code) = got else {
+                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    return Err(harness(format!(
+                        "process {name} (pid {child}) did not answer within {} s",
+                        START_LIMIT.as_secs()
+                    )));
+                };
+                self.procs.insert(name.to_string(), proc);
+                let got: SysResult = match code {
+                    0 => Ok(0),
+                    -1 => return Err(harness(format!("process {name}: io_uring_setup of its ring failed"))),
+                    c if c < 0 => return Err(harness(format!("process {name}: could not place the arguments"))),
+                    e => Err(e),
+                };
+                self.note(format!("process {name} (pid {child}): IORING_REGISTER_ZCRX_IFQ -> {}", describe(&got)));
+                self.check(&got, expect, &|_| None)
+            }
+        }
+    }
+
+    fn process_exit(&mut self, name: &str) -> StepResult {
+        let mut p = self.procs.remove(name).ok_or_else(|| format!("no process named `{name}` is running"))?;
+        p.release.take();
+        let until = Instant::now() + EXIT_LIMIT;
+        let status = loop {
+            match waitpid(p.pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+                Ok(WaitStatus::StillAlive) => break None,
+                Ok(s) => break Some(s),
+                Err(e) => return Err(harness(format!("waitpid({}): {e}", p.pid))),
+            }
+        };
+        self.note(format!("process {name} (pid {}) ended: {status:?}", p.pid));
+        let r = match status {
+            Some(WaitStatus::Exited(_, 0)) => Ok(()),
+            None => {
+                let _ = nix::sys::signal::kill(p.pid, nix::sys::signal::Signal::SIGKILL);
+                Err(format!("process {name} did not exit within {} s of its release", EXIT_LIMIT.as_secs()).into())
+            }
+            Some(s) => Err(format!("process {name} ended with {s:?}, not exit status 0").into()),
+        };
+        self.verdict("process exit", r)
+    }
+}
