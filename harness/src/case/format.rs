@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::steps::{
     AfXdp, Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, LinkOp,
-    MmapRegion, Netns, Nsim, Ntuple, OpenRing, PagePools, Process, Query, QueueGet, RecvZc, Register, RegisterRaw,
-    ReturnBuffers, RqPush, RqSet, Rss, Send, Shutdown, Tun, XdpStep,
+    MmapRegion, Netns, Nsim, NsimDevice, Ntuple, OpenRing, PagePools, Process, Query, QueueGet, RecvZc, Register,
+    RegisterRaw, ReturnBuffers, RqPush, RqSet, Rss, Send, Shutdown, Tun, XdpStep,
 };
 use super::{Axis, Sp, Value};
 use crate::model::Feature;
@@ -272,6 +272,7 @@ pub struct Step {
     pub queue_get: Option<QueueGet>,
     pub page_pools: Option<PagePools>,
     pub process: Option<Process>,
+    pub nsim_device: Option<NsimDevice>,
     pub expect: Option<Expect>,
 }
 
@@ -324,7 +325,8 @@ impl Step {
             rss,
             queue_get,
             page_pools,
-            process
+            process,
+            nsim_device
         );
         v
     }

@@ -2,7 +2,7 @@
 //! checks anything at all.
 
 use super::yaml::short;
-use super::Step;
+use super::{NsimDevice, Step};
 
 /// Longest case id, matrix values included.
 pub const MAX_ID_BYTES: usize = 128;
@@ -62,7 +62,8 @@ pub fn asserts(s: &Step) -> bool {
         || s.mmap_region.is_some()
         || s.queue_get.is_some()
         || s.page_pools.is_some()
-        || s.process.is_some();
+        || s.process.is_some()
+        || s.nsim_device.as_ref().is_some_and(|d| matches!(d, NsimDevice::Delete(_)));
     let expects = s.expect_cqes.is_some()
         || s.expect_data.is_some()
         || s.drain_data.is_some()

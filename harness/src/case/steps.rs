@@ -556,6 +556,19 @@ pub enum Process {
     Exit(String),
 }
 
+/// A netdevsim device of the case's own, in the case's network namespace, on topologies
+/// whose netdevsim module is loaded (other topologies skip). `create: NAME` makes it (one
+/// port, the topology's queue count), sets it up for zcrx (tcp-data-split on, hds-thresh 0),
+/// brings it up and names its index `$NAME.ifindex`; `delete: NAME` deletes it through the
+/// bus's del_device, which returns once the kernel has unregistered the port (checked by the
+/// step's `expect`; success when absent). A device the case did not delete goes when it ends.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum NsimDevice {
+    Create(String),
+    Delete(String),
+}
+
 /// The netdev family's `queue-get` of a DUT rx queue: the io_uring memory provider must be
 /// shown (`io_uring: true`) or gone (`false`), waiting up to `wait_ms` for it (the provider
 /// is released asynchronously after a teardown).

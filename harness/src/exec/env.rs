@@ -208,3 +208,120 @@ impl Ctx<'_> {
         Ok(())
     }
 }
+
+/// A netdevsim device a case made (`nsim_device`); deleted on drop unless the case did.
+pub(super) struct Spare {
+    id: u32,
+    owner_file: std::path::PathBuf,
+    deleted: bool,
+}
+
+/// Where the spares' ids start: after the topologies' (NSIM_ID_BASE + 0..800).
+const SPARE_ID_BASE: u32 = crate::topology::NSIM_ID_BASE + 800;
+const SPARE_IDS: u32 = 200;
+
+impl Spare {
+    fn delete(&mut self) -> std::io::Result<()> {
+        self.deleted = true;
+        let r = std::fs::write("/sys/bus/netdevsim/del_device", self.id.to_string());
+        let _ = std::fs::remove_file(&self.owner_file);
+        r
+    }
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        if !self.deleted {
+            let _ = self.delete();
+        }
+    }
+}
+
+impl Ctx<'_> {
+    pub(super) fn nsim_device(&mut self, d: &NsimDevice, expect: Option<&Expect>) -> StepResult {
+        match d {
+            NsimDevice::Create(name) => self.spare_create(name),
+            NsimDevice::Delete(name) => {
+                let s = self.spares.get_mut(name).ok_or_else(|| format!("no netdevsim device named `{name}`"))?;
+                if s.deleted {
+                    return Err(format!("netdevsim device `{name}` is already deleted").into());
+                }
+                let t = Instant::now();
+                let r = s.delete();
+                let id = s.id;
+                let got: SysResult = r.map(|_| 0).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
+                self.note(format!(
+                    "netdevsim{id} ({name}): del_device -> {} in {:.0} ms",
+                    describe(&got),
+                    t.elapsed().as_secs_f64() * 1e3
+                ));
+                self.check(&got, expect, &|_| None)
+            }
+        }
+    }
+
+    fn spare_create(&mut self, name: &str) -> StepResult {
+        use crate::kernel::nl::link;
+        if self.spares.contains_key(name) || self.made_devices.iter().any(|d| d == name) {
+            return Err(format!("a device named `{name}` was already made by this case").into());
+        }
+        if !std::path::Path::new("/sys/bus/netdevsim/new_device").exists() {
+            return Err(StepError::Skip(format!(
+                "topology {} has no netdevsim bus (the module is loaded by the netdevsim topologies)",
+                self.topo.name
+            )));
+        }
+        let before: Vec<u32> = link::list().map_err(|e| harness(e.msg))?.iter().map(|l| l.index).collect();
+        // An id whose owner file this process creates (O_EXCL: never through a link).
+        let pid = std::process::id();
+        let mut spare = None;
+        for k in 0..SPARE_IDS {
+            let id = SPARE_ID_BASE + (pid + k) % SPARE_IDS;
+            let owner_file = std::path::PathBuf::from(format!("/run/zcrx-conform-nsim-{id}"));
+            let Ok(mut f) = std::fs::OpenOptions::new().write(true).create_new(true).open(&owner_file) else {
+                continue;
+            };
+            let _ = write!(f, "{pid}");
+            match std::fs::write("/sys/bus/netdevsim/new_device", format!("{id} 1 {}", self.topo.queues.max(1))) {
+                Ok(()) => {
+                    spare = Some(Spare { id, owner_file, deleted: false });
+                    break;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    let _ = std::fs::remove_file(&owner_file);
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&owner_file);
+                    return Err(harness(format!("netdevsim new_device {id}: {e}")));
+                }
+            }
+        }
+        let spare = spare.ok_or_else(|| harness("no free netdevsim id for a spare device".to_string()))?;
+        let id = spare.id;
+        self.spares.insert(name.to_string(), spare);
+        // The port appears in this namespace (netdevsim creates it in its creator's).
+        let until = Instant::now() + Duration::from_secs(5);
+        let port = loop {
+            let now = link::list().map_err(|e| harness(e.msg))?;
+            if let Some(l) = now.into_iter().find(|l| !before.contains(&l.index)) {
+                break l;
+            }
+            if Instant::now() >= until {
+                return Err(harness(format!("netdevsim{id}: no new port appeared in this namespace within 5 s")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let want =
+            crate::topology::Settings { tcp_data_split: Some("on".into()), hds_thresh: Some(0), ..Default::default() };
+        crate::topology::apply_here(&port.name, &want)
+            .map_err(|e| harness(format!("{}: tcp-data-split on, hds-thresh 0: {}", port.name, e.msg)))?;
+        link::set_up(port.index, true).map_err(|e| harness(format!("{} up: {}", port.name, e.msg)))?;
+        self.last.insert(format!("{name}.ifindex"), port.index as u64);
+        self.made_devices.push(port.name.clone());
+        self.note(format!(
+            "netdevsim{id} ({name}): port {} (ifindex {}), tcp-data-split on, up",
+            port.name, port.index
+        ));
+        Ok(())
+    }
+}

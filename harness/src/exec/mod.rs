@@ -147,6 +147,8 @@ struct Ctx<'a> {
     nic: nic::NicState,
     /// Processes started by `process` steps, by name.
     procs: HashMap<String, process::Proc>,
+    /// netdevsim devices made by `nsim_device` steps, by name.
+    spares: HashMap<String, env::Spare>,
 }
 
 type StepResult = Result<(), StepError>;
@@ -188,6 +190,7 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
         made_devices: Vec::new(),
         nic: Default::default(),
         procs: HashMap::new(),
+        spares: HashMap::new(),
     };
     let r = if case.def.userns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
@@ -267,6 +270,7 @@ enum Action<'s> {
     QueueGet(&'s QueueGet),
     PagePools(&'s PagePools),
     Process(&'s Process),
+    NsimDevice(&'s NsimDevice),
 }
 
 fn action(s: &Step) -> Option<Action<'_>> {
@@ -282,7 +286,7 @@ fn action(s: &Step) -> Option<Action<'_>> {
         return_buffers => ReturnBuffers, rq_push => RqPush, rq_set => RqSet, expect_rq => ExpectRq,
         expect_stats => ExpectStats, mmap_region => MmapRegion, tun => Tun, ethtool => Ethtool, nsim => Nsim,
         netns => Netns, close => Close, link => Link, xdp => Xdp, af_xdp => AfXdp, ntuple => Ntuple, rss => Rss,
-        queue_get => QueueGet, page_pools => PagePools, process => Process,
+        queue_get => QueueGet, page_pools => PagePools, process => Process, nsim_device => NsimDevice,
     );
     None
 }
@@ -369,6 +373,7 @@ impl Ctx<'_> {
             Action::QueueGet(x) => self.queue_get(x),
             Action::PagePools(x) => self.page_pools(x),
             Action::Process(x) => self.process(x, expect),
+            Action::NsimDevice(x) => self.nsim_device(x, expect),
         }
     }
 

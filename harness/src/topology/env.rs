@@ -298,7 +298,7 @@ impl Drop for Env {
 /// Namespace names carry this prefix and the harness pid, so leftovers of a killed run can
 /// be recognised and removed by the next one.
 const NS_PREFIX: &str = "zcrxc";
-const NSIM_ID_BASE: u32 = 7700;
+pub const NSIM_ID_BASE: u32 = 7700;
 
 fn pid_alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()

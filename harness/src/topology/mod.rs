@@ -26,7 +26,7 @@ mod nsim;
 mod set;
 mod tools;
 
-pub use env::{clean_leftovers, Active, Env};
+pub use env::{clean_leftovers, Active, Env, NSIM_ID_BASE};
 pub use set::Envs;
 pub use tools::{apply_here, apply_settings, read_state, DevState, Tools};
 
