@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::steps::{
     AfXdp, Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, LinkOp,
-    MmapRegion, Netns, Nsim, NsimDevice, Ntuple, OpenRing, PagePools, Process, Query, QueueGet, RecvZc, Register,
-    RegisterRaw, ReturnBuffers, RqPush, RqSet, Rss, Send, Shutdown, Tun, XdpStep,
+    MmapRegion, Netns, Nsim, NsimDevice, Ntuple, OpenRing, PagePools, Process, Qstats, Query, QueueGet, RecvZc,
+    Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Rss, Send, Shutdown, Tun, XdpStep,
 };
 use super::{Axis, Sp, Value};
 use crate::model::Feature;
@@ -273,6 +273,7 @@ pub struct Step {
     pub page_pools: Option<PagePools>,
     pub process: Option<Process>,
     pub nsim_device: Option<NsimDevice>,
+    pub qstats: Option<Qstats>,
     pub expect: Option<Expect>,
 }
 
@@ -326,7 +327,8 @@ impl Step {
             queue_get,
             page_pools,
             process,
-            nsim_device
+            nsim_device,
+            qstats
         );
         v
     }

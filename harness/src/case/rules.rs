@@ -63,7 +63,8 @@ pub fn asserts(s: &Step) -> bool {
         || s.queue_get.is_some()
         || s.page_pools.is_some()
         || s.process.is_some()
-        || s.nsim_device.as_ref().is_some_and(|d| matches!(d, NsimDevice::Delete(_)));
+        || s.nsim_device.as_ref().is_some_and(|d| matches!(d, NsimDevice::Delete(_)))
+        || s.qstats.as_ref().is_some_and(|q| q.rx_alloc_fail.is_some() || q.rx_alloc_fail_at_least.is_some());
     let expects = s.expect_cqes.is_some()
         || s.expect_data.is_some()
         || s.drain_data.is_some()

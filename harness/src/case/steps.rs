@@ -569,6 +569,20 @@ pub enum NsimDevice {
     Delete(String),
 }
 
+/// The DUT's counters from the netdev family's `qstats-get` (the driver's view, independent
+/// of io_uring's). `save: NAME` remembers them; a later `since: NAME` checks how much they
+/// grew since (without `since`, the totals): `rx_alloc_fail` exactly, or
+/// `rx_alloc_fail_at_least`. A driver that does not report a counter checked makes the case
+/// skip.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Qstats {
+    pub save: Option<String>,
+    pub since: Option<String>,
+    pub rx_alloc_fail: Option<u64>,
+    pub rx_alloc_fail_at_least: Option<u64>,
+}
+
 /// The netdev family's `queue-get` of a DUT rx queue: the io_uring memory provider must be
 /// shown (`io_uring: true`) or gone (`false`), waiting up to `wait_ms` for it (the provider
 /// is released asynchronously after a teardown).

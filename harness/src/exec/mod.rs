@@ -271,6 +271,7 @@ enum Action<'s> {
     PagePools(&'s PagePools),
     Process(&'s Process),
     NsimDevice(&'s NsimDevice),
+    Qstats(&'s Qstats),
 }
 
 fn action(s: &Step) -> Option<Action<'_>> {
@@ -286,7 +287,7 @@ fn action(s: &Step) -> Option<Action<'_>> {
         return_buffers => ReturnBuffers, rq_push => RqPush, rq_set => RqSet, expect_rq => ExpectRq,
         expect_stats => ExpectStats, mmap_region => MmapRegion, tun => Tun, ethtool => Ethtool, nsim => Nsim,
         netns => Netns, close => Close, link => Link, xdp => Xdp, af_xdp => AfXdp, ntuple => Ntuple, rss => Rss,
-        queue_get => QueueGet, page_pools => PagePools, process => Process, nsim_device => NsimDevice,
+        queue_get => QueueGet, page_pools => PagePools, process => Process, nsim_device => NsimDevice, qstats => Qstats,
     );
     None
 }
@@ -374,6 +375,7 @@ impl Ctx<'_> {
             Action::PagePools(x) => self.page_pools(x),
             Action::Process(x) => self.process(x, expect),
             Action::NsimDevice(x) => self.nsim_device(x, expect),
+            Action::Qstats(x) => self.qstats(x),
         }
     }
 

@@ -15,6 +15,8 @@ use crate::kernel::nl::{self, ethtool, link, netdev, xdp, NlError};
 #[derive(Default)]
 pub(super) struct NicState {
     xsks: Vec<xdp::Xsk>,
+    /// Counters saved by `qstats: { save }`.
+    qstats: HashMap<String, netdev::Qstats>,
     rules: HashMap<String, u32>,
     contexts: HashMap<String, u32>,
 }
@@ -271,6 +273,36 @@ impl Ctx<'_> {
             Ok(())
         };
         self.verdict("queue-get io_uring provider", r)
+    }
+
+    pub(super) fn qstats(&mut self, q: &Qstats) -> StepResult {
+        let (idx, dev) = self.dut()?;
+        let now = netdev::qstats(idx).map_err(|e| harness(e.msg))?;
+        self.note(format!("qstats-get {dev}: {now:?}"));
+        if let Some(n) = &q.save {
+            self.nic.qstats.insert(n.clone(), now);
+        }
+        if q.rx_alloc_fail.is_none() && q.rx_alloc_fail_at_least.is_none() {
+            return Ok(());
+        }
+        let Some(cur) = now.rx_alloc_fail else {
+            return Err(StepError::Skip(format!("{dev}: the driver reports no rx-alloc-fail in qstats-get")));
+        };
+        let base = match &q.since {
+            Some(n) => {
+                let saved = self.nic.qstats.get(n).ok_or_else(|| format!("no qstats saved as `{n}`"))?;
+                saved.rx_alloc_fail.unwrap_or(0)
+            }
+            None => 0,
+        };
+        let grew = cur.saturating_sub(base);
+        if let Some(want) = q.rx_alloc_fail {
+            self.verdict("qstats rx-alloc-fail", exact("rx-alloc-fail", Some(want), grew))?;
+        }
+        if let Some(min) = q.rx_alloc_fail_at_least {
+            self.verdict("qstats rx-alloc-fail (at least)", exact_min("rx-alloc-fail", min, grew))?;
+        }
+        Ok(())
     }
 
     pub(super) fn page_pools(&mut self, p: &PagePools) -> StepResult {

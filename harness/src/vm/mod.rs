@@ -239,7 +239,12 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
         if running.len() > 1 {
             // Several cases ran at once: the kernel cannot say which one crashed it. Boot
             // again and run the rest one at a time; the culprit then fails alone.
-            eprintln!("{spec_label}: {why} while {} cases ran at once; running the rest one at a time", running.len());
+            let last: Vec<&str> = tail.iter().rev().take(40).rev().map(String::as_str).collect();
+            eprintln!(
+                "{spec_label}: {why} while {} cases ran at once; running the rest one at a time; console tail:\n{}",
+                running.len(),
+                last.join("\n")
+            );
             jobs = 1;
             continue;
         }

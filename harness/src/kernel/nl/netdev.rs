@@ -106,3 +106,29 @@ pub fn page_pools(ifindex: u32) -> NlResult<Vec<PagePool>> {
     }
     Ok(out)
 }
+
+/// The device's rx counters from `qstats-get` (scope device: the driver's base counters plus
+/// every queue's), as far as the driver reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Qstats {
+    pub rx_packets: Option<u64>,
+    pub rx_alloc_fail: Option<u64>,
+}
+
+pub fn qstats(ifindex: u32) -> NlResult<Qstats> {
+    let mut sock = NetlinkSocket::new();
+    let mut req = netdev::Request::new().op_qstats_get_dump();
+    req.encode().push_ifindex(ifindex);
+    let what = format!("qstats-get ifindex {ifindex}");
+    let mut r = ask!(sock, req, what)?;
+    let mut out = Qstats::default();
+    while let Some(a) = r.recv() {
+        let a = a.map_err(|e| NlError::reply(&what, &e))?;
+        if a.get_ifindex().ok() != Some(ifindex) {
+            continue;
+        }
+        out.rx_packets = a.get_rx_packets().ok().map(u64::from).or(out.rx_packets);
+        out.rx_alloc_fail = a.get_rx_alloc_fail().ok().map(u64::from).or(out.rx_alloc_fail);
+    }
+    Ok(out)
+}
