@@ -12,6 +12,8 @@ use crate::model::{Probe, Status};
 use crate::run::{self, RunOpts};
 
 const GCOV_DIR: &str = "/sys/kernel/debug/gcov";
+/// The longest any case may run in a campaign boot, in seconds.
+const CASE_CAP_S: f64 = 45.0;
 
 /// What one boot measured.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -74,8 +76,14 @@ fn read_gcda(dir: Option<&Path>) -> Option<String> {
 
 /// Runs the catalogue on `topologies`, then `zcrx_t`, and returns what each did.
 pub fn measure(zcrx_t: &Path, topologies: &[String], jobs: usize) -> Result<GuestResult, String> {
-    let cases = crate::case::load_all(&[crate::paths::default_case_dir()])
+    let mut cases = crate::case::load_all(&[crate::paths::default_case_dir()])
         .map_err(|e| format!("campaign: {} case file error(s)", e.len()))?;
+    // A mutant that stalls the data path would hold each data case for its whole timeout
+    // (up to minutes) and the boot past the campaign's cap, losing every case's result: each
+    // case gets at most CASE_CAP_S here (the whole catalogue takes about a minute unmutated).
+    for c in &mut cases {
+        c.def.timeout = Some(c.def.timeout.unwrap_or(CASE_CAP_S).min(CASE_CAP_S));
+    }
     let probe = Probe::run();
     let gcov = gcov_dir();
     let mut opts = RunOpts::quiet_builtin(&[], jobs);

@@ -208,11 +208,15 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
         let t0 = Instant::now();
         crate::vm::script_status("campaign.sh", &["apply", &tree_s, &patch.display().to_string()])?;
         let mut outcome = boot_once(&tree, a, &zcrx_t);
-        if let Ok(Err(crash)) = &outcome {
-            // A TCG guest sometimes panics in early boot whatever the kernel: a crash counts
-            // as a kill only when a second boot of the same build crashes too.
-            let last = crash.lines().last().unwrap_or("");
-            eprintln!("mutate: {}: the guest crashed or hung ({last}); booting the same build once more", m.name);
+        // A TCG guest sometimes panics in early boot whatever the kernel: a crash (not a hang
+        // past the cap, which a second boot would only repeat) counts as a kill only when a
+        // second boot of the same build crashes too.
+        let crashed = match &outcome {
+            Ok(Err(c)) if !c.contains(crate::vm::TIMED_OUT) => c.lines().last().map(str::to_string),
+            _ => None,
+        };
+        if let Some(last) = crashed {
+            eprintln!("mutate: {}: the guest crashed ({last}); booting the same build once more", m.name);
             outcome = boot_once(&tree, a, &zcrx_t);
         }
         crate::vm::script_status("campaign.sh", &["revert", &tree_s])?;

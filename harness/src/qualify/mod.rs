@@ -11,7 +11,7 @@
 //! set, so "before" is the device as the driver made it; it is deleted after "after".
 
 pub mod doc;
-mod ethnl;
+mod ioctl;
 pub mod nic;
 pub mod settings;
 mod sha256;
@@ -333,24 +333,24 @@ fn soak_loop(
             // A closed zcrx instance lets go of its pool asynchronously (io_uring frees the ring
             // in a work item): wait up to 5 s for that before reading the levels.
             let t = Instant::now();
-            let mut pools = ethnl::page_pools();
+            let mut pools = crate::kernel::nl::netdev::all_page_pools();
             while let Ok(p) = &pools {
-                let settled = !p.iter().any(|p| p.io_uring || (p.detached && p.inflight > 0));
+                let settled = !p.iter().any(|p| p.io_uring || (p.detached && p.inflight.unwrap_or(0) > 0));
                 if settled || t.elapsed() > Duration::from_secs(5) {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(100));
-                pools = ethnl::page_pools();
+                pools = crate::kernel::nl::netdev::all_page_pools();
             }
             if let Ok(pools) = pools {
                 m.insert("pp.settle_ms".into(), t.elapsed().as_millis() as i64);
-                let mine: Vec<&ethnl::PagePool> =
+                let mine: Vec<&crate::kernel::nl::netdev::PagePool> =
                     pools.iter().filter(|p| p.ifindex.is_some() && p.ifindex == idx).collect();
-                m.insert("pp.inflight".into(), mine.iter().map(|p| p.inflight as i64).sum());
+                m.insert("pp.inflight".into(), mine.iter().map(|p| p.inflight.unwrap_or(0) as i64).sum());
                 m.insert("pp.io_uring_held".into(), mine.iter().filter(|p| p.io_uring).count() as i64);
                 m.insert(
                     "pp.detached_inflight".into(),
-                    pools.iter().filter(|p| p.detached).map(|p| p.inflight as i64).sum(),
+                    pools.iter().filter(|p| p.detached).map(|p| p.inflight.unwrap_or(0) as i64).sum(),
                 );
             }
             m

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::ethnl::{self, cstr, request, word};
+use super::ioctl::{self as ethnl, cstr, request, word};
 
 /// A value, or why there is none.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::ethnl::{self, request, word};
+use super::ioctl::{self as ethnl, request, word};
 
 /// Setting name -> value, sorted.
 pub type Snapshot = BTreeMap<String, String>;

@@ -298,6 +298,9 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
     Ok(report)
 }
 
+/// How [`run_command_in_vm`]'s error for a guest that ran past its time limit begins.
+pub const TIMED_OUT: &str = "the VM did not finish within";
+
 /// Boots `kernel` and runs this binary with `args` inside; returns the guest's stdout.
 /// For commands other than `run` (bench, probe): no streaming, no resume.
 pub fn run_command_in_vm(
@@ -332,7 +335,7 @@ pub fn run_command_in_vm(
         Err(_) => {
             let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
-            Err(format!("the VM did not finish within {} s", timeout.as_secs()))
+            Err(format!("{TIMED_OUT} {} s", timeout.as_secs()))
         }
     }
 }

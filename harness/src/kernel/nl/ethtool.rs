@@ -46,6 +46,17 @@ pub struct RingsSet {
 }
 
 pub fn rings(index: u32) -> NlResult<Rings> {
+    rings_reported(index).map(|r| r.rings)
+}
+
+/// Every ring attribute the driver reports, by the names `ethtool -g` uses, besides [`Rings`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RingsReport {
+    pub rings: Rings,
+    pub all: Vec<(&'static str, u64)>,
+}
+
+pub fn rings_reported(index: u32) -> NlResult<RingsReport> {
     let mut sock = NetlinkSocket::new();
     let mut req = ethtool::Request::new().op_rings_get_do();
     req.header_mut().cmd = msg::RINGS_GET;
@@ -53,12 +64,27 @@ pub fn rings(index: u32) -> NlResult<Rings> {
     let what = format!("rings-get ifindex {index}");
     let mut r = ask!(sock, req, what)?;
     let a = r.recv_one().map_err(|e| NlError::reply(&what, &e))?;
-    Ok(Rings {
+    let all: Vec<(&'static str, u64)> = [
+        ("rx_max", a.get_rx_max().ok()),
+        ("tx_max", a.get_tx_max().ok()),
+        ("rx", a.get_rx().ok()),
+        ("tx", a.get_tx().ok()),
+        ("rx_buf_len", a.get_rx_buf_len().ok()),
+        ("tcp_data_split", a.get_tcp_data_split().ok().map(u32::from)),
+        ("cqe_size", a.get_cqe_size().ok()),
+        ("hds_thresh", a.get_hds_thresh().ok()),
+        ("hds_thresh_max", a.get_hds_thresh_max().ok()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, u64::from(v))))
+    .collect();
+    let rings = Rings {
         rx: a.get_rx().ok(),
         rx_max: a.get_rx_max().ok(),
         tcp_data_split: a.get_tcp_data_split().ok(),
         hds_thresh: a.get_hds_thresh().ok(),
-    })
+    };
+    Ok(RingsReport { rings, all })
 }
 
 pub fn set_rings(index: u32, s: &RingsSet) -> NlResult<()> {
@@ -194,31 +220,38 @@ pub struct FlowRule {
     pub context: Option<u32>,
 }
 
-#[repr(C)]
-struct Ifreq {
-    name: [u8; 16],
-    data: *mut libc::c_void,
-    _pad: [u8; 16],
+/// One `SIOCETHTOOL` request on `dev` (in the calling thread's network namespace): `buf`
+/// starts with the command word and the kernel reads and fills the rest, which must be as
+/// large as the command's struct. The errno on failure.
+pub fn sioc_ethtool(dev: &str, buf: &mut [u8]) -> Result<(), i32> {
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    if dev.is_empty() || dev.len() >= ifr.ifr_name.len() {
+        return Err(libc::EINVAL);
+    }
+    for (d, s) in ifr.ifr_name.iter_mut().zip(dev.bytes()) {
+        *d = s as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_data = buf.as_mut_ptr().cast();
+    // SAFETY: socket(2) with constant arguments; the fd is owned at once.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return Err(nix::errno::Errno::last_raw());
+    }
+    // SAFETY: s is a new descriptor nobody else owns.
+    let s = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(s) };
+    // SAFETY: SIOCETHTOOL reads the command from `buf` and writes at most the size the command
+    // defines; every caller passes a buffer at least that large.
+    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&s), SIOCETHTOOL as _, &mut ifr) };
+    if r < 0 {
+        return Err(nix::errno::Errno::last_raw());
+    }
+    Ok(())
 }
 
 fn ethtool_ioctl(dev: &str, buf: &mut Rxnfc, what: &str) -> NlResult<()> {
-    if dev.is_empty() || dev.len() > 15 {
-        return Err(NlError::new(libc::EINVAL, format!("{what}: bad interface name {dev:?}")));
-    }
-    let mut ifr = Ifreq { name: [0; 16], data: buf.0.as_mut_ptr().cast(), _pad: [0; 16] };
-    ifr.name[..dev.len()].copy_from_slice(dev.as_bytes());
-    // SAFETY: a datagram socket we own and close; `ifr` and `buf` outlive the call.
-    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if s < 0 {
-        return Err(NlError::sys(what, nix::errno::Errno::last()));
-    }
-    let r = unsafe { libc::ioctl(s, SIOCETHTOOL as _, &mut ifr as *mut Ifreq) };
-    let err = nix::errno::Errno::last();
-    unsafe { libc::close(s) };
-    if r < 0 {
-        return Err(NlError::sys(&format!("{what} (SIOCETHTOOL on {dev})"), err));
-    }
-    Ok(())
+    sioc_ethtool(dev, &mut buf.0)
+        .map_err(|e| NlError::sys(&format!("{what} (SIOCETHTOOL on {dev})"), nix::errno::Errno::from_raw(e)))
 }
 
 /// Inserts a rule at a location the driver picks; returns the location.

@@ -54,6 +54,10 @@ pub fn xdp_features(ifindex: u32) -> NlResult<u64> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PagePool {
     pub id: u32,
+    /// The device it serves (absent once the device is gone).
+    pub ifindex: Option<u32>,
+    /// Bytes of memory its pages still out hold.
+    pub inflight_mem: Option<u32>,
     pub napi_id: Option<u32>,
     pub inflight: Option<u32>,
     /// The pool's memory provider is io_uring's.
@@ -69,6 +73,14 @@ pub struct PagePool {
 
 /// The page pools of `ifindex` (`page-pool-get` dump), with `page-pool-stats-get` merged in.
 pub fn page_pools(ifindex: u32) -> NlResult<Vec<PagePool>> {
+    let mut v = all_page_pools()?;
+    v.retain(|p| p.ifindex == Some(ifindex));
+    Ok(v)
+}
+
+/// Every page pool of the calling thread's network namespace (also those whose device is
+/// gone), with `page-pool-stats-get` merged in.
+pub fn all_page_pools() -> NlResult<Vec<PagePool>> {
     let mut sock = NetlinkSocket::new();
     let req = netdev::Request::new().op_page_pool_get_dump();
     let mut out = Vec::new();
@@ -76,11 +88,10 @@ pub fn page_pools(ifindex: u32) -> NlResult<Vec<PagePool>> {
         let mut r = ask!(sock, req, "page-pool-get dump")?;
         while let Some(a) = r.recv() {
             let a = a.map_err(|e| NlError::reply("page-pool-get dump", &e))?;
-            if a.get_ifindex().ok() != Some(ifindex) {
-                continue;
-            }
             out.push(PagePool {
                 id: a.get_id().unwrap_or(0),
+                ifindex: a.get_ifindex().ok(),
+                inflight_mem: a.get_inflight_mem().ok(),
                 napi_id: a.get_napi_id().ok(),
                 inflight: a.get_inflight().ok(),
                 io_uring: a.get_io_uring().is_ok(),
