@@ -11,8 +11,13 @@
 #   campaign.sh apply TREE PATCH     apply one mutant (patch -p1) to a campaign copy; a mutant
 #                                    still applied from an interrupted run is reverted first.
 #   campaign.sh revert TREE          revert the applied mutant, if any.
-#   campaign.sh gcov TREE GCDA OUT   put GCDA (a guest's io_uring/zcrx.gcda) next to zcrx.gcno
-#                                    and write gcov's JSON for io_uring/zcrx.c to OUT.
+#   campaign.sh save-gcno TREE       keep the unmutated build's io_uring/zcrx.gcno as
+#                                    TREE/.zcrx-conform-baseline.gcno (each mutant's build
+#                                    rewrites zcrx.gcno; the baseline's counters need the
+#                                    baseline's notes).
+#   campaign.sh gcov TREE GCDA OUT   read GCDA (a guest's io_uring/zcrx.gcda) with the saved
+#                                    baseline notes (else io_uring/zcrx.gcno) in a scratch
+#                                    directory and write gcov's JSON for io_uring/zcrx.c to OUT.
 #   campaign.sh diff TREE RANGE      `git diff -U0 RANGE -- io_uring/zcrx.c` in TREE (a git
 #                                    checkout; read only), for `coverage --diff`.
 #
@@ -27,6 +32,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CAMPAIGNS=$CACHE/mutate
 MARK_NSIM=.zcrx-conform-netdevsim-zcrx
 MARK_MUTANT=.zcrx-conform-mutant.patch
+MARK_GCNO=.zcrx-conform-baseline.gcno
 
 is_tree() { [[ -f $1/Makefile && -f $1/Kconfig && -f $1/io_uring/zcrx.c ]]; }
 
@@ -103,14 +109,24 @@ cmd_apply() {
     fi
 }
 
+cmd_save_gcno() {
+    local tree
+    tree=$(campaign_copy "$1")
+    [[ -f $tree/io_uring/zcrx.gcno ]] || die "$tree/io_uring/zcrx.gcno missing: build the tree with --gcov"
+    cp "$tree/io_uring/zcrx.gcno" "$tree/$MARK_GCNO.tmp" && mv "$tree/$MARK_GCNO.tmp" "$tree/$MARK_GCNO"
+}
+
 cmd_gcov() {
-    local tree gcda=$2 out=$3 tmp
+    local tree gcda=$2 out=$3 tmp notes
     tree=$(campaign_copy "$1")
     need gcov gzip
-    [[ -f $tree/io_uring/zcrx.gcno ]] || die "$tree/io_uring/zcrx.gcno missing: build the tree with --gcov"
-    cp "$gcda" "$tree/io_uring/zcrx.gcda"
+    notes=$tree/$MARK_GCNO
+    [[ -f $notes ]] || notes=$tree/io_uring/zcrx.gcno
+    [[ -f $notes ]] || die "$tree/io_uring/zcrx.gcno missing: build the tree with --gcov"
     tmp=$(mktemp -d)
-    (cd "$tmp" && gcov --json-format -o "$tree/io_uring" "$tree/io_uring/zcrx.c" >&2) || die "gcov failed"
+    cp "$notes" "$tmp/zcrx.gcno"
+    cp "$gcda" "$tmp/zcrx.gcda"
+    (cd "$tmp" && gcov --json-format -o "$tmp" "$tree/io_uring/zcrx.c" >&2) || die "gcov failed"
     gzip -dc "$tmp"/zcrx.c.gcov.json.gz >"$out" || die "gcov wrote no JSON"
     rm -rf "$tmp"
 }
@@ -125,6 +141,7 @@ case ${1:-} in
     prepare) [[ $# -eq 2 ]] || die "usage: campaign.sh prepare SRC"; cmd_prepare "$2" ;;
     apply) [[ $# -eq 3 ]] || die "usage: campaign.sh apply TREE PATCH"; cmd_apply "$2" "$3" ;;
     revert) [[ $# -eq 2 ]] || die "usage: campaign.sh revert TREE"; cmd_revert "$2" ;;
+    save-gcno) [[ $# -eq 2 ]] || die "usage: campaign.sh save-gcno TREE"; cmd_save_gcno "$2" ;;
     gcov) [[ $# -eq 4 ]] || die "usage: campaign.sh gcov TREE GCDA OUT"; cmd_gcov "$2" "$3" "$4" ;;
     diff) [[ $# -eq 3 ]] || die "usage: campaign.sh diff TREE BASE..HEAD"; cmd_diff "$2" "$3" ;;
     *) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;

@@ -40,6 +40,10 @@ pub struct MutateArgs {
     /// Topologies the suite runs on in each boot.
     #[arg(long, default_value = "host,nodev,netdevsim-zcrx", value_delimiter = ',')]
     pub topology: Vec<String>,
+    /// Boot the unmutated tree again (a new baseline record, whose gcov data `coverage`
+    /// reads), then stop.
+    #[arg(long)]
+    pub baseline_only: bool,
     /// Seconds one boot may take; a guest that panics, hangs or runs over is recorded as
     /// killed by crash.
     #[arg(long, default_value_t = 600)]
@@ -164,7 +168,7 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
     crate::vm::script_status("campaign.sh", &["revert", &tree_s])?;
     let zcrx_t = crate::vm::liburing_zcrx_t()?;
     let mut done = mutants::read_results(results)?;
-    if !done.iter().any(|r| r.verdict == Verdict::Baseline) {
+    if a.baseline_only || !done.iter().any(|r| r.verdict == Verdict::Baseline) {
         eprintln!("mutate: baseline boot of {tree_s} (no mutant)");
         let t0 = Instant::now();
         let g =
@@ -188,10 +192,17 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
             gcda_suite: g.gcda_suite,
             gcda_liburing: g.gcda_liburing,
         };
+        // Each mutant's build rewrites zcrx.gcno; coverage reads this boot's counters with
+        // these notes.
+        crate::vm::script_status("campaign.sh", &["save-gcno", &tree_s])?;
         mutants::append(results, &base)?;
         done.push(base);
     }
-    let base = done.iter().find(|r| r.verdict == Verdict::Baseline).cloned().ok_or("no baseline")?;
+    if a.baseline_only {
+        return Ok(());
+    }
+    // Mutants are compared with the latest baseline.
+    let base = done.iter().rev().find(|r| r.verdict == Verdict::Baseline).cloned().ok_or("no baseline")?;
     let mut ran = 0;
     for (m, patch) in mutants::round_robin(set) {
         if (!a.only.is_empty() && !a.only.contains(&m.name)) || done.iter().any(|r| r.mutant.file == m.file) {
