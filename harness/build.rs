@@ -50,11 +50,31 @@ fn builtin_files() {
     std::fs::write(&out, src).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
 }
 
+/// The suite's measured strength (`reports/mutation.json`, `reports/coverage.json`, written by
+/// `mutate` and `coverage`) for the HTML report: `$OUT_DIR/measured.rs` holds each as
+/// `Some(include_str!(..))`, or `None` when the file is not there.
+fn measured() {
+    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The directory, not the files: a missing file named here would rebuild every time.
+    println!("cargo:rerun-if-changed={}", top.join("reports").display());
+    let mut src = String::new();
+    for (name, file) in [("MUTATION_JSON", "reports/mutation.json"), ("COVERAGE_JSON", "reports/coverage.json")] {
+        let abs = top.join(file).canonicalize().ok().filter(|p| p.is_file());
+        match abs.as_deref().and_then(Path::to_str) {
+            Some(a) => src.push_str(&format!("pub const {name}: Option<&str> = Some(include_str!({a:?}));\n")),
+            None => src.push_str(&format!("pub const {name}: Option<&str> = None;\n")),
+        }
+    }
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("measured.rs");
+    std::fs::write(&out, src).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+}
+
 fn main() {
     let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=ZCRX_GIT_COMMIT={commit}");
     println!("cargo:rerun-if-changed=build.rs");
     builtin_files();
+    measured();
     // Build again when HEAD moves: HEAD itself (a checkout), the branch it names (a commit),
     // and packed-refs. Only existing files: a missing one would make every build rerun this.
     let mut watch = vec![git(&["rev-parse", "--git-path", "HEAD"])];
