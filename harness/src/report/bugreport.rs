@@ -23,9 +23,10 @@ const CONFIG_KEYS: &[&str] = &[
 /// /boot/config-<release>, or the config shipped with a fetched Debian kernel.
 pub fn kernel_config(release: &str) -> Option<String> {
     if crate::kernel::sys::kernel_release() == release {
-        if let Ok(out) = std::process::Command::new("zcat").arg("/proc/config.gz").output() {
-            if out.status.success() && !out.stdout.is_empty() {
-                return Some(String::from_utf8_lossy(&out.stdout).into_owned());
+        if let Ok(f) = std::fs::File::open("/proc/config.gz") {
+            let mut s = String::new();
+            if flate2::read::GzDecoder::new(f).read_to_string(&mut s).is_ok() && !s.is_empty() {
+                return Some(s);
             }
         }
     }
@@ -125,6 +126,15 @@ pub fn reproduce(run: &RunReport, c: &CaseReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_running_kernels_config_is_read_in_process() {
+        if !std::path::Path::new("/proc/config.gz").exists() {
+            return;
+        }
+        let c = kernel_config(&crate::kernel::sys::kernel_release()).expect("config of the running kernel");
+        assert!(c.lines().any(|l| l.starts_with("CONFIG_")), "decompressed: {}", &c[..c.len().min(200)]);
+    }
 
     #[test]
     fn hostile_ids_are_quoted_and_escaped() {
