@@ -149,14 +149,18 @@ fn write(p: &Path, text: &str) -> Result<(), String> {
 }
 
 /// One boot of the campaign tree as it is now: build, boot, measure.
-fn boot_once(tree: &Path, a: &MutateArgs, zcrx_t: &Path) -> Result<Result<guest::GuestResult, String>, String> {
+fn boot_once(
+    tree: &Path,
+    a: &MutateArgs,
+    zcrx_t: &Path,
+) -> Result<Result<guest::GuestResult, crate::vm::GuestError>, String> {
     let kernel = crate::vm::resolve(&KernelSpec::Tree { path: tree.to_path_buf(), kasan: false, gcov: true })?;
     let env = crate::vm::guest_tools(&kernel, &a.topology)?;
     let mut args: Vec<String> = vec!["mutate".into(), "tree:/".into(), "--guest".into(), zcrx_t.display().to_string()];
     args.push(format!("--topology={}", a.topology.join(",")));
     args.push(format!("--jobs={}", a.jobs));
     Ok(crate::vm::run_command_in_vm(&kernel, &args, &env, Duration::from_secs(a.cap))
-        .and_then(|out| crate::bench::guest_result::<guest::GuestResult>(&out)))
+        .and_then(|out| crate::bench::guest_result::<guest::GuestResult>(&out).map_err(crate::vm::GuestError::Failed)))
 }
 
 fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Path) -> Result<(), String> {
@@ -223,7 +227,7 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
         // past the cap, which a second boot would only repeat) counts as a kill only when a
         // second boot of the same build crashes too.
         let crashed = match &outcome {
-            Ok(Err(c)) if !c.contains(crate::vm::TIMED_OUT) => c.lines().last().map(str::to_string),
+            Ok(Err(crate::vm::GuestError::Failed(c))) => c.lines().last().map(str::to_string),
             _ => None,
         };
         if let Some(last) = crashed {
@@ -253,6 +257,7 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
             }
             Ok(Err(crash)) => {
                 r.verdict = Verdict::KilledByCrash;
+                let crash = crash.to_string();
                 r.message =
                     crash.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
             }

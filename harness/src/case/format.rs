@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::nic_steps::{AfXdp, LinkOp, NsimDevice, Ntuple, PagePools, Process, Qstats, QueueGet, Rss, XdpStep};
 use super::steps::{
-    AfXdp, Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, LinkOp,
-    MmapRegion, Netns, Nsim, NsimDevice, Ntuple, OpenRing, PagePools, Process, Qstats, Query, QueueGet, RecvZc,
-    Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Rss, Send, Shutdown, Tun, XdpStep,
+    Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, MmapRegion, Netns,
+    Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send, Shutdown, Tun,
 };
 use super::{Axis, Sp, Value};
 use crate::model::Feature;

@@ -22,6 +22,7 @@ mod de;
 mod format;
 mod matrix;
 pub mod names;
+mod nic_steps;
 mod rules;
 mod steps;
 mod vacuous;
@@ -31,6 +32,7 @@ mod yaml;
 
 pub use self::format::*;
 pub use self::matrix::{table_by_name, Axis, ReservedOf, MAX_ROWS};
+pub use self::nic_steps::*;
 pub use self::rules::{check_id, MAX_ID_BYTES};
 pub use self::steps::*;
 pub use self::validate::check_out_key;

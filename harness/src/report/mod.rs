@@ -8,6 +8,7 @@ pub mod changes;
 pub mod escape;
 pub mod files;
 pub mod html;
+mod html_measured;
 pub mod kcidb;
 mod merge;
 pub mod time;

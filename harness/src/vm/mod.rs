@@ -298,8 +298,29 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
     Ok(report)
 }
 
-/// How [`run_command_in_vm`]'s error for a guest that ran past its time limit begins.
-pub const TIMED_OUT: &str = "the VM did not finish within";
+/// Why [`run_command_in_vm`] has no output.
+#[derive(Debug)]
+pub enum GuestError {
+    /// The guest ran past its time limit and was killed.
+    TimedOut(Duration),
+    /// It could not start, or ended with an error (the message says which).
+    Failed(String),
+}
+
+impl std::fmt::Display for GuestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GuestError::TimedOut(d) => write!(f, "the VM did not finish within {} s", d.as_secs()),
+            GuestError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<GuestError> for String {
+    fn from(e: GuestError) -> String {
+        e.to_string()
+    }
+}
 
 /// Boots `kernel` and runs this binary with `args` inside; returns the guest's stdout.
 /// For commands other than `run` (bench, probe): no streaming, no resume.
@@ -308,15 +329,15 @@ pub fn run_command_in_vm(
     args: &[String],
     env: &[(String, String)],
     timeout: Duration,
-) -> Result<String, String> {
-    let mut guest = guest_prefix(&this_exe()?, env);
+) -> Result<String, GuestError> {
+    let mut guest = guest_prefix(&this_exe().map_err(GuestError::Failed)?, env);
     guest.extend(args.iter().map(|a| shell_quote(a)));
     let mut child = boot::vng(kernel, "2G", 2, false, &guest.join(" "))
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("starting vng: {e}"))?;
+        .map_err(|e| GuestError::Failed(format!("starting vng: {e}")))?;
     let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let out = child.stdout.take().ok_or("no stdout")?;
+    let out = child.stdout.take().ok_or_else(|| GuestError::Failed("no stdout".into()))?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut s = String::new();
@@ -325,17 +346,17 @@ pub fn run_command_in_vm(
     });
     match rx.recv_timeout(timeout) {
         Ok(s) => {
-            let st = child.wait().map_err(|e| e.to_string())?;
+            let st = child.wait().map_err(|e| GuestError::Failed(e.to_string()))?;
             if st.success() {
                 Ok(s)
             } else {
-                Err(format!("the guest command failed ({st}); output:\n{s}"))
+                Err(GuestError::Failed(format!("the guest command failed ({st}); output:\n{s}")))
             }
         }
         Err(_) => {
             let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
-            Err(format!("{TIMED_OUT} {} s", timeout.as_secs()))
+            Err(GuestError::TimedOut(timeout))
         }
     }
 }
