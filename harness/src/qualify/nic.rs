@@ -1,5 +1,5 @@
 //! What the device under test is: driver, firmware, bus, queues, header split, RSS, n-tuple,
-//! IOMMU. Read from sysfs and the ethtool ioctls/netlink ([`super::ethnl`]); nothing is changed.
+//! IOMMU. Read from sysfs and the ethtool ioctls ([`super::ioctl`]) and netlink (`kernel::nl`); nothing is changed.
 //! A fact the device (or a simulator) does not have is said so in words, never left blank.
 
 use std::collections::BTreeMap;
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::ioctl::{self as ethnl, cstr, request, word};
+use super::ioctl::{self, cstr, request, word};
 
 /// A value, or why there is none.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,8 +71,8 @@ fn link_name(p: &Path) -> Result<String, String> {
 /// Reads the facts of `dev` in the calling thread's network namespace.
 pub fn probe(dev: &str, netns: Option<&str>) -> NicFacts {
     let sys = PathBuf::from(format!("/sys/class/net/{dev}/device"));
-    let mut drv = request(ethnl::ETHTOOL_GDRVINFO, &[], 196);
-    let drvinfo = ethnl::ioctl(dev, &mut drv).map_err(|e| format!("ETHTOOL_GDRVINFO: {}", errno(e)));
+    let mut drv = request(ioctl::ETHTOOL_GDRVINFO, &[], 196);
+    let drvinfo = ioctl::ioctl(dev, &mut drv).map_err(|e| format!("ETHTOOL_GDRVINFO: {}", errno(e)));
     let field = |off: usize, what: &str| -> Fact {
         match &drvinfo {
             Err(e) => Fact::Unavailable(e.clone()),
@@ -127,7 +127,7 @@ pub fn probe(dev: &str, netns: Option<&str>) -> NicFacts {
 
 impl NicFacts {
     fn with_rings(mut self, dev: &str) -> NicFacts {
-        let rings = match ethnl::rings(dev) {
+        let rings = match ioctl::rings(dev) {
             Ok(r) => r.into_iter().collect::<BTreeMap<_, _>>(),
             Err(e) => {
                 for f in [&mut self.header_split, &mut self.hds_thresh_range, &mut self.rx_buf_len] {
@@ -160,8 +160,8 @@ fn queues(dev: &str) -> Fact {
     let rx = std::fs::read_dir(format!("/sys/class/net/{dev}/queues"))
         .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count())
         .unwrap_or(0);
-    let mut b = request(ethnl::ETHTOOL_GCHANNELS, &[], 36);
-    let ch = match ethnl::ioctl(dev, &mut b) {
+    let mut b = request(ioctl::ETHTOOL_GCHANNELS, &[], 36);
+    let ch = match ioctl::ioctl(dev, &mut b) {
         Ok(()) => format!(
             "channels: combined {} of max {}, rx {} of max {}, tx {} of max {}",
             word(&b, 32),
@@ -177,8 +177,8 @@ fn queues(dev: &str) -> Fact {
 }
 
 fn rss(dev: &str) -> Fact {
-    let mut b = request(ethnl::ETHTOOL_GRSSH, &[], 24);
-    match ethnl::ioctl(dev, &mut b) {
+    let mut b = request(ioctl::ETHTOOL_GRSSH, &[], 24);
+    match ioctl::ioctl(dev, &mut b) {
         Ok(()) => Fact::Value(format!("indirection table {} entries, key {} bytes", word(&b, 8), word(&b, 12))),
         Err(e) => Fact::Unavailable(format!("ETHTOOL_GRSSH: {}", errno(e))),
     }
@@ -187,8 +187,8 @@ fn rss(dev: &str) -> Fact {
 /// Whether contexts beyond the default can exist, asked without creating one: the kernel
 /// refuses context 1 with EOPNOTSUPP when the driver cannot have any.
 fn rss_contexts(dev: &str) -> Fact {
-    let mut b = request(ethnl::ETHTOOL_GRSSH, &[1], 24);
-    match ethnl::ioctl(dev, &mut b) {
+    let mut b = request(ioctl::ETHTOOL_GRSSH, &[1], 24);
+    match ioctl::ioctl(dev, &mut b) {
         Ok(()) => Fact::Value("supported (context 1 exists)".into()),
         Err(e) if e == libc::EOPNOTSUPP => Fact::Value("not supported (only the default context)".into()),
         Err(e) => Fact::Value(format!(
@@ -199,10 +199,10 @@ fn rss_contexts(dev: &str) -> Fact {
 }
 
 fn ntuple(dev: &str) -> Fact {
-    let mut f = request(ethnl::ETHTOOL_GFLAGS, &[], 8);
-    let enabled = ethnl::ioctl(dev, &mut f).map(|()| word(&f, 4) & ethnl::ETH_FLAG_NTUPLE != 0);
-    let mut r = request(ethnl::ETHTOOL_GRXCLSRLCNT, &[], 192);
-    let rules = ethnl::ioctl(dev, &mut r).map(|()| word(&r, 184));
+    let mut f = request(ioctl::ETHTOOL_GFLAGS, &[], 8);
+    let enabled = ioctl::ioctl(dev, &mut f).map(|()| word(&f, 4) & ioctl::ETH_FLAG_NTUPLE != 0);
+    let mut r = request(ioctl::ETHTOOL_GRXCLSRLCNT, &[], 192);
+    let rules = ioctl::ioctl(dev, &mut r).map(|()| word(&r, 184));
     match (enabled, rules) {
         (Err(e), _) => Fact::Unavailable(format!("ETHTOOL_GFLAGS: {}", errno(e))),
         (Ok(on), Ok(n)) => Fact::Value(format!("{}; {n} rule(s) installed", if on { "enabled" } else { "disabled" })),

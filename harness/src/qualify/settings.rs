@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::ioctl::{self as ethnl, request, word};
+use super::ioctl::{self, request, word};
 
 /// Setting name -> value, sorted.
 pub type Snapshot = BTreeMap<String, String>;
@@ -76,27 +76,27 @@ fn read_here(dev: &str) -> Result<Snapshot, String> {
     };
     s.insert("queues.rx".into(), count("rx-").to_string());
     s.insert("queues.tx".into(), count("tx-").to_string());
-    let mut ch = request(ethnl::ETHTOOL_GCHANNELS, &[], 36);
-    if ethnl::ioctl(dev, &mut ch).is_ok() {
+    let mut ch = request(ioctl::ETHTOOL_GCHANNELS, &[], 36);
+    if ioctl::ioctl(dev, &mut ch).is_ok() {
         for (k, off) in [("rx", 20), ("tx", 24), ("other", 28), ("combined", 32)] {
             s.insert(format!("channels.{k}"), word(&ch, off).to_string());
         }
     }
-    if let Ok(rings) = ethnl::rings(dev) {
+    if let Ok(rings) = ioctl::rings(dev) {
         for (k, v) in rings {
             s.insert(format!("rings.{k}"), v.to_string());
         }
     }
-    let mut f = request(ethnl::ETHTOOL_GFLAGS, &[], 8);
-    if ethnl::ioctl(dev, &mut f).is_ok() {
+    let mut f = request(ioctl::ETHTOOL_GFLAGS, &[], 8);
+    if ioctl::ioctl(dev, &mut f).is_ok() {
         s.insert("ethtool.flags".into(), format!("{:#x}", word(&f, 4)));
     }
-    let mut r = request(ethnl::ETHTOOL_GRXCLSRLCNT, &[], 192);
-    if ethnl::ioctl(dev, &mut r).is_ok() {
+    let mut r = request(ioctl::ETHTOOL_GRXCLSRLCNT, &[], 192);
+    if ioctl::ioctl(dev, &mut r).is_ok() {
         s.insert("ntuple.rules".into(), word(&r, 184).to_string());
     }
-    let mut h = request(ethnl::ETHTOOL_GRSSH, &[], 24);
-    if ethnl::ioctl(dev, &mut h).is_ok() {
+    let mut h = request(ioctl::ETHTOOL_GRSSH, &[], 24);
+    if ioctl::ioctl(dev, &mut h).is_ok() {
         s.insert("rss.indir_size".into(), word(&h, 8).to_string());
         s.insert("rss.hfunc".into(), (h[16]).to_string());
     }
