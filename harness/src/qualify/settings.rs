@@ -114,6 +114,14 @@ pub struct SettingDiff {
 
 /// Every setting read before or after, with whether it changed. Settings that change on their
 /// own (link state counters) are not read at all, so any difference is a failure.
+/// Operational state is derived, not set: a driver that never reports it reads `unknown`
+/// until the link is taken down and up again (netdevsim after a link flap reads `up`). Both
+/// mean a usable link; any other change (a link left down) is a change.
+fn same_operstate(name: &str, before: Option<&str>, after: Option<&str>) -> bool {
+    name == "sysfs.operstate"
+        && matches!((before, after), (Some("unknown"), Some("up")) | (Some("up"), Some("unknown")))
+}
+
 pub fn diff(before: &Snapshot, after: &Snapshot) -> Vec<SettingDiff> {
     let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
     names.sort();
@@ -122,7 +130,8 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> Vec<SettingDiff> {
         .into_iter()
         .map(|n| {
             let (b, a) = (before.get(n).cloned(), after.get(n).cloned());
-            SettingDiff { name: n.clone(), changed: b != a, before: b, after: a }
+            let changed = b != a && !same_operstate(n, b.as_deref(), a.as_deref());
+            SettingDiff { name: n.clone(), changed, before: b, after: a }
         })
         .collect()
 }
@@ -140,6 +149,12 @@ mod tests {
         assert_eq!(changed, ["b", "c", "d"]);
         assert_eq!(d.len(), 4);
         assert!(diff(&b, &b).iter().all(|x| !x.changed));
+        // A link that was usable stays usable whether the driver reports unknown or up; a
+        // link left down is a change.
+        let op = |v: &str| -> Snapshot { [("sysfs.operstate".to_string(), v.to_string())].into() };
+        assert!(!diff(&op("unknown"), &op("up"))[0].changed);
+        assert!(diff(&op("up"), &op("down"))[0].changed);
+        assert!(diff(&op("unknown"), &op("down"))[0].changed);
     }
 
     /// A device in another network namespace is read there (its own sysfs), and a setting
