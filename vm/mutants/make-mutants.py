@@ -6,8 +6,8 @@ import os, subprocess, sys, tempfile, shutil
 SRC = sys.argv[1]   # kernel tree root
 OUT = sys.argv[2]   # vm/mutants
 M = []
-def m(name, area, kind, breaks, old, new, file="io_uring/zcrx.c", nth=1):
-    M.append(dict(name=name, area=area, kind=kind, breaks=breaks, old=old, new=new, file=file, nth=nth))
+def m(name, area, kind, breaks, old, new, file="io_uring/zcrx.c", nth=1, equivalent=""):
+    M.append(dict(name=name, area=area, kind=kind, breaks=breaks, old=old, new=new, file=file, nth=nth, equivalent=equivalent))
 
 # --- memory provider / RQ refill -------------------------------------------------------------
 m("refill-ignores-rq", "provider", "logic",
@@ -57,7 +57,8 @@ m("rqe-niov-off-by-one", "rq-parse", "boundary",
   "\tif (unlikely(niov_idx >= area->nia.num_niovs))", "\tif (unlikely(niov_idx > area->nia.num_niovs))")
 m("rqe-area-bits-kept", "rq-parse", "logic",
   "the buffer index keeps the area token bits, so RQEs naming buffers of area 1 and above are rejected",
-  "\tniov_idx = (off & ~IORING_ZCRX_AREA_MASK) >> ifq->niov_shift;", "\tniov_idx = off >> ifq->niov_shift;")
+  "\tniov_idx = (off & ~IORING_ZCRX_AREA_MASK) >> ifq->niov_shift;", "\tniov_idx = off >> ifq->niov_shift;",
+  equivalent="niov_idx is a 32-bit unsigned: (area << 48) >> niov_shift keeps no area bit once truncated while niov_shift <= 16, i.e. rx_buf_len <= 64 KiB; only a device with larger rx buffers and two areas tells it apart (NODEV and netdevsim-zcrx use 4 KiB buffers; nic.large_buffers needs such hardware)")
 m("rq-entries-unclamped", "rq-parse", "boundary",
   "a tail more than rq_entries ahead of the head is not clamped: the kernel walks the ring more than once",
   "\treturn min(entries, rq->nr_entries);", "\treturn entries;")
@@ -231,7 +232,7 @@ for i, x in enumerate(M, 1):
     diff = r.stdout
     fn = f"{i:02d}-{x['area']}-{x['name']}.patch"
     hdr = (f"Mutant: {x['name']}\nArea: {x['area']}\nKind: {x['kind']}\nBase: Debian linux 7.3.4 ({x['file']})\n"
-           f"Breaks: {x['breaks']}\n---\n")
+           f"Breaks: {x['breaks']}\n" + (f"Equivalent: {x['equivalent']}\n" if x['equivalent'] else "") + "---\n")
     open(os.path.join(OUT, fn), "w").write(hdr + diff)
     series.append(fn)
 open(os.path.join(OUT, "series"), "w").write("".join(s + "\n" for s in series))

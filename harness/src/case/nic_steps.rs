@@ -153,11 +153,14 @@ pub struct QueueGet {
 }
 
 /// The DUT's page pools (`page-pool-get`, `page-pool-stats-get`): exactly this many have the
-/// io_uring memory provider (statistics are logged).
+/// io_uring memory provider (statistics are logged), and, with `detached_inflight`, the pools
+/// already destroyed still hold exactly this many buffers (0: every buffer came back, none
+/// leaked past teardown). Both are polled up to `wait_ms`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PagePools {
     pub io_uring: u32,
+    pub detached_inflight: Option<u64>,
     #[serde(default)]
     pub wait_ms: u64,
 }

@@ -308,10 +308,14 @@ impl Ctx<'_> {
     pub(super) fn page_pools(&mut self, p: &PagePools) -> StepResult {
         let (idx, dev) = self.dut()?;
         let deadline = Instant::now() + Duration::from_millis(p.wait_ms);
+        let count = |pools: &[netdev::PagePool]| pools.iter().filter(|p| p.io_uring && !p.detached).count() as u32;
+        let held = |pools: &[netdev::PagePool]| -> u64 {
+            pools.iter().filter(|p| p.detached).map(|p| u64::from(p.inflight.unwrap_or(0))).sum()
+        };
         let pools = loop {
             let pools = netdev::page_pools(idx).map_err(|e| harness(e.msg))?;
-            let n = pools.iter().filter(|p| p.io_uring && !p.detached).count() as u32;
-            if n == p.io_uring || Instant::now() >= deadline {
+            let settled = count(&pools) == p.io_uring && p.detached_inflight.is_none_or(|d| held(&pools) == d);
+            if settled || Instant::now() >= deadline {
                 break pools;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -319,10 +323,16 @@ impl Ctx<'_> {
         for pp in &pools {
             self.note(format!("page pool of {dev}: {pp:?}"));
         }
-        let n = pools.iter().filter(|p| p.io_uring && !p.detached).count() as u32;
         self.verdict(
             "page pools with the io_uring provider",
-            exact("io_uring page pools", Some(p.io_uring as u64), n as u64),
-        )
+            exact("io_uring page pools", Some(p.io_uring as u64), count(&pools) as u64),
+        )?;
+        if let Some(d) = p.detached_inflight {
+            self.verdict(
+                "buffers held by destroyed page pools",
+                exact("buffers in flight in detached page pools", Some(d), held(&pools)),
+            )?;
+        }
+        Ok(())
     }
 }
