@@ -126,7 +126,14 @@ pub fn mutate(a: &MutateArgs) -> Result<(), String> {
     if !a.report_only {
         run_campaign(a, &set, &results)?;
     }
-    let records = mutants::read_results(&results)?;
+    let mut records = mutants::read_results(&results)?;
+    // The set's current headers (what a mutant breaks, why it is equivalent) over the ones
+    // recorded when it ran.
+    for r in &mut records {
+        if let Some((m, _)) = set.iter().find(|(m, _)| m.file == r.mutant.file) {
+            r.mutant = m.clone();
+        }
+    }
     let s = render::summarise(&records, set.len());
     let dir = default_in_reports(&a.report_dir, "");
     write(&dir.join("mutation.md"), &render::mutation_md(&s))?;
