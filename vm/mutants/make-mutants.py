@@ -166,7 +166,8 @@ m("reg-rq-entries-not-rounded", "registration", "logic",
   "\treg.rq_entries = roundup_pow_of_two(reg.rq_entries);\n", "")
 m("region-exact-fit-refused", "registration", "boundary",
   "a region exactly as large as the RQ needs is refused",
-  "\tif (size > rd->size)\n\t\treturn -EINVAL;", "\tif (size >= rd->size)\n\t\treturn -EINVAL;")
+  "\tif (size > rd->size)\n\t\treturn -EINVAL;", "\tif (size >= rd->size)\n\t\treturn -EINVAL;",
+  equivalent="an exact fit cannot be asked for: the RQ needs 128 + 16 * rq_entries bytes with rq_entries a power of two (64 + ... on 7.2), never a multiple of the page, and a region that is not page-sized is EINVAL in io_create_region right after; both sides answer EINVAL")
 m("area-len-unaligned-accepted", "registration", "validation",
   "an area whose length is not page aligned is accepted",
   "\tif (area_reg->addr & ~PAGE_MASK || area_reg->len & ~PAGE_MASK)", "\tif (area_reg->addr & ~PAGE_MASK)")
