@@ -127,7 +127,11 @@ cmd_gcov() {
     cp "$notes" "$tmp/zcrx.gcno"
     cp "$gcda" "$tmp/zcrx.gcda"
     (cd "$tmp" && gcov --json-format -o "$tmp" "$tree/io_uring/zcrx.c" >&2) || die "gcov failed"
-    gzip -dc "$tmp"/zcrx.c.gcov.json.gz >"$out" || die "gcov wrote no JSON"
+    # gcov names it zcrx.c.gcov.json.gz or zcrx.gcov.json.gz depending on how it found the notes.
+    local json
+    json=$(find "$tmp" -maxdepth 1 -name 'zcrx*.gcov.json.gz' | head -n 1)
+    [[ -n $json ]] || die "gcov wrote no JSON"
+    gzip -dc "$json" >"$out" || die "gcov's JSON is unreadable"
     rm -rf "$tmp"
 }
 
