@@ -161,18 +161,21 @@ mod tests {
     /// changed between two reads is exactly what the diff reports (a veth pair in a namespace).
     #[test]
     fn a_change_in_another_namespace_shows_in_the_diff() {
-        let ip = |args: &[&str]| std::process::Command::new("ip").args(args).status().is_ok_and(|s| s.success());
+        use crate::kernel::nl::{link, netns};
         let ns = format!("zcrxq19t{}", std::process::id());
-        if !nix::unistd::geteuid().is_root() || !ip(&["netns", "add", &ns]) {
-            return eprintln!("skipped: needs root and `ip netns add`");
+        if !nix::unistd::geteuid().is_root() {
+            return eprintln!("skipped: needs root");
         }
-        let made = ip(&["-n", &ns, "link", "add", "zq0", "type", "veth", "peer", "name", "zq1"]);
+        let Ok(path) = netns::add(&ns) else {
+            return eprintln!("skipped: cannot add a network namespace here");
+        };
+        let made = netns::run_in(Some(&path), || link::add_veth("zq0", "zq1", 1)).is_ok();
         let result = made.then(|| {
             let before = read_dut(Some(&ns), "zq0");
-            let changed = ip(&["-n", &ns, "link", "set", "zq0", "mtu", "1400"]);
+            let changed = netns::run_in(Some(&path), || link::set_mtu(link::by_name("zq0")?.index, 1400)).is_ok();
             (before, changed, read_dut(Some(&ns), "zq0"), read_dut(None, "zq0"))
         });
-        ip(&["netns", "del", &ns]);
+        let _ = netns::del(&ns);
         let Some((before, changed, after, here)) = result else {
             return eprintln!("skipped: no veth on this kernel");
         };
