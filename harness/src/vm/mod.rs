@@ -86,6 +86,11 @@ fn push_tail(console: &mut VecDeque<String>, l: String) {
     console.push_back(l);
 }
 
+/// The last `n` lines of a console tail, one string.
+fn last_lines(tail: &[String], n: usize) -> String {
+    tail[tail.len().saturating_sub(n)..].join("\n")
+}
+
 /// The path of this binary, which the guest runs from the host's root (mounted read-only).
 fn this_exe() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
@@ -164,6 +169,8 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
         let mut console: VecDeque<String> = VecDeque::new();
         let mut running: Vec<(String, Instant)> = Vec::new();
         let mut booted = false;
+        // The boot itself ran past BOOT_TIMEOUT (a hang, not a panic: not booted again).
+        let mut boot_timed_out = false;
         let mut last_activity = Instant::now();
         let mut died: Option<String> = None;
         let case_limit = Duration::from_secs_f64(o.run.timeout + 60.0);
@@ -208,6 +215,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
             }
             if !booted && t_boot.elapsed() > BOOT_TIMEOUT {
                 died = Some(format!("the VM did not start the suite within {} s", BOOT_TIMEOUT.as_secs()));
+                boot_timed_out = true;
                 break;
             }
             if booted && running.iter().any(|(_, t)| t.elapsed() > case_limit) && last_activity.elapsed() > case_limit {
@@ -229,7 +237,6 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
         if finished && died.is_none() {
             break;
         }
-        let timed_out = died.as_deref().is_some_and(|d| d.starts_with("the VM did not start"));
         let why = died.unwrap_or_else(|| match status.and_then(|s| s.code()) {
             Some(255) => "the VM exited with 255 (kernel panic?)".into(),
             Some(c) => format!("the VM exited with {c} before the suite finished"),
@@ -243,11 +250,10 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
         if running.len() > 1 {
             // Several cases ran at once: the kernel cannot say which one crashed it. Boot
             // again and run the rest one at a time; the culprit then fails alone.
-            let last: Vec<&str> = tail.iter().rev().take(40).rev().map(String::as_str).collect();
             eprintln!(
                 "{spec_label}: {why} while {} cases ran at once; running the rest one at a time; console tail:\n{}",
                 running.len(),
-                last.join("\n")
+                last_lines(&tail, 40)
             );
             jobs = 1;
             continue;
@@ -264,13 +270,12 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
                 progress.event(&Event::Result { case: Box::new(c.clone()) });
                 report.cases.push(c);
             }
-            None if !booted && !timed_out && boot_failures < BOOT_RETRIES => {
+            None if !booted && !boot_timed_out && boot_failures < BOOT_RETRIES => {
                 boot_failures += 1;
-                let last: Vec<&str> = tail.iter().rev().take(12).rev().map(String::as_str).collect();
                 eprintln!(
                     "{spec_label}: {why} during boot, before the suite started; booting again ({boot_failures} of \
                      {BOOT_RETRIES}); console tail:\n{}",
-                    last.join("\n")
+                    last_lines(&tail, 12)
                 );
             }
             None if !booted => {
@@ -372,6 +377,14 @@ mod tests {
         assert!(KernelSpec::parse("debian:").is_err());
         assert!(KernelSpec::parse("debian:7.3;rm -rf /").is_err());
         assert!(KernelSpec::parse("/nonexistent/bzImage").is_err());
+    }
+
+    #[test]
+    fn console_tail_keeps_the_last_lines() {
+        let t: Vec<String> = (1..=5).map(|i| i.to_string()).collect();
+        assert_eq!(last_lines(&t, 2), "4\n5");
+        assert_eq!(last_lines(&t, 40), "1\n2\n3\n4\n5");
+        assert_eq!(last_lines(&[], 3), "");
     }
 
     #[test]
