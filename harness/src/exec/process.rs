@@ -10,7 +10,7 @@ use std::os::fd::AsFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
-use super::register::QUEUE_RELEASE_WAIT_S;
+use super::register::{queue_wait, QUEUE_RELEASE_WAIT_S};
 use super::*;
 use crate::kernel::zcrx::{Readonly, Target};
 
@@ -66,12 +66,9 @@ impl Ctx<'_> {
         let d = &self.case.def;
         let flags = setup_flags(&d.ring.flags)?;
         let (entries, cq_entries) = (d.ring.entries, d.ring.cq_entries);
-        let expects_success = expect.is_none_or(|e| e.errno.is_none() && e.kernels.iter().all(|k| k.errno.is_none()));
-        let wait = (matches!(reg.spec.target, Target::Netdev { .. }) && expects_success)
-            .then_some(Duration::from_secs(QUEUE_RELEASE_WAIT_S));
-        let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"));
-        let (res_r, res_w) = pipe()?;
-        let (rel_r, rel_w) = pipe()?;
+        let wait = queue_wait(&reg.spec.target, expect);
+        let (res_r, res_w) = sys::cloexec_pipe()?;
+        let (rel_r, rel_w) = sys::cloexec_pipe()?;
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
         let parent = nix::unistd::getpid();

@@ -8,6 +8,14 @@ use crate::kernel::zcrx::{Readonly, RegionMem, Registration, Spec, Target};
 /// How long a registration on a device queue waits for the previous owner's teardown.
 pub(super) const QUEUE_RELEASE_WAIT_S: u64 = 5;
 
+/// How long a registration waits for a device queue's previous owner to let go: a registration
+/// on a device queue that is expected to succeed waits up to QUEUE_RELEASE_WAIT_S (the kernel
+/// tears the previous instance down asynchronously); anything else does not wait.
+pub(super) fn queue_wait(target: &Target, expect: Option<&Expect>) -> Option<Duration> {
+    let expects_success = expect.is_none_or(|e| e.errno.is_none() && e.kernels.iter().all(|k| k.errno.is_none()));
+    (matches!(target, Target::Netdev { .. }) && expects_success).then_some(Duration::from_secs(QUEUE_RELEASE_WAIT_S))
+}
+
 impl Ctx<'_> {
     /// The default registration of this case and topology, before any override.
     pub(super) fn default_registration(
@@ -157,10 +165,7 @@ impl Ctx<'_> {
         // A queue's previous owner (the case before, in its own process) is torn down
         // asynchronously by the kernel: a registration expected to succeed on a device queue
         // waits for it (EEXIST/EBUSY, bounded) instead of failing.
-        let expects_success = expect.is_none_or(|e| e.errno.is_none() && e.kernels.iter().all(|k| k.errno.is_none()));
-        let queue_wait = (matches!(reg.spec.target, Target::Netdev { .. }) && expects_success)
-            .then_some(Duration::from_secs(QUEUE_RELEASE_WAIT_S));
-        let retry = r.retry_ms.map(Duration::from_millis).or(queue_wait);
+        let retry = r.retry_ms.map(Duration::from_millis).or(queue_wait(&reg.spec.target, expect));
         let (got, tries) = reg.call(ring_fd, &args, r.nr_args, retry);
         if tries > 1 {
             self.note(format!("  registration tried {tries} times"));

@@ -204,6 +204,11 @@ pub fn udmabuf(len: usize) -> io::Result<Udmabuf> {
     Ok(Udmabuf { memfd, dmabuf, mem })
 }
 
+/// A pipe whose two ends close on exec: (read end, write end).
+pub fn cloexec_pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
 pub fn fd_is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD on any integer is harmless.
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }

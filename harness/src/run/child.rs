@@ -30,14 +30,10 @@ pub struct ChildResult {
     pub interrupted: bool,
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
-}
-
 /// Forks the child for `case`; the runner then drives the returned handle.
 pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Option<usize>) -> Result<Running, String> {
-    let (log_r, log_w) = pipe()?;
-    let (res_r, res_w) = pipe()?;
+    let (log_r, log_w) = crate::kernel::sys::cloexec_pipe()?;
+    let (res_r, res_w) = crate::kernel::sys::cloexec_pipe()?;
     // Whatever the runner buffered must not be written again by the child.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
