@@ -364,7 +364,7 @@ mod tests {
     fn placeholders_become_nodes_or_text() {
         let c = load(concat!(
             "id: m.y\narea: rq\nabout: x\nmatrix:\n  r: [{ f: flags, v: \"[NODEV, IMPORT]\", s: \"hds_thresh: 256\", ro: area }]\n",
-            "steps:\n  - register: { ifq: { {f}: {v}, rq_entries: \"{v}\" }, readonly: [{ro}] }\n  - ethtool: { {s} }\n"
+            "steps:\n  - register: { ifq: { {f}: {v}, rq_entries: \"{v}\" }, readonly: [{ro}] }\n  - ethtool: { {s} }\n  - expect_rq: { head: 0 }\n"
         ))
         .expect("loads");
         let s = &c[0].def.steps;

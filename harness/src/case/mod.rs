@@ -314,7 +314,8 @@ mod tests {
 
     #[test]
     fn minimal_case_loads_with_defaults() {
-        let c = load("id: a.b\narea: registration\nabout: x\nsteps:\n  - register: {}\n").expect("loads");
+        let c = load("id: a.b\narea: registration\nabout: x\nsteps:\n  - register: {}\n  - expect_rq: { head: 0 }\n")
+            .expect("loads");
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].def.zcrx.rq_entries, 64);
         assert_eq!(c[0].def.ring.cq_entries, Some(1024));

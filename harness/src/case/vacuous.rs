@@ -1,8 +1,100 @@
-//! Checks that cannot fail by construction are rejected: an absence check (`expect_no_cqe`)
-//! on a user_data that no earlier step can post a CQE for (no RECV_ZC submitted with it, no
-//! event descriptor naming it) passes whatever the kernel does.
+//! Checks that cannot fail by construction are rejected:
+//! - an absence check (`expect_no_cqe`) on a user_data that no earlier step can post a CQE for
+//!   (no RECV_ZC submitted with it, no event descriptor naming it) passes whatever the kernel does;
+//! - an expectation that can never be applied: a per-kernel `expect.kernels` entry or a
+//!   `known_deviation` whose kernel range is empty, lies outside the kernels the case runs on
+//!   (`requires.kernel`), or (for `expect.kernels`) is covered by an earlier entry, which is the
+//!   one taken;
+//! - a case whose only assertions are the implicit "must succeed" of its set-up steps.
 
-use super::{Case, LoadError, Value};
+use super::rules::asserts;
+use super::{Case, LoadError, Step, Value};
+use crate::model::probe::parse_version;
+
+type Version = (u32, u32, u32);
+
+/// The kernels a `min`/`max` pair admits, as the runner reads it (`Probe::version_in`): a
+/// maximum without a patch level admits every patch level of that line.
+fn range(min: Option<&str>, max: Option<&str>) -> (Version, Version) {
+    let lo = min.and_then(parse_version).unwrap_or((0, 0, 0));
+    let hi = match max.and_then(|m| parse_version(m).map(|v| (m, v))) {
+        Some((m, (a, b, _))) if m.split('.').count() < 3 => (a, b, u32::MAX),
+        Some((_, v)) => v,
+        None => (u32::MAX, u32::MAX, u32::MAX),
+    };
+    (lo, hi)
+}
+
+fn empty(r: (Version, Version)) -> bool {
+    r.0 > r.1
+}
+
+fn disjoint(a: (Version, Version), b: (Version, Version)) -> bool {
+    a.1 < b.0 || b.1 < a.0
+}
+
+fn covers(outer: (Version, Version), inner: (Version, Version)) -> bool {
+    outer.0 <= inner.0 && inner.1 <= outer.1
+}
+
+/// Whether a step checks something beyond "the set-up call succeeded": a call with an
+/// `expect`, an `expect_*`/`drain_data` step, a counter, a flush, a device or page-pool read.
+fn checks_beyond_setup(s: &Step) -> bool {
+    let setup_call = s.register.is_some()
+        || s.ctrl.is_some()
+        || s.query.is_some()
+        || s.register_raw.is_some()
+        || s.open_ring.is_some()
+        || s.mmap_region.is_some()
+        || s.process.is_some()
+        || s.nsim_device.is_some();
+    asserts(s) && !(setup_call && s.expect.is_none())
+}
+
+/// Where a dotted path of the case file is, or `or`.
+pub(super) type Locate<'a> = &'a dyn Fn(&str, (u64, u64)) -> (u64, u64);
+
+fn never_applied(case: &Case, at: Locate, or: (u64, u64)) -> Vec<LoadError> {
+    let mut errs = Vec::new();
+    let mut push = |(line, column): (u64, u64), msg: String| {
+        errs.push(LoadError { file: case.file.clone(), line, column, msg });
+    };
+    let d = &case.def;
+    let runs_on = d.requires.kernel.as_ref().map_or(range(None, None), |k| range(k.min.as_deref(), k.max.as_deref()));
+    let why = |r: (Version, Version)| {
+        if empty(r) {
+            Some("its kernel range is empty (min above max)")
+        } else if disjoint(r, runs_on) {
+            Some("the case never runs on its kernel range (requires.kernel)")
+        } else {
+            None
+        }
+    };
+    for (i, k) in d.known_deviation.iter().enumerate() {
+        if let Some(why) = why(range(k.min.as_deref(), k.max.as_deref())) {
+            let msg = format!("known_deviation {i} can never apply: {why}");
+            push(at(&format!("known_deviation.{i}"), or), msg);
+        }
+    }
+    for (i, step) in d.steps.iter().enumerate() {
+        let Some(e) = &step.value.expect else { continue };
+        let mut earlier: Vec<(Version, Version)> = Vec::new();
+        for (j, k) in e.kernels.iter().enumerate() {
+            let r = range(k.min.as_deref(), k.max.as_deref());
+            let why = why(r).map(str::to_string).or_else(|| {
+                earlier.iter().position(|o| covers(*o, r)).map(|o| {
+                    format!("entry {o} covers its whole range and the first entry that holds the kernel is taken")
+                })
+            });
+            if let Some(why) = why {
+                let msg = format!("expect.kernels entry {j} can never apply: {why}");
+                push(at(&format!("steps.{i}.expect.kernels.{j}"), (step.line, step.column)), msg);
+            }
+            earlier.push(r);
+        }
+    }
+    errs
+}
 
 /// The user_data values earlier steps can make the kernel post CQEs with; None when a step
 /// posts with a value known only at run time (any value may then be awaited).
@@ -24,8 +116,21 @@ fn sources(case: &Case, before: usize) -> Option<Vec<u64>> {
     Some(v)
 }
 
-pub(super) fn check(case: &Case) -> Vec<LoadError> {
-    let mut errs = Vec::new();
+/// `steps_at` is where the file's `steps` key is.
+pub(super) fn check(case: &Case, at: Locate, steps_at: (u64, u64)) -> Vec<LoadError> {
+    let mut errs = never_applied(case, at, steps_at);
+    let steps = &case.def.steps;
+    if steps.iter().any(|s| asserts(&s.value)) && !steps.iter().any(|s| checks_beyond_setup(&s.value)) {
+        let (line, column) = steps_at;
+        errs.push(LoadError {
+            file: case.file.clone(),
+            line,
+            column,
+            msg: "steps: no assertion after the set-up: every check is the implicit \"must succeed\" of a set-up \
+                  call (give one an `expect`, or add an expect_* step)"
+                .into(),
+        });
+    }
     for (i, step) in case.def.steps.iter().enumerate() {
         let Some(x) = &step.value.expect_no_cqe else { continue };
         let Some(srcs) = sources(case, i) else { continue };
@@ -78,5 +183,39 @@ mod tests {
             "{HEAD}  - register: {{ event: {{ user_data: 0xfeed, type_mask: [COPY] }} }}\n  - expect_no_cqe: {{ user_data: 0xfeed }}\n"
         );
         assert!(errors(&ev).iter().all(|m| !m.contains("cannot fail")), "{:?}", errors(&ev));
+    }
+
+    #[test]
+    fn a_case_with_only_setup_checks_is_rejected() {
+        let e = errors(&format!("{HEAD}  - register: {{}}\n  - connect: {{}}\n  - send: {{ bytes: 4 }}\n"));
+        assert!(e.iter().any(|m| m.contains("t.yaml:5:") && m.contains("no assertion after the set-up")), "{e:?}");
+        let ok = format!("{HEAD}  - register: {{}}\n    expect: {{ errno: EINVAL }}\n");
+        assert!(errors(&ok).is_empty(), "{:?}", errors(&ok));
+    }
+
+    #[test]
+    fn an_expectation_that_never_applies_is_rejected() {
+        let kernels = |entries: &str| {
+            format!(
+                "id: t.x\narea: drain\nabout: a\nspec: [x]\nrequires: {{ kernel: {{ min: \"7.2\" }} }}\nsteps:\n  \
+                 - register: {{}}\n    expect:\n      errno: EINVAL\n      kernels:\n{entries}"
+            )
+        };
+        let e = errors(&kernels("        - { max: \"7.1\", errno: EFAULT, why: w }\n"));
+        assert!(e.iter().any(|m| m.contains("t.yaml:11:") && m.contains("never runs")), "{e:?}");
+        let e = errors(&kernels("        - { min: \"7.3\", max: \"7.2\", errno: EFAULT, why: w }\n"));
+        assert!(e.iter().any(|m| m.contains("empty")), "{e:?}");
+        let e = errors(&kernels(
+            "        - { min: \"7.2\", errno: EFAULT, why: w }\n        - { min: \"7.3\", max: \"7.3\", errno: ENOENT, why: w }\n",
+        ));
+        assert!(e.iter().any(|m| m.contains("t.yaml:12:") && m.contains("entry 0 covers")), "{e:?}");
+        let ok = kernels(
+            "        - { max: \"7.2\", errno: EFAULT, why: w }\n        - { min: \"7.3\", errno: ENOENT, why: w }\n",
+        );
+        assert!(errors(&ok).is_empty(), "{:?}", errors(&ok));
+        let dev = "id: t.x\narea: drain\nabout: a\nspec: [x]\nrequires: { kernel: { max: \"7.1\" } }\n\
+                   known_deviation:\n  - { min: \"7.2\", reason: r, observed: o }\nsteps:\n  - register: {}\n    expect: { errno: EINVAL }\n";
+        let e = errors(dev);
+        assert!(e.iter().any(|m| m.contains("t.yaml:7:") && m.contains("known_deviation 0")), "{e:?}");
     }
 }

@@ -222,7 +222,7 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
             }
         }
     }
-    errs.extend(super::vacuous::check(case));
+    errs.extend(super::vacuous::check(case, &at, steps_at));
     errs
 }
 
