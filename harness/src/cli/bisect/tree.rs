@@ -8,9 +8,9 @@
 //! A new worktree starts from the commit the tree has checked out; when that tree is built in place
 //! (a `.config` and a `vmlinux`), its build products (the files git ignores) are copied in before
 //! the worktree moves to the good end, so the first build recompiles what differs between the two
-//! commits instead of the whole kernel (a full build takes 22-44 min on 2 cores). Copies are newer
-//! than every checked-out source, files the checkout then changes are newer still, and files the
-//! tree has modified but not committed are touched, so `make` rebuilds exactly those.
+//! commits instead of the whole kernel (a full build takes 22-44 min on 2 cores). Every file keeps
+//! its time in the tree, so `make` sees what it would see there; the files the tree has modified but
+//! not committed, and those the checkout of the good end changes, are newer, and rebuilt.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -70,21 +70,36 @@ fn built_in_place(src: &Path) -> bool {
     src.join(".config").is_file() && src.join("vmlinux").is_file()
 }
 
-/// Copies the build products of `src` (its ignored files, except the per-boot module links and
-/// our lock and state) into the fresh worktree `dir` checked out at `src`'s HEAD, then touches the
-/// files `src` has modified since HEAD. Returns the number of files copied.
+/// Gives `to` the modification time of `from` (regular files only).
+fn same_time(from: &Path, to: &Path) -> Result<(), String> {
+    let t = std::fs::metadata(from).and_then(|m| m.modified()).map_err(|e| format!("{}: {e}", from.display()))?;
+    let f = std::fs::OpenOptions::new().write(true).open(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    f.set_modified(t).map_err(|e| format!("{}: {e}", to.display()))
+}
+
+/// Makes the fresh worktree `dir` (checked out at `src`'s HEAD) what `src` is to `make`: its build
+/// products (the files git ignores, except the per-boot module links and our lock and state) are
+/// copied in, and every file keeps the time it has in `src`, committed sources included; the
+/// files `src` has modified since HEAD get the current time, so they are rebuilt from the
+/// committed text. Returns the number of files copied.
 fn seed(src: &Path, dir: &Path) -> Result<usize, String> {
     let skip = [".virtme_mods", ".zcrx-conform.lock", STATE, ".git"];
-    // Every copy gets this time: later than the sources just checked out; what changes after it
-    // (the touched files, the checkout of the good end) is at least a second later, beyond the
-    // coarse clock file times come from.
-    let t0 = std::time::SystemTime::now();
+    let plain = |rel: &Path| {
+        !rel.is_absolute()
+            && rel.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+            && !rel.components().next().is_some_and(|c| skip.iter().any(|s| c.as_os_str() == *s))
+    };
+    let dirty: std::collections::HashSet<PathBuf> =
+        git_paths(src, &["diff", "-z", "--name-only", "HEAD"])?.into_iter().collect();
+    for rel in git_paths(src, &["ls-files", "-z"])? {
+        let from = src.join(&rel);
+        if plain(&rel) && !dirty.contains(&rel) && std::fs::symlink_metadata(&from).is_ok_and(|m| m.is_file()) {
+            same_time(&from, &dir.join(&rel))?;
+        }
+    }
     let mut n = 0;
     for rel in git_paths(src, &["ls-files", "-z", "--others", "--ignored", "--exclude-standard"])? {
-        if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-            continue;
-        }
-        if rel.components().next().is_some_and(|c| skip.iter().any(|s| c.as_os_str() == *s)) {
+        if !plain(&rel) {
             continue;
         }
         let (from, to) = (src.join(&rel), dir.join(&rel));
@@ -98,20 +113,15 @@ fn seed(src: &Path, dir: &Path) -> Result<usize, String> {
             std::os::unix::fs::symlink(&target, &to).map_err(|e| format!("{}: {e}", to.display()))?;
         } else if meta.is_file() {
             std::fs::copy(&from, &to).map_err(|e| format!("{} -> {}: {e}", from.display(), to.display()))?;
-            let f = std::fs::OpenOptions::new().write(true).open(&to).map_err(|e| format!("{}: {e}", to.display()))?;
-            f.set_modified(t0).map_err(|e| format!("{}: {e}", to.display()))?;
+            same_time(&from, &to)?;
         } else {
             continue;
         }
         n += 1;
     }
-    let later = t0 + std::time::Duration::from_millis(1100);
-    if let Ok(left) = later.duration_since(std::time::SystemTime::now()) {
-        std::thread::sleep(left);
-    }
     let now = std::time::SystemTime::now();
-    for rel in git_paths(src, &["diff", "-z", "--name-only", "HEAD"])? {
-        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(dir.join(&rel)) {
+    for rel in &dirty {
+        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(dir.join(rel)) {
             f.set_modified(now).map_err(|e| format!("{}: {e}", rel.display()))?;
         }
     }
@@ -290,6 +300,8 @@ mod tests {
         fs::write(src.join(".virtme_mods/m"), "m").expect("write");
         fs::write(src.join("dirty.c"), "int z;\n").expect("write");
         assert!(built_in_place(&src));
+        // File times come from a coarse clock: what follows must be in a later tick.
+        std::thread::sleep(std::time::Duration::from_millis(50));
 
         git(&src, &["worktree", "add", "--detach", &dir.display().to_string(), "HEAD"]).expect("worktree");
         let n = seed(&src, &dir).expect("seed");
@@ -297,7 +309,9 @@ mod tests {
         assert_eq!(n, 5, "the objects, .config and vmlinux; not .virtme_mods");
         assert_eq!(fs::read_to_string(dir.join("clean.o")).expect("read"), "clean.o");
         assert!(!dir.join(".virtme_mods").exists());
-        assert!(mtime(&dir.join("clean.c")) < mtime(&dir.join("clean.o")), "an unchanged source is not rebuilt");
+        assert!(mtime(&dir.join("clean.c")) <= mtime(&dir.join("clean.o")), "an unchanged source is not rebuilt");
+        assert_eq!(mtime(&dir.join("clean.o")), mtime(&src.join("clean.o")), "times are the tree's");
+        assert_eq!(mtime(&dir.join("clean.c")), mtime(&src.join("clean.c")), "times are the tree's");
         assert!(mtime(&dir.join("changed.c")) > mtime(&dir.join("changed.o")), "the commit's change is rebuilt");
         assert!(mtime(&dir.join("dirty.c")) > mtime(&dir.join("dirty.o")), "the tree's own edit is rebuilt");
         assert_eq!(fs::read_to_string(dir.join("dirty.c")).expect("read"), "int x;\n", "committed content only");
