@@ -278,10 +278,9 @@ impl Ctx<'_> {
         for k in 0..SPARE_IDS {
             let id = SPARE_ID_BASE + (pid + k) % SPARE_IDS;
             let owner_file = std::path::PathBuf::from(format!("/run/zcrx-conform-nsim-{id}"));
-            let Ok(mut f) = std::fs::OpenOptions::new().write(true).create_new(true).open(&owner_file) else {
+            if !crate::kernel::sys::claim_file(&owner_file, &pid.to_string()).unwrap_or(false) {
                 continue;
-            };
-            let _ = write!(f, "{pid}");
+            }
             match std::fs::write("/sys/bus/netdevsim/new_device", format!("{id} 1 {}", self.topo.queues.max(1))) {
                 Ok(()) => {
                     spare = Some(Spare { id, owner_file, deleted: false });

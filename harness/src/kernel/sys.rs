@@ -315,6 +315,33 @@ pub fn res_name(res: i64) -> String {
 }
 
 /// Kernel release, e.g. "6.18.44-fc-v657".
+/// Claims `path` for this process: creates the file only if nothing is there (`O_EXCL`, so
+/// never through a link) and writes `text`. `Ok(false)` when the name is taken.
+pub fn claim_file(path: &std::path::Path, text: &str) -> io::Result<bool> {
+    use std::io::Write;
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(mut f) => f.write_all(text.as_bytes()).map(|()| true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `text` as the new content of a file of ours in a shared directory (/run): whatever is at
+/// `path` (an old file, a link someone planted) is unlinked first, which never follows a link,
+/// and the file is created anew with `O_EXCL`.
+pub fn replace_file(path: &std::path::Path, text: &str) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if claim_file(path, text)? {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{}: created by another process", path.display())))
+    }
+}
+
 pub fn kernel_release() -> String {
     nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown".into())
 }
@@ -351,5 +378,22 @@ mod tests {
         assert_eq!(errno_name(libc::EOPNOTSUPP), "EOPNOTSUPP");
         assert_eq!(res_name(-(libc::ENOMEM as i64)), "-ENOMEM");
         assert_eq!(errno_by_name("EWHAT"), None);
+    }
+
+    #[test]
+    fn replace_and_claim_never_write_through_a_link() {
+        let dir = std::env::temp_dir().join(format!("zcrx-sys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "precious").expect("victim");
+        let link = dir.join("owner");
+        std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+        assert!(!claim_file(&link, "1").expect("claim"), "a name that is taken is not claimed");
+        replace_file(&link, "42").expect("replace");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "precious");
+        assert_eq!(std::fs::read_to_string(&link).expect("read"), "42");
+        assert!(!std::fs::symlink_metadata(&link).expect("meta").file_type().is_symlink());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

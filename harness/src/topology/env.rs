@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use super::tools::{apply_settings, first_ipv4, ifindex_in, in_ns, read_state, restore, DevState, Tools};
 use super::{parse_cidr, Kind, Settings, Topo, TopologyFile};
 use crate::kernel::nl::{kmod, link, netns};
+use crate::kernel::sys;
 
 /// A topology that is up. Dropping it tears it down (also on errors and Ctrl-C paths).
 pub struct Env {
@@ -105,7 +106,7 @@ impl TopologyFile {
                     std::fs::write("/sys/bus/netdevsim/new_device", format!("{id} 1 {}", self.queues))
                         .map_err(|e| format!("netdevsim new_device {id}: {e}"))?;
                     a.nsim_ids.push(id);
-                    let _ = std::fs::write(format!("/run/zcrx-conform-nsim-{id}"), pid.to_string());
+                    let _ = sys::replace_file(Path::new(&format!("/run/zcrx-conform-nsim-{id}")), &pid.to_string());
                     // Moved by ifindex, so a udev rename (eth0 -> eni...) racing us does not
                     // matter; once in the namespace, nothing renames it.
                     let idx = wait_for_nsim_port(id)?;
@@ -355,6 +356,6 @@ fn load_netdevsim(ko: &Path, variant: &str) -> Result<(), String> {
     // netdevsim needs psample (in tree): loaded from the kernel's own modules.dep.
     kmod::load("psample")?;
     kmod::load_file(ko)?;
-    let _ = std::fs::write("/run/zcrx-conform-nsim-variant", variant);
+    let _ = sys::replace_file(Path::new("/run/zcrx-conform-nsim-variant"), variant);
     Ok(())
 }
