@@ -49,17 +49,22 @@ pub fn is_version(s: &str) -> bool {
     parts.len() <= 3 && parts.iter().all(|p| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Whether a step checks something the kernel does (an assertion that can fail). Calls that
-/// take an `expect` check their result (success when absent); `expect_*`, `drain_data`,
-/// netdevsim counters and a flush of the refill queue do too. Setting things up (`connect`,
-/// `send`, `recv_zc`, `close`, `tun`, ...) checks nothing.
-pub fn asserts(s: &Step) -> bool {
-    let calls = s.register.is_some()
+/// Whether the step is one of the calls whose result an `expect` describes (success when absent).
+pub fn kernel_call(s: &Step) -> bool {
+    s.register.is_some()
         || s.ctrl.is_some()
         || s.query.is_some()
         || s.register_raw.is_some()
         || s.open_ring.is_some()
         || s.mmap_region.is_some()
+}
+
+/// Whether a step checks something the kernel does (an assertion that can fail). Calls that
+/// take an `expect` check their result (success when absent); `expect_*`, `drain_data`,
+/// netdevsim counters and a flush of the refill queue do too. Setting things up (`connect`,
+/// `send`, `recv_zc`, `close`, `tun`, ...) checks nothing.
+pub fn asserts(s: &Step) -> bool {
+    let calls = kernel_call(s)
         || s.queue_get.is_some()
         || s.page_pools.is_some()
         || s.process.is_some()

@@ -7,7 +7,7 @@
 //!   one taken;
 //! - a case whose only assertions are the implicit "must succeed" of its set-up steps.
 
-use super::rules::asserts;
+use super::rules::{asserts, kernel_call};
 use super::{Case, LoadError, Step, Value};
 use crate::model::probe::parse_version;
 
@@ -40,14 +40,7 @@ fn covers(outer: (Version, Version), inner: (Version, Version)) -> bool {
 /// Whether a step checks something beyond "the set-up call succeeded": a call with an
 /// `expect`, an `expect_*`/`drain_data` step, a counter, a flush, a device or page-pool read.
 fn checks_beyond_setup(s: &Step) -> bool {
-    let setup_call = s.register.is_some()
-        || s.ctrl.is_some()
-        || s.query.is_some()
-        || s.register_raw.is_some()
-        || s.open_ring.is_some()
-        || s.mmap_region.is_some()
-        || s.process.is_some()
-        || s.nsim_device.is_some();
+    let setup_call = kernel_call(s) || s.process.is_some() || s.nsim_device.is_some();
     asserts(s) && !(setup_call && s.expect.is_none())
 }
 

@@ -24,7 +24,8 @@ use crate::report::escape::printable;
 /// which ignores dot files).
 const STATE: &str = ".zcrx-bisect";
 
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+/// `git -C dir ARGS`: its standard output, or an error with what it printed on stderr.
+fn git_out(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -40,25 +41,17 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    Ok(out.stdout)
 }
 
-/// `git -C dir ARGS` with `-z` output: the NUL-separated paths it prints.
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    git_out(dir, args).map(|o| String::from_utf8_lossy(&o).trim().to_string())
+}
+
+/// The NUL-separated paths `git -C dir ARGS` (with `-z`) prints.
 fn git_paths(dir: &Path, args: &[&str]) -> Result<Vec<PathBuf>, String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("git: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("git -C {} {}: {}", dir.display(), args.join(" "), out.status));
-    }
     use std::os::unix::ffi::OsStrExt;
-    Ok(out
-        .stdout
+    Ok(git_out(dir, args)?
         .split(|b| *b == 0)
         .filter(|p| !p.is_empty())
         .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
