@@ -177,6 +177,9 @@ pub struct Shutdown {
     /// Close the peer (true) rather than shutdown(SHUT_WR).
     #[serde(default)]
     pub close: bool,
+    /// Close the peer with SO_LINGER 0: the connection is reset (an RST), not closed with a FIN.
+    #[serde(default)]
+    pub reset: bool,
 }
 
 /// Submit IORING_OP_RECV_ZC (multishot by default) on a connection.

@@ -198,13 +198,25 @@ impl Ctx<'_> {
                 Err(_) => return Err("sender thread panicked".into()),
             }
         }
-        if x.close {
+        if x.reset {
+            if let Some(p) = &c.peer {
+                let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+                nix::sys::socket::setsockopt(p, nix::sys::socket::sockopt::Linger, &linger)
+                    .map_err(|e| format!("SO_LINGER: {e}"))?;
+            }
+            c.peer = None;
+        } else if x.close {
             c.peer = None;
         } else if let Some(p) = &c.peer {
             nix::sys::socket::shutdown(p.as_raw_fd(), nix::sys::socket::Shutdown::Write)
                 .map_err(|e| format!("shutdown: {e}"))?;
         }
-        self.note(format!("{} peer of {name}", if x.close { "close" } else { "shutdown(SHUT_WR)" }));
+        let how = match (x.reset, x.close) {
+            (true, _) => "reset (SO_LINGER 0, close)",
+            (false, true) => "close",
+            (false, false) => "shutdown(SHUT_WR)",
+        };
+        self.note(format!("{how} peer of {name}"));
         Ok(())
     }
 }
