@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::nic_steps::{AfXdp, LinkOp, NsimDevice, Ntuple, PagePools, Process, Qstats, QueueGet, Rss, XdpStep};
 use super::steps::{
-    Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, MmapRegion, Netns,
-    Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send, Shutdown, Tun,
+    Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, Limit, MmapRegion,
+    Netns, Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send, Shutdown, Tun,
 };
 use super::{Axis, Sp, Value};
 use crate::model::Feature;
@@ -274,6 +274,7 @@ pub struct Step {
     pub process: Option<Process>,
     pub nsim_device: Option<NsimDevice>,
     pub qstats: Option<Qstats>,
+    pub limit: Option<Limit>,
     pub expect: Option<Expect>,
 }
 
@@ -328,7 +329,8 @@ impl Step {
             page_pools,
             process,
             nsim_device,
-            qstats
+            qstats,
+            limit
         );
         v
     }

@@ -452,3 +452,19 @@ pub struct Netns {
     #[serde(default)]
     pub new: bool,
 }
+
+/// Limits of the case's own process, for paths a harness running as root never takes. Rings
+/// opened afterwards (`open_ring`) are created under them.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Lower RLIMIT_NOFILE to one past the highest descriptor open now: the next new descriptor
+    /// fails with EMFILE.
+    #[serde(default)]
+    pub nofile_used: bool,
+    /// Set RLIMIT_MEMLOCK (soft and hard) to this many bytes.
+    pub memlock: Option<u64>,
+    /// Drop these capabilities from the effective set (names without CAP_: IPC_LOCK).
+    #[serde(default)]
+    pub drop_caps: Vec<String>,
+}

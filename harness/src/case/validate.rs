@@ -149,6 +149,15 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
         if let Some(r) = &s.recv_zc {
             check(&mut errs, &uapi::SQE, &r.sqe);
         }
+        for cap in s.limit.iter().flat_map(|l| l.drop_caps.iter()) {
+            if crate::kernel::sys::cap_by_name(cap).is_none() {
+                let msg = format!(
+                    "limit.drop_caps: unknown capability `{}` (IPC_LOCK, NET_ADMIN, SYS_ADMIN, SYS_RESOURCE)",
+                    short(cap)
+                );
+                push(&mut errs, l, c, msg);
+            }
+        }
         if let Some(u) = s.register.as_ref().and_then(|r| r.unsupported.as_ref()) {
             if crate::kernel::sys::errno_by_name(u).is_none() {
                 push(&mut errs, l, c, format!("register.unsupported: unknown errno `{}`", short(u)));

@@ -272,6 +272,7 @@ enum Action<'s> {
     Process(&'s Process),
     NsimDevice(&'s NsimDevice),
     Qstats(&'s Qstats),
+    Limit(&'s Limit),
 }
 
 fn action(s: &Step) -> Option<Action<'_>> {
@@ -288,6 +289,7 @@ fn action(s: &Step) -> Option<Action<'_>> {
         expect_stats => ExpectStats, mmap_region => MmapRegion, tun => Tun, ethtool => Ethtool, nsim => Nsim,
         netns => Netns, close => Close, link => Link, xdp => Xdp, af_xdp => AfXdp, ntuple => Ntuple, rss => Rss,
         queue_get => QueueGet, page_pools => PagePools, process => Process, nsim_device => NsimDevice, qstats => Qstats,
+        limit => Limit,
     );
     None
 }
@@ -376,6 +378,7 @@ impl Ctx<'_> {
             Action::Process(x) => self.process(x, expect),
             Action::NsimDevice(x) => self.nsim_device(x, expect),
             Action::Qstats(x) => self.qstats(x),
+            Action::Limit(x) => self.limit(x),
         }
     }
 

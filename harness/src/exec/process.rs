@@ -161,3 +161,30 @@ impl Ctx<'_> {
         self.verdict("process exit", r)
     }
 }
+
+impl Ctx<'_> {
+    /// The `limit` step: RLIMIT_NOFILE down to the descriptors open, RLIMIT_MEMLOCK, and
+    /// capabilities dropped from the effective set, for the rest of the case's process.
+    pub(super) fn limit(&mut self, x: &Limit) -> StepResult {
+        use crate::kernel::sys;
+        if let Some(bytes) = x.memlock {
+            sys::set_rlimit(libc::RLIMIT_MEMLOCK, bytes, Some(bytes)).map_err(|e| format!("RLIMIT_MEMLOCK: {e}"))?;
+            self.note(format!("RLIMIT_MEMLOCK {bytes} bytes"));
+        }
+        if !x.drop_caps.is_empty() {
+            let caps = x
+                .drop_caps
+                .iter()
+                .map(|c| sys::cap_by_name(c).ok_or_else(|| format!("unknown capability {c}")))
+                .collect::<Result<Vec<u32>, String>>()?;
+            sys::drop_effective_caps(&caps).map_err(|e| format!("capset: {e}"))?;
+            self.note(format!("dropped CAP_{} from the effective set", x.drop_caps.join(", CAP_")));
+        }
+        if x.nofile_used {
+            let top = sys::highest_fd().map_err(|e| format!("/proc/self/fd: {e}"))?;
+            sys::set_rlimit(libc::RLIMIT_NOFILE, top as u64 + 1, None).map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
+            self.note(format!("RLIMIT_NOFILE {} (descriptors up to {top} open)", top + 1));
+        }
+        Ok(())
+    }
+}

@@ -342,6 +342,73 @@ pub fn replace_file(path: &std::path::Path, text: &str) -> io::Result<()> {
     }
 }
 
+/// Capability numbers by name (without CAP_), for the ones cases drop.
+pub fn cap_by_name(name: &str) -> Option<u32> {
+    Some(match name {
+        "NET_ADMIN" => 12,
+        "IPC_LOCK" => 14,
+        "SYS_ADMIN" => 21,
+        "SYS_RESOURCE" => 24,
+        _ => return None,
+    })
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Drops capabilities from this thread's effective set (capget, then capset).
+pub fn drop_effective_caps(caps: &[u32]) -> io::Result<()> {
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut hdr = CapHeader { version: VERSION_3, pid: 0 };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes two CapData words for version 3, as given.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut CapHeader, data.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for &c in caps {
+        data[(c / 32) as usize].effective &= !(1u32 << (c % 32));
+    }
+    // SAFETY: capset reads the header and two CapData words.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets a resource limit (soft, and hard when given).
+pub fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: Option<u64>) -> io::Result<()> {
+    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write one rlimit struct.
+    if unsafe { libc::getrlimit(resource, &mut cur) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let new = libc::rlimit { rlim_cur: soft, rlim_max: hard.unwrap_or(cur.rlim_max) };
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(resource, &new) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The highest descriptor this process has open.
+pub fn highest_fd() -> io::Result<i32> {
+    let fds: Vec<i32> =
+        std::fs::read_dir("/proc/self/fd")?.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    // The directory's own descriptor is closed by now; it may be the highest listed.
+    Ok(fds.into_iter().filter(|fd| fd_is_open(*fd)).max().unwrap_or(2))
+}
+
 pub fn kernel_release() -> String {
     nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown".into())
 }
