@@ -147,6 +147,10 @@ struct Ctx<'a> {
     nic: nic::NicState,
     /// Processes started by `process` steps, by name.
     procs: HashMap<String, process::Proc>,
+    /// The highest page-pool id the device under test had when the case began: `page_pools`
+    /// counts only the pools the case's own registrations made (a previous case's pool may
+    /// still be tearing down).
+    pp_floor: u32,
     /// netdevsim devices made by `nsim_device` steps, by name.
     spares: HashMap<String, env::Spare>,
 }
@@ -190,6 +194,7 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
         made_devices: Vec::new(),
         nic: Default::default(),
         procs: HashMap::new(),
+        pp_floor: 0,
         spares: HashMap::new(),
     };
     let r = if case.def.userns {
@@ -299,6 +304,9 @@ impl Ctx<'_> {
         if let Some(ns) = &self.topo.netns {
             crate::topology::enter(ns)?;
             self.note(format!("in network namespace {}", ns.display()));
+        }
+        if self.case.def.steps.iter().any(|s| s.value.page_pools.is_some()) {
+            self.pp_floor = self.page_pool_floor()?;
         }
         let d = &self.case.def;
         let flags = setup_flags(&d.ring.flags)?;

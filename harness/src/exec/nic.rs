@@ -305,6 +305,15 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// The highest page-pool id of the device under test now.
+    pub(super) fn page_pool_floor(&mut self) -> Result<u32, StepError> {
+        let (idx, _) = self.dut()?;
+        let pools = netdev::page_pools(idx).map_err(|e| harness(e.msg))?;
+        Ok(pools.iter().map(|p| p.id).max().unwrap_or(0))
+    }
+
+    /// Page pools of the device under test that the case made (ids above `pp_floor`), polled up to
+    /// `wait_ms` for the asynchronous teardown.
     pub(super) fn page_pools(&mut self, p: &PagePools) -> StepResult {
         let (idx, dev) = self.dut()?;
         let deadline = Instant::now() + Duration::from_millis(p.wait_ms);
@@ -312,14 +321,17 @@ impl Ctx<'_> {
         let held = |pools: &[netdev::PagePool]| -> u64 {
             pools.iter().filter(|p| p.detached).map(|p| u64::from(p.inflight.unwrap_or(0))).sum()
         };
+        let floor = self.pp_floor;
         let pools = loop {
-            let pools = netdev::page_pools(idx).map_err(|e| harness(e.msg))?;
+            let mut pools = netdev::page_pools(idx).map_err(|e| harness(e.msg))?;
+            pools.retain(|p| p.id > floor);
             let settled = count(&pools) == p.io_uring && p.detached_inflight.is_none_or(|d| held(&pools) == d);
             if settled || Instant::now() >= deadline {
                 break pools;
             }
             std::thread::sleep(Duration::from_millis(10));
         };
+        self.note(format!("page pools of {dev} made by this case (ids above {floor}): {}", pools.len()));
         for pp in &pools {
             self.note(format!("page pool of {dev}: {pp:?}"));
         }
