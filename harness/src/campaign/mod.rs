@@ -186,7 +186,10 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
             boot_once(&tree, a, &zcrx_t)?.map_err(|e| format!("the unmutated kernel did not run the suite: {e}"))?;
         let failing: Vec<&String> = g.failures.keys().collect();
         if !failing.is_empty() {
-            eprintln!("mutate: note: on the unmutated kernel these cases fail (not counted as kills): {failing:?}");
+            eprintln!(
+                "mutate: note: on the unmutated kernel these cases fail (not counted as kills): {failing:?}\n{}",
+                failure_lines(&g.failures, g.failures.keys())
+            );
         }
         let base = Record {
             mutant: mutants::Mutant { name: "baseline".into(), area: "-".into(), ..Default::default() },
@@ -198,7 +201,7 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
             duration_s: t0.elapsed().as_secs_f64(),
             when: now_utc(),
             kernel_release: g.kernel_release.clone(),
-            message: String::new(),
+            message: failure_lines(&g.failures, g.failures.keys()),
             cases: g.cases,
             gcda_suite: g.gcda_suite,
             gcda_liburing: g.gcda_liburing,
@@ -270,6 +273,7 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
             }
             Ok(Ok(g)) => {
                 r.killed_by = mutants::changed(&base.cases, &g.cases);
+                r.message = failure_lines(&g.failures, r.killed_by.iter());
                 r.verdict = if r.killed_by.is_empty() { Verdict::Survived } else { Verdict::Killed };
                 r.executed = g.cases.values().filter(|s| **s != crate::model::Status::Skip).count();
                 r.liburing_exit = Some(g.liburing_exit);
@@ -282,6 +286,12 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
         done.push(r);
     }
     Ok(())
+}
+
+/// "id: first line of its message" for these failing cases (at most 20), so a record says why a
+/// case failed: a kill that has nothing to do with the mutant shows itself.
+fn failure_lines<'a>(failures: &BTreeMap<String, String>, ids: impl Iterator<Item = &'a String>) -> String {
+    ids.take(20).filter_map(|id| failures.get(id).map(|m| format!("{id}: {m}"))).collect::<Vec<_>>().join("\n")
 }
 
 /// `coverage`: the report from the baseline's gcov data, or which changed lines run.
