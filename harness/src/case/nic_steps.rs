@@ -150,6 +150,8 @@ pub struct QueueGet {
     pub io_uring: bool,
     #[serde(default)]
     pub wait_ms: u64,
+    /// The io_uring provider's rx-buf-len must be exactly this many bytes.
+    pub rx_buf_len: Option<u64>,
 }
 
 /// The DUT's page pools (`page-pool-get`, `page-pool-stats-get`): exactly this many have the

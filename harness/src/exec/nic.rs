@@ -272,7 +272,17 @@ impl Ctx<'_> {
         } else {
             Ok(())
         };
-        self.verdict("queue-get io_uring provider", r)
+        self.verdict("queue-get io_uring provider", r)?;
+        if let Some(want) = q.rx_buf_len {
+            let got = got.io_uring_rx_buf_len.map(u64::from);
+            let r = if got == Some(want) {
+                Ok(())
+            } else {
+                Err(format!("queue-get: {dev} rx {id}: io_uring rx-buf-len {got:?}, expected {want}").into())
+            };
+            self.verdict("queue-get io_uring rx-buf-len", r)?;
+        }
+        Ok(())
     }
 
     pub(super) fn qstats(&mut self, q: &Qstats) -> StepResult {

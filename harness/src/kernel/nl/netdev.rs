@@ -13,6 +13,8 @@ const QUEUE_RX: u32 = 0;
 pub struct Queue {
     /// The io_uring memory provider is installed (NETDEV_A_QUEUE_IO_URING present).
     pub io_uring: bool,
+    /// The io_uring provider's rx-buf-len (NETDEV_A_IO_URING_PROVIDER_INFO_RX_BUF_LEN), when given.
+    pub io_uring_rx_buf_len: Option<u32>,
     /// A devmem dmabuf is bound (its id).
     pub dmabuf: Option<u32>,
     /// An AF_XDP socket's pool is on it (NETDEV_A_QUEUE_XSK present).
@@ -30,6 +32,7 @@ pub fn rx_queue(ifindex: u32, id: u32) -> NlResult<Queue> {
     let a = r.recv_one().map_err(|e| NlError::reply(&what, &e))?;
     Ok(Queue {
         io_uring: a.get_io_uring().is_ok(),
+        io_uring_rx_buf_len: a.get_io_uring().ok().and_then(|p| p.get_rx_buf_len().ok()),
         dmabuf: a.get_dmabuf().ok(),
         xsk: a.get_xsk().is_ok(),
         napi_id: a.get_napi_id().ok(),
