@@ -48,6 +48,9 @@ pub struct Register {
     /// `$area.memfd` name the two fds, open until the case ends. Skips without /dev/udmabuf.
     #[serde(default)]
     pub area_dmabuf: bool,
+    /// Fill the user-provided RQ region past the RQ entries (where `stats_offset: auto` puts the
+    /// counters) with this byte before registering: memory that held something else before.
+    pub region_fill: Option<u8>,
     /// When the kernel answers this errno, the device lacks what the case needs: the case
     /// skips with that reason instead of failing (e.g. EOPNOTSUPP for rx_buf_len on a driver
     /// without QCFG_RX_PAGE_SIZE).

@@ -45,6 +45,14 @@ impl Ctx<'_> {
             // Only the region size follows an rq_entries override; the ifq gets the override itself.
             reg.ifq.rq_entries = defs.rq_entries;
         }
+        if let Some(b) = r.region_fill {
+            let no_region = || harness("region_fill needs a user-provided region".to_string());
+            let m = reg.region_mem.as_ref().ok_or_else(no_region)?;
+            let from = (reg.stats_auto as usize).min(m.len());
+            if !m.write(from, &vec![b; m.len() - from]) {
+                return Err(harness("region_fill: the region could not be written".to_string()));
+            }
+        }
         if r.area_huge {
             let m = crate::kernel::sys::Mem::huge(area_pages * PAGE)
                 .map_err(|e| StepError::Skip(format!("no 2 MiB huge pages for the area (vm.nr_hugepages): {e}")))?;
