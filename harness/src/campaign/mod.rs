@@ -184,12 +184,9 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
         let t0 = Instant::now();
         let g =
             boot_once(&tree, a, &zcrx_t)?.map_err(|e| format!("the unmutated kernel did not run the suite: {e}"))?;
-        let failing: Vec<&String> = g.failures.keys().collect();
+        let failing = failure_lines(&g.failures, g.failures.keys());
         if !failing.is_empty() {
-            eprintln!(
-                "mutate: note: on the unmutated kernel these cases fail (not counted as kills): {failing:?}\n{}",
-                failure_lines(&g.failures, g.failures.keys())
-            );
+            eprintln!("mutate: note: on the unmutated kernel these cases fail (not counted as kills):\n{failing}");
         }
         let base = Record {
             mutant: mutants::Mutant { name: "baseline".into(), area: "-".into(), ..Default::default() },
@@ -201,7 +198,7 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
             duration_s: t0.elapsed().as_secs_f64(),
             when: now_utc(),
             kernel_release: g.kernel_release.clone(),
-            message: failure_lines(&g.failures, g.failures.keys()),
+            message: failing,
             cases: g.cases,
             gcda_suite: g.gcda_suite,
             gcda_liburing: g.gcda_liburing,

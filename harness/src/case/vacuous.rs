@@ -9,21 +9,9 @@
 
 use super::rules::{asserts, kernel_call};
 use super::{Case, LoadError, Step, Value};
-use crate::model::probe::parse_version;
+use crate::model::probe::version_range as range;
 
 type Version = (u32, u32, u32);
-
-/// The kernels a `min`/`max` pair admits, as the runner reads it (`Probe::version_in`): a
-/// maximum without a patch level admits every patch level of that line.
-fn range(min: Option<&str>, max: Option<&str>) -> (Version, Version) {
-    let lo = min.and_then(parse_version).unwrap_or((0, 0, 0));
-    let hi = match max.and_then(|m| parse_version(m).map(|v| (m, v))) {
-        Some((m, (a, b, _))) if m.split('.').count() < 3 => (a, b, u32::MAX),
-        Some((_, v)) => v,
-        None => (u32::MAX, u32::MAX, u32::MAX),
-    };
-    (lo, hi)
-}
 
 fn empty(r: (Version, Version)) -> bool {
     r.0 > r.1

@@ -198,14 +198,12 @@ impl Ctx<'_> {
                 Err(_) => return Err("sender thread panicked".into()),
             }
         }
-        if x.reset {
-            if let Some(p) = &c.peer {
-                let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-                nix::sys::socket::setsockopt(p, nix::sys::socket::sockopt::Linger, &linger)
-                    .map_err(|e| format!("SO_LINGER: {e}"))?;
-            }
-            c.peer = None;
-        } else if x.close {
+        if let (true, Some(p)) = (x.reset, &c.peer) {
+            let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+            nix::sys::socket::setsockopt(p, nix::sys::socket::sockopt::Linger, &linger)
+                .map_err(|e| format!("SO_LINGER: {e}"))?;
+        }
+        if x.reset || x.close {
             c.peer = None;
         } else if let Some(p) = &c.peer {
             nix::sys::socket::shutdown(p.as_raw_fd(), nix::sys::socket::Shutdown::Write)

@@ -314,7 +314,6 @@ pub fn res_name(res: i64) -> String {
     }
 }
 
-/// Kernel release, e.g. "6.18.44-fc-v657".
 /// Claims `path` for this process: creates the file only if nothing is there (`O_EXCL`, so
 /// never through a link) and writes `text`. `Ok(false)` when the name is taken.
 pub fn claim_file(path: &std::path::Path, text: &str) -> io::Result<bool> {
@@ -409,6 +408,7 @@ pub fn highest_fd() -> io::Result<i32> {
     Ok(fds.into_iter().filter(|fd| fd_is_open(*fd)).max().unwrap_or(2))
 }
 
+/// Kernel release, e.g. "6.18.44-fc-v657".
 pub fn kernel_release() -> String {
     nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown".into())
 }

@@ -101,17 +101,21 @@ impl Probe {
         let Some(v) = self.kernel_version else {
             return true;
         };
-        let lo = min.and_then(parse_version);
-        let hi = max.and_then(parse_version).map(|(a, b, c)| {
-            // "7.2" as a maximum means every 7.2.x.
-            if max.is_some_and(|m| m.split('.').count() < 3) {
-                (a, b, u32::MAX)
-            } else {
-                (a, b, c)
-            }
-        });
-        lo.is_none_or(|lo| v >= lo) && hi.is_none_or(|hi| v <= hi)
+        let (lo, hi) = version_range(min, max);
+        lo <= v && v <= hi
     }
+}
+
+/// The kernels a `min`/`max` pair admits, lowest and highest: no (or no readable) minimum is
+/// 0.0.0, no maximum is unbounded, and "7.2" as a maximum means every 7.2.x.
+pub fn version_range(min: Option<&str>, max: Option<&str>) -> ((u32, u32, u32), (u32, u32, u32)) {
+    let lo = min.and_then(parse_version).unwrap_or((0, 0, 0));
+    let hi = match max.and_then(|m| parse_version(m).map(|v| (m, v))) {
+        Some((m, (a, b, _))) if m.split('.').count() < 3 => (a, b, u32::MAX),
+        Some((_, v)) => v,
+        None => (u32::MAX, u32::MAX, u32::MAX),
+    };
+    (lo, hi)
 }
 
 /// Parses the leading "X.Y.Z" of a release string.
