@@ -28,6 +28,8 @@ pub enum Area {
     Ctrl,
     Recv,
     Nic,
+    /// What one instance, ring or process must never see of another's.
+    Isolation,
 }
 
 impl Area {
@@ -44,6 +46,7 @@ impl Area {
             Area::Ctrl => "ctrl",
             Area::Recv => "recv",
             Area::Nic => "nic",
+            Area::Isolation => "isolation",
         }
     }
 }

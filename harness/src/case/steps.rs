@@ -470,4 +470,7 @@ pub struct Limit {
     /// Drop these capabilities from the effective set (names without CAP_: IPC_LOCK).
     #[serde(default)]
     pub drop_caps: Vec<String>,
+    /// Keep only these capabilities in the effective set and drop every other one (e.g.
+    /// `[NET_ADMIN]`: a process with CAP_NET_ADMIN and nothing else).
+    pub keep_caps: Option<Vec<String>>,
 }

@@ -149,10 +149,10 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
         if let Some(r) = &s.recv_zc {
             check(&mut errs, &uapi::SQE, &r.sqe);
         }
-        for cap in s.limit.iter().flat_map(|l| l.drop_caps.iter()) {
+        for cap in s.limit.iter().flat_map(|l| l.drop_caps.iter().chain(l.keep_caps.iter().flatten())) {
             if crate::kernel::sys::cap_by_name(cap).is_none() {
                 let msg = format!(
-                    "limit.drop_caps: unknown capability `{}` (IPC_LOCK, NET_ADMIN, SYS_ADMIN, SYS_RESOURCE)",
+                    "limit: unknown capability `{}` (IPC_LOCK, NET_ADMIN, SYS_ADMIN, SYS_RESOURCE)",
                     short(cap)
                 );
                 push(&mut errs, l, c, msg);

@@ -91,11 +91,15 @@ struct Held {
     /// The CQE's offset (area in the top bits).
     off: u64,
     len: u32,
-    /// Stream position of its first byte.
+    /// Pattern position of its first byte (the connection's base plus its stream offset).
     pos: u64,
 }
 
 struct Conn {
+    /// Where this connection's stream starts in the pattern: each connection of a case sends
+    /// its own bytes (c0 from 0, the next from 1<<40, ...), so a buffer of one flow handed out
+    /// as another's never matches by chance.
+    base: u64,
     recv: OwnedFd,
     peer: Option<OwnedFd>,
     sent: u64,

@@ -385,6 +385,13 @@ pub fn drop_effective_caps(caps: &[u32]) -> io::Result<()> {
     Ok(())
 }
 
+/// Keeps only `caps` in this thread's effective set (capget, then capset); every other
+/// capability is dropped from it.
+pub fn keep_effective_caps(caps: &[u32]) -> io::Result<()> {
+    let all: Vec<u32> = (0..64).filter(|c| !caps.contains(c)).collect();
+    drop_effective_caps(&all)
+}
+
 /// Sets a resource limit (soft, and hard when given).
 pub fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: Option<u64>) -> io::Result<()> {
     let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
