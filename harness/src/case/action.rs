@@ -426,6 +426,17 @@ mod tests {
     }
 
     #[test]
+    fn the_schema_has_one_action_per_step() {
+        let s = crate::case::schema();
+        let step = &s["$defs"]["Step"];
+        let one_of = step["oneOf"].as_array().expect("oneOf");
+        assert_eq!(one_of.len(), STEP_KINDS.len());
+        assert_eq!(step["properties"].as_object().map(|p| p.len()), Some(STEP_KINDS.len() + 2));
+        assert_eq!(step["properties"]["ethtool"]["$ref"], "#/$defs/Settings");
+        assert_eq!(one_of[5], serde_json::json!({ "required": ["connect"], "not": { "required": ["expect"] } }));
+    }
+
+    #[test]
     fn kinds_follow_the_variants() {
         let a = Action::Limit(Limit::default());
         assert_eq!(a.kind().key, "limit");
