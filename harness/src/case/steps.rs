@@ -1,5 +1,5 @@
-//! The bodies of the step actions: one struct (with its option enums) per action key of a
-//! [`Step`](super::Step).
+//! The bodies of the step actions: one struct (with its option enums) per kind of step, a
+//! variant of [`Action`](super::Action) (the table of kinds is in `action.rs`).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

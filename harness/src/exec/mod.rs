@@ -244,72 +244,13 @@ fn harness(m: impl Into<String>) -> StepError {
     StepError::Harness(m.into())
 }
 
-/// What a step does: the one action key it carries (`case::validate` rejects steps with none
-/// or several).
-enum Action<'s> {
-    Register(&'s Register),
-    Ctrl(&'s Ctrl),
-    Query(&'s Query),
-    RegisterRaw(&'s RegisterRaw),
-    OpenRing(&'s OpenRing),
-    Connect(&'s Connect),
-    Send(&'s Send),
-    Shutdown(&'s Shutdown),
-    RecvZc(&'s RecvZc),
-    ExpectCqes(&'s ExpectCqes),
-    ExpectData(&'s ExpectData),
-    DrainData(&'s DrainData),
-    ExpectNoCqe(&'s ExpectNoCqe),
-    ReturnBuffers(&'s ReturnBuffers),
-    RqPush(&'s RqPush),
-    RqSet(&'s RqSet),
-    ExpectRq(&'s ExpectRq),
-    ExpectStats(&'s ExpectStats),
-    MmapRegion(&'s MmapRegion),
-    Tun(&'s Tun),
-    Ethtool(&'s crate::topology::Settings),
-    Nsim(&'s Nsim),
-    Netns(&'s Netns),
-    Close(&'s Close),
-    Link(&'s LinkOp),
-    Xdp(&'s XdpStep),
-    AfXdp(&'s AfXdp),
-    Ntuple(&'s Ntuple),
-    Rss(&'s Rss),
-    QueueGet(&'s QueueGet),
-    PagePools(&'s PagePools),
-    Process(&'s Process),
-    NsimDevice(&'s NsimDevice),
-    Qstats(&'s Qstats),
-    Limit(&'s Limit),
-}
-
-fn action(s: &Step) -> Option<Action<'_>> {
-    macro_rules! first {
-        ($($field:ident => $variant:ident),* $(,)?) => {
-            $(if let Some(x) = &s.$field { return Some(Action::$variant(x)); })*
-        };
-    }
-    first!(
-        register => Register, ctrl => Ctrl, query => Query, register_raw => RegisterRaw, open_ring => OpenRing,
-        connect => Connect, send => Send, shutdown => Shutdown, recv_zc => RecvZc, expect_cqes => ExpectCqes,
-        expect_data => ExpectData, drain_data => DrainData, expect_no_cqe => ExpectNoCqe,
-        return_buffers => ReturnBuffers, rq_push => RqPush, rq_set => RqSet, expect_rq => ExpectRq,
-        expect_stats => ExpectStats, mmap_region => MmapRegion, tun => Tun, ethtool => Ethtool, nsim => Nsim,
-        netns => Netns, close => Close, link => Link, xdp => Xdp, af_xdp => AfXdp, ntuple => Ntuple, rss => Rss,
-        queue_get => QueueGet, page_pools => PagePools, process => Process, nsim_device => NsimDevice, qstats => Qstats,
-        limit => Limit,
-    );
-    None
-}
-
 impl Ctx<'_> {
     fn run(&mut self) -> StepResult {
         if let Some(ns) = &self.topo.netns {
             crate::topology::enter(ns)?;
             self.note(format!("in network namespace {}", ns.display()));
         }
-        if self.case.def.steps.iter().any(|s| s.value.page_pools.is_some()) {
+        if self.case.def.steps.iter().any(|s| matches!(s.value.action, Action::PagePools(_))) {
             self.pp_floor = self.page_pool_floor()?;
         }
         let d = &self.case.def;
@@ -318,8 +259,7 @@ impl Ctx<'_> {
         self.rings.insert("main".into(), ring);
         for (i, step) in self.case.def.steps.iter().enumerate() {
             let s = &step.value;
-            let act = s.actions().first().copied().unwrap_or("?");
-            self.at = format!("step {} ({act}, line {})", i + 1, step.line);
+            self.at = format!("step {} ({}, line {})", i + 1, s.action.kind().key, step.line);
             self.step(s).map_err(|e| e.context(&self.at))?;
         }
         let mut notes = Vec::new();
@@ -344,42 +284,40 @@ impl Ctx<'_> {
         self.log.push(line);
     }
 
-    fn ring_name(s: &Step) -> String {
-        s.ring.clone().unwrap_or_else(|| "main".into())
-    }
-
     fn ring_fd(&self, name: &str) -> Result<RawFd, String> {
         self.rings.get(name).map(|r| r.fd()).ok_or_else(|| format!("no ring named `{name}`"))
     }
 
+    /// Runs one step: one arm per kind of step (`case::Action`), each a method in the file of
+    /// its kind.
     fn step(&mut self, s: &Step) -> StepResult {
-        let ring = Self::ring_name(s);
+        let ring = s.ring();
         let expect = s.expect.as_ref();
-        match action(s).ok_or("step has no action")? {
-            Action::Register(r) => self.register(&ring, r, expect),
-            Action::Ctrl(c) => self.ctrl(&ring, c, expect),
-            Action::Query(q) => self.query(&ring, q, expect),
-            Action::RegisterRaw(r) => self.register_raw(&ring, r, expect),
+        match &s.action {
+            Action::Register(r) => self.register(ring, r, expect),
+            Action::Ctrl(c) => self.ctrl(ring, c, expect),
+            Action::Query(q) => self.query(ring, q, expect),
+            Action::RegisterRaw(r) => self.register_raw(ring, r, expect),
             Action::OpenRing(o) => self.open_ring(o, expect),
             Action::Connect(c) => self.connect(c),
             Action::Send(x) => self.send(x),
             Action::Shutdown(x) => self.shutdown(x),
-            Action::RecvZc(x) => self.recv_zc(&ring, x),
-            Action::ExpectCqes(x) => self.expect_cqes(&ring, x),
-            Action::ExpectData(x) => self.expect_data(&ring, x),
-            Action::DrainData(x) => self.drain_data(&ring, x),
-            Action::ExpectNoCqe(x) => self.expect_no_cqe(&ring, x),
+            Action::RecvZc(x) => self.recv_zc(ring, x),
+            Action::ExpectCqes(x) => self.expect_cqes(ring, x),
+            Action::ExpectData(x) => self.expect_data(ring, x),
+            Action::DrainData(x) => self.drain_data(ring, x),
+            Action::ExpectNoCqe(x) => self.expect_no_cqe(ring, x),
             Action::ReturnBuffers(x) => self.return_buffers(x),
             Action::RqPush(x) => self.rq_push(x),
             Action::RqSet(x) => self.rq_set(x),
             Action::ExpectRq(x) => self.expect_rq(x),
             Action::ExpectStats(x) => self.expect_stats(x),
-            Action::MmapRegion(x) => self.mmap_region(&ring, x, expect),
+            Action::MmapRegion(x) => self.mmap_region(ring, x, expect),
+            Action::Close(x) => self.close(x),
             Action::Tun(t) => self.tun(t),
+            Action::Netns(n) => self.netns(n),
             Action::Ethtool(e) => self.ethtool(e, expect),
             Action::Nsim(n) => self.nsim(n),
-            Action::Netns(n) => self.netns(n),
-            Action::Close(x) => self.close(x),
             Action::Link(x) => self.link_op(x, expect),
             Action::Xdp(x) => self.xdp(x, expect),
             Action::AfXdp(x) => self.af_xdp(x, expect),

@@ -1,7 +1,7 @@
 //! Which cases a run executes and where: the filter, the shard, and each case's requirements
 //! against the probed kernel and the topologies the run provides.
 
-use crate::case::{Cap, Case};
+use crate::case::{Action, Cap, Case};
 use crate::model::{Feature, Probe};
 use crate::topology;
 
@@ -78,7 +78,7 @@ pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, 
     }
     let needs_admin = match &d.requires.caps {
         Some(c) => c.contains(&Cap::NetAdmin),
-        None => d.steps.iter().any(|s| s.value.register.is_some()),
+        None => d.steps.iter().any(|s| matches!(s.value.action, Action::Register(_))),
     };
     if needs_admin && !probe.cap_net_admin {
         return Err("needs CAP_NET_ADMIN (run as root)".into());

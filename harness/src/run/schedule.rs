@@ -15,7 +15,7 @@ use super::child::{self, Running};
 use super::kmsg::Kmsg;
 use super::progress::Progress;
 use super::{blank_report, selfcheck, signal, verdict, RunOpts};
-use crate::case::Case;
+use crate::case::{Action, Case};
 use crate::model::event::Event;
 use crate::model::{is_splat, Assertion, CaseReport, Outcome, Probe};
 use crate::topology::Envs;
@@ -60,7 +60,10 @@ fn resources(case: &Case, kind: &str) -> Vec<String> {
     if !matches!(kind, "host" | "nodev") {
         r.push(format!("topology:{kind}"));
     }
-    r.extend(case.def.steps.iter().filter_map(|s| s.value.tun.as_ref()).map(|t| format!("tun:{}", t.name)));
+    r.extend(case.def.steps.iter().filter_map(|s| match &s.value.action {
+        Action::Tun(t) => Some(format!("tun:{}", t.name)),
+        _ => None,
+    }));
     r
 }
 
@@ -197,7 +200,7 @@ impl<'a> Scheduler<'a> {
             if case.def.steps.iter().any(|s| s.value.changes_device()) {
                 unrestored.extend(env.restore_settings().into_iter().map(|e| format!("settings: {e}")));
             }
-            if case.def.steps.iter().any(|s| s.value.nsim.as_ref().is_some_and(|n| n.sets_knobs())) {
+            if case.def.steps.iter().any(|s| matches!(&s.value.action, Action::Nsim(n) if n.sets_knobs())) {
                 unrestored.extend(env.restore_nsim_knobs().into_iter().map(|e| format!("netdevsim knobs: {e}")));
             }
         }
