@@ -2,7 +2,7 @@
 //! once, in the [`step_kinds!`] table below: each row is a variant of [`Action`] with its body
 //! type (`steps.rs`, `nic_steps.rs`), its YAML key and its facts ([`StepKind`]). Reading a step
 //! (one key -> one variant), validation, the runner's planning, the JSON Schema and the step
-//! reference in README.md all follow from that table; `exec` runs a step with one `match` on
+//! reference in docs/case-format.md all follow from that table; `exec` runs a step with one `match` on
 //! [`Action`].
 
 use std::borrow::Cow;
