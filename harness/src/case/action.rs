@@ -14,8 +14,9 @@ use serde::{Deserialize, Deserializer};
 
 use super::nic_steps::{AfXdp, LinkOp, NsimDevice, Ntuple, PagePools, Process, Qstats, QueueGet, Rss, XdpStep};
 use super::steps::{
-    Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, Limit, MmapRegion,
-    Netns, Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send, Shutdown, Tun,
+    Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, Importer, Limit,
+    MmapRegion, Netns, Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send,
+    Shutdown, Tun,
 };
 use super::Expect;
 use crate::topology::Settings;
@@ -207,6 +208,11 @@ step_kinds! {
     /// `start: P` forks a process that registers on the topology's queue and holds the
     /// instance; `exit: P` lets it exit without closing anything (teardown from the exit path)
     Process(Process) = "process" [expect, call, checks],
+    /// another process receiving through the instance: `start: P, fd: BOX, conn: c1` forks it and
+    /// passes it the exported file and the socket over SCM_RIGHTS (it imports on a ring of its
+    /// own and arms RECV_ZC), `receive: P, bytes: N` checks its data CQEs byte for byte in the
+    /// exporter's area, `exit: P` lets it exit without closing anything, `kill: P` SIGKILLs it
+    Importer(Importer) = "importer" [checks],
     /// `create: NAME` makes a netdevsim device of the case's own, set up for zcrx
     /// (`$NAME.ifindex`); `delete: NAME` deletes it (a device left is deleted when the case ends)
     NsimDevice(NsimDevice) = "nsim_device" [expect, call],

@@ -162,6 +162,18 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                     push(&mut errs, l, c, msg);
                 }
             }
+            Action::Importer(x) => {
+                let named = [&x.start, &x.receive, &x.exit, &x.kill].iter().filter(|n| n.is_some()).count();
+                if named != 1 {
+                    push(&mut errs, l, c, "importer: exactly one of start, receive, exit, kill".to_string());
+                }
+                if x.start.is_some() && x.fd.is_none() {
+                    push(&mut errs, l, c, "importer: start needs `fd` (an exported file's name)".to_string());
+                }
+                if x.receive.is_some() && x.bytes.is_none() {
+                    push(&mut errs, l, c, "importer: receive needs `bytes`".to_string());
+                }
+            }
             Action::ExpectCqes(e) => cqes.extend(e.cqes.iter()),
             Action::ExpectData(e) => cqes.extend(e.final_cqe.iter()),
             Action::DrainData(e) => cqes.extend(e.final_cqe.iter()),

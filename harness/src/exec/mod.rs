@@ -11,6 +11,7 @@ mod check;
 mod ctrl;
 mod data;
 mod env;
+mod importer;
 mod nic;
 mod process;
 mod register;
@@ -151,6 +152,8 @@ struct Ctx<'a> {
     nic: nic::NicState,
     /// Processes started by `process` steps, by name.
     procs: HashMap<String, process::Proc>,
+    /// Processes started by `importer` steps, by name.
+    importers: HashMap<String, importer::Imp>,
     /// The highest page-pool id the device under test had when the case began: `page_pools`
     /// counts only the pools the case's own registrations made (a previous case's pool may
     /// still be tearing down).
@@ -198,6 +201,7 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
         made_devices: Vec::new(),
         nic: Default::default(),
         procs: HashMap::new(),
+        importers: HashMap::new(),
         pp_floor: 0,
         spares: HashMap::new(),
     };
@@ -326,6 +330,7 @@ impl Ctx<'_> {
             Action::QueueGet(x) => self.queue_get(x),
             Action::PagePools(x) => self.page_pools(x),
             Action::Process(x) => self.process(x, expect),
+            Action::Importer(x) => self.importer(x),
             Action::NsimDevice(x) => self.nsim_device(x, expect),
             Action::Qstats(x) => self.qstats(x),
             Action::Limit(x) => self.limit(x),
