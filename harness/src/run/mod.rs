@@ -19,7 +19,7 @@ use crate::model::event::Event;
 use crate::model::{CaseReport, Probe, RunReport};
 use crate::topology;
 
-pub use plan::{parse_shard, select, shard_of, Selection};
+pub use plan::{parse_shard, parse_timeout, select, shard_of, Selection};
 
 #[derive(Clone, Debug)]
 pub struct RunOpts {

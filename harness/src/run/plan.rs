@@ -27,6 +27,19 @@ pub fn shard_of(id: &str, n: u32) -> u32 {
     (h % n.max(1) as u64) as u32 + 1
 }
 
+/// The longest `--timeout` (one day): longer is a typo, and `inf` would overflow the clocks.
+pub const MAX_TIMEOUT_S: f64 = 86_400.0;
+
+/// `--timeout`: a finite number of seconds in (0, [`MAX_TIMEOUT_S`]] (the only parser of it).
+pub fn parse_timeout(s: &str) -> Result<f64, String> {
+    let t: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if t.is_finite() && t > 0.0 && t <= MAX_TIMEOUT_S {
+        Ok(t)
+    } else {
+        Err(format!("`{s}`: need a number of seconds above 0 and at most {MAX_TIMEOUT_S}"))
+    }
+}
+
 /// Parses "K/N" with 1 <= K <= N.
 pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
     let (k, n) = s.split_once('/').ok_or_else(|| format!("--shard `{s}`: expected K/N, e.g. 2/3"))?;
@@ -118,6 +131,14 @@ mod tests {
             }
             assert_eq!(seen.len(), cases.len(), "n={n}");
             assert!(seen.values().all(|&v| v == 1), "n={n}");
+        }
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("2.5"), Ok(2.5));
+        for bad in ["0", "-1", "inf", "NaN", "1e300", "x", "86401"] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
         }
     }
 
