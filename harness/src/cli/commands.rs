@@ -12,6 +12,7 @@ use crate::model::{Probe, RunReport, Status};
 use crate::report::escape::printable;
 use crate::report::{self, bugreport};
 use crate::run::{self, plan, signal};
+use crate::topology;
 use crate::vm::{self, KernelArg, KernelSpec};
 
 pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
@@ -87,9 +88,10 @@ fn run_cmd(a: RunArgs) -> Result<Verdict, Error> {
             return Err("--list plans against the running kernel; with --kernel it would need a boot".into());
         }
         let probe = Probe::run();
+        let kinds = suite.opts.topologies.iter().map(|t| topology::kind_of(t)).collect::<Result<Vec<_>, _>>()?;
         let selected = run::select(&suite.cases, &suite.opts.selection);
         for c in &selected {
-            match plan::plan(c, &suite.opts.topologies, &probe) {
+            match plan::plan(c, &kinds, &probe) {
                 Ok(t) => println!("{}  [{}]", printable(&c.id), t),
                 Err(why) => println!("{}  [skip: {}]", printable(&c.id), printable(&why)),
             }

@@ -30,12 +30,13 @@ pub(super) fn load_cases(paths: &[PathBuf]) -> Result<Vec<Case>, Error> {
 /// Every topology named is built in or a topology file that loads.
 fn check_topologies(names: &[String]) -> Result<(), Error> {
     for t in names {
-        if topology::Topo::builtin(t).is_some() {
+        if topology::Kind::builtin_named(t).is_some() {
             continue;
         }
         if let Err(e) = topology::load(t) {
-            let known: Vec<String> = ["host".to_string(), "nodev".to_string()]
-                .into_iter()
+            let known: Vec<String> = topology::Kind::BUILTIN
+                .iter()
+                .map(|k| k.to_string())
                 .chain(topology::available().into_keys())
                 .collect();
             return Err(format!("topology `{t}`: {e} (known: {})", known.join(", ")).into());

@@ -82,7 +82,7 @@ pub fn main(a: &QualifyArgs, cases: &[Case]) -> Result<Verdict, Error> {
     }
     let soak = a.soak.as_deref().map(soak::parse_duration).transpose().map_err(|e| format!("--soak {e}"))?;
     let nic_cases: Vec<Case> =
-        cases.iter().filter(|c| c.def.requires.topology.iter().any(|t| t == "nic")).cloned().collect();
+        cases.iter().filter(|c| run::plan::case_kinds(c).contains(&Kind::Nic)).cloned().collect();
     if nic_cases.is_empty() {
         return Err("no case in the catalogue runs on a nic topology".into());
     }
@@ -235,7 +235,7 @@ pub fn here(
         if let Some(s) = &sim {
             env.topo.debugfs = s.topo.debugfs.clone();
         }
-        Ok(Envs::with("nic", env))
+        Ok(Envs::with(env))
     };
     let mut report = run::run_on(cases, &opts(timeout), &probe, target, up(1)?);
     report.topologies = vec![file.name.clone()];

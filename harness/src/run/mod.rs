@@ -91,9 +91,8 @@ pub fn run_on(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str, mut p
             Ok(kind) => sched.queue(i, kind),
             Err(reason) => {
                 // A topology the case needs failed to come up: say so rather than "not provided".
-                let wanted = &case.def.requires.topology;
                 let mut cr = blank_report(case);
-                cr.message = match provided.broken(wanted) {
+                cr.message = match provided.broken(&plan::case_kinds(case)) {
                     Some((n, e)) => format!("topology {n} could not be set up: {e}"),
                     None => reason,
                 };

@@ -3,7 +3,7 @@
 
 use crate::case::{Cap, Case};
 use crate::model::{Feature, Probe};
-use crate::topology;
+use crate::topology::{self, Kind};
 
 /// What a run selects.
 #[derive(Clone, Debug, Default)]
@@ -61,14 +61,20 @@ pub fn select<'c>(cases: &'c [Case], sel: &Selection) -> Vec<&'c Case> {
         .collect()
 }
 
-/// Decides where a case runs (the topology kind), or why it cannot.
-pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, String> {
-    let d = &case.def;
-    let case_topos: Vec<String> = if d.requires.topology.is_empty() {
-        topology::DEFAULT_CASE.iter().map(|s| s.to_string()).collect()
+/// The topology kinds a case runs on (`requires.topology`, validated names; default host, nodev).
+pub fn case_kinds(case: &Case) -> Vec<Kind> {
+    let named = &case.def.requires.topology;
+    if named.is_empty() {
+        topology::DEFAULT_CASE.to_vec()
     } else {
-        d.requires.topology.clone()
-    };
+        named.iter().filter_map(|t| Kind::named(t)).collect()
+    }
+}
+
+/// Decides where a case runs (the topology kind), or why it cannot.
+pub fn plan(case: &Case, run_kinds: &[Kind], probe: &Probe) -> Result<Kind, String> {
+    let d = &case.def;
+    let case_topos = case_kinds(case);
     if let Some(k) = &d.requires.kernel {
         if !probe.version_in(k.min.as_deref(), k.max.as_deref()) {
             return Err(format!(
@@ -97,18 +103,19 @@ pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, 
         return Err("needs CAP_NET_ADMIN (run as root)".into());
     }
     let mut why = Vec::new();
-    for t in run_topos {
-        if !case_topos.contains(t) {
+    for &t in run_kinds {
+        if !case_topos.contains(&t) {
             continue;
         }
-        if t == "nodev" && !probe.features.contains(&Feature::Nodev) {
+        if t == Kind::Nodev && !probe.features.contains(&Feature::Nodev) {
             why.push(probe.missing_reason(Feature::Nodev));
             continue;
         }
-        return Ok(t.clone());
+        return Ok(t);
     }
     if why.is_empty() {
-        Err(format!("needs topology {} (this run has {})", case_topos.join(" or "), run_topos.join(", ")))
+        let join = |k: &[Kind]| k.iter().map(|k| k.name()).collect::<Vec<_>>();
+        Err(format!("needs topology {} (this run has {})", join(&case_topos).join(" or "), join(run_kinds).join(", ")))
     } else {
         Err(why.join("; "))
     }

@@ -88,7 +88,7 @@ pub fn debian_kver(kernel: &Path) -> Option<String> {
 pub fn guest_tools(kernel: &Path, topologies: &[String]) -> Result<Vec<(String, String)>, String> {
     let mut kinds = Vec::new();
     for t in topologies {
-        if crate::topology::Topo::builtin(t).is_none() {
+        if crate::topology::Kind::builtin_named(t).is_none() {
             let f = crate::topology::load(t)?;
             kinds.push(f.kind);
             kinds.extend(f.simulate);
