@@ -1,9 +1,9 @@
 //! The command line: the clap types (each argument struct declared once) and one function per
 //! command ([`commands`]); [`outputs`] writes a run's reports and decides its verdict.
 
-pub mod bisect;
+pub(crate) mod bisect;
 pub mod commands;
-pub mod outputs;
+pub(crate) mod outputs;
 mod suite;
 
 use std::path::PathBuf;

@@ -220,10 +220,6 @@ pub fn cloexec(fd: RawFd) -> Option<bool> {
     (r >= 0).then_some(r & libc::FD_CLOEXEC != 0)
 }
 
-pub fn raw<F: AsRawFd>(f: &F) -> RawFd {
-    f.as_raw_fd()
-}
-
 macro_rules! errnos {
     ($($name:ident),* $(,)?) => {
         /// Errno names the case files may use.

@@ -3,13 +3,13 @@
 //! the kernel log around it ([`kmsg`]), turns the outcome into a status ([`verdict`]) and
 //! reports progress as [`Event`]s ([`progress`]).
 
-pub mod child;
-pub mod kmsg;
+pub(crate) mod child;
+pub(crate) mod kmsg;
 pub mod plan;
-pub mod progress;
+pub(crate) mod progress;
 mod schedule;
-pub mod selfcheck;
-pub mod signal;
+pub(crate) mod selfcheck;
+pub(crate) mod signal;
 pub mod verdict;
 
 use std::time::Instant;
@@ -19,7 +19,7 @@ use crate::model::event::Event;
 use crate::model::{CaseReport, Probe, RunReport};
 use crate::topology;
 
-pub use plan::{parse_shard, parse_timeout, select, shard_of, Selection};
+pub use plan::{parse_shard, parse_timeout, select, Selection};
 
 #[derive(Clone, Debug)]
 pub struct RunOpts {

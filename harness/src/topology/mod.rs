@@ -11,7 +11,7 @@
 //! (types, loading, validation); `kind.rs` the kinds ([`Kind`]). `env.rs` brings a file's
 //! topology up and owns its teardown ([`Env`]: each change pushes its undo next to it; a failed
 //! undo is an [`Unrestored`]); `tools.rs` reads, changes and restores device settings through
-//! netlink ([`apply_settings`], [`DevState`]). No `ip`, `ethtool`, `modprobe` or `udevadm` is started.
+//! netlink (`apply_settings`, `DevState`). No `ip`, `ethtool`, `modprobe` or `udevadm` is started.
 
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
@@ -28,10 +28,10 @@ mod nsim;
 mod set;
 mod tools;
 
-pub use env::{clean_leftovers, Env, Restore, Unrestored, NSIM_ID_BASE};
+pub use env::{Env, Unrestored, NSIM_ID_BASE};
 pub use kind::{kind_of, Kind};
 pub use set::Envs;
-pub use tools::{apply_here, apply_settings, read_state, DevState, Tools};
+pub use tools::{apply_here, Tools};
 
 /// Topologies a run provides when none is named (names, as `--topology` takes them).
 pub const DEFAULT_RUN: &[&str] = &["host", "nodev"];

@@ -5,10 +5,10 @@
 //! case is reported failed with the console tail and the VM is booted again for the
 //! remaining cases.
 
-pub mod boot;
-pub mod kernel;
-pub mod scripts;
-pub mod spec;
+pub(crate) mod boot;
+pub(crate) mod kernel;
+pub(crate) mod scripts;
+pub(crate) mod spec;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
