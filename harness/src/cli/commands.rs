@@ -82,6 +82,7 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
 
 fn run_cmd(a: RunArgs) -> Result<Verdict, Error> {
     let kernel = a.kernel.single("run")?;
+    a.vm.check(std::slice::from_ref(&kernel))?;
     let suite = Suite::prepare(&a.select, &a.vm, a.stream, a.start_at)?;
     if a.list {
         if kernel != KernelSpec::Host {
@@ -183,6 +184,7 @@ fn matrix_cmd(a: MatrixArgs) -> Result<Verdict, Error> {
         a.kernel.kernels.clone()
     };
     let kernels = vm::spec::expand(&given)?;
+    a.vm.check(&kernels)?;
     if let Some(d) = &a.junit_dir {
         report::files::check_output_dir(d, "--junit-dir", &[])?;
     }

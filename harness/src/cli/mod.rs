@@ -73,20 +73,25 @@ pub struct SelectArgs {
     pub quiet: bool,
 }
 
-/// The VM a kernel other than `host` boots in.
-#[derive(Args, Clone, Debug)]
+/// The VM a kernel other than `host` boots in (refused on the host: nothing would use them).
+#[derive(Args, Clone, Debug, Default)]
 pub struct VmArgs {
-    /// VM memory (with a --kernel other than host).
-    #[arg(long, default_value = "2G")]
-    pub memory: String,
-    /// VM CPUs (with a --kernel other than host).
-    #[arg(long, default_value_t = 2)]
-    pub cpus: u32,
+    /// VM memory, with a --kernel other than host [default: 2G].
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// VM CPUs, with a --kernel other than host [default: 2].
+    #[arg(long)]
+    pub cpus: Option<u32>,
 }
 
-impl Default for VmArgs {
-    fn default() -> VmArgs {
-        VmArgs { memory: "2G".into(), cpus: 2 }
+impl VmArgs {
+    /// Refuses VM flags for a run that boots nothing.
+    pub fn check(&self, kernels: &[vm::KernelSpec]) -> Result<(), String> {
+        let boots = kernels.iter().any(|k| *k != vm::KernelSpec::Host);
+        if !boots && (self.memory.is_some() || self.cpus.is_some()) {
+            return Err("--memory and --cpus size the VM of a --kernel other than host; this run boots none".into());
+        }
+        Ok(())
     }
 }
 
@@ -272,22 +277,22 @@ pub enum Cmd {
         out: PathBuf,
     },
     /// Benchmark RECV_ZC against plain recv() on the same socket path (ratios, not absolutes,
-    /// under TCG), and time the suite itself.
+    /// under TCG), and time the suite itself; on the host, or one --kernel booted in a VM.
     #[command(after_help = EXIT_CODES_HELP)]
     Bench(crate::bench::BenchArgs),
     /// Kernel mutants: apply each mutant of vm/mutants to a campaign copy of a kernel tree
-    /// (tree:PATH), build it with gcov on io_uring/zcrx.c, boot it once, run the catalogue
+    /// (--kernel tree:PATH), build it with gcov on io_uring/zcrx.c, boot it once, run the catalogue
     /// (host, nodev, netdevsim-zcrx) and liburing's zcrx.t, and record killed or survived for
     /// both; resumable (one JSON line per mutant). Writes reports/mutation.md and .json.
     #[command(after_help = EXIT_CODES_HELP)]
     Mutate(crate::campaign::MutateArgs),
-    /// Line coverage of io_uring/zcrx.c from a campaign's baseline boot, for the suite and
-    /// liburing's zcrx.t (coverage.md, coverage.json, lcov tracefiles); with --diff or --patch,
+    /// Line coverage of io_uring/zcrx.c from a campaign's baseline boot (--kernel tree:PATH as
+    /// given to `mutate`), for the suite and liburing's zcrx.t (coverage.md, coverage.json, lcov tracefiles); with --diff or --patch,
     /// which changed lines the suite executes.
     #[command(after_help = EXIT_CODES_HELP)]
     Coverage(crate::campaign::CoverageArgs),
-    /// Qualify a NIC's zcrx support: probe the device, run the NIC-path cases on its topology
-    /// (kind: nic), compare every readable DUT setting before and after, and write
+    /// Qualify a NIC's zcrx support (on the host, or inside a VM booting one --kernel): probe
+    /// the device, run the NIC-path cases on its topology (kind: nic), compare every readable DUT setting before and after, and write
     /// qualification.json and qualification.html (plus junit.xml and report.json) into --out.
     ///
     /// Exit 0: every requirement passed; 1: one failed (a case, a kernel splat, a setting left
@@ -437,6 +442,14 @@ mod tests {
                 panic!("{good}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn vm_flags_are_refused_without_a_vm() {
+        let sized = VmArgs { memory: Some("4G".into()), cpus: None };
+        assert!(sized.check(&[vm::KernelSpec::Host]).is_err());
+        assert!(sized.check(&[vm::KernelSpec::Host, vm::KernelSpec::Debian("7.3.4".into())]).is_ok());
+        assert!(VmArgs::default().check(&[vm::KernelSpec::Host]).is_ok());
     }
 
     #[test]

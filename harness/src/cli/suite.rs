@@ -107,8 +107,8 @@ impl Suite {
         let vopts = vm::VmOpts {
             paths: self.paths.clone(),
             run: self.opts.clone(),
-            memory: self.vm.memory.clone(),
-            cpus: self.vm.cpus,
+            memory: self.vm.memory.clone().unwrap_or_else(|| "2G".into()),
+            cpus: self.vm.cpus.unwrap_or(2),
             env,
         };
         let label = k.to_string();
