@@ -1,5 +1,5 @@
 //! The command line: the clap types (each argument struct declared once) and one function per
-//! command ([`commands`]); [`outputs`] writes a run's reports and decides its verdict.
+//! command ([`commands`]); `outputs` writes a run's reports and decides its verdict.
 
 pub(crate) mod bisect;
 pub mod commands;

@@ -83,10 +83,6 @@ impl Mem {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }

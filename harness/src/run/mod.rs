@@ -1,7 +1,7 @@
 //! Runs cases: selects and plans them against the probed kernel ([`plan`]), brings up the
-//! run's topologies, executes each case in a forked child with a timeout ([`child`]), reads
-//! the kernel log around it ([`kmsg`]), turns the outcome into a status ([`verdict`]) and
-//! reports progress as [`Event`]s ([`progress`]).
+//! run's topologies, executes each case in a forked child with a timeout (`child`), reads
+//! the kernel log around it (`kmsg`), turns the outcome into a status ([`verdict`]) and
+//! reports progress as [`Event`]s (`progress`).
 
 pub(crate) mod child;
 pub(crate) mod kmsg;
@@ -33,7 +33,7 @@ pub struct RunOpts {
     /// Skip this many selected cases (a VM booted again after a crash resumes here).
     pub start_at: usize,
     /// Per-assertion self-check: run each passing case again once per assertion with only
-    /// that one inverted ([`selfcheck`]).
+    /// that one inverted (`selfcheck`).
     pub self_check: bool,
     /// Cases run at the same time (at least 1); cases holding an exclusive resource never
     /// overlap one another.
