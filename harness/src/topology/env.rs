@@ -1,4 +1,4 @@
-//! The environment a topology file describes, while it is up: [`Env`] (also named `Active`).
+//! The environment a topology file describes, while it is up: [`Env`].
 //!
 //! [`TopologyFile::up`] brings the topology up and returns an [`Env`] guard. Each step that
 //! creates something (a namespace, a netdevsim device) or changes a setting pushes its undo onto
