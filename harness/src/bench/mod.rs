@@ -1,7 +1,7 @@
 //! `zcrx-conform bench`: receive throughput and CPU time per GiB of RECV_ZC (a NODEV zcrx
 //! instance: every byte is copied into the user area, buffers come back through the RQ and
 //! `ZCRX_CTRL_FLUSH_RQ`) against plain `recv()` on the same socket path (loopback TCP), and
-//! the suite's own costs (one case process; with `--vm`, VM boot against suite time).
+//! the suite's own costs (one case process; in a VM (`--kernel SPEC`), VM boot against suite time).
 //!
 //! Nothing here is asserted: under TCG absolute numbers mean little, so the report gives
 //! RECV_ZC / recv() ratios next to min/median/max of each measurement.
@@ -23,11 +23,11 @@ use rx::{transfer, Method, Net};
 /// Arguments of `zcrx-conform bench`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// Boot this kernel in a VM and measure there (like `run --vm`).
-    #[arg(long, num_args = 0..=1, default_missing_value = crate::vm::DEFAULT_KERNEL)]
-    pub vm: Option<String>,
+    // One kernel to measure on (default: host; another is booted in a VM, as `run --kernel`).
+    #[command(flatten)]
+    pub kernel: crate::vm::KernelArgs,
     /// Where the data path runs: nodev (loopback TCP) or netdevsim-zcrx (a netdevsim pair
-    /// built with the zcrx patches of vm/netdevsim-zcrx/: true zero copy; with --vm).
+    /// built with the zcrx patches of vm/netdevsim-zcrx/: true zero copy; in a VM).
     #[arg(long, default_value = "nodev")]
     pub topology: String,
     /// Write the results as JSON here.
@@ -45,20 +45,20 @@ pub struct BenchArgs {
     /// `zcrx-conform run` of one trivial case, this many times (0: skip).
     #[arg(long, default_value_t = 10)]
     pub spawns: u32,
-    /// With --vm: also run the suite in a VM (`run --vm`) for VM boot against suite time;
+    /// In a VM: also run the suite there (`run --kernel`) for VM boot against suite time;
     /// these filters narrow it (default: the whole suite).
     #[arg(long)]
     pub suite_filter: Vec<String>,
-    /// With --vm: do not run the suite for boot/suite timings.
+    /// In a VM: do not run the suite for boot/suite timings.
     #[arg(long)]
     pub no_suite: bool,
-    /// With --vm: seconds before the VM is killed.
+    /// In a VM: seconds before the VM is killed.
     #[arg(long, default_value_t = 1800)]
     pub vm_timeout: u64,
     /// Print the result as one tagged JSON line on stdout (used inside the VM).
     #[arg(long, hide = true)]
     pub emit_json: bool,
-    /// With --vm: instead of the data path, measure the suite against liburing's zcrx.t in one
+    /// In a VM: instead of the data path, measure the suite against liburing's zcrx.t in one
     /// VM boot (three warm runs each of our comparable subset, the whole catalogue and zcrx.t;
     /// `ratio` = our seconds per case on the subset / liburing's seconds per check).
     #[arg(long)]
@@ -84,8 +84,8 @@ pub fn main(a: &BenchArgs) -> Result<(), String> {
         return emit_result(&b);
     }
     if a.suite {
-        let spec = a.vm.as_deref().ok_or("bench --suite needs --vm [SPEC]")?;
-        let b = suite::in_vm(spec, a.jobs as usize, Duration::from_secs(a.vm_timeout))?;
+        let kernel = a.kernel.single("bench")?;
+        let b = suite::in_vm(&kernel, a.jobs as usize, Duration::from_secs(a.vm_timeout))?;
         print!("{}", suite::render(&b));
         return a.json.as_deref().map_or(Ok(()), |p| write_json(p, &b));
     }
@@ -98,9 +98,9 @@ pub fn main(a: &BenchArgs) -> Result<(), String> {
     if sizes.is_empty() || a.total_mib == 0 || a.repeat == 0 {
         return Err("bench: need at least one size, --total-mib > 0 and --repeat > 0".into());
     }
-    let report = match &a.vm {
-        Some(spec) => in_vm(a, spec)?,
-        None => local(a, &sizes, "host")?,
+    let report = match a.kernel.single("bench")? {
+        crate::vm::KernelSpec::Host => local(a, &sizes, "host")?,
+        kernel => in_vm(a, &kernel)?,
     };
     let table = render(&report);
     if a.emit_json {
@@ -288,14 +288,10 @@ fn spawn_timing(n: u32) -> SpawnResult {
 }
 
 /// Boots the kernel, runs `bench --emit-json` inside, and optionally the suite for timings.
-fn in_vm(a: &BenchArgs, spec: &str) -> Result<BenchReport, String> {
-    let ks = crate::vm::KernelSpec::parse(spec)?;
-    if matches!(ks, crate::vm::KernelSpec::Host) {
-        let sizes = a.sizes.iter().map(|s| parse_size(s)).collect::<Result<Vec<_>, _>>()?;
-        return local(a, &sizes, "host");
-    }
+fn in_vm(a: &BenchArgs, ks: &crate::vm::KernelSpec) -> Result<BenchReport, String> {
+    let spec = ks.to_string();
     crate::vm::provision()?;
-    let kernel = crate::vm::resolve(&ks)?;
+    let kernel = crate::vm::resolve(ks)?;
     let args: Vec<String> = vec![
         "bench".into(),
         "--emit-json".into(),
@@ -329,7 +325,7 @@ fn in_vm(a: &BenchArgs, spec: &str) -> Result<BenchReport, String> {
     };
     if !a.no_suite {
         eprintln!("bench: running the suite in {spec} for VM boot vs suite time");
-        vt.suite = Some(suite_in_vm(spec, &kernel, &a.suite_filter));
+        vt.suite = Some(suite_in_vm(&spec, &kernel, &a.suite_filter));
     }
     report.vm = Some(vt);
     Ok(report)
@@ -340,7 +336,6 @@ fn suite_in_vm(spec: &str, kernel: &std::path::Path, filter: &[String]) -> Suite
     let o = crate::vm::VmOpts {
         paths: vec![crate::paths::default_case_dir()],
         run,
-        shard: None,
         memory: "2G".into(),
         cpus: 2,
         env: vec![],

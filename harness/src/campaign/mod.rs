@@ -15,15 +15,16 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::vm::KernelSpec;
+use crate::vm::{KernelArgs, KernelSpec};
 use mutants::{Record, Verdict};
 
 /// `mutate`'s arguments.
 #[derive(Args, Clone, Debug)]
 pub struct MutateArgs {
-    /// The kernel tree, `tree:PATH` (copied to <cache>/mutate/ first, or used there if it is
-    /// such a copy already; the tree named is never changed).
-    pub tree: String,
+    // The kernel tree, --kernel tree:PATH (copied to <cache>/mutate/ first, or used there if it
+    // is such a copy already; the tree named is never changed).
+    #[command(flatten)]
+    pub kernel: KernelArgs,
     /// The mutant set: a directory with `series` and the patches (default: vm/mutants).
     #[arg(long)]
     pub mutants: Option<PathBuf>,
@@ -65,8 +66,9 @@ pub struct MutateArgs {
 /// `coverage`'s arguments.
 #[derive(Args, Clone, Debug)]
 pub struct CoverageArgs {
-    /// The kernel tree the campaign ran on, `tree:PATH` as given to `mutate`.
-    pub tree: String,
+    // The kernel tree the campaign ran on, --kernel tree:PATH as given to `mutate`.
+    #[command(flatten)]
+    pub kernel: KernelArgs,
     /// The campaign's results file (its baseline holds the gcov data; default:
     /// reports/mutation.jsonl).
     #[arg(long)]
@@ -103,8 +105,12 @@ fn default_in_reports(p: &Option<PathBuf>, name: &str) -> PathBuf {
     p.clone().unwrap_or_else(|| crate::paths::repo_root().join("reports").join(name))
 }
 
-fn tree_source(spec: &str) -> Result<&str, String> {
-    spec.strip_prefix("tree:").ok_or_else(|| format!("`{spec}`: a campaign runs on a kernel tree, tree:PATH"))
+/// The campaign's source tree: one `--kernel tree:PATH`.
+fn tree_source(k: &KernelArgs) -> Result<String, String> {
+    match k.single("a campaign")? {
+        KernelSpec::Tree { path, kasan: false, .. } => Ok(path.display().to_string()),
+        other => Err(format!("`{other}`: a campaign runs on one kernel tree, --kernel tree:PATH")),
+    }
 }
 
 fn now_utc() -> String {
@@ -163,7 +169,7 @@ fn boot_once(
 ) -> Result<Result<guest::GuestResult, crate::vm::GuestError>, String> {
     let kernel = crate::vm::resolve(&KernelSpec::Tree { path: tree.to_path_buf(), kasan: false, gcov: true })?;
     let env = crate::vm::guest_tools(&kernel, &a.topology)?;
-    let mut args: Vec<String> = vec!["mutate".into(), "tree:/".into(), "--guest".into(), zcrx_t.display().to_string()];
+    let mut args: Vec<String> = vec!["mutate".into(), "--guest".into(), zcrx_t.display().to_string()];
     args.push(format!("--topology={}", a.topology.join(",")));
     args.push(format!("--jobs={}", a.jobs));
     Ok(crate::vm::run_command_in_vm(&kernel, &args, &env, Duration::from_secs(a.cap))
@@ -171,7 +177,8 @@ fn boot_once(
 }
 
 fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Path) -> Result<(), String> {
-    let src = tree_source(&a.tree)?;
+    let src = tree_source(&a.kernel)?;
+    let src = src.as_str();
     crate::vm::provision()?;
     let tree = crate::vm::script_path("campaign.sh", &["prepare", src])?;
     let tree_s = tree.display().to_string();
@@ -293,7 +300,8 @@ fn failure_lines<'a>(failures: &BTreeMap<String, String>, ids: impl Iterator<Ite
 
 /// `coverage`: the report from the baseline's gcov data, or which changed lines run.
 pub fn coverage(a: &CoverageArgs) -> Result<(), String> {
-    let src = tree_source(&a.tree)?;
+    let src = tree_source(&a.kernel)?;
+    let src = src.as_str();
     let results = default_in_reports(&a.results, "mutation.jsonl");
     let records = mutants::read_results(&results)?;
     let base = records

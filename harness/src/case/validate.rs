@@ -72,11 +72,11 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
         push(&mut errs, steps_at.0, steps_at.1, msg.into());
     }
     for (i, t) in d.requires.topology.iter().enumerate() {
-        if !crate::topology::KNOWN.contains(&t.as_str()) {
+        if crate::topology::Kind::named(t).is_none() {
             let msg = format!(
                 "requires.topology: unknown topology `{}` (known: {})",
                 short(t),
-                crate::topology::KNOWN.join(", ")
+                crate::topology::Kind::names()
             );
             let (l, c) = at(&format!("requires.topology.{i}"), at("requires", top));
             push(&mut errs, l, c, msg);

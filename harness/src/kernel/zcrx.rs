@@ -243,10 +243,6 @@ impl Rq {
         &self.region
     }
 
-    pub fn entries(&self) -> u32 {
-        self.entries
-    }
-
     pub fn head(&self) -> Result<&AtomicU32, String> {
         self.region.atomic_u32(self.offsets.head as usize).ok_or_else(|| "RQ head offset outside the region".into())
     }

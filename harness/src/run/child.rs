@@ -137,7 +137,7 @@ fn case_netns(case: &Case, topo: &Topo) -> Result<Topo, String> {
     }
     crate::kernel::netdev::private_netns()
         .map_err(|e| format!("cannot give the case its own network namespace: {e}"))?;
-    Ok(Topo::builtin(&topo.name).filter(|t| t.fresh_netns).unwrap_or_else(|| topo.clone()))
+    Ok(Topo::builtin(topo.kind).filter(|t| t.fresh_netns).unwrap_or_else(|| topo.clone()))
 }
 
 fn pidfd_open(pid: nix::unistd::Pid) -> Option<OwnedFd> {
