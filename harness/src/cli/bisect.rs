@@ -158,7 +158,7 @@ pub fn main(a: &super::BisectArgs) -> Result<Verdict, Error> {
     let found = search(versions.len(), Seen::same, |i| {
         let kernel = KernelSpec::Debian(versions[i].clone());
         eprintln!("bisect: observing {} on {kernel}", a.id);
-        let (s, b) = observe(&kernel, &a.id, &a.topology.topology, a.timeout.timeout)?;
+        let (s, b) = observe(&kernel, &a.id, &a.topology.names(), a.timeout.timeout)?;
         boots += b;
         if crate::run::signal::interrupted().is_some() {
             return Err("interrupted".into());

@@ -105,10 +105,8 @@ fn run_cmd(a: RunArgs) -> Result<Verdict, Error> {
     }
     let ready = preflight(&a.outputs)?;
     signal::install_handlers();
-    let started = report::time::now();
-    let mut rep = suite.run_on(&kernel)?;
-    suite.stamp(&mut rep, started);
-    finish(&[rep], &a.outputs, ready, suite.opts.stream)
+    let reps = suite.run_everywhere(&kernel)?;
+    finish(&reps, &a.outputs, ready, suite.opts.stream)
 }
 
 fn report_bug(b: BugArgs) -> Result<Verdict, Error> {
@@ -117,7 +115,7 @@ fn report_bug(b: BugArgs) -> Result<Verdict, Error> {
         Some(p) => load_report(p)?.runs,
         None => {
             let kernel = b.kernel.single("report-bug")?;
-            let suite = Suite::one_case(id, &b.topology.topology, b.timeout.timeout)?;
+            let suite = Suite::one_case(id, &b.topology.names(), b.timeout.timeout)?;
             signal::install_handlers();
             vec![suite.run_on(&kernel)?]
         }

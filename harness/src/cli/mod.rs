@@ -29,9 +29,22 @@ pub struct Cli {
 #[derive(Args, Clone, Debug)]
 pub struct TopologyArgs {
     /// Topologies this run provides, comma-separated (host, nodev, or a file under
-    /// topologies/: veth, netdevsim, netdevsim-zcrx, nic-netdevsim, ...).
-    #[arg(long, default_value = "host,nodev", value_delimiter = ',')]
+    /// topologies/: veth, netdevsim, netdevsim-zcrx, nic-netdevsim, ...). Default: host,nodev;
+    /// for `run` and `matrix` on a kernel booted in a VM, every topology that needs no hardware
+    /// (host, nodev, netdevsim-zcrx, nic-netdevsim, veth, then stock netdevsim in a second boot).
+    #[arg(long, value_delimiter = ',')]
     pub topology: Vec<String>,
+}
+
+impl TopologyArgs {
+    /// The topologies named, or host,nodev when none is.
+    pub fn names(&self) -> Vec<String> {
+        if self.topology.is_empty() {
+            vec!["host".into(), "nodev".into()]
+        } else {
+            self.topology.clone()
+        }
+    }
 }
 
 /// `--timeout` of the commands that run cases.

@@ -52,14 +52,25 @@ pub(super) struct Suite {
     /// The case files or directories (the default applied): the guest runner reads them too.
     pub paths: Vec<PathBuf>,
     pub vm: VmArgs,
+    /// No `--topology` was given: on a kernel booted in a VM, run every topology that needs
+    /// no hardware ([`NO_HARDWARE`]; [`SECOND_BOOT`] in a boot of its own).
+    pub everywhere: bool,
 }
+
+/// The topologies one boot provides when a run names none: everything that needs no
+/// hardware and can be loaded together.
+/// `nic-netdevsim` comes before `netdevsim-zcrx`: a case that can run on both runs on the
+/// first the run provides, and on the real-NIC path where it can.
+pub(super) const NO_HARDWARE: &[&str] = &["host", "nodev", "nic-netdevsim", "netdevsim-zcrx", "veth"];
+/// Stock netdevsim cannot be loaded beside the zcrx-capable one: its cases get a boot of their own.
+pub(super) const SECOND_BOOT: &[&str] = &["netdevsim"];
 
 impl Suite {
     /// Checks the run arguments and loads the cases.
     pub fn prepare(s: &SelectArgs, vm: &VmArgs, stream: bool, start_at: usize) -> Result<Suite, Error> {
-        check_topologies(&s.topology.topology)?;
+        check_topologies(&s.topology.names())?;
         let opts = RunOpts {
-            topologies: s.topology.topology.clone(),
+            topologies: s.topology.names(),
             selection: Selection { filter: s.filter.clone(), exact: s.exact, shard: s.shard },
             timeout: s.timeout.timeout,
             stream,
@@ -69,7 +80,8 @@ impl Suite {
             jobs: s.jobs as usize,
         };
         let paths = case_paths(&s.paths);
-        Ok(Suite { cases: load_cases(&paths)?, opts, paths, vm: vm.clone() })
+        let everywhere = s.topology.topology.is_empty();
+        Ok(Suite { cases: load_cases(&paths)?, opts, paths, vm: vm.clone(), everywhere })
     }
 
     /// One case by its exact id, quietly, on the given topologies.
@@ -91,7 +103,7 @@ impl Suite {
             let id = crate::report::escape::printable(id);
             return Err(format!("no case with id `{id}` (see `zcrx-conform run --list`)").into());
         }
-        Ok(Suite { cases, opts, paths, vm: VmArgs::default() })
+        Ok(Suite { cases, opts, paths, vm: VmArgs::default(), everywhere: false })
     }
 
     /// Runs the suite on one kernel: the host's, or one booted in a VM.
@@ -99,20 +111,65 @@ impl Suite {
         if matches!(k, vm::KernelSpec::Host) {
             return Ok(run::run(&self.cases, &self.opts, &Probe::run(), "host"));
         }
+        if !self.everywhere {
+            return self.boot(k, &self.opts, &k.to_string());
+        }
+        let mut first = self.opts.clone();
+        first.topologies = NO_HARDWARE.iter().map(|t| t.to_string()).collect();
+        let rep = self.boot(k, &first, &k.to_string())?;
+        say_what_is_left(k, &rep);
+        Ok(rep)
+    }
+
+    /// [`Self::run_on`], and with no `--topology` on a kernel booted in a VM, a second boot for
+    /// the cases that name stock netdevsim (it cannot be loaded beside netdevsim-zcrx): its own
+    /// run in the report, labelled `<kernel> on stock netdevsim`, since those cases ran on
+    /// another topology in the first.
+    /// Each run is stamped ([`Self::stamp`]) with its own selection.
+    pub fn run_everywhere(&self, k: &vm::KernelSpec) -> Result<Vec<RunReport>, String> {
+        let started = crate::report::time::now();
+        let mut first = self.run_on(k)?;
+        self.stamp(&mut first, started);
+        if matches!(k, vm::KernelSpec::Host) || !self.everywhere || first.aborted.is_some() {
+            return Ok(vec![first]);
+        }
+        let ids: Vec<String> = run::select(&self.cases, &self.opts.selection)
+            .into_iter()
+            .filter(|c| c.def.requires.topology.iter().any(|t| SECOND_BOOT.contains(&t.as_str())))
+            .map(|c| c.id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Ok(vec![first]);
+        }
+        eprintln!(
+            "{k}: {} case(s) name stock netdevsim, which cannot be loaded beside netdevsim-zcrx: a second boot",
+            ids.len()
+        );
+        let mut opts = self.opts.clone();
+        opts.topologies = SECOND_BOOT.iter().map(|t| t.to_string()).collect();
+        opts.selection = Selection { filter: ids, exact: true, shard: None };
+        opts.start_at = 0;
+        let started = crate::report::time::now();
+        let mut second = self.boot(k, &opts, &format!("{k} on stock netdevsim"))?;
+        stamp(&self.cases, &opts, &mut second, started);
+        Ok(vec![first, second])
+    }
+
+    /// One boot of `k` running the suite with `opts`; `label` names the run in reports.
+    fn boot(&self, k: &vm::KernelSpec, opts: &RunOpts, label: &str) -> Result<RunReport, String> {
         let t0 = std::time::Instant::now();
         vm::provision()?;
         let kernel = vm::resolve(k)?;
-        let env = vm::guest_tools(&kernel, &self.opts.topologies)?;
+        let env = vm::guest_tools(&kernel, &opts.topologies)?;
         let prep = t0.elapsed().as_secs_f64();
         let vopts = vm::VmOpts {
             paths: self.paths.clone(),
-            run: self.opts.clone(),
+            run: opts.clone(),
             memory: self.vm.memory.clone().unwrap_or_else(|| "2G".into()),
             cpus: self.vm.cpus.unwrap_or(2),
             env,
         };
-        let label = k.to_string();
-        let mut rep = vm::run_in_vm(&label, &kernel, &vopts)?;
+        let mut rep = vm::run_in_vm(label, &kernel, &vopts)?;
         rep.timings.insert(0, ("provision_and_fetch_s".into(), prep));
         eprintln!(
             "{label}: set-up {prep:.1} s, VM boot {:.1} s ({} boot(s)), suite {:.1} s, end to end {:.1} s",
@@ -127,21 +184,44 @@ impl Suite {
     /// What the runner does not know about its report: when it ran, where, which shard, and
     /// the selected cases that did not run (a run stopped early).
     pub fn stamp(&self, rep: &mut RunReport, started: String) {
-        let opts = &self.opts;
-        rep.started = Some(started);
-        rep.finished = Some(crate::report::time::now());
-        rep.hostname = hostname();
-        rep.shard = opts.selection.shard.map(|(k, n)| Shard { k, n });
-        let done: std::collections::HashSet<&str> = rep.cases.iter().map(|c| c.id.as_str()).collect();
-        rep.not_run = run::select(&self.cases, &opts.selection)
-            .into_iter()
-            .skip(opts.start_at)
-            .filter(|c| !done.contains(c.id.as_str()))
-            .map(|c| c.id.clone())
-            .collect();
-        if !rep.not_run.is_empty() && rep.aborted.is_none() {
-            rep.aborted = Some(format!("{} selected case(s) did not run", rep.not_run.len()));
-        }
+        stamp(&self.cases, &self.opts, rep, started)
+    }
+}
+
+/// [`Suite::stamp`] for a run of `cases` with `opts`.
+fn stamp(cases: &[Case], opts: &RunOpts, rep: &mut RunReport, started: String) {
+    rep.started = Some(started);
+    rep.finished = Some(crate::report::time::now());
+    rep.hostname = hostname();
+    rep.shard = opts.selection.shard.map(|(k, n)| Shard { k, n });
+    let done: std::collections::HashSet<&str> = rep.cases.iter().map(|c| c.id.as_str()).collect();
+    rep.not_run = run::select(cases, &opts.selection)
+        .into_iter()
+        .skip(opts.start_at)
+        .filter(|c| !done.contains(c.id.as_str()))
+        .map(|c| c.id.clone())
+        .collect();
+    if !rep.not_run.is_empty() && rep.aborted.is_none() {
+        rep.aborted = Some(format!("{} selected case(s) did not run", rep.not_run.len()));
+    }
+}
+
+/// The skip reasons of a run's cases, counted: what a run with every no-hardware topology
+/// still could not do (a real NIC, another kernel's features).
+fn say_what_is_left(k: &vm::KernelSpec, rep: &RunReport) {
+    let mut why: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for c in rep.cases.iter().filter(|c| c.status == crate::model::Status::Skip) {
+        *why.entry(c.message.as_str()).or_default() += 1;
+    }
+    if why.is_empty() {
+        return;
+    }
+    let n: usize = why.values().sum();
+    eprintln!("{k}: {n} case(s) skipped on every topology that needs no hardware:");
+    let mut rows: Vec<(&str, usize)> = why.into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    for (m, count) in rows {
+        eprintln!("  {count:4}  {}", crate::report::escape::printable(m));
     }
 }
 

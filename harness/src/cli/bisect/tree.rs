@@ -198,10 +198,10 @@ pub fn main(a: &BisectArgs, src: &Path) -> Result<Verdict, Error> {
     let dir = worktree_for(&src, &good)?;
     let _ = std::fs::remove_dir_all(dir.join(STATE));
     eprintln!("bisect: observing {} at the good end {good}", a.id);
-    let (_, old) = observe_here(&dir, &a.id, &a.topology.topology, a.timeout.timeout)?;
+    let (_, old) = observe_here(&dir, &a.id, &a.topology.names(), a.timeout.timeout)?;
     git(&dir, &["checkout", "--detach", "--quiet", &bad])?;
     eprintln!("bisect: observing {} at the bad end {bad}", a.id);
-    let (_, new) = observe_here(&dir, &a.id, &a.topology.topology, a.timeout.timeout)?;
+    let (_, new) = observe_here(&dir, &a.id, &a.topology.names(), a.timeout.timeout)?;
     if old.same(&new) {
         println!("{}: no observable change between {good} and {bad} (2 builds and boots)", printable(&a.id));
         return Ok(Verdict::Passed);
@@ -211,7 +211,7 @@ pub fn main(a: &BisectArgs, src: &Path) -> Result<Verdict, Error> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let mut run = Command::new("git");
     run.arg("-C").arg(&dir).args(["bisect", "run"]).arg(&exe).arg("bisect-step").arg(&a.id);
-    run.arg(format!("--topology={}", a.topology.topology.join(","))).arg(format!("--timeout={}", a.timeout.timeout));
+    run.arg(format!("--topology={}", a.topology.names().join(","))).arg(format!("--timeout={}", a.timeout.timeout));
     eprintln!("bisect: git bisect run in {}", dir.display());
     let out = run.stdin(Stdio::null()).stderr(Stdio::inherit()).output().map_err(|e| format!("git bisect run: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -237,7 +237,7 @@ pub fn main(a: &BisectArgs, src: &Path) -> Result<Verdict, Error> {
 pub fn step(a: &BisectStepArgs) -> Result<Verdict, Error> {
     let dir = std::env::current_dir().map_err(|e| e.to_string())?;
     let reference = load(&state_file(&dir, "reference"))?;
-    match observe_here(&dir, &a.id, &a.topology.topology, a.timeout.timeout) {
+    match observe_here(&dir, &a.id, &a.topology.names(), a.timeout.timeout) {
         Ok((sha, s)) => {
             let same = s.same(&reference);
             eprintln!("bisect-step: {sha}: {}", if same { "as the good end (old)" } else { "changed (new)" });
