@@ -444,6 +444,34 @@ mod tests {
         }
     }
 
+    /// The command line the VM runner gives the guest parses with this CLI, to the same options.
+    #[test]
+    fn the_guest_runner_command_line_parses() {
+        use std::path::Path;
+        let selection = run::Selection { filter: vec!["query.".into()], exact: true, shard: Some((2, 3)) };
+        let topologies = vec!["host".to_string(), "veth".to_string()];
+        let run = run::RunOpts {
+            topologies,
+            selection,
+            timeout: 12.5,
+            stream: false,
+            quiet: true,
+            start_at: 0,
+            self_check: true,
+            jobs: 2,
+        };
+        let o = vm::VmOpts { paths: vec![], run, memory: "2G".into(), cpus: 2, env: vec![] };
+        let cmd = vm::guest_command(Path::new("/bin/zcrx-conform"), &[PathBuf::from("/cases")], &o, 3, 2);
+        let cli = Cli::try_parse_from(cmd.split_whitespace()).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        let Cmd::Run(a) = cli.cmd else { panic!("{cmd}: not `run`") };
+        assert_eq!(a.select.paths, [PathBuf::from("/cases")]);
+        assert_eq!(a.select.topology.topology, ["host", "veth"]);
+        assert_eq!((a.select.filter.as_slice(), a.select.exact), (["query.".to_string()].as_slice(), true));
+        assert_eq!((a.select.shard, a.select.timeout.timeout, a.select.jobs), (Some((2, 3)), 12.5, 2));
+        assert!(a.select.self_check && a.stream && a.kernel.kernels.is_empty());
+        assert_eq!(a.start_at, 3);
+    }
+
     #[test]
     fn vm_flags_are_refused_without_a_vm() {
         let sized = VmArgs { memory: Some("4G".into()), cpus: None };
