@@ -472,6 +472,20 @@ mod tests {
         assert_eq!(a.start_at, 3);
     }
 
+    /// So does the campaign's guest command line, which names no kernel.
+    #[test]
+    fn the_campaign_guest_command_line_parses() {
+        let parse =
+            |args: &[String]| Cli::try_parse_from(std::iter::once("zcrx-conform".to_string()).chain(args.to_vec()));
+        let host =
+            Cli::try_parse_from(["zcrx-conform", "mutate", "--topology=host,nodev", "--jobs=3"]).expect("parses");
+        let Cmd::Mutate(m) = host.cmd else { panic!("not mutate") };
+        let args = crate::campaign::guest_args(&m, std::path::Path::new("/zcrx.t"));
+        let Cmd::Mutate(g) = parse(&args).unwrap_or_else(|e| panic!("{args:?}: {e}")).cmd else { panic!("not mutate") };
+        assert_eq!((g.guest, g.topology, g.jobs), (Some(PathBuf::from("/zcrx.t")), m.topology, 3));
+        assert!(g.kernel.kernels.is_empty());
+    }
+
     #[test]
     fn vm_flags_are_refused_without_a_vm() {
         let sized = VmArgs { memory: Some("4G".into()), cpus: None };
