@@ -486,6 +486,19 @@ mod tests {
         assert!(g.kernel.kernels.is_empty());
     }
 
+    /// And qualify's.
+    #[test]
+    fn the_qualify_guest_command_line_parses() {
+        let argv = ["zcrx-conform", "qualify", "--topology", "nic-netdevsim", "--soak", "90s", "--timeout", "45"];
+        let Cmd::Qualify(q) = Cli::try_parse_from(argv).expect("parses").cmd else { panic!("not qualify") };
+        let args = crate::qualify::guest_args(&q, "/t/nic.yaml", &[PathBuf::from("/cases")]);
+        let parsed = Cli::try_parse_from(std::iter::once("zcrx-conform".to_string()).chain(args.clone()));
+        let Cmd::Qualify(g) = parsed.unwrap_or_else(|e| panic!("{args:?}: {e}")).cmd else { panic!("not qualify") };
+        assert!(g.emit_json && g.kernel.kernels.is_empty());
+        assert_eq!((g.topology.as_str(), g.soak, g.timeout), ("/t/nic.yaml", Some("90s".into()), 45.0));
+        assert_eq!(g.paths, [PathBuf::from("/cases")]);
+    }
+
     #[test]
     fn vm_flags_are_refused_without_a_vm() {
         let sized = VmArgs { memory: Some("4G".into()), cpus: None };
