@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::model::Feature;
+use crate::topology::Kind;
 pub use render::{
     render, BenchReport, MethodResult, Ratios, Sample, SizeResult, SpawnResult, Stats, SuiteTimings, VmTimings,
 };
@@ -28,8 +29,8 @@ pub struct BenchArgs {
     pub kernel: crate::vm::KernelArgs,
     /// Where the data path runs: nodev (loopback TCP) or netdevsim-zcrx (a netdevsim pair
     /// built with the zcrx patches of vm/netdevsim-zcrx/: true zero copy; in a VM).
-    #[arg(long, default_value = "nodev")]
-    pub topology: String,
+    #[arg(long, default_value = "nodev", value_parser = parse_topology)]
+    pub topology: Kind,
     /// Write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -72,6 +73,15 @@ pub struct BenchArgs {
     pub suite_guest: Option<PathBuf>,
 }
 
+/// `--topology`: where the data path runs, nodev (loopback) or netdevsim-zcrx (the topology file
+/// of that name).
+fn parse_topology(s: &str) -> Result<Kind, String> {
+    match Kind::named(s) {
+        Some(k @ (Kind::Nodev | Kind::NetdevsimZcrx)) => Ok(k),
+        _ => Err(format!("`{s}`: expected nodev or netdevsim-zcrx")),
+    }
+}
+
 /// The tag of the JSON line the guest prints.
 const TAG: &str = "@@ZCRX-BENCH@@ ";
 /// The trivial case the spawn timing runs (any kernel with IORING_REGISTER_QUERY).
@@ -88,11 +98,6 @@ pub fn main(a: &BenchArgs) -> Result<(), String> {
         let b = suite::in_vm(&kernel, a.jobs as usize, Duration::from_secs(a.vm_timeout))?;
         print!("{}", suite::render(&b));
         return a.json.as_deref().map_or(Ok(()), |p| write_json(p, &b));
-    }
-    match a.topology.as_str() {
-        "nodev" => {}
-        "netdevsim-zcrx" => {}
-        t => return Err(format!("bench --topology `{t}`: expected nodev or netdevsim-zcrx")),
     }
     let sizes = a.sizes.iter().map(|s| parse_size(s)).collect::<Result<Vec<_>, _>>()?;
     if sizes.is_empty() || a.total_mib == 0 || a.repeat == 0 {
@@ -157,10 +162,10 @@ fn local(a: &BenchArgs, sizes: &[usize], target: &str) -> Result<BenchReport, St
     let probe = crate::model::Probe::run();
     let total = a.total_mib << 20;
     // A namespace topology stays up (and is torn down) with `_active`.
-    let (net, _active) = match a.topology.as_str() {
-        "nodev" => (Net::loopback(), None),
-        name => {
-            let f = crate::topology::load(name)?;
+    let (net, _active) = match a.topology {
+        Kind::Nodev => (Net::loopback(), None),
+        kind => {
+            let f = crate::topology::load(kind.name())?;
             let act = f.up(&crate::topology::Tools::from_env(), 0)?;
             let t = act.topo.clone();
             if let Some(ns) = &t.netns {
@@ -207,7 +212,7 @@ fn local(a: &BenchArgs, sizes: &[usize], target: &str) -> Result<BenchReport, St
     Ok(BenchReport {
         target: target.into(),
         kernel_release: probe.kernel_release,
-        topology: a.topology.clone(),
+        topology: a.topology.to_string(),
         total_mib: a.total_mib,
         repeat: a.repeat,
         recv_zc_skipped: zc_skip,
@@ -296,7 +301,7 @@ fn in_vm(a: &BenchArgs, ks: &crate::vm::KernelSpec) -> Result<BenchReport, Strin
         "bench".into(),
         "--emit-json".into(),
         "--topology".into(),
-        a.topology.clone(),
+        a.topology.to_string(),
         "--sizes".into(),
         a.sizes.join(","),
         "--total-mib".into(),
@@ -307,8 +312,8 @@ fn in_vm(a: &BenchArgs, ks: &crate::vm::KernelSpec) -> Result<BenchReport, Strin
         a.spawns.to_string(),
     ];
     let mut env: Vec<(String, String)> = vec![];
-    if a.topology != "nodev" {
-        env.extend(crate::vm::guest_tools(&kernel, std::slice::from_ref(&a.topology))?);
+    if a.topology != Kind::Nodev {
+        env.extend(crate::vm::guest_tools(&kernel, &[a.topology.to_string()])?);
     }
     eprintln!("bench: booting {spec} ({})", kernel.display());
     let t0 = Instant::now();

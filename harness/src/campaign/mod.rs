@@ -161,6 +161,14 @@ fn write(p: &Path, text: &str) -> Result<(), String> {
     crate::report::write_atomic(p, text).map_err(|e| format!("{}: {e}", p.display()))
 }
 
+/// The guest's command line: this binary's `mutate --guest`, on the campaign's topologies.
+pub(crate) fn guest_args(a: &MutateArgs, zcrx_t: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec!["mutate".into(), "--guest".into(), zcrx_t.display().to_string()];
+    args.push(format!("--topology={}", a.topology.join(",")));
+    args.push(format!("--jobs={}", a.jobs));
+    args
+}
+
 /// One boot of the campaign tree as it is now: build, boot, measure.
 fn boot_once(
     tree: &Path,
@@ -169,9 +177,7 @@ fn boot_once(
 ) -> Result<Result<guest::GuestResult, crate::vm::GuestError>, String> {
     let kernel = crate::vm::resolve(&KernelSpec::Tree { path: tree.to_path_buf(), kasan: false, gcov: true })?;
     let env = crate::vm::guest_tools(&kernel, &a.topology)?;
-    let mut args: Vec<String> = vec!["mutate".into(), "--guest".into(), zcrx_t.display().to_string()];
-    args.push(format!("--topology={}", a.topology.join(",")));
-    args.push(format!("--jobs={}", a.jobs));
+    let args = guest_args(a, zcrx_t);
     Ok(crate::vm::run_command_in_vm(&kernel, &args, &env, Duration::from_secs(a.cap))
         .and_then(|out| crate::bench::guest_result::<guest::GuestResult>(&out).map_err(crate::vm::GuestError::Failed)))
 }

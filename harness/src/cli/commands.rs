@@ -177,7 +177,7 @@ fn merge_cmd(inputs: &[PathBuf], outputs: &Outputs) -> Result<Verdict, Error> {
 fn matrix_cmd(a: MatrixArgs) -> Result<Verdict, Error> {
     let suite = Suite::prepare(&a.select, &a.vm, false, 0)?;
     let given = if a.kernel.kernels.is_empty() {
-        MATRIX_KERNELS.iter().map(|k| KernelArg::parse(k)).collect::<Result<Vec<_>, _>>()?
+        MATRIX_KERNELS.iter().map(|k| KernelArg::parse(k)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?
     } else {
         a.kernel.kernels.clone()
     };

@@ -457,6 +457,61 @@ mod tests {
         }
     }
 
+    /// The command line the VM runner gives the guest parses with this CLI, to the same options.
+    #[test]
+    fn the_guest_runner_command_line_parses() {
+        use std::path::Path;
+        let selection = run::Selection { filter: vec!["query.".into()], exact: true, shard: Some((2, 3)) };
+        let topologies = vec!["host".to_string(), "veth".to_string()];
+        let run = run::RunOpts {
+            topologies,
+            selection,
+            timeout: 12.5,
+            stream: false,
+            quiet: true,
+            start_at: 0,
+            self_check: true,
+            jobs: 2,
+        };
+        let o = vm::VmOpts { paths: vec![], run, memory: "2G".into(), cpus: 2, env: vec![] };
+        let cmd = vm::guest_command(Path::new("/bin/zcrx-conform"), &[PathBuf::from("/cases")], &o, 3, 2);
+        let cli = Cli::try_parse_from(cmd.split_whitespace()).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        let Cmd::Run(a) = cli.cmd else { panic!("{cmd}: not `run`") };
+        assert_eq!(a.select.paths, [PathBuf::from("/cases")]);
+        assert_eq!(a.select.topology.topology, ["host", "veth"]);
+        assert_eq!((a.select.filter.as_slice(), a.select.exact), (["query.".to_string()].as_slice(), true));
+        assert_eq!((a.select.shard, a.select.timeout.timeout, a.select.jobs), (Some((2, 3)), 12.5, 2));
+        assert!(a.select.self_check && a.stream && a.kernel.kernels.is_empty());
+        assert_eq!(a.start_at, 3);
+    }
+
+    /// So does the campaign's guest command line, which names no kernel.
+    #[test]
+    fn the_campaign_guest_command_line_parses() {
+        let parse =
+            |args: &[String]| Cli::try_parse_from(std::iter::once("zcrx-conform".to_string()).chain(args.to_vec()));
+        let host =
+            Cli::try_parse_from(["zcrx-conform", "mutate", "--topology=host,nodev", "--jobs=3"]).expect("parses");
+        let Cmd::Mutate(m) = host.cmd else { panic!("not mutate") };
+        let args = crate::campaign::guest_args(&m, std::path::Path::new("/zcrx.t"));
+        let Cmd::Mutate(g) = parse(&args).unwrap_or_else(|e| panic!("{args:?}: {e}")).cmd else { panic!("not mutate") };
+        assert_eq!((g.guest, g.topology, g.jobs), (Some(PathBuf::from("/zcrx.t")), m.topology, 3));
+        assert!(g.kernel.kernels.is_empty());
+    }
+
+    /// And qualify's.
+    #[test]
+    fn the_qualify_guest_command_line_parses() {
+        let argv = ["zcrx-conform", "qualify", "--topology", "nic-netdevsim", "--soak", "90s", "--timeout", "45"];
+        let Cmd::Qualify(q) = Cli::try_parse_from(argv).expect("parses").cmd else { panic!("not qualify") };
+        let args = crate::qualify::guest_args(&q, "/t/nic.yaml", &[PathBuf::from("/cases")]);
+        let parsed = Cli::try_parse_from(std::iter::once("zcrx-conform".to_string()).chain(args.clone()));
+        let Cmd::Qualify(g) = parsed.unwrap_or_else(|e| panic!("{args:?}: {e}")).cmd else { panic!("not qualify") };
+        assert!(g.emit_json && g.kernel.kernels.is_empty());
+        assert_eq!((g.topology.as_str(), g.soak, g.timeout), ("/t/nic.yaml", Some("90s".into()), 45.0));
+        assert_eq!(g.paths, [PathBuf::from("/cases")]);
+    }
+
     #[test]
     fn vm_flags_are_refused_without_a_vm() {
         let sized = VmArgs { memory: Some("4G".into()), cpus: None };

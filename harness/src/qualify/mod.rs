@@ -144,6 +144,22 @@ fn print_summary(q: &doc::Qualification, out: &Path, wall: f64) {
     println!("verdict: {:?} in {wall:.1} s; {}", q.verdict, out.join("qualification.html").display());
 }
 
+/// The guest's command line: this binary's `qualify --emit-json` with the host's options, the
+/// topology and case paths as the guest sees them.
+pub(crate) fn guest_args(a: &QualifyArgs, topology: &str, paths: &[PathBuf]) -> Vec<String> {
+    let mut args = vec![
+        "qualify".to_string(),
+        "--emit-json".into(),
+        format!("--topology={topology}"),
+        format!("--timeout={}", a.timeout),
+    ];
+    if let Some(s) = &a.soak {
+        args.push(format!("--soak={s}"));
+    }
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    args
+}
+
 /// Boots the kernel and qualifies inside; the guest runs this same binary.
 fn in_vm(k: &crate::vm::KernelSpec, a: &QualifyArgs, soak: Option<f64>) -> Result<doc::Qualification, String> {
     crate::vm::provision()?;
@@ -162,23 +178,15 @@ fn in_vm(k: &crate::vm::KernelSpec, a: &QualifyArgs, soak: Option<f64>) -> Resul
     } else {
         a.topology.clone()
     };
-    let mut args = vec![
-        "qualify".to_string(),
-        "--emit-json".into(),
-        format!("--topology={topo}"),
-        format!("--timeout={}", a.timeout),
-    ];
-    if let Some(s) = &a.soak {
-        args.push(format!("--soak={s}"));
-    }
+    let mut paths = Vec::new();
     for p in &a.paths {
-        let p = if crate::paths::builtin::is_builtin(p) {
+        paths.push(if crate::paths::builtin::is_builtin(p) {
             p.clone()
         } else {
             p.canonicalize().map_err(|e| format!("{}: {e}", p.display()))?
-        };
-        args.push(p.display().to_string());
+        });
     }
+    let args = guest_args(a, &topo, &paths);
     let limit = Duration::from_secs_f64(1800.0 + soak.unwrap_or(0.0) * 1.5);
     let out = crate::vm::run_command_in_vm(&kernel, &args, &env, limit)?;
     let line = out

@@ -56,7 +56,7 @@ enum Ev {
 
 /// The guest's command line: this binary's `run --stream` with the run's options, resuming
 /// after `start_at` results.
-fn guest_command(exe: &Path, paths: &[PathBuf], o: &VmOpts, start_at: usize, jobs: usize) -> String {
+pub(crate) fn guest_command(exe: &Path, paths: &[PathBuf], o: &VmOpts, start_at: usize, jobs: usize) -> String {
     let r = &o.run;
     let mut guest = guest_prefix(exe, &o.env);
     guest.push("run".into());

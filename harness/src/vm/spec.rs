@@ -74,23 +74,91 @@ impl fmt::Display for KernelArg {
 /// The architecture this binary runs guests of.
 const HOST_ARCH: &[&str] = &["x86_64", "amd64"];
 
+/// Why a `--kernel` value is refused (each with the value as given).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpecError {
+    /// Not `host`, `KIND:VALUE`, or an existing path.
+    Unknown(String),
+    UnknownKind {
+        spec: String,
+        kind: String,
+    },
+    /// A Debian version with characters `kernel.sh` never lists.
+    BadVersion(String),
+    /// `+` or `@` after the colon: flavours and architectures go before it.
+    SuffixAfterColon {
+        spec: String,
+        at: char,
+    },
+    FlavourNotSupported {
+        spec: String,
+        flavour: String,
+    },
+    ArchNotSupported {
+        spec: String,
+        arch: String,
+    },
+    NotASourceTree {
+        spec: String,
+        path: String,
+    },
+    /// The path could not be made absolute.
+    Path {
+        spec: String,
+        error: String,
+    },
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpecError::Unknown(s) => write!(
+                f,
+                "kernel `{s}`: not host, debian:VERSION, debian:A..B, tree:PATH, tree+kasan:PATH, \
+                 or an existing bzImage/vmlinuz/build tree"
+            ),
+            SpecError::UnknownKind { spec, kind } => {
+                write!(f, "kernel `{spec}`: unknown kind `{kind}` (known: host, debian, tree, or a path)")
+            }
+            SpecError::BadVersion(s) => write!(f, "`{s}`: a Debian kernel is debian:<version>, e.g. {DEFAULT_KERNEL}"),
+            SpecError::SuffixAfterColon { spec, at } => write!(
+                f,
+                "`{spec}`: `{at}` belongs before the colon (debian+FLAVOUR@ARCH:VERSION, e.g. debian+rt:7.3.4); \
+                 flavours and architectures are not supported yet"
+            ),
+            SpecError::FlavourNotSupported { spec, flavour } => {
+                write!(
+                    f,
+                    "`{spec}`: flavour `{flavour}` is not supported yet (debian: the default amd64 one; tree: kasan)"
+                )
+            }
+            SpecError::ArchNotSupported { spec, arch } => {
+                write!(f, "`{spec}`: architecture `{arch}` is not supported yet (guests are x86_64)")
+            }
+            SpecError::NotASourceTree { spec, path } => {
+                write!(f, "`{spec}`: {path} is not a kernel source tree (no Makefile/Kconfig)")
+            }
+            SpecError::Path { spec, error } => write!(f, "{spec}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
+
 /// A Debian upstream version as `kernel.sh` lists them: letters, digits, `.`, `_`, `~`, `-`.
-fn check_version(v: &str, whole: &str) -> Result<(), String> {
-    if let Some(c) = v.chars().find(|c| matches!(c, '+' | '@')) {
-        return Err(format!(
-            "`{whole}`: `{c}` belongs before the colon (debian+FLAVOUR@ARCH:VERSION, e.g. debian+rt:7.3.4); \
-             flavours and architectures are not supported yet"
-        ));
+fn check_version(v: &str, whole: &str) -> Result<(), SpecError> {
+    if let Some(at) = v.chars().find(|c| matches!(c, '+' | '@')) {
+        return Err(SpecError::SuffixAfterColon { spec: whole.into(), at });
     }
     if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "._~-".contains(c)) {
-        return Err(format!("`{whole}`: a Debian kernel is debian:<version>, e.g. {DEFAULT_KERNEL}"));
+        return Err(SpecError::BadVersion(whole.into()));
     }
     Ok(())
 }
 
 impl KernelArg {
     /// Parses one `--kernel` value (the only parser of kernel names).
-    pub fn parse(s: &str) -> Result<KernelArg, String> {
+    pub fn parse(s: &str) -> Result<KernelArg, SpecError> {
         if s == "host" {
             return Ok(KernelArg::One(KernelSpec::Host));
         }
@@ -100,12 +168,12 @@ impl KernelArg {
         let Some((head, value)) = kinded else {
             let p = Path::new(s);
             if !s.is_empty() && p.exists() {
-                return p.canonicalize().map(|p| KernelArg::One(KernelSpec::Image(p))).map_err(|e| format!("{s}: {e}"));
+                return p
+                    .canonicalize()
+                    .map(|p| KernelArg::One(KernelSpec::Image(p)))
+                    .map_err(|e| SpecError::Path { spec: s.into(), error: e.to_string() });
             }
-            return Err(format!(
-                "kernel `{s}`: not host, debian:VERSION, debian:A..B, tree:PATH, tree+kasan:PATH, \
-                 or an existing bzImage/vmlinuz/build tree"
-            ));
+            return Err(SpecError::Unknown(s.into()));
         };
         let (kind_flavours, arch) = match head.split_once('@') {
             Some((k, a)) => (k, Some(a)),
@@ -115,14 +183,12 @@ impl KernelArg {
         let kind = parts.next().unwrap_or_default();
         let flavours: Vec<&str> = parts.collect();
         if let Some(a) = arch.filter(|a| !HOST_ARCH.contains(a)) {
-            return Err(format!("`{s}`: architecture `{a}` is not supported yet (guests are x86_64)"));
+            return Err(SpecError::ArchNotSupported { spec: s.into(), arch: a.into() });
         }
         match kind {
             "debian" => {
                 if let Some(f) = flavours.first() {
-                    return Err(format!(
-                        "`{s}`: Debian flavour `{f}` is not supported yet (only the default amd64 one)"
-                    ));
+                    return Err(SpecError::FlavourNotSupported { spec: s.into(), flavour: f.to_string() });
                 }
                 let strip = |v: &'_ str| -> String { v.strip_prefix("debian:").unwrap_or(v).to_string() };
                 if let Some((lo, hi)) = value.split_once("..") {
@@ -139,18 +205,18 @@ impl KernelArg {
                 for f in flavours {
                     match f {
                         "kasan" => kasan = true,
-                        _ => return Err(format!("`{s}`: tree flavour `{f}` is not supported (known: kasan)")),
+                        _ => return Err(SpecError::FlavourNotSupported { spec: s.into(), flavour: f.into() }),
                     }
                 }
                 let p = Path::new(value);
                 if !p.join("Makefile").is_file() || !p.join("Kconfig").is_file() {
-                    return Err(format!("`{s}`: {value} is not a kernel source tree (no Makefile/Kconfig)"));
+                    return Err(SpecError::NotASourceTree { spec: s.into(), path: value.into() });
                 }
                 p.canonicalize()
                     .map(|path| KernelArg::One(KernelSpec::Tree { path, kasan, gcov: false }))
-                    .map_err(|e| format!("{s}: {e}"))
+                    .map_err(|e| SpecError::Path { spec: s.into(), error: e.to_string() })
             }
-            _ => Err(format!("kernel `{s}`: unknown kind `{kind}` (known: host, debian, tree, or a path)")),
+            _ => Err(SpecError::UnknownKind { spec: s.into(), kind: kind.into() }),
         }
     }
 
@@ -273,26 +339,29 @@ mod tests {
             KernelArg::parse("debian:7.2..debian:7.3"),
             Ok(KernelArg::DebianRange { lo: "7.2".into(), hi: "7.3".into() })
         );
-        for bad in ["", "debian:", "debian:7.3;rm -rf /", "/nonexistent/bzImage", "debian:..7.3", "debian:7.2..$(x)"] {
-            assert!(KernelArg::parse(bad).is_err(), "{bad}");
+        let bad = |s: &str| KernelArg::parse(s).expect_err(s);
+        assert_eq!(bad(""), SpecError::Unknown("".into()));
+        assert_eq!(bad("/nonexistent/bzImage"), SpecError::Unknown("/nonexistent/bzImage".into()));
+        for v in ["debian:", "debian:7.3;rm -rf /", "debian:..7.3", "debian:7.2..$(x)"] {
+            assert_eq!(bad(v), SpecError::BadVersion(v.into()));
         }
-        assert!(KernelArg::parse("tree:/nonexistent").is_err_and(|e| e.contains("not a kernel source tree")));
-        assert!(KernelArg::parse("fedora:41").is_err_and(|e| e.contains("unknown kind `fedora`")));
+        assert!(matches!(bad("tree:/nonexistent"), SpecError::NotASourceTree { .. }));
+        assert_eq!(bad("fedora:41"), SpecError::UnknownKind { spec: "fedora:41".into(), kind: "fedora".into() });
     }
 
     #[test]
     fn flavours_and_architectures_are_refused_by_name() {
-        for (s, want) in [
-            ("debian+rt:7.3.4", "flavour `rt` is not supported yet"),
-            ("debian@arm64:7.3.4", "architecture `arm64` is not supported yet"),
-            ("debian+rt@arm64-16k:7.3.4", "architecture `arm64-16k` is not supported yet"),
-            ("debian:7.3.4+rt", "belongs before the colon"),
-            ("debian:7.3.4@arm64-16k", "belongs before the colon"),
-            ("tree+ubsan:/", "tree flavour `ubsan`"),
-        ] {
-            let e = KernelArg::parse(s).expect_err(s);
-            assert!(e.contains(want), "{s}: {e}");
-        }
+        let bad = |s: &str| KernelArg::parse(s).expect_err(s);
+        let flavour = |s: &str, f: &str| SpecError::FlavourNotSupported { spec: s.into(), flavour: f.into() };
+        let arch = |s: &str, a: &str| SpecError::ArchNotSupported { spec: s.into(), arch: a.into() };
+        let after = |s: &str, at: char| SpecError::SuffixAfterColon { spec: s.into(), at };
+        assert_eq!(bad("debian+rt:7.3.4"), flavour("debian+rt:7.3.4", "rt"));
+        assert_eq!(bad("debian@arm64:7.3.4"), arch("debian@arm64:7.3.4", "arm64"));
+        assert_eq!(bad("debian+rt@arm64-16k:7.3.4"), arch("debian+rt@arm64-16k:7.3.4", "arm64-16k"));
+        assert_eq!(bad("debian:7.3.4+rt"), after("debian:7.3.4+rt", '+'));
+        assert_eq!(bad("debian:7.3.4@arm64-16k"), after("debian:7.3.4@arm64-16k", '@'));
+        assert_eq!(bad("tree+ubsan:/"), flavour("tree+ubsan:/", "ubsan"));
+        assert!(bad("debian+rt:7.3.4").to_string().contains("flavour `rt` is not supported yet"));
     }
 
     #[test]
