@@ -348,13 +348,13 @@ fn suite_in_vm(spec: &str, kernel: &std::path::Path, filter: &[String]) -> Suite
     let mut st = SuiteTimings { filter: filter.to_vec(), ..Default::default() };
     match crate::vm::run_in_vm(spec, kernel, &o) {
         Ok(r) => {
-            let t = |k: &str| r.timings.iter().find(|(n, _)| n == k).map_or(0.0, |(_, v)| *v);
+            let t = &r.timings;
             st.cases = r.cases.len();
             st.executed = r.cases.iter().filter(|c| c.status != crate::model::Status::Skip).count();
-            st.vm_boots = t("vm_boots");
-            st.vm_boot_s = t("vm_boot_s");
-            st.suite_s = t("suite_s");
-            st.total_s = t("total_s");
+            st.vm_boots = t.vm_boots.unwrap_or(0) as f64;
+            st.vm_boot_s = t.vm_boot_s.unwrap_or(0.0);
+            st.suite_s = t.suite_s.unwrap_or(0.0);
+            st.total_s = t.total_s.unwrap_or(0.0);
             st.per_case_s = st.suite_s / st.cases.max(1) as f64;
             st.error = r.aborted;
         }

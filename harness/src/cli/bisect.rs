@@ -206,7 +206,7 @@ pub fn observe(spec: &str, id: &str, topology: &[String], timeout: f64) -> Resul
         return Err(format!("no case with id `{}`", printable(id)));
     }
     let rep = super::commands::run_target(spec, &cases, &opts, &a)?;
-    let boots = rep.timing("vm_boots").max(1.0) as usize;
+    let boots = rep.timings.vm_boots.unwrap_or(0).max(1) as usize;
     let c = rep
         .cases
         .iter()

@@ -316,7 +316,7 @@ impl Ctx<'_> {
             let s = &step.value;
             let act = s.actions().first().copied().unwrap_or("?");
             self.at = format!("step {} ({act}, line {})", i + 1, step.line);
-            self.step(s).map_err(|e| e.context(&self.at))?;
+            self.step(s).map_err(|e| e.context(i + 1, &self.at))?;
         }
         let mut notes = Vec::new();
         for (name, c) in &mut self.conns {

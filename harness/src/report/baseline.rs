@@ -128,7 +128,7 @@ mod tests {
                 .collect(),
             duration_s: 0.0,
             aborted: None,
-            timings: vec![],
+            timings: Default::default(),
             ..Default::default()
         }
     }

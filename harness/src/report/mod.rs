@@ -11,6 +11,7 @@ pub mod html;
 mod html_measured;
 pub mod kcidb;
 mod merge;
+pub mod outcome;
 pub mod time;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite, XmlString};
@@ -31,6 +32,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 fn case_text(c: &crate::model::CaseReport) -> String {
     let mut s = String::new();
+    if let Some(d) = outcome::detail(c) {
+        s.push_str(&format!("result: {d}\n"));
+    }
     if let Some(t) = &c.topology {
         s.push_str(&format!("topology: {t}\n"));
     }
@@ -75,7 +79,7 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
         if let Some(sh) = run.shard {
             suite.add_property(("shard", format!("{}/{}", sh.k, sh.n).as_str()));
         }
-        for (k, v) in &run.timings {
+        for (k, v, _) in run.timings.entries() {
             let v = format!("{v:.3}");
             suite.add_property((k.as_str(), v.as_str()));
         }
@@ -83,7 +87,15 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
             let status = match c.status {
                 Status::Pass => TestCaseStatus::success(),
                 Status::Fail => {
-                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    let kind = if c.typed_result().is_harness_error() {
+                        NonSuccessKind::Error
+                    } else {
+                        NonSuccessKind::Failure
+                    };
+                    let mut s = TestCaseStatus::non_success(kind);
+                    if !matches!(c.result, crate::model::CaseResult::Untyped) {
+                        s.set_type(c.result.kind());
+                    }
                     s.set_message(printable(&c.message));
                     s.set_description(case_text(c));
                     s
@@ -153,7 +165,7 @@ pub fn ktap(run: &RunReport) -> String {
             Status::Xfail => s.push_str(&format!("not ok {} {name} # XFAIL {msg}\n", i + 1)),
             Status::Fail | Status::Xpass => {
                 s.push_str(&format!("# {name}: {msg}\n"));
-                for l in c.kernel_log.iter().filter(|l| crate::model::is_splat(l)).take(5) {
+                for l in outcome::splat_lines(c).into_iter().take(5) {
                     s.push_str(&format!("# kernel: {}\n", one_line(l)));
                 }
                 let tag = if c.status == Status::Xpass { " # XPASS" } else { "" };
@@ -418,6 +430,7 @@ mod tests {
             duration_s: 0.01,
             kernel_specific: vec![],
             harness_error: false,
+            result: Default::default(),
             self_check: None,
             observed: vec![],
         };
@@ -432,7 +445,7 @@ mod tests {
             ],
             duration_s: 1.0,
             aborted: None,
-            timings: vec![],
+            timings: Default::default(),
             ..Default::default()
         }
     }

@@ -18,7 +18,7 @@ use super::signal;
 use crate::case::Case;
 use crate::exec;
 use crate::model::event::Event;
-use crate::model::{Outcome, Probe};
+use crate::model::{CaseResult, Outcome, Probe};
 use crate::topology::Topo;
 
 /// Lines of the child's output kept for a crash or timeout report.
@@ -257,11 +257,9 @@ impl Running {
         });
         let outcome = match (self.killed, parsed) {
             (Some(Killed::Timeout), _) => {
-                let mut o = Outcome::fail(format!("timed out after {} s; killed", self.timeout));
-                o.log = tail(&self.cap.log);
-                o
+                Outcome::of(CaseResult::TimedOut { after_s: self.timeout }).with_log(tail(&self.cap.log))
             }
-            (Some(Killed::Interrupted), _) => Outcome::harness("interrupted"),
+            (Some(Killed::Interrupted), _) => Outcome::of(CaseResult::Interrupted),
             (None, Some(o)) => o,
             (None, None) => {
                 let how = match self.status {
@@ -269,9 +267,7 @@ impl Running {
                     Some(WaitStatus::Exited(_, code)) => format!("exited with {code}"),
                     _ => "vanished".into(),
                 };
-                let mut o = Outcome::fail(format!("case process crashed ({how}) without a result"));
-                o.log = tail(&self.cap.log);
-                o
+                Outcome::of(CaseResult::Crashed { how }).with_log(tail(&self.cap.log))
             }
         };
         ChildResult { outcome, interrupted: self.killed == Some(Killed::Interrupted) }

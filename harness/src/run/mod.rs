@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use crate::case::Case;
 use crate::model::event::Event;
-use crate::model::{CaseReport, Probe, RunReport};
+use crate::model::{CaseReport, CaseResult, Probe, RunReport, SkipReason};
 use crate::topology;
 
 pub use plan::{parse_shard, select, shard_of, Selection};
@@ -93,10 +93,11 @@ pub fn run_on(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str, mut p
                 // A topology the case needs failed to come up: say so rather than "not provided".
                 let wanted = &case.def.requires.topology;
                 let mut cr = blank_report(case);
-                cr.message = match provided.broken(wanted) {
-                    Some((n, e)) => format!("topology {n} could not be set up: {e}"),
-                    None => reason,
+                let reason = match provided.broken(wanted) {
+                    Some((n, e)) => SkipReason::TopologyDown { topology: n.to_string(), error: e.to_string() },
+                    None => SkipReason::Requirement(reason),
                 };
+                cr.set_result(CaseResult::Skipped { reason });
                 sched.done(i, cr);
             }
         }
@@ -113,7 +114,7 @@ pub fn run_on(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str, mut p
     progress.finish();
     for e in provided.down() {
         eprintln!("topology teardown: {e}");
-        report.timings.push((format!("teardown error: {e}"), 0.0));
+        report.timings.teardown_errors.push(e);
     }
     report.duration_s = start.elapsed().as_secs_f64();
     report

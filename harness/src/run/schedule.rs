@@ -17,7 +17,7 @@ use super::progress::Progress;
 use super::{blank_report, selfcheck, signal, verdict, RunOpts};
 use crate::case::Case;
 use crate::model::event::Event;
-use crate::model::{is_splat, Assertion, CaseReport, Outcome, Probe};
+use crate::model::{is_splat, Assertion, CaseReport, CaseResult, Outcome, Probe};
 use crate::topology::Envs;
 
 /// A case waiting to start; `invert`: the assertion a self-check run inverts.
@@ -216,16 +216,11 @@ impl<'a> Scheduler<'a> {
         cr.topology = Some(slot.job.kind.clone());
         let mut outcome = r.outcome;
         let assertions = std::mem::take(&mut outcome.assertions);
-        let held = outcome.inverted_held;
+        let held = outcome.result.inverted_held();
         verdict::judge(case, self.probe, slot.job.invert.is_none(), outcome, slot.kernel_log, &mut cr);
         if !unrestored.is_empty() {
-            cr.status = crate::model::Status::Fail;
-            cr.harness_error = true;
-            cr.message = format!(
-                "the topology could not be restored after the case ({}); {}",
-                unrestored.join("; "),
-                cr.message
-            );
+            let result = CaseResult::Unrestored { errors: unrestored, result: Box::new(cr.result.clone()) };
+            cr.set_result(result);
         }
         match slot.job.invert {
             Some(k) => self.inverted_done(slot.job.idx, k, held, cr),

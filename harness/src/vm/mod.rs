@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::model::event::Event;
-use crate::model::{CaseReport, Probe, RunReport, Status};
+use crate::model::{CaseReport, CaseResult, Probe, RunReport};
 use crate::run::progress::Progress;
 use crate::run::{signal, RunOpts};
 
@@ -260,13 +260,8 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
         }
         match running.pop() {
             Some((id, t)) => {
-                let c = CaseReport {
-                    status: Status::Fail,
-                    message: format!("{why} while this case ran; console tail attached"),
-                    log: tail,
-                    duration_s: t.elapsed().as_secs_f64(),
-                    ..CaseReport::new(&id)
-                };
+                let mut c = CaseReport { log: tail, duration_s: t.elapsed().as_secs_f64(), ..CaseReport::new(&id) };
+                c.set_result(CaseResult::GuestCrashed { why });
                 progress.event(&Event::Result { case: Box::new(c.clone()) });
                 report.cases.push(c);
             }
@@ -294,12 +289,13 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
     }
     report.duration_s = t_all.elapsed().as_secs_f64();
     let boot_total: f64 = boot_times.iter().sum();
-    report.timings.push(("vm_boots".into(), boots as f64));
-    report.timings.push(("vm_boot_s".into(), boot_total));
-    report.timings.push(("vm_boot_failures".into(), boot_failures as f64));
-    report.timings.push(("suite_s".into(), report.cases.iter().map(|c| c.duration_s).sum()));
-    report.timings.push(("total_s".into(), report.duration_s));
-    report.timings.push(("kvm".into(), if kvm { 1.0 } else { 0.0 }));
+    let t = &mut report.timings;
+    t.vm_boots = Some(boots as u64);
+    t.vm_boot_s = Some(boot_total);
+    t.vm_boot_failures = Some(boot_failures as u64);
+    t.suite_s = Some(report.cases.iter().map(|c| c.duration_s).sum());
+    t.total_s = Some(report.duration_s);
+    t.kvm = Some(kvm);
     Ok(report)
 }
 
