@@ -198,10 +198,7 @@ pub fn one_case_args(id: &str, topology: &[String], timeout: f64, vm: Option<Str
 /// Boots `spec` and runs case `id` there.
 pub fn observe(spec: &str, id: &str, topology: &[String], timeout: f64) -> Result<(Seen, usize), String> {
     let a = one_case_args(id, topology, timeout, Some(spec.to_string()));
-    let (cases, opts) = super::commands::prepare(&a).map_err(|e| match e {
-        Error::BadInput(m) => m,
-        Error::Load(v) => v.join("; "),
-    })?;
+    let (cases, opts) = super::commands::prepare(&a).map_err(|e| e.to_string())?;
     if !cases.iter().any(|c| c.id == id) {
         return Err(format!("no case with id `{}`", printable(id)));
     }
@@ -224,9 +221,9 @@ pub fn main(a: &super::BisectArgs) -> Result<Verdict, Error> {
     if let Some(path) = a.kernels.strip_prefix("tree:") {
         return tree::main(a, path);
     }
-    let (lo, hi) = debian_range(&a.kernels).map_err(Error::BadInput)?;
+    let (lo, hi) = debian_range(&a.kernels).map_err(Error::bad_input)?;
     let all = crate::vm::debian_versions()?;
-    let versions = versions_between(&all, &lo, &hi).map_err(Error::BadInput)?;
+    let versions = versions_between(&all, &lo, &hi).map_err(Error::bad_input)?;
     eprintln!("bisect: {} Debian versions from {} to {}: {}", versions.len(), lo, hi, versions.join(" "));
     let mut boots = 0usize;
     let found = search(versions.len(), Seen::same, |i| {

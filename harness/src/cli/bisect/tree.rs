@@ -187,7 +187,7 @@ fn observe_here(dir: &Path, id: &str, topology: &[String], timeout: f64) -> Resu
 
 pub fn main(a: &BisectArgs, path: &str) -> Result<Verdict, Error> {
     let (Some(good), Some(bad)) = (a.good.as_deref(), a.bad.as_deref()) else {
-        return Err(Error::BadInput("--kernels tree:PATH needs --good REV and --bad REV".into()));
+        return Err(Error::bad_input("--kernels tree:PATH needs --good REV and --bad REV"));
     };
     let src = Path::new(path).canonicalize().map_err(|e| format!("{path}: {e}"))?;
     let top = git(&src, &["rev-parse", "--show-toplevel"]).map_err(|e| format!("{path} is not a git tree: {e}"))?;
