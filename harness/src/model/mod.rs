@@ -1,7 +1,7 @@
 //! What crosses stages: a case's [`Status`] and [`Outcome`], the typed [`StepError`] a step
 //! ends with, the [`CaseReport`] / [`RunReport`] every reporter reads, the [`Probe`] data and
 //! the one [`event::Event`] stream (case child -> runner, guest -> host). Every stage may
-//! import this module; it imports nothing of the crate.
+//! import this module; it imports only [`crate::error`] (a stage's error inside a step).
 
 pub mod event;
 pub mod probe;
@@ -94,6 +94,14 @@ impl std::fmt::Display for StepError {
 impl From<String> for StepError {
     fn from(m: String) -> Self {
         StepError::Fail(Failure::new(m))
+    }
+}
+
+/// A lower stage's error inside a step (entering a namespace, a device that cannot be set
+/// up): the harness's or the machine's fault, not the kernel's answer.
+impl<E: crate::error::Classify + std::error::Error> From<E> for StepError {
+    fn from(e: E) -> Self {
+        StepError::Harness(e.to_string())
     }
 }
 

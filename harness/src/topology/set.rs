@@ -38,7 +38,7 @@ impl Envs {
                 }
                 Err(e) => {
                     eprintln!("topology {name}: {e}");
-                    set.broken.push((name.clone(), e));
+                    set.broken.push((name.clone(), e.to_string()));
                 }
             }
         }
