@@ -358,7 +358,7 @@ fn suite_in_vm(spec: &str, kernel: &std::path::Path, filter: &[String]) -> Suite
             st.per_case_s = st.suite_s / st.cases.max(1) as f64;
             st.error = r.aborted;
         }
-        Err(e) => st.error = Some(e),
+        Err(e) => st.error = Some(e.to_string()),
     }
     st
 }
