@@ -293,7 +293,8 @@ fn matrix_cmd(kernels: &[String], junit_dir: Option<&Path>, a: RunArgs) -> Resul
                 if let Some(d) = junit_dir {
                     let name = k.replace(['/', ':'], "_");
                     let written = report::junit(&[&r]).and_then(|x| {
-                        report::write_atomic(&d.join(format!("junit-{name}.xml")), &x).map_err(|e| e.to_string())
+                        let p = d.join(format!("junit-{name}.xml"));
+                        report::write_atomic(&p, &x).map_err(report::Error::file(p.display().to_string()))
                     });
                     if let Err(e) = written {
                         eprintln!("error: {e}");

@@ -5,6 +5,7 @@
 pub mod baseline;
 pub mod bugreport;
 pub mod changes;
+mod error;
 pub mod escape;
 pub mod files;
 pub mod html;
@@ -18,6 +19,7 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite, X
 
 use crate::model::RunReport;
 use crate::model::Status;
+pub use error::Error;
 use escape::{ktap_name, one_line, printable, xml_safe};
 pub use files::write_atomic;
 pub use merge::merge;
@@ -53,7 +55,7 @@ fn case_text(c: &crate::model::CaseReport) -> String {
 }
 
 /// One JUnit testsuite per run (kernel).
-pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
+pub fn junit(runs: &[&RunReport]) -> Result<String, Error> {
     let mut report = Report::new("zcrx-conform");
     for run in runs {
         let mut suite = TestSuite::new(xml_safe(&format!("zcrx-conform {}", run.target)));
@@ -146,7 +148,7 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
         suite.set_time(time::duration(run.duration_s));
         report.add_test_suite(suite);
     }
-    report.to_string().map_err(|e| format!("junit: {e}"))
+    report.to_string().map_err(|e| Error::Writer(format!("junit: {e}")))
 }
 
 /// KTAP v1 for one run. Names and messages are one line each (control characters escaped,
@@ -286,34 +288,38 @@ pub fn json(runs: &[&RunReport]) -> String {
 
 /// Reads a JSON report (`what` names it in errors) and checks what later stages rely on:
 /// a schema this build knows, and durations that are numbers of seconds a report can hold.
-pub fn parse_json(text: &str, what: &str) -> Result<JsonReport, String> {
+pub fn parse_json(text: &str, what: &str) -> Result<JsonReport, Error> {
     let r: JsonReport = serde_json::from_str(text)
-        .map_err(|e| format!("{what}:{}:{}: not a zcrx-conform report: {e}", e.line(), e.column()))?;
+        .map_err(|e| Error::Invalid(format!("{what}:{}:{}: not a zcrx-conform report: {e}", e.line(), e.column())))?;
     if r.schema_version > SCHEMA_VERSION {
-        return Err(format!(
+        return Err(Error::Invalid(format!(
             "{what}: report schema version {} is newer than this build's ({SCHEMA_VERSION}); use a newer zcrx-conform",
             r.schema_version
-        ));
+        )));
     }
     let ok = |s: f64| (0.0..=time::MAX_SECONDS).contains(&s);
     for run in &r.runs {
         if !ok(run.duration_s) {
-            return Err(format!(
+            return Err(Error::Invalid(format!(
                 "{what}: run on {}: duration_s {} is out of range",
                 one_line(&run.target),
                 run.duration_s
-            ));
+            )));
         }
         if let Some(c) = run.cases.iter().find(|c| !ok(c.duration_s)) {
-            return Err(format!("{what}: case {}: duration_s {} is out of range", one_line(&c.id), c.duration_s));
+            return Err(Error::Invalid(format!(
+                "{what}: case {}: duration_s {} is out of range",
+                one_line(&c.id),
+                c.duration_s
+            )));
         }
         if let Some(sh) = run.shard.filter(|sh| sh.k == 0 || sh.k > sh.n) {
-            return Err(format!(
+            return Err(Error::Invalid(format!(
                 "{what}: run on {}: shard {}/{} is not K/N with 1 <= K <= N",
                 one_line(&run.target),
                 sh.k,
                 sh.n
-            ));
+            )));
         }
     }
     Ok(r)
@@ -520,7 +526,7 @@ mod tests {
         let parsed = parse_json(&old, "old").expect("a report written before schema_version");
         assert_eq!(parsed.schema_version, 0);
         let huge = old.replace("1.0", "1e300");
-        assert!(parse_json(&huge, "huge").expect_err("1e300").contains("out of range"));
+        assert!(parse_json(&huge, "huge").expect_err("1e300").to_string().contains("out of range"));
         let newer = old.replace("{\"runs\"", "{\"schema_version\":99,\"runs\"");
         assert!(parse_json(&newer, "newer").is_err());
         // The writers never panic on what a report can hold.
