@@ -123,7 +123,7 @@ fn run_cmd(a: RunArgs) -> Result<Verdict, Error> {
         for c in &selected {
             match plan::plan(c, &opts.topologies, &probe) {
                 Ok(t) => println!("{}  [{}]", printable(&c.id), t),
-                Err(why) => println!("{}  [skip: {}]", printable(&c.id), printable(&why)),
+                Err(why) => println!("{}  [skip: {}]", printable(&c.id), printable(&why.to_string())),
             }
         }
         if selected.is_empty() && !a.outputs.allow_empty {

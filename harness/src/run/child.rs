@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
-use super::signal;
+use super::{signal, Error};
 use crate::case::Case;
 use crate::exec;
 use crate::model::event::Event;
@@ -31,16 +31,16 @@ pub struct ChildResult {
 }
 
 /// Forks the child for `case`; the runner then drives the returned handle.
-pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Option<usize>) -> Result<Running, String> {
-    let (log_r, log_w) = crate::kernel::sys::cloexec_pipe()?;
-    let (res_r, res_w) = crate::kernel::sys::cloexec_pipe()?;
+pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Option<usize>) -> Result<Running, Error> {
+    let (log_r, log_w) = crate::kernel::sys::cloexec_pipe().map_err(Error::Spawn)?;
+    let (res_r, res_w) = crate::kernel::sys::cloexec_pipe().map_err(Error::Spawn)?;
     // Whatever the runner buffered must not be written again by the child.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let parent = nix::unistd::getpid();
     // SAFETY: the runner is single-threaded here (no thread of ours outlives a case), so the
     // child may allocate and run ordinary code; it never returns from `child_main`.
-    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+    match unsafe { nix::unistd::fork() }.map_err(|e| Error::Spawn(format!("fork: {e}")))? {
         nix::unistd::ForkResult::Child => {
             drop(log_r);
             drop(res_r);
@@ -51,7 +51,7 @@ pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Opti
             drop(res_w);
             for fd in [&log_r, &res_r] {
                 nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
-                    .map_err(|e| format!("fcntl: {e}"))?;
+                    .map_err(|e| Error::Spawn(format!("fcntl: {e}")))?;
             }
             Ok(Running {
                 pid: child,
@@ -97,7 +97,7 @@ fn child_main(
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec::execute(case, &topo, probe, invert)))
                 .unwrap_or_else(|_| Outcome::harness("the case panicked in the harness (see the log)"))
         }
-        Err(e) => Outcome::harness(e),
+        Err(e) => Outcome::harness(e.to_string()),
     };
     let mut f = std::fs::File::from(res_w);
     let _ = writeln!(f, "{}", Event::Outcome { outcome: Box::new(o) }.encode());
@@ -127,7 +127,7 @@ fn needs_own_netns(case: &Case) -> bool {
 /// `exec`, and keeps this network namespace): it can reach no device of the machine, and what
 /// it creates (TUN devices, addresses) goes away with it. The topology is then described
 /// again from inside (`lo`'s ifindex). A file topology's namespaces are entered by `exec`.
-fn case_netns(case: &Case, topo: &Topo) -> Result<Topo, String> {
+fn case_netns(case: &Case, topo: &Topo) -> Result<Topo, Error> {
     if !topo.fresh_netns {
         return Ok(topo.clone());
     }
@@ -135,7 +135,7 @@ fn case_netns(case: &Case, topo: &Topo) -> Result<Topo, String> {
         return Ok(Topo { fresh_netns: false, ..topo.clone() });
     }
     crate::kernel::netdev::private_netns()
-        .map_err(|e| format!("cannot give the case its own network namespace: {e}"))?;
+        .map_err(|e| Error::Spawn(format!("cannot give the case its own network namespace: {e}")))?;
     Ok(Topo::builtin(&topo.name).filter(|t| t.fresh_netns).unwrap_or_else(|| topo.clone()))
 }
 

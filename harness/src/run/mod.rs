@@ -4,6 +4,7 @@
 //! reports progress as [`Event`]s ([`progress`]).
 
 pub mod child;
+mod error;
 pub mod kmsg;
 pub mod plan;
 pub mod progress;
@@ -19,6 +20,7 @@ use crate::model::event::Event;
 use crate::model::{CaseReport, CaseResult, Probe, RunReport, SkipReason};
 use crate::topology;
 
+pub use error::Error;
 pub use plan::{parse_shard, select, shard_of, Selection};
 
 #[derive(Clone, Debug)]
@@ -95,7 +97,7 @@ pub fn run_on(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str, mut p
                 let mut cr = blank_report(case);
                 let reason = match provided.broken(wanted) {
                     Some((n, e)) => SkipReason::TopologyDown { topology: n.to_string(), error: e.to_string() },
-                    None => SkipReason::Requirement(reason),
+                    None => reason,
                 };
                 cr.set_result(CaseResult::Skipped { reason });
                 sched.done(i, cr);

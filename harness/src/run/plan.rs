@@ -1,7 +1,9 @@
 //! Which cases a run executes and where: the filter, the shard, and each case's requirements
 //! against the probed kernel and the topologies the run provides.
 
+use super::Error;
 use crate::case::{Cap, Case};
+use crate::model::SkipReason;
 use crate::model::{Feature, Probe};
 use crate::topology;
 
@@ -28,12 +30,12 @@ pub fn shard_of(id: &str, n: u32) -> u32 {
 }
 
 /// Parses "K/N" with 1 <= K <= N.
-pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
-    let (k, n) = s.split_once('/').ok_or_else(|| format!("--shard `{s}`: expected K/N, e.g. 2/3"))?;
-    let k: u32 = k.trim().parse().map_err(|_| format!("--shard `{s}`: K is not a number"))?;
-    let n: u32 = n.trim().parse().map_err(|_| format!("--shard `{s}`: N is not a number"))?;
+pub fn parse_shard(s: &str) -> Result<(u32, u32), Error> {
+    let (k, n) = s.split_once('/').ok_or_else(|| Error::Selection(format!("--shard `{s}`: expected K/N, e.g. 2/3")))?;
+    let k: u32 = k.trim().parse().map_err(|_| Error::Selection(format!("--shard `{s}`: K is not a number")))?;
+    let n: u32 = n.trim().parse().map_err(|_| Error::Selection(format!("--shard `{s}`: N is not a number")))?;
     if n == 0 || k == 0 || k > n {
-        return Err(format!("--shard `{s}`: need 1 <= K <= N"));
+        return Err(Error::Selection(format!("--shard `{s}`: need 1 <= K <= N")));
     }
     Ok((k, n))
 }
@@ -49,7 +51,7 @@ pub fn select<'c>(cases: &'c [Case], sel: &Selection) -> Vec<&'c Case> {
 }
 
 /// Decides where a case runs (the topology kind), or why it cannot.
-pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, String> {
+pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, SkipReason> {
     let d = &case.def;
     let case_topos: Vec<String> = if d.requires.topology.is_empty() {
         topology::DEFAULT_CASE.iter().map(|s| s.to_string()).collect()
@@ -58,22 +60,22 @@ pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, 
     };
     if let Some(k) = &d.requires.kernel {
         if !probe.version_in(k.min.as_deref(), k.max.as_deref()) {
-            return Err(format!(
+            return Err(SkipReason::Requirement(format!(
                 "needs kernel {}{}; running {}",
                 k.min.as_deref().map(|m| format!(">= {m}")).unwrap_or_default(),
                 k.max.as_deref().map(|m| format!(" <= {m}")).unwrap_or_default(),
                 probe.kernel_release
-            ));
+            )));
         }
     }
     for f in &d.requires.features {
         if !probe.features.contains(f) {
-            return Err(probe.missing_reason(*f));
+            return Err(SkipReason::Requirement(probe.missing_reason(*f)));
         }
     }
     for f in &d.requires.lacks {
         if probe.features.contains(f) {
-            return Err(probe.present_reason(*f));
+            return Err(SkipReason::Requirement(probe.present_reason(*f)));
         }
     }
     let needs_admin = match &d.requires.caps {
@@ -81,7 +83,7 @@ pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, 
         None => d.steps.iter().any(|s| s.value.register.is_some()),
     };
     if needs_admin && !probe.cap_net_admin {
-        return Err("needs CAP_NET_ADMIN (run as root)".into());
+        return Err(SkipReason::Requirement("needs CAP_NET_ADMIN (run as root)".into()));
     }
     let mut why = Vec::new();
     for t in run_topos {
@@ -95,9 +97,13 @@ pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, 
         return Ok(t.clone());
     }
     if why.is_empty() {
-        Err(format!("needs topology {} (this run has {})", case_topos.join(" or "), run_topos.join(", ")))
+        Err(SkipReason::Requirement(format!(
+            "needs topology {} (this run has {})",
+            case_topos.join(" or "),
+            run_topos.join(", ")
+        )))
     } else {
-        Err(why.join("; "))
+        Err(SkipReason::Requirement(why.join("; ")))
     }
 }
 
@@ -123,7 +129,7 @@ mod tests {
 
     #[test]
     fn shard_syntax() {
-        assert_eq!(parse_shard("2/3"), Ok((2, 3)));
+        assert_eq!(parse_shard("2/3").ok(), Some((2, 3)));
         assert!(parse_shard("0/3").is_err());
         assert!(parse_shard("4/3").is_err());
         assert!(parse_shard("x").is_err());

@@ -177,7 +177,7 @@ impl<'a> Scheduler<'a> {
             Err(e) => {
                 let mut cr = blank_report(case);
                 cr.topology = Some(job.kind.clone());
-                verdict::judge(case, self.probe, true, Outcome::harness(e), Vec::new(), &mut cr);
+                verdict::judge(case, self.probe, true, Outcome::harness(e.to_string()), Vec::new(), &mut cr);
                 match job.invert {
                     None => self.done(job.idx, cr),
                     Some(k) => self.inverted_done(job.idx, k, None, cr),
