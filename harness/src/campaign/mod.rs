@@ -115,7 +115,7 @@ fn now_utc() -> String {
 pub fn mutate(a: &MutateArgs) -> Result<(), String> {
     if let Some(zcrx_t) = &a.guest {
         let r = guest::measure(zcrx_t, &a.topology, a.jobs as usize)?;
-        return crate::bench::emit_result(&r);
+        return Ok(crate::bench::emit_result(&r)?);
     }
     let set_dir = a.mutants.clone().unwrap_or_else(|| crate::paths::repo_root().join("vm/mutants"));
     let set = mutants::load(&set_dir)?;
@@ -166,8 +166,9 @@ fn boot_once(
     let mut args: Vec<String> = vec!["mutate".into(), "tree:/".into(), "--guest".into(), zcrx_t.display().to_string()];
     args.push(format!("--topology={}", a.topology.join(",")));
     args.push(format!("--jobs={}", a.jobs));
-    Ok(crate::vm::run_command_in_vm(&kernel, &args, &env, Duration::from_secs(a.cap))
-        .and_then(|out| crate::bench::guest_result::<guest::GuestResult>(&out).map_err(crate::vm::GuestError::Failed)))
+    Ok(crate::vm::run_command_in_vm(&kernel, &args, &env, Duration::from_secs(a.cap)).and_then(|out| {
+        crate::bench::guest_result::<guest::GuestResult>(&out).map_err(|e| crate::vm::GuestError::Failed(e.to_string()))
+    }))
 }
 
 fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Path) -> Result<(), String> {

@@ -318,6 +318,8 @@ impl std::fmt::Display for GuestError {
     }
 }
 
+impl std::error::Error for GuestError {}
+
 impl From<GuestError> for String {
     fn from(e: GuestError) -> String {
         e.to_string()
