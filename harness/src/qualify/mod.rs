@@ -11,6 +11,7 @@
 //! set, so "before" is the device as the driver made it; it is deleted after "after".
 
 pub mod doc;
+mod error;
 mod ioctl;
 pub mod nic;
 pub mod settings;
@@ -27,6 +28,7 @@ use crate::error::{Error, Verdict};
 use crate::model::{Probe, Status};
 use crate::run::{self, RunOpts, Selection};
 use crate::topology::{self, Envs, Kind, Settings, Tools, TopologyFile};
+pub use error::Error as QError;
 
 /// The line a guest's qualification travels to the host in.
 const TAG: &str = "zcrx-conform-qualification ";
@@ -64,12 +66,12 @@ pub struct QualifyArgs {
 }
 
 /// `--timeout`: seconds above 0 and at most a day (as `run --timeout`).
-fn parse_timeout(s: &str) -> Result<f64, String> {
-    let t: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+fn parse_timeout(s: &str) -> Result<f64, QError> {
+    let t: f64 = s.trim().parse().map_err(|_| QError::Args(format!("`{s}` is not a number of seconds")))?;
     if t.is_finite() && t > 0.0 && t <= 86_400.0 {
         Ok(t)
     } else {
-        Err(format!("`{s}`: need a number of seconds above 0 and at most 86400"))
+        Err(QError::Args(format!("`{s}`: need a number of seconds above 0 and at most 86400")))
     }
 }
 
@@ -120,8 +122,8 @@ pub fn main(a: &QualifyArgs, cases: &[Case]) -> Result<Verdict, Error> {
     })
 }
 
-fn write(out: &Path, q: &doc::Qualification) -> Result<(), String> {
-    let json = serde_json::to_string_pretty(q).map_err(|e| format!("qualify: json: {e}"))?;
+fn write(out: &Path, q: &doc::Qualification) -> Result<(), QError> {
+    let json = serde_json::to_string_pretty(q).map_err(|e| QError::Setup(format!("qualify: json: {e}")))?;
     let junit = crate::report::junit(&[&q.run])?;
     for (name, text) in [
         ("qualification.json", json),
@@ -130,7 +132,7 @@ fn write(out: &Path, q: &doc::Qualification) -> Result<(), String> {
         ("report.json", crate::report::json(&[&q.run])),
     ] {
         crate::report::write_atomic(&out.join(name), &text)
-            .map_err(|e| format!("{}: {e}", out.join(name).display()))?;
+            .map_err(|e| QError::Setup(format!("{}: {e}", out.join(name).display())))?;
     }
     Ok(())
 }
@@ -155,7 +157,7 @@ fn print_summary(q: &doc::Qualification, out: &Path, wall: f64) {
 }
 
 /// Boots the kernel and qualifies inside; the guest runs this same binary.
-fn in_vm(spec: &str, a: &QualifyArgs, soak: Option<f64>) -> Result<doc::Qualification, String> {
+fn in_vm(spec: &str, a: &QualifyArgs, soak: Option<f64>) -> Result<doc::Qualification, QError> {
     let k = crate::vm::KernelSpec::parse(spec)?;
     crate::vm::provision()?;
     let kernel = crate::vm::resolve(&k)?;
@@ -166,7 +168,7 @@ fn in_vm(spec: &str, a: &QualifyArgs, soak: Option<f64>) -> Result<doc::Qualific
         if crate::paths::builtin::is_builtin(p) {
             p.to_path_buf()
         } else {
-            p.canonicalize().map_err(|e| format!("{}: {e}", p.display()))?
+            p.canonicalize().map_err(|e| QError::Setup(format!("{}: {e}", p.display())))?
         }
         .display()
         .to_string()
@@ -186,7 +188,7 @@ fn in_vm(spec: &str, a: &QualifyArgs, soak: Option<f64>) -> Result<doc::Qualific
         let p = if crate::paths::builtin::is_builtin(p) {
             p.clone()
         } else {
-            p.canonicalize().map_err(|e| format!("{}: {e}", p.display()))?
+            p.canonicalize().map_err(|e| QError::Setup(format!("{}: {e}", p.display())))?
         };
         args.push(p.display().to_string());
     }
@@ -196,9 +198,9 @@ fn in_vm(spec: &str, a: &QualifyArgs, soak: Option<f64>) -> Result<doc::Qualific
         .lines()
         .rev()
         .find_map(|l| l.strip_prefix(TAG))
-        .ok_or_else(|| format!("qualify: the guest printed no qualification; its output:\n{out}"))?;
+        .ok_or_else(|| QError::Setup(format!("qualify: the guest printed no qualification; its output:\n{out}")))?;
     let mut q: doc::Qualification =
-        serde_json::from_str(line).map_err(|e| format!("qualify: the guest's qualification: {e}"))?;
+        serde_json::from_str(line).map_err(|e| QError::Setup(format!("qualify: the guest's qualification: {e}")))?;
     q.run.target = spec.to_string();
     Ok(q)
 }
@@ -223,17 +225,17 @@ pub fn here(
     timeout: f64,
     soak_s: Option<f64>,
     target: &str,
-) -> Result<doc::Qualification, String> {
+) -> Result<doc::Qualification, QError> {
     let probe = Probe::run();
     let tools = Tools::from_env();
-    let dev = file.interface.clone().ok_or("the topology names no interface")?;
+    let dev = file.interface.clone().ok_or(QError::Setup("the topology names no interface".into()))?;
     let ns = file.netns.clone();
     // A simulated NIC is created first with nothing set: "before" is the device as its
     // driver made it. Deleted when this guard goes, after "after".
     let sim = match file.simulate {
         Some(_) => {
             let bare = TopologyFile { dut: Settings::default(), may_change: vec![], ..file.clone() };
-            Some(bare.up(&tools, 0).map_err(|e| format!("creating the simulated NIC: {e}"))?)
+            Some(bare.up(&tools, 0).map_err(|e| QError::Setup(format!("creating the simulated NIC: {e}")))?)
         }
         None => None,
     };
@@ -241,7 +243,7 @@ pub fn here(
     let facts = settings::in_netns(ns.as_deref(), move || nic::probe(&d, n.as_deref()))?;
     let before = settings::read_dut(ns.as_deref(), &dev);
     let run_file = TopologyFile { simulate: None, ..file.clone() };
-    let up = |slot: u32| -> Result<Envs, String> {
+    let up = |slot: u32| -> Result<Envs, QError> {
         let mut env = run_file.up(&tools, slot)?;
         if let Some(s) = &sim {
             env.topo.debugfs = s.topo.debugfs.clone();
@@ -299,7 +301,7 @@ fn soak_loop(
     cases: &[Case],
     secs: f64,
     probe: &Probe,
-    up: &dyn Fn(u32) -> Result<Envs, String>,
+    up: &dyn Fn(u32) -> Result<Envs, QError>,
     dev: &str,
     ns: Option<&str>,
     sim: Option<&topology::Env>,

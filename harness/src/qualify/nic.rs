@@ -131,7 +131,7 @@ impl NicFacts {
             Ok(r) => r.into_iter().collect::<BTreeMap<_, _>>(),
             Err(e) => {
                 for f in [&mut self.header_split, &mut self.hds_thresh_range, &mut self.rx_buf_len] {
-                    *f = Fact::Unavailable(e.clone());
+                    *f = Fact::Unavailable(e.to_string());
                 }
                 return self;
             }
