@@ -97,11 +97,15 @@ impl From<String> for StepError {
     }
 }
 
-/// A lower stage's error inside a step (entering a namespace, a device that cannot be set
-/// up): the harness's or the machine's fault, not the kernel's answer.
+/// A lower stage's error inside a step, by whose fault it is: what the case asked for that
+/// cannot be done as asked (a name, an RQ layout) fails the case; the machine's (entering a
+/// namespace, a device that cannot be set up) is a harness error, not the kernel's answer.
 impl<E: crate::error::Classify + std::error::Error> From<E> for StepError {
     fn from(e: E) -> Self {
-        StepError::Harness(e.to_string())
+        match e.kind() {
+            crate::error::Kind::BadInput => StepError::Fail(Failure::new(e.to_string())),
+            crate::error::Kind::Environment => StepError::Harness(e.to_string()),
+        }
     }
 }
 

@@ -32,8 +32,8 @@ pub struct ChildResult {
 
 /// Forks the child for `case`; the runner then drives the returned handle.
 pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Option<usize>) -> Result<Running, Error> {
-    let (log_r, log_w) = crate::kernel::sys::cloexec_pipe().map_err(Error::Spawn)?;
-    let (res_r, res_w) = crate::kernel::sys::cloexec_pipe().map_err(Error::Spawn)?;
+    let (log_r, log_w) = crate::kernel::sys::cloexec_pipe()?;
+    let (res_r, res_w) = crate::kernel::sys::cloexec_pipe()?;
     // Whatever the runner buffered must not be written again by the child.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();

@@ -11,6 +11,9 @@ pub enum Error {
     /// A case process, pipe or namespace the machine would not give.
     #[error("{0}")]
     Spawn(String),
+    /// A pipe or namespace call the machine refused.
+    #[error(transparent)]
+    Kernel(#[from] crate::kernel::Error),
 }
 
 impl Classify for Error {
@@ -18,6 +21,7 @@ impl Classify for Error {
         match self {
             Error::Selection(_) => Kind::BadInput,
             Error::Spawn(_) => Kind::Environment,
+            Error::Kernel(e) => e.kind(),
         }
     }
 }
