@@ -76,6 +76,15 @@ impl std::fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Failed { source, .. } => source.source(),
+            Error::Load(_) => None,
+        }
+    }
+}
+
 impl<E: Classify + std::error::Error + Send + Sync + 'static> From<E> for Error {
     fn from(e: E) -> Self {
         Error::Failed { kind: e.kind(), source: Box::new(e) }

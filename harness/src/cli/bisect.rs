@@ -84,13 +84,13 @@ pub struct Found<O> {
 pub fn search<O: Clone>(
     n: usize,
     same: impl Fn(&O, &O) -> bool,
-    mut observe: impl FnMut(usize) -> Result<O, String>,
-) -> Result<Option<Found<O>>, String> {
+    mut observe: impl FnMut(usize) -> Result<O, Error>,
+) -> Result<Option<Found<O>>, Error> {
     if n < 2 {
-        return Err(format!("a bisection needs at least two kernels, the range has {n}"));
+        return Err(Error::bad_input(format!("a bisection needs at least two kernels, the range has {n}")));
     }
     let mut seen: BTreeMap<usize, O> = BTreeMap::new();
-    let mut get = |i: usize, seen: &mut BTreeMap<usize, O>| -> Result<O, String> {
+    let mut get = |i: usize, seen: &mut BTreeMap<usize, O>| -> Result<O, Error> {
         if let Some(o) = seen.get(&i) {
             return Ok(o.clone());
         }
@@ -148,27 +148,33 @@ pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// The versions of `all` from the oldest matching `lo` to the newest matching `hi`, oldest
 /// first. `lo`/`hi` are exact versions or prefixes (`7.1` is every 7.1.x).
-pub fn versions_between(all: &[String], lo: &str, hi: &str) -> Result<Vec<String>, String> {
+pub fn versions_between(all: &[String], lo: &str, hi: &str) -> Result<Vec<String>, Error> {
     let matches = |v: &str, p: &str| v == p || v.starts_with(&format!("{p}.")) || v.starts_with(&format!("{p}~"));
     let mut v: Vec<String> = all.to_vec();
     v.sort_by(|a, b| version_cmp(a, b));
     v.dedup();
-    let first = v.iter().position(|x| matches(x, lo)).ok_or_else(|| format!("no Debian kernel matches {lo}"))?;
-    let last = v.iter().rposition(|x| matches(x, hi)).ok_or_else(|| format!("no Debian kernel matches {hi}"))?;
+    let first = v
+        .iter()
+        .position(|x| matches(x, lo))
+        .ok_or_else(|| Error::bad_input(format!("no Debian kernel matches {lo}")))?;
+    let last = v
+        .iter()
+        .rposition(|x| matches(x, hi))
+        .ok_or_else(|| Error::bad_input(format!("no Debian kernel matches {hi}")))?;
     if first >= last {
-        return Err(format!("debian:{lo}..debian:{hi} holds fewer than two versions"));
+        return Err(Error::bad_input(format!("debian:{lo}..debian:{hi} holds fewer than two versions")));
     }
     Ok(v[first..=last].to_vec())
 }
 
 /// `--kernels debian:A..debian:B` -> (A, B).
-fn debian_range(s: &str) -> Result<(String, String), String> {
-    let (a, b) = s.split_once("..").ok_or_else(|| format!("`{s}`: expected debian:A..debian:B"))?;
+fn debian_range(s: &str) -> Result<(String, String), Error> {
+    let (a, b) = s.split_once("..").ok_or_else(|| Error::bad_input(format!("`{s}`: expected debian:A..debian:B")))?;
     let strip = |x: &str| {
         x.strip_prefix("debian:")
             .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "._~".contains(c)))
             .map(str::to_string)
-            .ok_or_else(|| format!("`{x}`: expected debian:<version>"))
+            .ok_or_else(|| Error::bad_input(format!("`{x}`: expected debian:<version>")))
     };
     Ok((strip(a)?, strip(b)?))
 }
@@ -196,21 +202,19 @@ pub fn one_case_args(id: &str, topology: &[String], timeout: f64, vm: Option<Str
 }
 
 /// Boots `spec` and runs case `id` there.
-pub fn observe(spec: &str, id: &str, topology: &[String], timeout: f64) -> Result<(Seen, usize), String> {
+pub fn observe(spec: &str, id: &str, topology: &[String], timeout: f64) -> Result<(Seen, usize), Error> {
     let a = one_case_args(id, topology, timeout, Some(spec.to_string()));
-    let (cases, opts) = super::commands::prepare(&a).map_err(|e| e.to_string())?;
+    let (cases, opts) = super::commands::prepare(&a)?;
     if !cases.iter().any(|c| c.id == id) {
-        return Err(format!("no case with id `{}`", printable(id)));
+        return Err(Error::bad_input(format!("no case with id `{}`", printable(id))));
     }
     let rep = super::commands::run_target(spec, &cases, &opts, &a)?;
     let boots = rep.timings.vm_boots.unwrap_or(0).max(1) as usize;
-    let c = rep
-        .cases
-        .iter()
-        .find(|c| c.id == id)
-        .ok_or_else(|| format!("{spec}: the case did not run ({})", rep.aborted.clone().unwrap_or_default()))?;
+    let c = rep.cases.iter().find(|c| c.id == id).ok_or_else(|| {
+        Error::environment(format!("{spec}: the case did not run ({})", rep.aborted.clone().unwrap_or_default()))
+    })?;
     if c.harness_error {
-        return Err(format!("{spec}: harness error: {}", printable(&c.message)));
+        return Err(Error::environment(format!("{spec}: harness error: {}", printable(&c.message))));
     }
     Ok((Seen::of(c, &rep.probe.kernel_release), boots))
 }
@@ -221,9 +225,9 @@ pub fn main(a: &super::BisectArgs) -> Result<Verdict, Error> {
     if let Some(path) = a.kernels.strip_prefix("tree:") {
         return tree::main(a, path);
     }
-    let (lo, hi) = debian_range(&a.kernels).map_err(Error::bad_input)?;
+    let (lo, hi) = debian_range(&a.kernels)?;
     let all = crate::vm::debian_versions()?;
-    let versions = versions_between(&all, &lo, &hi).map_err(Error::bad_input)?;
+    let versions = versions_between(&all, &lo, &hi)?;
     eprintln!("bisect: {} Debian versions from {} to {}: {}", versions.len(), lo, hi, versions.join(" "));
     let mut boots = 0usize;
     let found = search(versions.len(), Seen::same, |i| {
@@ -312,8 +316,12 @@ mod tests {
 
     #[test]
     fn an_observation_error_stops_the_search() {
-        let r = search(5, |a: &u8, b: &u8| a == b, |i| if i == 2 { Err("boot failed".into()) } else { Ok(i as u8) });
-        assert_eq!(r.err().as_deref(), Some("boot failed"));
+        let r = search(
+            5,
+            |a: &u8, b: &u8| a == b,
+            |i| if i == 2 { Err(Error::environment("boot failed")) } else { Ok(i as u8) },
+        );
+        assert_eq!(r.err().map(|e| e.to_string()).as_deref(), Some("boot failed"));
     }
 
     #[test]

@@ -174,7 +174,7 @@ fn hostname() -> Option<String> {
 }
 
 /// Runs the suite on one target: `host`, or a kernel booted in a VM.
-pub(super) fn run_target(spec: &str, cases: &[Case], opts: &RunOpts, a: &RunArgs) -> Result<RunReport, String> {
+pub(super) fn run_target(spec: &str, cases: &[Case], opts: &RunOpts, a: &RunArgs) -> Result<RunReport, Error> {
     let k = vm::KernelSpec::parse(spec)?;
     if matches!(k, vm::KernelSpec::Host) {
         return Ok(run::run(cases, opts, &Probe::run(), "host"));
@@ -302,7 +302,7 @@ fn matrix_cmd(kernels: &[String], junit_dir: Option<&Path>, a: RunArgs) -> Resul
                 }
                 runs.push(r);
             }
-            Err(e) => eprintln!("error: {}: {}", printable(k), printable(&e)),
+            Err(e) => eprintln!("error: {}: {}", printable(k), printable(&e.to_string())),
         }
         if signal::interrupted().is_some() {
             break;

@@ -9,18 +9,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::error::EXIT_CODES_HELP;
+use crate::error::{Error, EXIT_CODES_HELP};
 
 /// The longest `--timeout` (one day): longer is a typo, and `inf` would overflow the clocks.
 pub const MAX_TIMEOUT_S: f64 = 86_400.0;
 
 /// `--timeout`: a finite number of seconds in (0, [`MAX_TIMEOUT_S`]].
-pub fn parse_timeout(s: &str) -> Result<f64, String> {
-    let t: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+pub fn parse_timeout(s: &str) -> Result<f64, Error> {
+    let t: f64 = s.trim().parse().map_err(|_| Error::bad_input(format!("`{s}` is not a number of seconds")))?;
     if t.is_finite() && t > 0.0 && t <= MAX_TIMEOUT_S {
         Ok(t)
     } else {
-        Err(format!("`{s}`: need a number of seconds above 0 and at most {MAX_TIMEOUT_S}"))
+        Err(Error::bad_input(format!("`{s}`: need a number of seconds above 0 and at most {MAX_TIMEOUT_S}")))
     }
 }
 
@@ -386,7 +386,7 @@ mod tests {
 
     #[test]
     fn timeouts() {
-        assert_eq!(parse_timeout("2.5"), Ok(2.5));
+        assert_eq!(parse_timeout("2.5").ok(), Some(2.5));
         for bad in ["0", "-1", "inf", "NaN", "1e300", "x", "86401"] {
             assert!(parse_timeout(bad).is_err(), "{bad}");
         }
