@@ -222,7 +222,7 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
     o
 }
 
-fn setup_flags(v: &Value) -> Result<u32, String> {
+fn setup_flags(v: &Value) -> Result<u32, consts::NameError> {
     consts::resolve_static(v, Ns::Setup).map(|f| f as u32)
 }
 
@@ -432,7 +432,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn value(&self, v: &Value, ns: Ns) -> Result<u64, String> {
+    fn value(&self, v: &Value, ns: Ns) -> Result<u64, consts::NameError> {
         consts::resolve(v, ns, &|r| self.reference(r))
     }
 

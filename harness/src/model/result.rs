@@ -332,6 +332,11 @@ impl std::fmt::Display for CaseResult {
     }
 }
 
+/// An `observed:` text of no checkable form (the case file's).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PatternError(String);
+
 /// A known deviation's `observed:` text read as what the failed check must show:
 /// `[<what>: ][expected <answer>, ]kernel (returned|wrote|posted) <answer>`, an answer being an
 /// errno name (`EFAULT`), `success`, `success (N)`, `return N` or a number (`0x1000`,
@@ -345,13 +350,13 @@ pub struct ObservedPattern {
 }
 
 impl ObservedPattern {
-    pub fn parse(text: &str) -> Result<ObservedPattern, String> {
+    pub fn parse(text: &str) -> Result<ObservedPattern, PatternError> {
         let bad = |why: &str| {
             let shown: String = text.chars().take(80).collect();
-            format!(
+            PatternError(format!(
                 "`{shown}`: {why} (write `[FIELD: ][expected ANSWER, ]kernel returned|wrote ANSWER`, \
                  ANSWER an errno name, `success` or a number)"
-            )
+            ))
         };
         let t = text.trim();
         let (what, rest) = match t.split_once(": ") {
