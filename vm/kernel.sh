@@ -150,7 +150,7 @@ cached_exact() {
 
 cmd_fetch() {
     local spec=${1:-}
-    [[ $spec == debian:?* ]] || die "SPEC must be debian:<version>|debian:<major.minor>|debian:latest, got '${spec}'"
+    [[ $spec == debian:?* ]] || refuse "SPEC must be debian:<version>|debian:<major.minor>|debian:latest, got '${spec}'"
     local want=${spec#debian:} kver
     mkdir -p "$KDIR"
 
@@ -182,7 +182,7 @@ cmd_fetch() {
         break
     done <<<"$cat"
     if [[ -z $best ]]; then
-        die "debian:$want is not on the mirror. Available:
+        refuse "debian:$want is not on the mirror. Available:
 $(awk '{printf "  debian:%-14s %-22s %s\n", $1, $2, $3}' <<<"$cat")"
     fi
     read -r up pkgver suite kver <<<"$best"

@@ -70,6 +70,9 @@ FLAVOUR=${ZCRX_KERNEL_FLAVOUR:-amd64}
 
 log() { printf '%s: %s\n' "${ZCRX_LOG_NAME:-${0##*/}}" "$*" >&2; }
 die() { printf '%s: ERROR: %s\n' "${ZCRX_LOG_NAME:-${0##*/}}" "$*" >&2; exit 1; }
+# refuse MSG: like die, for input that names nothing usable (a version not on the mirror): exit 2,
+# which the harness reports as the user's bad input; die's 1 is the machine's (exit 4).
+refuse() { printf '%s: ERROR: %s\n' "${ZCRX_LOG_NAME:-${0##*/}}" "$*" >&2; exit 2; }
 
 # ensure_packages PKG...: installs the host packages that are missing (bookworm's apt, never the
 # private config), --no-install-recommends; `apt-get update` only when the first try fails.

@@ -19,6 +19,7 @@ fn case(id: &str, area: &str, status: Status, message: &str) -> CaseReport {
         duration_s: 0.25,
         kernel_specific: vec![],
         harness_error: false,
+        result: Default::default(),
         self_check: None,
         observed: vec![],
     }
@@ -32,7 +33,11 @@ fn run(target: &str, cases: Vec<CaseReport>) -> RunReport {
         cases,
         duration_s: 3.5,
         aborted: None,
-        timings: vec![("vm_boot_s".into(), 42.0), ("suite_s".into(), 136.0)],
+        timings: zcrx_conform::model::timings::Timings {
+            vm_boot_s: Some(42.0),
+            suite_s: Some(136.0),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }

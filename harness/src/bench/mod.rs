@@ -6,6 +6,7 @@
 //! Nothing here is asserted: under TCG absolute numbers mean little, so the report gives
 //! RECV_ZC / recv() ratios next to min/median/max of each measurement.
 
+mod error;
 mod render;
 mod rx;
 pub mod suite;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::model::Feature;
 use crate::topology::Kind;
+pub use error::Error;
 pub use render::{
     render, BenchReport, MethodResult, Ratios, Sample, SizeResult, SpawnResult, Stats, SuiteTimings, VmTimings,
 };
@@ -87,7 +89,7 @@ const TAG: &str = "@@ZCRX-BENCH@@ ";
 /// The trivial case the spawn timing runs (any kernel with IORING_REGISTER_QUERY).
 const TRIVIAL_CASE: (&str, &str) = ("cases/query/opcodes.yaml", "query.opcodes");
 
-pub fn main(a: &BenchArgs) -> Result<(), String> {
+pub fn main(a: &BenchArgs) -> Result<(), Error> {
     if let Some(zcrx_t) = &a.suite_guest {
         let b = suite::guest(zcrx_t, a.jobs as usize)?;
         eprint!("{}", suite::render(&b));
@@ -101,7 +103,7 @@ pub fn main(a: &BenchArgs) -> Result<(), String> {
     }
     let sizes = a.sizes.iter().map(|s| parse_size(s)).collect::<Result<Vec<_>, _>>()?;
     if sizes.is_empty() || a.total_mib == 0 || a.repeat == 0 {
-        return Err("bench: need at least one size, --total-mib > 0 and --repeat > 0".into());
+        return Err(Error::Args("bench: need at least one size, --total-mib > 0 and --repeat > 0".into()));
     }
     let report = match a.kernel.single("bench")? {
         crate::vm::KernelSpec::Host => local(a, &sizes, "host")?,
@@ -118,46 +120,46 @@ pub fn main(a: &BenchArgs) -> Result<(), String> {
 }
 
 /// Prints `v` as the one tagged line a guest's result travels in to the host.
-pub(crate) fn emit_result<T: serde::Serialize>(v: &T) -> Result<(), String> {
-    println!("{TAG}{}", serde_json::to_string(v).map_err(|e| format!("bench: json: {e}"))?);
+pub(crate) fn emit_result<T: serde::Serialize>(v: &T) -> Result<(), Error> {
+    println!("{TAG}{}", serde_json::to_string(v).map_err(|e| Error::Measure(format!("bench: json: {e}")))?);
     Ok(())
 }
 
 /// The result a guest printed with [`emit_result`] (its last tagged line).
-pub(crate) fn guest_result<T: serde::de::DeserializeOwned>(out: &str) -> Result<T, String> {
+pub(crate) fn guest_result<T: serde::de::DeserializeOwned>(out: &str) -> Result<T, Error> {
     let line = out
         .lines()
         .rev()
         .find_map(|l| l.strip_prefix(TAG))
-        .ok_or_else(|| format!("bench: the guest printed no result line; its output:\n{out}"))?;
-    serde_json::from_str(line).map_err(|e| format!("bench: the guest's result line: {e}"))
+        .ok_or_else(|| Error::Measure(format!("bench: the guest printed no result line; its output:\n{out}")))?;
+    serde_json::from_str(line).map_err(|e| Error::Measure(format!("bench: the guest's result line: {e}")))
 }
 
 /// `v` as pretty JSON in `p`.
-fn write_json<T: serde::Serialize>(p: &std::path::Path, v: &T) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| format!("bench: json: {e}"))?;
-    crate::report::write_atomic(p, &text).map_err(|e| format!("{}: {e}", p.display()))
+fn write_json<T: serde::Serialize>(p: &std::path::Path, v: &T) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Error::Measure(format!("bench: json: {e}")))?;
+    crate::report::write_atomic(p, &text).map_err(|e| Error::Args(format!("{}: {e}", p.display())))
 }
 
 /// "4K", "64KiB", "1M", "4096".
-pub fn parse_size(s: &str) -> Result<usize, String> {
+pub fn parse_size(s: &str) -> Result<usize, Error> {
     let t = s.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let n: usize = t[..digits].parse().map_err(|_| format!("size `{s}`: expected e.g. 4K, 64K, 1M"))?;
+    let n: usize = t[..digits].parse().map_err(|_| Error::Args(format!("size `{s}`: expected e.g. 4K, 64K, 1M")))?;
     let mult = match t[digits..].to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
-        _ => return Err(format!("size `{s}`: expected e.g. 4K, 64K, 1M")),
+        _ => return Err(Error::Args(format!("size `{s}`: expected e.g. 4K, 64K, 1M"))),
     };
     match n.checked_mul(mult) {
         Some(v) if v > 0 && v <= 64 << 20 => Ok(v),
-        _ => Err(format!("size `{s}`: must be 1 byte .. 64 MiB")),
+        _ => Err(Error::Args(format!("size `{s}`: must be 1 byte .. 64 MiB"))),
     }
 }
 
 /// Measures in the running kernel.
-fn local(a: &BenchArgs, sizes: &[usize], target: &str) -> Result<BenchReport, String> {
+fn local(a: &BenchArgs, sizes: &[usize], target: &str) -> Result<BenchReport, Error> {
     let t0 = Instant::now();
     let probe = crate::model::Probe::run();
     let total = a.total_mib << 20;
@@ -293,7 +295,7 @@ fn spawn_timing(n: u32) -> SpawnResult {
 }
 
 /// Boots the kernel, runs `bench --emit-json` inside, and optionally the suite for timings.
-fn in_vm(a: &BenchArgs, ks: &crate::vm::KernelSpec) -> Result<BenchReport, String> {
+fn in_vm(a: &BenchArgs, ks: &crate::vm::KernelSpec) -> Result<BenchReport, Error> {
     let spec = ks.to_string();
     crate::vm::provision()?;
     let kernel = crate::vm::resolve(ks)?;
@@ -348,17 +350,17 @@ fn suite_in_vm(spec: &str, kernel: &std::path::Path, filter: &[String]) -> Suite
     let mut st = SuiteTimings { filter: filter.to_vec(), ..Default::default() };
     match crate::vm::run_in_vm(spec, kernel, &o) {
         Ok(r) => {
-            let t = |k: &str| r.timings.iter().find(|(n, _)| n == k).map_or(0.0, |(_, v)| *v);
+            let t = &r.timings;
             st.cases = r.cases.len();
             st.executed = r.cases.iter().filter(|c| c.status != crate::model::Status::Skip).count();
-            st.vm_boots = t("vm_boots");
-            st.vm_boot_s = t("vm_boot_s");
-            st.suite_s = t("suite_s");
-            st.total_s = t("total_s");
+            st.vm_boots = t.vm_boots.unwrap_or(0) as f64;
+            st.vm_boot_s = t.vm_boot_s.unwrap_or(0.0);
+            st.suite_s = t.suite_s.unwrap_or(0.0);
+            st.total_s = t.total_s.unwrap_or(0.0);
             st.per_case_s = st.suite_s / st.cases.max(1) as f64;
             st.error = r.aborted;
         }
-        Err(e) => st.error = Some(e),
+        Err(e) => st.error = Some(e.to_string()),
     }
     st
 }
@@ -369,10 +371,10 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_size("4K"), Ok(4096));
-        assert_eq!(parse_size("64KiB"), Ok(65536));
-        assert_eq!(parse_size("1M"), Ok(1 << 20));
-        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("4K").ok(), Some(4096));
+        assert_eq!(parse_size("64KiB").ok(), Some(65536));
+        assert_eq!(parse_size("1M").ok(), Some(1 << 20));
+        assert_eq!(parse_size("100").ok(), Some(100));
         assert!(parse_size("0").is_err() && parse_size("x").is_err() && parse_size("1G").is_err());
     }
 }

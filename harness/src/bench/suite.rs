@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::Error;
 use crate::case::Case;
 use crate::model::{Probe, Status};
 use crate::run::{self, RunOpts};
@@ -188,9 +189,9 @@ fn peak_rss_mib() -> f64 {
 }
 
 /// Inside the guest: every measurement, as one JSON document.
-pub fn guest(zcrx_t: &Path, jobs: usize) -> Result<SuiteBench, String> {
+pub fn guest(zcrx_t: &Path, jobs: usize) -> Result<SuiteBench, Error> {
     let cases = crate::case::load_all(&[crate::paths::default_case_dir()])
-        .map_err(|e| format!("bench: {} case file error(s)", e.len()))?;
+        .map_err(|e| Error::Args(format!("bench: {} case file error(s)", e.len())))?;
     let probe = Probe::run();
     let filters: Vec<String> = COMPARABLE.iter().map(|s| s.to_string()).collect();
     // One unmeasured pass warms the page cache and the kernel's io_uring paths.
@@ -222,9 +223,11 @@ pub fn guest(zcrx_t: &Path, jobs: usize) -> Result<SuiteBench, String> {
 }
 
 /// On the host: builds zcrx.t, boots the kernel once and runs [`guest`] there.
-pub fn in_vm(ks: &crate::vm::KernelSpec, jobs: usize, vm_timeout: Duration) -> Result<SuiteBench, String> {
+pub fn in_vm(ks: &crate::vm::KernelSpec, jobs: usize, vm_timeout: Duration) -> Result<SuiteBench, Error> {
     if matches!(ks, crate::vm::KernelSpec::Host) {
-        return Err("bench --suite needs --kernel SPEC (liburing and the catalogue run in one VM boot)".into());
+        return Err(Error::Args(
+            "bench --suite needs --kernel SPEC (liburing and the catalogue run in one VM boot)".into(),
+        ));
     }
     let spec = ks.to_string();
     crate::vm::provision()?;

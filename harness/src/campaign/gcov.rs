@@ -2,6 +2,8 @@
 //! lcov's tracefile, uncovered ranges, and the lines a patch changes.
 
 use std::collections::BTreeMap;
+
+use super::Error;
 use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
@@ -55,13 +57,13 @@ pub struct FileCoverage {
 
 impl FileCoverage {
     /// From gcov's JSON: the entry whose path ends with `suffix` (e.g. `io_uring/zcrx.c`).
-    pub fn from_gcov_json(text: &str, suffix: &str) -> Result<FileCoverage, String> {
-        let j: GcovJson = serde_json::from_str(text).map_err(|e| format!("gcov JSON: {e}"))?;
+    pub fn from_gcov_json(text: &str, suffix: &str) -> Result<FileCoverage, Error> {
+        let j: GcovJson = serde_json::from_str(text).map_err(|e| Error::Run(format!("gcov JSON: {e}")))?;
         let f = j
             .files
             .into_iter()
             .find(|f| f.file.ends_with(suffix))
-            .ok_or_else(|| format!("gcov JSON has no entry for {suffix}"))?;
+            .ok_or_else(|| Error::Run(format!("gcov JSON has no entry for {suffix}")))?;
         let mut c = FileCoverage { file: suffix.to_string(), ..Default::default() };
         for l in f.lines {
             *c.lines.entry(l.line_number).or_default() += l.count;

@@ -3,6 +3,8 @@
 //! side's coverage of io_uring/zcrx.c (when the kernel was built with `--gcov`).
 
 use std::collections::BTreeMap;
+
+use super::Error;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -75,9 +77,9 @@ fn read_gcda(dir: Option<&Path>) -> Option<String> {
 }
 
 /// Runs the catalogue on `topologies`, then `zcrx_t`, and returns what each did.
-pub fn measure(zcrx_t: &Path, topologies: &[String], jobs: usize) -> Result<GuestResult, String> {
+pub fn measure(zcrx_t: &Path, topologies: &[String], jobs: usize) -> Result<GuestResult, Error> {
     let mut cases = crate::case::load_all(&[crate::paths::default_case_dir()])
-        .map_err(|e| format!("campaign: {} case file error(s)", e.len()))?;
+        .map_err(|e| Error::Run(format!("campaign: {} case file error(s)", e.len())))?;
     // A mutant that stalls the data path would hold each data case for its whole timeout
     // (up to minutes) and the boot past the campaign's cap, losing every case's result: each
     // case gets at most CASE_CAP_S here (the whole catalogue takes about a minute unmutated).

@@ -4,6 +4,7 @@
 //! user's own tree is never changed); each mutant is applied, built incrementally, booted
 //! once, and reverted. Results go to a JSON-lines file, one line per mutant as it finishes.
 
+mod error;
 pub mod gcov;
 pub mod guest;
 pub mod mutants;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use crate::vm::{KernelArgs, KernelSpec};
+pub use error::Error;
 use mutants::{Record, Verdict};
 
 /// `mutate`'s arguments.
@@ -91,13 +93,13 @@ pub fn hex(b: &[u8]) -> String {
 }
 
 /// The bytes of a hex string.
-pub fn unhex(s: &str) -> Result<Vec<u8>, String> {
+pub fn unhex(s: &str) -> Result<Vec<u8>, Error> {
     if !s.len().is_multiple_of(2) {
-        return Err("odd hex length".into());
+        return Err(Error::Run("odd hex length".into()));
     }
     (0..s.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or("x"), 16).map_err(|e| e.to_string()))
+        .map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or("x"), 16).map_err(|e| Error::Run(e.to_string())))
         .collect()
 }
 
@@ -106,10 +108,10 @@ fn default_in_reports(p: &Option<PathBuf>, name: &str) -> PathBuf {
 }
 
 /// The campaign's source tree: one `--kernel tree:PATH`.
-fn tree_source(k: &KernelArgs) -> Result<String, String> {
+fn tree_source(k: &KernelArgs) -> Result<String, Error> {
     match k.single("a campaign")? {
         KernelSpec::Tree { path, kasan: false, .. } => Ok(path.display().to_string()),
-        other => Err(format!("`{other}`: a campaign runs on one kernel tree, --kernel tree:PATH")),
+        other => Err(Error::Input(format!("`{other}`: a campaign runs on one kernel tree, --kernel tree:PATH"))),
     }
 }
 
@@ -118,15 +120,15 @@ fn now_utc() -> String {
 }
 
 /// `mutate`: the campaign, then its reports.
-pub fn mutate(a: &MutateArgs) -> Result<(), String> {
+pub fn mutate(a: &MutateArgs) -> Result<(), Error> {
     if let Some(zcrx_t) = &a.guest {
         let r = guest::measure(zcrx_t, &a.topology, a.jobs as usize)?;
-        return crate::bench::emit_result(&r);
+        return Ok(crate::bench::emit_result(&r)?);
     }
     let set_dir = a.mutants.clone().unwrap_or_else(|| crate::paths::repo_root().join("vm/mutants"));
     let set = mutants::load(&set_dir)?;
     if let Some(n) = a.only.iter().find(|n| !set.iter().any(|(m, _)| &m.name == *n)) {
-        return Err(format!("--only {n}: no such mutant in {}", set_dir.display()));
+        return Err(Error::Input(format!("--only {n}: no such mutant in {}", set_dir.display())));
     }
     let results = default_in_reports(&a.results, "mutation.jsonl");
     if !a.report_only {
@@ -143,7 +145,7 @@ pub fn mutate(a: &MutateArgs) -> Result<(), String> {
     let s = render::summarise(&records, set.len());
     let dir = default_in_reports(&a.report_dir, "");
     write(&dir.join("mutation.md"), &render::mutation_md(&s))?;
-    write(&dir.join("mutation.json"), &serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?)?;
+    write(&dir.join("mutation.json"), &serde_json::to_string_pretty(&s).map_err(|e| Error::Run(e.to_string()))?)?;
     eprintln!(
         "mutate: {} of {} mutants run; killed by us {} ({:.0}%), by liburing {} ({:.0}%); reports in {}",
         s.run,
@@ -157,8 +159,8 @@ pub fn mutate(a: &MutateArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn write(p: &Path, text: &str) -> Result<(), String> {
-    crate::report::write_atomic(p, text).map_err(|e| format!("{}: {e}", p.display()))
+fn write(p: &Path, text: &str) -> Result<(), Error> {
+    crate::report::write_atomic(p, text).map_err(|e| Error::Run(format!("{}: {e}", p.display())))
 }
 
 /// The guest's command line: this binary's `mutate --guest`, on the campaign's topologies.
@@ -174,15 +176,16 @@ fn boot_once(
     tree: &Path,
     a: &MutateArgs,
     zcrx_t: &Path,
-) -> Result<Result<guest::GuestResult, crate::vm::GuestError>, String> {
+) -> Result<Result<guest::GuestResult, crate::vm::GuestError>, Error> {
     let kernel = crate::vm::resolve(&KernelSpec::Tree { path: tree.to_path_buf(), kasan: false, gcov: true })?;
     let env = crate::vm::guest_tools(&kernel, &a.topology)?;
     let args = guest_args(a, zcrx_t);
-    Ok(crate::vm::run_command_in_vm(&kernel, &args, &env, Duration::from_secs(a.cap))
-        .and_then(|out| crate::bench::guest_result::<guest::GuestResult>(&out).map_err(crate::vm::GuestError::Failed)))
+    Ok(crate::vm::run_command_in_vm(&kernel, &args, &env, Duration::from_secs(a.cap)).and_then(|out| {
+        crate::bench::guest_result::<guest::GuestResult>(&out).map_err(|e| crate::vm::GuestError::Failed(e.to_string()))
+    }))
 }
 
-fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Path) -> Result<(), String> {
+fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Path) -> Result<(), Error> {
     let src = tree_source(&a.kernel)?;
     let src = src.as_str();
     crate::vm::provision()?;
@@ -195,8 +198,8 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
     if a.baseline_only || !done.iter().any(|r| r.verdict == Verdict::Baseline) {
         eprintln!("mutate: baseline boot of {tree_s} (no mutant)");
         let t0 = Instant::now();
-        let g =
-            boot_once(&tree, a, &zcrx_t)?.map_err(|e| format!("the unmutated kernel did not run the suite: {e}"))?;
+        let g = boot_once(&tree, a, &zcrx_t)?
+            .map_err(|e| Error::Run(format!("the unmutated kernel did not run the suite: {e}")))?;
         let failing = failure_lines(&g.failures, g.failures.keys());
         if !failing.is_empty() {
             eprintln!("mutate: note: on the unmutated kernel these cases fail (not counted as kills):\n{failing}");
@@ -226,7 +229,8 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
         return Ok(());
     }
     // Mutants are compared with the latest baseline.
-    let base = done.iter().rev().find(|r| r.verdict == Verdict::Baseline).cloned().ok_or("no baseline")?;
+    let base =
+        done.iter().rev().find(|r| r.verdict == Verdict::Baseline).cloned().ok_or(Error::Run("no baseline".into()))?;
     let mut ran = 0;
     for (m, patch) in mutants::round_robin(set) {
         if (!a.only.is_empty() && !a.only.contains(&m.name)) || done.iter().any(|r| r.mutant.file == m.file) {
@@ -236,7 +240,7 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
             break;
         }
         if crate::run::signal::interrupted().is_some() {
-            return Err("interrupted".into());
+            return Err(Error::Run("interrupted".into()));
         }
         ran += 1;
         eprintln!("mutate: {} ({})", m.name, m.file);
@@ -273,7 +277,7 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
         match outcome {
             Err(build) => {
                 r.verdict = Verdict::BuildFailed;
-                r.message = build;
+                r.message = build.to_string();
             }
             Ok(Err(crash)) => {
                 r.verdict = Verdict::KilledByCrash;
@@ -305,28 +309,27 @@ fn failure_lines<'a>(failures: &BTreeMap<String, String>, ids: impl Iterator<Ite
 }
 
 /// `coverage`: the report from the baseline's gcov data, or which changed lines run.
-pub fn coverage(a: &CoverageArgs) -> Result<(), String> {
+pub fn coverage(a: &CoverageArgs) -> Result<(), Error> {
     let src = tree_source(&a.kernel)?;
     let src = src.as_str();
     let results = default_in_reports(&a.results, "mutation.jsonl");
     let records = mutants::read_results(&results)?;
-    let base = records
-        .iter()
-        .rev()
-        .find(|r| r.verdict == Verdict::Baseline && r.gcda_suite.is_some())
-        .ok_or_else(|| format!("{}: no baseline with gcov data; run `mutate` first", results.display()))?;
+    let base =
+        records.iter().rev().find(|r| r.verdict == Verdict::Baseline && r.gcda_suite.is_some()).ok_or_else(|| {
+            Error::Input(format!("{}: no baseline with gcov data; run `mutate` first", results.display()))
+        })?;
     let tree = crate::vm::script_path("campaign.sh", &["prepare", src])?;
-    let tmp =
-        nix::unistd::mkdtemp(&std::env::temp_dir().join("zcrx-cov-XXXXXX")).map_err(|e| format!("mkdtemp: {e}"))?;
-    let side = |name: &str, hexed: &Option<String>| -> Result<gcov::FileCoverage, String> {
+    let tmp = nix::unistd::mkdtemp(&std::env::temp_dir().join("zcrx-cov-XXXXXX"))
+        .map_err(|e| Error::Run(format!("mkdtemp: {e}")))?;
+    let side = |name: &str, hexed: &Option<String>| -> Result<gcov::FileCoverage, Error> {
         let gcda = tmp.join(format!("{name}.gcda"));
         let json = tmp.join(format!("{name}.json"));
-        std::fs::write(&gcda, unhex(hexed.as_deref().unwrap_or(""))?).map_err(|e| e.to_string())?;
+        std::fs::write(&gcda, unhex(hexed.as_deref().unwrap_or(""))?).map_err(|e| Error::Run(e.to_string()))?;
         crate::vm::script_status(
             "campaign.sh",
             &["gcov", &tree.display().to_string(), &gcda.display().to_string(), &json.display().to_string()],
         )?;
-        let text = std::fs::read_to_string(&json).map_err(|e| e.to_string())?;
+        let text = std::fs::read_to_string(&json).map_err(|e| Error::Run(e.to_string()))?;
         gcov::FileCoverage::from_gcov_json(&text, "io_uring/zcrx.c")
     };
     let us = side("suite", &base.gcda_suite);
@@ -336,7 +339,7 @@ pub fn coverage(a: &CoverageArgs) -> Result<(), String> {
     if a.diff.is_some() || a.patch.is_some() {
         let diff = match (&a.diff, &a.patch) {
             (Some(range), _) => crate::vm::script_stdout("campaign.sh", &["diff", src, range])?,
-            (_, Some(p)) => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
+            (_, Some(p)) => std::fs::read_to_string(p).map_err(|e| Error::Input(format!("{}: {e}", p.display())))?,
             _ => unreachable!("checked above"),
         };
         print!("{}", diff_report(&us, &gcov::changed_lines(&diff, "io_uring/zcrx.c")));
@@ -346,7 +349,7 @@ pub fn coverage(a: &CoverageArgs) -> Result<(), String> {
     let reasons = reasons(&crate::paths::repo_root().join("vm/mutants/coverage-reasons.tsv"));
     let c = render::coverage_summary(&us, &lib, &base.kernel_release, &base.when);
     write(&dir.join("coverage.md"), &render::coverage_md(&c, &reasons))?;
-    write(&dir.join("coverage.json"), &serde_json::to_string_pretty(&c).map_err(|e| e.to_string())?)?;
+    write(&dir.join("coverage.json"), &serde_json::to_string_pretty(&c).map_err(|e| Error::Run(e.to_string()))?)?;
     let source = tree.join("io_uring/zcrx.c").display().to_string();
     write(&dir.join("coverage-suite.info"), &us.lcov("zcrx-conform", &source))?;
     write(&dir.join("coverage-liburing.info"), &lib.lcov("liburing-zcrx.t", &source))?;
@@ -396,7 +399,7 @@ mod tests {
     #[test]
     fn hex_round_trip() {
         assert_eq!(hex(&[0, 1, 0xab]), "0001ab");
-        assert_eq!(unhex("0001ab"), Ok(vec![0, 1, 0xab]));
+        assert_eq!(unhex("0001ab").ok(), Some(vec![0, 1, 0xab]));
         assert!(unhex("abc").is_err() && unhex("zz").is_err());
     }
 

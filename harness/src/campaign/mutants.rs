@@ -3,6 +3,8 @@
 //! finishes, so a campaign stopped anywhere resumes where it was.
 
 use std::collections::BTreeMap;
+
+use super::Error;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -27,7 +29,7 @@ pub struct Mutant {
 }
 
 /// Reads the header lines (`Key: value` up to `---`) of a mutant patch.
-pub fn parse_header(file: &str, text: &str) -> Result<Mutant, String> {
+pub fn parse_header(file: &str, text: &str) -> Result<Mutant, Error> {
     let mut m = Mutant { file: file.to_string(), ..Default::default() };
     for line in text.lines() {
         if line == "---" {
@@ -45,24 +47,27 @@ pub fn parse_header(file: &str, text: &str) -> Result<Mutant, String> {
         }
     }
     if m.name.is_empty() || m.area.is_empty() || m.kind.is_empty() || m.breaks.is_empty() {
-        return Err(format!("{file}: a mutant needs Mutant:, Area:, Kind: and Breaks: lines before `---`"));
+        return Err(Error::Input(format!(
+            "{file}: a mutant needs Mutant:, Area:, Kind: and Breaks: lines before `---`"
+        )));
     }
     if !text.contains("\n--- a/") || !text.contains("\n+++ b/") {
-        return Err(format!("{file}: no unified diff after the header"));
+        return Err(Error::Input(format!("{file}: no unified diff after the header")));
     }
     Ok(m)
 }
 
 /// The mutants of `dir`, in `series` order.
-pub fn load(dir: &Path) -> Result<Vec<(Mutant, PathBuf)>, String> {
-    let series = std::fs::read_to_string(dir.join("series")).map_err(|e| format!("{}/series: {e}", dir.display()))?;
+pub fn load(dir: &Path) -> Result<Vec<(Mutant, PathBuf)>, Error> {
+    let series = std::fs::read_to_string(dir.join("series"))
+        .map_err(|e| Error::Input(format!("{}/series: {e}", dir.display())))?;
     let mut out = Vec::new();
     for f in series.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         if f.contains('/') {
-            return Err(format!("{}/series: `{f}` is not a file name in that directory", dir.display()));
+            return Err(Error::Input(format!("{}/series: `{f}` is not a file name in that directory", dir.display())));
         }
         let p = dir.join(f);
-        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::Input(format!("{}: {e}", p.display())))?;
         out.push((parse_header(f, &text)?, p));
     }
     Ok(out)
@@ -135,11 +140,11 @@ pub struct Record {
 
 /// The records of a results file (none when it does not exist). A torn last line (the
 /// machine stopped while it was written) is ignored; any other bad line is an error.
-pub fn read_results(p: &Path) -> Result<Vec<Record>, String> {
+pub fn read_results(p: &Path) -> Result<Vec<Record>, Error> {
     let text = match std::fs::read_to_string(p) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(format!("{}: {e}", p.display())),
+        Err(e) => return Err(Error::Input(format!("{}: {e}", p.display()))),
     };
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let mut out = Vec::new();
@@ -147,22 +152,22 @@ pub fn read_results(p: &Path) -> Result<Vec<Record>, String> {
         match serde_json::from_str::<Record>(l) {
             Ok(r) => out.push(r),
             Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
-            Err(e) => return Err(format!("{}:{}: {e}", p.display(), i + 1)),
+            Err(e) => return Err(Error::Input(format!("{}:{}: {e}", p.display(), i + 1))),
         }
     }
     Ok(out)
 }
 
 /// Appends one record and syncs it to disk.
-pub fn append(p: &Path, r: &Record) -> Result<(), String> {
-    let line = serde_json::to_string(r).map_err(|e| e.to_string())?;
+pub fn append(p: &Path, r: &Record) -> Result<(), Error> {
+    let line = serde_json::to_string(r).map_err(|e| Error::Run(e.to_string()))?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .custom_flags_nofollow()
         .open(p)
-        .map_err(|e| format!("{}: {e}", p.display()))?;
-    writeln!(f, "{line}").and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", p.display()))
+        .map_err(|e| Error::Run(format!("{}: {e}", p.display())))?;
+    writeln!(f, "{line}").and_then(|_| f.sync_all()).map_err(|e| Error::Run(format!("{}: {e}", p.display())))
 }
 
 trait NoFollow {

@@ -196,8 +196,10 @@ pub struct KnownDeviation {
     pub reason: String,
     /// Where it is written up (docs/deviations/..., a mailing-list thread).
     pub link: Option<String>,
-    /// Text the failure message must contain (e.g. "kernel returned EFAULT"); a failure
-    /// that does not is a real failure, not the known deviation.
+    /// What the failed check must show, e.g. "kernel returned EFAULT" or "area.rq_area_token:
+    /// expected 0x0, kernel wrote 0x1000000000000" (`[FIELD: ][expected ANSWER, ]kernel
+    /// returned|wrote ANSWER`), matched against the check's typed values; a failure that does
+    /// not show it is a real failure, not the known deviation.
     pub observed: Option<String>,
     pub min: Option<String>,
     pub max: Option<String>,

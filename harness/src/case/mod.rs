@@ -16,6 +16,7 @@
 //!
 //! This file loads: [`load_all`], [`load_file`], [`load_str`], [`find_files`].
 
+use crate::model::text::{clip, printable};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -58,26 +59,16 @@ impl LoadError {
     }
 }
 
-/// Text from a file for a terminal: control characters escaped, at most 400 characters.
-fn printable(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(400)
-        .flat_map(|c| c.is_control().then(|| c.escape_debug().collect()).unwrap_or(vec![c]))
-        .collect();
-    if s.chars().nth(400).is_some() {
-        out.push('…');
-    }
-    out
-}
+/// Text from a file for a terminal: control characters escaped, at most this many characters.
+const SHOWN: usize = 400;
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = printable(&self.file.display().to_string());
+        let file = printable(&clip(&self.file.display().to_string(), SHOWN));
         if self.line > 0 {
-            write!(f, "{file}:{}:{}: {}", self.line, self.column, printable(&self.msg))
+            write!(f, "{file}:{}:{}: {}", self.line, self.column, printable(&clip(&self.msg, SHOWN)))
         } else {
-            write!(f, "{file}: {}", printable(&self.msg))
+            write!(f, "{file}: {}", printable(&clip(&self.msg, SHOWN)))
         }
     }
 }

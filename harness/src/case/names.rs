@@ -128,12 +128,30 @@ pub fn lookup(ns: Ns, name: &str) -> Option<u64> {
     None
 }
 
+/// A value of a case file that names nothing or does not evaluate (the case's input).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NameError(pub String);
+
+impl crate::error::Classify for NameError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::BadInput
+    }
+}
+
+/// For callers that carry errors as text (a step's message, a load error).
+impl From<NameError> for String {
+    fn from(e: NameError) -> String {
+        e.0
+    }
+}
+
 pub fn names(ns: Ns) -> String {
     tables(ns).iter().flat_map(|t| t.iter().map(|(n, _)| *n)).collect::<Vec<_>>().join(", ")
 }
 
 /// Resolves a value. `refs` answers `$name.attr` references (None = unknown).
-pub fn resolve(v: &Value, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<u64, String> {
+pub fn resolve(v: &Value, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<u64, NameError> {
     match v {
         Value::Int(i) => Ok(*i as u64),
         Value::UInt(u) => Ok(*u),
@@ -150,29 +168,29 @@ pub fn resolve(v: &Value, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<
 }
 
 /// Checks a value without runtime references (any `$ref` counts as valid syntax).
-pub fn resolve_static(v: &Value, ns: Ns) -> Result<u64, String> {
+pub fn resolve_static(v: &Value, ns: Ns) -> Result<u64, NameError> {
     resolve(v, ns, &|_| Some(0))
 }
 
-fn term(t: &str, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<u64, String> {
+fn term(t: &str, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<u64, NameError> {
     let t = t.trim();
     if t.is_empty() {
-        return Err("empty term".into());
+        return Err(NameError("empty term".into()));
     }
     if let Some(r) = t.strip_prefix('$') {
-        return refs(r).ok_or_else(|| format!("unknown reference `${r}`"));
+        return refs(r).ok_or_else(|| NameError(format!("unknown reference `${r}`")));
     }
     if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        return u64::from_str_radix(&h.replace('_', ""), 16).map_err(|_| format!("bad hex number `{t}`"));
+        return u64::from_str_radix(&h.replace('_', ""), 16).map_err(|_| NameError(format!("bad hex number `{t}`")));
     }
     if t.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-        return t.replace('_', "").parse::<u64>().map_err(|_| format!("bad number `{t}`"));
+        return t.replace('_', "").parse::<u64>().map_err(|_| NameError(format!("bad number `{t}`")));
     }
-    lookup(ns, t).ok_or_else(|| format!("unknown name `{t}` (known here: {})", names(ns)))
+    lookup(ns, t).ok_or_else(|| NameError(format!("unknown name `{t}` (known here: {})", names(ns))))
 }
 
 /// Evaluates `a + b - c | d << n` left to right; a leading `-` negates (two's complement).
-pub fn eval(s: &str, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<u64, String> {
+pub fn eval(s: &str, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<u64, NameError> {
     let s = s.trim();
     // "[A, B]" written as a string (e.g. through a matrix placeholder) is a flag list.
     if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
@@ -190,14 +208,14 @@ pub fn eval(s: &str, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<u64, 
     let mut op = '+';
     let mut cur = String::new();
     let mut chars = body.chars().peekable();
-    let apply = |acc: Option<u64>, op: char, cur: &str| -> Result<u64, String> {
+    let apply = |acc: Option<u64>, op: char, cur: &str| -> Result<u64, NameError> {
         let v = term(cur, ns, refs)?;
         let a = acc.unwrap_or(0);
         Ok(match op {
             '+' => a.wrapping_add(v),
             '-' => a.wrapping_sub(v),
             '|' => a | v,
-            '<' => a.checked_shl(v as u32).ok_or_else(|| format!("shift by {v}"))?,
+            '<' => a.checked_shl(v as u32).ok_or_else(|| NameError(format!("shift by {v}")))?,
             _ => unreachable!("operator set is closed"),
         })
     };
@@ -228,7 +246,7 @@ pub fn eval(s: &str, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<u64, 
 mod tests {
     use super::*;
 
-    fn ev(s: &str, ns: Ns) -> Result<u64, String> {
+    fn ev(s: &str, ns: Ns) -> Result<u64, NameError> {
         eval(s, ns, &|r| (r == "area.addr").then_some(0x1000))
     }
 

@@ -86,13 +86,13 @@ pub struct Found<O> {
 pub fn search<O: Clone>(
     n: usize,
     same: impl Fn(&O, &O) -> bool,
-    mut observe: impl FnMut(usize) -> Result<O, String>,
-) -> Result<Option<Found<O>>, String> {
+    mut observe: impl FnMut(usize) -> Result<O, Error>,
+) -> Result<Option<Found<O>>, Error> {
     if n < 2 {
-        return Err(format!("a bisection needs at least two kernels, the range has {n}"));
+        return Err(Error::bad_input(format!("a bisection needs at least two kernels, the range has {n}")));
     }
     let mut seen: BTreeMap<usize, O> = BTreeMap::new();
-    let mut get = |i: usize, seen: &mut BTreeMap<usize, O>| -> Result<O, String> {
+    let mut get = |i: usize, seen: &mut BTreeMap<usize, O>| -> Result<O, Error> {
         if let Some(o) = seen.get(&i) {
             return Ok(o.clone());
         }
@@ -122,20 +122,15 @@ pub fn search<O: Clone>(
 }
 
 /// Boots `kernel` and runs case `id` there.
-pub fn observe(kernel: &KernelSpec, id: &str, topology: &[String], timeout: f64) -> Result<(Seen, usize), String> {
-    let suite = Suite::one_case(id, topology, timeout).map_err(|e| match e {
-        Error::BadInput(m) => m,
-        Error::Load(v) => v.join("; "),
-    })?;
+pub fn observe(kernel: &KernelSpec, id: &str, topology: &[String], timeout: f64) -> Result<(Seen, usize), Error> {
+    let suite = Suite::one_case(id, topology, timeout)?;
     let rep = suite.run_on(kernel)?;
-    let boots = rep.timing("vm_boots").max(1.0) as usize;
-    let c = rep
-        .cases
-        .iter()
-        .find(|c| c.id == id)
-        .ok_or_else(|| format!("{kernel}: the case did not run ({})", rep.aborted.clone().unwrap_or_default()))?;
+    let boots = rep.timings.vm_boots.unwrap_or(0).max(1) as usize;
+    let c = rep.cases.iter().find(|c| c.id == id).ok_or_else(|| {
+        Error::environment(format!("{kernel}: the case did not run ({})", rep.aborted.clone().unwrap_or_default()))
+    })?;
     if c.harness_error {
-        return Err(format!("{kernel}: harness error: {}", printable(&c.message)));
+        return Err(Error::environment(format!("{kernel}: harness error: {}", printable(&c.message))));
     }
     Ok((Seen::of(c, &rep.probe.kernel_release), boots))
 }
@@ -148,11 +143,11 @@ pub fn main(a: &super::BisectArgs) -> Result<Verdict, Error> {
             return tree::main(a, path);
         }
         [KernelArg::DebianRange { lo, hi }] => (lo, hi),
-        _ => return Err(Error::BadInput("bisect takes one --kernel: debian:A..B, or tree:PATH".into())),
+        _ => return Err(Error::bad_input("bisect takes one --kernel: debian:A..B, or tree:PATH")),
     };
     crate::run::signal::install_handlers();
     let all = crate::vm::debian_versions()?;
-    let versions = versions_between(&all, lo, hi).map_err(Error::BadInput)?;
+    let versions = versions_between(&all, lo, hi)?;
     eprintln!("bisect: {} Debian versions from {} to {}: {}", versions.len(), lo, hi, versions.join(" "));
     let mut boots = 0usize;
     let found = search(versions.len(), Seen::same, |i| {
@@ -241,8 +236,12 @@ mod tests {
 
     #[test]
     fn an_observation_error_stops_the_search() {
-        let r = search(5, |a: &u8, b: &u8| a == b, |i| if i == 2 { Err("boot failed".into()) } else { Ok(i as u8) });
-        assert_eq!(r.err().as_deref(), Some("boot failed"));
+        let r = search(
+            5,
+            |a: &u8, b: &u8| a == b,
+            |i| if i == 2 { Err(Error::environment("boot failed")) } else { Ok(i as u8) },
+        );
+        assert_eq!(r.err().map(|e| e.to_string()).as_deref(), Some("boot failed"));
     }
 
     #[test]

@@ -94,7 +94,7 @@ fn run_cmd(a: RunArgs) -> Result<Verdict, Error> {
         for c in &selected {
             match plan::plan(c, &kinds, &probe) {
                 Ok(t) => println!("{}  [{}]", printable(&c.id), t),
-                Err(why) => println!("{}  [skip: {}]", printable(&c.id), printable(&why)),
+                Err(why) => println!("{}  [skip: {}]", printable(&c.id), printable(&why.to_string())),
             }
         }
         if selected.is_empty() && !a.outputs.allow_empty {
@@ -197,7 +197,8 @@ fn matrix_cmd(a: MatrixArgs) -> Result<Verdict, Error> {
                 if let Some(d) = &a.junit_dir {
                     let name = k.to_string().replace(['/', ':'], "_");
                     let written = report::junit(&[&r]).and_then(|x| {
-                        report::write_atomic(&d.join(format!("junit-{name}.xml")), &x).map_err(|e| e.to_string())
+                        let p = d.join(format!("junit-{name}.xml"));
+                        report::write_atomic(&p, &x).map_err(report::Error::file(p.display().to_string()))
                     });
                     if let Err(e) = written {
                         eprintln!("error: {e}");
@@ -205,7 +206,7 @@ fn matrix_cmd(a: MatrixArgs) -> Result<Verdict, Error> {
                 }
                 runs.push(r);
             }
-            Err(e) => eprintln!("error: {}: {}", printable(&k.to_string()), printable(&e)),
+            Err(e) => eprintln!("error: {}: {}", printable(&k.to_string()), printable(&e.to_string())),
         }
         if signal::interrupted().is_some() {
             break;

@@ -170,12 +170,12 @@ impl Suite {
             env,
         };
         let mut rep = vm::run_in_vm(label, &kernel, &vopts)?;
-        rep.timings.insert(0, ("provision_and_fetch_s".into(), prep));
+        rep.timings.provision_and_fetch_s = Some(prep);
         eprintln!(
             "{label}: set-up {prep:.1} s, VM boot {:.1} s ({} boot(s)), suite {:.1} s, end to end {:.1} s",
-            rep.timing("vm_boot_s"),
-            rep.timing("vm_boots"),
-            rep.timing("suite_s"),
+            rep.timings.vm_boot_s.unwrap_or(0.0),
+            rep.timings.vm_boots.unwrap_or(0),
+            rep.timings.suite_s.unwrap_or(0.0),
             prep + rep.duration_s
         );
         Ok(rep)

@@ -3,6 +3,7 @@
 //! exactly. Also the renderers the step log uses (struct dumps, CQE flag names).
 
 use super::*;
+use crate::model::{Answer, Failure, Mismatch};
 
 impl Ctx<'_> {
     /// One assertion: counts it, records its site (the running step and `what`), and in
@@ -25,6 +26,7 @@ impl Ctx<'_> {
         };
         match (self.invert == Some(site), r) {
             (true, Ok(())) => Err(StepError::InvertedHeld { n: site, what: what.to_string() }),
+            (_, Err(StepError::Fail(f))) => Err(StepError::Fail(Failure { assertion: Some(site), ..f })),
             (_, r) => r,
         }
     }
@@ -52,7 +54,11 @@ impl Ctx<'_> {
             let have = read(k).ok_or_else(|| format!("cannot read back `{k}` here"))?;
             self.observe(format!("{k}={have:#x}"));
             let r = if want != have {
-                Err(format!("{k}: expected {want:#x} ({want}), kernel wrote {have:#x} ({have})").into())
+                let m = Mismatch { what: k.clone(), expected: Answer::Value(want), observed: Answer::Value(have) };
+                Err(StepError::mismatch(
+                    m,
+                    format!("{k}: expected {want:#x} ({want}), kernel wrote {have:#x} ({have})"),
+                ))
             } else {
                 Ok(())
             };
@@ -99,13 +105,17 @@ impl Ctx<'_> {
         );
         self.observe(format!("{what}: res={} flags={}", sys::res_name(c.res as i64), flag_names(flags)));
         let r = if c.res != want_res {
-            Err(format!("{what}: expected res={}, {posted}", sys::res_name(want_res as i64)).into())
+            let m =
+                Mismatch { what: format!("{what} res"), expected: res_answer(want_res), observed: res_answer(c.res) };
+            Err(StepError::mismatch(m, format!("{what}: expected res={}, {posted}", sys::res_name(want_res as i64))))
         } else {
             Ok(())
         };
         self.verdict(&format!("{what} res"), r)?;
         let r = if flags != want_flags {
-            Err(format!("{what}: expected flags={}, {posted}", flag_names(want_flags)).into())
+            let (expected, observed) = (Answer::Text(flag_names(want_flags)), Answer::Text(flag_names(flags)));
+            let m = Mismatch { what: format!("{what} flags"), expected, observed };
+            Err(StepError::mismatch(m, format!("{what}: expected flags={}, {posted}", flag_names(want_flags))))
         } else {
             Ok(())
         };
@@ -113,36 +123,71 @@ impl Ctx<'_> {
     }
 }
 
+/// A CQE's res as an answer: a negative one is an errno.
+fn res_answer(res: i32) -> Answer {
+    match u64::try_from(res) {
+        Ok(v) => Answer::Value(v),
+        Err(_) => Answer::Errno(sys::errno_name(-res)),
+    }
+}
+
 /// A syscall result against the expected errno (by name) or return value.
 fn check_result(got: &SysResult, errno: Option<&str>, ret: Option<i64>) -> StepResult {
+    let observed = match got {
+        Ok(v) => Answer::Success(Some(*v)),
+        Err(en) => Answer::Errno(sys::errno_name(*en)),
+    };
+    let mismatch = |expected: Answer, message: String| {
+        Err(StepError::mismatch(
+            Mismatch { what: "errno/result".into(), expected, observed: observed.clone() },
+            message,
+        ))
+    };
     match (errno, got) {
         (Some(name), Err(en)) => {
             let want = sys::errno_by_name(name).ok_or_else(|| format!("unknown errno {name}"))?;
             if want != *en {
-                return Err(format!("expected {name}, kernel returned {}", sys::errno_name(*en)).into());
+                return mismatch(
+                    Answer::Errno(name.into()),
+                    format!("expected {name}, kernel returned {}", sys::errno_name(*en)),
+                );
             }
         }
-        (Some(name), Ok(v)) => return Err(format!("expected {name}, kernel returned success ({v})").into()),
-        (None, Err(en)) => return Err(format!("expected success, kernel returned {}", sys::errno_name(*en)).into()),
+        (Some(name), Ok(v)) => {
+            return mismatch(Answer::Errno(name.into()), format!("expected {name}, kernel returned success ({v})"))
+        }
+        (None, Err(en)) => {
+            return mismatch(
+                Answer::Success(None),
+                format!("expected success, kernel returned {}", sys::errno_name(*en)),
+            )
+        }
         (None, Ok(v)) => {
             if let Some(r) = ret.filter(|r| r != v) {
-                return Err(format!("expected return {r}, kernel returned {v}").into());
+                return mismatch(Answer::Success(Some(r)), format!("expected return {r}, kernel returned {v}"));
             }
         }
     }
     Ok(())
 }
 
+fn value_mismatch(what: &str, expected: u64, have: u64, message: String) -> StepResult {
+    Err(StepError::mismatch(
+        Mismatch { what: what.to_string(), expected: Answer::Value(expected), observed: Answer::Value(have) },
+        message,
+    ))
+}
+
 pub(super) fn exact_min(what: &str, min: u64, have: u64) -> StepResult {
     if have < min {
-        return Err(format!("{what}: expected at least {min}, found {have}").into());
+        return value_mismatch(what, min, have, format!("{what}: expected at least {min}, found {have}"));
     }
     Ok(())
 }
 
 pub(super) fn exact(what: &str, want: Option<u64>, have: u64) -> StepResult {
     match want {
-        Some(w) if w != have => Err(format!("{what}: expected {w}, found {have}").into()),
+        Some(w) if w != have => value_mismatch(what, w, have, format!("{what}: expected {w}, found {have}")),
         _ => Ok(()),
     }
 }

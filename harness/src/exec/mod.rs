@@ -230,7 +230,7 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
     o
 }
 
-fn setup_flags(v: &Value) -> Result<u32, String> {
+fn setup_flags(v: &Value) -> Result<u32, consts::NameError> {
     consts::resolve_static(v, Ns::Setup).map(|f| f as u32)
 }
 
@@ -264,7 +264,7 @@ impl Ctx<'_> {
         for (i, step) in self.case.def.steps.iter().enumerate() {
             let s = &step.value;
             self.at = format!("step {} ({}, line {})", i + 1, s.action.kind().key, step.line);
-            self.step(s).map_err(|e| e.context(&self.at))?;
+            self.step(s).map_err(|e| e.context(i + 1, &self.at))?;
         }
         let mut notes = Vec::new();
         for (name, c) in &mut self.conns {
@@ -379,7 +379,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn value(&self, v: &Value, ns: Ns) -> Result<u64, String> {
+    fn value(&self, v: &Value, ns: Ns) -> Result<u64, consts::NameError> {
         consts::resolve(v, ns, &|r| self.reference(r))
     }
 

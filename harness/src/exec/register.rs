@@ -89,7 +89,7 @@ impl Ctx<'_> {
         {
             return Ok(());
         }
-        Err(StepError::Fail(format!(
+        Err(StepError::from(format!(
             "if_idx {if_idx} names `{name}` in this network namespace, which is not a device of topology {} \
              (DUT {}, peer {}) nor one the case created: refused before the syscall (a case may name only its \
              topology's devices, or an index that names no device)",

@@ -3,6 +3,7 @@
 //! default zcrx registration and RQ publisher shared by the executor and `bench` ([`zcrx`]), and
 //! netlink, ethtool, module, XDP and AF_XDP interfaces ([`nl`]).
 
+mod error;
 pub mod netdev;
 pub mod nl;
 pub mod probe;
@@ -10,3 +11,4 @@ pub mod ring;
 pub mod sys;
 pub mod uapi;
 pub mod zcrx;
+pub use error::Error;

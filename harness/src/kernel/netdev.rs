@@ -1,6 +1,7 @@
 //! Network devices and namespaces the harness creates for cases (no shell tools): TUN
 //! devices, a case's private network namespace with `lo` up, and ifindex look-ups.
 
+use super::Error;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::model::StepError;
@@ -60,12 +61,12 @@ fn ifreq_ioctl(sock: &OwnedFd, request: libc::c_ulong, ifr: &mut IfReq) -> std::
 
 /// The name of the device `if_idx` names in the caller's network namespace; `None` when
 /// it names none (verified with the kernel, not guessed).
-pub fn ifname(if_idx: u32) -> Result<Option<String>, String> {
+pub fn ifname(if_idx: u32) -> Result<Option<String>, Error> {
     let Ok(idx) = i32::try_from(if_idx) else { return Ok(None) };
     if idx <= 0 {
         return Ok(None);
     }
-    let sock = ioctl_socket().map_err(|e| format!("socket: {e}"))?;
+    let sock = ioctl_socket().map_err(Error::sys("socket"))?;
     let mut ifr: IfReq = [0; 40];
     ifr[16..20].copy_from_slice(&idx.to_ne_bytes());
     match ifreq_ioctl(&sock, libc::SIOCGIFNAME as libc::c_ulong, &mut ifr) {
@@ -74,28 +75,29 @@ pub fn ifname(if_idx: u32) -> Result<Option<String>, String> {
             Ok(Some(String::from_utf8_lossy(&ifr[..end]).into_owned()))
         }
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO)) => Ok(None),
-        Err(e) => Err(format!("SIOCGIFNAME {if_idx}: {e}")),
+        Err(e) => Err(Error::sys(format!("SIOCGIFNAME {if_idx}"))(e)),
     }
 }
 
 /// Sets interface `name` up in the caller's network namespace (SIOCGIFFLAGS, SIOCSIFFLAGS).
-pub fn set_up(name: &str) -> Result<(), String> {
+pub fn set_up(name: &str) -> Result<(), Error> {
     if name.is_empty() || name.len() >= IFNAMSIZ {
-        return Err(format!("`{name}` is not an interface name"));
+        return Err(Error::Invalid(format!("`{name}` is not an interface name")));
     }
-    let sock = ioctl_socket().map_err(|e| format!("socket: {e}"))?;
+    let sock = ioctl_socket().map_err(Error::sys("socket"))?;
     let mut ifr: IfReq = [0; 40];
     ifr[..name.len()].copy_from_slice(name.as_bytes());
     ifreq_ioctl(&sock, libc::SIOCGIFFLAGS as libc::c_ulong, &mut ifr)
-        .map_err(|e| format!("SIOCGIFFLAGS {name}: {e}"))?;
+        .map_err(Error::sys(format!("SIOCGIFFLAGS {name}")))?;
     let flags = i16::from_ne_bytes([ifr[16], ifr[17]]) | libc::IFF_UP as i16;
     ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
-    ifreq_ioctl(&sock, libc::SIOCSIFFLAGS as libc::c_ulong, &mut ifr).map_err(|e| format!("SIOCSIFFLAGS {name}: {e}"))
+    ifreq_ioctl(&sock, libc::SIOCSIFFLAGS as libc::c_ulong, &mut ifr)
+        .map_err(Error::sys(format!("SIOCSIFFLAGS {name}")))
 }
 
 /// Moves the calling process into a new network namespace of its own, with `lo` up: no
 /// device of the machine is reachable from there.
-pub fn private_netns() -> Result<(), String> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
+pub fn private_netns() -> Result<(), Error> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(Error::errno("unshare(CLONE_NEWNET)"))?;
     set_up("lo")
 }

@@ -201,8 +201,8 @@ pub fn udmabuf(len: usize) -> io::Result<Udmabuf> {
 }
 
 /// A pipe whose two ends close on exec: (read end, write end).
-pub fn cloexec_pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+pub fn cloexec_pipe() -> Result<(OwnedFd, OwnedFd), super::Error> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(super::Error::errno("pipe"))
 }
 
 pub fn fd_is_open(fd: RawFd) -> bool {

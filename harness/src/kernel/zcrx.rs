@@ -7,6 +7,7 @@
 //! included), [`Registration::call`] registers and reads the kernel's answers back,
 //! [`Registration::register`] does both; [`Registration::finish`] yields an [`Instance`].
 
+use super::Error;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -243,33 +244,37 @@ impl Rq {
         &self.region
     }
 
-    pub fn head(&self) -> Result<&AtomicU32, String> {
-        self.region.atomic_u32(self.offsets.head as usize).ok_or_else(|| "RQ head offset outside the region".into())
+    pub fn head(&self) -> Result<&AtomicU32, Error> {
+        self.region
+            .atomic_u32(self.offsets.head as usize)
+            .ok_or_else(|| Error::Invalid("RQ head offset outside the region".into()))
     }
 
-    pub fn tail(&self) -> Result<&AtomicU32, String> {
-        self.region.atomic_u32(self.offsets.tail as usize).ok_or_else(|| "RQ tail offset outside the region".into())
+    pub fn tail(&self) -> Result<&AtomicU32, Error> {
+        self.region
+            .atomic_u32(self.offsets.tail as usize)
+            .ok_or_else(|| Error::Invalid("RQ tail offset outside the region".into()))
     }
 
     /// Entries that fit without overwriting unread ones: `entries - (tail - head)`.
-    pub fn room(&self) -> Result<u32, String> {
+    pub fn room(&self) -> Result<u32, Error> {
         let used = self.tail()?.load(Ordering::Relaxed).wrapping_sub(self.head()?.load(Ordering::Acquire));
         Ok(self.entries.saturating_sub(used))
     }
 
     /// Writes `rqes` at `tail & (entries - 1)` onwards and publishes the new tail (release).
     /// It does not check [`room`](Self::room): a case may overfill the RQ on purpose.
-    pub fn push(&self, rqes: &[ZcrxRqe]) -> Result<(), String> {
+    pub fn push(&self, rqes: &[ZcrxRqe]) -> Result<(), Error> {
         if rqes.is_empty() {
             return Ok(());
         }
         let tail = self.tail()?;
-        let mask = self.entries.checked_sub(1).ok_or("rq_entries is 0")?;
+        let mask = self.entries.checked_sub(1).ok_or(Error::Invalid("rq_entries is 0".into()))?;
         let mut t = tail.load(Ordering::Relaxed);
         for r in rqes {
             let slot = self.offsets.rqes as usize + (t & mask) as usize * std::mem::size_of::<ZcrxRqe>();
             if !self.region.write(slot, as_bytes(r)) {
-                return Err("RQE slot outside the region".into());
+                return Err(Error::Invalid("RQE slot outside the region".into()));
             }
             t = t.wrapping_add(1);
         }
@@ -360,7 +365,7 @@ mod tests {
         let q = rq(4);
         q.tail().expect("tail").store(u32::MAX - 1, Ordering::Relaxed);
         q.head().expect("head").store(u32::MAX - 1, Ordering::Relaxed);
-        assert_eq!(q.room(), Ok(4));
+        assert_eq!(q.room().ok(), Some(4));
         let rqes: Vec<ZcrxRqe> = (0..3).map(|i| Rq::rqe(i << 12, 4096)).collect();
         q.push(&rqes).expect("push");
         assert_eq!(q.tail().expect("tail").load(Ordering::Acquire), 1);
@@ -368,17 +373,17 @@ mod tests {
         for (slot, want) in [2, 3, 0].into_iter().zip(&rqes) {
             assert_eq!(q.region().slice(256 + slot * 16, 16), Some(as_bytes(want)));
         }
-        assert_eq!(q.room(), Ok(1));
+        assert_eq!(q.room().ok(), Some(1));
         q.push(&rqes).expect("overfilling is the caller's choice");
-        assert_eq!(q.room(), Ok(0));
+        assert_eq!(q.room().ok(), Some(0));
     }
 
     #[test]
     fn push_reports_bad_offsets_and_entries() {
-        assert_eq!(rq(0).push(&[ZcrxRqe::default()]), Err("rq_entries is 0".into()));
+        assert_eq!(rq(0).push(&[ZcrxRqe::default()]).map_err(|e| e.to_string()), Err("rq_entries is 0".into()));
         let q = rq(512);
         q.tail().expect("tail").store(300, Ordering::Relaxed);
-        assert_eq!(q.push(&[ZcrxRqe::default()]), Err("RQE slot outside the region".into()));
+        assert_eq!(q.push(&[ZcrxRqe::default()]).map_err(|e| e.to_string()), Err("RQE slot outside the region".into()));
         let q = Rq::new(q.region().clone(), ZcrxOffsets { head: 4096, tail: 2, ..Default::default() }, 4);
         assert!(q.head().is_err() && q.tail().is_err() && q.room().is_err());
     }

@@ -1,15 +1,19 @@
 //! What crosses stages: a case's [`Status`] and [`Outcome`], the typed [`StepError`] a step
 //! ends with, the [`CaseReport`] / [`RunReport`] every reporter reads, the [`Probe`] data and
 //! the one [`event::Event`] stream (case child -> runner, guest -> host). Every stage may
-//! import this module; it imports nothing of the crate.
+//! import this module; it imports only [`crate::error`] (a stage's error inside a step).
 
 pub mod event;
 pub mod probe;
+pub mod result;
 pub mod template;
+pub mod text;
+pub mod timings;
 
 use serde::{Deserialize, Serialize};
 
 pub use probe::{Feature, Probe};
+pub use result::{Answer, CaseResult, Failure, Mismatch, ObservedPattern, SkipReason};
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -46,7 +50,7 @@ impl Status {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StepError {
     /// The kernel did not answer as expected.
-    Fail(String),
+    Fail(Failure),
     /// The environment cannot run the case.
     Skip(String),
     /// The harness itself failed (mmap, spawn, ...): not the kernel's fault.
@@ -56,21 +60,29 @@ pub enum StepError {
 }
 
 impl StepError {
-    /// The same error with a location in front of its message.
-    pub fn context(self, at: &str) -> StepError {
+    /// The same error at step `step` (from 1), with its location `at` in front of its message.
+    pub fn context(self, step: usize, at: &str) -> StepError {
         match self {
-            StepError::Fail(m) => StepError::Fail(format!("{at}: {m}")),
+            StepError::Fail(f) => {
+                StepError::Fail(Failure { step: Some(step), message: format!("{at}: {}", f.message), ..f })
+            }
             StepError::Skip(m) => StepError::Skip(m),
             StepError::Harness(m) => StepError::Harness(format!("{at}: {m}")),
             StepError::InvertedHeld { n, what } => StepError::InvertedHeld { n, what: format!("{at}: {what}") },
         }
+    }
+
+    /// A comparison that did not hold: `m` typed, `message` in words.
+    pub fn mismatch(m: Mismatch, message: String) -> StepError {
+        StepError::Fail(Failure::mismatch(m, message))
     }
 }
 
 impl std::fmt::Display for StepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StepError::Fail(m) | StepError::Skip(m) => f.write_str(m),
+            StepError::Fail(x) => f.write_str(&x.message),
+            StepError::Skip(m) => f.write_str(m),
             StepError::Harness(m) => write!(f, "harness error: {m}"),
             StepError::InvertedHeld { n, what } => write!(f, "inverted assertion #{n} held ({what})"),
         }
@@ -79,31 +91,36 @@ impl std::fmt::Display for StepError {
 
 impl From<String> for StepError {
     fn from(m: String) -> Self {
-        StepError::Fail(m)
+        StepError::Fail(Failure::new(m))
+    }
+}
+
+/// A lower stage's error inside a step, by whose fault it is: what the case asked for that
+/// cannot be done as asked (a name, an RQ layout) fails the case; the machine's (entering a
+/// namespace, a device that cannot be set up) is a harness error, not the kernel's answer.
+impl<E: crate::error::Classify + std::error::Error> From<E> for StepError {
+    fn from(e: E) -> Self {
+        match e.kind() {
+            crate::error::Kind::BadInput => StepError::Fail(Failure::new(e.to_string())),
+            crate::error::Kind::Environment => StepError::Harness(e.to_string()),
+        }
     }
 }
 
 impl From<&str> for StepError {
     fn from(m: &str) -> Self {
-        StepError::Fail(m.to_string())
+        StepError::Fail(Failure::new(m))
     }
 }
 
 /// What executing one case produced.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Outcome {
-    pub status: Status,
-    pub message: String,
+    pub result: CaseResult,
     pub log: Vec<String>,
     /// Kernel-specific expectations that applied ("[min..max] why").
     #[serde(default)]
     pub kernel_specific: Vec<String>,
-    /// Self-check: the inverted assertion that held (the case can fail there).
-    #[serde(default)]
-    pub inverted_held: Option<usize>,
-    /// The harness failed, not the kernel (reported as ERROR where formats have one).
-    #[serde(default)]
-    pub harness_error: bool,
     /// The assertion sites the case reached, in the order first evaluated (numbered from 1).
     #[serde(default)]
     pub assertions: Vec<Assertion>,
@@ -141,35 +158,35 @@ pub struct SelfCheck {
 
 impl Outcome {
     pub fn pass(log: Vec<String>) -> Outcome {
-        Outcome { status: Status::Pass, log, ..Default::default() }
+        Outcome::of(CaseResult::Pass).with_log(log)
     }
 
-    pub fn fail(message: impl Into<String>) -> Outcome {
-        Outcome { status: Status::Fail, message: message.into(), ..Default::default() }
+    /// An outcome of kind `result` with nothing else recorded.
+    pub fn of(result: CaseResult) -> Outcome {
+        Outcome { result, ..Default::default() }
+    }
+
+    pub fn with_log(self, log: Vec<String>) -> Outcome {
+        Outcome { log, ..self }
     }
 
     /// A failure of the harness (spawn, fork, mmap ...), not of the kernel.
     pub fn harness(message: impl Into<String>) -> Outcome {
-        Outcome { status: Status::Fail, message: message.into(), harness_error: true, ..Default::default() }
+        Outcome::of(CaseResult::HarnessError { message: message.into() })
     }
 
     /// The outcome of a case that ended with `e`.
     pub fn from_error(e: StepError, log: Vec<String>) -> Outcome {
         let message = e.to_string();
-        let mut o = Outcome { message, log, ..Default::default() };
-        match e {
-            StepError::Fail(_) => o.status = Status::Fail,
-            StepError::Skip(_) => o.status = Status::Skip,
-            StepError::Harness(_) => {
-                o.status = Status::Fail;
-                o.harness_error = true;
-            }
+        let result = match e {
+            StepError::Fail(f) => CaseResult::Failed(f),
+            StepError::Skip(m) => CaseResult::Skipped { reason: SkipReason::Environment(m) },
+            StepError::Harness(_) => CaseResult::HarnessError { message },
             StepError::InvertedHeld { n, .. } => {
-                o.status = Status::Fail;
-                o.inverted_held = Some(n);
+                CaseResult::Failed(Failure { inverted_held: Some(n), ..Failure::new(message) })
             }
-        }
-        o
+        };
+        Outcome::of(result).with_log(log)
     }
 }
 
@@ -195,6 +212,10 @@ pub struct CaseReport {
     /// The harness failed, not the kernel.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub harness_error: bool,
+    /// How the case ended, typed; `status`, `message` and `harness_error` are derived from it
+    /// ([`CaseReport::set_result`]). A report written before it existed reads as `untyped`.
+    #[serde(default)]
+    pub result: CaseResult,
     /// With `run --self-check`: which of the case's assertions can fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_check: Option<SelfCheck>,
@@ -222,8 +243,35 @@ impl CaseReport {
             duration_s: 0.0,
             kernel_specific: vec![],
             harness_error: false,
+            result: CaseResult::Untyped,
             self_check: None,
             observed: vec![],
+        }
+    }
+
+    /// Records how the case ended: its status, message and harness flag follow from it.
+    pub fn set_result(&mut self, result: CaseResult) {
+        if let Some(status) = result.status() {
+            self.status = status;
+            self.message = result.to_string();
+            self.harness_error = result.is_harness_error();
+        }
+        self.result = result;
+    }
+
+    /// The result with its typed kind; an untyped one (an old report) rebuilt from the status
+    /// and message it carries.
+    pub fn typed_result(&self) -> CaseResult {
+        match (&self.result, self.status) {
+            (CaseResult::Untyped, Status::Pass) => CaseResult::Pass,
+            (CaseResult::Untyped, Status::Skip) => {
+                CaseResult::Skipped { reason: SkipReason::Requirement(self.message.clone()) }
+            }
+            (CaseResult::Untyped, _) if self.harness_error => {
+                CaseResult::HarnessError { message: self.message.clone() }
+            }
+            (CaseResult::Untyped, _) => self.result.clone(),
+            (r, _) => r.clone(),
         }
     }
 }
@@ -248,7 +296,7 @@ pub struct RunReport {
     pub aborted: Option<String>,
     /// Extra timings (VM boot, etc.).
     #[serde(default)]
-    pub timings: Vec<(String, f64)>,
+    pub timings: timings::Timings,
     /// The shard this run covered (`--shard K/N`); none for a run of every selected case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
@@ -274,7 +322,7 @@ impl RunReport {
             cases: Vec::new(),
             duration_s: 0.0,
             aborted: None,
-            timings: Vec::new(),
+            timings: Default::default(),
             ..Default::default()
         }
     }
@@ -300,10 +348,6 @@ impl RunReport {
 
     pub fn failures(&self) -> usize {
         self.cases.iter().filter(|c| c.status.is_failure()).count()
-    }
-
-    pub fn timing(&self, key: &str) -> f64 {
-        self.timings.iter().find(|(n, _)| n == key).map_or(0.0, |(_, v)| *v)
     }
 }
 
@@ -341,11 +385,15 @@ mod tests {
 
     #[test]
     fn errors_become_outcomes() {
-        let o = Outcome::from_error(StepError::Skip("no tun".into()).context("step 1"), vec![]);
-        assert_eq!((o.status, o.message.as_str()), (Status::Skip, "no tun"));
+        let o = Outcome::from_error(StepError::Skip("no tun".into()).context(1, "step 1"), vec![]);
+        assert_eq!((o.result.status(), o.result.to_string().as_str()), (Some(Status::Skip), "no tun"));
         let o = Outcome::from_error(StepError::InvertedHeld { n: 3, what: "CQE".into() }, vec![]);
-        assert_eq!((o.status, o.inverted_held), (Status::Fail, Some(3)));
+        assert_eq!((o.result.status(), o.result.inverted_held()), (Some(Status::Fail), Some(3)));
         let o = Outcome::from_error(StepError::Harness("mmap: ENOMEM".into()), vec![]);
-        assert!(o.harness_error && o.status == Status::Fail);
+        assert!(o.result.is_harness_error() && o.result.status() == Some(Status::Fail));
+        let e = StepError::from("expected EINVAL").context(2, "step 2 (ctrl, line 9)");
+        let o = Outcome::from_error(e, vec![]);
+        let CaseResult::Failed(f) = &o.result else { panic!("{:?}", o.result) };
+        assert_eq!((f.step, f.message.as_str()), (Some(2), "step 2 (ctrl, line 9): expected EINVAL"));
     }
 }

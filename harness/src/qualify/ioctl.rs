@@ -4,6 +4,8 @@
 //! command is built here. Rings come from `kernel::nl::ethtool::rings_reported`, page pools
 //! from `kernel::nl::netdev::all_page_pools`.
 
+use super::QError as Error;
+
 pub const ETHTOOL_GDRVINFO: u32 = 0x03;
 pub const ETHTOOL_GFLAGS: u32 = 0x25;
 pub const ETHTOOL_GRXCLSRLCNT: u32 = 0x2e;
@@ -42,10 +44,10 @@ pub fn cstr(b: &[u8], off: usize, len: usize) -> String {
 
 /// `rings-get` of `dev` (in the calling thread's namespace): every ring attribute the driver
 /// reports, by name.
-pub fn rings(dev: &str) -> Result<Vec<(&'static str, u64)>, String> {
+pub fn rings(dev: &str) -> Result<Vec<(&'static str, u64)>, Error> {
     use crate::kernel::nl::{ethtool, link};
-    let idx = link::by_name(dev).map_err(|e| e.msg)?.index;
-    ethtool::rings_reported(idx).map(|r| r.all).map_err(|e| e.msg)
+    let idx = link::by_name(dev).map_err(|e| Error::Setup(e.msg))?.index;
+    ethtool::rings_reported(idx).map(|r| r.all).map_err(|e| Error::Setup(e.msg))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! set, so "before" is the device as the driver made it; it is deleted after "after".
 
 pub mod doc;
+mod error;
 mod ioctl;
 pub mod nic;
 pub mod settings;
@@ -27,6 +28,7 @@ use crate::error::{Error, Verdict};
 use crate::model::{Probe, Status};
 use crate::run::{self, RunOpts, Selection};
 use crate::topology::{self, Envs, Kind, Settings, Tools, TopologyFile};
+pub use error::Error as QError;
 
 /// The line a guest's qualification travels to the host in.
 const TAG: &str = "zcrx-conform-qualification ";
@@ -110,8 +112,8 @@ pub fn main(a: &QualifyArgs, cases: &[Case]) -> Result<Verdict, Error> {
     })
 }
 
-fn write(out: &Path, q: &doc::Qualification) -> Result<(), String> {
-    let json = serde_json::to_string_pretty(q).map_err(|e| format!("qualify: json: {e}"))?;
+fn write(out: &Path, q: &doc::Qualification) -> Result<(), QError> {
+    let json = serde_json::to_string_pretty(q).map_err(|e| QError::Setup(format!("qualify: json: {e}")))?;
     let junit = crate::report::junit(&[&q.run])?;
     for (name, text) in [
         ("qualification.json", json),
@@ -120,7 +122,7 @@ fn write(out: &Path, q: &doc::Qualification) -> Result<(), String> {
         ("report.json", crate::report::json(&[&q.run])),
     ] {
         crate::report::write_atomic(&out.join(name), &text)
-            .map_err(|e| format!("{}: {e}", out.join(name).display()))?;
+            .map_err(|e| QError::Setup(format!("{}: {e}", out.join(name).display())))?;
     }
     Ok(())
 }
@@ -161,7 +163,7 @@ pub(crate) fn guest_args(a: &QualifyArgs, topology: &str, paths: &[PathBuf]) -> 
 }
 
 /// Boots the kernel and qualifies inside; the guest runs this same binary.
-fn in_vm(k: &crate::vm::KernelSpec, a: &QualifyArgs, soak: Option<f64>) -> Result<doc::Qualification, String> {
+fn in_vm(k: &crate::vm::KernelSpec, a: &QualifyArgs, soak: Option<f64>) -> Result<doc::Qualification, QError> {
     crate::vm::provision()?;
     let kernel = crate::vm::resolve(k)?;
     let mut env = crate::vm::guest_tools(&kernel, std::slice::from_ref(&a.topology))?;
@@ -171,7 +173,7 @@ fn in_vm(k: &crate::vm::KernelSpec, a: &QualifyArgs, soak: Option<f64>) -> Resul
         if crate::paths::builtin::is_builtin(p) {
             p.to_path_buf()
         } else {
-            p.canonicalize().map_err(|e| format!("{}: {e}", p.display()))?
+            p.canonicalize().map_err(|e| QError::Setup(format!("{}: {e}", p.display())))?
         }
         .display()
         .to_string()
@@ -183,7 +185,7 @@ fn in_vm(k: &crate::vm::KernelSpec, a: &QualifyArgs, soak: Option<f64>) -> Resul
         paths.push(if crate::paths::builtin::is_builtin(p) {
             p.clone()
         } else {
-            p.canonicalize().map_err(|e| format!("{}: {e}", p.display()))?
+            p.canonicalize().map_err(|e| QError::Setup(format!("{}: {e}", p.display())))?
         });
     }
     let args = guest_args(a, &topo, &paths);
@@ -193,9 +195,9 @@ fn in_vm(k: &crate::vm::KernelSpec, a: &QualifyArgs, soak: Option<f64>) -> Resul
         .lines()
         .rev()
         .find_map(|l| l.strip_prefix(TAG))
-        .ok_or_else(|| format!("qualify: the guest printed no qualification; its output:\n{out}"))?;
+        .ok_or_else(|| QError::Setup(format!("qualify: the guest printed no qualification; its output:\n{out}")))?;
     let mut q: doc::Qualification =
-        serde_json::from_str(line).map_err(|e| format!("qualify: the guest's qualification: {e}"))?;
+        serde_json::from_str(line).map_err(|e| QError::Setup(format!("qualify: the guest's qualification: {e}")))?;
     q.run.target = k.to_string();
     Ok(q)
 }
@@ -220,17 +222,17 @@ pub fn here(
     timeout: f64,
     soak_s: Option<f64>,
     target: &str,
-) -> Result<doc::Qualification, String> {
+) -> Result<doc::Qualification, QError> {
     let probe = Probe::run();
     let tools = Tools::from_env();
-    let dev = file.interface.clone().ok_or("the topology names no interface")?;
+    let dev = file.interface.clone().ok_or(QError::Setup("the topology names no interface".into()))?;
     let ns = file.netns.clone();
     // A simulated NIC is created first with nothing set: "before" is the device as its
     // driver made it. Deleted when this guard goes, after "after".
     let sim = match file.simulate {
         Some(_) => {
             let bare = TopologyFile { dut: Settings::default(), may_change: vec![], ..file.clone() };
-            Some(bare.up(&tools, 0).map_err(|e| format!("creating the simulated NIC: {e}"))?)
+            Some(bare.up(&tools, 0).map_err(|e| QError::Setup(format!("creating the simulated NIC: {e}")))?)
         }
         None => None,
     };
@@ -238,7 +240,7 @@ pub fn here(
     let facts = settings::in_netns(ns.as_deref(), move || nic::probe(&d, n.as_deref()))?;
     let before = settings::read_dut(ns.as_deref(), &dev);
     let run_file = TopologyFile { simulate: None, ..file.clone() };
-    let up = |slot: u32| -> Result<Envs, String> {
+    let up = |slot: u32| -> Result<Envs, QError> {
         let mut env = run_file.up(&tools, slot)?;
         if let Some(s) = &sim {
             env.topo.debugfs = s.topo.debugfs.clone();
@@ -296,7 +298,7 @@ fn soak_loop(
     cases: &[Case],
     secs: f64,
     probe: &Probe,
-    up: &dyn Fn(u32) -> Result<Envs, String>,
+    up: &dyn Fn(u32) -> Result<Envs, QError>,
     dev: &str,
     ns: Option<&str>,
     sim: Option<&topology::Env>,
@@ -420,7 +422,7 @@ mod tests {
         let p = dir.join("t.yaml");
         std::fs::write(&p, text).expect("write");
         let e = match main(&args(p.to_str().expect("utf8")), &[]) {
-            Err(Error::BadInput(m)) => m,
+            Err(e) if e.kind() == crate::error::Kind::BadInput => e.to_string(),
             other => panic!("not refused: {other:?}"),
         };
         let _ = std::fs::remove_dir_all(&dir);
@@ -436,7 +438,9 @@ mod tests {
         assert!(e.contains("needs remote.netns"), "{e}");
         let mut a = args("nic-netdevsim");
         a.soak = Some("soon".into());
-        assert!(matches!(main(&a, &[]), Err(Error::BadInput(m)) if m.starts_with("--soak `soon`")));
+        let soon = main(&a, &[]);
+        assert!(matches!(&soon, Err(e) if e.kind() == crate::error::Kind::BadInput), "{soon:?}");
+        assert!(soon.is_err_and(|e| e.to_string().starts_with("--soak `soon`")));
         assert!(!a.out.exists(), "nothing is written for bad input");
     }
 

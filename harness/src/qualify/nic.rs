@@ -2,6 +2,7 @@
 //! IOMMU. Read from sysfs and the ethtool ioctls ([`super::ioctl`]) and netlink (`kernel::nl`); nothing is changed.
 //! A fact the device (or a simulator) does not have is said so in words, never left blank.
 
+use super::QError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -24,10 +25,10 @@ impl Fact {
             Fact::Unavailable(w) => format!("not available: {w}"),
         }
     }
-    fn of(r: Result<String, String>) -> Fact {
+    fn of(r: Result<String, QError>) -> Fact {
         match r {
             Ok(v) => Fact::Value(v),
-            Err(w) => Fact::Unavailable(w),
+            Err(w) => Fact::Unavailable(w.to_string()),
         }
     }
 }
@@ -57,14 +58,14 @@ fn errno(e: i32) -> String {
     std::io::Error::from_raw_os_error(e).to_string()
 }
 
-fn read(p: &Path) -> Result<String, String> {
-    std::fs::read_to_string(p).map(|s| s.trim().to_string()).map_err(|e| format!("{}: {e}", p.display()))
+fn read(p: &Path) -> Result<String, QError> {
+    std::fs::read_to_string(p).map(|s| s.trim().to_string()).map_err(|e| QError::Setup(format!("{}: {e}", p.display())))
 }
 
 /// The last component of the link at `p` (a driver or bus name).
-fn link_name(p: &Path) -> Result<String, String> {
+fn link_name(p: &Path) -> Result<String, QError> {
     std::fs::read_link(p)
-        .map_err(|e| format!("{}: {e}", p.display()))
+        .map_err(|e| QError::Setup(format!("{}: {e}", p.display())))
         .map(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
 }
 
@@ -87,15 +88,18 @@ pub fn probe(dev: &str, netns: Option<&str>) -> NicFacts {
         }
     };
     let bus = link_name(&sys.join("subsystem"));
-    let is_pci = bus.as_deref() == Ok("pci");
+    let is_pci = bus.as_ref().is_ok_and(|b| b == "pci");
     let pci_id = if is_pci {
-        let ids: Result<Vec<String>, String> = ["vendor", "device", "subsystem_vendor", "subsystem_device"]
+        let ids: Result<Vec<String>, QError> = ["vendor", "device", "subsystem_vendor", "subsystem_device"]
             .iter()
             .map(|f| read(&sys.join(f)).map(|v| v.trim_start_matches("0x").to_string()))
             .collect();
         Fact::of(ids.map(|i| format!("{}:{} (subsystem {}:{})", i[0], i[1], i[2], i[3])))
     } else {
-        Fact::Unavailable(format!("not a PCI device (bus {})", bus.clone().unwrap_or_else(|e| e)))
+        Fact::Unavailable(format!(
+            "not a PCI device (bus {})",
+            bus.as_ref().map_or_else(|e| e.to_string(), |b| b.clone())
+        ))
     };
     let bus_address = match std::fs::canonicalize(&sys) {
         Ok(p) => Fact::Value(p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
@@ -131,7 +135,7 @@ impl NicFacts {
             Ok(r) => r.into_iter().collect::<BTreeMap<_, _>>(),
             Err(e) => {
                 for f in [&mut self.header_split, &mut self.hds_thresh_range, &mut self.rx_buf_len] {
-                    *f = Fact::Unavailable(e.clone());
+                    *f = Fact::Unavailable(e.to_string());
                 }
                 return self;
             }

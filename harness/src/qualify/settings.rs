@@ -6,6 +6,7 @@
 //! else. It runs in the DUT's network namespace on a thread of its own, so the caller's
 //! namespace is never changed.
 
+use super::QError as Error;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -30,7 +31,7 @@ const SYSFS: &[&str] = &[
 ];
 
 /// Reads what can be read of `dev`, in `netns` (a /run/netns name) when given.
-pub fn read_dut(netns: Option<&str>, dev: &str) -> Result<Snapshot, String> {
+pub fn read_dut(netns: Option<&str>, dev: &str) -> Result<Snapshot, Error> {
     let dev = dev.to_string();
     in_netns(netns, move || read_here(&dev))?
 }
@@ -39,29 +40,30 @@ pub fn read_dut(netns: Option<&str>, dev: &str) -> Result<Snapshot, String> {
 /// shows the network devices of the namespace that mounted it, so the thread also takes a
 /// private mount namespace and mounts a sysfs of its own on /sys (as `ip netns exec` does);
 /// nothing of the caller's namespaces changes.
-pub fn in_netns<T: Send + 'static>(netns: Option<&str>, f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+pub fn in_netns<T: Send + 'static>(netns: Option<&str>, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     let netns = netns.map(String::from);
     std::thread::spawn(move || {
         if let Some(ns) = &netns {
             crate::topology::enter(&Path::new("/run/netns").join(ns))?;
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(NEWNS): {e}"))?;
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+                .map_err(|e| Error::Setup(format!("unshare(NEWNS): {e}")))?;
             mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-                .map_err(|e| format!("making / private: {e}"))?;
-            umount2("/sys", MntFlags::MNT_DETACH).map_err(|e| format!("umount /sys: {e}"))?;
+                .map_err(|e| Error::Setup(format!("making / private: {e}")))?;
+            umount2("/sys", MntFlags::MNT_DETACH).map_err(|e| Error::Setup(format!("umount /sys: {e}")))?;
             mount(Some("sysfs"), "/sys", Some("sysfs"), MsFlags::empty(), None::<&str>)
-                .map_err(|e| format!("mount sysfs: {e}"))?;
+                .map_err(|e| Error::Setup(format!("mount sysfs: {e}")))?;
         }
         Ok(f())
     })
     .join()
-    .map_err(|_| "the reader thread panicked".to_string())?
+    .map_err(|_| Error::Setup("the reader thread panicked".into()))?
 }
 
-fn read_here(dev: &str) -> Result<Snapshot, String> {
+fn read_here(dev: &str) -> Result<Snapshot, Error> {
     let base = Path::new("/sys/class/net").join(dev);
     if !base.exists() {
-        return Err(format!("{}: no such interface", base.display()));
+        return Err(Error::Setup(format!("{}: no such interface", base.display())));
     }
     let mut s = Snapshot::new();
     for a in SYSFS {

@@ -16,6 +16,7 @@
 //!   is asynchronous), but its floor (minimum) over the last third must not be above the first
 //!   third's.
 
+use super::QError as Error;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -65,7 +66,7 @@ pub struct SoakReport {
 }
 
 /// Parses `30s`, `10m`, `2h` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<f64, String> {
+pub fn parse_duration(s: &str) -> Result<f64, Error> {
     let t = s.trim();
     let (num, mul) = match t.char_indices().last() {
         Some((i, 's')) => (&t[..i], 1.0),
@@ -73,12 +74,12 @@ pub fn parse_duration(s: &str) -> Result<f64, String> {
         Some((i, 'h')) => (&t[..i], 3600.0),
         _ => (t, 1.0),
     };
-    let v: f64 = num.parse().map_err(|_| format!("`{s}`: expected a duration such as 90s, 10m or 2h"))?;
+    let v: f64 = num.parse().map_err(|_| Error::Args(format!("`{s}`: expected a duration such as 90s, 10m or 2h")))?;
     let secs = v * mul;
     if secs.is_finite() && secs > 0.0 && secs <= 7.0 * 86400.0 {
         Ok(secs)
     } else {
-        Err(format!("`{s}`: a duration above 0 and at most a week"))
+        Err(Error::Args(format!("`{s}`: a duration above 0 and at most a week")))
     }
 }
 
@@ -261,10 +262,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(90.0));
-        assert_eq!(parse_duration("10m"), Ok(600.0));
-        assert_eq!(parse_duration("2h"), Ok(7200.0));
-        assert_eq!(parse_duration("45"), Ok(45.0));
+        assert_eq!(parse_duration("90s").ok(), Some(90.0));
+        assert_eq!(parse_duration("10m").ok(), Some(600.0));
+        assert_eq!(parse_duration("2h").ok(), Some(7200.0));
+        assert_eq!(parse_duration("45").ok(), Some(45.0));
         for bad in ["", "0", "-1m", "x", "9d", "inf", "1e9h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

@@ -1,5 +1,6 @@
 //! Baselines: a stored result per kernel, so a regression run fails on new failures only.
 
+use super::Error;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -42,10 +43,11 @@ pub struct Diff {
 }
 
 impl Baseline {
-    pub fn load(path: &Path) -> Result<Baseline, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| format!("{}:{}:{}: not a baseline file: {e}", path.display(), e.line(), e.column()))
+    pub fn load(path: &Path) -> Result<Baseline, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::Invalid(format!("{}:{}:{}: not a baseline file: {e}", path.display(), e.line(), e.column()))
+        })
     }
 
     /// Records these runs, replacing their targets' entries and keeping the others.
@@ -128,7 +130,7 @@ mod tests {
                 .collect(),
             duration_s: 0.0,
             aborted: None,
-            timings: vec![],
+            timings: Default::default(),
             ..Default::default()
         }
     }

@@ -93,6 +93,9 @@ pub fn render(run: &RunReport, c: &CaseReport) -> String {
         s.push_str(&format!("  case file: {}\n", printable(&c.file)));
     }
     s.push_str(&format!("\nExpected vs observed:\n  {}\n", printable(&c.message)));
+    if let Some(d) = super::outcome::detail(c) {
+        s.push_str(&format!("  ({})\n", printable(&d)));
+    }
     s.push_str("\nSyscalls made (arguments as passed, nonzero fields only) and answers:\n");
     for l in &c.log {
         s.push_str(&format!("  {}\n", printable(l)));

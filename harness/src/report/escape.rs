@@ -3,48 +3,8 @@
 //! the copy-paste commands of bug reports. Case ids and messages have no guaranteed character
 //! set (a report.json can say anything), so none of them reaches an output unescaped.
 
-/// Characters a terminal or a line-based format must not receive raw: C0/C1 controls and DEL,
-/// the Unicode line and paragraph separators, and the bidirectional overrides (which make a
-/// line read differently from what it is).
-fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
-fn push_escaped(out: &mut String, c: char) {
-    match c {
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        c if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
-        c => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
-    }
-}
-
-/// `s` on one line with nothing a terminal interprets: newlines, tabs and other control
-/// characters (ESC, BEL, ...) become `\n`, `\t`, `\x1b`, `\x07`...; a backslash becomes `\\`,
-/// so the escaped text stands for exactly one original.
-pub fn one_line(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            c if needs_escape(c) => push_escaped(&mut out, c),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Like [`one_line`], only when there is something to escape (plain text, including its
-/// backslashes, stays as it is): for human-readable lines where an unchanged message matters
-/// more than an unambiguous one.
-pub fn printable(s: &str) -> String {
-    if s.chars().any(needs_escape) {
-        one_line(s)
-    } else {
-        s.to_string()
-    }
-}
+use crate::model::text::{needs_escape, push_escaped};
+pub use crate::model::text::{one_line, printable};
 
 /// A KTAP test name: one line, and no `#` (KTAP starts a directive there), which becomes `_`.
 pub fn ktap_name(id: &str) -> String {

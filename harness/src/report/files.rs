@@ -13,6 +13,7 @@
 //! - [`keep_previous`] moves a report aside to `NAME.prev` (an aborted run does that to a
 //!   complete report before replacing it).
 
+use super::Error;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -119,7 +120,7 @@ pub struct DirLock {
 
 /// Locks `dir` (which must exist) for this run: an exclusive `flock` on `DIR/.zcrx-conform.lock`
 /// (created without following a link). Another run holding it: refused at once.
-pub fn lock_dir(dir: &Path) -> Result<DirLock, String> {
+pub fn lock_dir(dir: &Path) -> Result<DirLock, Error> {
     use nix::fcntl::{Flock, FlockArg};
     let path = dir.join(LOCK_FILE);
     let f = OpenOptions::new()
@@ -130,20 +131,25 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock, String> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(&path)
         .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => format!("{} is a symbolic link: refusing to use it as the lock file", path.display()),
-            _ => format!("{}: cannot create the lock file: {e}", path.display()),
+            Some(libc::ELOOP) => {
+                Error::Invalid(format!("{} is a symbolic link: refusing to use it as the lock file", path.display()))
+            }
+            _ => Error::file(format!("{}: cannot create the lock file", path.display()))(e),
         })?;
     if !f.metadata().is_ok_and(|m| m.is_file()) {
-        return Err(format!("{} is not a regular file: refusing to use it as the lock file", path.display()));
+        return Err(Error::Invalid(format!(
+            "{} is not a regular file: refusing to use it as the lock file",
+            path.display()
+        )));
     }
     match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(DirLock { _lock: lock }),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(format!(
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(Error::Invalid(format!(
             "{}: another zcrx-conform run is writing its reports there (it holds {LOCK_FILE}); \
              wait for it to finish or choose another --out",
             dir.display()
-        )),
-        Err((_, e)) => Err(format!("{}: cannot lock: {e}", path.display())),
+        ))),
+        Err((_, e)) => Err(Error::Invalid(format!("{}: cannot lock: {e}", path.display()))),
     }
 }
 
@@ -170,16 +176,17 @@ fn pseudo_fs(dir: &Path) -> Option<&'static str> {
 
 /// `dir` (created if missing) is a directory this process can create files in, on a real file
 /// system: checked by creating (and removing) a temp file the way [`write_atomic`] does.
-fn check_dir(dir: &Path, what: &str) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{what} {}: cannot create it: {e}", dir.display()))?;
+fn check_dir(dir: &Path, what: &str) -> Result<(), Error> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Invalid(format!("{what} {}: cannot create it: {e}", dir.display())))?;
     if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
-        return Err(format!("{what} {}: not a directory", dir.display()));
+        return Err(Error::Invalid(format!("{what} {}: not a directory", dir.display())));
     }
     if let Some(fs) = pseudo_fs(dir) {
-        return Err(format!("{what} {}: on {fs}, which holds no reports", dir.display()));
+        return Err(Error::Invalid(format!("{what} {}: on {fs}, which holds no reports", dir.display())));
     }
     let (tmp, f) = create_temp(dir, "write-check")
-        .map_err(|e| format!("{what} {}: cannot create files there: {e}", dir.display()))?;
+        .map_err(|e| Error::Invalid(format!("{what} {}: cannot create files there: {e}", dir.display())))?;
     drop(f);
     let _ = std::fs::remove_file(tmp);
     Ok(())
@@ -187,23 +194,23 @@ fn check_dir(dir: &Path, what: &str) -> Result<(), String> {
 
 /// Before any case runs: `path` can take a report (its directory is usable, it is not a
 /// link, a directory or a special file). `flag` names the option in messages.
-pub fn check_output_file(path: &Path, flag: &str) -> Result<(), String> {
+pub fn check_output_file(path: &Path, flag: &str) -> Result<(), Error> {
     if path.file_name().is_none() || path.as_os_str().to_string_lossy().ends_with('/') {
-        return Err(format!("{flag} {}: not a file name", path.display()));
+        return Err(Error::Invalid(format!("{flag} {}: not a file name", path.display())));
     }
     check_dir(parent(path), &format!("{flag} {}: directory", path.display()))?;
-    refuse_target(path).map_err(|e| format!("{flag}: {e}"))
+    refuse_target(path).map_err(|e| Error::Invalid(format!("{flag}: {e}")))
 }
 
 /// Before any case runs: `dir` is (or can be made) a writable directory for `flag` (`--out`),
 /// and its report `files` can be replaced.
-pub fn check_output_dir(dir: &Path, flag: &str, files: &[&str]) -> Result<(), String> {
+pub fn check_output_dir(dir: &Path, flag: &str, files: &[&str]) -> Result<(), Error> {
     if std::fs::symlink_metadata(dir).is_ok() && !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
-        return Err(format!("{flag} {}: exists and is not a directory", dir.display()));
+        return Err(Error::Invalid(format!("{flag} {}: exists and is not a directory", dir.display())));
     }
     check_dir(dir, flag)?;
     for f in files {
-        refuse_target(&dir.join(f)).map_err(|e| format!("{flag}: {e}"))?;
+        refuse_target(&dir.join(f)).map_err(|e| Error::Invalid(format!("{flag}: {e}")))?;
     }
     Ok(())
 }
@@ -272,7 +279,7 @@ mod tests {
     fn second_lock_is_refused_until_the_first_is_dropped() {
         let d = temp_dir("lock");
         let first = lock_dir(&d).expect("first lock");
-        let e = lock_dir(&d).expect_err("second lock");
+        let e = lock_dir(&d).expect_err("second lock").to_string();
         assert!(e.contains("another zcrx-conform run"), "{e}");
         drop(first);
         lock_dir(&d).expect("free again");
@@ -285,7 +292,7 @@ mod tests {
         let victim = d.join("victim");
         std::fs::write(&victim, "precious").expect("victim");
         symlink(&victim, d.join(LOCK_FILE)).expect("link");
-        let e = lock_dir(&d).expect_err("linked lock file");
+        let e = lock_dir(&d).expect_err("linked lock file").to_string();
         assert!(e.contains("symbolic link"), "{e}");
         let _ = std::fs::remove_dir_all(&d);
     }

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use crate::model::timings::Unit;
 use crate::model::Status;
 use crate::model::{is_splat, CaseReport, RunReport};
 
@@ -105,8 +106,8 @@ fn seconds(v: f64) -> String {
     }
 }
 
-fn timing_value(key: &str, v: f64) -> String {
-    if key.ends_with("_s") {
+fn timing_value(unit: Unit, v: f64) -> String {
+    if unit == Unit::Seconds {
         seconds(v)
     } else if v.fract() == 0.0 {
         format!("{v:.0}")
@@ -153,8 +154,9 @@ fn runs_section(s: &mut String, runs: &[&RunReport]) {
         if !r.timings.is_empty() {
             let t: Vec<String> = r
                 .timings
-                .iter()
-                .map(|(k, v)| format!("{} <b>{}</b>", escape(k), escape(&timing_value(k, *v))))
+                .entries()
+                .into_iter()
+                .map(|(k, v, unit)| format!("{} <b>{}</b>", escape(&k), escape(&timing_value(unit, v))))
                 .collect();
             row("timings", t.join(" &middot; "));
         }
@@ -449,6 +451,9 @@ fn failure(s: &mut String, ri: usize, ci: usize, r: &RunReport, c: &CaseReport) 
         escape(&seconds(c.duration_s))
     );
     let _ = write!(s, "<div class=\"message\">{}</div>", escape(&c.message));
+    if let Some(d) = super::outcome::detail(c) {
+        let _ = write!(s, "<div class=\"muted mono\">{}</div>", escape(&d));
+    }
     let _ = write!(s, "<div class=\"muted mono\">{}</div>", escape(&c.file));
     s.push_str("<h4>step log</h4>");
     if c.log.is_empty() {

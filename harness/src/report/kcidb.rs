@@ -114,7 +114,7 @@ pub fn status(case: &CaseReport) -> (&'static str, bool) {
         Status::Pass | Status::Xpass => ("PASS", false),
         Status::Skip => ("SKIP", false),
         Status::Xfail => ("FAIL", true),
-        Status::Fail if case.harness_error => ("ERROR", false),
+        Status::Fail if case.typed_result().is_harness_error() => ("ERROR", false),
         Status::Fail => ("FAIL", false),
     }
 }
@@ -232,7 +232,7 @@ fn architecture(run: &RunReport) -> Option<&'static str> {
 }
 
 fn environment(run: &RunReport) -> Value {
-    let kvm = run.timings.iter().find(|(k, _)| k == "kvm").map(|(_, v)| *v > 0.0);
+    let kvm = run.timings.kvm;
     let comment = if run.target == "host" {
         "the host kernel".to_string()
     } else {
@@ -292,6 +292,9 @@ fn test(
         "status": case.status,
         "start_time_estimated": true,
     });
+    if !matches!(case.result, crate::model::CaseResult::Untyped) {
+        misc["result"] = json!(case.result.kind());
+    }
     if let Some(topo) = &case.topology {
         misc["topology"] = json!(topo);
     }
@@ -308,6 +311,9 @@ fn case_log(case: &CaseReport) -> String {
     if !case.message.is_empty() {
         s.push_str(&case.message);
         s.push('\n');
+    }
+    if let Some(d) = super::outcome::detail(case) {
+        s.push_str(&format!("result: {d}\n"));
     }
     if !case.kernel_log.is_empty() {
         s.push_str("--- kernel log during the case ---\n");

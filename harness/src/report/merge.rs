@@ -2,6 +2,7 @@
 //! Refused: a set of shards with a gap (a missing shard would go unnoticed: its cases are
 //! simply absent) and runs of one target that ran on different kernels.
 
+use super::Error;
 use std::collections::BTreeMap;
 
 use super::escape::one_line;
@@ -9,7 +10,7 @@ use crate::model::{RunReport, Status};
 
 /// Joins runs: those of the same target become one run, keeping an executed result over a skip
 /// of the same case.
-pub fn merge(loaded: Vec<RunReport>) -> Result<Vec<RunReport>, String> {
+pub fn merge(loaded: Vec<RunReport>) -> Result<Vec<RunReport>, Error> {
     check_kernels(&loaded)?;
     check_shards(&loaded)?;
     let mut runs: Vec<RunReport> = Vec::new();
@@ -51,19 +52,19 @@ pub fn merge(loaded: Vec<RunReport>) -> Result<Vec<RunReport>, String> {
 }
 
 /// Every run of a target ran on one kernel.
-fn check_kernels(runs: &[RunReport]) -> Result<(), String> {
+fn check_kernels(runs: &[RunReport]) -> Result<(), Error> {
     let mut kernel: BTreeMap<&str, &str> = BTreeMap::new();
     for r in runs {
         let k = r.probe.kernel_release.as_str();
         match kernel.insert(&r.target, k) {
             Some(prev) if prev != k && !prev.is_empty() && !k.is_empty() => {
-                return Err(format!(
+                return Err(Error::Invalid(format!(
                     "runs of target {} ran on different kernels ({} and {}): they are not shards of one \
                      run; merge each kernel's runs separately, or give their runs different targets",
                     one_line(&r.target),
                     one_line(prev),
                     one_line(k)
-                ));
+                )));
             }
             _ => {}
         }
@@ -72,7 +73,7 @@ fn check_kernels(runs: &[RunReport]) -> Result<(), String> {
 }
 
 /// The shards of a target (per shard count and topologies) are 1/N..N/N, none missing.
-fn check_shards(runs: &[RunReport]) -> Result<(), String> {
+fn check_shards(runs: &[RunReport]) -> Result<(), Error> {
     let mut sets: BTreeMap<(&str, u32, Vec<&str>), Vec<u32>> = BTreeMap::new();
     for r in runs {
         if let Some(sh) = r.shard {
@@ -84,13 +85,13 @@ fn check_shards(runs: &[RunReport]) -> Result<(), String> {
     for ((target, n, topos), have) in sets {
         let missing: Vec<String> = (1..=n).filter(|k| !have.contains(k)).map(|k| format!("{k}/{n}")).collect();
         if !missing.is_empty() {
-            return Err(format!(
+            return Err(Error::Invalid(format!(
                 "the shards of target {} (topologies {}) have a gap: shard(s) {} missing; \
                  their cases would be absent from the merged report",
                 one_line(target),
                 one_line(&topos.join(",")),
                 missing.join(", ")
-            ));
+            )));
         }
     }
     Ok(())
@@ -125,14 +126,16 @@ mod tests {
     #[test]
     fn a_gap_is_refused() {
         let e = merge(vec![run("host", "6.18", Some((1, 3)), &["a"]), run("host", "6.18", Some((2, 3)), &["b"])])
-            .expect_err("gap");
+            .expect_err("gap")
+            .to_string();
         assert!(e.contains("3/3 missing"), "{e}");
     }
 
     #[test]
     fn different_kernels_of_one_target_are_refused() {
-        let e =
-            merge(vec![run("host", "6.18", None, &["a"]), run("host", "7.3.4", None, &["a"])]).expect_err("kernels");
+        let e = merge(vec![run("host", "6.18", None, &["a"]), run("host", "7.3.4", None, &["a"])])
+            .expect_err("kernels")
+            .to_string();
         assert!(e.contains("different kernels"), "{e}");
         merge(vec![run("host", "6.18", None, &["a"]), run("debian:7.3.4", "7.3.4", None, &["a"])])
             .expect("two targets");

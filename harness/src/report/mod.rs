@@ -5,18 +5,21 @@
 pub mod baseline;
 pub mod bugreport;
 pub mod changes;
+mod error;
 pub mod escape;
 pub mod files;
 pub mod html;
 mod html_measured;
 pub mod kcidb;
 mod merge;
+pub mod outcome;
 pub mod time;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite, XmlString};
 
 use crate::model::RunReport;
 use crate::model::Status;
+pub use error::Error;
 use escape::{ktap_name, one_line, printable, xml_safe};
 pub use files::write_atomic;
 pub use merge::merge;
@@ -31,6 +34,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 fn case_text(c: &crate::model::CaseReport) -> String {
     let mut s = String::new();
+    if let Some(d) = outcome::detail(c) {
+        s.push_str(&format!("result: {d}\n"));
+    }
     if let Some(t) = &c.topology {
         s.push_str(&format!("topology: {t}\n"));
     }
@@ -49,7 +55,7 @@ fn case_text(c: &crate::model::CaseReport) -> String {
 }
 
 /// One JUnit testsuite per run (kernel).
-pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
+pub fn junit(runs: &[&RunReport]) -> Result<String, Error> {
     let mut report = Report::new("zcrx-conform");
     for run in runs {
         let mut suite = TestSuite::new(xml_safe(&format!("zcrx-conform {}", run.target)));
@@ -75,7 +81,7 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
         if let Some(sh) = run.shard {
             suite.add_property(("shard", format!("{}/{}", sh.k, sh.n).as_str()));
         }
-        for (k, v) in &run.timings {
+        for (k, v, _) in run.timings.entries() {
             let v = format!("{v:.3}");
             suite.add_property((k.as_str(), v.as_str()));
         }
@@ -83,7 +89,15 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
             let status = match c.status {
                 Status::Pass => TestCaseStatus::success(),
                 Status::Fail => {
-                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    let kind = if c.typed_result().is_harness_error() {
+                        NonSuccessKind::Error
+                    } else {
+                        NonSuccessKind::Failure
+                    };
+                    let mut s = TestCaseStatus::non_success(kind);
+                    if !matches!(c.result, crate::model::CaseResult::Untyped) {
+                        s.set_type(c.result.kind());
+                    }
                     s.set_message(printable(&c.message));
                     s.set_description(case_text(c));
                     s
@@ -134,7 +148,7 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, String> {
         suite.set_time(time::duration(run.duration_s));
         report.add_test_suite(suite);
     }
-    report.to_string().map_err(|e| format!("junit: {e}"))
+    report.to_string().map_err(|e| Error::Writer(format!("junit: {e}")))
 }
 
 /// KTAP v1 for one run. Names and messages are one line each (control characters escaped,
@@ -153,7 +167,7 @@ pub fn ktap(run: &RunReport) -> String {
             Status::Xfail => s.push_str(&format!("not ok {} {name} # XFAIL {msg}\n", i + 1)),
             Status::Fail | Status::Xpass => {
                 s.push_str(&format!("# {name}: {msg}\n"));
-                for l in c.kernel_log.iter().filter(|l| crate::model::is_splat(l)).take(5) {
+                for l in outcome::splat_lines(c).into_iter().take(5) {
                     s.push_str(&format!("# kernel: {}\n", one_line(l)));
                 }
                 let tag = if c.status == Status::Xpass { " # XPASS" } else { "" };
@@ -274,34 +288,38 @@ pub fn json(runs: &[&RunReport]) -> String {
 
 /// Reads a JSON report (`what` names it in errors) and checks what later stages rely on:
 /// a schema this build knows, and durations that are numbers of seconds a report can hold.
-pub fn parse_json(text: &str, what: &str) -> Result<JsonReport, String> {
+pub fn parse_json(text: &str, what: &str) -> Result<JsonReport, Error> {
     let r: JsonReport = serde_json::from_str(text)
-        .map_err(|e| format!("{what}:{}:{}: not a zcrx-conform report: {e}", e.line(), e.column()))?;
+        .map_err(|e| Error::Invalid(format!("{what}:{}:{}: not a zcrx-conform report: {e}", e.line(), e.column())))?;
     if r.schema_version > SCHEMA_VERSION {
-        return Err(format!(
+        return Err(Error::Invalid(format!(
             "{what}: report schema version {} is newer than this build's ({SCHEMA_VERSION}); use a newer zcrx-conform",
             r.schema_version
-        ));
+        )));
     }
     let ok = |s: f64| (0.0..=time::MAX_SECONDS).contains(&s);
     for run in &r.runs {
         if !ok(run.duration_s) {
-            return Err(format!(
+            return Err(Error::Invalid(format!(
                 "{what}: run on {}: duration_s {} is out of range",
                 one_line(&run.target),
                 run.duration_s
-            ));
+            )));
         }
         if let Some(c) = run.cases.iter().find(|c| !ok(c.duration_s)) {
-            return Err(format!("{what}: case {}: duration_s {} is out of range", one_line(&c.id), c.duration_s));
+            return Err(Error::Invalid(format!(
+                "{what}: case {}: duration_s {} is out of range",
+                one_line(&c.id),
+                c.duration_s
+            )));
         }
         if let Some(sh) = run.shard.filter(|sh| sh.k == 0 || sh.k > sh.n) {
-            return Err(format!(
+            return Err(Error::Invalid(format!(
                 "{what}: run on {}: shard {}/{} is not K/N with 1 <= K <= N",
                 one_line(&run.target),
                 sh.k,
                 sh.n
-            ));
+            )));
         }
     }
     Ok(r)
@@ -418,6 +436,7 @@ mod tests {
             duration_s: 0.01,
             kernel_specific: vec![],
             harness_error: false,
+            result: Default::default(),
             self_check: None,
             observed: vec![],
         };
@@ -432,7 +451,7 @@ mod tests {
             ],
             duration_s: 1.0,
             aborted: None,
-            timings: vec![],
+            timings: Default::default(),
             ..Default::default()
         }
     }
@@ -507,7 +526,7 @@ mod tests {
         let parsed = parse_json(&old, "old").expect("a report written before schema_version");
         assert_eq!(parsed.schema_version, 0);
         let huge = old.replace("1.0", "1e300");
-        assert!(parse_json(&huge, "huge").expect_err("1e300").contains("out of range"));
+        assert!(parse_json(&huge, "huge").expect_err("1e300").to_string().contains("out of range"));
         let newer = old.replace("{\"runs\"", "{\"schema_version\":99,\"runs\"");
         assert!(parse_json(&newer, "newer").is_err());
         // The writers never panic on what a report can hold.

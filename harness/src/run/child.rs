@@ -14,11 +14,11 @@ use std::time::Instant;
 
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
-use super::signal;
+use super::{signal, Error};
 use crate::case::{Action, Case};
 use crate::exec;
 use crate::model::event::Event;
-use crate::model::{Outcome, Probe};
+use crate::model::{CaseResult, Outcome, Probe};
 use crate::topology::Topo;
 
 /// Lines of the child's output kept for a crash or timeout report.
@@ -31,7 +31,7 @@ pub struct ChildResult {
 }
 
 /// Forks the child for `case`; the runner then drives the returned handle.
-pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Option<usize>) -> Result<Running, String> {
+pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Option<usize>) -> Result<Running, Error> {
     let (log_r, log_w) = crate::kernel::sys::cloexec_pipe()?;
     let (res_r, res_w) = crate::kernel::sys::cloexec_pipe()?;
     // Whatever the runner buffered must not be written again by the child.
@@ -40,7 +40,7 @@ pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Opti
     let parent = nix::unistd::getpid();
     // SAFETY: the runner is single-threaded here (no thread of ours outlives a case), so the
     // child may allocate and run ordinary code; it never returns from `child_main`.
-    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+    match unsafe { nix::unistd::fork() }.map_err(|e| Error::Spawn(format!("fork: {e}")))? {
         nix::unistd::ForkResult::Child => {
             drop(log_r);
             drop(res_r);
@@ -51,7 +51,7 @@ pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Opti
             drop(res_w);
             for fd in [&log_r, &res_r] {
                 nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
-                    .map_err(|e| format!("fcntl: {e}"))?;
+                    .map_err(|e| Error::Spawn(format!("fcntl: {e}")))?;
             }
             Ok(Running {
                 pid: child,
@@ -97,7 +97,7 @@ fn child_main(
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec::execute(case, &topo, probe, invert)))
                 .unwrap_or_else(|_| Outcome::harness("the case panicked in the harness (see the log)"))
         }
-        Err(e) => Outcome::harness(e),
+        Err(e) => Outcome::harness(e.to_string()),
     };
     let mut f = std::fs::File::from(res_w);
     let _ = writeln!(f, "{}", Event::Outcome { outcome: Box::new(o) }.encode());
@@ -128,7 +128,7 @@ fn needs_own_netns(case: &Case) -> bool {
 /// `exec`, and keeps this network namespace): it can reach no device of the machine, and what
 /// it creates (TUN devices, addresses) goes away with it. The topology is then described
 /// again from inside (`lo`'s ifindex). A file topology's namespaces are entered by `exec`.
-fn case_netns(case: &Case, topo: &Topo) -> Result<Topo, String> {
+fn case_netns(case: &Case, topo: &Topo) -> Result<Topo, Error> {
     if !topo.fresh_netns {
         return Ok(topo.clone());
     }
@@ -136,7 +136,7 @@ fn case_netns(case: &Case, topo: &Topo) -> Result<Topo, String> {
         return Ok(Topo { fresh_netns: false, ..topo.clone() });
     }
     crate::kernel::netdev::private_netns()
-        .map_err(|e| format!("cannot give the case its own network namespace: {e}"))?;
+        .map_err(|e| Error::Spawn(format!("cannot give the case its own network namespace: {e}")))?;
     Ok(Topo::builtin(topo.kind).filter(|t| t.fresh_netns).unwrap_or_else(|| topo.clone()))
 }
 
@@ -258,11 +258,9 @@ impl Running {
         });
         let outcome = match (self.killed, parsed) {
             (Some(Killed::Timeout), _) => {
-                let mut o = Outcome::fail(format!("timed out after {} s; killed", self.timeout));
-                o.log = tail(&self.cap.log);
-                o
+                Outcome::of(CaseResult::TimedOut { after_s: self.timeout }).with_log(tail(&self.cap.log))
             }
-            (Some(Killed::Interrupted), _) => Outcome::harness("interrupted"),
+            (Some(Killed::Interrupted), _) => Outcome::of(CaseResult::Interrupted),
             (None, Some(o)) => o,
             (None, None) => {
                 let how = match self.status {
@@ -270,9 +268,7 @@ impl Running {
                     Some(WaitStatus::Exited(_, code)) => format!("exited with {code}"),
                     _ => "vanished".into(),
                 };
-                let mut o = Outcome::fail(format!("case process crashed ({how}) without a result"));
-                o.log = tail(&self.cap.log);
-                o
+                Outcome::of(CaseResult::Crashed { how }).with_log(tail(&self.cap.log))
             }
         };
         ChildResult { outcome, interrupted: self.killed == Some(Killed::Interrupted) }

@@ -4,6 +4,7 @@
 //! reports progress as [`Event`]s (`progress`).
 
 pub(crate) mod child;
+mod error;
 pub(crate) mod kmsg;
 pub mod plan;
 pub(crate) mod progress;
@@ -16,9 +17,10 @@ use std::time::Instant;
 
 use crate::case::Case;
 use crate::model::event::Event;
-use crate::model::{CaseReport, Probe, RunReport};
+use crate::model::{CaseReport, CaseResult, Probe, RunReport, SkipReason};
 use crate::topology;
 
+pub use error::Error;
 pub use plan::{parse_shard, parse_timeout, select, Selection};
 
 #[derive(Clone, Debug)]
@@ -92,10 +94,11 @@ pub fn run_on(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str, mut p
             Err(reason) => {
                 // A topology the case needs failed to come up: say so rather than "not provided".
                 let mut cr = blank_report(case);
-                cr.message = match provided.broken(&plan::case_kinds(case)) {
-                    Some((n, e)) => format!("topology {n} could not be set up: {e}"),
+                let reason = match provided.broken(&plan::case_kinds(case)) {
+                    Some((n, e)) => SkipReason::TopologyDown { topology: n.to_string(), error: e.to_string() },
                     None => reason,
                 };
+                cr.set_result(CaseResult::Skipped { reason });
                 sched.done(i, cr);
             }
         }
@@ -112,7 +115,7 @@ pub fn run_on(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str, mut p
     progress.finish();
     for e in provided.down() {
         eprintln!("topology teardown: {e}");
-        report.timings.push((format!("teardown error: {e}"), 0.0));
+        report.timings.teardown_errors.push(e.to_string());
     }
     report.duration_s = start.elapsed().as_secs_f64();
     report

@@ -1,7 +1,9 @@
 //! Which cases a run executes and where: the filter, the shard, and each case's requirements
 //! against the probed kernel and the topologies the run provides.
 
+use super::Error;
 use crate::case::{Action, Cap, Case};
+use crate::model::SkipReason;
 use crate::model::{Feature, Probe};
 use crate::topology::{self, Kind};
 
@@ -41,12 +43,12 @@ pub fn parse_timeout(s: &str) -> Result<f64, String> {
 }
 
 /// Parses "K/N" with 1 <= K <= N.
-pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
-    let (k, n) = s.split_once('/').ok_or_else(|| format!("--shard `{s}`: expected K/N, e.g. 2/3"))?;
-    let k: u32 = k.trim().parse().map_err(|_| format!("--shard `{s}`: K is not a number"))?;
-    let n: u32 = n.trim().parse().map_err(|_| format!("--shard `{s}`: N is not a number"))?;
+pub fn parse_shard(s: &str) -> Result<(u32, u32), Error> {
+    let (k, n) = s.split_once('/').ok_or_else(|| Error::Selection(format!("--shard `{s}`: expected K/N, e.g. 2/3")))?;
+    let k: u32 = k.trim().parse().map_err(|_| Error::Selection(format!("--shard `{s}`: K is not a number")))?;
+    let n: u32 = n.trim().parse().map_err(|_| Error::Selection(format!("--shard `{s}`: N is not a number")))?;
     if n == 0 || k == 0 || k > n {
-        return Err(format!("--shard `{s}`: need 1 <= K <= N"));
+        return Err(Error::Selection(format!("--shard `{s}`: need 1 <= K <= N")));
     }
     Ok((k, n))
 }
@@ -72,27 +74,27 @@ pub fn case_kinds(case: &Case) -> Vec<Kind> {
 }
 
 /// Decides where a case runs (the topology kind), or why it cannot.
-pub fn plan(case: &Case, run_kinds: &[Kind], probe: &Probe) -> Result<Kind, String> {
+pub fn plan(case: &Case, run_kinds: &[Kind], probe: &Probe) -> Result<Kind, SkipReason> {
     let d = &case.def;
     let case_topos = case_kinds(case);
     if let Some(k) = &d.requires.kernel {
         if !probe.version_in(k.min.as_deref(), k.max.as_deref()) {
-            return Err(format!(
+            return Err(SkipReason::Requirement(format!(
                 "needs kernel {}{}; running {}",
                 k.min.as_deref().map(|m| format!(">= {m}")).unwrap_or_default(),
                 k.max.as_deref().map(|m| format!(" <= {m}")).unwrap_or_default(),
                 probe.kernel_release
-            ));
+            )));
         }
     }
     for f in &d.requires.features {
         if !probe.features.contains(f) {
-            return Err(probe.missing_reason(*f));
+            return Err(SkipReason::Requirement(probe.missing_reason(*f)));
         }
     }
     for f in &d.requires.lacks {
         if probe.features.contains(f) {
-            return Err(probe.present_reason(*f));
+            return Err(SkipReason::Requirement(probe.present_reason(*f)));
         }
     }
     let needs_admin = match &d.requires.caps {
@@ -100,7 +102,7 @@ pub fn plan(case: &Case, run_kinds: &[Kind], probe: &Probe) -> Result<Kind, Stri
         None => d.steps.iter().any(|s| matches!(s.value.action, Action::Register(_))),
     };
     if needs_admin && !probe.cap_net_admin {
-        return Err("needs CAP_NET_ADMIN (run as root)".into());
+        return Err(SkipReason::Requirement("needs CAP_NET_ADMIN (run as root)".into()));
     }
     let mut why = Vec::new();
     for &t in run_kinds {
@@ -115,9 +117,13 @@ pub fn plan(case: &Case, run_kinds: &[Kind], probe: &Probe) -> Result<Kind, Stri
     }
     if why.is_empty() {
         let join = |k: &[Kind]| k.iter().map(|k| k.name()).collect::<Vec<_>>();
-        Err(format!("needs topology {} (this run has {})", join(&case_topos).join(" or "), join(run_kinds).join(", ")))
+        Err(SkipReason::Requirement(format!(
+            "needs topology {} (this run has {})",
+            join(&case_topos).join(" or "),
+            join(run_kinds).join(", ")
+        )))
     } else {
-        Err(why.join("; "))
+        Err(SkipReason::Requirement(why.join("; ")))
     }
 }
 
@@ -151,7 +157,7 @@ mod tests {
 
     #[test]
     fn shard_syntax() {
-        assert_eq!(parse_shard("2/3"), Ok((2, 3)));
+        assert_eq!(parse_shard("2/3").ok(), Some((2, 3)));
         assert!(parse_shard("0/3").is_err());
         assert!(parse_shard("4/3").is_err());
         assert!(parse_shard("x").is_err());

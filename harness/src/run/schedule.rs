@@ -17,7 +17,7 @@ use super::progress::Progress;
 use super::{blank_report, selfcheck, signal, verdict, RunOpts};
 use crate::case::{Action, Case};
 use crate::model::event::Event;
-use crate::model::{is_splat, Assertion, CaseReport, Outcome, Probe};
+use crate::model::{is_splat, Assertion, CaseReport, CaseResult, Outcome, Probe};
 use crate::topology::{Envs, Kind};
 
 /// A case waiting to start; `invert`: the assertion a self-check run inverts.
@@ -191,7 +191,7 @@ impl<'a> Scheduler<'a> {
             Err(e) => {
                 let mut cr = blank_report(case);
                 cr.topology = Some(job.kind.to_string());
-                verdict::judge(case, self.probe, true, Outcome::harness(e), Vec::new(), &mut cr);
+                verdict::judge(case, self.probe, true, Outcome::harness(e.to_string()), Vec::new(), &mut cr);
                 match job.invert {
                     None => self.done(job.idx, cr),
                     Some(k) => self.inverted_done(job.idx, k, None, cr),
@@ -230,16 +230,12 @@ impl<'a> Scheduler<'a> {
         cr.topology = Some(slot.job.kind.to_string());
         let mut outcome = r.outcome;
         let assertions = std::mem::take(&mut outcome.assertions);
-        let held = outcome.inverted_held;
+        let held = outcome.result.inverted_held();
         verdict::judge(case, self.probe, slot.job.invert.is_none(), outcome, slot.kernel_log, &mut cr);
         if !unrestored.is_empty() {
-            cr.status = crate::model::Status::Fail;
-            cr.harness_error = true;
-            cr.message = format!(
-                "the topology could not be restored after the case ({}); {}",
-                unrestored.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; "),
-                cr.message
-            );
+            let errors = unrestored.iter().map(|u| u.to_string()).collect();
+            let result = CaseResult::Unrestored { errors, result: Box::new(cr.result.clone()) };
+            cr.set_result(result);
         }
         match slot.job.invert {
             Some(k) => self.inverted_done(slot.job.idx, k, held, cr),

@@ -5,7 +5,7 @@
 //! expects nothing) are counted apart. Inversion proves an assertion is reached and decides
 //! the outcome; kernel mutants prove it can catch a broken kernel.
 
-use crate::model::{is_splat, Assertion, CaseReport, SelfCheck, Status};
+use crate::model::{is_splat, Assertion, CaseReport, CaseResult, SelfCheck, Status};
 
 /// What the inverted runs of one case found so far.
 #[derive(Clone, Debug)]
@@ -14,8 +14,9 @@ pub struct Tally {
     sites: Vec<Assertion>,
     done: Vec<bool>,
     check: SelfCheck,
-    /// A kernel splat during an inverted run (it fails the case like any splat).
-    splat: Option<String>,
+    /// A kernel splat during an inverted run (it fails the case like any splat): the
+    /// assertion inverted then, and the first splat line.
+    splat: Option<(usize, String)>,
     /// Survivors that are not set-up assertions.
     survived_checks: usize,
     extra_s: f64,
@@ -36,7 +37,7 @@ impl Tally {
         self.done[k - 1] = true;
         self.extra_s += cr.duration_s;
         if let Some(l) = cr.kernel_log.iter().find(|l| is_splat(l)) {
-            self.splat.get_or_insert_with(|| format!("kernel splat with assertion #{k} inverted: {l}"));
+            self.splat.get_or_insert_with(|| (k, l.clone()));
         }
         if held == Some(k) {
             self.check.killed += 1;
@@ -67,26 +68,20 @@ impl Tally {
         cr.duration_s += self.extra_s;
         let c = &self.check;
         let survived_checks = self.survived_checks;
-        if let Some(s) = &self.splat {
-            cr.status = Status::Fail;
-            cr.message = s.clone();
+        let result = if let Some((k, line)) = self.splat {
+            CaseResult::KernelSplat { lines: vec![line], during: Some(k), result: Box::new(CaseResult::Pass) }
         } else if survived_checks > 0 {
-            cr.status = Status::Fail;
-            cr.message = format!(
-                "{survived_checks} of {} assertion(s) cannot be made to fail: {}",
-                c.assertions - c.setup,
-                c.survived.join("; ")
-            );
+            let survived = c.survived.clone();
+            CaseResult::CannotFail { count: survived_checks, of: c.assertions - c.setup, survived }
         } else {
-            cr.status = Status::Pass;
-            cr.message = format!(
-                "can fail: {} of {} assertion(s) killed ({} of {} set-up)",
-                c.killed - c.killed_setup,
-                c.assertions - c.setup,
-                c.killed_setup,
-                c.setup
-            );
-        }
+            CaseResult::CanFail {
+                killed: c.killed - c.killed_setup,
+                of: c.assertions - c.setup,
+                killed_setup: c.killed_setup,
+                setup: c.setup,
+            }
+        };
+        cr.set_result(result);
         cr.self_check = Some(self.check);
         cr
     }
@@ -96,8 +91,7 @@ impl Tally {
 /// says why it did not invert anything.
 pub fn not_checkable(mut cr: CaseReport, assertions: usize) -> CaseReport {
     if cr.status == Status::Pass && assertions == 0 {
-        cr.status = Status::Fail;
-        cr.message = "unable to fail: the case reached no assertion".into();
+        cr.set_result(CaseResult::NoAssertion);
     }
     cr
 }

@@ -10,6 +10,7 @@
 //! Namespaces and devices carry the harness pid, so [`clean_leftovers`] can remove those of a
 //! run that was killed before it could tear down.
 
+use super::Error;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
@@ -82,7 +83,7 @@ impl TopologyFile {
     /// Sets the topology up. Everything created is recorded in the returned value first, so
     /// a failure half-way still tears down what exists.
     /// `slot` numbers the topologies of one run (names and netdevsim ids stay distinct).
-    pub fn up(&self, tools: &Tools, slot: u32) -> Result<Env, String> {
+    pub fn up(&self, tools: &Tools, slot: u32) -> Result<Env, Error> {
         let pid = std::process::id();
         let topo = Topo {
             name: self.name.clone(),
@@ -103,7 +104,7 @@ impl TopologyFile {
         Ok(a)
     }
 
-    fn up_pair(&self, a: &mut Env, tools: &Tools, pid: u32, slot: u32) -> Result<(), String> {
+    fn up_pair(&self, a: &mut Env, tools: &Tools, pid: u32, slot: u32) -> Result<(), Error> {
         let ns_dut = format!("{NS_PREFIX}{pid}-{slot}dut");
         let ns_peer = format!("{NS_PREFIX}{pid}-{slot}peer");
         self.up_pair_named(a, tools, pid, slot, &ns_dut, &ns_peer, None)
@@ -120,7 +121,7 @@ impl TopologyFile {
         ns_dut: &str,
         ns_peer: &str,
         rename: Option<(&str, &str)>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let (ns_dut, ns_peer) = (ns_dut.to_string(), ns_peer.to_string());
         for ns in [&ns_dut, &ns_peer] {
             netns::add(ns)?;
@@ -133,10 +134,11 @@ impl TopologyFile {
                 let q = self.queues;
                 // veth may be built in: load the module only when the kernel does not know the kind.
                 if let Err(e) = in_ns(Some(&ns_dut), || link::add_veth("zcrxv0", "zcrxv1", q)) {
-                    kmod::load("veth").map_err(|m| format!("{e}; loading veth: {m}"))?;
+                    kmod::load("veth").map_err(|m| Error::Setup(format!("{e}; loading veth: {m}")))?;
                     in_ns(Some(&ns_dut), || link::add_veth("zcrxv0", "zcrxv1", q))?;
                 }
-                let peer_ns = std::fs::File::open(netns::path(&ns_peer)).map_err(|e| format!("{ns_peer}: {e}"))?;
+                let peer_ns =
+                    std::fs::File::open(netns::path(&ns_peer)).map_err(|e| Error::Setup(format!("{ns_peer}: {e}")))?;
                 in_ns(Some(&ns_dut), || link::move_to(link::by_name("zcrxv1")?.index, peer_ns.as_fd()))?;
                 ("zcrxv0".to_string(), "zcrxv1".to_string())
             }
@@ -148,9 +150,9 @@ impl TopologyFile {
                 };
                 if !Path::new("/sys/bus/netdevsim").exists() || ko.is_some() {
                     let ko = ko.ok_or_else(|| {
-                        format!(
+                        Error::Setup(format!(
                             "no {variant} netdevsim module for this kernel (the VM runner builds it: vm/netdevsim.sh)"
-                        )
+                        ))
                     })?;
                     load_netdevsim(ko, variant)?;
                 }
@@ -159,7 +161,7 @@ impl TopologyFile {
                 for (i, ns) in [&ns_dut, &ns_peer].into_iter().enumerate() {
                     let id = NSIM_ID_BASE + (pid % 100) * 8 + (slot % 4) * 2 + i as u32;
                     std::fs::write("/sys/bus/netdevsim/new_device", format!("{id} 1 {}", self.queues))
-                        .map_err(|e| format!("netdevsim new_device {id}: {e}"))?;
+                        .map_err(|e| Error::Setup(format!("netdevsim new_device {id}: {e}")))?;
                     a.defer(Restore::NetdevsimDevice(id), move || del_nsim(id));
                     ids.push(id);
                     if let Err(e) = sys::replace_file(&nsim_owner(id), &pid.to_string()) {
@@ -169,10 +171,11 @@ impl TopologyFile {
                     // Moved by ifindex, so a udev rename (eth0 -> eni...) racing us does not
                     // matter; once in the namespace, nothing renames it.
                     let idx = wait_for_nsim_port(id)?;
-                    let ns_file = std::fs::File::open(netns::path(ns)).map_err(|e| format!("{ns}: {e}"))?;
-                    let mut moved = Err(String::new());
+                    let ns_file =
+                        std::fs::File::open(netns::path(ns)).map_err(|e| Error::Setup(format!("{ns}: {e}")))?;
+                    let mut moved = Err(Error::Setup(String::new()));
                     for _ in 0..10 {
-                        moved = link::move_to(idx, ns_file.as_fd()).map_err(String::from);
+                        moved = link::move_to(idx, ns_file.as_fd()).map_err(Error::from);
                         if moved.is_ok() {
                             break;
                         }
@@ -183,7 +186,7 @@ impl TopologyFile {
                         let l = link::list()?;
                         Ok(l.into_iter().find(|l| l.index == idx).map(|l| l.name))
                     })?
-                    .ok_or_else(|| format!("netdevsim{id}: port ifindex {idx} not found in {ns}"))?;
+                    .ok_or_else(|| Error::Setup(format!("netdevsim{id}: port ifindex {idx} not found in {ns}")))?;
                     names.push(moved_name);
                 }
                 if let Some((rd, rp)) = rename {
@@ -193,21 +196,23 @@ impl TopologyFile {
                     names = vec![rd.to_string(), rp.to_string()];
                 }
                 let (d, p) = (names[0].clone(), names[1].clone());
-                let fd_dut = std::fs::File::open(format!("/run/netns/{ns_dut}")).map_err(|e| e.to_string())?;
-                let fd_peer = std::fs::File::open(format!("/run/netns/{ns_peer}")).map_err(|e| e.to_string())?;
+                let fd_dut =
+                    std::fs::File::open(format!("/run/netns/{ns_dut}")).map_err(|e| Error::Setup(e.to_string()))?;
+                let fd_peer =
+                    std::fs::File::open(format!("/run/netns/{ns_peer}")).map_err(|e| Error::Setup(e.to_string()))?;
                 let idx_d = ifindex_in(&ns_dut, &d)?;
                 let idx_p = ifindex_in(&ns_peer, &p)?;
                 // The fds must stay open across the write; sysfs resolves them in our task.
                 use std::os::fd::AsRawFd;
                 let link = format!("{}:{idx_d} {}:{idx_p}", fd_dut.as_fd().as_raw_fd(), fd_peer.as_fd().as_raw_fd());
                 std::fs::write("/sys/bus/netdevsim/link_device", &link)
-                    .map_err(|e| format!("netdevsim link_device: {e}"))?;
+                    .map_err(|e| Error::Setup(format!("netdevsim link_device: {e}")))?;
                 a.topo.debugfs =
                     Some(PathBuf::from(format!("/sys/kernel/debug/netdevsim/netdevsim{}/ports/0", ids[0])));
                 (d, p)
             }
             Kind::Nic | Kind::Host | Kind::Nodev => {
-                return Err(format!("topology {}: kind {} has no device pair", self.name, self.kind))
+                return Err(Error::Invalid(format!("topology {}: kind {} has no device pair", self.name, self.kind)))
             }
         };
         let (da, dp) = parse_cidr(&self.dut_address)?;
@@ -215,7 +220,7 @@ impl TopologyFile {
         let six =
             [(&ns_dut, &dut_dev, self.dut_address6.as_deref()), (&ns_peer, &peer_dev, self.peer_address6.as_deref())];
         for ((ns, dev, a6), (addr, prefix)) in six.into_iter().zip([(&da, dp), (&pa, pp)]) {
-            let ip: std::net::IpAddr = addr.parse().map_err(|_| format!("bad address {addr}"))?;
+            let ip: std::net::IpAddr = addr.parse().map_err(|_| Error::Setup(format!("bad address {addr}")))?;
             let v6 = a6.map(parse_cidr).transpose()?;
             in_ns(Some(ns), || {
                 let idx = link::by_name(dev)?.index;
@@ -245,14 +250,14 @@ impl TopologyFile {
         Ok(())
     }
 
-    fn up_nic(&self, a: &mut Env, tools: &Tools, pid: u32, slot: u32) -> Result<(), String> {
-        let dev = self.interface.clone().ok_or("nic: no interface")?;
-        let remote = self.remote.as_ref().ok_or("nic: no remote")?;
+    fn up_nic(&self, a: &mut Env, tools: &Tools, pid: u32, slot: u32) -> Result<(), Error> {
+        let dev = self.interface.clone().ok_or(Error::Invalid("nic: no interface".into()))?;
+        let remote = self.remote.as_ref().ok_or(Error::Invalid("nic: no remote".into()))?;
         let ns = self.netns.clone();
         if let Some(kind) = self.simulate {
             // Build the pair exactly where the file says the NIC and its peer are.
             let (Some(n), Some(pn), Some(pi)) = (&self.netns, &remote.netns, &remote.interface) else {
-                return Err("nic simulate: netns, remote.netns and remote.interface are required".into());
+                return Err(Error::Setup("nic simulate: netns, remote.netns and remote.interface are required".into()));
             };
             let pair = TopologyFile {
                 kind,
@@ -271,14 +276,15 @@ impl TopologyFile {
         }
         let idx = match &ns {
             Some(n) => ifindex_in(n, &dev)?,
-            None => nix::net::if_::if_nametoindex(dev.as_str()).map_err(|e| format!("nic: interface {dev}: {e}"))?,
+            None => nix::net::if_::if_nametoindex(dev.as_str())
+                .map_err(|e| Error::Setup(format!("nic: interface {dev}: {e}")))?,
         };
         let dut_addr = first_ipv4(ns.as_deref(), &dev)?;
         if !self.may_change.is_empty() || self.dut != Settings::default() {
             let before = read_state(ns.as_deref(), &dev)?;
             let (n, d) = (ns.clone(), dev.clone());
             a.defer(Restore::Settings { netns: ns.clone(), dev: dev.clone() }, move || {
-                restore(n.as_deref(), &d, &before)
+                restore(n.as_deref(), &d, &before).map_err(|e| e.to_string())
             });
             apply_settings(ns.as_deref(), &dev, &self.dut)?;
         }
@@ -298,7 +304,7 @@ impl TopologyFile {
 }
 
 /// The ifindex of netdevsim device `id`'s port, once it exists.
-fn wait_for_nsim_port(id: u32) -> Result<u32, String> {
+fn wait_for_nsim_port(id: u32) -> Result<u32, Error> {
     let dir = format!("/sys/bus/netdevsim/devices/netdevsim{id}/net");
     for _ in 0..200 {
         if let Ok(rd) = std::fs::read_dir(&dir) {
@@ -312,7 +318,7 @@ fn wait_for_nsim_port(id: u32) -> Result<u32, String> {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    Err(format!("netdevsim{id}: no port appeared in {dir}"))
+    Err(Error::Setup(format!("netdevsim{id}: no port appeared in {dir}")))
 }
 
 impl Env {
@@ -332,7 +338,10 @@ impl Env {
         let ns = self.topo.netns.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
         let state = read_state(ns.as_deref(), &dev)?;
         let what = Restore::Settings { netns: ns.clone(), dev: dev.clone() };
-        self.after_case.push(Undo { what, undo: Box::new(move || restore(ns.as_deref(), &dev, &state)) });
+        self.after_case.push(Undo {
+            what,
+            undo: Box::new(move || restore(ns.as_deref(), &dev, &state).map_err(|e| e.to_string())),
+        });
         Ok(())
     }
 
@@ -410,7 +419,7 @@ pub fn clean_leftovers() -> Vec<String> {
     done
 }
 
-fn load_netdevsim(ko: &Path, variant: &str) -> Result<(), String> {
+fn load_netdevsim(ko: &Path, variant: &str) -> Result<(), Error> {
     if Path::new("/sys/module/netdevsim").exists() {
         let marker = std::fs::read_to_string("/run/zcrx-conform-nsim-variant").unwrap_or_default();
         if marker.trim() == variant {
@@ -418,12 +427,12 @@ fn load_netdevsim(ko: &Path, variant: &str) -> Result<(), String> {
         }
         let busy = std::fs::read_dir("/sys/bus/netdevsim/devices").map(|d| d.count()).unwrap_or(0);
         if busy > 0 {
-            return Err(format!(
+            return Err(Error::Setup(format!(
                 "the {} netdevsim module is loaded with devices; netdevsim and netdevsim-zcrx cannot be up in one run",
                 if marker.trim().is_empty() { "other" } else { marker.trim() }
-            ));
+            )));
         }
-        kmod::unload("netdevsim").map_err(|e| format!("another netdevsim is loaded: {e}"))?;
+        kmod::unload("netdevsim").map_err(|e| Error::Setup(format!("another netdevsim is loaded: {e}")))?;
     }
     // netdevsim needs psample (in tree): loaded from the kernel's own modules.dep.
     kmod::load("psample")?;

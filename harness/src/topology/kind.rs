@@ -57,7 +57,7 @@ impl std::fmt::Display for Kind {
 }
 
 /// The kind of the topology named (as `--topology` takes it): built in, or its file's.
-pub fn kind_of(name: &str) -> Result<Kind, String> {
+pub fn kind_of(name: &str) -> Result<Kind, super::Error> {
     match Kind::builtin_named(name) {
         Some(k) => Ok(k),
         None => super::load(name).map(|f| f.kind),

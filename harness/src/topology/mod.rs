@@ -23,12 +23,14 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 mod env;
+mod error;
 mod kind;
 mod nsim;
 mod set;
 mod tools;
 
 pub use env::{Env, Unrestored, NSIM_ID_BASE};
+pub use error::Error;
 pub use kind::{kind_of, Kind};
 pub use set::Envs;
 pub use tools::{apply_here, Tools};
@@ -198,16 +200,18 @@ pub fn dir() -> PathBuf {
 }
 
 /// A topology file's text: from disk, or built in (`builtin:/topologies/NAME.yaml`).
-fn read_text(p: &Path) -> Result<String, String> {
+fn read_text(p: &Path) -> Result<String, Error> {
     match crate::paths::builtin::read(p) {
         Some(t) => Ok(t.to_string()),
-        None if crate::paths::builtin::is_builtin(p) => Err(format!("{}: no such built-in file", p.display())),
-        None => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display())),
+        None if crate::paths::builtin::is_builtin(p) => {
+            Err(Error::Invalid(format!("{}: no such built-in file", p.display())))
+        }
+        None => std::fs::read_to_string(p).map_err(|e| Error::Invalid(format!("{}: {e}", p.display()))),
     }
 }
 
 /// Loads `topologies/<name>.yaml` (or a path), with file:line:column errors.
-pub fn load(name: &str) -> Result<TopologyFile, String> {
+pub fn load(name: &str) -> Result<TopologyFile, Error> {
     let p = if name.ends_with(".yaml") || name.contains('/') {
         PathBuf::from(name)
     } else {
@@ -223,12 +227,12 @@ pub fn load(name: &str) -> Result<TopologyFile, String> {
     };
     let t: TopologyFile = serde_saphyr::from_str(&text).map_err(|e| {
         let (l, c) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-        located(l, c, &yaml_message(&e))
+        Error::Invalid(located(l, c, &yaml_message(&e)))
     })?;
     let places: Places = serde_saphyr::from_str(&text).unwrap_or_default();
     validate(&t).map_err(|(field, msg)| {
         let (l, c) = places.of(field);
-        located(l, c, &msg)
+        Error::Invalid(located(l, c, &msg))
     })?;
     Ok(t)
 }
@@ -315,7 +319,7 @@ fn shown(s: &str) -> String {
 /// An interface name the kernel accepts (`dev_valid_name`: 1 to 15 bytes, not `.` or `..`,
 /// no `/`, `:` or blank) that no program takes for an option (no leading `-`) and that prints
 /// safely (no control characters).
-pub fn check_ifname(s: &str) -> Result<(), String> {
+pub fn check_ifname(s: &str) -> Result<(), Error> {
     let bad = if s.is_empty() || s.len() > 15 {
         "1 to 15 bytes"
     } else if s == "." || s == ".." {
@@ -327,12 +331,12 @@ pub fn check_ifname(s: &str) -> Result<(), String> {
     } else {
         return Ok(());
     };
-    Err(format!("`{}` is not an interface name ({bad})", shown(s)))
+    Err(Error::Invalid(format!("`{}` is not an interface name ({bad})", shown(s))))
 }
 
 /// A network namespace name (a file under /run/netns): 1 to 255 bytes, not `.` or `..`, no
 /// `/`, no leading `-`, no control characters.
-pub fn check_netns(s: &str) -> Result<(), String> {
+pub fn check_netns(s: &str) -> Result<(), Error> {
     let bad = if s.is_empty() || s.len() > 255 {
         "1 to 255 bytes"
     } else if s == "." || s == ".." {
@@ -344,16 +348,19 @@ pub fn check_netns(s: &str) -> Result<(), String> {
     } else {
         return Ok(());
     };
-    Err(format!("`{}` is not a network namespace name ({bad})", shown(s)))
+    Err(Error::Invalid(format!("`{}` is not a network namespace name ({bad})", shown(s))))
 }
 
 /// A topology name: 1 to 64 letters, digits, `-`, `_` or `.`, not starting with `-` or `.`.
-fn check_topology_name(s: &str) -> Result<(), String> {
+fn check_topology_name(s: &str) -> Result<(), Error> {
     let ok = (1..=64).contains(&s.len())
         && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && !s.starts_with(['-', '.']);
     ok.then_some(()).ok_or_else(|| {
-        format!("`{}` is not a topology name (1 to 64 of A-Z a-z 0-9 - _ ., not starting with - or .)", shown(s))
+        Error::Invalid(format!(
+            "`{}` is not a topology name (1 to 64 of A-Z a-z 0-9 - _ ., not starting with - or .)",
+            shown(s)
+        ))
     })
 }
 
@@ -361,12 +368,12 @@ fn check_topology_name(s: &str) -> Result<(), String> {
 type Bad = (&'static str, String);
 
 fn validate(t: &TopologyFile) -> Result<(), Bad> {
-    let at = |field: &'static str| move |msg: String| (field, format!("{field}: {msg}"));
+    let at = |field: &'static str| move |e: Error| (field, format!("{field}: {e}"));
     check_topology_name(&t.name).map_err(at("name"))?;
     for s in &t.may_change {
         if !SETTING_NAMES.contains(&s.as_str()) {
             let msg = format!("unknown setting `{}` (known: {})", shown(s), SETTING_NAMES.join(", "));
-            return Err(at("may_change")(msg));
+            return Err(at("may_change")(Error::Invalid(msg)));
         }
     }
     parse_cidr(&t.dut_address).map_err(at("dut_address"))?;
@@ -375,7 +382,7 @@ fn validate(t: &TopologyFile) -> Result<(), Bad> {
         if let Some(v) = v {
             let (a, _) = parse_cidr(v).map_err(at(field))?;
             if !a.contains(':') {
-                return Err(at(field)(format!("`{}` is not an IPv6 address", shown(v))));
+                return Err(at(field)(Error::Invalid(format!("`{}` is not an IPv6 address", shown(v)))));
             }
         }
     }
@@ -409,12 +416,12 @@ fn validate(t: &TopologyFile) -> Result<(), Bad> {
         if let Some(i) = &r.interface {
             check_ifname(i).map_err(at("remote.interface"))?;
         }
-        r.address
-            .parse::<std::net::IpAddr>()
-            .map_err(|_| at("remote.address")(format!("`{}` is not an IP address", shown(&r.address))))?;
+        r.address.parse::<std::net::IpAddr>().map_err(|_| {
+            at("remote.address")(Error::Invalid(format!("`{}` is not an IP address", shown(&r.address))))
+        })?;
         if let Some(a) = &r.address6 {
             a.parse::<std::net::Ipv6Addr>()
-                .map_err(|_| at("remote.address")(format!("`{}` is not an IPv6 address", shown(a))))?;
+                .map_err(|_| at("remote.address")(Error::Invalid(format!("`{}` is not an IPv6 address", shown(a)))))?;
         }
     }
     if t.kind == Kind::Nic {
@@ -429,15 +436,15 @@ fn validate(t: &TopologyFile) -> Result<(), Bad> {
 }
 
 /// `ADDRESS/PREFIX`: an IPv4 address with a prefix of 0 to 32, or IPv6 with 0 to 128.
-fn parse_cidr(s: &str) -> Result<(String, u8), String> {
-    let (a, p) = s.split_once('/').ok_or_else(|| format!("`{}`: expected ADDRESS/PREFIX", shown(s)))?;
-    let addr = a.parse::<std::net::IpAddr>().map_err(|_| format!("`{}`: bad address", shown(s)))?;
+fn parse_cidr(s: &str) -> Result<(String, u8), Error> {
+    let (a, p) = s.split_once('/').ok_or_else(|| Error::Invalid(format!("`{}`: expected ADDRESS/PREFIX", shown(s))))?;
+    let addr = a.parse::<std::net::IpAddr>().map_err(|_| Error::Invalid(format!("`{}`: bad address", shown(s))))?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let p: u8 = p
         .parse()
         .ok()
         .filter(|n| *n <= max && p.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| format!("`{}`: the prefix length must be 0 to {max}", shown(s)))?;
+        .ok_or_else(|| Error::Invalid(format!("`{}`: the prefix length must be 0 to {max}", shown(s))))?;
     Ok((a.to_string(), p))
 }
 
@@ -462,10 +469,10 @@ pub fn available() -> BTreeMap<String, PathBuf> {
 }
 
 /// Enters a network namespace on the calling thread.
-pub fn enter(path: &Path) -> Result<(), String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn enter(path: &Path) -> Result<(), Error> {
+    let f = std::fs::File::open(path).map_err(|e| Error::Setup(format!("{}: {e}", path.display())))?;
     nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(|e| format!("setns {}: {e}", path.display()))
+        .map_err(|e| Error::Setup(format!("setns {}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -485,7 +492,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("tmp");
         let p = dir.join("bad.yaml");
         std::fs::write(&p, "name: bad\nkind: veth\nabout: x\nqueuez: 3\n").expect("write");
-        let e = load(p.to_str().expect("utf8")).expect_err("must fail");
+        let e = load(p.to_str().expect("utf8")).expect_err("must fail").to_string();
         assert!(e.contains("bad.yaml:4:"), "{e}");
         std::fs::write(
             &p,
@@ -511,7 +518,7 @@ mod tests {
             ("name: v\nkind: veth\nabout: x\nabout: y\n".into(), ":4:1: duplicate key `about`"),
         ] {
             std::fs::write(&p, &text).expect("write");
-            let e = load(p.to_str().expect("utf8")).expect_err(&text);
+            let e = load(p.to_str().expect("utf8")).expect_err(&text).to_string();
             assert!(e.contains(want), "{e}");
             assert!(!e.contains("Options") && !e.contains("line"), "{e}");
         }
@@ -526,7 +533,7 @@ mod tests {
             (nic("may_change: [mtu, flux]\n"), ":5:13: may_change: unknown setting `flux`"),
         ] {
             std::fs::write(&p, &text).expect("write");
-            let e = load(p.to_str().expect("utf8")).expect_err(&text);
+            let e = load(p.to_str().expect("utf8")).expect_err(&text).to_string();
             assert!(e.contains(want), "{e}");
         }
         let _ = std::fs::remove_dir_all(&dir);

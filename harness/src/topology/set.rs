@@ -26,7 +26,7 @@ impl Envs {
                 Ok(f) => f,
                 Err(e) => {
                     eprintln!("topology {name}: {e}");
-                    set.broken.push((name.clone(), None, e));
+                    set.broken.push((name.clone(), None, e.to_string()));
                     continue;
                 }
             };
@@ -39,7 +39,7 @@ impl Envs {
                 }
                 Err(e) => {
                     eprintln!("topology {name}: {e}");
-                    set.broken.push((name.clone(), Some(file.kind), e));
+                    set.broken.push((name.clone(), Some(file.kind), e.to_string()));
                 }
             }
         }

@@ -4,15 +4,16 @@
 //! [`read_state`] and [`apply_settings`] are the only ways the harness reads or writes device
 //! settings; [`restore`] puts a recorded [`DevState`] back and reads it again to prove it.
 
+use super::Error;
 use std::path::{Path, PathBuf};
 
 use super::Settings;
 use crate::kernel::nl::{ethtool, link, netns, NlResult};
 
 /// Runs `f` in the named network namespace (None: here).
-pub fn in_ns<T: Send>(ns: Option<&str>, f: impl FnOnce() -> NlResult<T> + Send) -> Result<T, String> {
+pub fn in_ns<T: Send>(ns: Option<&str>, f: impl FnOnce() -> NlResult<T> + Send) -> Result<T, Error> {
     let p = ns.map(netns::path);
-    netns::run_in(p.as_deref(), f).map_err(String::from)
+    Ok(netns::run_in(p.as_deref(), f)?)
 }
 
 fn tds_name(v: u8) -> &'static str {
@@ -71,7 +72,7 @@ fn read_here(dev: &str) -> NlResult<DevState> {
 }
 
 /// The device's current state.
-pub fn read_state(ns: Option<&str>, dev: &str) -> Result<DevState, String> {
+pub fn read_state(ns: Option<&str>, dev: &str) -> Result<DevState, Error> {
     let dev = dev.to_string();
     in_ns(ns, move || read_here(&dev))
 }
@@ -94,7 +95,7 @@ pub fn apply_here(dev: &str, s: &Settings) -> NlResult<()> {
 }
 
 /// Applies settings to a device in a namespace.
-pub fn apply_settings(ns: Option<&str>, dev: &str, s: &Settings) -> Result<(), String> {
+pub fn apply_settings(ns: Option<&str>, dev: &str, s: &Settings) -> Result<(), Error> {
     let (dev, s) = (dev.to_string(), s.clone());
     in_ns(ns, move || apply_here(&dev, &s))
 }
@@ -106,7 +107,7 @@ fn is_default_spread(indir: &[u32], queues: u32) -> bool {
 
 /// Puts `want` back where a case may have changed it (only what differs), then reads the
 /// device again: a setting that did not come back is an error.
-pub fn restore(ns: Option<&str>, dev: &str, want: &DevState) -> Result<(), String> {
+pub fn restore(ns: Option<&str>, dev: &str, want: &DevState) -> Result<(), Error> {
     let (d, w) = (dev.to_string(), want.clone());
     in_ns(ns, move || {
         let now = read_here(&d)?;
@@ -159,23 +160,23 @@ pub fn restore(ns: Option<&str>, dev: &str, want: &DevState) -> Result<(), Strin
     })?;
     let back = read_state(ns, dev)?;
     if back != *want {
-        return Err(format!("{dev}: restored settings read back as {back:?}, expected {want:?}"));
+        return Err(Error::Setup(format!("{dev}: restored settings read back as {back:?}, expected {want:?}")));
     }
     Ok(())
 }
 
 /// The first IPv4 address of a device.
-pub(super) fn first_ipv4(ns: Option<&str>, dev: &str) -> Result<String, String> {
+pub(super) fn first_ipv4(ns: Option<&str>, dev: &str) -> Result<String, Error> {
     let d = dev.to_string();
     let addrs = in_ns(ns, move || link::addrs(link::by_name(&d)?.index))?;
     addrs
         .into_iter()
         .find(|a| a.0.is_ipv4())
         .map(|a| a.0.to_string())
-        .ok_or_else(|| format!("nic: {dev} has no IPv4 address"))
+        .ok_or_else(|| Error::Setup(format!("nic: {dev} has no IPv4 address")))
 }
 
-pub(super) fn ifindex_in(ns: &str, dev: &str) -> Result<u32, String> {
+pub(super) fn ifindex_in(ns: &str, dev: &str) -> Result<u32, Error> {
     let d = dev.to_string();
     in_ns(Some(ns), move || Ok(link::by_name(&d)?.index))
 }

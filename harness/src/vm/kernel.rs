@@ -2,6 +2,7 @@
 //! `vm/` scripts built into the binary ([`super::scripts`]; their last stdout line is a path),
 //! and the guest tools (ethtool, netdevsim modules) a run's topologies need.
 
+use super::Error;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -9,25 +10,25 @@ use super::scripts::Unpacked;
 use super::spec::KernelSpec;
 
 /// Runs vm/provision.sh (idempotent; well under a second when all is present).
-pub fn provision() -> Result<(), String> {
+pub fn provision() -> Result<(), Error> {
     let s = Unpacked::new()?;
     let st = s
         .command("provision.sh")?
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .status()
-        .map_err(|e| format!("vm/provision.sh: {e}"))?;
+        .map_err(Error::io("vm/provision.sh"))?;
     if st.success() {
         Ok(())
     } else {
-        Err(format!("vm/provision.sh failed ({st})"))
+        Err(Error::script("provision.sh", &[], st))
     }
 }
 
 /// Resolves a spec to something `vng --run` accepts; fetches Debian kernels.
-pub fn resolve(spec: &KernelSpec) -> Result<PathBuf, String> {
+pub fn resolve(spec: &KernelSpec) -> Result<PathBuf, Error> {
     match spec {
-        KernelSpec::Host => Err("the host kernel needs no VM".into()),
+        KernelSpec::Host => Err(Error::BadSpec("the host kernel needs no VM".into())),
         KernelSpec::Image(p) => Ok(p.clone()),
         KernelSpec::Tree { path, kasan, gcov } => {
             let p = path.display().to_string();
@@ -45,7 +46,7 @@ pub fn resolve(spec: &KernelSpec) -> Result<PathBuf, String> {
 }
 
 /// Runs a vm/ script and returns its stdout (its stderr goes to ours).
-pub fn script_stdout(script: &str, args: &[&str]) -> Result<String, String> {
+pub fn script_stdout(script: &str, args: &[&str]) -> Result<String, Error> {
     let s = Unpacked::new()?;
     let out = s
         .command(script)?
@@ -53,26 +54,26 @@ pub fn script_stdout(script: &str, args: &[&str]) -> Result<String, String> {
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| format!("vm/{script}: {e}"))?;
+        .map_err(Error::io(format!("vm/{script}")))?;
     if !out.status.success() {
-        return Err(format!("vm/{script} {} failed ({})", args.join(" "), out.status));
+        return Err(Error::script(script, args, out.status));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Runs a vm/ script for its effect (its stdout goes to our stderr).
-pub fn script_status(script: &str, args: &[&str]) -> Result<(), String> {
+pub fn script_status(script: &str, args: &[&str]) -> Result<(), Error> {
     let out = script_stdout(script, args)?;
     eprint!("{out}");
     Ok(())
 }
 
 /// Runs a vm/ script whose last stdout line is a path (kernel.sh, netdevsim.sh, ethtool.sh).
-pub fn script_path(script: &str, args: &[&str]) -> Result<PathBuf, String> {
+pub fn script_path(script: &str, args: &[&str]) -> Result<PathBuf, Error> {
     let text = script_stdout(script, args)?;
     let path = text.lines().last().unwrap_or("").trim();
     if path.is_empty() || !Path::new(path).exists() {
-        return Err(format!("vm/{script} {} printed no path", args.join(" ")));
+        return Err(Error::Broken(format!("vm/{script} {} printed no path", args.join(" "))));
     }
     Ok(PathBuf::from(path))
 }
@@ -85,7 +86,7 @@ pub fn debian_kver(kernel: &Path) -> Option<String> {
 
 /// What the guest needs for the run's topologies, as environment assignments: the netdevsim
 /// modules built for this kernel (host side: the guest has no network).
-pub fn guest_tools(kernel: &Path, topologies: &[String]) -> Result<Vec<(String, String)>, String> {
+pub fn guest_tools(kernel: &Path, topologies: &[String]) -> Result<Vec<(String, String)>, Error> {
     let mut kinds = Vec::new();
     for t in topologies {
         if crate::topology::Kind::builtin_named(t).is_none() {
@@ -118,12 +119,12 @@ pub fn guest_tools(kernel: &Path, topologies: &[String]) -> Result<Vec<(String, 
 }
 
 /// liburing's `test/zcrx.t`, built (once, cached) by vm/liburing.sh.
-pub fn liburing_zcrx_t() -> Result<PathBuf, String> {
+pub fn liburing_zcrx_t() -> Result<PathBuf, Error> {
     script_path("liburing.sh", &["build"])
 }
 
 /// The upstream versions of the Debian kernels `kernel.sh list` offers ("7.3.4", "7.3~rc7").
-pub fn debian_versions() -> Result<Vec<String>, String> {
+pub fn debian_versions() -> Result<Vec<String>, Error> {
     let s = Unpacked::new()?;
     let out = s
         .command("kernel.sh")?
@@ -131,9 +132,9 @@ pub fn debian_versions() -> Result<Vec<String>, String> {
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| format!("vm/kernel.sh: {e}"))?;
+        .map_err(Error::io("vm/kernel.sh"))?;
     if !out.status.success() {
-        return Err(format!("kernel.sh list failed ({})", out.status));
+        return Err(Error::script("kernel.sh", &["list"], out.status));
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -142,17 +143,17 @@ pub fn debian_versions() -> Result<Vec<String>, String> {
 }
 
 /// Passes `kernel.sh list` through.
-pub fn list_kernels(pattern: Option<&str>) -> Result<(), String> {
+pub fn list_kernels(pattern: Option<&str>) -> Result<(), Error> {
     let s = Unpacked::new()?;
     let mut c = s.command("kernel.sh")?;
     c.arg("list");
     if let Some(p) = pattern {
         c.arg(p);
     }
-    let st = c.status().map_err(|e| format!("vm/kernel.sh: {e}"))?;
+    let st = c.status().map_err(Error::io("vm/kernel.sh"))?;
     if st.success() {
         Ok(())
     } else {
-        Err(format!("kernel.sh list failed ({st})"))
+        Err(Error::script("kernel.sh", &["list"], st))
     }
 }

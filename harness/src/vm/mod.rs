@@ -6,6 +6,7 @@
 //! remaining cases.
 
 pub(crate) mod boot;
+mod error;
 pub(crate) mod kernel;
 pub(crate) mod scripts;
 pub(crate) mod spec;
@@ -18,11 +19,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::model::event::Event;
-use crate::model::{CaseReport, Probe, RunReport, Status};
+use crate::model::{CaseReport, CaseResult, Probe, RunReport};
 use crate::run::progress::Progress;
 use crate::run::{signal, RunOpts};
 
 pub use boot::{kvm_usable, shell_quote};
+pub use error::Error;
 pub use kernel::*;
 pub use spec::{KernelArg, KernelArgs, KernelSpec, DEFAULT_KERNEL};
 
@@ -92,8 +94,8 @@ fn last_lines(tail: &[String], n: usize) -> String {
 }
 
 /// The path of this binary, which the guest runs from the host's root (mounted read-only).
-fn this_exe() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+fn this_exe() -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe().map_err(Error::io("current_exe"))?;
     Ok(exe.canonicalize().unwrap_or(exe))
 }
 
@@ -105,7 +107,7 @@ fn guest_prefix(exe: &Path, env: &[(String, String)]) -> Vec<String> {
 }
 
 /// Boots `kernel` and runs the suite in it; `label` names the kernel in reports.
-pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunReport, String> {
+pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunReport, Error> {
     let exe = this_exe()?;
     let mut paths = Vec::new();
     for p in &o.paths {
@@ -114,7 +116,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
             paths.push(p.clone());
             continue;
         }
-        paths.push(p.canonicalize().map_err(|e| format!("{}: {e}", p.display()))?);
+        paths.push(p.canonicalize().map_err(|e| Error::BadSpec(format!("{}: {e}", p.display())))?);
     }
     let kvm = kvm_usable(kernel);
     let t_all = Instant::now();
@@ -142,8 +144,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
         let mut cmd = boot::vng(kernel, &o.memory, o.cpus, true, &guest_command(&exe, &paths, o, start_at, jobs));
         cmd.stderr(Stdio::piped());
         let t_boot = Instant::now();
-        let mut child =
-            cmd.spawn().map_err(|e| format!("starting vng: {e} (is virtme-ng installed? vm/provision.sh)"))?;
+        let mut child = cmd.spawn().map_err(Error::io("starting vng (is virtme-ng installed? vm/provision.sh)"))?;
         let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
         let (tx, rx) = mpsc::channel::<Ev>();
         if let Some(out) = child.stdout.take() {
@@ -260,13 +261,8 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
         }
         match running.pop() {
             Some((id, t)) => {
-                let c = CaseReport {
-                    status: Status::Fail,
-                    message: format!("{why} while this case ran; console tail attached"),
-                    log: tail,
-                    duration_s: t.elapsed().as_secs_f64(),
-                    ..CaseReport::new(&id)
-                };
+                let mut c = CaseReport { log: tail, duration_s: t.elapsed().as_secs_f64(), ..CaseReport::new(&id) };
+                c.set_result(CaseResult::GuestCrashed { why });
                 progress.event(&Event::Result { case: Box::new(c.clone()) });
                 report.cases.push(c);
             }
@@ -279,7 +275,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
                 );
             }
             None if !booted => {
-                return Err(format!("{why}; console tail:\n{}", tail.join("\n")));
+                return Err(Error::Boot(format!("{why}; console tail:\n{}", tail.join("\n"))));
             }
             None => {
                 report.aborted = Some(format!("{why} between cases; console tail:\n{}", tail.join("\n")));
@@ -294,12 +290,13 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
     }
     report.duration_s = t_all.elapsed().as_secs_f64();
     let boot_total: f64 = boot_times.iter().sum();
-    report.timings.push(("vm_boots".into(), boots as f64));
-    report.timings.push(("vm_boot_s".into(), boot_total));
-    report.timings.push(("vm_boot_failures".into(), boot_failures as f64));
-    report.timings.push(("suite_s".into(), report.cases.iter().map(|c| c.duration_s).sum()));
-    report.timings.push(("total_s".into(), report.duration_s));
-    report.timings.push(("kvm".into(), if kvm { 1.0 } else { 0.0 }));
+    let t = &mut report.timings;
+    t.vm_boots = Some(boots as u64);
+    t.vm_boot_s = Some(boot_total);
+    t.vm_boot_failures = Some(boot_failures as u64);
+    t.suite_s = Some(report.cases.iter().map(|c| c.duration_s).sum());
+    t.total_s = Some(report.duration_s);
+    t.kvm = Some(kvm);
     Ok(report)
 }
 
@@ -321,6 +318,8 @@ impl std::fmt::Display for GuestError {
     }
 }
 
+impl std::error::Error for GuestError {}
+
 impl From<GuestError> for String {
     fn from(e: GuestError) -> String {
         e.to_string()
@@ -335,7 +334,7 @@ pub fn run_command_in_vm(
     env: &[(String, String)],
     timeout: Duration,
 ) -> Result<String, GuestError> {
-    let mut guest = guest_prefix(&this_exe().map_err(GuestError::Failed)?, env);
+    let mut guest = guest_prefix(&this_exe().map_err(|e| GuestError::Failed(e.to_string()))?, env);
     guest.extend(args.iter().map(|a| shell_quote(a)));
     let mut child = boot::vng(kernel, "2G", 2, false, &guest.join(" "))
         .stderr(Stdio::inherit())

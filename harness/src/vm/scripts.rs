@@ -4,6 +4,7 @@
 //! they read next to themselves (`lib.sh`, the netdevsim-zcrx patch series), and the
 //! directory is removed when the script has finished.
 
+use super::Error;
 use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -123,34 +124,37 @@ pub struct Unpacked {
 
 /// Where the private directory may be made: a directory nobody else can rename things in
 /// (owned by root or us, and not writable by others unless sticky, like /tmp).
-fn safe_parent() -> Result<PathBuf, String> {
+fn safe_parent() -> Result<PathBuf, Error> {
     let p = std::env::temp_dir();
-    let m = std::fs::metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let m = std::fs::metadata(&p).map_err(Error::io(p.display().to_string()))?;
     let owner_ok = m.uid() == 0 || m.uid() == nix::unistd::geteuid().as_raw();
     let others_write = m.mode() & 0o022 != 0;
     let sticky = m.mode() & 0o1000 != 0;
     if !m.is_dir() || !owner_ok || (others_write && !sticky) {
-        return Err(format!(
+        return Err(Error::Broken(format!(
             "{}: not a safe place for the scripts run as root (owner uid {}, mode {:o}); set TMPDIR to one",
             p.display(),
             m.uid(),
             m.mode() & 0o7777
-        ));
+        )));
     }
     Ok(p)
 }
 
 impl Unpacked {
     /// Writes every built-in file to a new private directory.
-    pub fn new() -> Result<Unpacked, String> {
+    pub fn new() -> Result<Unpacked, Error> {
         let template = safe_parent()?.join("zcrx-conform-vm.XXXXXX");
         let mut buf = std::ffi::CString::new(template.as_os_str().as_encoded_bytes())
-            .map_err(|_| format!("{}: NUL in the path", template.display()))?
+            .map_err(|_| Error::Broken(format!("{}: NUL in the path", template.display())))?
             .into_bytes_with_nul();
         // SAFETY: mkdtemp rewrites the XXXXXX of a NUL-terminated buffer we own and creates the
         // directory with mode 0700.
         if unsafe { libc::mkdtemp(buf.as_mut_ptr().cast()) }.is_null() {
-            return Err(format!("mkdtemp {}: {}", template.display(), std::io::Error::last_os_error()));
+            return Err(Error::Io {
+                what: format!("mkdtemp {}", template.display()),
+                source: std::io::Error::last_os_error(),
+            });
         }
         buf.pop();
         let dir = PathBuf::from(std::ffi::OsString::from_vec(buf));
@@ -162,7 +166,7 @@ impl Unpacked {
                     .recursive(true)
                     .mode(0o700)
                     .create(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+                    .map_err(Error::io(parent.display().to_string()))?;
             }
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
@@ -170,16 +174,16 @@ impl Unpacked {
                 .mode(0o600)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            f.write_all(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(Error::io(path.display().to_string()))?;
+            f.write_all(text.as_bytes()).map_err(Error::io(path.display().to_string()))?;
         }
         Ok(u)
     }
 
     /// `bash <dir>/<script>`, with the cache the harness uses (`paths::cache_dir`).
-    pub fn command(&self, script: &str) -> Result<Command, String> {
+    pub fn command(&self, script: &str) -> Result<Command, Error> {
         if !FILES.iter().any(|(f, _)| *f == script) {
-            return Err(format!("no built-in script {script}"));
+            return Err(Error::Broken(format!("no built-in script {script}")));
         }
         let mut c = Command::new("bash");
         c.arg(self.dir.join(script)).env(crate::paths::CACHE_VAR, crate::paths::cache_dir());

@@ -221,10 +221,12 @@ impl KernelArg {
     }
 
     /// The one kernel this names; a range is refused (`what` says where).
-    pub fn one(&self, what: &str) -> Result<&KernelSpec, String> {
+    pub fn one(&self, what: &str) -> Result<&KernelSpec, super::Error> {
         match self {
             KernelArg::One(k) => Ok(k),
-            KernelArg::DebianRange { .. } => Err(format!("{what} takes one kernel, not the range {self}")),
+            KernelArg::DebianRange { .. } => {
+                Err(super::Error::BadSpec(format!("{what} takes one kernel, not the range {self}")))
+            }
         }
     }
 }
@@ -243,11 +245,11 @@ pub struct KernelArgs {
 
 impl KernelArgs {
     /// The kernel of a command that runs on one (none given: the host).
-    pub fn single(&self, cmd: &str) -> Result<KernelSpec, String> {
+    pub fn single(&self, cmd: &str) -> Result<KernelSpec, super::Error> {
         match self.kernels.as_slice() {
             [] => Ok(KernelSpec::Host),
             [k] => k.one(cmd).cloned(),
-            _ => Err(format!("{cmd} takes one --kernel (`matrix` runs several)")),
+            _ => Err(super::Error::BadSpec(format!("{cmd} takes one --kernel (`matrix` runs several)"))),
         }
     }
 }

@@ -26,31 +26,31 @@ use crate::vm::KernelSpec;
 const STATE: &str = ".zcrx-bisect";
 
 /// `git -C dir ARGS`: its standard output, or an error with what it printed on stderr.
-fn git_out(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+fn git_out(dir: &Path, args: &[&str]) -> Result<Vec<u8>, Error> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("git: {e}"))?;
+        .map_err(|e| Error::environment(format!("git: {e}")))?;
     if !out.status.success() {
-        return Err(format!(
+        return Err(Error::environment(format!(
             "git -C {} {}: {}",
             dir.display(),
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        )));
     }
     Ok(out.stdout)
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+fn git(dir: &Path, args: &[&str]) -> Result<String, Error> {
     git_out(dir, args).map(|o| String::from_utf8_lossy(&o).trim().to_string())
 }
 
 /// The NUL-separated paths `git -C dir ARGS` (with `-z`) prints.
-fn git_paths(dir: &Path, args: &[&str]) -> Result<Vec<PathBuf>, String> {
+fn git_paths(dir: &Path, args: &[&str]) -> Result<Vec<PathBuf>, Error> {
     use std::os::unix::ffi::OsStrExt;
     Ok(git_out(dir, args)?
         .split(|b| *b == 0)
@@ -65,10 +65,15 @@ fn built_in_place(src: &Path) -> bool {
 }
 
 /// Gives `to` the modification time of `from` (regular files only).
-fn same_time(from: &Path, to: &Path) -> Result<(), String> {
-    let t = std::fs::metadata(from).and_then(|m| m.modified()).map_err(|e| format!("{}: {e}", from.display()))?;
-    let f = std::fs::OpenOptions::new().write(true).open(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    f.set_modified(t).map_err(|e| format!("{}: {e}", to.display()))
+fn same_time(from: &Path, to: &Path) -> Result<(), Error> {
+    let t = std::fs::metadata(from)
+        .and_then(|m| m.modified())
+        .map_err(|e| Error::environment(format!("{}: {e}", from.display())))?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(to)
+        .map_err(|e| Error::environment(format!("{}: {e}", to.display())))?;
+    f.set_modified(t).map_err(|e| Error::environment(format!("{}: {e}", to.display())))
 }
 
 /// Makes the fresh worktree `dir` (checked out at `src`'s HEAD) what `src` is to `make`: its build
@@ -76,7 +81,7 @@ fn same_time(from: &Path, to: &Path) -> Result<(), String> {
 /// copied in, and every file keeps the time it has in `src`, committed sources included; the
 /// files `src` has modified since HEAD get the current time, so they are rebuilt from the
 /// committed text. Returns the number of files copied.
-fn seed(src: &Path, dir: &Path) -> Result<usize, String> {
+fn seed(src: &Path, dir: &Path) -> Result<usize, Error> {
     let skip = [".virtme_mods", ".zcrx-conform.lock", STATE, ".git"];
     let plain = |rel: &Path| {
         !rel.is_absolute()
@@ -97,16 +102,20 @@ fn seed(src: &Path, dir: &Path) -> Result<usize, String> {
             continue;
         }
         let (from, to) = (src.join(&rel), dir.join(&rel));
-        let meta = std::fs::symlink_metadata(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+        let meta =
+            std::fs::symlink_metadata(&from).map_err(|e| Error::environment(format!("{}: {e}", from.display())))?;
         if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|e| Error::environment(format!("{}: {e}", parent.display())))?;
         }
         if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+            let target =
+                std::fs::read_link(&from).map_err(|e| Error::environment(format!("{}: {e}", from.display())))?;
             let _ = std::fs::remove_file(&to);
-            std::os::unix::fs::symlink(&target, &to).map_err(|e| format!("{}: {e}", to.display()))?;
+            std::os::unix::fs::symlink(&target, &to)
+                .map_err(|e| Error::environment(format!("{}: {e}", to.display())))?;
         } else if meta.is_file() {
-            std::fs::copy(&from, &to).map_err(|e| format!("{} -> {}: {e}", from.display(), to.display()))?;
+            std::fs::copy(&from, &to)
+                .map_err(|e| Error::environment(format!("{} -> {}: {e}", from.display(), to.display())))?;
             same_time(&from, &to)?;
         } else {
             continue;
@@ -116,21 +125,22 @@ fn seed(src: &Path, dir: &Path) -> Result<usize, String> {
     let now = std::time::SystemTime::now();
     for rel in &dirty {
         if let Ok(f) = std::fs::OpenOptions::new().write(true).open(dir.join(rel)) {
-            f.set_modified(now).map_err(|e| format!("{}: {e}", rel.display()))?;
+            f.set_modified(now).map_err(|e| Error::environment(format!("{}: {e}", rel.display())))?;
         }
     }
     Ok(n)
 }
 
-fn commit_of(dir: &Path, rev: &str) -> Result<String, String> {
+fn commit_of(dir: &Path, rev: &str) -> Result<String, Error> {
     if rev.starts_with('-') || rev.is_empty() {
-        return Err(format!("`{rev}` is not a revision"));
+        return Err(Error::bad_input(format!("`{rev}` is not a revision")));
     }
     git(dir, &["rev-parse", "--verify", "--end-of-options", &format!("{rev}^{{commit}}")])
+        .map_err(|e| Error::bad_input(e.to_string()))
 }
 
 /// The worktree for bisecting `src`: `<cache>/bisect/<name>-<hash of its path>`.
-fn worktree_for(src: &Path, at: &str) -> Result<PathBuf, String> {
+fn worktree_for(src: &Path, at: &str) -> Result<PathBuf, Error> {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in src.as_os_str().as_encoded_bytes() {
         h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
@@ -144,12 +154,16 @@ fn worktree_for(src: &Path, at: &str) -> Result<PathBuf, String> {
         let want = git(src, &["rev-parse", "--git-common-dir"])?;
         let abs = |d: &Path, p: &str| d.join(p).canonicalize().unwrap_or_else(|_| PathBuf::from(p));
         if abs(&dir, &common) != abs(src, &want) {
-            return Err(format!("{} is a worktree of another repository; remove it", dir.display()));
+            return Err(Error::environment(format!(
+                "{} is a worktree of another repository; remove it",
+                dir.display()
+            )));
         }
         let _ = git(&dir, &["bisect", "reset", "--no-checkout"]);
         git(&dir, &["checkout", "--detach", "--quiet", at])?;
     } else {
-        std::fs::create_dir_all(dir.parent().unwrap_or(Path::new("/"))).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir.parent().unwrap_or(Path::new("/")))
+            .map_err(|e| Error::environment(e.to_string()))?;
         let head = commit_of(src, "HEAD")?;
         eprintln!("bisect: git worktree add --detach {} {head}", dir.display());
         git(src, &["worktree", "add", "--detach", &dir.display().to_string(), &head])?;
@@ -167,19 +181,19 @@ fn state_file(dir: &Path, name: &str) -> PathBuf {
     dir.join(STATE).join(format!("{name}.json"))
 }
 
-fn save(dir: &Path, name: &str, s: &Seen) -> Result<(), String> {
-    std::fs::create_dir_all(dir.join(STATE)).map_err(|e| e.to_string())?;
-    let text = serde_json::to_string(s).map_err(|e| e.to_string())?;
-    crate::report::write_atomic(&state_file(dir, name), &text).map_err(|e| e.to_string())
+fn save(dir: &Path, name: &str, s: &Seen) -> Result<(), Error> {
+    std::fs::create_dir_all(dir.join(STATE)).map_err(|e| Error::environment(e.to_string()))?;
+    let text = serde_json::to_string(s).map_err(|e| Error::environment(e.to_string()))?;
+    crate::report::write_atomic(&state_file(dir, name), &text).map_err(|e| Error::environment(e.to_string()))
 }
 
-fn load(path: &Path) -> Result<Seen, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+fn load(path: &Path) -> Result<Seen, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::environment(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| Error::environment(format!("{}: {e}", path.display())))
 }
 
 /// Builds and boots the commit checked out in `dir`, runs the case, records what it saw.
-fn observe_here(dir: &Path, id: &str, topology: &[String], timeout: f64) -> Result<(String, Seen), String> {
+fn observe_here(dir: &Path, id: &str, topology: &[String], timeout: f64) -> Result<(String, Seen), Error> {
     let sha = git(dir, &["rev-parse", "HEAD"])?;
     let kernel = KernelSpec::Tree { path: dir.to_path_buf(), kasan: false, gcov: false };
     let (seen, _) = observe(&kernel, id, topology, timeout)?;
@@ -189,10 +203,10 @@ fn observe_here(dir: &Path, id: &str, topology: &[String], timeout: f64) -> Resu
 
 pub fn main(a: &BisectArgs, src: &Path) -> Result<Verdict, Error> {
     let (Some(good), Some(bad)) = (a.good.as_deref(), a.bad.as_deref()) else {
-        return Err(Error::BadInput("--kernel tree:PATH needs --good REV and --bad REV".into()));
+        return Err(Error::bad_input("--kernel tree:PATH needs --good REV and --bad REV"));
     };
-    let top =
-        git(src, &["rev-parse", "--show-toplevel"]).map_err(|e| format!("{} is not a git tree: {e}", src.display()))?;
+    let top = git(src, &["rev-parse", "--show-toplevel"])
+        .map_err(|e| Error::bad_input(format!("{} is not a git tree: {e}", src.display())))?;
     let src = PathBuf::from(top);
     let (good, bad) = (commit_of(&src, good)?, commit_of(&src, bad)?);
     let dir = worktree_for(&src, &good)?;
@@ -235,7 +249,7 @@ pub fn main(a: &BisectArgs, src: &Path) -> Result<Verdict, Error> {
 
 /// One `git bisect run` step, in the worktree (the current directory).
 pub fn step(a: &BisectStepArgs) -> Result<Verdict, Error> {
-    let dir = std::env::current_dir().map_err(|e| e.to_string())?;
+    let dir = std::env::current_dir().map_err(|e| Error::environment(e.to_string()))?;
     let reference = load(&state_file(&dir, "reference"))?;
     match observe_here(&dir, &a.id, &a.topology.names(), a.timeout.timeout) {
         Ok((sha, s)) => {

@@ -41,6 +41,8 @@ impl fmt::Display for NlError {
     }
 }
 
+impl std::error::Error for NlError {}
+
 impl From<NlError> for String {
     fn from(e: NlError) -> String {
         e.msg
