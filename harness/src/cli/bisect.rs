@@ -236,7 +236,7 @@ pub fn main(a: &super::BisectArgs) -> Result<Verdict, Error> {
         let (s, b) = observe(&spec, &a.id, &a.topology, a.timeout)?;
         boots += b;
         if crate::run::signal::interrupted().is_some() {
-            return Err("interrupted".into());
+            return Err(Error::environment("interrupted"));
         }
         Ok(s)
     })?;

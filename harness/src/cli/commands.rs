@@ -96,11 +96,11 @@ pub(super) fn prepare(a: &RunArgs) -> Result<(Vec<Case>, RunOpts), Error> {
                 .into_iter()
                 .chain(topology::available().into_keys())
                 .collect();
-            return Err(format!("topology `{t}`: {e} (known: {})", known.join(", ")).into());
+            return Err(Error::bad_input(format!("topology `{t}`: {e} (known: {})", known.join(", "))));
         }
     }
     let s = &a.select;
-    super::parse_timeout(&s.timeout.to_string()).map_err(|e| format!("--timeout {e}"))?;
+    super::parse_timeout(&s.timeout.to_string()).map_err(|e| Error::bad_input(format!("--timeout {e}")))?;
     let shard = s.shard.as_deref().map(plan::parse_shard).transpose()?;
     let opts = RunOpts {
         topologies: s.topology.clone(),
@@ -213,7 +213,10 @@ fn report_bug(b: BugArgs) -> Result<Verdict, Error> {
             let a = super::bisect::one_case_args(id, &b.topology, b.timeout, b.vm.clone());
             let (cases, opts) = prepare(&a)?;
             if !cases.iter().any(|c| c.id == id) {
-                return Err(format!("no case with id `{}` (see `zcrx-conform run --list`)", printable(id)).into());
+                return Err(Error::bad_input(format!(
+                    "no case with id `{}` (see `zcrx-conform run --list`)",
+                    printable(id)
+                )));
             }
             signal::install_handlers();
             let target = a.vm.vm.clone().unwrap_or_else(|| "host".into());
@@ -237,16 +240,16 @@ fn report_bug(b: BugArgs) -> Result<Verdict, Error> {
             return Ok(Verdict::Failed);
         }
     }
-    Err(format!("case `{}` is not in the report", printable(id)).into())
+    Err(Error::bad_input(format!("case `{}` is not in the report", printable(id))))
 }
 
 fn html_cmd(inputs: &[PathBuf], out: &Path) -> Result<Verdict, Error> {
     let runs = load_runs(inputs)?;
     if runs.is_empty() {
-        return Err("no runs in the inputs".into());
+        return Err(Error::bad_input("no runs in the inputs"));
     }
     let page = report::html::render(&runs.iter().collect::<Vec<_>>());
-    report::write_atomic(out, &page).map_err(|e| format!("{}: {e}", out.display()))?;
+    report::write_atomic(out, &page).map_err(|e| Error::bad_input(format!("{}: {e}", out.display())))?;
     println!("{}", out.display());
     Ok(Verdict::Passed)
 }
@@ -262,9 +265,9 @@ fn print_table(table: &str, ktap: bool) {
 
 fn merge_cmd(inputs: &[PathBuf], outputs: &Outputs) -> Result<Verdict, Error> {
     if inputs.is_empty() {
-        return Err("merge needs at least one report.json or directory".into());
+        return Err(Error::bad_input("merge needs at least one report.json or directory"));
     }
-    let runs = report::merge(load_runs(inputs)?).map_err(|e| format!("merge: {e}"))?;
+    let runs = report::merge(load_runs(inputs)?).map_err(|e| Error::bad_input(format!("merge: {e}")))?;
     let ready = preflight(outputs)?;
     if runs.len() > 1 {
         let refs: Vec<&RunReport> = runs.iter().collect();
