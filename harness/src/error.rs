@@ -91,18 +91,6 @@ impl<E: Classify + std::error::Error + Send + Sync + 'static> From<E> for Error 
     }
 }
 
-impl From<String> for Error {
-    fn from(m: String) -> Self {
-        Error::bad_input(m)
-    }
-}
-
-impl From<&str> for Error {
-    fn from(m: &str) -> Self {
-        Error::bad_input(m)
-    }
-}
-
 /// What a command that ran found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {

@@ -35,10 +35,3 @@ impl Classify for Error {
         }
     }
 }
-
-/// For callers that still carry errors as text.
-impl From<Error> for String {
-    fn from(e: Error) -> String {
-        e.to_string()
-    }
-}

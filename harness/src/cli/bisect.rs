@@ -156,7 +156,7 @@ pub fn main(a: &super::BisectArgs) -> Result<Verdict, Error> {
         let (s, b) = observe(&kernel, &a.id, &a.topology.names(), a.timeout.timeout)?;
         boots += b;
         if crate::run::signal::interrupted().is_some() {
-            return Err("interrupted".into());
+            return Err(Error::environment("interrupted"));
         }
         Ok(s)
     })?;

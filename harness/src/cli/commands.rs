@@ -86,7 +86,9 @@ fn run_cmd(a: RunArgs) -> Result<Verdict, Error> {
     let suite = Suite::prepare(&a.select, &a.vm, a.stream, a.start_at)?;
     if a.list {
         if kernel != KernelSpec::Host {
-            return Err("--list plans against the running kernel; with --kernel it would need a boot".into());
+            return Err(Error::bad_input(
+                "--list plans against the running kernel; with --kernel it would need a boot",
+            ));
         }
         let probe = Probe::run();
         let kinds = suite.opts.topologies.iter().map(|t| topology::kind_of(t)).collect::<Result<Vec<_>, _>>()?;
@@ -137,16 +139,16 @@ fn report_bug(b: BugArgs) -> Result<Verdict, Error> {
             return Ok(Verdict::Failed);
         }
     }
-    Err(format!("case `{}` is not in the report", printable(id)).into())
+    Err(Error::bad_input(format!("case `{}` is not in the report", printable(id))))
 }
 
 fn html_cmd(inputs: &[PathBuf], out: &Path) -> Result<Verdict, Error> {
     let runs = load_runs(inputs)?;
     if runs.is_empty() {
-        return Err("no runs in the inputs".into());
+        return Err(Error::bad_input("no runs in the inputs"));
     }
     let page = report::html::render(&runs.iter().collect::<Vec<_>>());
-    report::write_atomic(out, &page).map_err(|e| format!("{}: {e}", out.display()))?;
+    report::write_atomic(out, &page).map_err(|e| Error::bad_input(format!("{}: {e}", out.display())))?;
     println!("{}", out.display());
     Ok(Verdict::Passed)
 }
@@ -162,9 +164,9 @@ fn print_table(table: &str, ktap: bool) {
 
 fn merge_cmd(inputs: &[PathBuf], outputs: &Outputs) -> Result<Verdict, Error> {
     if inputs.is_empty() {
-        return Err("merge needs at least one report.json or directory".into());
+        return Err(Error::bad_input("merge needs at least one report.json or directory"));
     }
-    let runs = report::merge(load_runs(inputs)?).map_err(|e| format!("merge: {e}"))?;
+    let runs = report::merge(load_runs(inputs)?).map_err(|e| Error::bad_input(format!("merge: {e}")))?;
     let ready = preflight(outputs)?;
     if runs.len() > 1 {
         let refs: Vec<&RunReport> = runs.iter().collect();
@@ -177,7 +179,7 @@ fn merge_cmd(inputs: &[PathBuf], outputs: &Outputs) -> Result<Verdict, Error> {
 fn matrix_cmd(a: MatrixArgs) -> Result<Verdict, Error> {
     let suite = Suite::prepare(&a.select, &a.vm, false, 0)?;
     let given = if a.kernel.kernels.is_empty() {
-        MATRIX_KERNELS.iter().map(|k| KernelArg::parse(k)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?
+        MATRIX_KERNELS.iter().map(|k| KernelArg::parse(k)).collect::<Result<Vec<_>, _>>()?
     } else {
         a.kernel.kernels.clone()
     };

@@ -99,10 +99,12 @@ pub struct VmArgs {
 
 impl VmArgs {
     /// Refuses VM flags for a run that boots nothing.
-    pub fn check(&self, kernels: &[vm::KernelSpec]) -> Result<(), String> {
+    pub fn check(&self, kernels: &[vm::KernelSpec]) -> Result<(), crate::error::Error> {
         let boots = kernels.iter().any(|k| *k != vm::KernelSpec::Host);
         if !boots && (self.memory.is_some() || self.cpus.is_some()) {
-            return Err("--memory and --cpus size the VM of a --kernel other than host; this run boots none".into());
+            return Err(crate::error::Error::bad_input(
+                "--memory and --cpus size the VM of a --kernel other than host; this run boots none",
+            ));
         }
         Ok(())
     }

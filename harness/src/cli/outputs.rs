@@ -57,10 +57,15 @@ pub fn preflight(o: &Outputs) -> Result<Ready, Error> {
             files::check_output_file(p, flag)?;
         }
     }
-    let baseline =
-        o.baseline.as_deref().map(|p| Baseline::load(p).map_err(|e| format!("--baseline {e}"))).transpose()?;
+    let baseline = o
+        .baseline
+        .as_deref()
+        .map(|p| Baseline::load(p).map_err(|e| Error::bad_input(format!("--baseline {e}"))))
+        .transpose()?;
     let recorded = match &o.write_baseline {
-        Some(p) if p.exists() => Some(Baseline::load(p).map_err(|e| format!("--write-baseline {e}"))?),
+        Some(p) if p.exists() => {
+            Some(Baseline::load(p).map_err(|e| Error::bad_input(format!("--write-baseline {e}")))?)
+        }
         _ => None,
     };
     Ok(Ready { _lock: lock, baseline, recorded })
@@ -184,7 +189,7 @@ pub fn finish(runs: &[RunReport], o: &Outputs, ready: Ready, stream: bool) -> Re
             );
             return Ok(Verdict::Failed);
         }
-        return Err("some reports could not be written (no case failed, so the exit code is 2)".into());
+        return Err(Error::bad_input("some reports could not be written (no case failed, so the exit code is 2)"));
     }
     if failed {
         return Ok(Verdict::Failed);

@@ -39,7 +39,7 @@ fn check_topologies(names: &[String]) -> Result<(), Error> {
                 .map(|k| k.to_string())
                 .chain(topology::available().into_keys())
                 .collect();
-            return Err(format!("topology `{t}`: {e} (known: {})", known.join(", ")).into());
+            return Err(Error::bad_input(format!("topology `{t}`: {e} (known: {})", known.join(", "))));
         }
     }
     Ok(())
@@ -101,13 +101,13 @@ impl Suite {
         let cases = load_cases(&paths)?;
         if !cases.iter().any(|c| c.id == id) {
             let id = crate::report::escape::printable(id);
-            return Err(format!("no case with id `{id}` (see `zcrx-conform run --list`)").into());
+            return Err(Error::bad_input(format!("no case with id `{id}` (see `zcrx-conform run --list`)")));
         }
         Ok(Suite { cases, opts, paths, vm: VmArgs::default(), everywhere: false })
     }
 
     /// Runs the suite on one kernel: the host's, or one booted in a VM.
-    pub fn run_on(&self, k: &vm::KernelSpec) -> Result<RunReport, String> {
+    pub fn run_on(&self, k: &vm::KernelSpec) -> Result<RunReport, Error> {
         if matches!(k, vm::KernelSpec::Host) {
             return Ok(run::run(&self.cases, &self.opts, &Probe::run(), "host"));
         }
@@ -126,7 +126,7 @@ impl Suite {
     /// run in the report, labelled `<kernel> on stock netdevsim`, since those cases ran on
     /// another topology in the first.
     /// Each run is stamped ([`Self::stamp`]) with its own selection.
-    pub fn run_everywhere(&self, k: &vm::KernelSpec) -> Result<Vec<RunReport>, String> {
+    pub fn run_everywhere(&self, k: &vm::KernelSpec) -> Result<Vec<RunReport>, Error> {
         let started = crate::report::time::now();
         let mut first = self.run_on(k)?;
         self.stamp(&mut first, started);
@@ -156,7 +156,7 @@ impl Suite {
     }
 
     /// One boot of `k` running the suite with `opts`; `label` names the run in reports.
-    fn boot(&self, k: &vm::KernelSpec, opts: &RunOpts, label: &str) -> Result<RunReport, String> {
+    fn boot(&self, k: &vm::KernelSpec, opts: &RunOpts, label: &str) -> Result<RunReport, Error> {
         let t0 = std::time::Instant::now();
         vm::provision()?;
         let kernel = vm::resolve(k)?;

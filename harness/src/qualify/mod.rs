@@ -69,32 +69,33 @@ pub struct QualifyArgs {
 pub fn main(a: &QualifyArgs, cases: &[Case]) -> Result<Verdict, Error> {
     let file = topology::load(&a.topology)?;
     if file.kind != Kind::Nic {
-        return Err(
-            format!("--topology {}: qualify needs a `kind: nic` topology (the NIC under test)", a.topology).into()
-        );
+        return Err(Error::bad_input(format!(
+            "--topology {}: qualify needs a `kind: nic` topology (the NIC under test)",
+            a.topology
+        )));
     }
     if file.remote.as_ref().and_then(|r| r.netns.as_ref()).is_none() {
-        return Err(format!(
+        return Err(Error::bad_input(format!(
             "--topology {}: qualify needs remote.netns, the peer port in a network namespace of this machine \
              cabled to the NIC: without it the cases' sender runs in the DUT's namespace and its traffic \
              never crosses the NIC (docs/qualifying-a-nic.md)",
             a.topology
-        )
-        .into());
+        )));
     }
-    let soak = a.soak.as_deref().map(soak::parse_duration).transpose().map_err(|e| format!("--soak {e}"))?;
+    let soak =
+        a.soak.as_deref().map(soak::parse_duration).transpose().map_err(|e| Error::bad_input(format!("--soak {e}")))?;
     let nic_cases: Vec<Case> =
         cases.iter().filter(|c| run::plan::case_kinds(c).contains(&Kind::Nic)).cloned().collect();
     if nic_cases.is_empty() {
-        return Err("no case in the catalogue runs on a nic topology".into());
+        return Err(Error::bad_input("no case in the catalogue runs on a nic topology"));
     }
     if a.emit_json {
         let q = here(&file, &nic_cases, a.timeout, soak, "host")?;
-        println!("{TAG}{}", serde_json::to_string(&q).map_err(|e| format!("qualify: json: {e}"))?);
+        println!("{TAG}{}", serde_json::to_string(&q).map_err(|e| Error::environment(format!("qualify: json: {e}")))?);
         return Ok(Verdict::Passed);
     }
     crate::report::files::check_output_dir(&a.out, "--out", FILES)?;
-    std::fs::create_dir_all(&a.out).map_err(|e| format!("--out {}: {e}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out).map_err(|e| Error::bad_input(format!("--out {}: {e}", a.out.display())))?;
     let _lock = crate::report::files::lock_dir(&a.out)?;
     run::signal::install_handlers();
     let t0 = Instant::now();

@@ -167,6 +167,9 @@ pub fn ktap(run: &RunReport) -> String {
             Status::Xfail => s.push_str(&format!("not ok {} {name} # XFAIL {msg}\n", i + 1)),
             Status::Fail | Status::Xpass => {
                 s.push_str(&format!("# {name}: {msg}\n"));
+                if let Some(d) = outcome::detail(c) {
+                    s.push_str(&format!("# {name}: result: {}\n", one_line(&d)));
+                }
                 for l in outcome::splat_lines(c).into_iter().take(5) {
                     s.push_str(&format!("# kernel: {}\n", one_line(l)));
                 }

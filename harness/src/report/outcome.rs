@@ -78,4 +78,20 @@ mod tests {
             text.contains(r#""status":"fail""#) && text.contains(r#""result":{"kind":"timed_out","after_s":30.0}"#)
         );
     }
+
+    /// JUnit and KTAP name the kind: a timeout's failure type, a harness error as an error.
+    #[test]
+    fn reports_render_the_kind() {
+        let mut run = crate::model::RunReport::new("host", Default::default(), &[]);
+        let mut t = CaseReport::new("a.timeout");
+        t.set_result(CaseResult::TimedOut { after_s: 5.0 });
+        let mut h = CaseReport::new("a.harness");
+        h.set_result(CaseResult::HarnessError { message: "mmap: ENOMEM".into() });
+        run.cases = vec![t, h];
+        let x = crate::report::junit(&[&run]).expect("junit");
+        assert!(x.contains("type=\"timed_out\""), "{x}");
+        assert!(x.contains("<error") && x.contains("type=\"harness_error\""), "{x}");
+        let k = crate::report::ktap(&run);
+        assert!(k.contains("# a.timeout: result: timed_out after 5 s\n"), "{k}");
+    }
 }

@@ -59,13 +59,6 @@ impl Classify for Error {
     }
 }
 
-/// For callers that still carry errors as text.
-impl From<Error> for String {
-    fn from(e: Error) -> String {
-        e.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,6 +145,12 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
+impl crate::error::Classify for SpecError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::BadInput
+    }
+}
+
 /// A Debian upstream version as `kernel.sh` lists them: letters, digits, `.`, `_`, `~`, `-`.
 fn check_version(v: &str, whole: &str) -> Result<(), SpecError> {
     if let Some(at) = v.chars().find(|c| matches!(c, '+' | '@')) {
@@ -283,21 +289,27 @@ pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// The versions of `all` from the oldest matching `lo` to the newest matching `hi`, oldest
 /// first. `lo`/`hi` are exact versions or prefixes (`7.1` is every 7.1.x).
-pub fn versions_between(all: &[String], lo: &str, hi: &str) -> Result<Vec<String>, String> {
+pub fn versions_between(all: &[String], lo: &str, hi: &str) -> Result<Vec<String>, super::Error> {
     let matches = |v: &str, p: &str| v == p || v.starts_with(&format!("{p}.")) || v.starts_with(&format!("{p}~"));
     let mut v: Vec<String> = all.to_vec();
     v.sort_by(|a, b| version_cmp(a, b));
     v.dedup();
-    let first = v.iter().position(|x| matches(x, lo)).ok_or_else(|| format!("no Debian kernel matches {lo}"))?;
-    let last = v.iter().rposition(|x| matches(x, hi)).ok_or_else(|| format!("no Debian kernel matches {hi}"))?;
+    let first = v
+        .iter()
+        .position(|x| matches(x, lo))
+        .ok_or_else(|| super::Error::BadSpec(format!("no Debian kernel matches {lo}")))?;
+    let last = v
+        .iter()
+        .rposition(|x| matches(x, hi))
+        .ok_or_else(|| super::Error::BadSpec(format!("no Debian kernel matches {hi}")))?;
     if first >= last {
-        return Err(format!("debian:{lo}..{hi} holds fewer than two versions"));
+        return Err(super::Error::BadSpec(format!("debian:{lo}..{hi} holds fewer than two versions")));
     }
     Ok(v[first..=last].to_vec())
 }
 
 /// Every kernel the values name, in order, a range expanded through `kernel.sh list`.
-pub fn expand(args: &[KernelArg]) -> Result<Vec<KernelSpec>, String> {
+pub fn expand(args: &[KernelArg]) -> Result<Vec<KernelSpec>, super::Error> {
     let mut all: Option<Vec<String>> = None;
     let mut out = Vec::new();
     for a in args {

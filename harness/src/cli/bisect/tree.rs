@@ -222,18 +222,22 @@ pub fn main(a: &BisectArgs, src: &Path) -> Result<Verdict, Error> {
     }
     save(&dir, "reference", &old)?;
     git(&dir, &["bisect", "start", &bad, &good])?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| Error::environment(format!("cannot find this binary: {e}")))?;
     let mut run = Command::new("git");
     run.arg("-C").arg(&dir).args(["bisect", "run"]).arg(&exe).arg("bisect-step").arg(&a.id);
     run.arg(format!("--topology={}", a.topology.names().join(","))).arg(format!("--timeout={}", a.timeout.timeout));
     eprintln!("bisect: git bisect run in {}", dir.display());
-    let out = run.stdin(Stdio::null()).stderr(Stdio::inherit()).output().map_err(|e| format!("git bisect run: {e}"))?;
+    let out = run
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| Error::environment(format!("git bisect run: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     eprint!("{text}");
     let first = text.lines().find_map(|l| l.strip_suffix(" is the first bad commit")).map(str::to_string);
     let _ = git(&dir, &["bisect", "reset", "--no-checkout"]);
     let Some(first) = first else {
-        return Err(format!("git bisect run found no first changed commit (exit {})", out.status).into());
+        return Err(Error::environment(format!("git bisect run found no first changed commit (exit {})", out.status)));
     };
     let parent = git(&dir, &["rev-parse", &format!("{first}^")]).unwrap_or_default();
     let steps = std::fs::read_dir(dir.join(STATE)).map(|d| d.count()).unwrap_or(1) - 1;
