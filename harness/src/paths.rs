@@ -19,6 +19,7 @@
 //! are always given that same directory.
 
 pub mod builtin;
+pub mod input;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -67,9 +67,12 @@ pub fn preflight(o: &Outputs) -> Result<Ready, Error> {
 }
 
 /// Whether the report at `path` is a complete one that an aborted run must not replace
-/// silently.
+/// silently. Whatever is there now is read only if it is a regular file (no link followed, no
+/// FIFO waited on, no device read, at most `MAX_REPORT_BYTES`): it may have been planted there
+/// after the start-of-run checks.
 fn complete_report_at(path: &Path, format: Format) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|t| report::is_complete(format, &t))
+    use crate::paths::input::{read_text, MAX_REPORT_BYTES};
+    read_text(path, MAX_REPORT_BYTES, false).is_ok_and(|t| report::is_complete(format, &t))
 }
 
 /// Writes the reports and turns the results into the verdict. `stream`: the runner's stdout
