@@ -1,0 +1,54 @@
+//! Hostile inputs other than case files (issue 27): reports, baselines and topology files named
+//! on the command line, through the real binary. Each test names the item of the issue it pins
+//! down.
+
+mod hostile_support;
+
+use std::time::Duration;
+
+use hostile_support::*;
+
+/// Every command that reads a file other than a case file, with `F` for that file.
+fn readers(f: &str, case_file: &str) -> Vec<Vec<String>> {
+    let v = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    vec![
+        v(&["validate", f]),
+        v(&["run", "--list", f]),
+        v(&["run", "--list", "--topology", f, case_file]),
+        v(&["merge", f]),
+        v(&["html", f, "--out", "/dev/null/never.html"]),
+        v(&["catalogue", "--from", f, case_file]),
+        v(&["run", "--filter", "no-such-case", "--baseline", f]),
+        v(&["report-bug", "query.opcodes", "--from", f]),
+    ]
+}
+
+/// Item 7: a FIFO, /dev/zero and a file over the size cap given where a report, a baseline, a
+/// topology or a case file is read: each refused at once (exit 2, saying what it is), none
+/// waited on or read to the end of memory.
+#[test]
+fn fifos_devices_and_giants_are_refused_as_inputs() {
+    let d = temp_dir("inputs");
+    let fifo = d.join("fifo.json");
+    mkfifo(&fifo);
+    let giant = d.join("giant.json");
+    std::fs::File::create(&giant).and_then(|f| f.set_len(300 << 20)).expect("sparse giant");
+    let case_file = d.join("c.yaml");
+    std::fs::write(
+        &case_file,
+        "id: t.ok\narea: query\nabout: x\nsteps:\n  - query: { op: OPCODES }\n    expect: { out: { hdr.result: 0 } }\n",
+    )
+    .expect("case");
+    let mut failures = Vec::new();
+    for (f, says) in [(s(&fifo), "FIFO"), ("/dev/zero", "character device"), (s(&giant), "too large")] {
+        for args in readers(f, s(&case_file)) {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let r = wait(command(&a, None).spawn().expect("spawn"), Duration::from_secs(10));
+            if !r.exited(2) || !r.stderr.contains(says) {
+                failures.push(format!("{a:?}: expected exit 2 saying `{says}`: {r:?}"));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(failures.is_empty(), "{} refusals missing:\n{}", failures.len(), failures.join("\n"));
+}
