@@ -16,7 +16,8 @@ const OUT_FILES: [&str; 3] = ["junit.xml", "report.json", "ktap.txt"];
 
 pub fn load_report(path: &Path) -> Result<report::JsonReport, String> {
     let path = if path.is_dir() { path.join("report.json") } else { path.to_path_buf() };
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = crate::paths::input::read_text(&path, crate::paths::input::MAX_REPORT_BYTES, true)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     report::parse_json(&text, &path.display().to_string())
 }
 

@@ -228,7 +228,8 @@ fn read_text(p: &Path) -> Result<String, String> {
     match crate::paths::builtin::read(p) {
         Some(t) => Ok(t.to_string()),
         None if crate::paths::builtin::is_builtin(p) => Err(format!("{}: no such built-in file", p.display())),
-        None => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display())),
+        None => crate::paths::input::read_text(p, crate::paths::input::MAX_TOPOLOGY_BYTES, true)
+            .map_err(|e| format!("{}: {e}", p.display())),
     }
 }
 
