@@ -52,3 +52,49 @@ fn fifos_devices_and_giants_are_refused_as_inputs() {
     let _ = std::fs::remove_dir_all(&d);
     assert!(failures.is_empty(), "{} refusals missing:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// Item 2: `--shard K/N` takes N up to 4096; a report that says it is shard 1 of 4294967295 (or
+/// of a million) is refused by `merge` at once with a short message, not by building one string
+/// naming every missing shard; a long `--shard` value is not echoed whole.
+#[test]
+fn shard_counts_are_capped_and_messages_bounded() {
+    for (shard, code) in [("1/4096", 0), ("4096/4096", 0), ("1/4097", 2), ("1/4294967295", 2)] {
+        let r = run(&["run", "--list", "--allow-empty", "--shard", shard]);
+        assert!(r.exited(code), "--shard {shard}: {r:?}");
+        if code == 2 {
+            assert!(r.stderr.contains("4096"), "--shard {shard}: {}", r.stderr);
+        }
+    }
+    let long = format!("1/{}", "9".repeat(100_000));
+    let r = run(&["run", "--list", "--shard", &long]);
+    assert!(
+        r.exited(2) && r.stderr.len() < 1000,
+        "a {} byte message: {:?}",
+        r.stderr.len(),
+        &r.stderr[..r.stderr.len().min(300)]
+    );
+
+    let d = temp_dir("shards");
+    for n in [4_294_967_295u32, 1_000_000, 5000] {
+        let mut one = host_run("6.18", vec![case("a", zcrx_conform::model::Status::Pass)]);
+        one.shard = Some(zcrx_conform::model::Shard { k: 1, n });
+        let p = d.join(format!("{n}/report.json"));
+        write_report(&p, &[one]);
+        let r = wait(command(&["merge", s(&p)], None).spawn().expect("spawn"), Duration::from_secs(20));
+        assert!(r.exited(2), "1/{n}: {:?}", (r.code, r.signal, r.hung, &r.stderr[..r.stderr.len().min(300)]));
+        assert!(
+            r.stderr.len() < 1000 && r.stderr.contains("4096"),
+            "1/{n}: {} bytes: {:.300}",
+            r.stderr.len(),
+            r.stderr
+        );
+    }
+    // Within the cap, a gap names its first missing shards and how many more.
+    let mut one = host_run("6.18", vec![case("a", zcrx_conform::model::Status::Pass)]);
+    one.shard = Some(zcrx_conform::model::Shard { k: 1, n: 4096 });
+    let p = d.join("4096/report.json");
+    write_report(&p, &[one]);
+    let r = run(&["merge", s(&p)]);
+    assert!(r.exited(2) && r.stderr.len() < 1000 && r.stderr.contains("2/4096"), "{:.500}", r.stderr);
+    let _ = std::fs::remove_dir_all(&d);
+}
