@@ -50,7 +50,8 @@ pub struct SelectArgs {
     /// --filter matches whole case ids only.
     #[arg(long)]
     pub exact: bool,
-    /// Run only shard K of N (e.g. 2/3); N runners with 1/N..N/N run every case once.
+    /// Run only shard K of N (e.g. 2/3; N at most 4096); N runners with 1/N..N/N run every case
+    /// once.
     #[arg(long)]
     pub shard: Option<String>,
     /// Seconds before a case is killed (a case's own `timeout` wins); at most 86400.

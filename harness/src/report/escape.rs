@@ -35,6 +35,15 @@ pub fn one_line(s: &str) -> String {
     out
 }
 
+/// [`one_line`] of at most the first `max` characters of `s`, saying how long it was when it is
+/// cut: for messages that quote a value the user (or a file) gave, so none grows with it.
+pub fn clipped(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}... ({} bytes)", one_line(&s[..i]), s.len()),
+        None => one_line(s),
+    }
+}
+
 /// Like [`one_line`], only when there is something to escape (plain text, including its
 /// backslashes, stays as it is): for human-readable lines where an unchanged message matters
 /// more than an unambiguous one.

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use super::escape::one_line;
-use crate::model::{RunReport, Status};
+use super::escape::clipped;
+use crate::model::{RunReport, Shard, Status, MAX_SHARDS};
 
 /// Joins runs: those of the same target become one run, keeping an executed result over a skip
 /// of the same case.
@@ -60,9 +60,9 @@ fn check_kernels(runs: &[RunReport]) -> Result<(), String> {
                 return Err(format!(
                     "runs of target {} ran on different kernels ({} and {}): they are not shards of one \
                      run; merge each kernel's runs separately, or give their runs different targets",
-                    one_line(&r.target),
-                    one_line(prev),
-                    one_line(k)
+                    clipped(&r.target, 80),
+                    clipped(prev, 80),
+                    clipped(k, 80)
                 ));
             }
             _ => {}
@@ -71,8 +71,28 @@ fn check_kernels(runs: &[RunReport]) -> Result<(), String> {
     Ok(())
 }
 
+/// A shard a report claims is one `--shard` accepts: 1 <= K <= N <= [`MAX_SHARDS`].
+fn check_shard_numbers(runs: &[RunReport]) -> Result<(), String> {
+    for r in runs {
+        if let Some(Shard { k, n }) = r.shard {
+            if k == 0 || k > n || n > MAX_SHARDS {
+                return Err(format!(
+                    "a run of target {} says it is shard {k}/{n}: not a shard --shard makes (1 <= K <= N <= \
+                     {MAX_SHARDS})",
+                    clipped(&r.target, 80)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// At most this many missing shards are named in a message (then how many more).
+const NAMED_MISSING: usize = 10;
+
 /// The shards of a target (per shard count and topologies) are 1/N..N/N, none missing.
 fn check_shards(runs: &[RunReport]) -> Result<(), String> {
+    check_shard_numbers(runs)?;
     let mut sets: BTreeMap<(&str, u32, Vec<&str>), Vec<u32>> = BTreeMap::new();
     for r in runs {
         if let Some(sh) = r.shard {
@@ -82,13 +102,18 @@ fn check_shards(runs: &[RunReport]) -> Result<(), String> {
         }
     }
     for ((target, n, topos), have) in sets {
-        let missing: Vec<String> = (1..=n).filter(|k| !have.contains(k)).map(|k| format!("{k}/{n}")).collect();
+        let gaps = (1..=n).filter(|k| !have.contains(k));
+        let mut missing: Vec<String> = gaps.clone().take(NAMED_MISSING).map(|k| format!("{k}/{n}")).collect();
+        let more = gaps.count().saturating_sub(NAMED_MISSING);
+        if more > 0 {
+            missing.push(format!("and {more} more"));
+        }
         if !missing.is_empty() {
             return Err(format!(
                 "the shards of target {} (topologies {}) have a gap: shard(s) {} missing; \
                  their cases would be absent from the merged report",
-                one_line(target),
-                one_line(&topos.join(",")),
+                clipped(target, 80),
+                clipped(&topos.join(","), 80),
                 missing.join(", ")
             ));
         }
@@ -99,7 +124,7 @@ fn check_shards(runs: &[RunReport]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CaseReport, Shard};
+    use crate::model::CaseReport;
 
     fn run(target: &str, kernel: &str, shard: Option<(u32, u32)>, ids: &[&str]) -> RunReport {
         let mut r = RunReport::new(target, Default::default(), &["host".to_string()]);

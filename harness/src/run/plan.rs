@@ -2,7 +2,7 @@
 //! against the probed kernel and the topologies the run provides.
 
 use crate::case::{Cap, Case};
-use crate::model::{Feature, Probe};
+use crate::model::{Feature, Probe, MAX_SHARDS};
 use crate::topology;
 
 /// What a run selects.
@@ -27,13 +27,17 @@ pub fn shard_of(id: &str, n: u32) -> u32 {
     (h % n.max(1) as u64) as u32 + 1
 }
 
-/// Parses "K/N" with 1 <= K <= N.
+/// Parses "K/N" with 1 <= K <= N <= [`MAX_SHARDS`].
 pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
-    let (k, n) = s.split_once('/').ok_or_else(|| format!("--shard `{s}`: expected K/N, e.g. 2/3"))?;
-    let k: u32 = k.trim().parse().map_err(|_| format!("--shard `{s}`: K is not a number"))?;
-    let n: u32 = n.trim().parse().map_err(|_| format!("--shard `{s}`: N is not a number"))?;
+    let shown = crate::report::escape::clipped(s, 40);
+    let (k, n) = s.split_once('/').ok_or_else(|| format!("--shard `{shown}`: expected K/N, e.g. 2/3"))?;
+    let k: u32 = k.trim().parse().map_err(|_| format!("--shard `{shown}`: K is not a number"))?;
+    let n: u32 = n.trim().parse().map_err(|_| format!("--shard `{shown}`: N is not a number up to {MAX_SHARDS}"))?;
     if n == 0 || k == 0 || k > n {
-        return Err(format!("--shard `{s}`: need 1 <= K <= N"));
+        return Err(format!("--shard `{shown}`: need 1 <= K <= N"));
+    }
+    if n > MAX_SHARDS {
+        return Err(format!("--shard `{shown}`: at most {MAX_SHARDS} shards"));
     }
     Ok((k, n))
 }
@@ -127,6 +131,9 @@ mod tests {
         assert!(parse_shard("0/3").is_err());
         assert!(parse_shard("4/3").is_err());
         assert!(parse_shard("x").is_err());
+        assert_eq!(parse_shard("4096/4096"), Ok((4096, 4096)));
+        assert!(parse_shard("1/4097").is_err());
+        assert!(parse_shard(&format!("1/{}", "9".repeat(1000))).is_err_and(|e| e.len() < 200));
     }
 
     #[test]
