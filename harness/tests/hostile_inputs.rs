@@ -98,3 +98,54 @@ fn shard_counts_are_capped_and_messages_bounded() {
     assert!(r.exited(2) && r.stderr.len() < 1000 && r.stderr.contains("2/4096"), "{:.500}", r.stderr);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Item 3: `merge` of two reports of one target where a case differs kept whichever came first
+/// (`merge A B` passed, `merge B A` failed); a case twice in one report and a shard given twice
+/// were taken without a word. Each is refused (exit 2) naming the case or shard and both inputs;
+/// one kernel's runs on two topologies (one executes what the other skips) still join.
+#[test]
+fn merge_refuses_conflicts_duplicates_and_repeated_shards() {
+    use zcrx_conform::model::{Shard, Status};
+    let d = temp_dir("conflicts");
+    let put = |name: &str, runs: &[zcrx_conform::model::RunReport]| {
+        let p = d.join(name).join("report.json");
+        write_report(&p, runs);
+        p
+    };
+    let a = put("a", &[host_run("6.18", vec![case("q.x", Status::Pass), case("q.y", Status::Pass)])]);
+    let b = put("b", &[host_run("6.18", vec![case("q.x", Status::Fail)])]);
+    for (first, second) in [(&a, &b), (&b, &a)] {
+        let r = run(&["merge", s(first), s(second)]);
+        assert!(r.exited(2), "merge {} {}: {r:?}", first.display(), second.display());
+        for says in ["q.x", s(first), s(second)] {
+            assert!(r.stderr.contains(says), "does not name {says}: {}", r.stderr);
+        }
+    }
+    let dup = put("dup", &[host_run("6.18", vec![case("q.x", Status::Pass), case("q.x", Status::Pass)])]);
+    let r = run(&["merge", s(&dup)]);
+    assert!(r.exited(2) && r.stderr.contains("q.x") && r.stderr.contains(s(&dup)), "{r:?}");
+
+    let shard = |name: &str, k: u32, id: &str| {
+        let mut r = host_run("6.18", vec![case(id, Status::Pass)]);
+        r.shard = Some(Shard { k, n: 2 });
+        put(name, &[r])
+    };
+    let (s1, s1again, s2) = (shard("s1", 1, "q.a"), shard("s1again", 1, "q.a"), shard("s2", 2, "q.b"));
+    let r = run(&["merge", s(&s1), s(&s1again), s(&s2)]);
+    assert!(r.exited(2), "{r:?}");
+    for says in ["1/2", s(&s1), s(&s1again)] {
+        assert!(r.stderr.contains(says), "does not name {says}: {}", r.stderr);
+    }
+    assert!(run(&["merge", s(&s1), s(&s2)]).exited(0));
+
+    let topo = |name: &str, t: &str, x: Status, y: Status| {
+        let mut r = host_run("6.18", vec![case("q.x", x), case("q.y", y)]);
+        r.topologies = vec![t.to_string()];
+        put(name, &[r])
+    };
+    let host = topo("host", "host", Status::Pass, Status::Skip);
+    let nodev = topo("nodev", "nodev", Status::Skip, Status::Pass);
+    let r = run(&["merge", s(&host), s(&nodev)]);
+    assert!(r.exited(0), "{r:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
