@@ -264,7 +264,9 @@ fn merge_cmd(inputs: &[PathBuf], outputs: &Outputs) -> Result<Verdict, Error> {
     if inputs.is_empty() {
         return Err("merge needs at least one report.json or directory".into());
     }
-    let runs = report::merge(load_runs(inputs)?).map_err(|e| format!("merge: {e}"))?;
+    let named = super::outputs::load_named_runs(inputs)?;
+    report::check_merge_inputs(&named).map_err(|e| format!("merge: {e}"))?;
+    let runs = report::merge(named.into_iter().map(|(_, r)| r).collect()).map_err(|e| format!("merge: {e}"))?;
     let ready = preflight(outputs)?;
     if runs.len() > 1 {
         let refs: Vec<&RunReport> = runs.iter().collect();

@@ -214,7 +214,9 @@ pub enum Cmd {
     /// Writes like `run` and prints the matrix.
     ///
     /// Refused (exit 2): shards with a gap (report.json records `shard` K/N: every K of a
-    /// target's N must be there) and runs of one target on different kernel releases.
+    /// target's N must be there) and runs of one target on different kernel releases; a shard
+    /// given twice, a case twice in one run, and a case of one target with two different
+    /// results (each named with both inputs).
     #[command(after_help = EXIT_CODES_HELP)]
     Merge {
         /// report.json files or directories holding one.

@@ -30,6 +30,16 @@ pub fn load_runs(inputs: &[PathBuf]) -> Result<Vec<RunReport>, String> {
     Ok(runs)
 }
 
+/// Every run of the given inputs, in order, each with the input it came from (as given).
+pub fn load_named_runs(inputs: &[PathBuf]) -> Result<Vec<(String, RunReport)>, String> {
+    let mut runs = Vec::new();
+    for i in inputs {
+        let name = i.display().to_string();
+        runs.extend(load_report(i)?.runs.into_iter().map(|r| (name.clone(), r)));
+    }
+    Ok(runs)
+}
+
 /// What [`preflight`] checked and holds until the reports are written: the `--out` lock and
 /// the baselines, already read.
 #[derive(Debug, Default)]

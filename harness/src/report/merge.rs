@@ -1,6 +1,8 @@
 //! `merge`: runs of one target (shards, or one kernel on several topologies) become one run.
 //! Refused: a set of shards with a gap (a missing shard would go unnoticed: its cases are
-//! simply absent) and runs of one target that ran on different kernels.
+//! simply absent) and runs of one target that ran on different kernels; with the inputs named
+//! ([`check_inputs`]), a shard given twice, a case twice in one run, and a case executed with
+//! two different results.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +50,56 @@ pub fn merge(loaded: Vec<RunReport>) -> Result<Vec<RunReport>, String> {
         r.shard = None;
     }
     Ok(runs)
+}
+
+/// Before [`merge`], with the input each run came from: refused, naming the case or shard and
+/// both inputs, are a case twice in one run, a shard given twice, and a case of one target
+/// executed in two inputs with different results (merge would keep whichever came first).
+pub fn check_inputs(named: &[(String, RunReport)]) -> Result<(), String> {
+    let mut shards: BTreeMap<(&str, Shard, Vec<&str>), &str> = BTreeMap::new();
+    let mut results: BTreeMap<(&str, &str), (&str, Status)> = BTreeMap::new();
+    for (input, r) in named {
+        let target = clipped(&r.target, 80);
+        let mut ids: Vec<&str> = r.cases.iter().map(|c| c.id.as_str()).collect();
+        ids.sort_unstable();
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!(
+                "case {} is twice in one run of target {target} in {}",
+                clipped(w[0], 200),
+                clipped(input, 200)
+            ));
+        }
+        if let Some(sh) = r.shard {
+            let mut topos: Vec<&str> = r.topologies.iter().map(String::as_str).collect();
+            topos.sort();
+            if let Some(first) = shards.insert((&r.target, sh, topos), input) {
+                return Err(format!(
+                    "shard {}/{} of target {target} is given twice: in {} and in {}",
+                    sh.k,
+                    sh.n,
+                    clipped(first, 200),
+                    clipped(input, 200)
+                ));
+            }
+        }
+        for c in r.cases.iter().filter(|c| c.status != Status::Skip) {
+            match results.insert((&r.target, &c.id), (input, c.status)) {
+                Some((first, st)) if st != c.status => {
+                    return Err(format!(
+                        "case {} of target {target} has two results: {} in {} and {} in {}; \
+                         merge would keep whichever came first",
+                        clipped(&c.id, 200),
+                        st.word(),
+                        clipped(first, 200),
+                        c.status.word(),
+                        clipped(input, 200)
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every run of a target ran on one kernel.

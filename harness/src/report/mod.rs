@@ -19,7 +19,7 @@ use crate::model::RunReport;
 use crate::model::Status;
 use escape::{ktap_name, one_line, printable, xml_safe};
 pub use files::write_atomic;
-pub use merge::merge;
+pub use merge::{check_inputs as check_merge_inputs, merge};
 
 /// This build: the crate version and the git commit it was built from (`unknown` when built
 /// outside a git checkout).
