@@ -37,3 +37,57 @@ fn an_interrupted_run_reads_no_fifo_or_device_at_a_report_path() {
     assert!(out.join("ktap.txt").is_file(), "the other reports are still written");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Runs the binary with stdout (or stderr) going to `sink` (a pipe nobody reads, /dev/full).
+fn run_into(args: &[&str], sink: std::process::Stdio, stderr_too: bool) -> Ran {
+    let mut c = command(args, None);
+    if stderr_too {
+        c.stderr(sink);
+    } else {
+        c.stdout(sink);
+    }
+    wait(c.spawn().expect("spawn"), Duration::from_secs(60))
+}
+
+/// A pipe whose read end is closed: a write to it fails with EPIPE.
+fn broken_pipe() -> std::process::Stdio {
+    let (r, w) = nix::unistd::pipe().expect("pipe");
+    drop(r);
+    std::process::Stdio::from(w)
+}
+
+fn dev_full() -> std::process::Stdio {
+    std::process::Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full"))
+}
+
+/// Item 4: a failed write to stdout (`run --ktap | head -1`, `probe > /dev/full`) panicked with
+/// exit 101, and with `--write-baseline` the baseline was never written (it was recorded after
+/// the summary was printed). Now: no panic, every report and the baseline written, the failed
+/// write said on stderr, exit 2 (1 when a case failed).
+#[test]
+fn a_failed_stdout_write_neither_panics_nor_loses_the_baseline() {
+    use zcrx_conform::model::Status;
+    let d = temp_dir("stdout");
+    let input = d.join("in/report.json");
+    write_report(&input, &[host_run("6.18", vec![case("q.x", Status::Pass), case("q.y", Status::Pass)])]);
+    for (what, sink) in [("EPIPE", broken_pipe()), ("ENOSPC", dev_full())] {
+        let (baseline, out) = (d.join(format!("b-{what}.json")), d.join(format!("out-{what}")));
+        let args = ["merge", s(&input), "--ktap", "--write-baseline", s(&baseline), "--out", s(&out)];
+        let r = run_into(&args, sink, false);
+        assert!(r.exited(2), "{what}: {r:?}");
+        assert!(r.stderr.contains("stdout"), "{what}: {}", r.stderr);
+        assert!(baseline.is_file(), "{what}: the baseline was not written");
+        assert!(out.join("report.json").is_file(), "{what}: the reports were not written");
+    }
+    let failed = d.join("failed/report.json");
+    write_report(&failed, &[host_run("6.18", vec![case("q.x", Status::Fail)])]);
+    let r = run_into(&["merge", s(&failed), "--ktap"], broken_pipe(), false);
+    assert!(r.exited(1), "a failure still exits 1: {r:?}");
+    for args in [&["probe"][..], &["probe", "--json"], &["schema"], &["validate", "cases"], &["run", "--list"]] {
+        let r = run_into(args, dev_full(), false);
+        assert!(r.exited(2), "{args:?} > /dev/full: {r:?}");
+    }
+    let r = run_into(&["validate", "/nonexistent.yaml"], dev_full(), true);
+    assert!(r.exited(2), "validate 2> /dev/full: {r:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
