@@ -7,6 +7,28 @@
 //! kernel), [`run`] (plan, isolate, collect), [`vm`] (the same inside a booted kernel) and
 //! [`bench`] and [`campaign`] (kernel mutants and coverage). `main.rs` and [`cli`] sit on top.
 
+// `print!`, `println!`, `eprint!` and `eprintln!` in every module below: the same output, but a
+// failed write never panics (see `paths::stdio`). Unit tests keep the standard ones, which the
+// test harness captures.
+#[cfg(not(test))]
+macro_rules! print {
+    ($($t:tt)*) => { $crate::paths::stdio::out(format_args!($($t)*)) };
+}
+#[cfg(not(test))]
+macro_rules! println {
+    () => { $crate::paths::stdio::out_line(format_args!("")) };
+    ($($t:tt)*) => { $crate::paths::stdio::out_line(format_args!($($t)*)) };
+}
+#[cfg(not(test))]
+macro_rules! eprint {
+    ($($t:tt)*) => { $crate::paths::stdio::err(format_args!($($t)*), false) };
+}
+#[cfg(not(test))]
+macro_rules! eprintln {
+    () => { $crate::paths::stdio::err(format_args!(""), true) };
+    ($($t:tt)*) => { $crate::paths::stdio::err(format_args!($($t)*), true) };
+}
+
 pub mod bench;
 pub mod campaign;
 pub mod case;

@@ -20,6 +20,7 @@
 
 pub mod builtin;
 pub mod input;
+pub mod stdio;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

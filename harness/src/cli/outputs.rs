@@ -40,6 +40,21 @@ pub fn load_named_runs(inputs: &[PathBuf]) -> Result<Vec<(String, RunReport)>, S
     Ok(runs)
 }
 
+/// A command's result once stdout is flushed: a write there that failed (a closed pipe, a full
+/// disk) is said on stderr and makes a clean exit 2 when nothing else went wrong (1 stays 1).
+pub fn stdout_checked(r: Result<Verdict, Error>) -> Result<Verdict, Error> {
+    let Some(e) = crate::paths::stdio::stdout_failure() else { return r };
+    match r {
+        Ok(Verdict::Passed | Verdict::Empty) => {
+            Err(format!("writing to stdout: {e} (the reports and files asked for are written)").into())
+        }
+        r => {
+            eprintln!("error: writing to stdout: {e}");
+            r
+        }
+    }
+}
+
 /// What [`preflight`] checked and holds until the reports are written: the `--out` lock and
 /// the baselines, already read.
 #[derive(Debug, Default)]
@@ -133,6 +148,18 @@ pub fn finish(runs: &[RunReport], o: &Outputs, ready: Ready, stream: bool) -> Re
         write(&r, report::json(&refs), keep);
         write(&k, runs.iter().map(report::ktap).collect(), keep);
     }
+    // The baseline is recorded with the reports, before anything is printed (a closed stdout
+    // must not lose it).
+    if let Some(p) = &o.write_baseline {
+        if aborted {
+            eprintln!("error: not recording {}: the run was aborted (a partial run is no baseline)", p.display());
+            io_failed.set(true);
+        } else {
+            let mut b = ready.recorded.clone().unwrap_or_default();
+            b.record(runs);
+            write(p, serde_json::to_string_pretty(&b).unwrap_or_default(), false);
+        }
+    }
     if o.ktap {
         for r in runs {
             print!("{}", report::ktap(r));
@@ -162,16 +189,6 @@ pub fn finish(runs: &[RunReport], o: &Outputs, ready: Ready, stream: bool) -> Re
             eprintln!("{line}");
         } else {
             println!("{line}");
-        }
-    }
-    if let Some(p) = &o.write_baseline {
-        if aborted {
-            eprintln!("error: not recording {}: the run was aborted (a partial run is no baseline)", p.display());
-            io_failed.set(true);
-        } else {
-            let mut b = ready.recorded.clone().unwrap_or_default();
-            b.record(runs);
-            write(p, serde_json::to_string_pretty(&b).unwrap_or_default(), false);
         }
     }
     let new_failures = ready.baseline.as_ref().map(|b| {
