@@ -91,3 +91,29 @@ fn a_failed_stdout_write_neither_panics_nor_loses_the_baseline() {
     assert!(r.exited(2), "validate 2> /dev/full: {r:?}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Item 5: `--out DIR` was looked up by name again when the reports were written: DIR renamed
+/// during the run and a link put in its place sent the reports to the link's target (replacing
+/// its report.json) while the lock stayed on the old directory. Now the reports go into the
+/// directory opened and locked at the start, wherever it is now.
+#[test]
+fn the_reports_go_to_the_out_directory_locked_at_the_start() {
+    let d = temp_dir("moved");
+    let cases = slow_cases(&d);
+    let (out, moved, victim) = (d.join("out"), d.join("moved"), d.join("victim"));
+    std::fs::create_dir_all(&victim).expect("victim");
+    std::fs::write(victim.join("report.json"), "precious\n").expect("victim report");
+    let child = start_slow_run(&cases, &out, &[]);
+    std::fs::rename(&out, &moved).expect("rename");
+    symlink(&victim, &out).expect("link");
+    signal(&child, libc::SIGINT);
+    let r = wait(child, Duration::from_secs(20));
+    assert!(r.exited(130), "{r:?}");
+    assert_eq!(std::fs::read_to_string(victim.join("report.json")).expect("victim"), "precious\n");
+    let names: Vec<_> = std::fs::read_dir(&victim).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(names, ["report.json"], "written into the link's target");
+    for f in ["report.json", "junit.xml", "ktap.txt"] {
+        assert!(moved.join(f).is_file(), "{f} is not in the locked directory");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
