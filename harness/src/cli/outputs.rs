@@ -60,6 +60,9 @@ pub fn stdout_checked(r: Result<Verdict, Error>) -> Result<Verdict, Error> {
 #[derive(Debug, Default)]
 pub struct Ready {
     _lock: Option<DirLock>,
+    /// `--out`, opened when it was locked: its reports are written there, whatever its name
+    /// leads to by then.
+    out_dir: Option<files::OutDir>,
     baseline: Option<Baseline>,
     /// The `--write-baseline` file as it is (its other targets are kept).
     recorded: Option<Baseline>,
@@ -69,12 +72,13 @@ pub struct Ready {
 /// run, `--baseline` (and an existing `--write-baseline`) reads and parses. Exit 2 otherwise.
 pub fn preflight(o: &Outputs) -> Result<Ready, Error> {
     // --out first: creating it must not hide that a file option names the same path.
-    let lock = match &o.out {
+    let (lock, out_dir) = match &o.out {
         Some(d) => {
             files::check_output_dir(d, "--out", &OUT_FILES)?;
-            Some(files::lock_dir(d)?)
+            let dir = files::OutDir::open(d)?;
+            (Some(dir.lock()?), Some(dir))
         }
-        None => None,
+        None => (None, None),
     };
     for (flag, p) in
         [("--junit", &o.junit), ("--json", &o.json), ("--kcidb", &o.kcidb), ("--write-baseline", &o.write_baseline)]
@@ -89,7 +93,7 @@ pub fn preflight(o: &Outputs) -> Result<Ready, Error> {
         Some(p) if p.exists() => Some(Baseline::load(p).map_err(|e| format!("--write-baseline {e}"))?),
         _ => None,
     };
-    Ok(Ready { _lock: lock, baseline, recorded })
+    Ok(Ready { _lock: lock, out_dir, baseline, recorded })
 }
 
 /// Whether the report at `path` is a complete one that an aborted run must not replace
@@ -101,10 +105,39 @@ fn complete_report_at(path: &Path, format: Format) -> bool {
     read_text(path, MAX_REPORT_BYTES, false).is_ok_and(|t| report::is_complete(format, &t))
 }
 
+/// Writes the three files of `--out` (`texts` in the order of `OUT_FILES`) into the directory
+/// locked at the start. report.json says whether it holds a complete run, which an aborted run
+/// keeps as NAME.prev; its three files go together.
+fn write_out_dir(dir: &files::OutDir, texts: [String; 3], aborted: bool, io_failed: &std::cell::Cell<bool>) {
+    use crate::paths::input::MAX_REPORT_BYTES;
+    let keep = aborted
+        && dir.read_regular("report.json", MAX_REPORT_BYTES).is_ok_and(|t| report::is_complete(Format::Json, &t));
+    for (name, text) in OUT_FILES.into_iter().zip(texts) {
+        if keep {
+            match dir.keep_previous(name) {
+                Ok(true) => eprintln!(
+                    "note: the run was aborted; the previous complete report is kept as {}",
+                    dir.path(&format!("{name}.prev")).display()
+                ),
+                Ok(false) => {}
+                Err(e) => {
+                    eprintln!("error: keeping {} as .prev: {e}; not replacing it", dir.path(name).display());
+                    io_failed.set(true);
+                    continue;
+                }
+            }
+        }
+        if let Err(e) = dir.write_atomic(name, &text) {
+            eprintln!("error: writing {}: {e}", dir.path(name).display());
+            io_failed.set(true);
+        }
+    }
+}
+
 /// Writes the reports and turns the results into the verdict. `stream`: the runner's stdout
 /// carries events, so no summary is printed. `ready` comes from [`preflight`] (the `--out`
 /// lock is released when it is dropped, after the last write).
-pub fn finish(runs: &[RunReport], o: &Outputs, ready: Ready, stream: bool) -> Result<Verdict, Error> {
+pub fn finish(runs: &[RunReport], o: &Outputs, mut ready: Ready, stream: bool) -> Result<Verdict, Error> {
     let refs: Vec<&RunReport> = runs.iter().collect();
     let aborted = runs.iter().any(|r| r.aborted.is_some());
     let io_failed = std::cell::Cell::new(false);
@@ -141,12 +174,21 @@ pub fn finish(runs: &[RunReport], o: &Outputs, ready: Ready, stream: bool) -> Re
         write(p, text, aborted && complete_report_at(p, Format::Kcidb));
     }
     if let Some(d) = &o.out {
-        // report.json says whether the directory holds a complete run; its three files go together.
-        let keep = aborted && complete_report_at(&d.join("report.json"), Format::Json);
-        let [j, r, k] = OUT_FILES.map(|f| d.join(f));
-        write(&j, junit, keep);
-        write(&r, report::json(&refs), keep);
-        write(&k, runs.iter().map(report::ktap).collect(), keep);
+        let opened = match ready.out_dir.take() {
+            Some(dir) => Ok(dir),
+            None => files::OutDir::open(d),
+        };
+        match opened {
+            Ok(dir) => {
+                let texts = [junit, report::json(&refs), runs.iter().map(report::ktap).collect()];
+                write_out_dir(&dir, texts, aborted, &io_failed);
+                ready.out_dir = Some(dir);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                io_failed.set(true);
+            }
+        }
     }
     // The baseline is recorded with the reports, before anything is printed (a closed stdout
     // must not lose it).
