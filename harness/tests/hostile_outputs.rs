@@ -117,3 +117,51 @@ fn the_reports_go_to_the_out_directory_locked_at_the_start() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Item 6: two outputs naming one file (`--out d --write-baseline d/report.json`, `--junit x
+/// --json x`) were both written, one over the other; a run refused by the start-of-run checks
+/// left the `--out` it had created, and its lock file, behind. Now both are refused before
+/// anything is created, and a refused run removes what it created.
+#[test]
+fn outputs_naming_one_file_are_refused_and_a_refused_run_leaves_nothing() {
+    use zcrx_conform::model::Status;
+    let d = temp_dir("same");
+    let nothing = ["run", "--filter", "no-such-case", "-q"];
+    let (o, x) = (d.join("o"), d.join("x.json"));
+    let dotted = format!("{}/./x.json", s(&d));
+    let same: Vec<Vec<String>> = vec![
+        vec!["--out".into(), s(&o).into(), "--write-baseline".into(), s(&o.join("report.json")).into()],
+        vec!["--junit".into(), s(&x).into(), "--json".into(), s(&x).into()],
+        vec!["--json".into(), s(&x).into(), "--kcidb".into(), dotted.clone()],
+        vec!["--out".into(), s(&o).into(), "--junit".into(), s(&o.join("junit.xml")).into()],
+        vec!["--out".into(), s(&o).into(), "--kcidb".into(), format!("{}/../o/ktap.txt", s(&o))],
+    ];
+    for extra in same {
+        let args: Vec<&str> = nothing.iter().copied().chain(extra.iter().map(String::as_str)).collect();
+        let r = run(&args);
+        assert!(r.exited(2) && r.stderr.contains("same file"), "{args:?}: {r:?}");
+        assert!(!o.exists() && !x.exists(), "{args:?}: created an output");
+    }
+    // One baseline read and then updated is fine.
+    let input = d.join("in/report.json");
+    write_report(&input, &[host_run("6.18", vec![case("q.x", Status::Pass)])]);
+    let b = d.join("b.json");
+    assert!(run(&["merge", s(&input), "--write-baseline", s(&b)]).exited(0));
+    let r = run(&["merge", s(&input), "--baseline", s(&b), "--write-baseline", s(&b)]);
+    assert!(r.exited(0), "{r:?}");
+
+    // A refused run removes the --out it created (and the directories above it it created),
+    // and the lock file it put in an --out that was there before.
+    let (new_out, old_out) = (d.join("new/sub/out"), d.join("old"));
+    std::fs::create_dir_all(&old_out).expect("old");
+    let nosuch = d.join("nosuch.json");
+    for out in [&new_out, &old_out] {
+        let args = [&nothing[..], &["--out", s(out), "--baseline", s(&nosuch)]].concat();
+        let r = run(&args);
+        assert!(r.exited(2), "{r:?}");
+    }
+    assert!(!d.join("new").exists(), "the --out it created is left behind");
+    let left: Vec<_> = std::fs::read_dir(&old_out).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    assert!(left.is_empty(), "left in an existing --out: {left:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
