@@ -68,9 +68,68 @@ pub struct Ready {
     recorded: Option<Baseline>,
 }
 
-/// Before any case runs: every output path can take its report, `--out` is locked for this
-/// run, `--baseline` (and an existing `--write-baseline`) reads and parses. Exit 2 otherwise.
+/// Every file the outputs of `o` write, with the option that names it.
+fn output_files(o: &Outputs) -> Vec<(String, PathBuf)> {
+    let mut all = Vec::new();
+    if let Some(d) = &o.out {
+        for f in OUT_FILES {
+            all.push((format!("--out {}", d.display()), d.join(f)));
+            all.push((format!("--out {}", d.display()), files::prev_path(&d.join(f))));
+        }
+    }
+    for (flag, p) in
+        [("--junit", &o.junit), ("--json", &o.json), ("--kcidb", &o.kcidb), ("--write-baseline", &o.write_baseline)]
+    {
+        if let Some(p) = p {
+            all.push((format!("{flag} {}", p.display()), p.clone()));
+            all.push((format!("{flag} {}", p.display()), files::prev_path(p)));
+        }
+    }
+    all
+}
+
+/// No two outputs name one file (one would overwrite the other).
+fn check_distinct(o: &Outputs) -> Result<(), String> {
+    let mut seen: std::collections::BTreeMap<PathBuf, String> = Default::default();
+    for (flag, p) in output_files(o) {
+        match seen.insert(files::resolved(&p), flag.clone()) {
+            Some(first) if first != flag => {
+                return Err(format!(
+                    "{} and {}: the same file ({}); give each output its own",
+                    printable(&first),
+                    printable(&flag),
+                    printable(&p.display().to_string())
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Before any case runs: every output path can take its report, no two name one file, `--out`
+/// is locked for this run, `--baseline` (and an existing `--write-baseline`) reads and parses.
+/// Exit 2 otherwise, leaving no directory or lock file this created.
 pub fn preflight(o: &Outputs) -> Result<Ready, Error> {
+    check_distinct(o)?;
+    let files_dirs = [&o.junit, &o.json, &o.kcidb, &o.write_baseline].into_iter().flatten().filter_map(|p| p.parent());
+    let dirs: Vec<&Path> = o.out.iter().map(PathBuf::as_path).chain(files_dirs).collect();
+    let created: Vec<PathBuf> = dirs.iter().flat_map(|d| files::missing_dirs(d)).collect();
+    let lock = o.out.as_ref().map(|d| d.join(files::LOCK_FILE)).filter(|l| std::fs::symlink_metadata(l).is_err());
+    let r = preflight_steps(o);
+    if r.is_err() {
+        if let Some(l) = lock.filter(|l| std::fs::symlink_metadata(l).is_ok_and(|m| m.is_file())) {
+            let _ = std::fs::remove_file(l);
+        }
+        for d in &created {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+    r
+}
+
+/// The checks of [`preflight`], in order.
+fn preflight_steps(o: &Outputs) -> Result<Ready, Error> {
     // --out first: creating it must not hide that a file option names the same path.
     let (lock, out_dir) = match &o.out {
         Some(d) => {

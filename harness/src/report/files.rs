@@ -210,6 +210,42 @@ pub fn check_output_dir(dir: &Path, flag: &str, files: &[&str]) -> Result<(), St
     Ok(())
 }
 
+/// Where `path` leads, to compare two output paths: absolute, its longest existing ancestor
+/// with links resolved, the rest with `.` and `..` applied by name.
+pub fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = std::env::current_dir().map(|c| c.join(path)).unwrap_or_else(|_| path.to_path_buf());
+    let parts: Vec<Component> = abs.components().collect();
+    // The longest prefix that exists, with its links resolved; the rest applied by name.
+    let (mut out, rest) = (0..=parts.len())
+        .rev()
+        .find_map(|n| {
+            let prefix: PathBuf = parts[..n].iter().collect();
+            prefix.canonicalize().ok().map(|c| (c, &parts[n..]))
+        })
+        .unwrap_or((PathBuf::from("/"), &parts[..]));
+    for c in rest {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The directories `dir` and above it that do not exist, deepest first: what creating `dir`
+/// would create.
+pub fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .filter(|d| !d.as_os_str().is_empty())
+        .take_while(|d| std::fs::symlink_metadata(d).is_err())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
 /// `path` with `.prev` appended to its name.
 pub fn prev_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
