@@ -165,3 +165,49 @@ fn outputs_naming_one_file_are_refused_and_a_refused_run_leaves_nothing() {
     assert!(left.is_empty(), "left in an existing --out: {left:?}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Item 10: `merge` of an aborted report exited 130 though it received no signal; the case
+/// running at SIGINT was reported as a failure "interrupted" (JUnit failure, KCIDB ERROR) though
+/// it was not run to its end; SIGHUP and SIGQUIT wrote no reports at all. Now: merge says the
+/// input was aborted and exits 1 (its selected cases did not all run); the interrupted case is
+/// not run (JUnit skipped, KCIDB MISS); SIGHUP and SIGQUIT stop a run as SIGTERM does.
+#[test]
+fn interruptions_are_reported_as_what_they_are() {
+    use zcrx_conform::model::Status;
+    let d = temp_dir("aborted");
+    let mut aborted = host_run("6.18", vec![case("q.x", Status::Pass)]);
+    aborted.aborted = Some("interrupted".into());
+    aborted.not_run = vec!["q.y".into()];
+    let input = d.join("in/report.json");
+    write_report(&input, &[aborted]);
+    let r = run(&["merge", s(&input)]);
+    assert!(r.exited(1), "{r:?}");
+    assert!(r.stderr.contains("aborted"), "{}", r.stderr);
+
+    let cases = slow_cases(&d);
+    let out = d.join("out");
+    let kcidb = d.join("k.json");
+    let child = start_slow_run(&cases, &out, &["--kcidb", s(&kcidb)]);
+    signal(&child, libc::SIGINT);
+    let r = wait(child, Duration::from_secs(20));
+    assert!(r.exited(130), "{r:?}");
+    let junit = std::fs::read_to_string(out.join("junit.xml")).expect("junit");
+    assert!(!junit.contains("<failure"), "the interrupted case is a failure: {junit}");
+    let k: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&kcidb).expect("kcidb")).expect("json");
+    let tests = k["tests"].as_array().expect("tests");
+    let slow = tests.iter().find(|t| t["path"] == "zcrx.t.slow").expect("the interrupted case is in KCIDB");
+    assert_eq!(slow["status"], "MISS", "{slow}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report")).expect("json");
+    assert_eq!(report["runs"][0]["not_run"], serde_json::json!(["t.slow", "t.fast"]), "{report}");
+
+    for sig in [libc::SIGHUP, libc::SIGQUIT] {
+        let out = d.join(format!("out-{sig}"));
+        let child = start_slow_run(&cases, &out, &[]);
+        signal(&child, sig);
+        let r = wait(child, Duration::from_secs(20));
+        assert!(r.exited(143), "signal {sig}: {r:?}");
+        assert!(out.join("report.json").is_file(), "signal {sig}: no report");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
