@@ -183,10 +183,12 @@ pub enum Cmd {
     /// way). A run that selects no case, or skips every case it selects, exits 3 unless
     /// --allow-empty.
     ///
-    /// An interrupted run (SIGINT, SIGTERM, a VM that died between cases) still writes its
-    /// reports, marked aborted: report.json has `aborted` and `not_run` (the selected cases that
-    /// did not run), JUnit an `aborted` property and the missing cases as skipped `not_run`,
-    /// KTAP ends with `Bail out!`. A complete report it would replace is kept as NAME.prev
+    /// An interrupted run (SIGINT, SIGTERM, SIGHUP and SIGQUIT as SIGTERM, a VM that died
+    /// between cases) still writes its reports, marked aborted: report.json has `aborted` and
+    /// `not_run` (the selected cases that did not run, the one killed at the signal included),
+    /// JUnit an `aborted` property and the missing cases as skipped `not_run`, KCIDB them as
+    /// MISS, KTAP ends with `Bail out!`. Without a signal (a VM that died; `merge` of an aborted
+    /// report) the exit code is 1. A complete report it would replace is kept as NAME.prev
     /// (report.json.prev, junit.xml.prev, ktap.txt.prev, and the same next to --junit,
     /// --json and --kcidb files).
     #[command(after_help = EXIT_CODES_HELP)]

@@ -303,7 +303,14 @@ pub fn finish(runs: &[RunReport], o: &Outputs, mut ready: Ready, stream: bool) -
     });
     drop(ready);
     if aborted {
-        return Ok(Verdict::Interrupted(crate::run::signal::interrupted().unwrap_or(libc::SIGINT)));
+        if let Some(sig) = crate::run::signal::interrupted() {
+            return Ok(Verdict::Interrupted(sig));
+        }
+        // No signal here (an aborted input to merge, a VM that died between cases): the results
+        // say that selected cases did not run.
+        let not_run: usize = runs.iter().map(|r| r.not_run.len()).sum();
+        eprintln!("zcrx-conform: the results are of an aborted run ({not_run} selected case(s) not run): exit 1");
+        return Ok(Verdict::Failed);
     }
     let failed = match new_failures {
         Some(n) => n > 0,
@@ -388,7 +395,8 @@ mod tests {
         let aborted = run(&[("a", Status::Pass)], Some("interrupted"), &["b"]);
         for _ in 0..2 {
             let ready = preflight(&o).expect("preflight");
-            assert!(matches!(finish(std::slice::from_ref(&aborted), &o, ready, true), Ok(Verdict::Interrupted(_))));
+            // No signal was received here: the results say cases did not run.
+            assert!(matches!(finish(std::slice::from_ref(&aborted), &o, ready, true), Ok(Verdict::Failed)));
             let prev = load_report(&d.join("report.json.prev")).expect("prev");
             assert!(prev.runs[0].aborted.is_none() && prev.runs[0].cases.len() == 2);
             let now = load_report(&d).expect("now");
