@@ -211,3 +211,43 @@ fn interruptions_are_reported_as_what_they_are() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Item 12: on a full disk the three reports of `--out` did not go together: ktap.txt was
+/// replaced while junit.xml and report.json failed. Now every temp file is written first and
+/// none is renamed unless all were: the directory keeps the previous three (a file-size limit
+/// stands in for the full disk: a write past it fails as ENOSPC would).
+#[test]
+fn the_reports_of_out_go_together_when_the_disk_is_full() {
+    use zcrx_conform::model::Status;
+    let d = temp_dir("enospc");
+    let (small, big) = (d.join("small/report.json"), d.join("big/report.json"));
+    write_report(&small, &[host_run("6.18", vec![case("q.x", Status::Pass)])]);
+    let many: Vec<_> = (0..200).map(|i| case(&format!("q.case_{i:03}"), Status::Pass)).collect();
+    let big_run = host_run("6.18", many);
+    write_report(&big, std::slice::from_ref(&big_run));
+    let out = d.join("out");
+    assert!(run(&["merge", s(&small), "--out", s(&out)]).exited(0));
+    let before: Vec<String> = ["junit.xml", "report.json", "ktap.txt"]
+        .iter()
+        .map(|f| std::fs::read_to_string(out.join(f)).expect(f))
+        .collect();
+    let ktap_len = zcrx_conform::report::ktap(&big_run).len() as u64;
+    let r = wait(
+        command(&["merge", s(&big), "--out", s(&out)], Some(ktap_len + 64)).spawn().expect("spawn"),
+        Duration::from_secs(60),
+    );
+    assert!(r.exited(2), "{r:?}");
+    let after: Vec<String> = ["junit.xml", "report.json", "ktap.txt"]
+        .iter()
+        .map(|f| std::fs::read_to_string(out.join(f)).expect(f))
+        .collect();
+    let replaced: Vec<bool> = before.iter().zip(&after).map(|(b, a)| b != a).collect();
+    assert_eq!(replaced, [false; 3], "replaced (junit.xml, report.json, ktap.txt): the three went apart");
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "temp files left: {left:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
