@@ -165,29 +165,28 @@ fn complete_report_at(path: &Path, format: Format) -> bool {
 }
 
 /// Writes the three files of `--out` (`texts` in the order of `OUT_FILES`) into the directory
-/// locked at the start. report.json says whether it holds a complete run, which an aborted run
-/// keeps as NAME.prev; its three files go together.
+/// locked at the start, together: all or none is replaced. report.json says whether it holds a
+/// complete run, which an aborted run keeps as NAME.prev.
 fn write_out_dir(dir: &files::OutDir, texts: [String; 3], aborted: bool, io_failed: &std::cell::Cell<bool>) {
     use crate::paths::input::MAX_REPORT_BYTES;
     let keep = aborted
         && dir.read_regular("report.json", MAX_REPORT_BYTES).is_ok_and(|t| report::is_complete(Format::Json, &t));
-    for (name, text) in OUT_FILES.into_iter().zip(texts) {
-        if keep {
-            match dir.keep_previous(name) {
-                Ok(true) => eprintln!(
+    let files: Vec<(&str, &str)> = OUT_FILES.into_iter().zip(texts.iter().map(String::as_str)).collect();
+    match dir.write_together(&files, keep) {
+        Ok(kept) => {
+            for name in kept {
+                eprintln!(
                     "note: the run was aborted; the previous complete report is kept as {}",
                     dir.path(&format!("{name}.prev")).display()
-                ),
-                Ok(false) => {}
-                Err(e) => {
-                    eprintln!("error: keeping {} as .prev: {e}; not replacing it", dir.path(name).display());
-                    io_failed.set(true);
-                    continue;
-                }
+                );
             }
         }
-        if let Err(e) = dir.write_atomic(name, &text) {
-            eprintln!("error: writing {}: {e}", dir.path(name).display());
+        Err((name, e)) => {
+            eprintln!(
+                "error: writing {}: {e}; none of {} replaced (they go together)",
+                dir.path(&name).display(),
+                OUT_FILES.join(", ")
+            );
             io_failed.set(true);
         }
     }

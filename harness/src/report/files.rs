@@ -379,6 +379,50 @@ impl OutDir {
         Ok(())
     }
 
+    /// Writes several files here as one: every temp file is written and synced first, and only
+    /// when all were is each renamed over its target (`keep`: after moving a regular file there
+    /// to `NAME.prev`). A failure (a full disk) replaces nothing and leaves no temp file; it
+    /// names the file it happened to. On success, the names kept as `.prev`.
+    pub fn write_together(&self, files: &[(&str, &str)], keep: bool) -> Result<Vec<String>, (String, io::Error)> {
+        let mut temps: Vec<(String, &str)> = Vec::new();
+        let undo = |temps: &[(String, &str)]| temps.iter().for_each(|(t, _)| self.remove(t));
+        for &(name, text) in files {
+            let written = self.refuse_target(name).and_then(|()| self.create_temp(name)).and_then(|(tmp, mut f)| {
+                let w = f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
+                if w.is_err() {
+                    self.remove(&tmp);
+                }
+                w.map(|()| tmp)
+            });
+            match written {
+                Ok(tmp) => temps.push((tmp, name)),
+                Err(e) => {
+                    undo(&temps);
+                    return Err((name.to_string(), e));
+                }
+            }
+        }
+        let mut kept = Vec::new();
+        for &(_, name) in temps.iter().filter(|_| keep) {
+            match self.keep_previous(name) {
+                Ok(true) => kept.push(name.to_string()),
+                Ok(false) => {}
+                Err(e) => {
+                    undo(&temps);
+                    return Err((name.to_string(), e));
+                }
+            }
+        }
+        for (i, (tmp, name)) in temps.iter().enumerate() {
+            if let Err(e) = self.rename(tmp, name) {
+                undo(&temps[i..]);
+                return Err((name.to_string(), e));
+            }
+        }
+        let _ = nix::unistd::fsync(&self.fd);
+        Ok(kept)
+    }
+
     /// As [`keep_previous`], for `name` in this directory.
     pub fn keep_previous(&self, name: &str) -> io::Result<bool> {
         match self.kind_at(name)? {
