@@ -149,3 +149,25 @@ fn merge_refuses_conflicts_duplicates_and_repeated_shards() {
     assert!(r.exited(0), "{r:?}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Item 8: `catalogue --from` printed a report's target and kernel release raw: escape
+/// sequences and newlines reached the terminal and broke the Markdown table. Now they are
+/// escaped as `merge` and `html` escape them, and a `|` cannot add a column.
+#[test]
+fn catalogue_escapes_what_a_report_says() {
+    use zcrx_conform::model::Status;
+    let d = temp_dir("catalogue");
+    let mut r = host_run("6.18\x1b]0;title\x07|x", vec![case("query.opcodes", Status::Pass)]);
+    r.target = "evil\x1b[2J\n| injected | row |\r".into();
+    let p = d.join("r/report.json");
+    write_report(&p, &[r]);
+    let out = run(&["catalogue", "--from", s(&p)]);
+    assert!(out.exited(0), "{out:?}");
+    assert!(!out.stdout.chars().any(|c| c.is_control() && c != '\n'), "control characters: {:?}", out.stdout);
+    let columns = |l: &str| l.replace("\\|", "").matches('|').count();
+    let lines: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with('|')).collect();
+    assert!(lines.len() > 3, "{}", out.stdout);
+    assert!(lines.iter().all(|l| columns(l) == columns(lines[1])), "a row with other columns:\n{}", out.stdout);
+    assert!(!out.stdout.lines().any(|l| l.starts_with("| injected")), "{}", out.stdout);
+    let _ = std::fs::remove_dir_all(&d);
+}
