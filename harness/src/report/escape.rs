@@ -44,6 +44,11 @@ pub fn clipped(s: &str, max: usize) -> String {
     }
 }
 
+/// A Markdown table cell: [`printable`], and a `|` (which would start another column) as `\|`.
+pub fn markdown_cell(s: &str) -> String {
+    printable(s).replace('|', "\\|")
+}
+
 /// Like [`one_line`], only when there is something to escape (plain text, including its
 /// backslashes, stays as it is): for human-readable lines where an unchanged message matters
 /// more than an unambiguous one.

@@ -336,7 +336,8 @@ pub fn catalogue_table(cases: &[crate::case::Case], runs: &[&RunReport]) -> Stri
     }
     let mut s = String::from("| area | cases | needs |");
     for r in runs {
-        s.push_str(&format!(" {} ({}) executed / passed |", r.target, r.probe.kernel_release));
+        let (target, kernel) = (escape::markdown_cell(&r.target), escape::markdown_cell(&r.probe.kernel_release));
+        s.push_str(&format!(" {target} ({kernel}) executed / passed |"));
     }
     s.push_str("\n|---|---|---|");
     for _ in runs {
