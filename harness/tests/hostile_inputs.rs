@@ -171,3 +171,35 @@ fn catalogue_escapes_what_a_report_says() {
     assert!(!out.stdout.lines().any(|l| l.starts_with("| injected")), "{}", out.stdout);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Item 9: `html` looked each case up with a linear search per case: 125k cases took 36 s.
+/// The scaling is tested, not a wall-clock limit: ten times the cases must cost well under a
+/// hundred times the time (best of three, one run and two runs of a target).
+#[test]
+fn html_is_not_quadratic_in_the_cases() {
+    use zcrx_conform::model::{RunReport, Status};
+    let runs = |n: usize, k: usize| -> Vec<RunReport> {
+        (0..k)
+            .map(|j| {
+                let cases = (0..n).map(|i| case(&format!("q.case_{i:06}"), Status::Pass)).collect();
+                let mut r = host_run(&format!("6.{j}"), cases);
+                r.target = format!("t{j}");
+                r
+            })
+            .collect()
+    };
+    let cost = |rs: &[RunReport]| {
+        let refs: Vec<&RunReport> = rs.iter().collect();
+        (0..3)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                std::hint::black_box(zcrx_conform::report::html::render(&refs));
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min)
+    };
+    for k in [1, 2] {
+        let (small, large) = (cost(&runs(1500, k)), cost(&runs(15000, k)));
+        assert!(large < 30.0 * small, "{k} run(s): 1500 cases {small:.3} s, 15000 cases {large:.3} s");
+    }
+}
