@@ -17,6 +17,12 @@ fn find<'a>(doc: &'a Node, path: &str) -> Option<&'a Node> {
 /// Static checks that serde cannot do: the id, the timeout, one action per step, at least one
 /// assertion, field names, constants, errno names, topology names, version strings. `doc` is
 /// the file as read (with this case's matrix values), for the places of the errors.
+/// A `tun:` step's name is one the kernel creates as it is (see `topology::check_ifname`):
+/// otherwise the case would fail at run time instead of the file being refused.
+fn check_tun_name(name: &str) -> Result<(), String> {
+    crate::topology::check_ifname(name).map_err(|e| format!("tun.name: {e}"))
+}
+
 pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
     let mut errs = Vec::new();
     let file = &case.file;
@@ -109,6 +115,10 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
         if acts.len() != 1 {
             push(&mut errs, l, c, format!("a step needs exactly one action, found {}: {:?}", acts.len(), acts));
             continue;
+        }
+        if let Some(Err(msg)) = s.tun.as_ref().map(|t| check_tun_name(&t.name)) {
+            let (l, c) = at(&format!("steps.{i}.tun.name"), (l, c));
+            push(&mut errs, l, c, msg);
         }
         if let Some(r) = &s.register {
             check(&mut errs, &uapi::IFQ_REG, &r.ifq);

@@ -340,8 +340,9 @@ fn shown(s: &str) -> String {
 }
 
 /// An interface name the kernel accepts (`dev_valid_name`: 1 to 15 bytes, not `.` or `..`,
-/// no `/`, `:` or blank) that no program takes for an option (no leading `-`) and that prints
-/// safely (no control characters).
+/// no `/`, `:` or blank) as it is (no `%`, which a new device's name expands to a number), that
+/// no program takes for an option (no leading `-`) and that prints safely (no control
+/// characters).
 pub fn check_ifname(s: &str) -> Result<(), String> {
     let bad = if s.is_empty() || s.len() > 15 {
         "1 to 15 bytes"
@@ -349,8 +350,8 @@ pub fn check_ifname(s: &str) -> Result<(), String> {
         "not `.` or `..`"
     } else if s.starts_with('-') {
         "not starting with `-`"
-    } else if s.chars().any(|c| matches!(c, '/' | ':') || c.is_whitespace() || c.is_control()) {
-        "without `/`, `:`, blanks or control characters"
+    } else if s.chars().any(|c| matches!(c, '/' | ':' | '%') || c.is_whitespace() || c.is_control()) {
+        "without `/`, `:`, `%`, blanks or control characters"
     } else {
         return Ok(());
     };
