@@ -118,8 +118,11 @@ pub fn preflight(o: &Outputs) -> Result<Ready, Error> {
     let lock = o.out.as_ref().map(|d| d.join(files::LOCK_FILE)).filter(|l| std::fs::symlink_metadata(l).is_err());
     let r = preflight_steps(o);
     if r.is_err() {
-        if let Some(l) = lock.filter(|l| std::fs::symlink_metadata(l).is_ok_and(|m| m.is_file())) {
-            let _ = std::fs::remove_file(l);
+        // Only a lock file nobody holds now (another run may have made it meanwhile).
+        if let (Some(l), Some(d)) = (lock, &o.out) {
+            if let Ok(_held) = files::lock_dir(d) {
+                let _ = std::fs::remove_file(l);
+            }
         }
         for d in &created {
             let _ = std::fs::remove_dir(d);
