@@ -16,8 +16,18 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
-step "cargo test (unit tests, every case on the host kernel, pipeline files validated)"
-ZCRX_CHECK_PIPELINES=1 cargo test --locked
+step "what the ignored tests need (Debian packages: strace, iproute2, util-linux)"
+missing=()
+for tool in strace:strace ip:iproute2 unshare:util-linux; do
+    command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+if ((${#missing[@]})); then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+fi
+
+step "cargo test (unit tests, every case on the host kernel, pipeline files validated; the ignored tests too: netns isolation, no programs, topology leftovers, the pipeline and LAVA validators)"
+# (an_unprovisionable_vm_exits_4 waits for the typed errors of issue 28: exit 4 for the environment)
+cargo test --locked -- --include-ignored --skip an_unprovisionable_vm_exits_4
 
 step "static release build (the binary every later step runs): no dynamic dependencies; validate and run --topology host alone in an empty directory"
 bash ci/static-build.sh --check "$out/static"

@@ -165,6 +165,9 @@ cmd_fetch() {
     setup_apt
     exec 9>"$CACHE/.kernel.lock"
     flock 9
+    # What a killed fetch left (its trap never ran): only the dead scripts' temp directories.
+    clean_stale "$KDIR" extract
+    clean_stale "$DEBDIR" dl
 
     update_lists
     local cat up pkgver suite k best=""
@@ -209,13 +212,14 @@ $(awk '{printf "  debian:%-14s %-22s %s\n", $1, $2, $3}' <<<"$cat")"
     done
 
     local tmp root
-    tmp=$(mktemp -d "$KDIR/.extract.XXXXXX")
+    tmp=$(temp_dir "$KDIR" extract)
     trap 'rm -rf "$tmp"' EXIT
     root=$tmp/root
     mkdir -p "$root"
     for p in "${pkgs[@]}"; do
         log "extracting $p"
         dpkg-deb -x "$(deb_file "$p" "$pkgver")" "$root"
+        test_kill_at extract
     done
     # usrmerge layout: <root>/lib -> usr/lib (depmod -b and virtme look under lib/modules).
     if [[ -d $root/lib && ! -L $root/lib ]]; then
@@ -245,10 +249,13 @@ $(awk '{printf "  debian:%-14s %-22s %s\n", $1, $2, $3}' <<<"$cat")"
     printf 'spec=%s\nupstream=%s\npkgver=%s\nsuite=%s\nkver=%s\nrelease=%s\nlayout=%s\nsource=%s\nfetched=%s\n' \
         "$spec" "$up" "$pkgver" "$suite" "$kver" "$rel" "$layout" "$source" "$(date -u +%FT%TZ)" >"$tmp/info"
 
+    # info first: a kill between the two moves leaves no tree (fetched again), never a tree
+    # without the info that names its release.
     mkdir -p "$KDIR/$kver"
     rm -rf "$KDIR/$kver/root"
-    mv "$root" "$KDIR/$kver/root"
     mv "$tmp/info" "$KDIR/$kver/info"
+    test_kill_at install
+    mv "$root" "$KDIR/$kver/root"
     rm -rf "$tmp"
     trap - EXIT
     log "extracted to $KDIR/$kver/root ($(du -sh "$KDIR/$kver/root" | cut -f1))"

@@ -30,6 +30,12 @@
 #                        any signed index, so it checks the control fields and the member names
 #   fetch_deb NAME VER SRC       download if indexed, else download_pool (logs which)
 #   deb_file NAME VER    path of that .deb
+#   temp_dir DIR NAME    a new temp directory DIR/.NAME.<pid>.XXXXXX (the pid of the script)
+#   clean_stale DIR NAME remove DIR/.NAME.<pid>.* whose script is gone (killed before its own
+#                        cleanup ran); safe while other scripts work there (theirs are alive)
+#   test_kill_at PHASE   the test hook of tests/cache_faults.rs: with
+#                        ZCRX_CONFORM_TEST_KILL_AT=PHASE, SIGKILL to the script's whole process
+#                        group there, as a power cut would (download, extract, install)
 #   host_mirror, lists_fresh   used by the above
 # stdout is left to the caller (the scripts print their result path as the LAST stdout line);
 # every helper logs and runs apt with its output on stderr.
@@ -50,6 +56,7 @@
 #   ZCRX_DEBIAN_KEYRING    override the keyring (Signed-By) derived from the host's apt sources
 #   ZCRX_DEBIAN_SUITES     default "sid trixie-backports experimental"
 #   ZCRX_KERNEL_FLAVOUR    default amd64
+#   ZCRX_CONFORM_TEST_KILL_AT  tests only: see test_kill_at
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     printf '%s: a library for the vm/ scripts; source it, do not run it\n' "${0##*/}" >&2
@@ -94,6 +101,28 @@ ensure_packages() {
         die "apt-get install ${missing[*]} failed (log above)"
     fi
     rm -f "$l"
+}
+
+temp_dir() { mktemp -d "$1/.$2.$$.XXXXXX"; }
+
+clean_stale() {
+    local d pid
+    for d in "$1/.$2."*; do
+        [[ -d $d ]] || continue
+        pid=${d#"$1/.$2."}
+        pid=${pid%%.*}
+        [[ $pid =~ ^[0-9]+$ ]] || continue
+        kill -0 "$pid" 2>/dev/null && continue
+        log "removing $d (left by a run that was killed)"
+        rm -rf "$d"
+    done
+}
+
+test_kill_at() {
+    if [[ ${ZCRX_CONFORM_TEST_KILL_AT:-} == "$1" ]]; then
+        log "test hook: SIGKILL at $1"
+        kill -KILL 0
+    fi
 }
 
 need() {
@@ -249,12 +278,13 @@ download() {
         log "have $(basename "$f") ($(du -h "$f" | cut -f1))"
         return 0
     fi
-    tmp=$(mktemp -d "$DEBDIR/.dl.XXXXXX")
+    tmp=$(temp_dir "$DEBDIR" dl)
     log "downloading $name=$ver"
     if ! (cd "$tmp" && apt_private apt-get download -q "$name=$ver" >&2); then
         rm -rf "$tmp"
         die "apt-get download $name=$ver failed"
     fi
+    test_kill_at download
     mv "$tmp"/*.deb "$f"
     rmdir "$tmp"
     log "got $(basename "$f") ($(du -h "$f" | cut -f1))"
@@ -287,7 +317,7 @@ download_pool() {
     fi
     [[ -n $MIRROR_URI ]] || die "download_pool before setup_apt"
     [[ -x /usr/lib/apt/apt-helper ]] || die "/usr/lib/apt/apt-helper not found (package apt)"
-    tmp=$(mktemp -d "$DEBDIR/.dl.XXXXXX")
+    tmp=$(temp_dir "$DEBDIR" dl)
     for a in "$ARCH" all; do
         url="$(pool_dir "$src")/${name}_${ver#*:}_${a}.deb"
         [[ $ver == *:* ]] || url="$(pool_dir "$src")/${name}_${ver}_${a}.deb"

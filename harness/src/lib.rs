@@ -10,6 +10,28 @@
 //! Only the stages the binary, the integration tests and the fuzz targets use are `pub`; the
 //! others are `pub(crate)`, so the compiler reports what nothing in the crate uses.
 
+// `print!`, `println!`, `eprint!` and `eprintln!` in every module below: the same output, but a
+// failed write never panics (see `paths::stdio`). Unit tests keep the standard ones, which the
+// test harness captures.
+#[cfg(not(test))]
+macro_rules! print {
+    ($($t:tt)*) => { $crate::paths::stdio::out(format_args!($($t)*)) };
+}
+#[cfg(not(test))]
+macro_rules! println {
+    () => { $crate::paths::stdio::out_line(format_args!("")) };
+    ($($t:tt)*) => { $crate::paths::stdio::out_line(format_args!($($t)*)) };
+}
+#[cfg(not(test))]
+macro_rules! eprint {
+    ($($t:tt)*) => { $crate::paths::stdio::err(format_args!($($t)*), false) };
+}
+#[cfg(not(test))]
+macro_rules! eprintln {
+    () => { $crate::paths::stdio::err(format_args!(""), true) };
+    ($($t:tt)*) => { $crate::paths::stdio::err(format_args!($($t)*), true) };
+}
+
 pub(crate) mod bench;
 pub(crate) mod campaign;
 pub mod case;

@@ -19,6 +19,8 @@
 //! are always given that same directory.
 
 pub mod builtin;
+pub mod input;
+pub mod stdio;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

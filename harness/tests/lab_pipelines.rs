@@ -8,9 +8,9 @@
 //! model (the same models in both), runs the static binary's `qualify --out DIR` and publishes
 //! `DIR/junit.xml`.
 //!
-//! With `ZCRX_CHECK_PIPELINES=1`, or when `ci/lava/validate.sh` fetched lava-common before, the
-//! LAVA job is validated with LAVA's own schema (Debian bookworm's `lava-common`, strict), and a
-//! copy with an unknown key must be refused. `ZCRX_CHECK_PIPELINES=0` turns that off.
+//! Ignored by a plain `cargo test` (ci/test.sh runs it with `--include-ignored`): the LAVA job
+//! is validated with LAVA's own schema (Debian bookworm's `lava-common`, fetched by
+//! ci/lava/validate.sh, strict), and a copy with an unknown key must be refused.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -162,19 +162,9 @@ fn validate(files: &[&Path]) -> (bool, String) {
 }
 
 #[test]
+#[ignore = "fetches lava-common with apt-get download on its first run (ci/test.sh runs it)"]
 fn lava_job_validates_with_lava_common() {
-    match std::env::var("ZCRX_CHECK_PIPELINES").ok().as_deref() {
-        Some("1") => {}
-        Some("0") => return eprintln!("lava_job_validates_with_lava_common: skipped (ZCRX_CHECK_PIPELINES=0)"),
-        _ if lava_tools_dir().is_dir() => {}
-        _ => {
-            return eprintln!(
-                "lava_job_validates_with_lava_common: skipped: lava-common is not unpacked in {} and \
-                 ZCRX_CHECK_PIPELINES=1 is not set (ci/lava/validate.sh fetches it with apt-get download)",
-                lava_tools_dir().display()
-            )
-        }
-    }
+    eprintln!("lava-common in {}", lava_tools_dir().display());
     let (ok, log) = validate(&[&root().join(LAVA)]);
     eprintln!("{log}");
     assert!(ok, "{log}");

@@ -104,11 +104,11 @@ fn read_text(path: &Path) -> Result<String, LoadError> {
             .map(String::from)
             .ok_or_else(|| whole("no such built-in file".into()));
     }
-    let f = std::fs::File::open(path).map_err(|e| whole(format!("cannot read: {e}")))?;
-    let meta = f.metadata().map_err(|e| whole(format!("cannot read: {e}")))?;
-    if !meta.is_file() {
-        return Err(whole("not a regular file".into()));
-    }
+    // Opened without blocking and checked on the opened file: a FIFO is refused, not waited on.
+    let f = crate::paths::input::open_regular(path, u64::MAX, true).map_err(|e| match e.kind() {
+        std::io::ErrorKind::Other => whole(e.to_string()),
+        _ => whole(format!("cannot read: {e}")),
+    })?;
     let mut bytes = Vec::new();
     f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| whole(format!("cannot read: {e}")))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {

@@ -17,6 +17,12 @@ fn find<'a>(doc: &'a Node, path: &str) -> Option<&'a Node> {
 /// Static checks that serde cannot do: the id, the timeout, at least one assertion, `expect` only
 /// where it applies, field names, constants, errno names, topology names, version strings. `doc` is
 /// the file as read (with this case's matrix values), for the places of the errors.
+/// A `tun:` step's name is one the kernel creates as it is (see `topology::check_ifname`):
+/// otherwise the case would fail at run time instead of the file being refused.
+fn check_tun_name(name: &str) -> Result<(), String> {
+    crate::topology::check_ifname(name).map_err(|e| format!("tun.name: {e}"))
+}
+
 pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
     let mut errs = Vec::new();
     let file = &case.file;
@@ -110,6 +116,12 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
         let (l, c) = (step.line, step.column);
         let s = &step.value;
         let mut cqes: Vec<&CqeExpect> = Vec::new();
+        if let Action::Tun(t) = &s.action {
+            if let Err(msg) = check_tun_name(&t.name) {
+                let (l, c) = at(&format!("steps.{i}.tun.name"), (l, c));
+                push(&mut errs, l, c, msg);
+            }
+        }
         match &s.action {
             Action::Register(r) => {
                 check(&mut errs, &uapi::IFQ_REG, &r.ifq);

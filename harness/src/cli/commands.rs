@@ -166,7 +166,10 @@ fn merge_cmd(inputs: &[PathBuf], outputs: &Outputs) -> Result<Verdict, Error> {
     if inputs.is_empty() {
         return Err(Error::bad_input("merge needs at least one report.json or directory"));
     }
-    let runs = report::merge(load_runs(inputs)?).map_err(|e| Error::bad_input(format!("merge: {e}")))?;
+    let named = super::outputs::load_named_runs(inputs)?;
+    report::check_merge_inputs(&named).map_err(|e| Error::bad_input(format!("merge: {e}")))?;
+    let runs = report::merge(named.into_iter().map(|(_, r)| r).collect())
+        .map_err(|e| Error::bad_input(format!("merge: {e}")))?;
     let ready = preflight(outputs)?;
     if runs.len() > 1 {
         let refs: Vec<&RunReport> = runs.iter().collect();

@@ -3,7 +3,7 @@
 
 pub(crate) mod bisect;
 pub mod commands;
-pub(crate) mod outputs;
+pub mod outputs;
 mod suite;
 
 use std::path::PathBuf;
@@ -68,7 +68,7 @@ pub struct SelectArgs {
     /// --filter matches whole case ids only.
     #[arg(long)]
     pub exact: bool,
-    /// Run only shard K of N (e.g. 2/3); N runners with 1/N..N/N run every case once.
+    /// Run only shard K of N (e.g. 2/3; N at most 4096); N runners with 1/N..N/N run every case once.
     #[arg(long, value_parser = run::parse_shard)]
     pub shard: Option<(u32, u32)>,
     #[command(flatten)]
@@ -234,10 +234,12 @@ pub enum Cmd {
     /// way). A run that selects no case, or skips every case it selects, exits 3 unless
     /// --allow-empty.
     ///
-    /// An interrupted run (SIGINT, SIGTERM, a VM that died between cases) still writes its
-    /// reports, marked aborted: report.json has `aborted` and `not_run` (the selected cases that
-    /// did not run), JUnit an `aborted` property and the missing cases as skipped `not_run`,
-    /// KTAP ends with `Bail out!`. A complete report it would replace is kept as NAME.prev
+    /// An interrupted run (SIGINT, SIGTERM, SIGHUP and SIGQUIT as SIGTERM, a VM that died
+    /// between cases) still writes its reports, marked aborted: report.json has `aborted` and
+    /// `not_run` (the selected cases that did not run, the one killed at the signal included),
+    /// JUnit an `aborted` property and the missing cases as skipped `not_run`, KCIDB them as
+    /// MISS, KTAP ends with `Bail out!`. Without a signal (a VM that died; `merge` of an aborted
+    /// report) the exit code is 1. A complete report it would replace is kept as NAME.prev
     /// (report.json.prev, junit.xml.prev, ktap.txt.prev, and the same next to --junit,
     /// --json and --kcidb files).
     #[command(after_help = EXIT_CODES_HELP)]
@@ -257,7 +259,9 @@ pub enum Cmd {
     /// Writes like `run` and prints the matrix.
     ///
     /// Refused (exit 2): shards with a gap (report.json records `shard` K/N: every K of a
-    /// target's N must be there) and runs of one target on different kernel releases.
+    /// target's N must be there) and runs of one target on different kernel releases; a shard
+    /// given twice, a case twice in one run, and a case of one target with two different
+    /// results (each named with both inputs).
     #[command(after_help = EXIT_CODES_HELP)]
     Merge {
         /// report.json files or directories holding one.

@@ -16,7 +16,8 @@ const OUT_FILES: [&str; 3] = ["junit.xml", "report.json", "ktap.txt"];
 
 pub fn load_report(path: &Path) -> Result<report::JsonReport, report::Error> {
     let path = if path.is_dir() { path.join("report.json") } else { path.to_path_buf() };
-    let text = std::fs::read_to_string(&path).map_err(report::Error::file(path.display().to_string()))?;
+    let text = crate::paths::input::read_text(&path, crate::paths::input::MAX_REPORT_BYTES, true)
+        .map_err(report::Error::file(path.display().to_string()))?;
     report::parse_json(&text, &path.display().to_string())
 }
 
@@ -29,26 +30,117 @@ pub fn load_runs(inputs: &[PathBuf]) -> Result<Vec<RunReport>, report::Error> {
     Ok(runs)
 }
 
+/// Every run of the given inputs, in order, each with the input it came from (as given).
+pub fn load_named_runs(inputs: &[PathBuf]) -> Result<Vec<(String, RunReport)>, report::Error> {
+    let mut runs = Vec::new();
+    for i in inputs {
+        let name = i.display().to_string();
+        runs.extend(load_report(i)?.runs.into_iter().map(|r| (name.clone(), r)));
+    }
+    Ok(runs)
+}
+
+/// A command's result once stdout is flushed: a write there that failed (a closed pipe, a full
+/// disk) is said on stderr and makes a clean exit 2 when nothing else went wrong (1 stays 1).
+pub fn stdout_checked(r: Result<Verdict, Error>) -> Result<Verdict, Error> {
+    let Some(e) = crate::paths::stdio::stdout_failure() else { return r };
+    match r {
+        Ok(Verdict::Passed | Verdict::Empty) => {
+            Err(Error::bad_input(format!("writing to stdout: {e} (the reports and files asked for are written)")))
+        }
+        r => {
+            eprintln!("error: writing to stdout: {e}");
+            r
+        }
+    }
+}
+
 /// What [`preflight`] checked and holds until the reports are written: the `--out` lock and
 /// the baselines, already read.
 #[derive(Debug, Default)]
 pub struct Ready {
     _lock: Option<DirLock>,
+    /// `--out`, opened when it was locked: its reports are written there, whatever its name
+    /// leads to by then.
+    out_dir: Option<files::OutDir>,
     baseline: Option<Baseline>,
     /// The `--write-baseline` file as it is (its other targets are kept).
     recorded: Option<Baseline>,
 }
 
-/// Before any case runs: every output path can take its report, `--out` is locked for this
-/// run, `--baseline` (and an existing `--write-baseline`) reads and parses. Exit 2 otherwise.
+/// Every file the outputs of `o` write, with the option that names it.
+fn output_files(o: &Outputs) -> Vec<(String, PathBuf)> {
+    let mut all = Vec::new();
+    if let Some(d) = &o.out {
+        for f in OUT_FILES {
+            all.push((format!("--out {}", d.display()), d.join(f)));
+            all.push((format!("--out {}", d.display()), files::prev_path(&d.join(f))));
+        }
+    }
+    for (flag, p) in
+        [("--junit", &o.junit), ("--json", &o.json), ("--kcidb", &o.kcidb), ("--write-baseline", &o.write_baseline)]
+    {
+        if let Some(p) = p {
+            all.push((format!("{flag} {}", p.display()), p.clone()));
+            all.push((format!("{flag} {}", p.display()), files::prev_path(p)));
+        }
+    }
+    all
+}
+
+/// No two outputs name one file (one would overwrite the other).
+fn check_distinct(o: &Outputs) -> Result<(), Error> {
+    let mut seen: std::collections::BTreeMap<PathBuf, String> = Default::default();
+    for (flag, p) in output_files(o) {
+        match seen.insert(files::resolved(&p), flag.clone()) {
+            Some(first) if first != flag => {
+                return Err(Error::bad_input(format!(
+                    "{} and {}: the same file ({}); give each output its own",
+                    printable(&first),
+                    printable(&flag),
+                    printable(&p.display().to_string())
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Before any case runs: every output path can take its report, no two name one file, `--out`
+/// is locked for this run, `--baseline` (and an existing `--write-baseline`) reads and parses.
+/// Exit 2 otherwise, leaving no directory or lock file this created.
 pub fn preflight(o: &Outputs) -> Result<Ready, Error> {
+    check_distinct(o)?;
+    let files_dirs = [&o.junit, &o.json, &o.kcidb, &o.write_baseline].into_iter().flatten().filter_map(|p| p.parent());
+    let dirs: Vec<&Path> = o.out.iter().map(PathBuf::as_path).chain(files_dirs).collect();
+    let created: Vec<PathBuf> = dirs.iter().flat_map(|d| files::missing_dirs(d)).collect();
+    let lock = o.out.as_ref().map(|d| d.join(files::LOCK_FILE)).filter(|l| std::fs::symlink_metadata(l).is_err());
+    let r = preflight_steps(o);
+    if r.is_err() {
+        // Only a lock file nobody holds now (another run may have made it meanwhile).
+        if let (Some(l), Some(d)) = (lock, &o.out) {
+            if let Ok(_held) = files::lock_dir(d) {
+                let _ = std::fs::remove_file(l);
+            }
+        }
+        for d in &created {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+    r
+}
+
+/// The checks of [`preflight`], in order.
+fn preflight_steps(o: &Outputs) -> Result<Ready, Error> {
     // --out first: creating it must not hide that a file option names the same path.
-    let lock = match &o.out {
+    let (lock, out_dir) = match &o.out {
         Some(d) => {
             files::check_output_dir(d, "--out", &OUT_FILES)?;
-            Some(files::lock_dir(d)?)
+            let dir = files::OutDir::open(d)?;
+            (Some(dir.lock()?), Some(dir))
         }
-        None => None,
+        None => (None, None),
     };
     for (flag, p) in
         [("--junit", &o.junit), ("--json", &o.json), ("--kcidb", &o.kcidb), ("--write-baseline", &o.write_baseline)]
@@ -68,19 +160,50 @@ pub fn preflight(o: &Outputs) -> Result<Ready, Error> {
         }
         _ => None,
     };
-    Ok(Ready { _lock: lock, baseline, recorded })
+    Ok(Ready { _lock: lock, out_dir, baseline, recorded })
 }
 
 /// Whether the report at `path` is a complete one that an aborted run must not replace
-/// silently.
+/// silently. Whatever is there now is read only if it is a regular file (no link followed, no
+/// FIFO waited on, no device read, at most `MAX_REPORT_BYTES`): it may have been planted there
+/// after the start-of-run checks.
 fn complete_report_at(path: &Path, format: Format) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|t| report::is_complete(format, &t))
+    use crate::paths::input::{read_text, MAX_REPORT_BYTES};
+    read_text(path, MAX_REPORT_BYTES, false).is_ok_and(|t| report::is_complete(format, &t))
+}
+
+/// Writes the three files of `--out` (`texts` in the order of `OUT_FILES`) into the directory
+/// locked at the start, together: all or none is replaced. report.json says whether it holds a
+/// complete run, which an aborted run keeps as NAME.prev.
+fn write_out_dir(dir: &files::OutDir, texts: [String; 3], aborted: bool, io_failed: &std::cell::Cell<bool>) {
+    use crate::paths::input::MAX_REPORT_BYTES;
+    let keep = aborted
+        && dir.read_regular("report.json", MAX_REPORT_BYTES).is_ok_and(|t| report::is_complete(Format::Json, &t));
+    let files: Vec<(&str, &str)> = OUT_FILES.into_iter().zip(texts.iter().map(String::as_str)).collect();
+    match dir.write_together(&files, keep) {
+        Ok(kept) => {
+            for name in kept {
+                eprintln!(
+                    "note: the run was aborted; the previous complete report is kept as {}",
+                    dir.path(&format!("{name}.prev")).display()
+                );
+            }
+        }
+        Err((name, e)) => {
+            eprintln!(
+                "error: writing {}: {e}; none of {} replaced (they go together)",
+                dir.path(&name).display(),
+                OUT_FILES.join(", ")
+            );
+            io_failed.set(true);
+        }
+    }
 }
 
 /// Writes the reports and turns the results into the verdict. `stream`: the runner's stdout
 /// carries events, so no summary is printed. `ready` comes from [`preflight`] (the `--out`
 /// lock is released when it is dropped, after the last write).
-pub fn finish(runs: &[RunReport], o: &Outputs, ready: Ready, stream: bool) -> Result<Verdict, Error> {
+pub fn finish(runs: &[RunReport], o: &Outputs, mut ready: Ready, stream: bool) -> Result<Verdict, Error> {
     let refs: Vec<&RunReport> = runs.iter().collect();
     let aborted = runs.iter().any(|r| r.aborted.is_some());
     let io_failed = std::cell::Cell::new(false);
@@ -117,12 +240,33 @@ pub fn finish(runs: &[RunReport], o: &Outputs, ready: Ready, stream: bool) -> Re
         write(p, text, aborted && complete_report_at(p, Format::Kcidb));
     }
     if let Some(d) = &o.out {
-        // report.json says whether the directory holds a complete run; its three files go together.
-        let keep = aborted && complete_report_at(&d.join("report.json"), Format::Json);
-        let [j, r, k] = OUT_FILES.map(|f| d.join(f));
-        write(&j, junit, keep);
-        write(&r, report::json(&refs), keep);
-        write(&k, runs.iter().map(report::ktap).collect(), keep);
+        let opened = match ready.out_dir.take() {
+            Some(dir) => Ok(dir),
+            None => files::OutDir::open(d),
+        };
+        match opened {
+            Ok(dir) => {
+                let texts = [junit, report::json(&refs), runs.iter().map(report::ktap).collect()];
+                write_out_dir(&dir, texts, aborted, &io_failed);
+                ready.out_dir = Some(dir);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                io_failed.set(true);
+            }
+        }
+    }
+    // The baseline is recorded with the reports, before anything is printed (a closed stdout
+    // must not lose it).
+    if let Some(p) = &o.write_baseline {
+        if aborted {
+            eprintln!("error: not recording {}: the run was aborted (a partial run is no baseline)", p.display());
+            io_failed.set(true);
+        } else {
+            let mut b = ready.recorded.clone().unwrap_or_default();
+            b.record(runs);
+            write(p, serde_json::to_string_pretty(&b).unwrap_or_default(), false);
+        }
     }
     if o.ktap {
         for r in runs {
@@ -155,16 +299,6 @@ pub fn finish(runs: &[RunReport], o: &Outputs, ready: Ready, stream: bool) -> Re
             println!("{line}");
         }
     }
-    if let Some(p) = &o.write_baseline {
-        if aborted {
-            eprintln!("error: not recording {}: the run was aborted (a partial run is no baseline)", p.display());
-            io_failed.set(true);
-        } else {
-            let mut b = ready.recorded.clone().unwrap_or_default();
-            b.record(runs);
-            write(p, serde_json::to_string_pretty(&b).unwrap_or_default(), false);
-        }
-    }
     let new_failures = ready.baseline.as_ref().map(|b| {
         let mut n = 0;
         for r in runs {
@@ -176,7 +310,14 @@ pub fn finish(runs: &[RunReport], o: &Outputs, ready: Ready, stream: bool) -> Re
     });
     drop(ready);
     if aborted {
-        return Ok(Verdict::Interrupted(crate::run::signal::interrupted().unwrap_or(libc::SIGINT)));
+        if let Some(sig) = crate::run::signal::interrupted() {
+            return Ok(Verdict::Interrupted(sig));
+        }
+        // No signal here (an aborted input to merge, a VM that died between cases): the results
+        // say that selected cases did not run.
+        let not_run: usize = runs.iter().map(|r| r.not_run.len()).sum();
+        eprintln!("zcrx-conform: the results are of an aborted run ({not_run} selected case(s) not run): exit 1");
+        return Ok(Verdict::Failed);
     }
     let failed = match new_failures {
         Some(n) => n > 0,
@@ -261,7 +402,8 @@ mod tests {
         let aborted = run(&[("a", Status::Pass)], Some("interrupted"), &["b"]);
         for _ in 0..2 {
             let ready = preflight(&o).expect("preflight");
-            assert!(matches!(finish(std::slice::from_ref(&aborted), &o, ready, true), Ok(Verdict::Interrupted(_))));
+            // No signal was received here: the results say cases did not run.
+            assert!(matches!(finish(std::slice::from_ref(&aborted), &o, ready, true), Ok(Verdict::Failed)));
             let prev = load_report(&d.join("report.json.prev")).expect("prev");
             assert!(prev.runs[0].aborted.is_none() && prev.runs[0].cases.len() == 2);
             let now = load_report(&d).expect("now");

@@ -276,6 +276,10 @@ impl CaseReport {
     }
 }
 
+/// The most shards a run may be cut into (`--shard K/N`, N at most this): a report claiming
+/// more is refused, so no message or check grows with a number a file made up.
+pub const MAX_SHARDS: u32 = 4096;
+
 /// Which part of the catalogue a sharded run (`--shard K/N`) ran: shard `k` of `n` (1-based).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Shard {

@@ -44,7 +44,8 @@ pub struct Diff {
 
 impl Baseline {
     pub fn load(path: &Path) -> Result<Baseline, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+        let text = crate::paths::input::read_text(path, crate::paths::input::MAX_REPORT_BYTES, true)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
         serde_json::from_str(&text).map_err(|e| {
             Error::Invalid(format!("{}:{}:{}: not a baseline file: {e}", path.display(), e.line(), e.column()))
         })

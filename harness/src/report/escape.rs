@@ -6,6 +6,20 @@
 use crate::model::text::{needs_escape, push_escaped};
 pub use crate::model::text::{one_line, printable};
 
+/// [`one_line`] of at most the first `max` characters of `s`, saying how long it was when it is
+/// cut: for messages that quote a value the user (or a file) gave, so none grows with it.
+pub fn clipped(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}... ({} bytes)", one_line(&s[..i]), s.len()),
+        None => one_line(s),
+    }
+}
+
+/// A Markdown table cell: [`printable`], and a `|` (which would start another column) as `\|`.
+pub fn markdown_cell(s: &str) -> String {
+    printable(s).replace('|', "\\|")
+}
+
 /// A KTAP test name: one line, and no `#` (KTAP starts a directive there), which becomes `_`.
 pub fn ktap_name(id: &str) -> String {
     one_line(id).replace('#', "_")

@@ -12,6 +12,8 @@
 //!   or sysfs, a read-only file system).
 //! - [`keep_previous`] moves a report aside to `NAME.prev` (an aborted run does that to a
 //!   complete report before replacing it).
+//! - [`OutDir`] is `--out` opened once when it is locked: its writes, moves and reads go
+//!   through that descriptor (`openat`/`renameat`), never through the directory's name again.
 
 use super::Error;
 use std::fs::{File, OpenOptions};
@@ -215,6 +217,42 @@ pub fn check_output_dir(dir: &Path, flag: &str, files: &[&str]) -> Result<(), Er
     Ok(())
 }
 
+/// Where `path` leads, to compare two output paths: absolute, its longest existing ancestor
+/// with links resolved, the rest with `.` and `..` applied by name.
+pub fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = std::env::current_dir().map(|c| c.join(path)).unwrap_or_else(|_| path.to_path_buf());
+    let parts: Vec<Component> = abs.components().collect();
+    // The longest prefix that exists, with its links resolved; the rest applied by name.
+    let (mut out, rest) = (0..=parts.len())
+        .rev()
+        .find_map(|n| {
+            let prefix: PathBuf = parts[..n].iter().collect();
+            prefix.canonicalize().ok().map(|c| (c, &parts[n..]))
+        })
+        .unwrap_or((PathBuf::from("/"), &parts[..]));
+    for c in rest {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The directories `dir` and above it that do not exist, deepest first: what creating `dir`
+/// would create.
+pub fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .filter(|d| !d.as_os_str().is_empty())
+        .take_while(|d| std::fs::symlink_metadata(d).is_err())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
 /// `path` with `.prev` appended to its name.
 pub fn prev_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
@@ -227,6 +265,194 @@ pub fn keep_previous(path: &Path) -> io::Result<bool> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_file() => std::fs::rename(path, prev_path(path)).map(|()| true),
         _ => Ok(false),
+    }
+}
+
+/// An output directory (`--out`) opened once at the start of a run: every later operation on
+/// its files is relative to this descriptor (`openat`, `fstatat`, `renameat`), never to its
+/// name, so a directory renamed during the run and a link put in its place change nothing.
+#[derive(Debug)]
+pub struct OutDir {
+    fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+impl OutDir {
+    /// Opens the directory `path` (which must exist).
+    pub fn open(path: &Path) -> Result<OutDir, Error> {
+        use nix::fcntl::OFlag;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty())
+            .map_err(|e| Error::Invalid(format!("{}: cannot open the directory: {e}", path.display())))?;
+        Ok(OutDir { fd, path: path.to_path_buf() })
+    }
+
+    /// `NAME` in this directory, as the user named the directory (for messages).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    fn open_at(&self, name: &str, flags: nix::fcntl::OFlag) -> io::Result<File> {
+        let flags = flags | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(&self.fd, name, flags, nix::sys::stat::Mode::from_bits_truncate(0o644))?;
+        Ok(File::from(fd))
+    }
+
+    /// Locks this directory for the run, as [`lock_dir`] does, on the lock file in this
+    /// directory (not the one its name leads to now).
+    pub fn lock(&self) -> Result<DirLock, Error> {
+        use nix::fcntl::{Flock, FlockArg, OFlag};
+        let path = self.path(LOCK_FILE);
+        let f = self.open_at(LOCK_FILE, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NONBLOCK).map_err(|e| {
+            Error::Invalid(match e.raw_os_error() {
+                Some(libc::ELOOP) => {
+                    format!("{} is a symbolic link: refusing to use it as the lock file", path.display())
+                }
+                _ => format!("{}: cannot create the lock file: {e}", path.display()),
+            })
+        })?;
+        if !f.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(Error::Invalid(format!(
+                "{} is not a regular file: refusing to use it as the lock file",
+                path.display()
+            )));
+        }
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(DirLock { _lock: lock }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(Error::Invalid(format!(
+                "{}: another zcrx-conform run is writing its reports there (it holds {LOCK_FILE}); \
+                 wait for it to finish or choose another --out",
+                self.path.display()
+            ))),
+            Err((_, e)) => Err(Error::Invalid(format!("{}: cannot lock: {e}", path.display()))),
+        }
+    }
+
+    /// What is at `name` now, without following a link: `None` when nothing is.
+    fn kind_at(&self, name: &str) -> io::Result<Option<libc::mode_t>> {
+        use nix::fcntl::AtFlags;
+        match nix::sys::stat::fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st.st_mode & libc::S_IFMT)),
+            Err(nix::errno::Errno::ENOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// As [`refuse_target`], for `name` in this directory.
+    fn refuse_target(&self, name: &str) -> io::Result<()> {
+        let refuse = |what: &str| Err(io::Error::other(format!("{} {what}", self.path(name).display())));
+        match self.kind_at(name)? {
+            Some(libc::S_IFLNK) => {
+                refuse("is a symbolic link: refusing to write through it (remove it or choose another path)")
+            }
+            Some(libc::S_IFDIR) => refuse("is a directory"),
+            Some(libc::S_IFREG) | None => Ok(()),
+            Some(_) => refuse("is not a regular file"),
+        }
+    }
+
+    /// A new temp file here named after `name`, created as [`create_temp`] does.
+    fn create_temp(&self, name: &str) -> io::Result<(String, File)> {
+        use nix::fcntl::OFlag;
+        let short: String = name.chars().take(64).collect();
+        let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+        for _ in 0..16 {
+            let tmp = format!(".{short}.{}.tmp", random_hex());
+            match self.open_at(&tmp, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL) {
+                Ok(f) => return Ok((tmp, f)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    fn remove(&self, name: &str) {
+        let _ = nix::unistd::unlinkat(&self.fd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        Ok(nix::fcntl::renameat(&self.fd, from, &self.fd, to)?)
+    }
+
+    /// As [`write_atomic`], for `name` in this directory.
+    pub fn write_atomic(&self, name: &str, text: &str) -> io::Result<()> {
+        self.refuse_target(name)?;
+        let (tmp, mut f) = self.create_temp(name)?;
+        let written = f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
+        drop(f);
+        if let Err(e) = written.and_then(|()| self.rename(&tmp, name)) {
+            self.remove(&tmp);
+            return Err(e);
+        }
+        let _ = nix::unistd::fsync(&self.fd);
+        Ok(())
+    }
+
+    /// Writes several files here as one: every temp file is written and synced first, and only
+    /// when all were is each renamed over its target (`keep`: after moving a regular file there
+    /// to `NAME.prev`). A failure (a full disk) replaces nothing and leaves no temp file; it
+    /// names the file it happened to. On success, the names kept as `.prev`.
+    pub fn write_together(&self, files: &[(&str, &str)], keep: bool) -> Result<Vec<String>, (String, io::Error)> {
+        let mut temps: Vec<(String, &str)> = Vec::new();
+        let undo = |temps: &[(String, &str)]| temps.iter().for_each(|(t, _)| self.remove(t));
+        for &(name, text) in files {
+            let written = self.refuse_target(name).and_then(|()| self.create_temp(name)).and_then(|(tmp, mut f)| {
+                let w = f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
+                if w.is_err() {
+                    self.remove(&tmp);
+                }
+                w.map(|()| tmp)
+            });
+            match written {
+                Ok(tmp) => temps.push((tmp, name)),
+                Err(e) => {
+                    undo(&temps);
+                    return Err((name.to_string(), e));
+                }
+            }
+        }
+        let mut kept = Vec::new();
+        for &(_, name) in temps.iter().filter(|_| keep) {
+            match self.keep_previous(name) {
+                Ok(true) => kept.push(name.to_string()),
+                Ok(false) => {}
+                Err(e) => {
+                    undo(&temps);
+                    return Err((name.to_string(), e));
+                }
+            }
+        }
+        for (i, (tmp, name)) in temps.iter().enumerate() {
+            if let Err(e) = self.rename(tmp, name) {
+                undo(&temps[i..]);
+                return Err((name.to_string(), e));
+            }
+        }
+        let _ = nix::unistd::fsync(&self.fd);
+        Ok(kept)
+    }
+
+    /// As [`keep_previous`], for `name` in this directory.
+    pub fn keep_previous(&self, name: &str) -> io::Result<bool> {
+        match self.kind_at(name)? {
+            Some(libc::S_IFREG) => self.rename(name, &format!("{name}.prev")).map(|()| true),
+            _ => Ok(false),
+        }
+    }
+
+    /// The text of `name` here if it is a regular file (no link followed, no FIFO waited on)
+    /// of at most `max` bytes.
+    pub fn read_regular(&self, name: &str, max: u64) -> io::Result<String> {
+        use nix::fcntl::OFlag;
+        let f = self.open_at(name, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)?;
+        let m = f.metadata()?;
+        if !m.is_file() || m.len() > max {
+            return Err(io::Error::other("not a regular file of at most the size of a report"));
+        }
+        let mut text = String::new();
+        f.take(max).read_to_string(&mut text)?;
+        Ok(text)
     }
 }
 

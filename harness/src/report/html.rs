@@ -218,6 +218,8 @@ fn summary_section(s: &mut String, runs: &[&RunReport]) {
 struct Cell<'a> {
     case: Option<&'a CaseReport>,
     special: Vec<&'a str>,
+    /// The case's index in its run's `cases` (the failure anchors use it).
+    idx: usize,
 }
 
 impl Cell<'_> {
@@ -234,10 +236,25 @@ impl Cell<'_> {
     }
 }
 
-fn cell<'a>(r: &'a RunReport, id: &str) -> Cell<'a> {
-    let case = r.cases.iter().find(|c| c.id == id);
+/// Each run's case ids to their index in `cases` (the first of a repeated id): one lookup per
+/// cell instead of a search through the run (html was quadratic in the cases).
+fn case_index<'r>(runs: &[&'r RunReport]) -> Vec<std::collections::HashMap<&'r str, usize>> {
+    runs.iter()
+        .map(|r| {
+            let mut m = std::collections::HashMap::with_capacity(r.cases.len());
+            for (i, c) in r.cases.iter().enumerate() {
+                m.entry(c.id.as_str()).or_insert(i);
+            }
+            m
+        })
+        .collect()
+}
+
+fn cell<'a>(r: &'a RunReport, index: &std::collections::HashMap<&str, usize>, id: &str) -> Cell<'a> {
+    let idx = index.get(id).copied().unwrap_or(0);
+    let case = index.get(id).and_then(|&i| r.cases.get(i));
     let special = case.map(|c| c.kernel_specific.iter().map(String::as_str).collect()).unwrap_or_default();
-    Cell { case, special }
+    Cell { case, special, idx }
 }
 
 /// The same rule as report::matrix_table: `*` when a kernel-specific expectation applied or the
@@ -255,6 +272,7 @@ fn mark(cells: &[Cell]) -> char {
 
 fn cases_section(s: &mut String, runs: &[&RunReport]) {
     let ids = case_ids(runs);
+    let index = case_index(runs);
     let areas: BTreeSet<&str> = runs.iter().flat_map(|r| r.cases.iter().map(|c| c.area.as_str())).collect();
     let multi = runs.len() > 1;
     s.push_str("<section id=\"cases\"><h2>Cases</h2>\n<div class=\"filters\"><span>status:</span>");
@@ -296,7 +314,7 @@ fn cases_section(s: &mut String, runs: &[&RunReport]) {
     s.push_str("</tr></thead><tbody>\n");
     let ncols = if multi { 3 + runs.len() } else { 7 };
     for id in ids {
-        let cells: Vec<Cell> = runs.iter().map(|r| cell(r, id)).collect();
+        let cells: Vec<Cell> = runs.iter().zip(&index).map(|(r, ix)| cell(r, ix, id)).collect();
         let m = if multi { mark(&cells) } else { ' ' };
         let area = cells.iter().find_map(|c| c.case.map(|c| c.area.as_str())).unwrap_or("");
         let statuses: BTreeSet<&str> = cells.iter().filter_map(|c| c.case.map(|c| status_key(c.status))).collect();
@@ -386,8 +404,7 @@ fn detail(s: &mut String, runs: &[&RunReport], cells: &[Cell]) {
                     why.push_str(&format!("\nkernel-specific expectation {sp}"));
                 }
                 let link = if matches!(cr.status, Status::Fail | Status::Xpass | Status::Xfail) {
-                    let idx = r.cases.iter().position(|x| std::ptr::eq(x, cr)).unwrap_or(0);
-                    format!(" <a href=\"#f-{ri}-{idx}\">details</a>")
+                    format!(" <a href=\"#f-{ri}-{}\">details</a>", c.idx)
                 } else {
                     String::new()
                 };

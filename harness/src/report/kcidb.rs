@@ -13,10 +13,11 @@
 //! - **test**: one per case and run, `<origin>:<release>:<topologies>:<run start>:<case id>`, with
 //!   the dotted `path` `zcrx.<case id>` (characters KCIDB paths cannot hold become `_`; the matrix
 //!   values of a case make the last component). A run that stopped early (VM died, interrupted)
-//!   adds one `zcrx` test with status ERROR and the reason.
+//!   adds one `zcrx` test with status ERROR and the reason, and each selected case it did not
+//!   run (to its end: the one running at SIGINT included) with status MISS.
 //!
 //! Statuses: pass → PASS, fail → FAIL (ERROR when the harness itself failed: a case report
-//! marked `harness_error`, e.g. an interrupted case), skip → SKIP, xfail (a declared known deviation) → FAIL with
+//! marked `harness_error`), skip → SKIP, xfail (a declared known deviation) → FAIL with
 //! `waived: true`, xpass (the deviation no longer reproduces: the kernel now conforms) → PASS.
 //!
 //! Times: a [`RunReport`] carries durations, not wall-clock times, so the runs are taken to have
@@ -81,6 +82,9 @@ pub fn export_at(runs: &[&RunReport], origin: &str, ended: SystemTime) -> Value 
         for case in &run.cases {
             tests.push(test(case, run, &origin, &kernel_id, &run_id, case_start, &env));
             case_start = case_start.checked_add(duration(case.duration_s)).unwrap_or(case_start);
+        }
+        for id in &run.not_run {
+            tests.push(not_run_test(id, run, &origin, &kernel_id, &run_id, case_start, &env));
         }
         if let Some(why) = &run.aborted {
             let mut t = Map::new();
@@ -252,6 +256,30 @@ fn environment(run: &RunReport) -> Value {
         misc["kvm"] = json!(k);
     }
     json!({ "comment": comment, "misc": misc })
+}
+
+/// A selected case the run did not run (to its end): status MISS.
+fn not_run_test(
+    id: &str,
+    run: &RunReport,
+    origin: &str,
+    build_id: &str,
+    run_id: &str,
+    start: SystemTime,
+    env: &Value,
+) -> Value {
+    let why = run.aborted.as_deref().unwrap_or("the run stopped early");
+    json!({
+        "id": format!("{run_id}:{id}"),
+        "build_id": build_id,
+        "origin": origin,
+        "path": test_path(id),
+        "status": "MISS",
+        "start_time": rfc3339(start),
+        "log_excerpt": excerpt(&format!("not run: {why}")),
+        "environment": env,
+        "misc": { "case_id": id, "kernel_release": run.probe.kernel_release, "target": run.target, "not_run": true },
+    })
 }
 
 fn test(

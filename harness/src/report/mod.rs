@@ -22,7 +22,7 @@ use crate::model::Status;
 pub use error::Error;
 use escape::{ktap_name, one_line, printable, xml_safe};
 pub use files::write_atomic;
-pub use merge::merge;
+pub use merge::{check_inputs as check_merge_inputs, merge};
 
 /// This build: the crate version and the git commit it was built from (`unknown` when built
 /// outside a git checkout).
@@ -357,7 +357,8 @@ pub fn catalogue_table(cases: &[crate::case::Case], runs: &[&RunReport]) -> Stri
     }
     let mut s = String::from("| area | cases | needs |");
     for r in runs {
-        s.push_str(&format!(" {} ({}) executed / passed |", r.target, r.probe.kernel_release));
+        let (target, kernel) = (escape::markdown_cell(&r.target), escape::markdown_cell(&r.probe.kernel_release));
+        s.push_str(&format!(" {target} ({kernel}) executed / passed |"));
     }
     s.push_str("\n|---|---|---|");
     for _ in runs {

@@ -4,7 +4,7 @@
 use super::Error;
 use crate::case::{Action, Cap, Case};
 use crate::model::SkipReason;
-use crate::model::{Feature, Probe};
+use crate::model::{Feature, Probe, MAX_SHARDS};
 use crate::topology::{self, Kind};
 
 /// What a run selects.
@@ -42,13 +42,19 @@ pub fn parse_timeout(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses "K/N" with 1 <= K <= N.
+/// Parses "K/N" with 1 <= K <= N <= [`MAX_SHARDS`].
 pub fn parse_shard(s: &str) -> Result<(u32, u32), Error> {
-    let (k, n) = s.split_once('/').ok_or_else(|| Error::Selection(format!("--shard `{s}`: expected K/N, e.g. 2/3")))?;
-    let k: u32 = k.trim().parse().map_err(|_| Error::Selection(format!("--shard `{s}`: K is not a number")))?;
-    let n: u32 = n.trim().parse().map_err(|_| Error::Selection(format!("--shard `{s}`: N is not a number")))?;
+    let shown = crate::report::escape::clipped(s, 40);
+    let bad = |m: String| Error::Selection(m);
+    let (k, n) = s.split_once('/').ok_or_else(|| bad(format!("--shard `{shown}`: expected K/N, e.g. 2/3")))?;
+    let k: u32 = k.trim().parse().map_err(|_| bad(format!("--shard `{shown}`: K is not a number")))?;
+    let n: u32 =
+        n.trim().parse().map_err(|_| bad(format!("--shard `{shown}`: N is not a number up to {MAX_SHARDS}")))?;
     if n == 0 || k == 0 || k > n {
-        return Err(Error::Selection(format!("--shard `{s}`: need 1 <= K <= N")));
+        return Err(bad(format!("--shard `{shown}`: need 1 <= K <= N")));
+    }
+    if n > MAX_SHARDS {
+        return Err(bad(format!("--shard `{shown}`: at most {MAX_SHARDS} shards")));
     }
     Ok((k, n))
 }
@@ -161,6 +167,9 @@ mod tests {
         assert!(parse_shard("0/3").is_err());
         assert!(parse_shard("4/3").is_err());
         assert!(parse_shard("x").is_err());
+        assert_eq!(parse_shard("4096/4096").ok(), Some((4096, 4096)));
+        assert!(parse_shard("1/4097").is_err());
+        assert!(parse_shard(&format!("1/{}", "9".repeat(1000))).is_err_and(|e| e.to_string().len() < 200));
     }
 
     #[test]

@@ -219,7 +219,9 @@ impl<'a> Scheduler<'a> {
             eprintln!("restoring after {}: {e}", case.id);
         }
         if r.interrupted {
+            // Not run to its end: no result; the report lists it with the cases not run.
             self.interrupted = true;
+            return;
         }
         if slot.overlapped && slot.kernel_log.iter().any(|l| is_splat(l)) && !r.interrupted {
             self.rerun.push(slot.job);

@@ -1,4 +1,5 @@
 //! SIGINT and SIGTERM stop a run after the running case is killed; reports are still written.
+//! SIGHUP (the terminal went away) and SIGQUIT count as SIGTERM.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -6,6 +7,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 static INTERRUPTED_BY: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn on_signal(sig: libc::c_int) {
+    let sig = if sig == libc::SIGHUP || sig == libc::SIGQUIT { libc::SIGTERM } else { sig };
     INTERRUPTED_BY.store(sig, Ordering::SeqCst);
 }
 
@@ -13,7 +15,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 pub fn install_handlers() {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let sa = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
-    for s in [Signal::SIGINT, Signal::SIGTERM] {
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
         // SAFETY: the handler only stores to an atomic.
         let _ = unsafe { sigaction(s, &sa) };
     }
@@ -23,7 +25,7 @@ pub fn install_handlers() {
 pub fn reset_handlers() {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let sa = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for s in [Signal::SIGINT, Signal::SIGTERM] {
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
         // SAFETY: restoring the default disposition.
         let _ = unsafe { sigaction(s, &sa) };
     }

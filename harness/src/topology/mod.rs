@@ -206,7 +206,8 @@ fn read_text(p: &Path) -> Result<String, Error> {
         None if crate::paths::builtin::is_builtin(p) => {
             Err(Error::Invalid(format!("{}: no such built-in file", p.display())))
         }
-        None => std::fs::read_to_string(p).map_err(|e| Error::Invalid(format!("{}: {e}", p.display()))),
+        None => crate::paths::input::read_text(p, crate::paths::input::MAX_TOPOLOGY_BYTES, true)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", p.display()))),
     }
 }
 
@@ -317,8 +318,9 @@ fn shown(s: &str) -> String {
 }
 
 /// An interface name the kernel accepts (`dev_valid_name`: 1 to 15 bytes, not `.` or `..`,
-/// no `/`, `:` or blank) that no program takes for an option (no leading `-`) and that prints
-/// safely (no control characters).
+/// no `/`, `:` or blank) as it is (no `%`, which a new device's name expands to a number), that
+/// no program takes for an option (no leading `-`) and that prints safely (no control
+/// characters).
 pub fn check_ifname(s: &str) -> Result<(), Error> {
     let bad = if s.is_empty() || s.len() > 15 {
         "1 to 15 bytes"
@@ -326,8 +328,8 @@ pub fn check_ifname(s: &str) -> Result<(), Error> {
         "not `.` or `..`"
     } else if s.starts_with('-') {
         "not starting with `-`"
-    } else if s.chars().any(|c| matches!(c, '/' | ':') || c.is_whitespace() || c.is_control()) {
-        "without `/`, `:`, blanks or control characters"
+    } else if s.chars().any(|c| matches!(c, '/' | ':' | '%') || c.is_whitespace() || c.is_control()) {
+        "without `/`, `:`, `%`, blanks or control characters"
     } else {
         return Ok(());
     };
