@@ -205,14 +205,12 @@ fn html_is_not_quadratic_in_the_cases() {
 }
 
 /// Item 13: a failure that is not the user's input (a VM that cannot be provisioned: here no
-/// program can be found at all) exits 2, "bad input". It is to exit 4, the environment's code,
-/// once the typed errors of issue 28 carry it. Boots nothing and fetches nothing: provisioning
-/// fails before either.
+/// program can be found at all) exits 4, the environment's code, not 2, "bad input". Boots
+/// nothing and fetches nothing: provisioning fails before either.
 #[test]
-#[ignore = "needs the typed errors of issue 28"]
 fn an_unprovisionable_vm_exits_4() {
     let d = temp_dir("provision");
-    let mut c = command(&["run", "--vm", "debian:7.3.4", "--filter", "query.opcodes", "-q"], None);
+    let mut c = command(&["run", "--kernel", "debian:7.3.4", "--filter", "query.opcodes", "-q"], None);
     c.env("PATH", "").env("ZCRX_CACHE", s(&d));
     let r = wait(c.spawn().expect("spawn"), Duration::from_secs(60));
     let _ = std::fs::remove_dir_all(&d);
