@@ -32,20 +32,15 @@ step "host suite"
 step "self-check on the host subset (each assertion inverted alone must fail its case there)"
 "$bin" run cases --self-check --out "$out/self-check" -q
 
-step "self-check in the default VM (per assertion, -j 2)"
-"$bin" run --vm --self-check -j 2 --out "$out/vm-self-check" -q
+step "self-check in the default VM (per assertion, -j 2; host and nodev, plus the isolation area on the simulated NIC)"
+"$bin" run --kernel debian:7.3.4 --topology host,nodev --self-check -j 2 --out "$out/vm-self-check" -q
+"$bin" run cases/isolation --kernel debian:7.3.4 --topology netdevsim-zcrx,nodev --self-check --out "$out/vm-self-check-isolation" -q
 
-step "VM suite (default kernel)"
-"$bin" run --vm --out "$out/vm" -q
+step "VM suite (default kernel): every topology that needs no hardware (host, nodev, netdevsim-zcrx, nic-netdevsim, veth; stock netdevsim in a second boot)"
+"$bin" run --kernel debian:7.3.4 --out "$out/vm" -q
 
-step "VM suite on a pre-7.2 kernel (debian:7.1.13: NODEV/FLUSH_RQ/EXPORT without events; its modules come from the pool)"
-"$bin" run --vm debian:7.1.13 --out "$out/vm-7.1" -q
-
-step "VM: the nic path on a simulated zcrx NIC, netdevsim-zcrx and veth (netdevsim built with vm/netdevsim-zcrx/)"
-"$bin" run --vm --topology nic-netdevsim,netdevsim-zcrx,veth --out "$out/vm-zcrx" -q
-
-step "VM: stock netdevsim (no DMA device: zcrx must be refused)"
-"$bin" run --vm --topology netdevsim --out "$out/vm-netdevsim" -q
+step "VM suite on a pre-7.2 kernel, NIC path included (debian:7.1.13: NODEV/FLUSH_RQ/EXPORT without events; its modules come from the pool)"
+"$bin" run --kernel debian:7.1.13 --out "$out/vm-7.1" -q
 
 step "no leftovers on the host"
 if ls /run/netns 2>/dev/null | grep -q '^zcrxc'; then

@@ -1,23 +1,26 @@
 //! zcrx-conform: a conformance harness for Linux io_uring zero-copy receive (zcrx).
 //!
 //! The modules are the stages of a run, bottom first (see `docs/architecture.md`; the order is
-//! enforced by `tests/architecture.rs`): [`paths`], [`error`], [`model`] (what crosses
-//! stages), [`kernel`] (uapi, raw calls, rings, probe, the zcrx fixture), [`topology`],
-//! [`case`] (files -> typed cases), [`report`] (outputs), [`exec`] (one case against the
-//! kernel), [`run`] (plan, isolate, collect), [`vm`] (the same inside a booted kernel) and
-//! [`bench`] and [`campaign`] (kernel mutants and coverage). `main.rs` and [`cli`] sit on top.
+//! enforced by `tests/architecture.rs`): `paths`, [`error`], [`model`] (what crosses
+//! stages), `kernel` (uapi, raw calls, rings, probe, the zcrx fixture), [`topology`],
+//! [`case`] (files -> typed cases), [`report`] (outputs), `exec` (one case against the
+//! kernel), [`run`] (plan, isolate, collect), `vm` (the same inside a booted kernel) and
+//! `bench` and `campaign` (kernel mutants and coverage). `main.rs` and [`cli`] sit on top.
+//!
+//! Only the stages the binary, the integration tests and the fuzz targets use are `pub`; the
+//! others are `pub(crate)`, so the compiler reports what nothing in the crate uses.
 
-pub mod bench;
-pub mod campaign;
+pub(crate) mod bench;
+pub(crate) mod campaign;
 pub mod case;
 pub mod cli;
 pub mod error;
-pub mod exec;
-pub mod kernel;
+pub(crate) mod exec;
+pub(crate) mod kernel;
 pub mod model;
-pub mod paths;
+pub(crate) mod paths;
 pub mod qualify;
 pub mod report;
 pub mod run;
 pub mod topology;
-pub mod vm;
+pub(crate) mod vm;

@@ -1,17 +1,63 @@
 //! Architecture checks over `src/`: stage layering, file size and leftover string-prefix control flow.
 //!
-//! Every top-level module of the crate (`src/X.rs` or `src/X/`) is one stage. A stage may use only
-//! the stages below it in [`STAGES`]; references are found in code with comments and literals removed.
+//! Every top-level module of the crate (`src/X.rs` or `src/X/`) is one stage. The stages, bottom
+//! first, and what each may use are the table under "Allowed dependencies" in
+//! docs/architecture.md, read here ([`Rules`]): the one source of truth. A stage may use only
+//! the stages its row names, all of them below it; the modules inside one stage (`cli/bisect`,
+//! `cli/commands`, ...) may not use one another in a circle. References are found in code with
+//! comments and literals removed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
-/// The stages, bottom first. `src/main.rs` and `src/lib.rs` (apart from its module declarations) count as `cli`.
-const STAGES: &[&str] = &[
-    "paths", "error", "model", "kernel", "topology", "case", "report", "exec", "run", "vm", "bench", "campaign",
-    "qualify", "cli",
-];
+#[path = "architecture/lex.rs"]
+mod lex;
+use lex::{is_ident, paths_at, strip_code, tokenize, Tok};
+
+/// The stages, bottom first, and the stages each may use: the table of docs/architecture.md.
+/// `src/main.rs` and `src/lib.rs` (apart from its module declarations) count as `cli`.
+struct Rules {
+    stages: Vec<String>,
+    allowed: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Rules {
+    /// The rows of the table under the `## Allowed dependencies` heading: `| `stage` | `a`, `b` | why |`.
+    fn parse(doc: &str) -> Result<Rules, String> {
+        let section = doc.split("\n## Allowed dependencies").nth(1).ok_or("no `## Allowed dependencies` section")?;
+        let mut r = Rules { stages: Vec::new(), allowed: BTreeMap::new() };
+        for line in section.lines().skip(1).take_while(|l| !l.starts_with("## ")) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if cells.len() < 4 || !cells[1].starts_with('`') {
+                continue;
+            }
+            let names = |c: &str| c.split('`').skip(1).step_by(2).map(String::from).collect::<Vec<_>>();
+            let stage = names(cells[1]).into_iter().next().ok_or("a row without a stage")?;
+            for used in names(cells[2]) {
+                if !r.stages.contains(&used) {
+                    return Err(format!("`{stage}` may use `{used}`, which is not a stage listed above it"));
+                }
+            }
+            r.allowed.insert(stage.clone(), names(cells[2]).into_iter().collect());
+            r.stages.push(stage);
+        }
+        if r.stages.is_empty() {
+            return Err("the allowed-dependency table has no rows".into());
+        }
+        Ok(r)
+    }
+}
+
+/// The rules of this crate, from docs/architecture.md.
+fn rules() -> &'static Rules {
+    static RULES: std::sync::OnceLock<Rules> = std::sync::OnceLock::new();
+    RULES.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/architecture.md");
+        let doc = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Rules::parse(&doc).unwrap_or_else(|e| panic!("docs/architecture.md: {e}"))
+    })
+}
 
 /// No file under `src/` may be longer than this.
 const MAX_LINES: usize = 600;
@@ -48,162 +94,6 @@ fn load_sources() -> Vec<Source> {
     out
 }
 
-// Lexing: blank out comments and literals (keeping line breaks), then split into tokens.
-
-fn is_ident_char(c: char) -> bool {
-    c.is_alphanumeric() || c == '_'
-}
-
-/// `src` with comments and string/char literals replaced by spaces; newlines are kept so lines still match.
-fn strip_code(src: &str) -> String {
-    let c: Vec<char> = src.chars().collect();
-    let at = |i: usize| c.get(i).copied().unwrap_or('\0');
-    let mut out = String::with_capacity(src.len());
-    let mut i = 0;
-    while i < c.len() {
-        let prev_ident = i > 0 && is_ident_char(c[i - 1]);
-        let skip = match (c[i], at(i + 1)) {
-            ('/', '/') => Some(c[i..].iter().position(|&x| x == '\n').map_or(c.len(), |n| i + n)),
-            ('/', '*') => Some(block_comment_end(&c, i + 2)),
-            ('"', _) => Some(quoted_end(&c, i + 1, '"')),
-            ('\'', '\\') => Some(quoted_end(&c, i + 1, '\'')),
-            // `'x'` is a char literal; `'a` without a closing quote right after is a lifetime or label.
-            ('\'', _) if at(i + 2) == '\'' => Some(i + 3),
-            ('r' | 'b' | 'c', _) if !prev_ident => raw_string_end(&c, i),
-            _ => None,
-        };
-        let end = skip.unwrap_or(i + 1);
-        out.extend(c[i..end].iter().map(|&x| if skip.is_none() || x == '\n' { x } else { ' ' }));
-        i = end;
-    }
-    out
-}
-
-/// End (exclusive) of a possibly nested block comment whose body starts at `i`.
-fn block_comment_end(c: &[char], mut i: usize) -> usize {
-    let mut depth = 1;
-    while i < c.len() && depth > 0 {
-        match (c[i], c.get(i + 1)) {
-            ('/', Some('*')) => (depth, i) = (depth + 1, i + 2),
-            ('*', Some('/')) => (depth, i) = (depth - 1, i + 2),
-            _ => i += 1,
-        }
-    }
-    i.min(c.len())
-}
-
-/// End (exclusive) of a quoted literal whose body starts at `i`, honouring backslash escapes.
-fn quoted_end(c: &[char], mut i: usize, quote: char) -> usize {
-    while i < c.len() {
-        match c[i] {
-            '\\' => i += 2,
-            x if x == quote => return i + 1,
-            _ => i += 1,
-        }
-    }
-    c.len()
-}
-
-/// End (exclusive) of a raw string `r"…"`, `r#"…"#`, `br"…"` or `cr"…"` starting at `i`, if there is one.
-fn raw_string_end(c: &[char], i: usize) -> Option<usize> {
-    let j = match (c[i], c.get(i + 1)) {
-        ('r', _) => i + 1,
-        (_, Some('r')) => i + 2,
-        _ => return None,
-    };
-    let hashes = c[j..].iter().take_while(|&&x| x == '#').count();
-    let j = j + hashes;
-    if c.get(j) != Some(&'"') {
-        return None; // e.g. a raw identifier `r#type`
-    }
-    let closes = |k: usize| c[k] == '"' && (1..=hashes).all(|h| c.get(k + h) == Some(&'#'));
-    Some((j + 1..c.len()).find(|&k| closes(k)).map_or(c.len(), |k| k + 1 + hashes))
-}
-
-struct Tok<'a> {
-    text: &'a str,
-    line: usize,
-}
-
-/// Identifiers (and numbers), `::`, and single punctuation characters, each with its 1-based line.
-fn tokenize(code: &str) -> Vec<Tok<'_>> {
-    let mut toks = Vec::new();
-    let mut line = 1;
-    let mut chars = code.char_indices().peekable();
-    while let Some((start, c)) = chars.next() {
-        if c.is_whitespace() {
-            line += usize::from(c == '\n');
-            continue;
-        }
-        let mut end = start + c.len_utf8();
-        if is_ident_char(c) {
-            while let Some((j, d)) = chars.next_if(|&(_, d)| is_ident_char(d)) {
-                end = j + d.len_utf8();
-            }
-        } else if c == ':' && chars.next_if(|&(_, d)| d == ':').is_some() {
-            end += 1;
-        }
-        toks.push(Tok { text: &code[start..end], line });
-    }
-    toks
-}
-
-fn is_ident(s: &str) -> bool {
-    s.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
-}
-
-// Paths: flatten `a::b::{c, d::{e as f}}` into one path per leaf.
-
-struct UsePath {
-    /// Segments with the line each one is on.
-    segs: Vec<(String, usize)>,
-    alias: Option<String>,
-    /// A simple path directly followed by `!` (a macro invocation).
-    macro_call: bool,
-}
-
-/// Flattens the path tree starting at token `i` (just after a `::`); returns the index after it.
-fn use_tree(toks: &[Tok], mut i: usize, prefix: &mut Vec<(String, usize)>, out: &mut Vec<UsePath>) -> usize {
-    let text = |i: usize| toks.get(i).map_or("", |t| t.text);
-    match text(i) {
-        "{" => {
-            i += 1;
-            loop {
-                if text(i) == "}" {
-                    return i + 1;
-                }
-                let next = use_tree(toks, i, prefix, out);
-                match text(next) {
-                    "," => i = next + 1,
-                    "}" => return next + 1,
-                    _ => return next, // malformed or cut short: stop here
-                }
-            }
-        }
-        t if is_ident(t) || t == "*" => {
-            prefix.push((t.to_string(), toks[i].line));
-            i += 1;
-            if text(i) == "::" && (is_ident(text(i + 1)) || matches!(text(i + 1), "{" | "*")) {
-                i = use_tree(toks, i + 1, prefix, out);
-            } else {
-                let alias = (text(i) == "as").then(|| text(i + 1).to_string());
-                let macro_call = text(i) == "!";
-                i += if alias.is_some() { 2 } else { 0 };
-                out.push(UsePath { segs: prefix.clone(), alias, macro_call });
-            }
-            prefix.pop();
-            i
-        }
-        _ => i,
-    }
-}
-
-fn paths_at(toks: &[Tok], i: usize) -> Vec<UsePath> {
-    let mut out = Vec::new();
-    use_tree(toks, i, &mut Vec::new(), &mut out);
-    out
-}
-
 /// Module path of a file: `exec/data.rs` -> `[exec, data]`, `exec/mod.rs` -> `[exec]`, `lib.rs` -> `[]`.
 fn module_path(rel: &str) -> Vec<String> {
     if rel == "lib.rs" || rel == "main.rs" {
@@ -221,7 +111,7 @@ fn stage_of(rel: &str) -> String {
 }
 
 fn rank(stage: &str) -> Option<usize> {
-    STAGES.iter().position(|s| *s == stage)
+    rules().stages.iter().position(|s| *s == stage)
 }
 
 // Analysis
@@ -312,11 +202,30 @@ struct Edge {
 struct Analysis {
     unknown_files: Vec<String>,
     unresolved: Vec<String>,
+    /// Between stages.
     edges: Vec<Edge>,
+    /// Between the modules of one stage (`from`/`to`: `stage::module`, a module's files together).
+    inner: Vec<Edge>,
+}
+
+/// The module of one stage a path leads to: `super::…` or `crate::STAGE::…` from a file of
+/// module `base`, `inline` modules deep; `None` when it stays in the file's module or leaves
+/// the stage.
+fn inner_target(base: &[String], inline: usize, climb: Option<usize>, segs: &[String]) -> Option<String> {
+    let target: Vec<&String> = match climb {
+        Some(c) if c < base.len() + inline && base.len() + inline - c <= base.len() => {
+            base[..base.len() + inline - c].iter().chain(segs).collect()
+        }
+        Some(_) => return None,
+        None => segs.iter().collect(),
+    };
+    (target.first().copied() == base.first()).then(|| target.get(1).map(|m| m.to_string())).flatten()
 }
 
 fn analyze(files: &[Source]) -> Analysis {
     let krate = Crate::new(files);
+    let modules: BTreeSet<Vec<String>> =
+        files.iter().map(|f| module_path(&f.rel)).filter(|m| m.len() >= 2).map(|m| m[..2].to_vec()).collect();
     let mut a = Analysis::default();
     for f in files {
         let from = stage_of(&f.rel);
@@ -355,13 +264,24 @@ fn analyze(files: &[Source]) -> Analysis {
                     }
                     let climb = (j - i) / 2;
                     if climb != base.len() + inline.len() {
-                        continue; // stays inside this file's stage (or is invalid)
+                        // Inside this file's stage: an edge between two of its modules?
+                        for p in paths_at(&toks, j) {
+                            let segs: Vec<String> = p.segs.iter().map(|s| s.0.clone()).collect();
+                            let to = inner_target(&base, inline.len(), Some(climb), &segs);
+                            a.inner_edge(f, &base, &modules, to, p.segs.first().map_or(0, |s| s.1), &segs);
+                        }
+                        continue;
                     }
                     ("super::".repeat(climb), j, f.rel == "main.rs")
                 }
                 _ => continue,
             };
             for p in paths_at(&toks, j) {
+                let segs: Vec<String> = p.segs.iter().map(|s| s.0.clone()).collect();
+                if !prefix.starts_with("super") && !base.is_empty() {
+                    let to = inner_target(&base, inline.len(), None, &segs);
+                    a.inner_edge(f, &base, &modules, to, p.segs.first().map_or(0, |s| s.1), &segs);
+                }
                 let Some((name, line)) = p.segs.first() else { continue };
                 let shown = format!("{prefix}{}", p.segs.iter().map(|s| s.0.as_str()).collect::<Vec<_>>().join("::"));
                 let to = if in_binary { Ok(Some("cli".to_string())) } else { krate.resolve(name, p.macro_call) };
@@ -381,6 +301,26 @@ fn analyze(files: &[Source]) -> Analysis {
 }
 
 impl Analysis {
+    /// Records `f` (module `base`) using module `to` of its own stage, when that is another module.
+    fn inner_edge(
+        &mut self,
+        f: &Source,
+        base: &[String],
+        modules: &BTreeSet<Vec<String>>,
+        to: Option<String>,
+        line: usize,
+        segs: &[String],
+    ) {
+        let (Some(stage), Some(own), Some(to)) = (base.first(), base.get(1), to) else { return };
+        if &to == own || !modules.contains(&vec![stage.clone(), to.clone()]) {
+            return;
+        }
+        let (from, to) = (format!("{stage}::{own}"), format!("{stage}::{to}"));
+        if !self.inner.iter().any(|e| e.file == f.rel && e.to == to) {
+            self.inner.push(Edge { file: f.rel.clone(), line, from, to, path: segs.join("::") });
+        }
+    }
+
     fn up_edges(&self) -> Vec<String> {
         let up = |e: &&Edge| matches!((rank(&e.from), rank(&e.to)), (Some(from), Some(to)) if to >= from);
         let say = |e: &Edge| {
@@ -389,14 +329,45 @@ impl Analysis {
         self.edges.iter().filter(up).map(say).collect()
     }
 
+    /// Edges to a lower stage that the table of `rules` does not list for the stage.
+    fn unlisted_edges(&self, rules: &Rules) -> Vec<String> {
+        let below = |e: &&Edge| matches!((rank(&e.from), rank(&e.to)), (Some(from), Some(to)) if to < from);
+        let listed = |e: &&Edge| rules.allowed.get(&e.from).is_some_and(|a| a.contains(&e.to));
+        let mut first = BTreeMap::new();
+        for e in self.edges.iter().filter(below).filter(|e| !listed(e)) {
+            first.entry((e.from.as_str(), e.to.as_str())).or_insert(e);
+        }
+        first
+            .values()
+            .map(|e| {
+                format!(
+                    "src/{}:{}: `{}`: stage {} uses {}, which docs/architecture.md's table does not allow",
+                    e.file, e.line, e.path, e.from, e.to
+                )
+            })
+            .collect()
+    }
+
     /// Strongly connected components of the stage graph with more than one stage, one line each.
     fn cycles(&self) -> Vec<String> {
+        cycles_of(&self.edges, "stages")
+    }
+
+    /// The same inside each stage, between its modules.
+    fn inner_cycles(&self) -> Vec<String> {
+        cycles_of(&self.inner, "modules of a stage")
+    }
+}
+
+/// Strongly connected components with more than one node, one line each.
+fn cycles_of(edges: &[Edge], what: &str) -> Vec<String> {
+    {
         let mut first: BTreeMap<(&str, &str), &Edge> = BTreeMap::new();
-        for e in &self.edges {
+        for e in edges {
             first.entry((e.from.as_str(), e.to.as_str())).or_insert(e);
         }
         let mut nodes: Vec<&str> = first.keys().flat_map(|&(a, b)| [a, b]).collect();
-        nodes.sort_by_key(|s| (rank(s).unwrap_or(STAGES.len()), s.to_string()));
+        nodes.sort_by_key(|s| (rank(s).unwrap_or(usize::MAX), s.to_string()));
         nodes.dedup();
         let reach = |from: &str| {
             let (mut seen, mut todo) = (BTreeSet::new(), vec![from]);
@@ -422,7 +393,7 @@ impl Analysis {
                 .filter(|(k, _)| comp.contains(&k.0) && comp.contains(&k.1))
                 .map(|(k, e)| format!("{} -> {} at src/{}:{}", k.0, k.1, e.file, e.line))
                 .collect();
-            out.push(format!("cycle among stages {{{}}}: {}", comp.join(", "), links.join("; ")));
+            out.push(format!("cycle among {what} {{{}}}: {}", comp.join(", "), links.join("; ")));
         }
         out
     }
@@ -458,7 +429,8 @@ fn assert_none(what: &str, problems: &[String], hint: &str) {
 #[test]
 fn every_source_file_belongs_to_a_stage() {
     let a = analyze(&load_sources());
-    assert_none("files outside the stages", &a.unknown_files, &format!("stages, bottom first: {STAGES:?}"));
+    let stages = &rules().stages;
+    assert_none("files outside the stages", &a.unknown_files, &format!("stages, bottom first: {stages:?}"));
 }
 
 #[test]
@@ -466,8 +438,23 @@ fn stages_use_only_lower_stages() {
     let a = analyze(&load_sources());
     let mut problems = a.up_edges();
     problems.extend(a.unresolved);
-    let hint = format!("stages, bottom first: {STAGES:?}; items defined in src/lib.rs count as stage cli");
+    let stages = &rules().stages;
+    let hint = format!("stages, bottom first: {stages:?}; items defined in src/lib.rs count as stage cli");
     assert_none("references to a stage that is not below", &problems, &hint);
+}
+
+#[test]
+fn stages_use_only_what_the_doc_allows() {
+    let a = analyze(&load_sources());
+    let hint = "the table under `## Allowed dependencies` in docs/architecture.md is the rule: change the code, or \
+                the table if the dependency is right";
+    assert_none("dependencies the doc does not allow", &a.unlisted_edges(rules()), hint);
+}
+
+#[test]
+fn no_import_cycles_inside_a_stage() {
+    let a = analyze(&load_sources());
+    assert_none("import cycles inside a stage", &a.inner_cycles(), "move what both use into a third module");
 }
 
 #[test]
@@ -507,6 +494,42 @@ mod checker {
         assert_eq!(a.up_edges(), [up]);
         let cycles = a.cycles();
         assert!(cycles.len() == 1 && cycles[0].starts_with("cycle among stages {model, exec}: "), "{cycles:?}");
+    }
+
+    #[test]
+    fn a_circle_between_two_modules_of_one_stage_is_caught() {
+        let a = analyze(&files(&[
+            ("cli/mod.rs", "pub mod a;\npub mod b;\npub struct Args;\n"),
+            ("cli/a.rs", "use super::b::run;\nuse super::Args;\n"),
+            ("cli/b.rs", "fn f() { crate::cli::a::g(); }\nmod tests {\n    use super::super::a::X;\n}\n"),
+            ("cli/b/deep.rs", "use super::super::super::cli::a::Y;\nuse super::f;\n"),
+            ("cli/c.rs", "use super::a::Z;\n"),
+        ]));
+        let inner: Vec<String> =
+            a.inner.iter().map(|e| format!("{}:{} {} -> {}", e.file, e.line, e.from, e.to)).collect();
+        assert_eq!(
+            inner,
+            ["cli/a.rs:1 cli::a -> cli::b", "cli/b.rs:1 cli::b -> cli::a", "cli/c.rs:1 cli::c -> cli::a"],
+            "the root (`super::Args`), a module's own files (`super::f`) and repeats are no edges"
+        );
+        assert_eq!(a.inner_cycles(), ["cycle among modules of a stage {cli::a, cli::b}: cli::a -> cli::b at src/cli/a.rs:1; cli::b -> cli::a at src/cli/b.rs:1"]);
+        assert!(a.cycles().is_empty(), "no cycle between stages");
+    }
+
+    #[test]
+    fn the_doc_table_is_the_rule() {
+        let doc = "# A\n\n## Allowed dependencies\n\n| stage | may use |\n|---|---|\n| `paths` | |\n\
+                   | `model` | `paths` |\n| `exec` | `model` |\n\n## Next\n| `cli` | `exec` |\n";
+        let r = Rules::parse(doc).expect("parses");
+        assert_eq!(r.stages, ["paths", "model", "exec"]);
+        let a = analyze(&files(&[("exec/mod.rs", "use crate::model::X;\nuse crate::paths::Y;\n")]));
+        assert_eq!(
+            a.unlisted_edges(&r),
+            ["src/exec/mod.rs:2: `crate::paths::Y`: stage exec uses paths, which docs/architecture.md's table does not allow"]
+        );
+        let above = "\n## Allowed dependencies\n| `paths` | `model` |\n| `model` | |\n";
+        assert!(Rules::parse(above).is_err_and(|e| e.contains("not a stage listed above it")));
+        assert!(Rules::parse("no table").is_err());
     }
 
     #[test]

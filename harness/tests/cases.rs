@@ -46,7 +46,8 @@ fn main() {
         }
     };
     let probe = Probe::run();
-    let topos: Vec<String> = topology::DEFAULT_RUN.iter().map(|s| s.to_string()).collect();
+    let topos: Vec<topology::Kind> =
+        topology::DEFAULT_RUN.iter().filter_map(|s| topology::Kind::builtin_named(s)).collect();
     let trials = cases
         .into_iter()
         .map(|c| {

@@ -191,7 +191,7 @@ fn github_one_job_per_kernel_and_topology() {
     assert_eq!(container["image"], "debian:bookworm");
     let run = github_step(&g.job, |s| s["id"] == "suite", "id: suite");
     let args = run_args(run["run"].as_str().expect("run"));
-    assert_eq!(flag(&args, "--vm"), "$KERNEL");
+    assert_eq!(flag(&args, "--kernel"), "$KERNEL");
     assert_eq!(flag(&args, "--topology"), "$TOPOLOGY");
     // The kernel cache is keyed on the kernel spec.
     let restore = github_step(&g.job, |s| uses(s, "actions/cache/restore"), "actions/cache/restore");
@@ -310,7 +310,7 @@ fn gitlab_one_job_per_kernel_and_topology_and_junit_path() {
     let combos = gitlab_combos(job);
     let pairs: BTreeSet<(String, String)> = combos
         .iter()
-        .map(|vars| (var_expand(&flag(&args, "--vm"), vars), var_expand(&flag(&args, "--topology"), vars)))
+        .map(|vars| (var_expand(&flag(&args, "--kernel"), vars), var_expand(&flag(&args, "--topology"), vars)))
         .collect();
     assert_eq!(pairs, expected_pairs());
     assert_eq!(combos.len(), expected_pairs().len());

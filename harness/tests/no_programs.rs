@@ -3,14 +3,14 @@
 //! veth topology (namespaces, a veth pair, addresses, its cases) is traced with
 //! `strace -f -e trace=execve`; the only program executed must be the harness itself.
 //!
-//! Allow-list: with `--vm`, the host side also runs the vm/ scripts and vng/qemu; none of them
+//! Allow-list: with a `--kernel` other than host, the host side also runs the vm/ scripts and vng/qemu; none of them
 //! runs inside the guest, where the harness sets topologies up with the same code as here.
 //! Needs root, strace and a kernel with veth; otherwise it says why and checks nothing.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Programs a run without `--vm` may start: none but the harness.
+/// Programs a run on the host kernel may start: none but the harness.
 const ALLOWED: &[&str] = &[];
 
 #[test]

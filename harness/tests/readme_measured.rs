@@ -1,5 +1,6 @@
-//! README's kernel-mutant and coverage figures come from reports/mutation.json and
-//! reports/coverage.json (written by `mutate` and `coverage`); this fails when they are stale.
+//! The kernel-mutant and coverage figures of README ("What it catches") and of
+//! docs/measurements.md come from reports/mutation.json and reports/coverage.json (written by
+//! `mutate` and `coverage`); this fails when they are stale.
 
 use std::path::PathBuf;
 
@@ -18,8 +19,17 @@ fn num(v: &serde_json::Value, key: &str) -> f64 {
 
 #[test]
 fn readme_mutant_and_coverage_figures_match_the_reports() {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
-    let section = readme.split("## Kernel mutants and zcrx.c coverage").nth(1).expect("README has the section");
+    figures_match("README.md", "## What it catches");
+}
+
+#[test]
+fn measurements_mutant_and_coverage_figures_match_the_reports() {
+    figures_match("docs/measurements.md", "## Kernel mutants and zcrx.c coverage");
+}
+
+fn figures_match(file: &str, heading: &str) {
+    let text = std::fs::read_to_string(root().join(file)).expect(file);
+    let section = text.split(heading).nth(1).unwrap_or_else(|| panic!("{file} has `{heading}`"));
     let section = section.split("\n## ").next().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ");
     let m = json("mutation.json");
     let killed = num(&m, "killed") + num(&m, "killed_by_crash");
@@ -31,9 +41,9 @@ fn readme_mutant_and_coverage_figures_match_the_reports() {
         num(&m, "killed_pct"),
         num(&m, "liburing_killed"),
     );
-    assert!(section.contains(&want), "README's mutant figures are stale: want `{want}`");
+    assert!(section.contains(&want), "{file}'s mutant figures are stale: want `{want}`");
     let want = format!("zcrx.t ({:.0}%)**", num(&m, "liburing_killed_pct"));
-    assert!(section.contains(&want), "README's liburing figure is stale: want `{want}`");
+    assert!(section.contains(&want), "{file}'s liburing figure is stale: want `{want}`");
     let c = json("coverage.json");
     let want = format!(
         "**this suite {:.1}% ({} of {}), liburing's zcrx.t {:.1}%, either {:.1}%**",
@@ -43,5 +53,5 @@ fn readme_mutant_and_coverage_figures_match_the_reports() {
         num(&c, "liburing_pct"),
         num(&c, "either_pct"),
     );
-    assert!(section.contains(&want), "README's coverage figures are stale: want `{want}`");
+    assert!(section.contains(&want), "{file}'s coverage figures are stale: want `{want}`");
 }

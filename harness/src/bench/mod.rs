@@ -1,7 +1,7 @@
 //! `zcrx-conform bench`: receive throughput and CPU time per GiB of RECV_ZC (a NODEV zcrx
 //! instance: every byte is copied into the user area, buffers come back through the RQ and
 //! `ZCRX_CTRL_FLUSH_RQ`) against plain `recv()` on the same socket path (loopback TCP), and
-//! the suite's own costs (one case process; with `--vm`, VM boot against suite time).
+//! the suite's own costs (one case process; in a VM (`--kernel SPEC`), VM boot against suite time).
 //!
 //! Nothing here is asserted: under TCG absolute numbers mean little, so the report gives
 //! RECV_ZC / recv() ratios next to min/median/max of each measurement.
@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::model::Feature;
+use crate::topology::Kind;
 pub use error::Error;
 pub use render::{
     render, BenchReport, MethodResult, Ratios, Sample, SizeResult, SpawnResult, Stats, SuiteTimings, VmTimings,
@@ -25,13 +26,13 @@ use rx::{transfer, Method, Net};
 /// Arguments of `zcrx-conform bench`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// Boot this kernel in a VM and measure there (like `run --vm`).
-    #[arg(long, num_args = 0..=1, default_missing_value = crate::vm::DEFAULT_KERNEL)]
-    pub vm: Option<String>,
+    // One kernel to measure on (default: host; another is booted in a VM, as `run --kernel`).
+    #[command(flatten)]
+    pub kernel: crate::vm::KernelArgs,
     /// Where the data path runs: nodev (loopback TCP) or netdevsim-zcrx (a netdevsim pair
-    /// built with the zcrx patches of vm/netdevsim-zcrx/: true zero copy; with --vm).
-    #[arg(long, default_value = "nodev")]
-    pub topology: String,
+    /// built with the zcrx patches of vm/netdevsim-zcrx/: true zero copy; in a VM).
+    #[arg(long, default_value = "nodev", value_parser = parse_topology)]
+    pub topology: Kind,
     /// Write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -47,20 +48,20 @@ pub struct BenchArgs {
     /// `zcrx-conform run` of one trivial case, this many times (0: skip).
     #[arg(long, default_value_t = 10)]
     pub spawns: u32,
-    /// With --vm: also run the suite in a VM (`run --vm`) for VM boot against suite time;
+    /// In a VM: also run the suite there (`run --kernel`) for VM boot against suite time;
     /// these filters narrow it (default: the whole suite).
     #[arg(long)]
     pub suite_filter: Vec<String>,
-    /// With --vm: do not run the suite for boot/suite timings.
+    /// In a VM: do not run the suite for boot/suite timings.
     #[arg(long)]
     pub no_suite: bool,
-    /// With --vm: seconds before the VM is killed.
+    /// In a VM: seconds before the VM is killed.
     #[arg(long, default_value_t = 1800)]
     pub vm_timeout: u64,
     /// Print the result as one tagged JSON line on stdout (used inside the VM).
     #[arg(long, hide = true)]
     pub emit_json: bool,
-    /// With --vm: instead of the data path, measure the suite against liburing's zcrx.t in one
+    /// In a VM: instead of the data path, measure the suite against liburing's zcrx.t in one
     /// VM boot (three warm runs each of our comparable subset, the whole catalogue and zcrx.t;
     /// `ratio` = our seconds per case on the subset / liburing's seconds per check).
     #[arg(long)]
@@ -72,6 +73,15 @@ pub struct BenchArgs {
     /// Inside the VM: the --suite measurements, with liburing's zcrx.t at this path.
     #[arg(long, hide = true)]
     pub suite_guest: Option<PathBuf>,
+}
+
+/// `--topology`: where the data path runs, nodev (loopback) or netdevsim-zcrx (the topology file
+/// of that name).
+fn parse_topology(s: &str) -> Result<Kind, Error> {
+    match Kind::named(s) {
+        Some(k @ (Kind::Nodev | Kind::NetdevsimZcrx)) => Ok(k),
+        _ => Err(Error::Args(format!("`{s}`: expected nodev or netdevsim-zcrx"))),
+    }
 }
 
 /// The tag of the JSON line the guest prints.
@@ -86,23 +96,18 @@ pub fn main(a: &BenchArgs) -> Result<(), Error> {
         return emit_result(&b);
     }
     if a.suite {
-        let spec = a.vm.as_deref().ok_or(Error::Args("bench --suite needs --vm [SPEC]".into()))?;
-        let b = suite::in_vm(spec, a.jobs as usize, Duration::from_secs(a.vm_timeout))?;
+        let kernel = a.kernel.single("bench")?;
+        let b = suite::in_vm(&kernel, a.jobs as usize, Duration::from_secs(a.vm_timeout))?;
         print!("{}", suite::render(&b));
         return a.json.as_deref().map_or(Ok(()), |p| write_json(p, &b));
-    }
-    match a.topology.as_str() {
-        "nodev" => {}
-        "netdevsim-zcrx" => {}
-        t => return Err(Error::Args(format!("bench --topology `{t}`: expected nodev or netdevsim-zcrx"))),
     }
     let sizes = a.sizes.iter().map(|s| parse_size(s)).collect::<Result<Vec<_>, _>>()?;
     if sizes.is_empty() || a.total_mib == 0 || a.repeat == 0 {
         return Err(Error::Args("bench: need at least one size, --total-mib > 0 and --repeat > 0".into()));
     }
-    let report = match &a.vm {
-        Some(spec) => in_vm(a, spec)?,
-        None => local(a, &sizes, "host")?,
+    let report = match a.kernel.single("bench")? {
+        crate::vm::KernelSpec::Host => local(a, &sizes, "host")?,
+        kernel => in_vm(a, &kernel)?,
     };
     let table = render(&report);
     if a.emit_json {
@@ -159,10 +164,10 @@ fn local(a: &BenchArgs, sizes: &[usize], target: &str) -> Result<BenchReport, Er
     let probe = crate::model::Probe::run();
     let total = a.total_mib << 20;
     // A namespace topology stays up (and is torn down) with `_active`.
-    let (net, _active) = match a.topology.as_str() {
-        "nodev" => (Net::loopback(), None),
-        name => {
-            let f = crate::topology::load(name)?;
+    let (net, _active) = match a.topology {
+        Kind::Nodev => (Net::loopback(), None),
+        kind => {
+            let f = crate::topology::load(kind.name())?;
             let act = f.up(&crate::topology::Tools::from_env(), 0)?;
             let t = act.topo.clone();
             if let Some(ns) = &t.netns {
@@ -209,7 +214,7 @@ fn local(a: &BenchArgs, sizes: &[usize], target: &str) -> Result<BenchReport, Er
     Ok(BenchReport {
         target: target.into(),
         kernel_release: probe.kernel_release,
-        topology: a.topology.clone(),
+        topology: a.topology.to_string(),
         total_mib: a.total_mib,
         repeat: a.repeat,
         recv_zc_skipped: zc_skip,
@@ -290,19 +295,15 @@ fn spawn_timing(n: u32) -> SpawnResult {
 }
 
 /// Boots the kernel, runs `bench --emit-json` inside, and optionally the suite for timings.
-fn in_vm(a: &BenchArgs, spec: &str) -> Result<BenchReport, Error> {
-    let ks = crate::vm::KernelSpec::parse(spec)?;
-    if matches!(ks, crate::vm::KernelSpec::Host) {
-        let sizes = a.sizes.iter().map(|s| parse_size(s)).collect::<Result<Vec<_>, _>>()?;
-        return local(a, &sizes, "host");
-    }
+fn in_vm(a: &BenchArgs, ks: &crate::vm::KernelSpec) -> Result<BenchReport, Error> {
+    let spec = ks.to_string();
     crate::vm::provision()?;
-    let kernel = crate::vm::resolve(&ks)?;
+    let kernel = crate::vm::resolve(ks)?;
     let args: Vec<String> = vec![
         "bench".into(),
         "--emit-json".into(),
         "--topology".into(),
-        a.topology.clone(),
+        a.topology.to_string(),
         "--sizes".into(),
         a.sizes.join(","),
         "--total-mib".into(),
@@ -313,8 +314,8 @@ fn in_vm(a: &BenchArgs, spec: &str) -> Result<BenchReport, Error> {
         a.spawns.to_string(),
     ];
     let mut env: Vec<(String, String)> = vec![];
-    if a.topology != "nodev" {
-        env.extend(crate::vm::guest_tools(&kernel, std::slice::from_ref(&a.topology))?);
+    if a.topology != Kind::Nodev {
+        env.extend(crate::vm::guest_tools(&kernel, &[a.topology.to_string()])?);
     }
     eprintln!("bench: booting {spec} ({})", kernel.display());
     let t0 = Instant::now();
@@ -331,7 +332,7 @@ fn in_vm(a: &BenchArgs, spec: &str) -> Result<BenchReport, Error> {
     };
     if !a.no_suite {
         eprintln!("bench: running the suite in {spec} for VM boot vs suite time");
-        vt.suite = Some(suite_in_vm(spec, &kernel, &a.suite_filter));
+        vt.suite = Some(suite_in_vm(&spec, &kernel, &a.suite_filter));
     }
     report.vm = Some(vt);
     Ok(report)
@@ -342,7 +343,6 @@ fn suite_in_vm(spec: &str, kernel: &std::path::Path, filter: &[String]) -> Suite
     let o = crate::vm::VmOpts {
         paths: vec![crate::paths::default_case_dir()],
         run,
-        shard: None,
         memory: "2G".into(),
         cpus: 2,
         env: vec![],

@@ -88,7 +88,7 @@ pub struct VmTimings {
     pub bench_in_guest_s: f64,
     /// bench_vm_wall_s - bench_in_guest_s: boot and poweroff.
     pub boot_and_poweroff_s: f64,
-    /// From `run --vm` of the suite (vm::run_in_vm's timings), when it ran.
+    /// From a `run --kernel SPEC` of the suite (vm::run_in_vm's timings), when it ran.
     pub suite: Option<SuiteTimings>,
 }
 

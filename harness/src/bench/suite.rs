@@ -1,4 +1,4 @@
-//! `bench --vm SPEC --suite`: in one VM boot, three warm runs each of our comparable subset
+//! `bench --kernel SPEC --suite`: in one VM boot, three warm runs each of our comparable subset
 //! (the cases `reports/liburing-comparison.md` maps to liburing's 47 checks), the whole
 //! catalogue, and liburing's own `test/zcrx.t` (built by `vm/liburing.sh`); medians, per-case
 //! p50/p95, the runner's peak RSS, and the ratio of our per-case time on the subset to
@@ -223,15 +223,15 @@ pub fn guest(zcrx_t: &Path, jobs: usize) -> Result<SuiteBench, Error> {
 }
 
 /// On the host: builds zcrx.t, boots the kernel once and runs [`guest`] there.
-pub fn in_vm(spec: &str, jobs: usize, vm_timeout: Duration) -> Result<SuiteBench, Error> {
-    let ks = crate::vm::KernelSpec::parse(spec)?;
+pub fn in_vm(ks: &crate::vm::KernelSpec, jobs: usize, vm_timeout: Duration) -> Result<SuiteBench, Error> {
     if matches!(ks, crate::vm::KernelSpec::Host) {
         return Err(Error::Args(
-            "bench --suite needs --vm SPEC (liburing and the catalogue run in one VM boot)".into(),
+            "bench --suite needs --kernel SPEC (liburing and the catalogue run in one VM boot)".into(),
         ));
     }
+    let spec = ks.to_string();
     crate::vm::provision()?;
-    let kernel = crate::vm::resolve(&ks)?;
+    let kernel = crate::vm::resolve(ks)?;
     let zcrx_t: PathBuf = crate::vm::liburing_zcrx_t()?;
     let args: Vec<String> =
         vec!["bench".into(), "--jobs".into(), jobs.to_string(), "--suite-guest".into(), zcrx_t.display().to_string()];
@@ -240,7 +240,7 @@ pub fn in_vm(spec: &str, jobs: usize, vm_timeout: Duration) -> Result<SuiteBench
     let t0 = Instant::now();
     let out = crate::vm::run_command_in_vm(&kernel, &args, &env, vm_timeout)?;
     let mut b: SuiteBench = super::guest_result(&out)?;
-    b.target = spec.to_string();
+    b.target = spec;
     b.vm_wall_s = t0.elapsed().as_secs_f64();
     Ok(b)
 }

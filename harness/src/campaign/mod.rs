@@ -16,16 +16,17 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::vm::KernelSpec;
+use crate::vm::{KernelArgs, KernelSpec};
 pub use error::Error;
 use mutants::{Record, Verdict};
 
 /// `mutate`'s arguments.
 #[derive(Args, Clone, Debug)]
 pub struct MutateArgs {
-    /// The kernel tree, `tree:PATH` (copied to <cache>/mutate/ first, or used there if it is
-    /// such a copy already; the tree named is never changed).
-    pub tree: String,
+    // The kernel tree, --kernel tree:PATH (copied to <cache>/mutate/ first, or used there if it
+    // is such a copy already; the tree named is never changed).
+    #[command(flatten)]
+    pub kernel: KernelArgs,
     /// The mutant set: a directory with `series` and the patches (default: vm/mutants).
     #[arg(long)]
     pub mutants: Option<PathBuf>,
@@ -67,8 +68,9 @@ pub struct MutateArgs {
 /// `coverage`'s arguments.
 #[derive(Args, Clone, Debug)]
 pub struct CoverageArgs {
-    /// The kernel tree the campaign ran on, `tree:PATH` as given to `mutate`.
-    pub tree: String,
+    // The kernel tree the campaign ran on, --kernel tree:PATH as given to `mutate`.
+    #[command(flatten)]
+    pub kernel: KernelArgs,
     /// The campaign's results file (its baseline holds the gcov data; default:
     /// reports/mutation.jsonl).
     #[arg(long)]
@@ -105,9 +107,12 @@ fn default_in_reports(p: &Option<PathBuf>, name: &str) -> PathBuf {
     p.clone().unwrap_or_else(|| crate::paths::repo_root().join("reports").join(name))
 }
 
-fn tree_source(spec: &str) -> Result<&str, Error> {
-    spec.strip_prefix("tree:")
-        .ok_or_else(|| Error::Input(format!("`{spec}`: a campaign runs on a kernel tree, tree:PATH")))
+/// The campaign's source tree: one `--kernel tree:PATH`.
+fn tree_source(k: &KernelArgs) -> Result<String, Error> {
+    match k.single("a campaign")? {
+        KernelSpec::Tree { path, kasan: false, .. } => Ok(path.display().to_string()),
+        other => Err(Error::Input(format!("`{other}`: a campaign runs on one kernel tree, --kernel tree:PATH"))),
+    }
 }
 
 fn now_utc() -> String {
@@ -158,6 +163,14 @@ fn write(p: &Path, text: &str) -> Result<(), Error> {
     crate::report::write_atomic(p, text).map_err(|e| Error::Run(format!("{}: {e}", p.display())))
 }
 
+/// The guest's command line: this binary's `mutate --guest`, on the campaign's topologies.
+pub(crate) fn guest_args(a: &MutateArgs, zcrx_t: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec!["mutate".into(), "--guest".into(), zcrx_t.display().to_string()];
+    args.push(format!("--topology={}", a.topology.join(",")));
+    args.push(format!("--jobs={}", a.jobs));
+    args
+}
+
 /// One boot of the campaign tree as it is now: build, boot, measure.
 fn boot_once(
     tree: &Path,
@@ -166,16 +179,15 @@ fn boot_once(
 ) -> Result<Result<guest::GuestResult, crate::vm::GuestError>, Error> {
     let kernel = crate::vm::resolve(&KernelSpec::Tree { path: tree.to_path_buf(), kasan: false, gcov: true })?;
     let env = crate::vm::guest_tools(&kernel, &a.topology)?;
-    let mut args: Vec<String> = vec!["mutate".into(), "tree:/".into(), "--guest".into(), zcrx_t.display().to_string()];
-    args.push(format!("--topology={}", a.topology.join(",")));
-    args.push(format!("--jobs={}", a.jobs));
+    let args = guest_args(a, zcrx_t);
     Ok(crate::vm::run_command_in_vm(&kernel, &args, &env, Duration::from_secs(a.cap)).and_then(|out| {
         crate::bench::guest_result::<guest::GuestResult>(&out).map_err(|e| crate::vm::GuestError::Failed(e.to_string()))
     }))
 }
 
 fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Path) -> Result<(), Error> {
-    let src = tree_source(&a.tree)?;
+    let src = tree_source(&a.kernel)?;
+    let src = src.as_str();
     crate::vm::provision()?;
     let tree = crate::vm::script_path("campaign.sh", &["prepare", src])?;
     let tree_s = tree.display().to_string();
@@ -298,7 +310,8 @@ fn failure_lines<'a>(failures: &BTreeMap<String, String>, ids: impl Iterator<Ite
 
 /// `coverage`: the report from the baseline's gcov data, or which changed lines run.
 pub fn coverage(a: &CoverageArgs) -> Result<(), Error> {
-    let src = tree_source(&a.tree)?;
+    let src = tree_source(&a.kernel)?;
+    let src = src.as_str();
     let results = default_in_reports(&a.results, "mutation.jsonl");
     let records = mutants::read_results(&results)?;
     let base =

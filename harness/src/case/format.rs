@@ -1,17 +1,13 @@
-//! The case file format: one [`CaseFile`] and the types it is made of, down to [`Step`].
-//! The bodies of the step actions are in `steps.rs`. The JSON Schema is derived from these types.
+//! The case file format: one [`CaseFile`] and the types it is made of, down to [`Step`]
+//! (`action.rs`) and the bodies of its actions (`steps.rs`, `nic_steps.rs`). The JSON Schema is
+//! derived from these types.
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::nic_steps::{AfXdp, LinkOp, NsimDevice, Ntuple, PagePools, Process, Qstats, QueueGet, Rss, XdpStep};
-use super::steps::{
-    Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, Limit, MmapRegion,
-    Netns, Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send, Shutdown, Tun,
-};
-use super::{Axis, Sp, Value};
+use super::{Axis, Sp, Step, Value};
 use crate::model::Feature;
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
@@ -28,6 +24,8 @@ pub enum Area {
     Ctrl,
     Recv,
     Nic,
+    /// What one instance, ring or process must never see of another's.
+    Isolation,
 }
 
 impl Area {
@@ -44,6 +42,7 @@ impl Area {
             Area::Ctrl => "ctrl",
             Area::Recv => "recv",
             Area::Nic => "nic",
+            Area::Isolation => "isolation",
         }
     }
 }
@@ -235,105 +234,4 @@ pub struct KernelExpect {
     pub out: BTreeMap<String, Sp<Value>>,
     /// Why this kernel differs.
     pub why: String,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Step {
-    /// Which ring (default: main).
-    pub ring: Option<String>,
-    pub register: Option<Register>,
-    pub ctrl: Option<Ctrl>,
-    pub query: Option<Query>,
-    pub register_raw: Option<RegisterRaw>,
-    pub open_ring: Option<OpenRing>,
-    pub connect: Option<Connect>,
-    pub send: Option<Send>,
-    pub shutdown: Option<Shutdown>,
-    pub recv_zc: Option<RecvZc>,
-    pub expect_cqes: Option<ExpectCqes>,
-    pub expect_data: Option<ExpectData>,
-    pub drain_data: Option<DrainData>,
-    pub expect_no_cqe: Option<ExpectNoCqe>,
-    pub return_buffers: Option<ReturnBuffers>,
-    pub rq_push: Option<RqPush>,
-    pub rq_set: Option<RqSet>,
-    pub expect_rq: Option<ExpectRq>,
-    pub expect_stats: Option<ExpectStats>,
-    pub mmap_region: Option<MmapRegion>,
-    pub close: Option<Close>,
-    pub tun: Option<Tun>,
-    pub netns: Option<Netns>,
-    pub ethtool: Option<crate::topology::Settings>,
-    pub nsim: Option<Nsim>,
-    pub link: Option<LinkOp>,
-    pub xdp: Option<XdpStep>,
-    pub af_xdp: Option<AfXdp>,
-    pub ntuple: Option<Ntuple>,
-    pub rss: Option<Rss>,
-    pub queue_get: Option<QueueGet>,
-    pub page_pools: Option<PagePools>,
-    pub process: Option<Process>,
-    pub nsim_device: Option<NsimDevice>,
-    pub qstats: Option<Qstats>,
-    pub limit: Option<Limit>,
-    pub expect: Option<Expect>,
-}
-
-impl Step {
-    /// Whether the step changes the device under test (the runner restores its settings
-    /// after the case and reads them back).
-    pub fn changes_device(&self) -> bool {
-        self.ethtool.is_some()
-            || self.link.is_some()
-            || self.xdp.is_some()
-            || self.ntuple.is_some()
-            || self.rss.is_some()
-    }
-
-    /// Names of the action keys present.
-    pub fn actions(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        macro_rules! has {
-            ($($f:ident),*) => { $(if self.$f.is_some() { v.push(stringify!($f)); })* };
-        }
-        has!(
-            register,
-            ctrl,
-            query,
-            register_raw,
-            open_ring,
-            connect,
-            send,
-            shutdown,
-            recv_zc,
-            expect_cqes,
-            expect_data,
-            drain_data,
-            expect_no_cqe,
-            return_buffers,
-            rq_push,
-            rq_set,
-            expect_rq,
-            expect_stats,
-            mmap_region,
-            close,
-            tun,
-            netns,
-            ethtool,
-            nsim,
-            link,
-            xdp,
-            af_xdp,
-            ntuple,
-            rss,
-            queue_get,
-            page_pools,
-            process,
-            nsim_device,
-            qstats,
-            limit
-        );
-        v
-    }
 }

@@ -368,12 +368,13 @@ mod tests {
         ))
         .expect("loads");
         let s = &c[0].def.steps;
-        let r = s[0].value.register.as_ref().expect("register");
+        let crate::case::Action::Register(r) = &s[0].value.action else { panic!("register") };
         assert_eq!(r.ifq["flags"].value, Value::List(vec![Value::Str("NODEV".into()), Value::Str("IMPORT".into())]));
         assert_eq!(r.ifq["rq_entries"].value, Value::Str("[NODEV, IMPORT]".into()));
         assert_eq!((r.ifq["flags"].line, r.ifq["flags"].column), (7, 29));
         assert_eq!(r.readonly, ["area"]);
-        assert_eq!(s[1].value.ethtool.as_ref().and_then(|e| e.hds_thresh), Some(256));
+        let crate::case::Action::Ethtool(e) = &s[1].value.action else { panic!("ethtool") };
+        assert_eq!(e.hds_thresh, Some(256));
     }
 
     #[test]

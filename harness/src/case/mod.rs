@@ -5,8 +5,10 @@
 //! (`zcrx-conform schema`) is derived from the format's types.
 //!
 //! - `value.rs`: spanned values ([`Sp`]), [`Value`], [`Overrides`].
-//! - `format.rs`: the case file ([`CaseFile`]) and its parts, down to [`Step`]; `steps.rs`:
-//!   the bodies of the step actions ([`Register`], [`Ctrl`], ...).
+//! - `format.rs`: the case file ([`CaseFile`]) and its parts; `action.rs`: a [`Step`] and its
+//!   [`Action`], one variant per kind of step, listed once with each kind's key and facts
+//!   ([`STEP_KINDS`]); `steps.rs`, `nic_steps.rs`: the bodies of the actions ([`Register`],
+//!   [`Ctrl`], ...).
 //! - `yaml.rs`: the file as a tree of nodes with their places; `de.rs`: serde over that tree.
 //! - `matrix.rs`: matrix axes ([`Axis`]), their expansion and substitution into the tree.
 //! - `validate.rs`, `rules.rs`: the checks serde cannot do (ids, timeouts, names, assertions).
@@ -19,6 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+mod action;
 mod de;
 mod format;
 mod matrix;
@@ -31,6 +34,7 @@ mod validate;
 mod value;
 mod yaml;
 
+pub use self::action::{step_reference, Action, Step, StepKind, STEP_KINDS};
 pub use self::format::*;
 pub use self::matrix::{table_by_name, Axis, ReservedOf, MAX_ROWS};
 pub use self::nic_steps::*;

@@ -1,8 +1,6 @@
-//! Rules for what a case file says beyond its types: case ids, timeouts, and whether a case
-//! checks anything at all.
+//! Rules for what a case file says beyond its types: case ids, timeouts, kernel versions.
 
 use super::yaml::short;
-use super::{NsimDevice, Step};
 
 /// Longest case id, matrix values included.
 pub const MAX_ID_BYTES: usize = 128;
@@ -47,39 +45,6 @@ pub fn check_timeout(t: f64) -> Result<(), String> {
 pub fn is_version(s: &str) -> bool {
     let parts: Vec<&str> = s.split('.').collect();
     parts.len() <= 3 && parts.iter().all(|p| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// Whether the step is one of the calls whose result an `expect` describes (success when absent).
-pub fn kernel_call(s: &Step) -> bool {
-    s.register.is_some()
-        || s.ctrl.is_some()
-        || s.query.is_some()
-        || s.register_raw.is_some()
-        || s.open_ring.is_some()
-        || s.mmap_region.is_some()
-}
-
-/// Whether a step checks something the kernel does (an assertion that can fail). Calls that
-/// take an `expect` check their result (success when absent); `expect_*`, `drain_data`,
-/// netdevsim counters and a flush of the refill queue do too. Setting things up (`connect`,
-/// `send`, `recv_zc`, `close`, `tun`, ...) checks nothing.
-pub fn asserts(s: &Step) -> bool {
-    let calls = kernel_call(s)
-        || s.queue_get.is_some()
-        || s.page_pools.is_some()
-        || s.process.is_some()
-        || s.nsim_device.as_ref().is_some_and(|d| matches!(d, NsimDevice::Delete(_)))
-        || s.qstats.as_ref().is_some_and(|q| q.rx_alloc_fail.is_some() || q.rx_alloc_fail_at_least.is_some());
-    let expects = s.expect_cqes.is_some()
-        || s.expect_data.is_some()
-        || s.drain_data.is_some()
-        || s.expect_no_cqe.is_some()
-        || s.expect_rq.is_some()
-        || s.expect_stats.is_some()
-        || s.expect.is_some();
-    let counters = s.nsim.as_ref().is_some_and(|n| n.checks());
-    let flush = s.return_buffers.as_ref().is_some_and(|r| r.flush) || s.rq_push.as_ref().is_some_and(|r| r.flush);
-    calls || expects || counters || flush
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The bodies of the step actions: one struct (with its option enums) per action key of a
-//! [`Step`](super::Step).
+//! The bodies of the step actions: one struct (with its option enums) per kind of step, a
+//! variant of [`Action`](super::Action) (the table of kinds is in `action.rs`).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -470,4 +470,38 @@ pub struct Limit {
     /// Drop these capabilities from the effective set (names without CAP_: IPC_LOCK).
     #[serde(default)]
     pub drop_caps: Vec<String>,
+    /// Keep only these capabilities in the effective set and drop every other one (e.g.
+    /// `[NET_ADMIN]`: a process with CAP_NET_ADMIN and nothing else).
+    pub keep_caps: Option<Vec<String>>,
+}
+
+/// A process of the case that receives through an exported instance it is handed over a Unix
+/// socket (SCM_RIGHTS), as an application that gets the instance from another would. Exactly
+/// one of `start`, `receive`, `exit`, `kill` names the process.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Importer {
+    /// Fork a process holding nothing of the case's (every inherited descriptor closed), pass it
+    /// the exported file `fd` and the receiving socket of `conn` with SCM_RIGHTS; it imports the
+    /// instance on a ring of its own (ZCRX_REG_IMPORT, which must succeed), closes the file and
+    /// arms a multishot RECV_ZC on the socket.
+    pub start: Option<String>,
+    /// With `start`: the exported file's name (an earlier `ctrl: { op: EXPORT, save_fd }`).
+    pub fd: Option<String>,
+    /// With `start`: the connection whose received bytes the process takes (default c0).
+    pub conn: Option<String>,
+    /// With `start`: the exporting instance, whose area the CQE offsets name (default z0).
+    pub zcrx: Option<String>,
+    /// The process's data CQEs: exactly `bytes` more of the connection's stream, each CQE a
+    /// data CQE (res > 0, F_MORE) naming a buffer of the exporter's area that holds the stream's
+    /// next bytes. The process keeps the buffers.
+    pub receive: Option<String>,
+    pub bytes: Option<u64>,
+    /// How long `receive` waits for progress (default 10000).
+    pub timeout_ms: Option<u64>,
+    /// Let the process exit without closing anything (its ring and import go with it), and
+    /// wait for exit status 0.
+    pub exit: Option<String>,
+    /// SIGKILL the process (for example while data flows) and reap it.
+    pub kill: Option<String>,
 }

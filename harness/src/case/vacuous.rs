@@ -7,8 +7,7 @@
 //!   one taken;
 //! - a case whose only assertions are the implicit "must succeed" of its set-up steps.
 
-use super::rules::{asserts, kernel_call};
-use super::{Case, LoadError, Step, Value};
+use super::{Action, Case, LoadError, Step, Value};
 use crate::model::probe::version_range as range;
 
 type Version = (u32, u32, u32);
@@ -28,8 +27,7 @@ fn covers(outer: (Version, Version), inner: (Version, Version)) -> bool {
 /// Whether a step checks something beyond "the set-up call succeeded": a call with an
 /// `expect`, an `expect_*`/`drain_data` step, a counter, a flush, a device or page-pool read.
 fn checks_beyond_setup(s: &Step) -> bool {
-    let setup_call = kernel_call(s) || s.process.is_some() || s.nsim_device.is_some();
-    asserts(s) && !(setup_call && s.expect.is_none())
+    s.asserts() && !(s.action.kind().call && s.expect.is_none())
 }
 
 /// Where a dotted path of the case file is, or `or`.
@@ -83,15 +81,15 @@ fn sources(case: &Case, before: usize) -> Option<Vec<u64>> {
     let mut v = Vec::new();
     for step in &case.def.steps[..before] {
         let s = &step.value;
-        if let Some(r) = &s.recv_zc {
-            v.push(r.user_data.unwrap_or(1));
-        }
-        if let Some(ev) = s.register.as_ref().and_then(|r| r.event.as_ref()) {
-            match ev.get("user_data").map(|u| &u.value) {
-                Some(Value::UInt(u)) => v.push(*u),
-                Some(_) => return None,
-                None => v.push(0),
-            }
+        match &s.action {
+            Action::RecvZc(r) => v.push(r.user_data.unwrap_or(1)),
+            Action::Register(r) => match r.event.as_ref().map(|ev| ev.get("user_data").map(|u| &u.value)) {
+                Some(Some(Value::UInt(u))) => v.push(*u),
+                Some(Some(_)) => return None,
+                Some(None) => v.push(0),
+                None => {}
+            },
+            _ => {}
         }
     }
     Some(v)
@@ -101,7 +99,7 @@ fn sources(case: &Case, before: usize) -> Option<Vec<u64>> {
 pub(super) fn check(case: &Case, at: Locate, steps_at: (u64, u64)) -> Vec<LoadError> {
     let mut errs = never_applied(case, at, steps_at);
     let steps = &case.def.steps;
-    if steps.iter().any(|s| asserts(&s.value)) && !steps.iter().any(|s| checks_beyond_setup(&s.value)) {
+    if steps.iter().any(|s| s.value.asserts()) && !steps.iter().any(|s| checks_beyond_setup(&s.value)) {
         let (line, column) = steps_at;
         errs.push(LoadError {
             file: case.file.clone(),
@@ -113,7 +111,7 @@ pub(super) fn check(case: &Case, at: Locate, steps_at: (u64, u64)) -> Vec<LoadEr
         });
     }
     for (i, step) in case.def.steps.iter().enumerate() {
-        let Some(x) = &step.value.expect_no_cqe else { continue };
+        let Action::ExpectNoCqe(x) = &step.value.action else { continue };
         let Some(srcs) = sources(case, i) else { continue };
         let vacuous = match x.user_data {
             Some(u) => !srcs.contains(&u),

@@ -1,9 +1,9 @@
 //! Static validation of an expanded case: the checks serde cannot do.
 
 use super::names as consts;
-use super::rules::{asserts, check_id, check_timeout, is_version};
+use super::rules::{check_id, check_timeout, is_version};
 use super::yaml::{short, Node};
-use super::{Case, CqeExpect, LoadError, Overrides, Value};
+use super::{Action, Case, CqeExpect, LoadError, Overrides, Value};
 use crate::kernel::uapi::{self, FieldTable};
 
 /// The node at a dotted path (`requires.topology.2`: numbers index lists).
@@ -14,8 +14,8 @@ fn find<'a>(doc: &'a Node, path: &str) -> Option<&'a Node> {
     })
 }
 
-/// Static checks that serde cannot do: the id, the timeout, one action per step, at least one
-/// assertion, field names, constants, errno names, topology names, version strings. `doc` is
+/// Static checks that serde cannot do: the id, the timeout, at least one assertion, `expect` only
+/// where it applies, field names, constants, errno names, topology names, version strings. `doc` is
 /// the file as read (with this case's matrix values), for the places of the errors.
 pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
     let mut errs = Vec::new();
@@ -67,16 +67,16 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
     let steps_at = doc.entry("steps").map_or(top, |(k, _)| (k.line, k.column));
     if d.steps.is_empty() {
         push(&mut errs, steps_at.0, steps_at.1, "steps: a case needs at least one step".into());
-    } else if !d.steps.iter().any(|s| asserts(&s.value)) {
+    } else if !d.steps.iter().any(|s| s.value.asserts()) {
         let msg = "steps: no step checks anything (add an `expect`, an expect_* step or a call such as `register`)";
         push(&mut errs, steps_at.0, steps_at.1, msg.into());
     }
     for (i, t) in d.requires.topology.iter().enumerate() {
-        if !crate::topology::KNOWN.contains(&t.as_str()) {
+        if crate::topology::Kind::named(t).is_none() {
             let msg = format!(
                 "requires.topology: unknown topology `{}` (known: {})",
                 short(t),
-                crate::topology::KNOWN.join(", ")
+                crate::topology::Kind::names()
             );
             let (l, c) = at(&format!("requires.topology.{i}"), at("requires", top));
             push(&mut errs, l, c, msg);
@@ -109,73 +109,79 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
     for (i, step) in d.steps.iter().enumerate() {
         let (l, c) = (step.line, step.column);
         let s = &step.value;
-        let acts = s.actions();
-        if acts.len() != 1 {
-            push(&mut errs, l, c, format!("a step needs exactly one action, found {}: {:?}", acts.len(), acts));
-            continue;
-        }
-        if let Some(r) = &s.register {
-            check(&mut errs, &uapi::IFQ_REG, &r.ifq);
-            check(&mut errs, &uapi::AREA_REG, &r.area);
-            check(&mut errs, &uapi::REGION_DESC, &r.region);
-            if let Some(ev) = &r.event {
-                check(&mut errs, &uapi::EVENT_DESC, ev);
-            }
-            for ro in &r.readonly {
-                if !["ifq", "area", "region", "event"].contains(&ro.as_str()) {
-                    push(&mut errs, l, c, format!("register.readonly: `{ro}` is not one of ifq, area, region, event"));
+        let mut cqes: Vec<&CqeExpect> = Vec::new();
+        match &s.action {
+            Action::Register(r) => {
+                check(&mut errs, &uapi::IFQ_REG, &r.ifq);
+                check(&mut errs, &uapi::AREA_REG, &r.area);
+                check(&mut errs, &uapi::REGION_DESC, &r.region);
+                if let Some(ev) = &r.event {
+                    check(&mut errs, &uapi::EVENT_DESC, ev);
+                }
+                for ro in &r.readonly {
+                    if !["ifq", "area", "region", "event"].contains(&ro.as_str()) {
+                        push(
+                            &mut errs,
+                            l,
+                            c,
+                            format!("register.readonly: `{ro}` is not one of ifq, area, region, event"),
+                        );
+                    }
+                }
+                if let Some(u) = r.unsupported.as_ref().filter(|u| crate::kernel::sys::errno_by_name(u).is_none()) {
+                    push(&mut errs, l, c, format!("register.unsupported: unknown errno `{}`", short(u)));
                 }
             }
-        }
-        if let Some(x) = &s.ctrl {
-            if let Err(e) = consts::resolve_static(&x.op, consts::Ns::CtrlOp) {
-                push(&mut errs, l, c, format!("ctrl.op: {e}"));
+            Action::Ctrl(x) => {
+                if let Err(e) = consts::resolve_static(&x.op, consts::Ns::CtrlOp) {
+                    push(&mut errs, l, c, format!("ctrl.op: {e}"));
+                }
+                check(&mut errs, &uapi::CTRL, &x.set);
+                check(&mut errs, &uapi::AREA_REG, &x.area);
             }
-            check(&mut errs, &uapi::CTRL, &x.set);
-            check(&mut errs, &uapi::AREA_REG, &x.area);
-        }
-        if let Some(q) = &s.query {
-            if let Err(e) = consts::resolve_static(&q.op, consts::Ns::QueryOp) {
-                push(&mut errs, l, c, format!("query.op: {e}"));
+            Action::Query(q) => {
+                if let Err(e) = consts::resolve_static(&q.op, consts::Ns::QueryOp) {
+                    push(&mut errs, l, c, format!("query.op: {e}"));
+                }
+                check(&mut errs, &uapi::QUERY_HDR, &q.hdr);
             }
-            check(&mut errs, &uapi::QUERY_HDR, &q.hdr);
-        }
-        if let Some(r) = &s.register_raw {
-            if let Err(e) = consts::resolve_static(&r.opcode, consts::Ns::RegisterOp) {
-                push(&mut errs, l, c, format!("register_raw.opcode: {e}"));
+            Action::RegisterRaw(r) => {
+                if let Err(e) = consts::resolve_static(&r.opcode, consts::Ns::RegisterOp) {
+                    push(&mut errs, l, c, format!("register_raw.opcode: {e}"));
+                }
             }
-        }
-        if let Some(o) = &s.open_ring {
-            if let Err(e) = consts::resolve_static(&o.spec.flags, consts::Ns::Setup) {
-                push(&mut errs, l, c, format!("open_ring.flags: {e}"));
+            Action::OpenRing(o) => {
+                if let Err(e) = consts::resolve_static(&o.spec.flags, consts::Ns::Setup) {
+                    push(&mut errs, l, c, format!("open_ring.flags: {e}"));
+                }
             }
-        }
-        if let Some(r) = &s.recv_zc {
-            check(&mut errs, &uapi::SQE, &r.sqe);
-        }
-        for cap in s.limit.iter().flat_map(|l| l.drop_caps.iter()) {
-            if crate::kernel::sys::cap_by_name(cap).is_none() {
-                let msg = format!(
-                    "limit.drop_caps: unknown capability `{}` (IPC_LOCK, NET_ADMIN, SYS_ADMIN, SYS_RESOURCE)",
-                    short(cap)
-                );
-                push(&mut errs, l, c, msg);
+            Action::RecvZc(r) => check(&mut errs, &uapi::SQE, &r.sqe),
+            Action::Limit(x) => {
+                let named = x.drop_caps.iter().chain(x.keep_caps.iter().flatten());
+                for cap in named.filter(|cap| crate::kernel::sys::cap_by_name(cap).is_none()) {
+                    let msg = format!(
+                        "limit: unknown capability `{}` (IPC_LOCK, NET_ADMIN, SYS_ADMIN, SYS_RESOURCE)",
+                        short(cap)
+                    );
+                    push(&mut errs, l, c, msg);
+                }
             }
-        }
-        if let Some(u) = s.register.as_ref().and_then(|r| r.unsupported.as_ref()) {
-            if crate::kernel::sys::errno_by_name(u).is_none() {
-                push(&mut errs, l, c, format!("register.unsupported: unknown errno `{}`", short(u)));
+            Action::Importer(x) => {
+                let named = [&x.start, &x.receive, &x.exit, &x.kill].iter().filter(|n| n.is_some()).count();
+                if named != 1 {
+                    push(&mut errs, l, c, "importer: exactly one of start, receive, exit, kill".to_string());
+                }
+                if x.start.is_some() && x.fd.is_none() {
+                    push(&mut errs, l, c, "importer: start needs `fd` (an exported file's name)".to_string());
+                }
+                if x.receive.is_some() && x.bytes.is_none() {
+                    push(&mut errs, l, c, "importer: receive needs `bytes`".to_string());
+                }
             }
-        }
-        let mut cqes: Vec<&CqeExpect> = Vec::new();
-        if let Some(e) = &s.expect_cqes {
-            cqes.extend(e.cqes.iter());
-        }
-        if let Some(e) = &s.expect_data {
-            cqes.extend(e.final_cqe.iter());
-        }
-        if let Some(e) = &s.drain_data {
-            cqes.extend(e.final_cqe.iter());
+            Action::ExpectCqes(e) => cqes.extend(e.cqes.iter()),
+            Action::ExpectData(e) => cqes.extend(e.final_cqe.iter()),
+            Action::DrainData(e) => cqes.extend(e.final_cqe.iter()),
+            _ => {}
         }
         for cq in cqes {
             if let Err(e) = consts::resolve_static(&cq.res, consts::Ns::Res) {
@@ -216,22 +222,9 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                     push(&mut errs, v.line, v.column, format!("expect.out.{k}: {msg}"));
                 }
             }
-            if !matches!(
-                acts[0],
-                "register"
-                    | "ctrl"
-                    | "query"
-                    | "register_raw"
-                    | "open_ring"
-                    | "mmap_region"
-                    | "ethtool"
-                    | "link"
-                    | "xdp"
-                    | "af_xdp"
-                    | "ntuple"
-                    | "rss"
-            ) {
-                push(&mut errs, l, c, format!("`expect` does not apply to a {} step", acts[0]));
+            let kind = s.action.kind();
+            if !kind.expect {
+                push(&mut errs, l, c, format!("`expect` does not apply to a {} step", kind.key));
             }
         }
     }

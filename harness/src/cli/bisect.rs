@@ -14,10 +14,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{RunArgs, SelectArgs, VmArgs};
+use super::suite::Suite;
 use crate::error::{Error, Verdict};
 use crate::model::{CaseReport, Status};
 use crate::report::escape::printable;
+use crate::vm::spec::versions_between;
+use crate::vm::{KernelArg, KernelSpec};
 
 /// What one kernel did in the case.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -119,121 +121,39 @@ pub fn search<O: Clone>(
     Ok(Some(Found { last_old: lo, first_new: hi, old: lo_obs, new, observed: seen.len() }))
 }
 
-/// Compares dotted Debian upstream versions ("7.2.13", "7.3~rc7"): numbers numerically, and
-/// `~` sorts before anything (7.3~rc7 < 7.3 < 7.3.0 < 7.3.4).
-pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    fn parts(s: &str) -> (Vec<u64>, Option<String>) {
-        let (main, pre) = match s.split_once('~') {
-            Some((m, p)) => (m, Some(p.to_string())),
-            None => (s, None),
-        };
-        (main.split('.').map(|p| p.parse().unwrap_or(0)).collect(), pre)
-    }
-    let (ma, pa) = parts(a);
-    let (mb, pb) = parts(b);
-    let len = ma.len().max(mb.len());
-    for i in 0..len {
-        let (x, y) = (ma.get(i).copied().unwrap_or(0), mb.get(i).copied().unwrap_or(0));
-        if x != y {
-            return x.cmp(&y);
-        }
-    }
-    match (pa, pb) {
-        (None, None) => std::cmp::Ordering::Equal,
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (Some(x), Some(y)) => x.cmp(&y),
-    }
-}
-
-/// The versions of `all` from the oldest matching `lo` to the newest matching `hi`, oldest
-/// first. `lo`/`hi` are exact versions or prefixes (`7.1` is every 7.1.x).
-pub fn versions_between(all: &[String], lo: &str, hi: &str) -> Result<Vec<String>, Error> {
-    let matches = |v: &str, p: &str| v == p || v.starts_with(&format!("{p}.")) || v.starts_with(&format!("{p}~"));
-    let mut v: Vec<String> = all.to_vec();
-    v.sort_by(|a, b| version_cmp(a, b));
-    v.dedup();
-    let first = v
-        .iter()
-        .position(|x| matches(x, lo))
-        .ok_or_else(|| Error::bad_input(format!("no Debian kernel matches {lo}")))?;
-    let last = v
-        .iter()
-        .rposition(|x| matches(x, hi))
-        .ok_or_else(|| Error::bad_input(format!("no Debian kernel matches {hi}")))?;
-    if first >= last {
-        return Err(Error::bad_input(format!("debian:{lo}..debian:{hi} holds fewer than two versions")));
-    }
-    Ok(v[first..=last].to_vec())
-}
-
-/// `--kernels debian:A..debian:B` -> (A, B).
-fn debian_range(s: &str) -> Result<(String, String), Error> {
-    let (a, b) = s.split_once("..").ok_or_else(|| Error::bad_input(format!("`{s}`: expected debian:A..debian:B")))?;
-    let strip = |x: &str| {
-        x.strip_prefix("debian:")
-            .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "._~".contains(c)))
-            .map(str::to_string)
-            .ok_or_else(|| Error::bad_input(format!("`{x}`: expected debian:<version>")))
-    };
-    Ok((strip(a)?, strip(b)?))
-}
-
-/// The run arguments of one observation: the one case, on the given topologies.
-pub fn one_case_args(id: &str, topology: &[String], timeout: f64, vm: Option<String>) -> RunArgs {
-    RunArgs {
-        select: SelectArgs {
-            paths: vec![],
-            topology: topology.to_vec(),
-            filter: vec![id.to_string()],
-            exact: true,
-            shard: None,
-            timeout,
-            jobs: 1,
-            self_check: false,
-            list: false,
-            stream: false,
-            quiet: true,
-            start_at: 0,
-        },
-        vm: VmArgs { vm, memory: "2G".into(), cpus: 2 },
-        outputs: Default::default(),
-    }
-}
-
-/// Boots `spec` and runs case `id` there.
-pub fn observe(spec: &str, id: &str, topology: &[String], timeout: f64) -> Result<(Seen, usize), Error> {
-    let a = one_case_args(id, topology, timeout, Some(spec.to_string()));
-    let (cases, opts) = super::commands::prepare(&a)?;
-    if !cases.iter().any(|c| c.id == id) {
-        return Err(Error::bad_input(format!("no case with id `{}`", printable(id))));
-    }
-    let rep = super::commands::run_target(spec, &cases, &opts, &a)?;
+/// Boots `kernel` and runs case `id` there.
+pub fn observe(kernel: &KernelSpec, id: &str, topology: &[String], timeout: f64) -> Result<(Seen, usize), Error> {
+    let suite = Suite::one_case(id, topology, timeout)?;
+    let rep = suite.run_on(kernel)?;
     let boots = rep.timings.vm_boots.unwrap_or(0).max(1) as usize;
     let c = rep.cases.iter().find(|c| c.id == id).ok_or_else(|| {
-        Error::environment(format!("{spec}: the case did not run ({})", rep.aborted.clone().unwrap_or_default()))
+        Error::environment(format!("{kernel}: the case did not run ({})", rep.aborted.clone().unwrap_or_default()))
     })?;
     if c.harness_error {
-        return Err(Error::environment(format!("{spec}: harness error: {}", printable(&c.message))));
+        return Err(Error::environment(format!("{kernel}: harness error: {}", printable(&c.message))));
     }
     Ok((Seen::of(c, &rep.probe.kernel_release), boots))
 }
 
-/// `bisect CASE --kernels debian:A..debian:B` or `--kernels tree:PATH --good G --bad B`.
+/// `bisect CASE --kernel debian:A..B` or `--kernel tree:PATH --good G --bad B`.
 pub fn main(a: &super::BisectArgs) -> Result<Verdict, Error> {
+    let (lo, hi) = match a.kernel.kernels.as_slice() {
+        [KernelArg::One(KernelSpec::Tree { path, .. })] => {
+            crate::run::signal::install_handlers();
+            return tree::main(a, path);
+        }
+        [KernelArg::DebianRange { lo, hi }] => (lo, hi),
+        _ => return Err(Error::bad_input("bisect takes one --kernel: debian:A..B, or tree:PATH")),
+    };
     crate::run::signal::install_handlers();
-    if let Some(path) = a.kernels.strip_prefix("tree:") {
-        return tree::main(a, path);
-    }
-    let (lo, hi) = debian_range(&a.kernels)?;
     let all = crate::vm::debian_versions()?;
-    let versions = versions_between(&all, &lo, &hi)?;
+    let versions = versions_between(&all, lo, hi)?;
     eprintln!("bisect: {} Debian versions from {} to {}: {}", versions.len(), lo, hi, versions.join(" "));
     let mut boots = 0usize;
     let found = search(versions.len(), Seen::same, |i| {
-        let spec = format!("debian:{}", versions[i]);
-        eprintln!("bisect: observing {} on {spec}", a.id);
-        let (s, b) = observe(&spec, &a.id, &a.topology, a.timeout)?;
+        let kernel = KernelSpec::Debian(versions[i].clone());
+        eprintln!("bisect: observing {} on {kernel}", a.id);
+        let (s, b) = observe(&kernel, &a.id, &a.topology.names(), a.timeout.timeout)?;
         boots += b;
         if crate::run::signal::interrupted().is_some() {
             return Err(Error::environment("interrupted"));
@@ -340,26 +260,5 @@ mod tests {
         let mut s = CaseReport::new("x");
         s.status = Status::Skip;
         assert!(!Seen::of(&s, "7.1").same(&Seen::of(&CaseReport { status: Status::Pass, ..s.clone() }, "7.2")));
-    }
-
-    #[test]
-    fn versions_and_ranges() {
-        let all: Vec<String> = ["7.3.4", "7.3~rc7", "7.2.13", "7.2.12", "7.2.6", "7.1.13", "7.1.3", "6.19.14", "7.2.9"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(versions_between(&all, "7.2.13", "7.3.4").expect("r"), ["7.2.13", "7.3~rc7", "7.3.4"]);
-        assert_eq!(
-            versions_between(&all, "7.1", "7.2").expect("r"),
-            ["7.1.3", "7.1.13", "7.2.6", "7.2.9", "7.2.12", "7.2.13"]
-        );
-        assert!(versions_between(&all, "7.3.4", "7.2.6").is_err());
-        assert!(versions_between(&all, "5.10", "7.3").is_err());
-        assert_eq!(debian_range("debian:7.2..debian:7.3").expect("r"), ("7.2".into(), "7.3".into()));
-        for bad in ["7.2..7.3", "debian:7.2", "debian:..debian:7.3", "debian:7.2..debian:$(x)"] {
-            assert!(debian_range(bad).is_err(), "{bad}");
-        }
-        assert_eq!(version_cmp("6.19.14", "7.0.4"), std::cmp::Ordering::Less);
-        assert_eq!(version_cmp("7.2.9", "7.2.13"), std::cmp::Ordering::Less);
     }
 }

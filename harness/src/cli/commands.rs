@@ -4,15 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use super::outputs::{finish, load_report, load_runs, preflight};
-use super::{BugArgs, Cmd, KernelCmd, Outputs, RunArgs};
-use crate::case::{self, Case};
+use super::suite::{load_cases, Suite};
+use super::{BugArgs, Cmd, KernelCmd, MatrixArgs, Outputs, RunArgs, MATRIX_KERNELS};
+use crate::case;
 use crate::error::{Error, Verdict};
-
-use crate::model::{Probe, RunReport, Shard, Status};
+use crate::model::{Probe, RunReport, Status};
 use crate::report::escape::printable;
 use crate::report::{self, bugreport};
-use crate::run::{self, plan, signal, RunOpts, Selection};
-use crate::{topology, vm};
+use crate::run::{self, plan, signal};
+use crate::topology;
+use crate::vm::{self, KernelArg, KernelSpec};
 
 pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
     match cmd {
@@ -39,8 +40,8 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
             Ok(Verdict::Passed)
         }
         Cmd::Run(a) => run_cmd(a),
-        Cmd::Kernel(KernelCmd::Fetch { spec }) => {
-            let p = vm::resolve(&vm::KernelSpec::parse(&spec)?)?;
+        Cmd::Kernel(KernelCmd::Fetch { kernel }) => {
+            let p = vm::resolve(&kernel.single("kernel fetch")?)?;
             println!("{}", p.display());
             Ok(Verdict::Passed)
         }
@@ -48,7 +49,7 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
             vm::list_kernels(pattern.as_deref())?;
             Ok(Verdict::Passed)
         }
-        Cmd::Matrix { kernels, junit_dir, run } => matrix_cmd(&kernels, junit_dir.as_deref(), run),
+        Cmd::Matrix(m) => matrix_cmd(m),
         Cmd::Merge { inputs, outputs } => merge_cmd(&inputs, &outputs),
         Cmd::ReportBug(b) => report_bug(b),
         Cmd::Catalogue { from, paths } => {
@@ -79,49 +80,21 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
     }
 }
 
-/// The case files of `paths` (default: the repository's cases/), loaded and expanded once.
-fn load_cases(paths: &[PathBuf]) -> Result<Vec<Case>, Error> {
-    let paths = if paths.is_empty() { vec![crate::paths::default_case_dir()] } else { paths.to_vec() };
-    case::load_all(&paths).map_err(|errs| Error::Load(errs.iter().map(|e| e.to_string()).collect()))
-}
-
-/// Checks the run arguments and loads the cases.
-pub(super) fn prepare(a: &RunArgs) -> Result<(Vec<Case>, RunOpts), Error> {
-    for t in &a.select.topology {
-        if topology::Topo::builtin(t).is_some() {
-            continue;
-        }
-        if let Err(e) = topology::load(t) {
-            let known: Vec<String> = ["host".to_string(), "nodev".to_string()]
-                .into_iter()
-                .chain(topology::available().into_keys())
-                .collect();
-            return Err(Error::bad_input(format!("topology `{t}`: {e} (known: {})", known.join(", "))));
-        }
-    }
-    let s = &a.select;
-    super::parse_timeout(&s.timeout.to_string()).map_err(|e| Error::bad_input(format!("--timeout {e}")))?;
-    let shard = s.shard.as_deref().map(plan::parse_shard).transpose()?;
-    let opts = RunOpts {
-        topologies: s.topology.clone(),
-        selection: Selection { filter: s.filter.clone(), exact: s.exact, shard },
-        timeout: s.timeout,
-        stream: s.stream,
-        quiet: s.quiet,
-        start_at: s.start_at,
-        self_check: s.self_check,
-        jobs: s.jobs as usize,
-    };
-    Ok((load_cases(&s.paths)?, opts))
-}
-
 fn run_cmd(a: RunArgs) -> Result<Verdict, Error> {
-    let (cases, opts) = prepare(&a)?;
-    if a.select.list && a.vm.vm.is_none() {
+    let kernel = a.kernel.single("run")?;
+    a.vm.check(std::slice::from_ref(&kernel))?;
+    let suite = Suite::prepare(&a.select, &a.vm, a.stream, a.start_at)?;
+    if a.list {
+        if kernel != KernelSpec::Host {
+            return Err(Error::bad_input(
+                "--list plans against the running kernel; with --kernel it would need a boot",
+            ));
+        }
         let probe = Probe::run();
-        let selected = run::select(&cases, &opts.selection);
+        let kinds = suite.opts.topologies.iter().map(|t| topology::kind_of(t)).collect::<Result<Vec<_>, _>>()?;
+        let selected = run::select(&suite.cases, &suite.opts.selection);
         for c in &selected {
-            match plan::plan(c, &opts.topologies, &probe) {
+            match plan::plan(c, &kinds, &probe) {
                 Ok(t) => println!("{}  [{}]", printable(&c.id), t),
                 Err(why) => println!("{}  [skip: {}]", printable(&c.id), printable(&why.to_string())),
             }
@@ -134,75 +107,8 @@ fn run_cmd(a: RunArgs) -> Result<Verdict, Error> {
     }
     let ready = preflight(&a.outputs)?;
     signal::install_handlers();
-    let started = report::time::now();
-    let mut rep = match &a.vm.vm {
-        Some(spec) => run_target(spec, &cases, &opts, &a)?,
-        None => run::run(&cases, &opts, &Probe::run(), "host"),
-    };
-    stamp(&mut rep, started, &cases, &opts);
-    finish(&[rep], &a.outputs, ready, opts.stream)
-}
-
-/// What the runner does not know about its report: when it ran, where, which shard, and the
-/// selected cases that did not run (a run stopped early).
-fn stamp(rep: &mut RunReport, started: String, cases: &[Case], opts: &RunOpts) {
-    rep.started = Some(started);
-    rep.finished = Some(report::time::now());
-    rep.hostname = hostname();
-    rep.shard = opts.selection.shard.map(|(k, n)| Shard { k, n });
-    let done: std::collections::HashSet<&str> = rep.cases.iter().map(|c| c.id.as_str()).collect();
-    rep.not_run = run::select(cases, &opts.selection)
-        .into_iter()
-        .skip(opts.start_at)
-        .filter(|c| !done.contains(c.id.as_str()))
-        .map(|c| c.id.clone())
-        .collect();
-    if !rep.not_run.is_empty() && rep.aborted.is_none() {
-        rep.aborted = Some(format!("{} selected case(s) did not run", rep.not_run.len()));
-    }
-}
-
-/// This machine's name.
-fn hostname() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
-        return None;
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    Some(String::from_utf8_lossy(&buf[..end]).into_owned()).filter(|h| !h.is_empty())
-}
-
-/// Runs the suite on one target: `host`, or a kernel booted in a VM.
-pub(super) fn run_target(spec: &str, cases: &[Case], opts: &RunOpts, a: &RunArgs) -> Result<RunReport, Error> {
-    let k = vm::KernelSpec::parse(spec)?;
-    if matches!(k, vm::KernelSpec::Host) {
-        return Ok(run::run(cases, opts, &Probe::run(), "host"));
-    }
-    let t0 = std::time::Instant::now();
-    vm::provision()?;
-    let kernel = vm::resolve(&k)?;
-    let env = vm::guest_tools(&kernel, &opts.topologies)?;
-    let prep = t0.elapsed().as_secs_f64();
-    let paths = if a.select.paths.is_empty() { vec![crate::paths::default_case_dir()] } else { a.select.paths.clone() };
-    let vopts = vm::VmOpts {
-        paths,
-        run: opts.clone(),
-        shard: a.select.shard.clone(),
-        memory: a.vm.memory.clone(),
-        cpus: a.vm.cpus,
-        env,
-    };
-    let mut rep = vm::run_in_vm(spec, &kernel, &vopts)?;
-    rep.timings.provision_and_fetch_s = Some(prep);
-    eprintln!(
-        "{spec}: set-up {prep:.1} s, VM boot {:.1} s ({} boot(s)), suite {:.1} s, end to end {:.1} s",
-        rep.timings.vm_boot_s.unwrap_or(0.0),
-        rep.timings.vm_boots.unwrap_or(0),
-        rep.timings.suite_s.unwrap_or(0.0),
-        prep + rep.duration_s
-    );
-    Ok(rep)
+    let reps = suite.run_everywhere(&kernel)?;
+    finish(&reps, &a.outputs, ready, suite.opts.stream)
 }
 
 fn report_bug(b: BugArgs) -> Result<Verdict, Error> {
@@ -210,17 +116,10 @@ fn report_bug(b: BugArgs) -> Result<Verdict, Error> {
     let runs = match &b.from {
         Some(p) => load_report(p)?.runs,
         None => {
-            let a = super::bisect::one_case_args(id, &b.topology, b.timeout, b.vm.clone());
-            let (cases, opts) = prepare(&a)?;
-            if !cases.iter().any(|c| c.id == id) {
-                return Err(Error::bad_input(format!(
-                    "no case with id `{}` (see `zcrx-conform run --list`)",
-                    printable(id)
-                )));
-            }
+            let kernel = b.kernel.single("report-bug")?;
+            let suite = Suite::one_case(id, &b.topology.names(), b.timeout.timeout)?;
             signal::install_handlers();
-            let target = a.vm.vm.clone().unwrap_or_else(|| "host".into());
-            vec![run_target(&target, &cases, &opts, &a)?]
+            vec![suite.run_on(&kernel)?]
         }
     };
     for r in &runs {
@@ -277,24 +176,28 @@ fn merge_cmd(inputs: &[PathBuf], outputs: &Outputs) -> Result<Verdict, Error> {
     finish(&runs, outputs, ready, false)
 }
 
-fn matrix_cmd(kernels: &[String], junit_dir: Option<&Path>, a: RunArgs) -> Result<Verdict, Error> {
-    let (cases, opts) = prepare(&a)?;
-    for k in kernels {
-        vm::KernelSpec::parse(k)?;
-    }
-    if let Some(d) = junit_dir {
+fn matrix_cmd(a: MatrixArgs) -> Result<Verdict, Error> {
+    let suite = Suite::prepare(&a.select, &a.vm, false, 0)?;
+    let given = if a.kernel.kernels.is_empty() {
+        MATRIX_KERNELS.iter().map(|k| KernelArg::parse(k)).collect::<Result<Vec<_>, _>>()?
+    } else {
+        a.kernel.kernels.clone()
+    };
+    let kernels = vm::spec::expand(&given)?;
+    a.vm.check(&kernels)?;
+    if let Some(d) = &a.junit_dir {
         report::files::check_output_dir(d, "--junit-dir", &[])?;
     }
     let ready = preflight(&a.outputs)?;
     signal::install_handlers();
     let mut runs: Vec<RunReport> = Vec::new();
-    for k in kernels {
+    for k in &kernels {
         let started = report::time::now();
-        match run_target(k, &cases, &opts, &a) {
+        match suite.run_on(k) {
             Ok(mut r) => {
-                stamp(&mut r, started, &cases, &opts);
-                if let Some(d) = junit_dir {
-                    let name = k.replace(['/', ':'], "_");
+                suite.stamp(&mut r, started);
+                if let Some(d) = &a.junit_dir {
+                    let name = k.to_string().replace(['/', ':'], "_");
                     let written = report::junit(&[&r]).and_then(|x| {
                         let p = d.join(format!("junit-{name}.xml"));
                         report::write_atomic(&p, &x).map_err(report::Error::file(p.display().to_string()))
@@ -305,7 +208,7 @@ fn matrix_cmd(kernels: &[String], junit_dir: Option<&Path>, a: RunArgs) -> Resul
                 }
                 runs.push(r);
             }
-            Err(e) => eprintln!("error: {}: {}", printable(k), printable(&e.to_string())),
+            Err(e) => eprintln!("error: {}: {}", printable(&k.to_string()), printable(&e.to_string())),
         }
         if signal::interrupted().is_some() {
             break;

@@ -1,28 +1,17 @@
 //! The command line: the clap types (each argument struct declared once) and one function per
-//! command ([`commands`]); [`outputs`] writes a run's reports and decides its verdict.
+//! command ([`commands`]); `outputs` writes a run's reports and decides its verdict.
 
-pub mod bisect;
+pub(crate) mod bisect;
 pub mod commands;
-pub mod outputs;
+pub(crate) mod outputs;
+mod suite;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::error::{Error, EXIT_CODES_HELP};
-
-/// The longest `--timeout` (one day): longer is a typo, and `inf` would overflow the clocks.
-pub const MAX_TIMEOUT_S: f64 = 86_400.0;
-
-/// `--timeout`: a finite number of seconds in (0, [`MAX_TIMEOUT_S`]].
-pub fn parse_timeout(s: &str) -> Result<f64, Error> {
-    let t: f64 = s.trim().parse().map_err(|_| Error::bad_input(format!("`{s}` is not a number of seconds")))?;
-    if t.is_finite() && t > 0.0 && t <= MAX_TIMEOUT_S {
-        Ok(t)
-    } else {
-        Err(Error::bad_input(format!("`{s}`: need a number of seconds above 0 and at most {MAX_TIMEOUT_S}")))
-    }
-}
+use crate::error::EXIT_CODES_HELP;
+use crate::{run, vm};
 
 #[derive(Parser)]
 #[command(
@@ -36,14 +25,43 @@ pub struct Cli {
     pub cmd: Cmd,
 }
 
+/// `--topology` of the commands that run cases on the topologies named.
+#[derive(Args, Clone, Debug)]
+pub struct TopologyArgs {
+    /// Topologies this run provides, comma-separated (host, nodev, or a file under
+    /// topologies/: veth, netdevsim, netdevsim-zcrx, nic-netdevsim, ...). Default: host,nodev;
+    /// for `run` and `matrix` on a kernel booted in a VM, every topology that needs no hardware
+    /// (host, nodev, netdevsim-zcrx, nic-netdevsim, veth, then stock netdevsim in a second boot).
+    #[arg(long, value_delimiter = ',')]
+    pub topology: Vec<String>,
+}
+
+impl TopologyArgs {
+    /// The topologies named, or host,nodev when none is.
+    pub fn names(&self) -> Vec<String> {
+        if self.topology.is_empty() {
+            vec!["host".into(), "nodev".into()]
+        } else {
+            self.topology.clone()
+        }
+    }
+}
+
+/// `--timeout` of the commands that run cases.
+#[derive(Args, Clone, Debug)]
+pub struct TimeoutArgs {
+    /// Seconds before a case is killed (a case's own `timeout` wins); at most 86400.
+    #[arg(long, default_value_t = 30.0, value_parser = run::parse_timeout)]
+    pub timeout: f64,
+}
+
 /// Which cases, where, and how they run.
 #[derive(Args, Clone, Debug)]
 pub struct SelectArgs {
     /// Case files or directories (default: the repository's cases/).
     pub paths: Vec<PathBuf>,
-    /// Topologies this run provides, comma-separated (host, nodev, ...).
-    #[arg(long, default_value = "host,nodev", value_delimiter = ',')]
-    pub topology: Vec<String>,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
     /// Only cases whose id contains this (repeatable).
     #[arg(long)]
     pub filter: Vec<String>,
@@ -51,11 +69,10 @@ pub struct SelectArgs {
     #[arg(long)]
     pub exact: bool,
     /// Run only shard K of N (e.g. 2/3); N runners with 1/N..N/N run every case once.
-    #[arg(long)]
-    pub shard: Option<String>,
-    /// Seconds before a case is killed (a case's own `timeout` wins); at most 86400.
-    #[arg(long, default_value_t = 30.0, value_parser = parse_timeout)]
-    pub timeout: f64,
+    #[arg(long, value_parser = run::parse_shard)]
+    pub shard: Option<(u32, u32)>,
+    #[command(flatten)]
+    pub timeout: TimeoutArgs,
     /// Run up to N cases at the same time (cases holding an exclusive resource never overlap;
     /// after a kernel splat, the cases that overlapped are run again alone).
     #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -64,33 +81,33 @@ pub struct SelectArgs {
     /// Cases that still pass are reported as failures ("unable to fail").
     #[arg(long)]
     pub self_check: bool,
-    /// List the selected cases and where they would run, without running them.
-    #[arg(long)]
-    pub list: bool,
-    /// Machine-readable progress (encoded events) on stdout (used by the VM runner).
-    #[arg(long, hide = true)]
-    pub stream: bool,
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
-    /// Skip the first N selected cases (used when a VM is booted again after a crash).
-    #[arg(long, default_value_t = 0, hide = true)]
-    pub start_at: usize,
 }
 
-/// Where a run happens when it is not the running kernel.
-#[derive(Args, Clone, Debug)]
+/// The VM a kernel other than `host` boots in (refused on the host: nothing would use them).
+#[derive(Args, Clone, Debug, Default)]
 pub struct VmArgs {
-    /// Boot this kernel in a virtme-ng VM and run there: debian:<version>, a bzImage/vmlinuz,
-    /// or a kernel build tree (default with no value: debian:7.3.4).
-    #[arg(long, num_args = 0..=1, default_missing_value = crate::vm::DEFAULT_KERNEL)]
-    pub vm: Option<String>,
-    /// VM memory.
-    #[arg(long, default_value = "2G")]
-    pub memory: String,
-    /// VM CPUs.
-    #[arg(long, default_value_t = 2)]
-    pub cpus: u32,
+    /// VM memory, with a --kernel other than host [default: 2G].
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// VM CPUs, with a --kernel other than host [default: 2].
+    #[arg(long)]
+    pub cpus: Option<u32>,
+}
+
+impl VmArgs {
+    /// Refuses VM flags for a run that boots nothing.
+    pub fn check(&self, kernels: &[vm::KernelSpec]) -> Result<(), crate::error::Error> {
+        let boots = kernels.iter().any(|k| *k != vm::KernelSpec::Host);
+        if !boots && (self.memory.is_some() || self.cpus.is_some()) {
+            return Err(crate::error::Error::bad_input(
+                "--memory and --cpus size the VM of a --kernel other than host; this run boots none",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What a command writes, and how its result is judged.
@@ -129,23 +146,57 @@ pub struct Outputs {
     pub write_baseline: Option<PathBuf>,
 }
 
+/// `run`'s arguments.
 #[derive(Args, Clone, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
     pub select: SelectArgs,
+    // One kernel (default: host).
+    #[command(flatten)]
+    pub kernel: vm::KernelArgs,
     #[command(flatten)]
     pub vm: VmArgs,
     #[command(flatten)]
     pub outputs: Outputs,
+    /// List the selected cases and where they would run on the running kernel, without
+    /// running them (host only).
+    #[arg(long)]
+    pub list: bool,
+    /// Machine-readable progress (encoded events) on stdout (used by the VM runner).
+    #[arg(long, hide = true)]
+    pub stream: bool,
+    /// Skip the first N selected cases (used when a VM is booted again after a crash).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub start_at: usize,
 }
+
+/// `matrix`'s arguments.
+#[derive(Args, Clone, Debug)]
+pub struct MatrixArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub kernel: vm::KernelArgs,
+    #[command(flatten)]
+    pub vm: VmArgs,
+    #[command(flatten)]
+    pub outputs: Outputs,
+    /// Write one JUnit file per kernel here.
+    #[arg(long)]
+    pub junit_dir: Option<PathBuf>,
+}
+
+/// The kernels `matrix` runs when no --kernel is given.
+pub const MATRIX_KERNELS: &[&str] = &["host", "debian:7.2.13", vm::DEFAULT_KERNEL];
 
 #[derive(Subcommand)]
 pub enum KernelCmd {
-    /// Download and unpack a kernel (debian:7.3.4, debian:7.3, debian:latest); prints its path.
+    /// Download and unpack one --kernel (debian:7.3.4, debian:7.3, debian:latest), or build a
+    /// tree:PATH; prints its path.
     #[command(after_help = EXIT_CODES_HELP)]
     Fetch {
-        /// The kernel: debian:<version>, debian:<major.minor> (newest of it) or debian:latest.
-        spec: String,
+        #[command(flatten)]
+        kernel: vm::KernelArgs,
     },
     /// Kernels the Debian mirror offers.
     #[command(after_help = EXIT_CODES_HELP)]
@@ -174,7 +225,8 @@ pub enum Cmd {
         /// Case files or directories (default: the repository's cases/).
         paths: Vec<PathBuf>,
     },
-    /// Run cases against the running kernel.
+    /// Run cases against the running kernel, or against one --kernel booted in a
+    /// virtme-ng VM.
     ///
     /// Output paths (--junit, --json, --kcidb, --out, --write-baseline) and --baseline are
     /// checked before any case runs (exit 2). A report that cannot be written after the cases
@@ -193,21 +245,13 @@ pub enum Cmd {
     /// Fetch or list kernels for VM runs.
     #[command(subcommand, after_help = EXIT_CODES_HELP)]
     Kernel(KernelCmd),
-    /// Run the suite on several kernels and print a cases x kernels table.
+    /// Run the suite on several kernels (--kernel, repeatable, ranges expanded; default:
+    /// host, debian:7.2.13, debian:7.3.4) and print a cases x kernels table.
     ///
     /// Outputs, checks and exit codes as for `run`; a kernel that could not be run at all
     /// makes the exit code 1.
     #[command(after_help = EXIT_CODES_HELP)]
-    Matrix {
-        /// Comma-separated: host, debian:<version>, or a kernel image/tree path.
-        #[arg(long, value_delimiter = ',', default_value = "host,debian:7.2.13,debian:7.3.4")]
-        kernels: Vec<String>,
-        /// Write one JUnit file per kernel here.
-        #[arg(long)]
-        junit_dir: Option<PathBuf>,
-        #[command(flatten)]
-        run: RunArgs,
-    },
+    Matrix(MatrixArgs),
     /// Join reports (report.json files, or directories holding one) into one report; runs
     /// of the same target (shards, or one kernel on several topologies) become one run.
     /// Writes like `run` and prints the matrix.
@@ -222,7 +266,7 @@ pub enum Cmd {
         outputs: Outputs,
     },
     /// Print a plain-text bug report for one failing or xfail case: from a report.json
-    /// (--from), or by running the case now (on the host, or --vm SPEC).
+    /// (--from), or by running the case now (on the host, or one --kernel).
     ///
     /// A case that passed or was skipped has no bug to report: nothing is printed, exit 1.
     #[command(after_help = EXIT_CODES_HELP)]
@@ -248,22 +292,22 @@ pub enum Cmd {
         out: PathBuf,
     },
     /// Benchmark RECV_ZC against plain recv() on the same socket path (ratios, not absolutes,
-    /// under TCG), and time the suite itself.
+    /// under TCG), and time the suite itself; on the host, or one --kernel booted in a VM.
     #[command(after_help = EXIT_CODES_HELP)]
     Bench(crate::bench::BenchArgs),
     /// Kernel mutants: apply each mutant of vm/mutants to a campaign copy of a kernel tree
-    /// (tree:PATH), build it with gcov on io_uring/zcrx.c, boot it once, run the catalogue
+    /// (--kernel tree:PATH), build it with gcov on io_uring/zcrx.c, boot it once, run the catalogue
     /// (host, nodev, netdevsim-zcrx) and liburing's zcrx.t, and record killed or survived for
     /// both; resumable (one JSON line per mutant). Writes reports/mutation.md and .json.
     #[command(after_help = EXIT_CODES_HELP)]
     Mutate(crate::campaign::MutateArgs),
-    /// Line coverage of io_uring/zcrx.c from a campaign's baseline boot, for the suite and
-    /// liburing's zcrx.t (coverage.md, coverage.json, lcov tracefiles); with --diff or --patch,
+    /// Line coverage of io_uring/zcrx.c from a campaign's baseline boot (--kernel tree:PATH as
+    /// given to `mutate`), for the suite and liburing's zcrx.t (coverage.md, coverage.json, lcov tracefiles); with --diff or --patch,
     /// which changed lines the suite executes.
     #[command(after_help = EXIT_CODES_HELP)]
     Coverage(crate::campaign::CoverageArgs),
-    /// Qualify a NIC's zcrx support: probe the device, run the NIC-path cases on its topology
-    /// (kind: nic), compare every readable DUT setting before and after, and write
+    /// Qualify a NIC's zcrx support (on the host, or inside a VM booting one --kernel): probe
+    /// the device, run the NIC-path cases on its topology (kind: nic), compare every readable DUT setting before and after, and write
     /// qualification.json and qualification.html (plus junit.xml and report.json) into --out.
     ///
     /// Exit 0: every requirement passed; 1: one failed (a case, a kernel splat, a setting left
@@ -276,10 +320,11 @@ pub enum Cmd {
     /// CQE res/flags (report.json's `observed`), not the case's pass/fail, so the case's
     /// per-kernel expectations do not hide the change. Prints the last old and first new
     /// kernel, what each did, and the boots used. Data-path cases whose CQE count depends on
-    /// timing are poor subjects.
+    /// timing are poor subjects. --kernel debian:A..B searches the Debian versions from A to B;
+    /// --kernel tree:PATH with --good and --bad the commits of a kernel git tree.
     #[command(after_help = EXIT_CODES_HELP)]
     Bisect(BisectArgs),
-    /// One `git bisect run` step of `bisect --kernels tree:PATH` (exit 0 old, 1 new, 125 skip).
+    /// One `git bisect run` step of `bisect --kernel tree:PATH` (exit 0 old, 1 new, 125 skip).
     #[command(hide = true, after_help = EXIT_CODES_HELP)]
     BisectStep(BisectStepArgs),
 }
@@ -289,23 +334,20 @@ pub enum Cmd {
 pub struct BisectArgs {
     /// The exact case id.
     pub id: String,
-    /// debian:A..debian:B (every Debian version from the oldest matching A to the newest
-    /// matching B; `7.1` matches every 7.1.x), or tree:PATH (a kernel git tree; with --good
-    /// and --bad).
-    #[arg(long)]
-    pub kernels: String,
+    // debian:A..B (every Debian version from the oldest matching A to the newest matching B;
+    // `7.1` matches every 7.1.x), or tree:PATH (a kernel git tree; with --good and --bad).
+    #[command(flatten)]
+    pub kernel: vm::KernelArgs,
     /// tree:PATH only: the old end (a commit where the case behaves the old way).
     #[arg(long)]
     pub good: Option<String>,
     /// tree:PATH only: the new end.
     #[arg(long)]
     pub bad: Option<String>,
-    /// Topologies the runs provide, comma-separated (host, nodev, ...).
-    #[arg(long, default_value = "host,nodev", value_delimiter = ',')]
-    pub topology: Vec<String>,
-    /// Seconds before the case is killed (a case's own `timeout` wins); at most 86400.
-    #[arg(long, default_value_t = 30.0, value_parser = parse_timeout)]
-    pub timeout: f64,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+    #[command(flatten)]
+    pub timeout: TimeoutArgs,
 }
 
 /// `bisect-step`'s arguments (given by `bisect` to `git bisect run`).
@@ -313,12 +355,10 @@ pub struct BisectArgs {
 pub struct BisectStepArgs {
     /// The exact case id.
     pub id: String,
-    /// Topologies, comma-separated.
-    #[arg(long, default_value = "host,nodev", value_delimiter = ',')]
-    pub topology: Vec<String>,
-    /// Case timeout in seconds.
-    #[arg(long, default_value_t = 30.0, value_parser = parse_timeout)]
-    pub timeout: f64,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+    #[command(flatten)]
+    pub timeout: TimeoutArgs,
 }
 
 /// `report-bug`'s own arguments (no other `run` flag applies to one case's report).
@@ -328,18 +368,15 @@ pub struct BugArgs {
     pub id: String,
     /// A report.json (or a directory holding one) to take the result from instead of running
     /// the case.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["kernels", "topology", "timeout"])]
     pub from: Option<PathBuf>,
-    /// Run the case in a virtme-ng VM with this kernel (as `run --vm`; default with no value:
-    /// debian:7.3.4).
-    #[arg(long, num_args = 0..=1, default_missing_value = crate::vm::DEFAULT_KERNEL, conflicts_with = "from")]
-    pub vm: Option<String>,
-    /// Seconds before the case is killed (a case's own `timeout` wins); at most 86400.
-    #[arg(long, default_value_t = 30.0, value_parser = parse_timeout, conflicts_with = "from")]
-    pub timeout: f64,
-    /// Topologies this run provides, comma-separated (host, nodev, ...).
-    #[arg(long, default_value = "host,nodev", value_delimiter = ',', conflicts_with = "from")]
-    pub topology: Vec<String>,
+    // One kernel to run the case on (default: host).
+    #[command(flatten)]
+    pub kernel: vm::KernelArgs,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+    #[command(flatten)]
+    pub timeout: TimeoutArgs,
 }
 
 #[cfg(test)]
@@ -384,12 +421,105 @@ mod tests {
         assert!(bench.contains("netdevsim-zcrx"), "{bench}");
     }
 
+    /// A flag a command does not use is refused, not ignored; the old kernel spellings are gone.
     #[test]
-    fn timeouts() {
-        assert_eq!(parse_timeout("2.5").ok(), Some(2.5));
-        for bad in ["0", "-1", "inf", "NaN", "1e300", "x", "86401"] {
-            assert!(parse_timeout(bad).is_err(), "{bad}");
+    fn unused_and_old_flags_are_refused() {
+        let parse = |args: &str| Cli::try_parse_from(std::iter::once("zcrx-conform").chain(args.split_whitespace()));
+        for bad in [
+            "matrix --list",
+            "matrix --vm",
+            "matrix --kernels host",
+            "matrix --stream",
+            "run --vm",
+            "run --vm debian:7.3.4",
+            "bisect x --kernels debian:7.2..debian:7.3",
+            "report-bug x --from out --kernel debian:7.3.4",
+            "report-bug x --from out --timeout 5",
+            "mutate tree:/",
+            "run --kernel debian+rt:7.3.4",
+            "run --shard 4/3",
+            "run --timeout 0",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} was accepted");
         }
+        for good in [
+            "run --kernel debian:7.3.4 --memory 4G",
+            "run --kernel host --list",
+            "matrix --kernel host,debian:7.3.4 --kernel debian:7.1..7.2 --junit-dir d",
+            "bisect x --kernel debian:7.2..7.3",
+            "report-bug x --kernel debian:7.3.4 --timeout 5",
+            "bench --kernel debian:7.3.4 --suite",
+            "qualify --topology nic-netdevsim --kernel debian:7.3.4",
+            "kernel fetch --kernel debian:latest",
+            "run --shard 2/3",
+        ] {
+            if let Err(e) = parse(good) {
+                panic!("{good}: {e}");
+            }
+        }
+    }
+
+    /// The command line the VM runner gives the guest parses with this CLI, to the same options.
+    #[test]
+    fn the_guest_runner_command_line_parses() {
+        use std::path::Path;
+        let selection = run::Selection { filter: vec!["query.".into()], exact: true, shard: Some((2, 3)) };
+        let topologies = vec!["host".to_string(), "veth".to_string()];
+        let run = run::RunOpts {
+            topologies,
+            selection,
+            timeout: 12.5,
+            stream: false,
+            quiet: true,
+            start_at: 0,
+            self_check: true,
+            jobs: 2,
+        };
+        let o = vm::VmOpts { paths: vec![], run, memory: "2G".into(), cpus: 2, env: vec![] };
+        let cmd = vm::guest_command(Path::new("/bin/zcrx-conform"), &[PathBuf::from("/cases")], &o, 3, 2);
+        let cli = Cli::try_parse_from(cmd.split_whitespace()).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        let Cmd::Run(a) = cli.cmd else { panic!("{cmd}: not `run`") };
+        assert_eq!(a.select.paths, [PathBuf::from("/cases")]);
+        assert_eq!(a.select.topology.topology, ["host", "veth"]);
+        assert_eq!((a.select.filter.as_slice(), a.select.exact), (["query.".to_string()].as_slice(), true));
+        assert_eq!((a.select.shard, a.select.timeout.timeout, a.select.jobs), (Some((2, 3)), 12.5, 2));
+        assert!(a.select.self_check && a.stream && a.kernel.kernels.is_empty());
+        assert_eq!(a.start_at, 3);
+    }
+
+    /// So does the campaign's guest command line, which names no kernel.
+    #[test]
+    fn the_campaign_guest_command_line_parses() {
+        let parse =
+            |args: &[String]| Cli::try_parse_from(std::iter::once("zcrx-conform".to_string()).chain(args.to_vec()));
+        let host =
+            Cli::try_parse_from(["zcrx-conform", "mutate", "--topology=host,nodev", "--jobs=3"]).expect("parses");
+        let Cmd::Mutate(m) = host.cmd else { panic!("not mutate") };
+        let args = crate::campaign::guest_args(&m, std::path::Path::new("/zcrx.t"));
+        let Cmd::Mutate(g) = parse(&args).unwrap_or_else(|e| panic!("{args:?}: {e}")).cmd else { panic!("not mutate") };
+        assert_eq!((g.guest, g.topology, g.jobs), (Some(PathBuf::from("/zcrx.t")), m.topology, 3));
+        assert!(g.kernel.kernels.is_empty());
+    }
+
+    /// And qualify's.
+    #[test]
+    fn the_qualify_guest_command_line_parses() {
+        let argv = ["zcrx-conform", "qualify", "--topology", "nic-netdevsim", "--soak", "90s", "--timeout", "45"];
+        let Cmd::Qualify(q) = Cli::try_parse_from(argv).expect("parses").cmd else { panic!("not qualify") };
+        let args = crate::qualify::guest_args(&q, "/t/nic.yaml", &[PathBuf::from("/cases")]);
+        let parsed = Cli::try_parse_from(std::iter::once("zcrx-conform".to_string()).chain(args.clone()));
+        let Cmd::Qualify(g) = parsed.unwrap_or_else(|e| panic!("{args:?}: {e}")).cmd else { panic!("not qualify") };
+        assert!(g.emit_json && g.kernel.kernels.is_empty());
+        assert_eq!((g.topology.as_str(), g.soak, g.timeout), ("/t/nic.yaml", Some("90s".into()), 45.0));
+        assert_eq!(g.paths, [PathBuf::from("/cases")]);
+    }
+
+    #[test]
+    fn vm_flags_are_refused_without_a_vm() {
+        let sized = VmArgs { memory: Some("4G".into()), cpus: None };
+        assert!(sized.check(&[vm::KernelSpec::Host]).is_err());
+        assert!(sized.check(&[vm::KernelSpec::Host, vm::KernelSpec::Debian("7.3.4".into())]).is_ok());
+        assert!(VmArgs::default().check(&[vm::KernelSpec::Host]).is_ok());
     }
 
     #[test]

@@ -117,7 +117,7 @@ impl Ctx<'_> {
         }
         let got = mem.slice(in_area, len).ok_or_else(|| format!("CQE off {off:#x}+{len} is outside the area"))?;
         let conn = self.conns.get_mut(&rv.conn).ok_or("connection gone")?;
-        let want = pattern(conn.received, len);
+        let want = pattern(conn.base + conn.received, len);
         if got != want.as_slice() {
             let i = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(0);
             return Err(format!(
@@ -128,7 +128,7 @@ impl Ctx<'_> {
             )
             .into());
         }
-        let pos = conn.received;
+        let pos = conn.base + conn.received;
         conn.received += len as u64;
         if let Some(z) = self.zcrx.get_mut(&rv.zcrx) {
             z.held.push_back(Held { off, len: len as u32, pos });

@@ -161,7 +161,8 @@ impl Ctx<'_> {
             }
         };
         self.note(format!("connect {name} ({:?}): recv fd {}, peer fd {}", c.kind, recv.as_raw_fd(), peer.as_raw_fd()));
-        self.conns.insert(name, Conn { recv, peer: Some(peer), sent: 0, received: 0, senders: Vec::new() });
+        let base = self.conns.values().map(|c| c.base + STREAM_SPACING).max().unwrap_or(0);
+        self.conns.insert(name, Conn { base, recv, peer: Some(peer), sent: 0, received: 0, senders: Vec::new() });
         Ok(())
     }
 
@@ -169,7 +170,7 @@ impl Ctx<'_> {
         let name = x.conn.clone().unwrap_or_else(|| "c0".into());
         let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
         let peer = c.peer.as_ref().ok_or("the peer is closed")?.try_clone().map_err(|e| harness(format!("{e}")))?;
-        let start = c.sent;
+        let start = c.base + c.sent;
         let total = x.bytes;
         let chunk = x.chunk.unwrap_or(65536).max(1);
         c.sent += total;
@@ -184,7 +185,7 @@ impl Ctx<'_> {
             Ok(())
         });
         c.senders.push(h);
-        self.note(format!("send {total} bytes on {name} (pattern offset {start})"));
+        self.note(format!("send {total} bytes on {name} (pattern position {start})"));
         Ok(())
     }
 
@@ -227,6 +228,10 @@ pub(super) struct Spare {
 }
 
 /// Where the spares' ids start: after the topologies' (NSIM_ID_BASE + 0..800).
+/// How far apart in the pattern the streams of two connections start (1 TiB: no case sends
+/// that much on one connection).
+const STREAM_SPACING: u64 = 1 << 40;
+
 const SPARE_ID_BASE: u32 = crate::topology::NSIM_ID_BASE + 800;
 const SPARE_IDS: u32 = 200;
 

@@ -11,6 +11,7 @@ mod check;
 mod ctrl;
 mod data;
 mod env;
+mod importer;
 mod nic;
 mod process;
 mod register;
@@ -91,11 +92,15 @@ struct Held {
     /// The CQE's offset (area in the top bits).
     off: u64,
     len: u32,
-    /// Stream position of its first byte.
+    /// Pattern position of its first byte (the connection's base plus its stream offset).
     pos: u64,
 }
 
 struct Conn {
+    /// Where this connection's stream starts in the pattern: each connection of a case sends
+    /// its own bytes (c0 from 0, the next from 1<<40, ...), so a buffer of one flow handed out
+    /// as another's never matches by chance.
+    base: u64,
     recv: OwnedFd,
     peer: Option<OwnedFd>,
     sent: u64,
@@ -147,6 +152,8 @@ struct Ctx<'a> {
     nic: nic::NicState,
     /// Processes started by `process` steps, by name.
     procs: HashMap<String, process::Proc>,
+    /// Processes started by `importer` steps, by name.
+    importers: HashMap<String, importer::Imp>,
     /// The highest page-pool id the device under test had when the case began: `page_pools`
     /// counts only the pools the case's own registrations made (a previous case's pool may
     /// still be tearing down).
@@ -194,6 +201,7 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
         made_devices: Vec::new(),
         nic: Default::default(),
         procs: HashMap::new(),
+        importers: HashMap::new(),
         pp_floor: 0,
         spares: HashMap::new(),
     };
@@ -240,72 +248,13 @@ fn harness(m: impl Into<String>) -> StepError {
     StepError::Harness(m.into())
 }
 
-/// What a step does: the one action key it carries (`case::validate` rejects steps with none
-/// or several).
-enum Action<'s> {
-    Register(&'s Register),
-    Ctrl(&'s Ctrl),
-    Query(&'s Query),
-    RegisterRaw(&'s RegisterRaw),
-    OpenRing(&'s OpenRing),
-    Connect(&'s Connect),
-    Send(&'s Send),
-    Shutdown(&'s Shutdown),
-    RecvZc(&'s RecvZc),
-    ExpectCqes(&'s ExpectCqes),
-    ExpectData(&'s ExpectData),
-    DrainData(&'s DrainData),
-    ExpectNoCqe(&'s ExpectNoCqe),
-    ReturnBuffers(&'s ReturnBuffers),
-    RqPush(&'s RqPush),
-    RqSet(&'s RqSet),
-    ExpectRq(&'s ExpectRq),
-    ExpectStats(&'s ExpectStats),
-    MmapRegion(&'s MmapRegion),
-    Tun(&'s Tun),
-    Ethtool(&'s crate::topology::Settings),
-    Nsim(&'s Nsim),
-    Netns(&'s Netns),
-    Close(&'s Close),
-    Link(&'s LinkOp),
-    Xdp(&'s XdpStep),
-    AfXdp(&'s AfXdp),
-    Ntuple(&'s Ntuple),
-    Rss(&'s Rss),
-    QueueGet(&'s QueueGet),
-    PagePools(&'s PagePools),
-    Process(&'s Process),
-    NsimDevice(&'s NsimDevice),
-    Qstats(&'s Qstats),
-    Limit(&'s Limit),
-}
-
-fn action(s: &Step) -> Option<Action<'_>> {
-    macro_rules! first {
-        ($($field:ident => $variant:ident),* $(,)?) => {
-            $(if let Some(x) = &s.$field { return Some(Action::$variant(x)); })*
-        };
-    }
-    first!(
-        register => Register, ctrl => Ctrl, query => Query, register_raw => RegisterRaw, open_ring => OpenRing,
-        connect => Connect, send => Send, shutdown => Shutdown, recv_zc => RecvZc, expect_cqes => ExpectCqes,
-        expect_data => ExpectData, drain_data => DrainData, expect_no_cqe => ExpectNoCqe,
-        return_buffers => ReturnBuffers, rq_push => RqPush, rq_set => RqSet, expect_rq => ExpectRq,
-        expect_stats => ExpectStats, mmap_region => MmapRegion, tun => Tun, ethtool => Ethtool, nsim => Nsim,
-        netns => Netns, close => Close, link => Link, xdp => Xdp, af_xdp => AfXdp, ntuple => Ntuple, rss => Rss,
-        queue_get => QueueGet, page_pools => PagePools, process => Process, nsim_device => NsimDevice, qstats => Qstats,
-        limit => Limit,
-    );
-    None
-}
-
 impl Ctx<'_> {
     fn run(&mut self) -> StepResult {
         if let Some(ns) = &self.topo.netns {
             crate::topology::enter(ns)?;
             self.note(format!("in network namespace {}", ns.display()));
         }
-        if self.case.def.steps.iter().any(|s| s.value.page_pools.is_some()) {
+        if self.case.def.steps.iter().any(|s| matches!(s.value.action, Action::PagePools(_))) {
             self.pp_floor = self.page_pool_floor()?;
         }
         let d = &self.case.def;
@@ -314,8 +263,7 @@ impl Ctx<'_> {
         self.rings.insert("main".into(), ring);
         for (i, step) in self.case.def.steps.iter().enumerate() {
             let s = &step.value;
-            let act = s.actions().first().copied().unwrap_or("?");
-            self.at = format!("step {} ({act}, line {})", i + 1, step.line);
+            self.at = format!("step {} ({}, line {})", i + 1, s.action.kind().key, step.line);
             self.step(s).map_err(|e| e.context(i + 1, &self.at))?;
         }
         let mut notes = Vec::new();
@@ -340,42 +288,40 @@ impl Ctx<'_> {
         self.log.push(line);
     }
 
-    fn ring_name(s: &Step) -> String {
-        s.ring.clone().unwrap_or_else(|| "main".into())
-    }
-
     fn ring_fd(&self, name: &str) -> Result<RawFd, String> {
         self.rings.get(name).map(|r| r.fd()).ok_or_else(|| format!("no ring named `{name}`"))
     }
 
+    /// Runs one step: one arm per kind of step (`case::Action`), each a method in the file of
+    /// its kind.
     fn step(&mut self, s: &Step) -> StepResult {
-        let ring = Self::ring_name(s);
+        let ring = s.ring();
         let expect = s.expect.as_ref();
-        match action(s).ok_or("step has no action")? {
-            Action::Register(r) => self.register(&ring, r, expect),
-            Action::Ctrl(c) => self.ctrl(&ring, c, expect),
-            Action::Query(q) => self.query(&ring, q, expect),
-            Action::RegisterRaw(r) => self.register_raw(&ring, r, expect),
+        match &s.action {
+            Action::Register(r) => self.register(ring, r, expect),
+            Action::Ctrl(c) => self.ctrl(ring, c, expect),
+            Action::Query(q) => self.query(ring, q, expect),
+            Action::RegisterRaw(r) => self.register_raw(ring, r, expect),
             Action::OpenRing(o) => self.open_ring(o, expect),
             Action::Connect(c) => self.connect(c),
             Action::Send(x) => self.send(x),
             Action::Shutdown(x) => self.shutdown(x),
-            Action::RecvZc(x) => self.recv_zc(&ring, x),
-            Action::ExpectCqes(x) => self.expect_cqes(&ring, x),
-            Action::ExpectData(x) => self.expect_data(&ring, x),
-            Action::DrainData(x) => self.drain_data(&ring, x),
-            Action::ExpectNoCqe(x) => self.expect_no_cqe(&ring, x),
+            Action::RecvZc(x) => self.recv_zc(ring, x),
+            Action::ExpectCqes(x) => self.expect_cqes(ring, x),
+            Action::ExpectData(x) => self.expect_data(ring, x),
+            Action::DrainData(x) => self.drain_data(ring, x),
+            Action::ExpectNoCqe(x) => self.expect_no_cqe(ring, x),
             Action::ReturnBuffers(x) => self.return_buffers(x),
             Action::RqPush(x) => self.rq_push(x),
             Action::RqSet(x) => self.rq_set(x),
             Action::ExpectRq(x) => self.expect_rq(x),
             Action::ExpectStats(x) => self.expect_stats(x),
-            Action::MmapRegion(x) => self.mmap_region(&ring, x, expect),
+            Action::MmapRegion(x) => self.mmap_region(ring, x, expect),
+            Action::Close(x) => self.close(x),
             Action::Tun(t) => self.tun(t),
+            Action::Netns(n) => self.netns(n),
             Action::Ethtool(e) => self.ethtool(e, expect),
             Action::Nsim(n) => self.nsim(n),
-            Action::Netns(n) => self.netns(n),
-            Action::Close(x) => self.close(x),
             Action::Link(x) => self.link_op(x, expect),
             Action::Xdp(x) => self.xdp(x, expect),
             Action::AfXdp(x) => self.af_xdp(x, expect),
@@ -384,6 +330,7 @@ impl Ctx<'_> {
             Action::QueueGet(x) => self.queue_get(x),
             Action::PagePools(x) => self.page_pools(x),
             Action::Process(x) => self.process(x, expect),
+            Action::Importer(x) => self.importer(x),
             Action::NsimDevice(x) => self.nsim_device(x, expect),
             Action::Qstats(x) => self.qstats(x),
             Action::Limit(x) => self.limit(x),

@@ -180,6 +180,15 @@ impl Ctx<'_> {
             sys::drop_effective_caps(&caps).map_err(|e| format!("capset: {e}"))?;
             self.note(format!("dropped CAP_{} from the effective set", x.drop_caps.join(", CAP_")));
         }
+        if let Some(keep) = &x.keep_caps {
+            let caps = keep
+                .iter()
+                .map(|c| sys::cap_by_name(c).ok_or_else(|| format!("unknown capability {c}")))
+                .collect::<Result<Vec<u32>, String>>()?;
+            sys::keep_effective_caps(&caps).map_err(|e| format!("capset: {e}"))?;
+            let kept = if keep.is_empty() { "none".to_string() } else { format!("CAP_{}", keep.join(", CAP_")) };
+            self.note(format!("effective capabilities: {kept}"));
+        }
         if x.nofile_used {
             let top = sys::highest_fd().map_err(|e| format!("/proc/self/fd: {e}"))?;
             sys::set_rlimit(libc::RLIMIT_NOFILE, top as u64 + 1, None).map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;

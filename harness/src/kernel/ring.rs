@@ -22,7 +22,6 @@ enum Inner {
 
 pub struct Ring {
     inner: Inner,
-    pub flags: u32,
     pub mixed: bool,
 }
 
@@ -112,7 +111,7 @@ impl Ring {
             };
         }
         let ring = b.build(entries).map_err(|e| RingError::Kernel(io_errno(e)))?;
-        Ok(Ring { inner: Inner::Big(ring), flags, mixed: false })
+        Ok(Ring { inner: Inner::Big(ring), mixed: false })
     }
 
     fn new_small(entries: u32, flags: u32, cq_entries: Option<u32>) -> Result<Ring, RingError> {
@@ -126,7 +125,7 @@ impl Ring {
         let p: io_uring::Parameters = unsafe { std::mem::transmute::<[u8; 120], io_uring::Parameters>(params) };
         // SAFETY: fd is a fresh io_uring fd we own, and p is what the kernel returned.
         let ring = unsafe { IoUring::from_fd(fd.into_raw_fd(), p) }.map_err(|e| RingError::Kernel(io_errno(e)))?;
-        Ok(Ring { inner: Inner::Small(ring), flags, mixed: flags & IORING_SETUP_CQE_MIXED != 0 })
+        Ok(Ring { inner: Inner::Small(ring), mixed: flags & IORING_SETUP_CQE_MIXED != 0 })
     }
 
     pub fn fd(&self) -> RawFd {

@@ -83,10 +83,6 @@ impl Mem {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
@@ -218,10 +214,6 @@ pub fn cloexec(fd: RawFd) -> Option<bool> {
     // SAFETY: as above.
     let r = unsafe { libc::fcntl(fd, libc::F_GETFD) };
     (r >= 0).then_some(r & libc::FD_CLOEXEC != 0)
-}
-
-pub fn raw<F: AsRawFd>(f: &F) -> RawFd {
-    f.as_raw_fd()
 }
 
 macro_rules! errnos {
@@ -383,6 +375,13 @@ pub fn drop_effective_caps(caps: &[u32]) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Keeps only `caps` in this thread's effective set (capget, then capset); every other
+/// capability is dropped from it.
+pub fn keep_effective_caps(caps: &[u32]) -> io::Result<()> {
+    let all: Vec<u32> = (0..64).filter(|c| !caps.contains(c)).collect();
+    drop_effective_caps(&all)
 }
 
 /// Sets a resource limit (soft, and hard when given).

@@ -244,10 +244,6 @@ impl Rq {
         &self.region
     }
 
-    pub fn entries(&self) -> u32 {
-        self.entries
-    }
-
     pub fn head(&self) -> Result<&AtomicU32, Error> {
         self.region
             .atomic_u32(self.offsets.head as usize)

@@ -29,8 +29,6 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Status::Pass, Status::Fail, Status::Skip, Status::Xfail, Status::Xpass];
-
     /// Whether the run's exit code must report this.
     pub fn is_failure(self) -> bool {
         matches!(self, Status::Fail | Status::Xpass)

@@ -1,6 +1,6 @@
 //! `zcrx-conform qualify`: a driver qualification a NIC vendor can attach to a submission.
 //!
-//! On the machine with the NIC (or in a VM booting the chosen kernel, `--vm`): read the device
+//! On the machine with the NIC (or in a VM booting the chosen kernel, `--kernel SPEC`): read the device
 //! ([`nic`]) and every DUT setting that can be read ([`settings`]), run the NIC-path cases (every
 //! case that can run on a `nic` topology) with the topology up, optionally loop the data-path
 //! cases for a while ([`soak`]), read the settings again, and write the qualification
@@ -44,9 +44,9 @@ pub struct QualifyArgs {
     /// The NIC's topology file (kind: nic): a name under topologies/ (nic-netdevsim) or a path.
     #[arg(long)]
     pub topology: String,
-    /// Qualify inside a virtme-ng VM booting this kernel (default with no value: debian:7.3.4).
-    #[arg(long, num_args = 0..=1, default_missing_value = crate::vm::DEFAULT_KERNEL)]
-    pub vm: Option<String>,
+    // One kernel (default: host; another is booted in a virtme-ng VM and qualified inside).
+    #[command(flatten)]
+    pub kernel: crate::vm::KernelArgs,
     /// Where qualification.json, qualification.html, junit.xml and report.json go (locked for
     /// the run).
     #[arg(long, default_value = "out/qualify")]
@@ -56,23 +56,13 @@ pub struct QualifyArgs {
     #[arg(long)]
     pub soak: Option<String>,
     /// Seconds before a case is killed (a case's own `timeout` wins); at most 86400.
-    #[arg(long, default_value_t = 60.0, value_parser = parse_timeout)]
+    #[arg(long, default_value_t = 60.0, value_parser = run::parse_timeout)]
     pub timeout: f64,
     /// Case files or directories (default: the repository's or the built-in catalogue).
     pub paths: Vec<PathBuf>,
     /// Print the qualification as one tagged JSON line on stdout (used inside the VM).
     #[arg(long, hide = true)]
     pub emit_json: bool,
-}
-
-/// `--timeout`: seconds above 0 and at most a day (as `run --timeout`).
-fn parse_timeout(s: &str) -> Result<f64, QError> {
-    let t: f64 = s.trim().parse().map_err(|_| QError::Args(format!("`{s}` is not a number of seconds")))?;
-    if t.is_finite() && t > 0.0 && t <= 86_400.0 {
-        Ok(t)
-    } else {
-        Err(QError::Args(format!("`{s}`: need a number of seconds above 0 and at most 86400")))
-    }
 }
 
 /// Runs the command.
@@ -95,7 +85,7 @@ pub fn main(a: &QualifyArgs, cases: &[Case]) -> Result<Verdict, Error> {
     let soak =
         a.soak.as_deref().map(soak::parse_duration).transpose().map_err(|e| Error::bad_input(format!("--soak {e}")))?;
     let nic_cases: Vec<Case> =
-        cases.iter().filter(|c| c.def.requires.topology.iter().any(|t| t == "nic")).cloned().collect();
+        cases.iter().filter(|c| run::plan::case_kinds(c).contains(&Kind::Nic)).cloned().collect();
     if nic_cases.is_empty() {
         return Err(Error::bad_input("no case in the catalogue runs on a nic topology"));
     }
@@ -109,9 +99,9 @@ pub fn main(a: &QualifyArgs, cases: &[Case]) -> Result<Verdict, Error> {
     let _lock = crate::report::files::lock_dir(&a.out)?;
     run::signal::install_handlers();
     let t0 = Instant::now();
-    let q = match &a.vm {
-        Some(spec) => in_vm(spec, a, soak)?,
-        None => here(&file, &nic_cases, a.timeout, soak, "host")?,
+    let q = match a.kernel.single("qualify")? {
+        crate::vm::KernelSpec::Host => here(&file, &nic_cases, a.timeout, soak, "host")?,
+        kernel => in_vm(&kernel, a, soak)?,
     };
     let wall = t0.elapsed().as_secs_f64();
     write(&a.out, &q)?;
@@ -157,11 +147,26 @@ fn print_summary(q: &doc::Qualification, out: &Path, wall: f64) {
     println!("verdict: {:?} in {wall:.1} s; {}", q.verdict, out.join("qualification.html").display());
 }
 
+/// The guest's command line: this binary's `qualify --emit-json` with the host's options, the
+/// topology and case paths as the guest sees them.
+pub(crate) fn guest_args(a: &QualifyArgs, topology: &str, paths: &[PathBuf]) -> Vec<String> {
+    let mut args = vec![
+        "qualify".to_string(),
+        "--emit-json".into(),
+        format!("--topology={topology}"),
+        format!("--timeout={}", a.timeout),
+    ];
+    if let Some(s) = &a.soak {
+        args.push(format!("--soak={s}"));
+    }
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    args
+}
+
 /// Boots the kernel and qualifies inside; the guest runs this same binary.
-fn in_vm(spec: &str, a: &QualifyArgs, soak: Option<f64>) -> Result<doc::Qualification, QError> {
-    let k = crate::vm::KernelSpec::parse(spec)?;
+fn in_vm(k: &crate::vm::KernelSpec, a: &QualifyArgs, soak: Option<f64>) -> Result<doc::Qualification, QError> {
     crate::vm::provision()?;
-    let kernel = crate::vm::resolve(&k)?;
+    let kernel = crate::vm::resolve(k)?;
     let mut env = crate::vm::guest_tools(&kernel, std::slice::from_ref(&a.topology))?;
     env.push((crate::paths::CACHE_VAR.to_string(), crate::paths::cache_dir().display().to_string()));
     let topo = if a.topology.contains('/') || a.topology.ends_with(".yaml") {
@@ -176,23 +181,15 @@ fn in_vm(spec: &str, a: &QualifyArgs, soak: Option<f64>) -> Result<doc::Qualific
     } else {
         a.topology.clone()
     };
-    let mut args = vec![
-        "qualify".to_string(),
-        "--emit-json".into(),
-        format!("--topology={topo}"),
-        format!("--timeout={}", a.timeout),
-    ];
-    if let Some(s) = &a.soak {
-        args.push(format!("--soak={s}"));
-    }
+    let mut paths = Vec::new();
     for p in &a.paths {
-        let p = if crate::paths::builtin::is_builtin(p) {
+        paths.push(if crate::paths::builtin::is_builtin(p) {
             p.clone()
         } else {
             p.canonicalize().map_err(|e| QError::Setup(format!("{}: {e}", p.display())))?
-        };
-        args.push(p.display().to_string());
+        });
     }
+    let args = guest_args(a, &topo, &paths);
     let limit = Duration::from_secs_f64(1800.0 + soak.unwrap_or(0.0) * 1.5);
     let out = crate::vm::run_command_in_vm(&kernel, &args, &env, limit)?;
     let line = out
@@ -202,7 +199,7 @@ fn in_vm(spec: &str, a: &QualifyArgs, soak: Option<f64>) -> Result<doc::Qualific
         .ok_or_else(|| QError::Setup(format!("qualify: the guest printed no qualification; its output:\n{out}")))?;
     let mut q: doc::Qualification =
         serde_json::from_str(line).map_err(|e| QError::Setup(format!("qualify: the guest's qualification: {e}")))?;
-    q.run.target = spec.to_string();
+    q.run.target = k.to_string();
     Ok(q)
 }
 
@@ -249,7 +246,7 @@ pub fn here(
         if let Some(s) = &sim {
             env.topo.debugfs = s.topo.debugfs.clone();
         }
-        Ok(Envs::with("nic", env))
+        Ok(Envs::with(env))
     };
     let mut report = run::run_on(cases, &opts(timeout), &probe, target, up(1)?);
     report.topologies = vec![file.name.clone()];
@@ -411,7 +408,7 @@ mod tests {
     fn args(topology: &str) -> QualifyArgs {
         QualifyArgs {
             topology: topology.into(),
-            vm: None,
+            kernel: Default::default(),
             out: std::env::temp_dir().join(format!("zcrx-qualify-never-{}", std::process::id())),
             soak: None,
             timeout: 60.0,

@@ -121,7 +121,7 @@ pub fn reproduce(run: &RunReport, c: &CaseReport) -> String {
     let file = if c.file.is_empty() { "cases" } else { c.file.as_str() };
     let mut cmd = format!("zcrx-conform run {} --exact --filter={}", shell_quote(file), shell_quote(&c.id));
     if run.target != "host" {
-        cmd.push_str(&format!(" --vm={}", shell_quote(&run.target)));
+        cmd.push_str(&format!(" --kernel={}", shell_quote(&run.target)));
     }
     cmd
 }

@@ -27,6 +27,24 @@ pub fn xml_safe(s: &str) -> String {
     out
 }
 
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn html(t: &str) -> String {
+    let mut s = String::with_capacity(t.len());
+    for c in t.chars() {
+        match c {
+            '&' => s.push_str("&amp;"),
+            '<' => s.push_str("&lt;"),
+            '>' => s.push_str("&gt;"),
+            '"' => s.push_str("&quot;"),
+            '\'' => s.push_str("&#39;"),
+            // Control characters other than newline/tab are not valid in HTML text.
+            c if c.is_control() && c != '\n' && c != '\t' => s.push('\u{FFFD}'),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
 /// One word for a POSIX shell: as it is when it holds only characters no shell treats
 /// specially, else in single quotes (a `'` inside becomes `'\''`). A word with control
 /// characters is written `$'...'` with `\xNN` escapes instead (bash, zsh, ksh, and POSIX sh

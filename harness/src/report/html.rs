@@ -53,23 +53,8 @@ pub fn render(runs: &[&RunReport]) -> String {
     )
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(t: &str) -> String {
-    let mut s = String::with_capacity(t.len());
-    for c in t.chars() {
-        match c {
-            '&' => s.push_str("&amp;"),
-            '<' => s.push_str("&lt;"),
-            '>' => s.push_str("&gt;"),
-            '"' => s.push_str("&quot;"),
-            '\'' => s.push_str("&#39;"),
-            // Control characters other than newline/tab are not valid in HTML text.
-            c if c.is_control() && c != '\n' && c != '\t' => s.push('\u{FFFD}'),
-            c => s.push(c),
-        }
-    }
-    s
-}
+/// Escapes text for HTML (one escaper for every page: [`super::escape::html`]).
+pub use super::escape::html as escape;
 
 /// Replaces each `{{name}}` of the template once, in a single pass (inserted text is never
 /// scanned again, so report text cannot inject a placeholder).

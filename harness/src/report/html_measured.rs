@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::html::escape;
+use super::escape::html as escape;
 
 /// What the suite catches in the kernel, as measured when this binary was built.
 mod measured {
@@ -58,7 +58,8 @@ mod tests {
 
     #[test]
     fn measured_numbers_appear_when_the_binary_was_built_with_them() {
-        let page = super::super::html::render(&[]);
+        let mut page = String::new();
+        section(&mut page);
         let built_with = measured::MUTATION_JSON.is_some() || measured::COVERAGE_JSON.is_some();
         assert_eq!(page.contains("<section id=\"measured\">"), built_with);
         if let Some(m) = measured::MUTATION_JSON {

@@ -391,7 +391,7 @@ pub fn catalogue_table(cases: &[crate::case::Case], runs: &[&RunReport]) -> Stri
     s
 }
 
-/// Which kernels a case can run on, in words: what the README table shows.
+/// Which kernels a case can run on, in words: what docs/catalogue.md's table shows.
 fn kernel_class(c: &crate::case::Case) -> &'static str {
     use crate::model::Feature::*;
     let r = &c.def.requires;

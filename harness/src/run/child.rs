@@ -15,7 +15,7 @@ use std::time::Instant;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use super::{signal, Error};
-use crate::case::Case;
+use crate::case::{Action, Case};
 use crate::exec;
 use crate::model::event::Event;
 use crate::model::{CaseResult, Outcome, Probe};
@@ -115,9 +115,10 @@ fn child_main(
 /// such a case runs in the runner's namespace: a fresh namespace costs 16-30 ms per case under TCG (1.3 ms on a
 /// host), more than most cases themselves.
 fn needs_own_netns(case: &Case) -> bool {
-    case.def.steps.iter().any(|s| {
-        let v = &s.value;
-        v.tun.is_some() || v.register.as_ref().is_some_and(|r| r.ifq.contains_key("if_idx"))
+    case.def.steps.iter().any(|s| match &s.value.action {
+        Action::Tun(_) => true,
+        Action::Register(r) => r.ifq.contains_key("if_idx"),
+        _ => false,
     })
 }
 
@@ -136,7 +137,7 @@ fn case_netns(case: &Case, topo: &Topo) -> Result<Topo, Error> {
     }
     crate::kernel::netdev::private_netns()
         .map_err(|e| Error::Spawn(format!("cannot give the case its own network namespace: {e}")))?;
-    Ok(Topo::builtin(&topo.name).filter(|t| t.fresh_netns).unwrap_or_else(|| topo.clone()))
+    Ok(Topo::builtin(topo.kind).filter(|t| t.fresh_netns).unwrap_or_else(|| topo.clone()))
 }
 
 fn pidfd_open(pid: nix::unistd::Pid) -> Option<OwnedFd> {

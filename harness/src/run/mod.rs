@@ -1,16 +1,16 @@
 //! Runs cases: selects and plans them against the probed kernel ([`plan`]), brings up the
-//! run's topologies, executes each case in a forked child with a timeout ([`child`]), reads
-//! the kernel log around it ([`kmsg`]), turns the outcome into a status ([`verdict`]) and
-//! reports progress as [`Event`]s ([`progress`]).
+//! run's topologies, executes each case in a forked child with a timeout (`child`), reads
+//! the kernel log around it (`kmsg`), turns the outcome into a status ([`verdict`]) and
+//! reports progress as [`Event`]s (`progress`).
 
-pub mod child;
+pub(crate) mod child;
 mod error;
-pub mod kmsg;
+pub(crate) mod kmsg;
 pub mod plan;
-pub mod progress;
+pub(crate) mod progress;
 mod schedule;
-pub mod selfcheck;
-pub mod signal;
+pub(crate) mod selfcheck;
+pub(crate) mod signal;
 pub mod verdict;
 
 use std::time::Instant;
@@ -21,7 +21,7 @@ use crate::model::{CaseReport, CaseResult, Probe, RunReport, SkipReason};
 use crate::topology;
 
 pub use error::Error;
-pub use plan::{parse_shard, select, shard_of, Selection};
+pub use plan::{parse_shard, parse_timeout, select, Selection};
 
 #[derive(Clone, Debug)]
 pub struct RunOpts {
@@ -35,7 +35,7 @@ pub struct RunOpts {
     /// Skip this many selected cases (a VM booted again after a crash resumes here).
     pub start_at: usize,
     /// Per-assertion self-check: run each passing case again once per assertion with only
-    /// that one inverted ([`selfcheck`]).
+    /// that one inverted (`selfcheck`).
     pub self_check: bool,
     /// Cases run at the same time (at least 1); cases holding an exclusive resource never
     /// overlap one another.
@@ -93,9 +93,8 @@ pub fn run_on(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str, mut p
             Ok(kind) => sched.queue(i, kind),
             Err(reason) => {
                 // A topology the case needs failed to come up: say so rather than "not provided".
-                let wanted = &case.def.requires.topology;
                 let mut cr = blank_report(case);
-                let reason = match provided.broken(wanted) {
+                let reason = match provided.broken(&plan::case_kinds(case)) {
                     Some((n, e)) => SkipReason::TopologyDown { topology: n.to_string(), error: e.to_string() },
                     None => reason,
                 };
@@ -116,7 +115,7 @@ pub fn run_on(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str, mut p
     progress.finish();
     for e in provided.down() {
         eprintln!("topology teardown: {e}");
-        report.timings.teardown_errors.push(e);
+        report.timings.teardown_errors.push(e.to_string());
     }
     report.duration_s = start.elapsed().as_secs_f64();
     report

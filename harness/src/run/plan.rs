@@ -2,10 +2,10 @@
 //! against the probed kernel and the topologies the run provides.
 
 use super::Error;
-use crate::case::{Cap, Case};
+use crate::case::{Action, Cap, Case};
 use crate::model::SkipReason;
 use crate::model::{Feature, Probe};
-use crate::topology;
+use crate::topology::{self, Kind};
 
 /// What a run selects.
 #[derive(Clone, Debug, Default)]
@@ -29,6 +29,19 @@ pub fn shard_of(id: &str, n: u32) -> u32 {
     (h % n.max(1) as u64) as u32 + 1
 }
 
+/// The longest `--timeout` (one day): longer is a typo, and `inf` would overflow the clocks.
+pub const MAX_TIMEOUT_S: f64 = 86_400.0;
+
+/// `--timeout`: a finite number of seconds in (0, [`MAX_TIMEOUT_S`]] (the only parser of it).
+pub fn parse_timeout(s: &str) -> Result<f64, Error> {
+    let t: f64 = s.trim().parse().map_err(|_| Error::Selection(format!("`{s}` is not a number of seconds")))?;
+    if t.is_finite() && t > 0.0 && t <= MAX_TIMEOUT_S {
+        Ok(t)
+    } else {
+        Err(Error::Selection(format!("`{s}`: need a number of seconds above 0 and at most {MAX_TIMEOUT_S}")))
+    }
+}
+
 /// Parses "K/N" with 1 <= K <= N.
 pub fn parse_shard(s: &str) -> Result<(u32, u32), Error> {
     let (k, n) = s.split_once('/').ok_or_else(|| Error::Selection(format!("--shard `{s}`: expected K/N, e.g. 2/3")))?;
@@ -50,14 +63,20 @@ pub fn select<'c>(cases: &'c [Case], sel: &Selection) -> Vec<&'c Case> {
         .collect()
 }
 
-/// Decides where a case runs (the topology kind), or why it cannot.
-pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, SkipReason> {
-    let d = &case.def;
-    let case_topos: Vec<String> = if d.requires.topology.is_empty() {
-        topology::DEFAULT_CASE.iter().map(|s| s.to_string()).collect()
+/// The topology kinds a case runs on (`requires.topology`, validated names; default host, nodev).
+pub fn case_kinds(case: &Case) -> Vec<Kind> {
+    let named = &case.def.requires.topology;
+    if named.is_empty() {
+        topology::DEFAULT_CASE.to_vec()
     } else {
-        d.requires.topology.clone()
-    };
+        named.iter().filter_map(|t| Kind::named(t)).collect()
+    }
+}
+
+/// Decides where a case runs (the topology kind), or why it cannot.
+pub fn plan(case: &Case, run_kinds: &[Kind], probe: &Probe) -> Result<Kind, SkipReason> {
+    let d = &case.def;
+    let case_topos = case_kinds(case);
     if let Some(k) = &d.requires.kernel {
         if !probe.version_in(k.min.as_deref(), k.max.as_deref()) {
             return Err(SkipReason::Requirement(format!(
@@ -80,27 +99,28 @@ pub fn plan(case: &Case, run_topos: &[String], probe: &Probe) -> Result<String, 
     }
     let needs_admin = match &d.requires.caps {
         Some(c) => c.contains(&Cap::NetAdmin),
-        None => d.steps.iter().any(|s| s.value.register.is_some()),
+        None => d.steps.iter().any(|s| matches!(s.value.action, Action::Register(_))),
     };
     if needs_admin && !probe.cap_net_admin {
         return Err(SkipReason::Requirement("needs CAP_NET_ADMIN (run as root)".into()));
     }
     let mut why = Vec::new();
-    for t in run_topos {
-        if !case_topos.contains(t) {
+    for &t in run_kinds {
+        if !case_topos.contains(&t) {
             continue;
         }
-        if t == "nodev" && !probe.features.contains(&Feature::Nodev) {
+        if t == Kind::Nodev && !probe.features.contains(&Feature::Nodev) {
             why.push(probe.missing_reason(Feature::Nodev));
             continue;
         }
-        return Ok(t.clone());
+        return Ok(t);
     }
     if why.is_empty() {
+        let join = |k: &[Kind]| k.iter().map(|k| k.name()).collect::<Vec<_>>();
         Err(SkipReason::Requirement(format!(
             "needs topology {} (this run has {})",
-            case_topos.join(" or "),
-            run_topos.join(", ")
+            join(&case_topos).join(" or "),
+            join(run_kinds).join(", ")
         )))
     } else {
         Err(SkipReason::Requirement(why.join("; ")))
@@ -124,6 +144,14 @@ mod tests {
             }
             assert_eq!(seen.len(), cases.len(), "n={n}");
             assert!(seen.values().all(|&v| v == 1), "n={n}");
+        }
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("2.5").ok(), Some(2.5));
+        for bad in ["0", "-1", "inf", "NaN", "1e300", "x", "86401"] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
         }
     }
 

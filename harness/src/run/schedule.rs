@@ -15,17 +15,28 @@ use super::child::{self, Running};
 use super::kmsg::Kmsg;
 use super::progress::Progress;
 use super::{blank_report, selfcheck, signal, verdict, RunOpts};
-use crate::case::Case;
+use crate::case::{Action, Case};
 use crate::model::event::Event;
 use crate::model::{is_splat, Assertion, CaseReport, CaseResult, Outcome, Probe};
-use crate::topology::Envs;
+use crate::topology::{Envs, Kind};
 
 /// A case waiting to start; `invert`: the assertion a self-check run inverts.
 struct Job {
     idx: usize,
-    kind: String,
-    resources: Vec<String>,
+    kind: Kind,
+    resources: Vec<Resource>,
     invert: Option<usize>,
+}
+
+/// Something a case holds alone while it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Resource {
+    /// What the case declares in `requires.exclusive`.
+    Declared(String),
+    /// The devices of the run's topology of this kind (a file topology's).
+    Topology(Kind),
+    /// A TUN device the case creates, by name.
+    Tun(String),
 }
 
 /// A case that runs.
@@ -55,12 +66,15 @@ pub(super) struct Scheduler<'a> {
 }
 
 /// The resources a case holds alone.
-fn resources(case: &Case, kind: &str) -> Vec<String> {
-    let mut r = case.def.requires.exclusive.clone();
-    if !matches!(kind, "host" | "nodev") {
-        r.push(format!("topology:{kind}"));
+fn resources(case: &Case, kind: Kind) -> Vec<Resource> {
+    let mut r: Vec<Resource> = case.def.requires.exclusive.iter().cloned().map(Resource::Declared).collect();
+    if !Kind::BUILTIN.contains(&kind) {
+        r.push(Resource::Topology(kind));
     }
-    r.extend(case.def.steps.iter().filter_map(|s| s.value.tun.as_ref()).map(|t| format!("tun:{}", t.name)));
+    r.extend(case.def.steps.iter().filter_map(|s| match &s.value.action {
+        Action::Tun(t) => Some(Resource::Tun(t.name.clone())),
+        _ => None,
+    }));
     r
 }
 
@@ -88,8 +102,8 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Case `idx` runs on topology `kind`.
-    pub(super) fn queue(&mut self, idx: usize, kind: String) {
-        let resources = resources(self.cases[idx], &kind);
+    pub(super) fn queue(&mut self, idx: usize, kind: Kind) {
+        let resources = resources(self.cases[idx], kind);
         self.queue.push_back(Job { idx, kind, resources, invert: None });
     }
 
@@ -128,7 +142,7 @@ impl<'a> Scheduler<'a> {
                 self.interrupted = true;
             }
             while slots.len() < jobs && !self.interrupted {
-                let busy: Vec<&String> = slots.iter().flat_map(|s| s.job.resources.iter()).collect();
+                let busy: Vec<&Resource> = slots.iter().flat_map(|s| s.job.resources.iter()).collect();
                 let Some(pos) = self.queue.iter().position(|j| j.resources.iter().all(|r| !busy.contains(&r))) else {
                     break;
                 };
@@ -169,14 +183,14 @@ impl<'a> Scheduler<'a> {
     fn start(&mut self, job: Job) -> Option<Slot> {
         let case = self.cases[job.idx];
         self.progress.event(&Event::Start { id: case.id.clone() });
-        let topo = self.envs.topo(&job.kind).cloned().unwrap_or_default();
+        let topo = self.envs.topo(job.kind).cloned().unwrap_or_default();
         let timeout = case.def.timeout.unwrap_or(self.opts.timeout);
         let t0 = Instant::now();
         match child::spawn(case, &topo, self.probe, timeout, job.invert) {
             Ok(running) => Some(Slot { job, running, t0, kernel_log: Vec::new(), overlapped: false }),
             Err(e) => {
                 let mut cr = blank_report(case);
-                cr.topology = Some(job.kind.clone());
+                cr.topology = Some(job.kind.to_string());
                 verdict::judge(case, self.probe, true, Outcome::harness(e.to_string()), Vec::new(), &mut cr);
                 match job.invert {
                     None => self.done(job.idx, cr),
@@ -193,12 +207,12 @@ impl<'a> Scheduler<'a> {
         // What could not be put back fails the case that changed it: every later case would
         // otherwise run on a device that is not what the topology says.
         let mut unrestored = Vec::new();
-        if let Some(env) = self.envs.env(&slot.job.kind) {
+        if let Some(env) = self.envs.env(slot.job.kind) {
             if case.def.steps.iter().any(|s| s.value.changes_device()) {
-                unrestored.extend(env.restore_settings().into_iter().map(|e| format!("settings: {e}")));
+                unrestored.extend(env.restore_settings());
             }
-            if case.def.steps.iter().any(|s| s.value.nsim.as_ref().is_some_and(|n| n.sets_knobs())) {
-                unrestored.extend(env.restore_nsim_knobs().into_iter().map(|e| format!("netdevsim knobs: {e}")));
+            if case.def.steps.iter().any(|s| matches!(&s.value.action, Action::Nsim(n) if n.sets_knobs())) {
+                unrestored.extend(env.restore_nsim_knobs());
             }
         }
         for e in &unrestored {
@@ -213,13 +227,14 @@ impl<'a> Scheduler<'a> {
         }
         let mut cr = blank_report(case);
         cr.duration_s = slot.t0.elapsed().as_secs_f64();
-        cr.topology = Some(slot.job.kind.clone());
+        cr.topology = Some(slot.job.kind.to_string());
         let mut outcome = r.outcome;
         let assertions = std::mem::take(&mut outcome.assertions);
         let held = outcome.result.inverted_held();
         verdict::judge(case, self.probe, slot.job.invert.is_none(), outcome, slot.kernel_log, &mut cr);
         if !unrestored.is_empty() {
-            let result = CaseResult::Unrestored { errors: unrestored, result: Box::new(cr.result.clone()) };
+            let errors = unrestored.iter().map(|u| u.to_string()).collect();
+            let result = CaseResult::Unrestored { errors, result: Box::new(cr.result.clone()) };
             cr.set_result(result);
         }
         match slot.job.invert {
@@ -241,7 +256,7 @@ impl<'a> Scheduler<'a> {
         for k in 1..=n {
             self.queue.push_back(Job {
                 idx: job.idx,
-                kind: job.kind.clone(),
+                kind: job.kind,
                 resources: job.resources.clone(),
                 invert: Some(k),
             });

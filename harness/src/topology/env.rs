@@ -1,34 +1,83 @@
-//! The environment a topology file describes, while it is up: [`Env`] (also named `Active`).
+//! The environment a topology file describes, while it is up: [`Env`].
 //!
-//! [`TopologyFile::up`] brings the topology up and returns an [`Env`] guard. Everything it
-//! creates (namespaces, netdevsim devices) and every setting it changes is recorded in the
-//! guard before the next step, so a failure half-way still undoes what exists; dropping the
-//! guard (or calling [`Env::down`]) deletes what was created and restores what was changed.
-//! The model is the kernel selftests' `NetDrvEpEnv` (tools/testing/selftests/drivers/net/lib/py),
-//! used as a context manager. Namespaces and devices carry the harness pid, so
-//! [`clean_leftovers`] can remove those of a run that was killed before it could tear down.
+//! [`TopologyFile::up`] brings the topology up and returns an [`Env`] guard. Each step that
+//! creates something (a namespace, a netdevsim device) or changes a setting pushes its undo onto
+//! the guard right after the change, where it is made ([`Env::defer`], as the kernel selftests'
+//! drivers/net/lib/py does with `defer`), so a failure half-way still undoes what exists;
+//! dropping the guard (or calling [`Env::down`]) runs the undos, last first. The DUT's state at
+//! set-up is put back after each case that changes the device ([`Env::restore_settings`]).
+//! An undo that fails is reported as an [`Unrestored`] (what, and why), never dropped.
+//! Namespaces and devices carry the harness pid, so [`clean_leftovers`] can remove those of a
+//! run that was killed before it could tear down.
 
 use super::Error;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use super::tools::{apply_settings, first_ipv4, ifindex_in, in_ns, read_state, restore, DevState, Tools};
-use super::{parse_cidr, Kind, Settings, Topo, TopologyFile};
+use super::tools::{apply_settings, first_ipv4, ifindex_in, in_ns, read_state, restore};
+use super::{parse_cidr, Kind, Settings, Tools, Topo, TopologyFile};
 use crate::kernel::nl::{kmod, link, netns};
 use crate::kernel::sys;
+
+/// What an undo puts back: the name of a restore in logs and reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Restore {
+    /// Delete a network namespace the topology made.
+    Netns(String),
+    /// Delete a netdevsim device the topology made, and its owner file in /run.
+    NetdevsimDevice(u32),
+    /// Put a device's settings back and read them again.
+    Settings { netns: Option<String>, dev: String },
+    /// A netdevsim-zcrx fault knob back to its default.
+    NetdevsimKnob(PathBuf),
+}
+
+impl std::fmt::Display for Restore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Restore::Netns(n) => write!(f, "deleting network namespace {n}"),
+            Restore::NetdevsimDevice(id) => write!(f, "deleting netdevsim{id}"),
+            Restore::Settings { netns: Some(n), dev } => write!(f, "restoring the settings of {dev} (netns {n})"),
+            Restore::Settings { netns: None, dev } => write!(f, "restoring the settings of {dev}"),
+            Restore::NetdevsimKnob(p) => write!(f, "resetting {}", p.display()),
+        }
+    }
+}
+
+/// A restore that failed: what it was to put back, and why it could not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unrestored {
+    pub what: Restore,
+    pub error: String,
+}
+
+impl std::fmt::Display for Unrestored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.error)
+    }
+}
+
+/// One undo, pushed next to the change it undoes.
+struct Undo {
+    what: Restore,
+    undo: Box<dyn Fn() -> Result<(), Error>>,
+}
+
+impl Undo {
+    fn run(&self) -> Result<(), Unrestored> {
+        (self.undo)().map_err(|e| Unrestored { what: self.what.clone(), error: e.to_string() })
+    }
+}
 
 /// A topology that is up. Dropping it tears it down (also on errors and Ctrl-C paths).
 pub struct Env {
     pub topo: Topo,
-    namespaces: Vec<String>,
-    nsim_ids: Vec<u32>,
-    /// (netns, device, its state before we changed it)
-    restore: Vec<(Option<String>, String, DevState)>,
+    /// Run at teardown, last first.
+    teardown: Vec<Undo>,
+    /// Run after each case that changes the device: the DUT back to its state at set-up.
+    after_case: Vec<Undo>,
     pub log: Vec<String>,
 }
-
-/// The name the rest of the crate has used for [`Env`].
-pub type Active = Env;
 
 impl TopologyFile {
     /// Sets the topology up. Everything created is recorded in the returned value first, so
@@ -36,17 +85,21 @@ impl TopologyFile {
     /// `slot` numbers the topologies of one run (names and netdevsim ids stay distinct).
     pub fn up(&self, tools: &Tools, slot: u32) -> Result<Env, Error> {
         let pid = std::process::id();
-        let mut a = Env {
-            topo: Topo { name: self.name.clone(), if_rxq: self.rxq, queues: self.queues, ..Default::default() },
-            namespaces: Vec::new(),
-            nsim_ids: Vec::new(),
-            restore: Vec::new(),
-            log: clean_leftovers(),
+        let topo = Topo {
+            name: self.name.clone(),
+            kind: self.kind,
+            if_rxq: self.rxq,
+            queues: self.queues,
+            ..Default::default()
         };
+        let mut a = Env { topo, teardown: Vec::new(), after_case: Vec::new(), log: clean_leftovers() };
         a.topo.may_change = self.may_change.clone();
         match self.kind {
             Kind::Nic => self.up_nic(&mut a, tools, pid, slot)?,
             _ => self.up_pair(&mut a, tools, pid, slot)?,
+        }
+        if let Err(e) = a.snapshot_dut() {
+            a.log.push(format!("cannot record DUT settings: {e}"));
         }
         Ok(a)
     }
@@ -72,7 +125,8 @@ impl TopologyFile {
         let (ns_dut, ns_peer) = (ns_dut.to_string(), ns_peer.to_string());
         for ns in [&ns_dut, &ns_peer] {
             netns::add(ns)?;
-            a.namespaces.push(ns.clone());
+            let n = ns.clone();
+            a.defer(Restore::Netns(ns.clone()), move || Ok(netns::del(&n)?));
             in_ns(Some(ns), || link::set_up(link::by_name("lo")?.index, true))?;
         }
         let (dut_dev, peer_dev) = match self.kind {
@@ -103,12 +157,17 @@ impl TopologyFile {
                     load_netdevsim(ko, variant)?;
                 }
                 let mut names = Vec::new();
+                let mut ids = Vec::new();
                 for (i, ns) in [&ns_dut, &ns_peer].into_iter().enumerate() {
                     let id = NSIM_ID_BASE + (pid % 100) * 8 + (slot % 4) * 2 + i as u32;
                     std::fs::write("/sys/bus/netdevsim/new_device", format!("{id} 1 {}", self.queues))
                         .map_err(|e| Error::Setup(format!("netdevsim new_device {id}: {e}")))?;
-                    a.nsim_ids.push(id);
-                    let _ = sys::replace_file(Path::new(&format!("/run/zcrx-conform-nsim-{id}")), &pid.to_string());
+                    a.defer(Restore::NetdevsimDevice(id), move || del_nsim(id));
+                    ids.push(id);
+                    if let Err(e) = sys::replace_file(&nsim_owner(id), &pid.to_string()) {
+                        a.log
+                            .push(format!("netdevsim{id}: its owner is not recorded ({e}): a later run may remove it"));
+                    }
                     // Moved by ifindex, so a udev rename (eth0 -> eni...) racing us does not
                     // matter; once in the namespace, nothing renames it.
                     let idx = wait_for_nsim_port(id)?;
@@ -149,10 +208,12 @@ impl TopologyFile {
                 std::fs::write("/sys/bus/netdevsim/link_device", &link)
                     .map_err(|e| Error::Setup(format!("netdevsim link_device: {e}")))?;
                 a.topo.debugfs =
-                    Some(PathBuf::from(format!("/sys/kernel/debug/netdevsim/netdevsim{}/ports/0", a.nsim_ids[0])));
+                    Some(PathBuf::from(format!("/sys/kernel/debug/netdevsim/netdevsim{}/ports/0", ids[0])));
                 (d, p)
             }
-            Kind::Nic => unreachable!("handled by up_nic"),
+            Kind::Nic | Kind::Host | Kind::Nodev => {
+                return Err(Error::Invalid(format!("topology {}: kind {} has no device pair", self.name, self.kind)))
+            }
         };
         let (da, dp) = parse_cidr(&self.dut_address)?;
         let (pa, pp) = parse_cidr(&self.peer_address)?;
@@ -221,7 +282,10 @@ impl TopologyFile {
         let dut_addr = first_ipv4(ns.as_deref(), &dev)?;
         if !self.may_change.is_empty() || self.dut != Settings::default() {
             let before = read_state(ns.as_deref(), &dev)?;
-            a.restore.push((ns.clone(), dev.clone(), before));
+            let (n, d) = (ns.clone(), dev.clone());
+            a.defer(Restore::Settings { netns: ns.clone(), dev: dev.clone() }, move || {
+                restore(n.as_deref(), &d, &before)
+            });
             apply_settings(ns.as_deref(), &dev, &self.dut)?;
         }
         a.topo.if_idx = idx;
@@ -258,40 +322,32 @@ fn wait_for_nsim_port(id: u32) -> Result<u32, Error> {
 }
 
 impl Env {
-    /// Puts the recorded settings back (after a case changed them) and reads them back.
-    pub fn restore_settings(&self) -> Vec<String> {
-        self.restore
-            .iter()
-            .filter_map(|(ns, dev, s)| restore(ns.as_deref(), dev, s).err().map(|e| e.to_string()))
-            .collect()
+    /// Pushes the undo of a change just made; teardown runs the undos last first.
+    pub(super) fn defer(&mut self, what: Restore, undo: impl Fn() -> Result<(), Error> + 'static) {
+        self.teardown.push(Undo { what, undo: Box::new(undo) });
     }
 
-    /// Records the DUT's current state so a case may change it (pair topologies).
-    pub fn snapshot_dut(&mut self) -> Result<(), Error> {
-        let Some(dev) = &self.topo.dut_dev else { return Ok(()) };
-        if self.restore.iter().any(|(_, d, _)| d == dev) {
-            return Ok(());
-        }
+    /// Puts the DUT back to its state at set-up (after a case changed it) and reads it back.
+    pub fn restore_settings(&self) -> Vec<Unrestored> {
+        self.after_case.iter().filter_map(|u| u.run().err()).collect()
+    }
+
+    /// Records the DUT's state at set-up, which [`Env::restore_settings`] puts back.
+    fn snapshot_dut(&mut self) -> Result<(), Error> {
+        let Some(dev) = self.topo.dut_dev.clone() else { return Ok(()) };
         let ns = self.topo.netns.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
-        let s = read_state(ns.as_deref(), dev)?;
-        self.restore.push((ns, dev.clone(), s));
+        let state = read_state(ns.as_deref(), &dev)?;
+        let what = Restore::Settings { netns: ns.clone(), dev: dev.clone() };
+        self.after_case.push(Undo { what, undo: Box::new(move || restore(ns.as_deref(), &dev, &state)) });
         Ok(())
     }
 
-    /// Tears everything down; returns what could not be undone.
-    pub fn down(&mut self) -> Vec<String> {
-        let mut errs = self.restore_settings();
-        self.restore.clear();
-        for id in self.nsim_ids.drain(..) {
-            if let Err(e) = std::fs::write("/sys/bus/netdevsim/del_device", id.to_string()) {
-                errs.push(format!("netdevsim del_device {id}: {e}"));
-            }
-            let _ = std::fs::remove_file(format!("/run/zcrx-conform-nsim-{id}"));
-        }
-        for ns in self.namespaces.drain(..) {
-            if let Err(e) = netns::del(&ns) {
-                errs.push(e.msg);
-            }
+    /// Tears everything down, last change first; returns what could not be undone.
+    pub fn down(&mut self) -> Vec<Unrestored> {
+        self.after_case.clear();
+        let mut errs = Vec::new();
+        while let Some(u) = self.teardown.pop() {
+            errs.extend(u.run().err());
         }
         errs
     }
@@ -302,6 +358,23 @@ impl Drop for Env {
         for e in self.down() {
             eprintln!("topology teardown: {e}");
         }
+    }
+}
+
+/// The file naming the harness process that owns netdevsim device `id`.
+fn nsim_owner(id: u32) -> PathBuf {
+    PathBuf::from(format!("/run/zcrx-conform-nsim-{id}"))
+}
+
+/// Deletes netdevsim device `id` and then its owner file.
+fn del_nsim(id: u32) -> Result<(), Error> {
+    std::fs::write("/sys/bus/netdevsim/del_device", id.to_string())
+        .map_err(|e| Error::Setup(format!("del_device: {e}")))?;
+    match std::fs::remove_file(nsim_owner(id)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::Setup(format!("{}: {e}", nsim_owner(id).display())))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -331,16 +404,15 @@ pub fn clean_leftovers() -> Vec<String> {
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
             let id: u32 = n.strip_prefix("netdevsim").and_then(|i| i.parse().ok()).unwrap_or(0);
-            let owner_alive = std::fs::read_to_string(format!("/run/zcrx-conform-nsim-{id}"))
+            let owner_alive = std::fs::read_to_string(nsim_owner(id))
                 .ok()
                 .and_then(|p| p.trim().parse::<i32>().ok())
                 .is_some_and(pid_alive);
-            if (NSIM_ID_BASE..NSIM_ID_BASE + 1000).contains(&id)
-                && !owner_alive
-                && std::fs::write("/sys/bus/netdevsim/del_device", id.to_string()).is_ok()
-            {
-                let _ = std::fs::remove_file(format!("/run/zcrx-conform-nsim-{id}"));
-                done.push(format!("removed stale netdevsim{id}"));
+            if (NSIM_ID_BASE..NSIM_ID_BASE + 1000).contains(&id) && !owner_alive {
+                match del_nsim(id) {
+                    Ok(()) => done.push(format!("removed stale netdevsim{id}")),
+                    Err(e) => done.push(format!("stale netdevsim{id} not removed: {e}")),
+                }
             }
         }
     }
@@ -367,4 +439,42 @@ fn load_netdevsim(ko: &Path, variant: &str) -> Result<(), Error> {
     kmod::load_file(ko)?;
     let _ = sys::replace_file(Path::new("/run/zcrx-conform-nsim-variant"), variant);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Undos run last first, each once; one that fails is reported by what it was to restore,
+    /// and the others still run.
+    #[test]
+    fn undos_run_last_first_and_failures_are_named() {
+        let done = Rc::new(RefCell::new(Vec::new()));
+        let mut env = Env { topo: Topo::default(), teardown: Vec::new(), after_case: Vec::new(), log: Vec::new() };
+        for (what, fails) in [(Restore::Netns("a".into()), false), (Restore::NetdevsimDevice(7), true)] {
+            let (d, w) = (done.clone(), what.clone());
+            env.defer(what, move || {
+                d.borrow_mut().push(w.clone());
+                if fails {
+                    Err(Error::Setup("busy".into()))
+                } else {
+                    Ok(())
+                }
+            });
+        }
+        let settings = Restore::Settings { netns: None, dev: "eth0".into() };
+        let d = done.clone();
+        env.after_case.push(Undo {
+            what: settings.clone(),
+            undo: Box::new(move || Err(Error::Setup(format!("{} calls", d.borrow().len())))),
+        });
+        assert_eq!(env.restore_settings(), [Unrestored { what: settings, error: "0 calls".into() }]);
+        let failed = env.down();
+        assert_eq!(*done.borrow(), [Restore::NetdevsimDevice(7), Restore::Netns("a".into())]);
+        assert_eq!(failed, [Unrestored { what: Restore::NetdevsimDevice(7), error: "busy".into() }]);
+        assert_eq!(failed[0].to_string(), "deleting netdevsim7: busy");
+        assert!(env.down().is_empty() && env.restore_settings().is_empty(), "each undo runs once");
+    }
 }

@@ -8,9 +8,10 @@
 //! run ends, fails or is interrupted; it touches no interface the file does not name.
 //!
 //! This file holds what a case needs to know ([`Topo`]) and the topology files themselves
-//! (types, loading, validation). `env.rs` brings a file's topology up and owns its teardown
-//! ([`Env`]); `tools.rs` reads, changes and restores device settings through netlink
-//! ([`apply_settings`], [`DevState`]). No `ip`, `ethtool`, `modprobe` or `udevadm` is started.
+//! (types, loading, validation); `kind.rs` the kinds ([`Kind`]). `env.rs` brings a file's
+//! topology up and owns its teardown ([`Env`]: each change pushes its undo next to it; a failed
+//! undo is an [`Unrestored`]); `tools.rs` reads, changes and restores device settings through
+//! netlink (`apply_settings`, `DevState`). No `ip`, `ethtool`, `modprobe` or `udevadm` is started.
 
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
@@ -23,30 +24,29 @@ use serde_saphyr::Spanned;
 
 mod env;
 mod error;
+mod kind;
 mod nsim;
 mod set;
 mod tools;
 
-pub use env::{clean_leftovers, Active, Env, NSIM_ID_BASE};
+pub use env::{Env, Unrestored, NSIM_ID_BASE};
 pub use error::Error;
+pub use kind::{kind_of, Kind};
 pub use set::Envs;
-pub use tools::{apply_here, apply_settings, read_state, DevState, Tools};
+pub use tools::{apply_here, Tools};
 
-pub const KNOWN: &[&str] = &["host", "nodev", "netdevsim", "veth", "nic", "netdevsim-zcrx"];
-
-/// Topologies a run provides when none is named.
+/// Topologies a run provides when none is named (names, as `--topology` takes them).
 pub const DEFAULT_RUN: &[&str] = &["host", "nodev"];
 
 /// Topologies a case supports when it names none.
-pub const DEFAULT_CASE: &[&str] = &["host", "nodev"];
-
-/// Environment variable carrying the active topology to case processes.
-pub const ENV: &str = "ZCRX_CONFORM_TOPOLOGY";
+pub const DEFAULT_CASE: [Kind; 2] = [Kind::Host, Kind::Nodev];
 
 /// What the executing case needs to know about its topology.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Topo {
+    /// The topology's name: a built-in kind's, or the file's (`nic-netdevsim`).
     pub name: String,
+    pub kind: Kind,
     /// Default registration is ZCRX_REG_NODEV.
     pub nodev: bool,
     /// Default if_idx / if_rxq for a netdev registration (in the DUT namespace).
@@ -89,51 +89,25 @@ impl Topo {
     /// The built-in topologies; the others come from [`TopologyFile::up`]. Their cases run
     /// in a fresh network namespace each (`fresh_netns`): `if_idx` is that of `lo` in the
     /// namespace this is called in, so the case process calls it again once it is in its own.
-    pub fn builtin(name: &str) -> Option<Topo> {
-        match name {
-            "host" => Some(Topo {
-                name: name.into(),
-                if_idx: loopback_ifindex(),
-                dut_addr: "127.0.0.1".into(),
-                peer_addr: "127.0.0.1".into(),
-                queues: 1,
-                fresh_netns: true,
-                ..Default::default()
-            }),
-            "nodev" => Some(Topo {
-                name: name.into(),
-                nodev: true,
-                dut_addr: "127.0.0.1".into(),
-                peer_addr: "127.0.0.1".into(),
-                fresh_netns: true,
-                ..Default::default()
-            }),
-            _ => None,
+    pub fn builtin(kind: Kind) -> Option<Topo> {
+        let local = Topo {
+            name: kind.to_string(),
+            kind,
+            dut_addr: "127.0.0.1".into(),
+            peer_addr: "127.0.0.1".into(),
+            fresh_netns: true,
+            ..Default::default()
+        };
+        match kind {
+            Kind::Host => Some(Topo { if_idx: loopback_ifindex(), queues: 1, ..local }),
+            Kind::Nodev => Some(Topo { nodev: true, ..local }),
+            Kind::Veth | Kind::Netdevsim | Kind::NetdevsimZcrx | Kind::Nic => None,
         }
-    }
-
-    /// The topology a case process was started with: the environment, else built in.
-    pub fn for_case(name: &str) -> Result<Topo, Error> {
-        // The runner sets the variable for exactly the topology it chose for this case
-        // (its name is the file's, `name` here is the kind the case asked for).
-        if let Ok(j) = std::env::var(ENV) {
-            return serde_json::from_str(&j).map_err(|e| Error::Invalid(format!("{ENV}: {e}")));
-        }
-        Topo::builtin(name).ok_or_else(|| Error::Invalid(format!("topology `{name}` is not set up in this run")))
     }
 }
 
 pub fn loopback_ifindex() -> u32 {
     nix::net::if_::if_nametoindex("lo").unwrap_or(1)
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    Veth,
-    Netdevsim,
-    NetdevsimZcrx,
-    Nic,
 }
 
 /// ethtool settings a topology applies (and restores).
@@ -421,6 +395,12 @@ fn validate(t: &TopologyFile) -> Result<(), Bad> {
         return Err((
             "queues",
             format!("queues {} / rxq {}: need 1 <= queues <= 64 and rxq < queues", t.queues, t.rxq),
+        ));
+    }
+    if Kind::BUILTIN.contains(&t.kind) {
+        return Err((
+            "name",
+            format!("kind: `{}` is built in; a file describes veth, netdevsim, netdevsim-zcrx or nic", t.kind),
         ));
     }
     if let Some(i) = &t.interface {

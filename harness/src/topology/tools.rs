@@ -100,6 +100,11 @@ pub fn apply_settings(ns: Option<&str>, dev: &str, s: &Settings) -> Result<(), E
     in_ns(ns, move || apply_here(&dev, &s))
 }
 
+/// Whether `indir` spreads over `queues` the way drivers do by default (entry i is i % queues).
+fn is_default_spread(indir: &[u32], queues: u32) -> bool {
+    queues > 0 && !indir.is_empty() && indir.iter().enumerate().all(|(i, q)| *q as usize == i % queues as usize)
+}
+
 /// Puts `want` back where a case may have changed it (only what differs), then reads the
 /// device again: a setting that did not come back is an error.
 pub fn restore(ns: Option<&str>, dev: &str, want: &DevState) -> Result<(), Error> {
@@ -118,9 +123,13 @@ pub fn restore(ns: Option<&str>, dev: &str, want: &DevState) -> Result<(), Error
         // The indirection table may only name queues that exist: with fewer channels than now it
         // goes back first, with more (a case took some away) after the channels are back.
         let indir_first = matches!((s.combined, n.combined), (Some(a), Some(b)) if a < b);
+        // A table that is the driver's default spread goes back as "the default" (an empty
+        // table), not written out: written, it would count as configured by the user, and the
+        // kernel then refuses fewer channels than it names (EINVAL), which it did not before.
+        let default_spread = s.combined.is_some_and(|c| is_default_spread(&w.indir, c));
         let put_indir = || -> NlResult<()> {
             if now.indir != w.indir && !w.indir.is_empty() {
-                ethtool::set_rss_indir(idx, &w.indir)?;
+                ethtool::set_rss_indir(idx, if default_spread { &[] } else { &w.indir })?;
             }
             Ok(())
         };

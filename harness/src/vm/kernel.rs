@@ -1,6 +1,5 @@
-//! Kernels for VM runs: the spec a user gives (`debian:<version>`, an image, a build tree,
-//! `tree:PATH`), fetched or built by the `vm/` scripts built into the binary
-//! ([`super::scripts`]; their last stdout line is a path),
+//! Kernels for VM runs: a [`KernelSpec`] (parsed in [`super::spec`]) fetched or built by the
+//! `vm/` scripts built into the binary ([`super::scripts`]; their last stdout line is a path),
 //! and the guest tools (ethtool, netdevsim modules) a run's topologies need.
 
 use super::Error;
@@ -8,59 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use super::scripts::Unpacked;
-
-#[derive(Clone, Debug)]
-pub enum KernelSpec {
-    /// Run on the host kernel, no VM.
-    Host,
-    /// A Debian kernel package version: "7.3.4", "7.3", "latest".
-    Debian(String),
-    /// A kernel image (bzImage/vmlinuz), or a kernel tree that is already built.
-    Path(PathBuf),
-    /// `tree:PATH`: a kernel source tree to configure (io_uring, zcrx, netdevsim, optional KASAN
-    /// with `tree+kasan:PATH`) and build with vm/build-tree.sh before booting it; `gcov`
-    /// (campaigns only) profiles io_uring/zcrx.c.
-    Tree { path: PathBuf, kasan: bool, gcov: bool },
-}
-
-pub const DEFAULT_KERNEL: &str = "debian:7.3.4";
-
-impl KernelSpec {
-    pub fn parse(s: &str) -> Result<KernelSpec, Error> {
-        if s == "host" {
-            return Ok(KernelSpec::Host);
-        }
-        if let Some(v) = s.strip_prefix("debian:") {
-            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "._+~-".contains(c)) {
-                return Err(Error::BadSpec(format!(
-                    "`{s}`: a Debian kernel spec is debian:<version>, e.g. {DEFAULT_KERNEL}"
-                )));
-            }
-            return Ok(KernelSpec::Debian(v.to_string()));
-        }
-        for (prefix, kasan) in [("tree:", false), ("tree+kasan:", true)] {
-            if let Some(t) = s.strip_prefix(prefix) {
-                let p = Path::new(t);
-                if !p.join("Makefile").is_file() || !p.join("Kconfig").is_file() {
-                    return Err(Error::BadSpec(format!(
-                        "`{s}`: {t} is not a kernel source tree (no Makefile/Kconfig)"
-                    )));
-                }
-                return p
-                    .canonicalize()
-                    .map(|path| KernelSpec::Tree { path, kasan, gcov: false })
-                    .map_err(|e| Error::BadSpec(format!("{s}: {e}")));
-            }
-        }
-        let p = Path::new(s);
-        if p.exists() {
-            return p.canonicalize().map(KernelSpec::Path).map_err(|e| Error::BadSpec(format!("{s}: {e}")));
-        }
-        Err(Error::BadSpec(format!(
-            "kernel `{s}`: not `host`, `debian:<version>`, or an existing bzImage/vmlinuz/build tree"
-        )))
-    }
-}
+use super::spec::KernelSpec;
 
 /// Runs vm/provision.sh (idempotent; well under a second when all is present).
 pub fn provision() -> Result<(), Error> {
@@ -82,7 +29,7 @@ pub fn provision() -> Result<(), Error> {
 pub fn resolve(spec: &KernelSpec) -> Result<PathBuf, Error> {
     match spec {
         KernelSpec::Host => Err(Error::BadSpec("the host kernel needs no VM".into())),
-        KernelSpec::Path(p) => Ok(p.clone()),
+        KernelSpec::Image(p) => Ok(p.clone()),
         KernelSpec::Tree { path, kasan, gcov } => {
             let p = path.display().to_string();
             let mut args = vec![p.as_str()];
@@ -142,7 +89,7 @@ pub fn debian_kver(kernel: &Path) -> Option<String> {
 pub fn guest_tools(kernel: &Path, topologies: &[String]) -> Result<Vec<(String, String)>, Error> {
     let mut kinds = Vec::new();
     for t in topologies {
-        if crate::topology::Topo::builtin(t).is_none() {
+        if crate::topology::Kind::builtin_named(t).is_none() {
             let f = crate::topology::load(t)?;
             kinds.push(f.kind);
             kinds.extend(f.simulate);

@@ -5,10 +5,11 @@
 //! case is reported failed with the console tail and the VM is booted again for the
 //! remaining cases.
 
-pub mod boot;
+pub(crate) mod boot;
 mod error;
-pub mod kernel;
-pub mod scripts;
+pub(crate) mod kernel;
+pub(crate) mod scripts;
+pub(crate) mod spec;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
@@ -25,6 +26,7 @@ use crate::run::{signal, RunOpts};
 pub use boot::{kvm_usable, shell_quote};
 pub use error::Error;
 pub use kernel::*;
+pub use spec::{KernelArg, KernelArgs, KernelSpec, DEFAULT_KERNEL};
 
 /// How long a boot may take before the first line from the guest.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -42,8 +44,6 @@ pub struct VmOpts {
     pub paths: Vec<PathBuf>,
     /// What the guest runner does (topologies, selection, timeout, self-check, quiet).
     pub run: RunOpts,
-    /// The --shard argument as given.
-    pub shard: Option<String>,
     pub memory: String,
     pub cpus: u32,
     /// Environment for the guest command (tool and module paths).
@@ -58,7 +58,7 @@ enum Ev {
 
 /// The guest's command line: this binary's `run --stream` with the run's options, resuming
 /// after `start_at` results.
-fn guest_command(exe: &Path, paths: &[PathBuf], o: &VmOpts, start_at: usize, jobs: usize) -> String {
+pub(crate) fn guest_command(exe: &Path, paths: &[PathBuf], o: &VmOpts, start_at: usize, jobs: usize) -> String {
     let r = &o.run;
     let mut guest = guest_prefix(exe, &o.env);
     guest.push("run".into());
@@ -73,8 +73,8 @@ fn guest_command(exe: &Path, paths: &[PathBuf], o: &VmOpts, start_at: usize, job
     if r.self_check {
         guest.push("--self-check".into());
     }
-    if let Some(sh) = &o.shard {
-        guest.push(format!("--shard={}", shell_quote(sh)));
+    if let Some((k, n)) = r.selection.shard {
+        guest.push(format!("--shard={k}/{n}"));
     }
     guest.push(format!("--start-at={start_at}"));
     guest.push("--stream".into());
@@ -368,15 +368,6 @@ pub fn run_command_in_vm(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn specs_parse() {
-        assert!(matches!(KernelSpec::parse("host"), Ok(KernelSpec::Host)));
-        assert!(matches!(KernelSpec::parse("debian:7.3.4"), Ok(KernelSpec::Debian(v)) if v == "7.3.4"));
-        assert!(KernelSpec::parse("debian:").is_err());
-        assert!(KernelSpec::parse("debian:7.3;rm -rf /").is_err());
-        assert!(KernelSpec::parse("/nonexistent/bzImage").is_err());
-    }
 
     #[test]
     fn console_tail_keeps_the_last_lines() {

@@ -8,7 +8,7 @@ use super::Error;
 use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Every file the scripts use, by its path under vm/.
@@ -180,11 +180,6 @@ impl Unpacked {
         Ok(u)
     }
 
-    /// The directory the files are in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// `bash <dir>/<script>`, with the cache the harness uses (`paths::cache_dir`).
     pub fn command(&self, script: &str) -> Result<Command, Error> {
         if !FILES.iter().any(|(f, _)| *f == script) {
@@ -241,7 +236,7 @@ mod tests {
     #[test]
     fn unpacked_is_private_and_removed() {
         let u = Unpacked::new().expect("unpack");
-        let dir = u.dir().to_path_buf();
+        let dir = u.dir.clone();
         let m = std::fs::metadata(&dir).expect("dir");
         assert_eq!(m.mode() & 0o777, 0o700);
         for (rel, text) in FILES {

@@ -1,4 +1,4 @@
-//! `bisect CASE --kernels tree:PATH --good G --bad B`: `git bisect run` over the commits of a
+//! `bisect CASE --kernel tree:PATH --good G --bad B`: `git bisect run` over the commits of a
 //! kernel git tree. The user's checkout is never modified: the bisection runs in a git
 //! worktree of it under `<cache>/bisect/` (made once and reused, so each step's vm/build-tree.sh
 //! build is incremental), detached, with its own per-worktree bisect state. Each step is this
@@ -19,6 +19,7 @@ use super::{observe, Seen};
 use crate::cli::{BisectArgs, BisectStepArgs};
 use crate::error::{Error, Verdict};
 use crate::report::escape::printable;
+use crate::vm::KernelSpec;
 
 /// Where the step results are kept inside the worktree (ignored by the kernel's .gitignore,
 /// which ignores dot files).
@@ -194,27 +195,27 @@ fn load(path: &Path) -> Result<Seen, Error> {
 /// Builds and boots the commit checked out in `dir`, runs the case, records what it saw.
 fn observe_here(dir: &Path, id: &str, topology: &[String], timeout: f64) -> Result<(String, Seen), Error> {
     let sha = git(dir, &["rev-parse", "HEAD"])?;
-    let (seen, _) = observe(&format!("tree:{}", dir.display()), id, topology, timeout)?;
+    let kernel = KernelSpec::Tree { path: dir.to_path_buf(), kasan: false, gcov: false };
+    let (seen, _) = observe(&kernel, id, topology, timeout)?;
     save(dir, &sha, &seen)?;
     Ok((sha, seen))
 }
 
-pub fn main(a: &BisectArgs, path: &str) -> Result<Verdict, Error> {
+pub fn main(a: &BisectArgs, src: &Path) -> Result<Verdict, Error> {
     let (Some(good), Some(bad)) = (a.good.as_deref(), a.bad.as_deref()) else {
-        return Err(Error::bad_input("--kernels tree:PATH needs --good REV and --bad REV"));
+        return Err(Error::bad_input("--kernel tree:PATH needs --good REV and --bad REV"));
     };
-    let src = Path::new(path).canonicalize().map_err(|e| Error::bad_input(format!("{path}: {e}")))?;
-    let top = git(&src, &["rev-parse", "--show-toplevel"])
-        .map_err(|e| Error::bad_input(format!("{path} is not a git tree: {e}")))?;
+    let top = git(src, &["rev-parse", "--show-toplevel"])
+        .map_err(|e| Error::bad_input(format!("{} is not a git tree: {e}", src.display())))?;
     let src = PathBuf::from(top);
     let (good, bad) = (commit_of(&src, good)?, commit_of(&src, bad)?);
     let dir = worktree_for(&src, &good)?;
     let _ = std::fs::remove_dir_all(dir.join(STATE));
     eprintln!("bisect: observing {} at the good end {good}", a.id);
-    let (_, old) = observe_here(&dir, &a.id, &a.topology, a.timeout)?;
+    let (_, old) = observe_here(&dir, &a.id, &a.topology.names(), a.timeout.timeout)?;
     git(&dir, &["checkout", "--detach", "--quiet", &bad])?;
     eprintln!("bisect: observing {} at the bad end {bad}", a.id);
-    let (_, new) = observe_here(&dir, &a.id, &a.topology, a.timeout)?;
+    let (_, new) = observe_here(&dir, &a.id, &a.topology.names(), a.timeout.timeout)?;
     if old.same(&new) {
         println!("{}: no observable change between {good} and {bad} (2 builds and boots)", printable(&a.id));
         return Ok(Verdict::Passed);
@@ -224,7 +225,7 @@ pub fn main(a: &BisectArgs, path: &str) -> Result<Verdict, Error> {
     let exe = std::env::current_exe().map_err(|e| Error::environment(format!("cannot find this binary: {e}")))?;
     let mut run = Command::new("git");
     run.arg("-C").arg(&dir).args(["bisect", "run"]).arg(&exe).arg("bisect-step").arg(&a.id);
-    run.arg(format!("--topology={}", a.topology.join(","))).arg(format!("--timeout={}", a.timeout));
+    run.arg(format!("--topology={}", a.topology.names().join(","))).arg(format!("--timeout={}", a.timeout.timeout));
     eprintln!("bisect: git bisect run in {}", dir.display());
     let out = run
         .stdin(Stdio::null())
@@ -254,7 +255,7 @@ pub fn main(a: &BisectArgs, path: &str) -> Result<Verdict, Error> {
 pub fn step(a: &BisectStepArgs) -> Result<Verdict, Error> {
     let dir = std::env::current_dir().map_err(|e| Error::environment(e.to_string()))?;
     let reference = load(&state_file(&dir, "reference"))?;
-    match observe_here(&dir, &a.id, &a.topology, a.timeout) {
+    match observe_here(&dir, &a.id, &a.topology.names(), a.timeout.timeout) {
         Ok((sha, s)) => {
             let same = s.same(&reference);
             eprintln!("bisect-step: {sha}: {}", if same { "as the good end (old)" } else { "changed (new)" });

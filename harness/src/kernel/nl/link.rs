@@ -100,12 +100,6 @@ pub fn move_to(index: u32, ns: BorrowedFd<'_>) -> NlResult<()> {
     ack!(sock, req, format!("move ifindex {index} to another network namespace"))
 }
 
-pub fn delete(index: u32) -> NlResult<()> {
-    let mut sock = NetlinkSocket::new();
-    let req = rt_link::Request::new().op_dellink_do(&header(index));
-    ack!(sock, req, format!("delete ifindex {index}"))
-}
-
 /// Attaches (`prog_fd` >= 0) or detaches (-1) an XDP program; `flags` are XDP_FLAGS_*.
 pub fn set_xdp(index: u32, prog_fd: i32, flags: u32) -> NlResult<()> {
     let mut sock = NetlinkSocket::new();
