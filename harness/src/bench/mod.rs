@@ -77,10 +77,10 @@ pub struct BenchArgs {
 
 /// `--topology`: where the data path runs, nodev (loopback) or netdevsim-zcrx (the topology file
 /// of that name).
-fn parse_topology(s: &str) -> Result<Kind, String> {
+fn parse_topology(s: &str) -> Result<Kind, Error> {
     match Kind::named(s) {
         Some(k @ (Kind::Nodev | Kind::NetdevsimZcrx)) => Ok(k),
-        _ => Err(format!("`{s}`: expected nodev or netdevsim-zcrx")),
+        _ => Err(Error::Args(format!("`{s}`: expected nodev or netdevsim-zcrx"))),
     }
 }
 

@@ -33,12 +33,12 @@ pub fn shard_of(id: &str, n: u32) -> u32 {
 pub const MAX_TIMEOUT_S: f64 = 86_400.0;
 
 /// `--timeout`: a finite number of seconds in (0, [`MAX_TIMEOUT_S`]] (the only parser of it).
-pub fn parse_timeout(s: &str) -> Result<f64, String> {
-    let t: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+pub fn parse_timeout(s: &str) -> Result<f64, Error> {
+    let t: f64 = s.trim().parse().map_err(|_| Error::Selection(format!("`{s}` is not a number of seconds")))?;
     if t.is_finite() && t > 0.0 && t <= MAX_TIMEOUT_S {
         Ok(t)
     } else {
-        Err(format!("`{s}`: need a number of seconds above 0 and at most {MAX_TIMEOUT_S}"))
+        Err(Error::Selection(format!("`{s}`: need a number of seconds above 0 and at most {MAX_TIMEOUT_S}")))
     }
 }
 
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn timeouts() {
-        assert_eq!(parse_timeout("2.5"), Ok(2.5));
+        assert_eq!(parse_timeout("2.5").ok(), Some(2.5));
         for bad in ["0", "-1", "inf", "NaN", "1e300", "x", "86401"] {
             assert!(parse_timeout(bad).is_err(), "{bad}");
         }

@@ -60,12 +60,12 @@ impl std::fmt::Display for Unrestored {
 /// One undo, pushed next to the change it undoes.
 struct Undo {
     what: Restore,
-    undo: Box<dyn Fn() -> Result<(), String>>,
+    undo: Box<dyn Fn() -> Result<(), Error>>,
 }
 
 impl Undo {
     fn run(&self) -> Result<(), Unrestored> {
-        (self.undo)().map_err(|error| Unrestored { what: self.what.clone(), error })
+        (self.undo)().map_err(|e| Unrestored { what: self.what.clone(), error: e.to_string() })
     }
 }
 
@@ -126,7 +126,7 @@ impl TopologyFile {
         for ns in [&ns_dut, &ns_peer] {
             netns::add(ns)?;
             let n = ns.clone();
-            a.defer(Restore::Netns(ns.clone()), move || netns::del(&n).map_err(|e| e.msg));
+            a.defer(Restore::Netns(ns.clone()), move || Ok(netns::del(&n)?));
             in_ns(Some(ns), || link::set_up(link::by_name("lo")?.index, true))?;
         }
         let (dut_dev, peer_dev) = match self.kind {
@@ -284,7 +284,7 @@ impl TopologyFile {
             let before = read_state(ns.as_deref(), &dev)?;
             let (n, d) = (ns.clone(), dev.clone());
             a.defer(Restore::Settings { netns: ns.clone(), dev: dev.clone() }, move || {
-                restore(n.as_deref(), &d, &before).map_err(|e| e.to_string())
+                restore(n.as_deref(), &d, &before)
             });
             apply_settings(ns.as_deref(), &dev, &self.dut)?;
         }
@@ -323,7 +323,7 @@ fn wait_for_nsim_port(id: u32) -> Result<u32, Error> {
 
 impl Env {
     /// Pushes the undo of a change just made; teardown runs the undos last first.
-    pub(super) fn defer(&mut self, what: Restore, undo: impl Fn() -> Result<(), String> + 'static) {
+    pub(super) fn defer(&mut self, what: Restore, undo: impl Fn() -> Result<(), Error> + 'static) {
         self.teardown.push(Undo { what, undo: Box::new(undo) });
     }
 
@@ -333,15 +333,12 @@ impl Env {
     }
 
     /// Records the DUT's state at set-up, which [`Env::restore_settings`] puts back.
-    fn snapshot_dut(&mut self) -> Result<(), String> {
+    fn snapshot_dut(&mut self) -> Result<(), Error> {
         let Some(dev) = self.topo.dut_dev.clone() else { return Ok(()) };
         let ns = self.topo.netns.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
         let state = read_state(ns.as_deref(), &dev)?;
         let what = Restore::Settings { netns: ns.clone(), dev: dev.clone() };
-        self.after_case.push(Undo {
-            what,
-            undo: Box::new(move || restore(ns.as_deref(), &dev, &state).map_err(|e| e.to_string())),
-        });
+        self.after_case.push(Undo { what, undo: Box::new(move || restore(ns.as_deref(), &dev, &state)) });
         Ok(())
     }
 
@@ -370,10 +367,13 @@ fn nsim_owner(id: u32) -> PathBuf {
 }
 
 /// Deletes netdevsim device `id` and then its owner file.
-fn del_nsim(id: u32) -> Result<(), String> {
-    std::fs::write("/sys/bus/netdevsim/del_device", id.to_string()).map_err(|e| format!("del_device: {e}"))?;
+fn del_nsim(id: u32) -> Result<(), Error> {
+    std::fs::write("/sys/bus/netdevsim/del_device", id.to_string())
+        .map_err(|e| Error::Setup(format!("del_device: {e}")))?;
     match std::fs::remove_file(nsim_owner(id)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{}: {e}", nsim_owner(id).display())),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::Setup(format!("{}: {e}", nsim_owner(id).display())))
+        }
         _ => Ok(()),
     }
 }
@@ -458,7 +458,7 @@ mod tests {
             env.defer(what, move || {
                 d.borrow_mut().push(w.clone());
                 if fails {
-                    Err("busy".into())
+                    Err(Error::Setup("busy".into()))
                 } else {
                     Ok(())
                 }
@@ -466,8 +466,10 @@ mod tests {
         }
         let settings = Restore::Settings { netns: None, dev: "eth0".into() };
         let d = done.clone();
-        env.after_case
-            .push(Undo { what: settings.clone(), undo: Box::new(move || Err(format!("{} calls", d.borrow().len()))) });
+        env.after_case.push(Undo {
+            what: settings.clone(),
+            undo: Box::new(move || Err(Error::Setup(format!("{} calls", d.borrow().len())))),
+        });
         assert_eq!(env.restore_settings(), [Unrestored { what: settings, error: "0 calls".into() }]);
         let failed = env.down();
         assert_eq!(*done.borrow(), [Restore::NetdevsimDevice(7), Restore::Netns("a".into())]);

@@ -33,7 +33,7 @@ impl Classify for Error {
     }
 }
 
-/// For callers that still carry errors as text (a case step's message).
+/// For `exec`'s step helpers that still carry errors as text (a case step's message).
 impl From<Error> for String {
     fn from(e: Error) -> String {
         e.to_string()

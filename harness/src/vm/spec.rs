@@ -13,6 +13,7 @@
 //! `+kasan` on a tree and the host's architecture are supported yet; the others parse and are
 //! refused by name. A PATH is a bzImage/vmlinuz or a built tree.
 
+use super::Error;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -145,6 +146,7 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
+/// A kernel name that names nothing usable is the user's input (exit 2).
 impl crate::error::Classify for SpecError {
     fn kind(&self) -> crate::error::Kind {
         crate::error::Kind::BadInput
@@ -289,7 +291,7 @@ pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// The versions of `all` from the oldest matching `lo` to the newest matching `hi`, oldest
 /// first. `lo`/`hi` are exact versions or prefixes (`7.1` is every 7.1.x).
-pub fn versions_between(all: &[String], lo: &str, hi: &str) -> Result<Vec<String>, super::Error> {
+pub fn versions_between(all: &[String], lo: &str, hi: &str) -> Result<Vec<String>, Error> {
     let matches = |v: &str, p: &str| v == p || v.starts_with(&format!("{p}.")) || v.starts_with(&format!("{p}~"));
     let mut v: Vec<String> = all.to_vec();
     v.sort_by(|a, b| version_cmp(a, b));
@@ -297,19 +299,19 @@ pub fn versions_between(all: &[String], lo: &str, hi: &str) -> Result<Vec<String
     let first = v
         .iter()
         .position(|x| matches(x, lo))
-        .ok_or_else(|| super::Error::BadSpec(format!("no Debian kernel matches {lo}")))?;
+        .ok_or_else(|| Error::BadSpec(format!("no Debian kernel matches {lo}")))?;
     let last = v
         .iter()
         .rposition(|x| matches(x, hi))
-        .ok_or_else(|| super::Error::BadSpec(format!("no Debian kernel matches {hi}")))?;
+        .ok_or_else(|| Error::BadSpec(format!("no Debian kernel matches {hi}")))?;
     if first >= last {
-        return Err(super::Error::BadSpec(format!("debian:{lo}..{hi} holds fewer than two versions")));
+        return Err(Error::BadSpec(format!("debian:{lo}..{hi} holds fewer than two versions")));
     }
     Ok(v[first..=last].to_vec())
 }
 
 /// Every kernel the values name, in order, a range expanded through `kernel.sh list`.
-pub fn expand(args: &[KernelArg]) -> Result<Vec<KernelSpec>, super::Error> {
+pub fn expand(args: &[KernelArg]) -> Result<Vec<KernelSpec>, Error> {
     let mut all: Option<Vec<String>> = None;
     let mut out = Vec::new();
     for a in args {
