@@ -71,7 +71,11 @@ impl Suite {
         check_topologies(&s.topology.names())?;
         let opts = RunOpts {
             topologies: s.topology.names(),
-            selection: Selection { filter: s.filter.clone(), exact: s.exact, shard: s.shard },
+            selection: Selection {
+                filter: s.filter.clone(),
+                exact: s.exact,
+                shard: s.shard.as_deref().map(run::parse_shard).transpose()?,
+            },
             timeout: s.timeout.timeout,
             stream,
             quiet: s.quiet,
