@@ -319,15 +319,7 @@ impl Ctx<'_> {
                 .map_err(|e| harness(format!("kill({}): {e}", imp.pid)))?;
         }
         imp.release.take();
-        let until = Instant::now() + EXIT_LIMIT;
-        let status = loop {
-            match waitpid(imp.pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
-                Ok(WaitStatus::StillAlive) => break None,
-                Ok(s) => break Some(s),
-                Err(e) => return Err(harness(format!("waitpid({}): {e}", imp.pid))),
-            }
-        };
+        let status = super::process::reap_within(imp.pid, EXIT_LIMIT)?;
         self.note(format!("importer {name} (pid {}) ended: {status:?}", imp.pid));
         let r = match (kill, status) {
             (false, Some(WaitStatus::Exited(_, 0))) => Ok(()),

@@ -47,6 +47,19 @@ fn readable(fd: &OwnedFd, limit: Duration) -> bool {
     matches!(nix::poll::poll(&mut fds, ms), Ok(n) if n > 0)
 }
 
+/// Waits up to `limit` for `pid` to end: its status, or None if it is still running then.
+pub(super) fn reap_within(pid: Pid, limit: Duration) -> Result<Option<WaitStatus>, StepError> {
+    let until = Instant::now() + limit;
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+            Ok(WaitStatus::StillAlive) => return Ok(None),
+            Ok(s) => return Ok(Some(s)),
+            Err(e) => return Err(harness(format!("waitpid({pid}): {e}"))),
+        }
+    }
+}
+
 impl Ctx<'_> {
     pub(super) fn process(&mut self, p: &Process, expect: Option<&Expect>) -> StepResult {
         match p {
@@ -140,15 +153,7 @@ impl Ctx<'_> {
     fn process_exit(&mut self, name: &str) -> StepResult {
         let mut p = self.procs.remove(name).ok_or_else(|| format!("no process named `{name}` is running"))?;
         p.release.take();
-        let until = Instant::now() + EXIT_LIMIT;
-        let status = loop {
-            match waitpid(p.pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
-                Ok(WaitStatus::StillAlive) => break None,
-                Ok(s) => break Some(s),
-                Err(e) => return Err(harness(format!("waitpid({}): {e}", p.pid))),
-            }
-        };
+        let status = reap_within(p.pid, EXIT_LIMIT)?;
         self.note(format!("process {name} (pid {}) ended: {status:?}", p.pid));
         let r = match status {
             Some(WaitStatus::Exited(_, 0)) => Ok(()),

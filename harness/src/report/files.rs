@@ -123,7 +123,6 @@ pub struct DirLock {
 /// Locks `dir` (which must exist) for this run: an exclusive `flock` on `DIR/.zcrx-conform.lock`
 /// (created without following a link). Another run holding it: refused at once.
 pub fn lock_dir(dir: &Path) -> Result<DirLock, Error> {
-    use nix::fcntl::{Flock, FlockArg};
     let path = dir.join(LOCK_FILE);
     let f = OpenOptions::new()
         .read(true)
@@ -131,13 +130,20 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock, Error> {
         .create(true)
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(&path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => {
-                Error::Invalid(format!("{} is a symbolic link: refusing to use it as the lock file", path.display()))
-            }
-            _ => Error::file(format!("{}: cannot create the lock file", path.display()))(e),
-        })?;
+        .open(&path);
+    lock_opened(f, &path, dir)
+}
+
+/// Takes the lock on the lock file just opened (`opened`, at `path`, in `dir`): a link there,
+/// something other than a regular file, or another run holding it is refused at once.
+fn lock_opened(opened: io::Result<File>, path: &Path, dir: &Path) -> Result<DirLock, Error> {
+    use nix::fcntl::{Flock, FlockArg};
+    let f = opened.map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => {
+            Error::Invalid(format!("{} is a symbolic link: refusing to use it as the lock file", path.display()))
+        }
+        _ => Error::file(format!("{}: cannot create the lock file", path.display()))(e),
+    })?;
     if !f.metadata().is_ok_and(|m| m.is_file()) {
         return Err(Error::Invalid(format!(
             "{} is not a regular file: refusing to use it as the lock file",
@@ -301,31 +307,9 @@ impl OutDir {
     /// Locks this directory for the run, as [`lock_dir`] does, on the lock file in this
     /// directory (not the one its name leads to now).
     pub fn lock(&self) -> Result<DirLock, Error> {
-        use nix::fcntl::{Flock, FlockArg, OFlag};
-        let path = self.path(LOCK_FILE);
-        let f = self.open_at(LOCK_FILE, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NONBLOCK).map_err(|e| {
-            Error::Invalid(match e.raw_os_error() {
-                Some(libc::ELOOP) => {
-                    format!("{} is a symbolic link: refusing to use it as the lock file", path.display())
-                }
-                _ => format!("{}: cannot create the lock file: {e}", path.display()),
-            })
-        })?;
-        if !f.metadata().is_ok_and(|m| m.is_file()) {
-            return Err(Error::Invalid(format!(
-                "{} is not a regular file: refusing to use it as the lock file",
-                path.display()
-            )));
-        }
-        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(DirLock { _lock: lock }),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(Error::Invalid(format!(
-                "{}: another zcrx-conform run is writing its reports there (it holds {LOCK_FILE}); \
-                 wait for it to finish or choose another --out",
-                self.path.display()
-            ))),
-            Err((_, e)) => Err(Error::Invalid(format!("{}: cannot lock: {e}", path.display()))),
-        }
+        use nix::fcntl::OFlag;
+        let f = self.open_at(LOCK_FILE, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NONBLOCK);
+        lock_opened(f, &self.path(LOCK_FILE), &self.path)
     }
 
     /// What is at `name` now, without following a link: `None` when nothing is.
