@@ -2,7 +2,7 @@
 # build-tree.sh: configure and build a kernel source tree (a developer's own checkout) so that it
 # boots under virtme-ng with io_uring zcrx, netdevsim (built in) and friends.
 #
-#   build-tree.sh PATH [--kasan] [--gcov] [--jobs N] [--reconfigure] [--configure-only]
+#   build-tree.sh PATH [--kasan] [--gcov] [--debug] [--jobs N] [--reconfigure] [--configure-only]
 #
 #   PATH           a Linux source tree (x86_64; built in place, no O=)
 #   --kasan        also CONFIG_KASAN=y + CONFIG_KASAN_INLINE=y (generic KASAN)
@@ -10,6 +10,10 @@
 #                  `GCOV_PROFILE_zcrx.o := y` to PATH/io_uring/Makefile when it is not there
 #                  (the one edit this script makes to a tree's sources; the rest of the kernel is
 #                  built as without --gcov). The guest then has /sys/kernel/debug/gcov/.../zcrx.gcda.
+#   --debug        the debug kernel: --kasan + --gcov + vm/debug.config (kmemleak, lockdep,
+#                  DEBUG_ATOMIC_SLEEP, DEBUG_NET, DEBUG_LIST, KFENCE, PAGE_POOL_STATS, failslab,
+#                  fail_page_alloc, fail_usercopy, fail_function with their debugfs knobs and
+#                  stack-trace filter; no DWARF, no drm/wireless, to keep the build short)
 #   --jobs N       make -jN (default: nproc)
 #   --reconfigure  throw the tree's .config away and start again from virtme-ng's minimal config
 #   --configure-only  configure and check the options, do not build; prints the .config path
@@ -28,8 +32,8 @@
 #   - fragment changed (e.g. --kasan added or dropped), or an option of the fragment is no longer
 #     as wanted (the developer edited .config): the fragment is appended to .config and
 #     make olddefconfig runs, so the developer's other changes stay.
-#   Then every option of the fragment is checked in .config: all CONFIG_X=y must be =y and all
-#   "# CONFIG_X is not set" must not be y/m. A missing dependency silently drops an option;
+#   Then every option of the fragment is checked in .config: all CONFIG_X=y must be =y, all
+#   CONFIG_X=<value> exactly that, and all "# CONFIG_X is not set" must not be y/m. A missing dependency silently drops an option;
 #   the error lists those that did not end up right.
 # Build: make -jN (vmlinux, bzImage, modules), output on stderr and in PATH/.zcrx-conform-build.log;
 # nothing to do -> make only walks the tree. When CONFIG_MODULES=y, virtme-prep-kdir-mods then
@@ -52,11 +56,12 @@ BUILD_DEPS=(gcc make flex bison libelf-dev libssl-dev bc)
 
 # --- arguments -------------------------------------------------------------------------
 
-TREE="" KASAN=0 GCOV=0 JOBS="" RECONF=0 CONFONLY=0
+TREE="" KASAN=0 GCOV=0 DEBUG=0 JOBS="" RECONF=0 CONFONLY=0
 while (($#)); do
     case $1 in
         --kasan) KASAN=1 ;;
         --gcov) GCOV=1 ;;
+        --debug) DEBUG=1 KASAN=1 GCOV=1 ;;
         --jobs | -j)
             [[ $# -ge 2 ]] || die "--jobs needs a number"
             JOBS=$2
@@ -66,7 +71,7 @@ while (($#)); do
         --reconfigure) RECONF=1 ;;
         --configure-only) CONFONLY=1 ;;
         -h | --help) usage ;;
-        -*) die "unknown option '$1' (usage: build-tree.sh PATH [--kasan] [--gcov] [--jobs N] [--reconfigure] [--configure-only])" ;;
+        -*) die "unknown option '$1' (usage: build-tree.sh PATH [--kasan] [--gcov] [--debug] [--jobs N] [--reconfigure] [--configure-only])" ;;
         *)
             [[ -z $TREE ]] || die "only one PATH, got '$TREE' and '$1'"
             TREE=$1
@@ -74,7 +79,7 @@ while (($#)); do
     esac
     shift
 done
-[[ -n $TREE ]] || die "no kernel tree given (usage: build-tree.sh PATH [--kasan] [--gcov] [--jobs N] [--reconfigure] [--configure-only])"
+[[ -n $TREE ]] || die "no kernel tree given (usage: build-tree.sh PATH [--kasan] [--gcov] [--debug] [--jobs N] [--reconfigure] [--configure-only])"
 JOBS=${JOBS:-$(nproc)}
 [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "--jobs wants a positive number, got '$JOBS'"
 [[ $(uname -m) == x86_64 ]] || die "only x86_64 hosts are supported (this is $(uname -m))"
@@ -95,6 +100,10 @@ MAKE=(make --no-print-directory -C "$TREE" ARCH=x86)
 CONFIG=$TREE/.config
 STAMP=$TREE/.config.zcrx-conform
 BUILDLOG=$TREE/.zcrx-conform-build.log
+DEBUG_CONFIG=$SCRIPT_DIR/debug.config
+if ((DEBUG)); then
+    [[ -f $DEBUG_CONFIG ]] || die "--debug: $DEBUG_CONFIG not found (it ships next to this script)"
+fi
 
 # --- the fragment ---------------------------------------------------------------------------
 # Options without a prompt (def_bool or only selected) are listed too: setting them does nothing,
@@ -146,6 +155,10 @@ CONFIG_GCOV_KERNEL=y
 # CONFIG_GCOV_PROFILE_ALL is not set
 EOF
     fi
+    if ((DEBUG)); then
+        echo '# --debug (vm/debug.config)'
+        grep -E '^(CONFIG_|# CONFIG_.* is not set$)' "$DEBUG_CONFIG"
+    fi
 }
 
 # --gcov: mark io_uring/zcrx.o for profiling (kbuild's per-object switch).
@@ -167,6 +180,11 @@ unmet() {
             grep -qx "$opt=y" "$CONFIG" && continue
             cur=$(grep -E "^($opt=|# $opt is not set)" "$CONFIG" | head -n1 || true)
             printf '  %s (wanted =y; .config has: %s)\n' "$opt" "${cur:-nothing, its dependencies are not met}"
+        elif [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.+)$ ]]; then
+            opt=${BASH_REMATCH[1]}
+            grep -qxF "$line" "$CONFIG" && continue
+            cur=$(grep -E "^($opt=|# $opt is not set)" "$CONFIG" | head -n1 || true)
+            printf '  %s (wanted %s; .config has: %s)\n' "$opt" "${BASH_REMATCH[2]}" "${cur:-nothing, its dependencies are not met}"
         elif [[ $line =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]]; then
             opt=${BASH_REMATCH[1]}
             cur=$(grep -E "^$opt=[ym]$" "$CONFIG" | head -n1 || true)
@@ -221,6 +239,13 @@ configure() {
     if ((RECONF)) || [[ ! -f $CONFIG || ! -f $STAMP ]]; then
         fresh_config
         did=1
+        # virtme-ng appends its own options after the fragment (its debug-info choice among
+        # them): when those undid fragment lines, append the fragment once more on top.
+        if [[ -n $(unmet) ]]; then
+            log "virtme-ng's options overrode fragment lines:"
+            unmet >&2
+            apply_fragment
+        fi
     elif ! cmp -s "$FRAG_TMP" "$STAMP"; then
         log "the fragment changed since the last configuration ($(diff <(grep -v '^# [^C]' "$STAMP") <(grep -v '^# [^C]' "$FRAG_TMP") | grep '^[<>]' | tr '\n' ' '))"
         apply_fragment
@@ -261,6 +286,7 @@ fi
 
 ensure_packages "${BUILD_DEPS[@]}"
 ((KASAN)) && KASAN_NOTE=", with KASAN"
+((DEBUG)) && KASAN_NOTE=", debug kernel (KASAN, kmemleak, lockdep, fault injection: vm/debug.config)"
 if ((GCOV)); then
     KASAN_NOTE="${KASAN_NOTE:-}, with gcov on io_uring/zcrx.c"
     gcov_mark

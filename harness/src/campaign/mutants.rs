@@ -214,6 +214,15 @@ mod tests {
     }
 
     #[test]
+    fn planted_bugs_load() {
+        // vm/mutants/planted: the debug kernel's detectors are proven with these (issue 24).
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vm/mutants/planted");
+        let set = load(&dir).expect("the planted series loads");
+        let kinds: Vec<&str> = set.iter().map(|(m, _)| m.kind.as_str()).collect();
+        assert_eq!(kinds, ["leak", "use-after-free"]);
+    }
+
+    #[test]
     fn changed_counts_only_what_passed() {
         let b: BTreeMap<String, Status> =
             [("a", Status::Pass), ("b", Status::Skip), ("c", Status::Xfail), ("d", Status::Pass)]

@@ -17,6 +17,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("provision.sh", include_str!("../../../vm/provision.sh")),
     ("kernel.sh", include_str!("../../../vm/kernel.sh")),
     ("build-tree.sh", include_str!("../../../vm/build-tree.sh")),
+    ("debug.config", include_str!("../../../vm/debug.config")),
     ("ethtool.sh", include_str!("../../../vm/ethtool.sh")),
     ("netdevsim.sh", include_str!("../../../vm/netdevsim.sh")),
     ("liburing.sh", include_str!("../../../vm/liburing.sh")),
@@ -224,6 +225,8 @@ mod tests {
                 assert!(has(&rel), "{rel} is not built in");
             }
         }
+        // The debug kernel's fragment (build-tree.sh --debug reads it next to itself).
+        assert!(has("debug.config"), "vm/debug.config is not built in");
         // Every script under vm/ but the guest-side checks of the simulator, run by hand.
         for e in std::fs::read_dir(vm_dir()).expect("vm/").flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
