@@ -185,8 +185,33 @@ def statement_end(b, i):
     return -1
 
 
-ERRNO_EXIT = re.compile(r"\breturn\b[^;]*-E[A-Z][A-Z0-9]*\b")
-ERRNO_GOTO = re.compile(r"=\s*-E[A-Z][A-Z0-9]*\b[\s\S]*\bgoto\b")
+ERRNO_EXIT = re.compile(r"return\b[^;]*-E[A-Z][A-Z0-9]*\b")
+ERRNO_SET = re.compile(r"=\s*-E[A-Z][A-Z0-9]*\b")
+
+
+def leaves_with_errno(body):
+    """Whether a statement (blanked text) leaves with an errno: it is `return ...-E...;`, or a
+    block whose last statement of its own (nested blocks and statements not counted) is that,
+    or is a `goto` after one of its own statements set `= -E...`."""
+    if not body.startswith("{"):
+        return bool(ERRNO_EXIT.match(body))
+    flat, depth = [], 0
+    for ch in body[1:-1]:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            flat.append(";")  # a nested block ends a statement of its own
+            continue
+        flat.append(ch if depth == 0 else " ")
+    stmts = [x.strip() for x in "".join(flat).split(";") if x.strip()]
+    if not stmts:
+        return False
+    last = stmts[-1]
+    if ERRNO_EXIT.match(last):
+        return True
+    return bool(re.match(r"goto\b", last)) and any(ERRNO_SET.search(x) and not re.match(r"(if|for|while|switch)\b", x)
+                                                     for x in stmts[:-1])
 
 
 def structural(src, b):
@@ -210,8 +235,7 @@ def structural(src, b):
         after = skip_ws(b, end)
         if re.match(r"else\b", b[after:]):
             continue
-        text = b[body:end]
-        if ERRNO_EXIT.search(text) or ERRNO_GOTO.search(text):
+        if leaves_with_errno(b[body:end]):
             edits.append(("check-dropped", m.start(), end, newlines_of(src[m.start():end]),
                           "if (C) <errno exit> -> (deleted)"))
     for m in re.finditer(r"\b(%s)\s*\(" % "|".join(STORE_CALLS), b):
@@ -477,8 +501,7 @@ def compile_cmd(tree, obj, src_path, out_path, gcov):
     gcc = re.sub(r"(?<=\s)io_uring/%s\.c(?=\s|$)" % obj, src_path, gcc)
     gcc += " -iquote io_uring"
     if not gcov:
-        gcc = re.sub(r"\s-f(profile-arcs|test-coverage|no-tree-loop-im)\b", "", gcc)
-        gcc = gcc.replace(" -DCC_USING_GCOV", "")
+        gcc = re.sub(r"\s-f(profile-arcs|test-coverage|no-tree-loop-im|profile-update=\S+)(?=\s|$)", "", gcc)
     return gcc
 
 
