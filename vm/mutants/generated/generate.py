@@ -5,12 +5,10 @@ made by rule (operators.md), and the seeded samples drawn from them (issue 26).
     generate.py enumerate TREE            all mutants -> all.tsv, counts.md
     generate.py draw TREE                 the draw order of both samples -> draw.tsv, and a patch
                                           for every candidate under sample-1/ and sample-2/
-    generate.py check TREE SAMPLE         compile the candidates of SAMPLE (1 or 2) in draw order
-                                          with the built TREE's own command lines until the sample
-                                          is full -> SAMPLE's check.tsv and series
 
-TREE is the unmutated Debian linux 7.3.4 source (the campaign copy `mutate` builds); `check`
-needs it built (it reads io_uring/.<obj>.o.cmd). Needs universalmutator (requirements.txt) for
+The compile check of a sample is check.py.
+
+TREE is the unmutated Debian linux 7.3.4 source (the campaign copy `mutate` builds). Needs universalmutator (requirements.txt) for
 the line-local operators; the structural ones (check-dropped, condition-negated, store-deleted)
 are made here, because they need a statement's extent, which spans lines. Output is written next
 to this script. Everything is deterministic: the same TREE gives byte-identical files.
@@ -21,9 +19,7 @@ import hashlib
 import os
 import random
 import re
-import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RULES = os.path.join(HERE, "zcrx.rules")
@@ -475,110 +471,6 @@ def cmd_draw(tree):
     print("generate.py: drew %s" % ", ".join("sample %d: %d + %d reserve" % (k, SAMPLES[k], RESERVE) for k in d))
 
 
-# --- compile check ----------------------------------------------------------------------------
-
-def saved_cmd(tree, obj):
-    """The compiler command of io_uring/<obj>.o from the tree's kbuild .cmd file."""
-    p = os.path.join(tree, "io_uring", ".%s.o.cmd" % obj)
-    try:
-        with open(p) as f:
-            text = f.read()
-    except OSError as e:
-        die("%s: %s (build the tree first)" % (p, e))
-    m = re.search(r"^(?:saved)?cmd_io_uring/%s\.o := (.*)$" % obj, text, re.M)
-    if not m:
-        die("%s: no cmd_ line" % p)
-    return m.group(1)
-
-
-def compile_cmd(tree, obj, src_path, out_path, gcov):
-    """The tree's own command, with the source and outputs replaced and, without gcov, the
-    profiling flags removed (for the equivalence comparison)."""
-    cmd = saved_cmd(tree, obj)
-    gcc = cmd.split(";")[0]  # objtool and friends after `;` are not the compiler
-    gcc = gcc.replace("-Wp,-MMD,io_uring/.%s.o.d" % obj, "-Wp,-MMD,%s.d" % out_path)
-    gcc = re.sub(r"-o io_uring/%s\.o" % obj, "-o " + out_path, gcc)
-    gcc = re.sub(r"(?<=\s)io_uring/%s\.c(?=\s|$)" % obj, src_path, gcc)
-    gcc += " -iquote io_uring"
-    if not gcov:
-        gcc = re.sub(r"\s-f(profile-arcs|test-coverage|no-tree-loop-im|profile-update=\S+)(?=\s|$)", "", gcc)
-    return gcc
-
-
-def build(tree, obj, text, work, gcov):
-    """(ok, error text, object path) of compiling text as io_uring/<obj>.c."""
-    src = os.path.join(work, "%s.c" % obj)
-    out = os.path.join(work, "%s%s.o" % (obj, "-gcov" if gcov else ""))
-    with open(src, "w") as f:
-        f.write(text)
-    if os.path.exists(out):
-        os.unlink(out)
-    r = subprocess.run(["sh", "-c", compile_cmd(tree, obj, src, out, gcov)], cwd=tree,
-                       capture_output=True, text=True)
-    return r.returncode == 0 and os.path.exists(out), (r.stderr or r.stdout)[-2000:], out
-
-
-def stripped(obj_path):
-    """The object's bytes without debug info: the code, data, relocations and symbols."""
-    out = obj_path + ".strip"
-    subprocess.run(["objcopy", "--strip-debug", "--remove-section=.comment", obj_path, out], check=True)
-    with open(out, "rb") as f:
-        data = f.read()
-    os.unlink(out)
-    return data
-
-
-def cmd_check(tree, sample):
-    sample = int(sample)
-    mutants, _ = enumerate_all(tree)
-    by_id = {m["id"]: m for m in mutants}
-    order = draw(list(by_id))[sample]
-    outdir = os.path.join(HERE, "sample-%d" % sample)
-    results_p = os.path.join(outdir, "check.tsv")
-    done = {}
-    if os.path.exists(results_p):
-        with open(results_p) as f:
-            for line in f.read().splitlines()[1:]:
-                cols = line.split("\t")
-                done[cols[1]] = cols
-    work = tempfile.mkdtemp(prefix="mutgen-check-")
-    originals = {}
-    rows = ["position\tid\tresult\tdetail"]
-    series = []
-    for pos, mid in enumerate(order, 1):
-        if len(series) >= SAMPLES[sample]:
-            break
-        m = by_id[mid]
-        obj = os.path.basename(m["file"])[:-2]
-        if mid in done:
-            result, detail = done[mid][2], done[mid][3]
-        else:
-            if obj not in originals:
-                ok, err, o = build(tree, obj, m["src"], work, False)
-                if not ok:
-                    die("the unmutated %s does not build: %s" % (m["file"], err))
-                originals[obj] = stripped(o)
-            ok, err, _ = build(tree, obj, m["new"], work, True)
-            if not ok:
-                first = [x for x in err.splitlines() if "error" in x][:1]
-                result, detail = "does-not-build", show(first[0] if first else err)[:300]
-            else:
-                ok, err, o = build(tree, obj, m["new"], work, False)
-                if ok and stripped(o) == originals[obj]:
-                    result, detail = "equivalent", "object identical to the original's without debug info"
-                else:
-                    result, detail = "builds", ""
-            sys.stderr.write("check: %d %s %s\n" % (pos, mid, result))
-        rows.append("%d\t%s\t%s\t%s" % (pos, mid, result, detail))
-        if result == "builds":
-            series.append("%03d-%s.patch" % (pos, mid))
-        write(results_p, "\n".join(rows) + "\n")
-    if len(series) < SAMPLES[sample]:
-        die("sample %d: only %d of %d build and differ; the reserve is spent" % (sample, len(series), SAMPLES[sample]))
-    write(os.path.join(outdir, "series"), "\n".join(series) + "\n")
-    print("generate.py: sample %d: %d in series" % (sample, len(series)))
-
-
 def main(argv):
     if len(argv) < 3:
         sys.stderr.write(__doc__)
@@ -588,8 +480,6 @@ def main(argv):
         cmd_enumerate(tree)
     elif cmd == "draw":
         cmd_draw(tree)
-    elif cmd == "check" and len(argv) == 4 and argv[3] in ("1", "2"):
-        cmd_check(tree, argv[3])
     else:
         sys.stderr.write(__doc__)
         return 2
