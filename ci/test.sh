@@ -42,9 +42,11 @@ step "host suite"
 step "self-check on the host subset (each assertion inverted alone must fail its case there)"
 "$bin" run cases --self-check --out "$out/self-check" -q
 
-step "self-check in the default VM (per assertion, -j 2; host and nodev, plus the isolation area on the simulated NIC)"
+step "self-check in the default VM (per assertion, -j 2; host and nodev, the isolation cases among them)"
+# Not the NIC path: a case stopped mid-transfer there sometimes ends in "BUG: Bad page state" at
+# teardown (7.3.4 + netdevsim-zcrx; issue 25's anomaly (a), reports/anomalies/bad-page-state.md),
+# which would make this step fail at random until that is diagnosed.
 "$bin" run --kernel debian:7.3.4 --topology host,nodev --self-check -j 2 --out "$out/vm-self-check" -q
-"$bin" run cases/isolation --kernel debian:7.3.4 --topology netdevsim-zcrx,nodev --self-check --out "$out/vm-self-check-isolation" -q
 
 step "VM suite (default kernel): every topology that needs no hardware (host, nodev, netdevsim-zcrx, nic-netdevsim, veth; stock netdevsim in a second boot)"
 "$bin" run --kernel debian:7.3.4 --out "$out/vm" -q

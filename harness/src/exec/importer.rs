@@ -7,45 +7,35 @@
 //! exporter's area, which it keeps mapped (the process keeps the buffers, so they stay put).
 
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::AsFd;
 
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
 };
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{ForkResult, Pid};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::ForkResult;
 
+use super::process::{die_with, readable, reap_within, Proc, EXIT_LIMIT};
 use super::*;
 use crate::kernel::zcrx::{RegionMem, Registration, Spec, Target};
 
 /// How long the process may take to import and arm its request.
 const START_LIMIT: Duration = Duration::from_secs(15);
-/// How long it may take to exit once released.
-const EXIT_LIMIT: Duration = Duration::from_secs(10);
 /// One record: kind (u32), res (i32), flags (u32), 4 spare bytes, off (u64).
 const RECORD: usize = 24;
 const KIND_STARTED: u32 = 0;
 const KIND_CQE: u32 = 1;
 
-/// A started importer, as the case sees it.
+/// A started importer, as the case sees it (the process is released and reaped like a
+/// `process` step's when it goes).
 pub(super) struct Imp {
-    pid: Pid,
+    proc: Proc,
     sock: OwnedFd,
-    release: Option<OwnedFd>,
     conn: String,
     /// The exporter's areas (kept mapped even if the exporter's ring is closed) and buffer size.
     areas: BTreeMap<u64, Rc<Mem>>,
     buf_shift: u32,
     /// Bytes read from the socket that do not make a whole record yet.
     partial: Vec<u8>,
-}
-
-impl Drop for Imp {
-    fn drop(&mut self) {
-        // Closing the release pipe lets it exit; PDEATHSIG ends it with the case otherwise.
-        self.release.take();
-        let _ = waitpid(self.pid, Some(WaitPidFlag::WNOHANG));
-    }
 }
 
 struct Record {
@@ -69,13 +59,6 @@ fn decode(b: &[u8]) -> Record {
     let mut off = [0u8; 8];
     off.copy_from_slice(&b[16..24]);
     Record { kind: word(0), res: word(4) as i32, flags: word(8), off: u64::from_ne_bytes(off) }
-}
-
-/// Waits up to `limit` for `fd` to be readable (or hung up).
-fn readable(fd: &OwnedFd, limit: Duration) -> bool {
-    let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
-    let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
-    matches!(nix::poll::poll(&mut fds, ms), Ok(n) if n > 0)
 }
 
 /// What the child reports when it cannot start (the `res` of its STARTED record).
@@ -194,13 +177,9 @@ impl Ctx<'_> {
         // SAFETY: the child closes what it inherited and runs only `child`, which leaves with _exit.
         match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
             ForkResult::Child => {
-                // SAFETY: plain syscalls on our own process.
-                unsafe {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    if libc::getppid() != parent.as_raw() {
-                        libc::_exit(1);
-                    }
-                }
+                die_with(parent);
+                drop(mine);
+                drop(rel_w);
                 let keep = [theirs.as_raw_fd(), rel_r.as_raw_fd()];
                 let top = sys::highest_fd().unwrap_or(1023);
                 for fd in 3..=top {
@@ -211,17 +190,14 @@ impl Ctx<'_> {
                         unsafe { libc::close(fd) };
                     }
                 }
-                drop(mine);
-                drop(rel_w);
                 child(theirs, rel_r, ring_spec)
             }
             ForkResult::Parent { child } => {
                 drop(theirs);
                 drop(rel_r);
                 let mut imp = Imp {
-                    pid: child,
+                    proc: Proc { pid: child, release: Some(rel_w) },
                     sock: mine,
-                    release: Some(rel_w),
                     conn: conn.clone(),
                     areas,
                     buf_shift,
@@ -286,11 +262,10 @@ impl Ctx<'_> {
             };
             self.verdict("importer data CQE shape", shape)?;
             let len = r.res as usize;
-            let bytes = imp.bytes_at(r.off, len).map(|b| (b == pattern(base + at, len).as_slice(), b.len()));
-            let same = match bytes {
+            let same = match imp.bytes_at(r.off, len).map(|b| b == pattern(base + at, len).as_slice()) {
                 Err(e) => Err(e.into()),
-                Ok((true, _)) => Ok(()),
-                Ok((false, _)) => Err(format!(
+                Ok(true) => Ok(()),
+                Ok(false) => Err(format!(
                     "importer {name}: CQE off {:#x} len {len}: the exporter's area does not hold stream bytes {at}..",
                     r.off
                 )
@@ -315,17 +290,17 @@ impl Ctx<'_> {
     fn importer_end(&mut self, name: &str, kill: bool) -> StepResult {
         let mut imp = self.importers.remove(name).ok_or_else(|| format!("no importer named `{name}` is running"))?;
         if kill {
-            nix::sys::signal::kill(imp.pid, nix::sys::signal::Signal::SIGKILL)
-                .map_err(|e| harness(format!("kill({}): {e}", imp.pid)))?;
+            nix::sys::signal::kill(imp.proc.pid, nix::sys::signal::Signal::SIGKILL)
+                .map_err(|e| harness(format!("kill({}): {e}", imp.proc.pid)))?;
         }
-        imp.release.take();
-        let status = super::process::reap_within(imp.pid, EXIT_LIMIT)?;
-        self.note(format!("importer {name} (pid {}) ended: {status:?}", imp.pid));
+        imp.proc.release.take();
+        let status = reap_within(imp.proc.pid, EXIT_LIMIT)?;
+        self.note(format!("importer {name} (pid {}) ended: {status:?}", imp.proc.pid));
         let r = match (kill, status) {
             (false, Some(WaitStatus::Exited(_, 0))) => Ok(()),
             (true, Some(WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGKILL, _))) => Ok(()),
             (_, None) => {
-                let _ = nix::sys::signal::kill(imp.pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(imp.proc.pid, nix::sys::signal::Signal::SIGKILL);
                 Err(format!("importer {name} did not end within {} s", EXIT_LIMIT.as_secs()).into())
             }
             (_, Some(s)) => Err(format!("importer {name} ended with {s:?}").into()),

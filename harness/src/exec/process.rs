@@ -17,12 +17,12 @@ use crate::kernel::zcrx::{Readonly, Target};
 /// How long the child may take to register (including the wait for a queue's previous owner).
 const START_LIMIT: Duration = Duration::from_secs(QUEUE_RELEASE_WAIT_S + 15);
 /// How long the child may take to exit once released.
-const EXIT_LIMIT: Duration = Duration::from_secs(10);
+pub(super) const EXIT_LIMIT: Duration = Duration::from_secs(10);
 
 /// A started process: its pid and the pipe end whose closing tells it to exit.
 pub(super) struct Proc {
-    pid: Pid,
-    release: Option<OwnedFd>,
+    pub(super) pid: Pid,
+    pub(super) release: Option<OwnedFd>,
 }
 
 impl Drop for Proc {
@@ -41,10 +41,22 @@ fn answer(code: i32) -> [u8; 4] {
 }
 
 /// Waits up to `limit` for `fd` to be readable.
-fn readable(fd: &OwnedFd, limit: Duration) -> bool {
+pub(super) fn readable(fd: &OwnedFd, limit: Duration) -> bool {
     let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
     let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
     matches!(nix::poll::poll(&mut fds, ms), Ok(n) if n > 0)
+}
+
+/// In a forked child: be killed when `parent` (the case process) goes, and leave at once if it
+/// already has.
+pub(super) fn die_with(parent: Pid) {
+    // SAFETY: plain syscalls on our own process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent.as_raw() {
+            libc::_exit(1);
+        }
+    }
 }
 
 /// Waits up to `limit` for `pid` to end: its status, or None if it is still running then.
@@ -90,13 +102,7 @@ impl Ctx<'_> {
             ForkResult::Child => {
                 drop(res_r);
                 drop(rel_w);
-                // SAFETY: plain syscalls on our own process.
-                unsafe {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    if libc::getppid() != parent.as_raw() {
-                        libc::_exit(1);
-                    }
-                }
+                die_with(parent);
                 let code = match Ring::new(entries, flags, cq_entries) {
                     Err(_) => -1,
                     Ok(ring) => match reg.place(Readonly::default()) {
