@@ -8,7 +8,8 @@
 //! one cache must both give the same, whole kernel. `vm/netdevsim.sh build` likewise, killed
 //! at download, extract, prepare (host tools built), build (module compiled) and install (the
 //! module stripped, not yet in place); two builds at once build once; two patch series on one
-//! cache each keep their own module.
+//! cache each keep their own module. `vm/liburing.sh build` (the source package, zcrx.t) killed
+//! at download, build and install, and two builds at once, the same way.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -226,5 +227,75 @@ fn another_patch_series_does_not_replace_a_module_in_use() {
     for d in [c, vm_a, vm_b] {
         let _ = std::fs::remove_dir_all(d);
     }
+    let _ = std::fs::remove_file(&log);
+}
+
+// --- liburing.sh build -------------------------------------------------------------------------
+// Its source package (liburing 9.9-1) from the apt-get stand-in, dpkg-source and make stand-ins
+// that build an executable zcrx.t.
+
+/// `liburing.sh build` on `cache`, in a process group of its own; each zcrx.t build is logged
+/// to `make_log`.
+fn liburing(cache: &Path, kill_at: Option<&str>, make_log: &Path) -> Child {
+    let shims = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cache_faults");
+    let path = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap_or_default());
+    let mut c = Command::new("bash");
+    c.arg(repo().join("vm/liburing.sh"))
+        .arg("build")
+        .env("PATH", path)
+        .env("ZCRX_CACHE", cache)
+        .env("ZCRX_DEBIAN_MIRROR", "http://fake.invalid/debian")
+        .env("ZCRX_TEST_MAKE_LOG", make_log)
+        .env_remove("ZCRX_LIBURING_VERSION")
+        .env_remove("ZCRX_CONFORM_TEST_KILL_AT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(p) = kill_at {
+        c.env("ZCRX_CONFORM_TEST_KILL_AT", p);
+    }
+    c.spawn().expect("bash vm/liburing.sh")
+}
+
+/// A build that ended well printed the path of a whole zcrx.t, and the cache holds no temp
+/// directory.
+fn check_liburing(cache: &Path, o: &Output) -> PathBuf {
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let t = text(&o.stdout).lines().last().map(PathBuf::from).expect("the zcrx.t path");
+    assert_eq!(t, cache.join("liburing/9.9-1/liburing/test/zcrx.t"));
+    assert_eq!(std::fs::read_to_string(&t).expect("zcrx.t"), "#!/bin/sh\necho fake zcrx.t\n");
+    assert!(cache.join("liburing/9.9-1/source/liburing_9.9-1.dsc").is_file());
+    for e in std::fs::read_dir(cache.join("liburing")).expect("cache dir") {
+        let n = e.expect("entry").file_name().to_string_lossy().into_owned();
+        assert!(!n.starts_with('.'), "liburing/{n} left behind");
+    }
+    t
+}
+
+#[test]
+fn a_liburing_build_killed_at_each_phase_leaves_a_cache_the_next_build_repairs() {
+    for phase in ["download", "build", "install"] {
+        let c = cache(&format!("liburing-{phase}"));
+        let log = c.with_extension("make.log");
+        let o = liburing(&c, Some(phase), &log).wait_with_output().expect("wait");
+        assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{phase}: the hook did not fire: {}", text(&o.stderr));
+        check_liburing(&c, &liburing(&c, None, &log).wait_with_output().expect("wait"));
+        let _ = std::fs::remove_dir_all(&c);
+        let _ = std::fs::remove_file(&log);
+    }
+}
+
+/// Two runs that need zcrx.t at once: one build, both get the same, whole test (the second
+/// waited for the first and must not rebuild, removing the first one's zcrx.t under it).
+#[test]
+fn two_liburing_builds_at_once_build_once() {
+    let c = cache("liburing-two");
+    let log = c.with_extension("make.log");
+    let (a, b) = (liburing(&c, None, &log), liburing(&c, None, &log));
+    let (a, b) = (a.wait_with_output().expect("wait"), b.wait_with_output().expect("wait"));
+    assert_eq!(check_liburing(&c, &a), check_liburing(&c, &b));
+    assert_eq!(builds(&log), 1, "zcrx.t was built more than once");
+    let _ = std::fs::remove_dir_all(&c);
     let _ = std::fs::remove_file(&log);
 }
