@@ -36,7 +36,8 @@
 #   test_kill_at PHASE   the test hook of tests/cache_faults.rs: with
 #                        ZCRX_CONFORM_TEST_KILL_AT=PHASE, SIGKILL to the script's whole process
 #                        group there, as a power cut would (kernel.sh: download, extract,
-#                        install; netdevsim.sh: download, extract, prepare, build, install)
+#                        install; netdevsim.sh: download, extract, prepare, build, install;
+#                        liburing.sh: download, build, install)
 #   host_mirror, lists_fresh   used by the above
 # stdout is left to the caller (the scripts print their result path as the LAST stdout line);
 # every helper logs and runs apt with its output on stderr.
