@@ -15,6 +15,8 @@ mod merge;
 pub mod outcome;
 pub mod time;
 
+use std::collections::{HashMap, HashSet};
+
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite, XmlString};
 
 use crate::model::RunReport;
@@ -196,21 +198,44 @@ pub fn ktap(run: &RunReport) -> String {
     s
 }
 
+/// Every case id of the runs, each once, in the order first met (a set beside the list: the
+/// report writers were quadratic in the cases with a search of the list per id).
+pub(crate) fn case_ids<'r>(runs: &[&'r RunReport]) -> Vec<&'r str> {
+    let mut seen = HashSet::new();
+    let mut ids = Vec::new();
+    for r in runs {
+        for c in &r.cases {
+            if seen.insert(c.id.as_str()) {
+                ids.push(c.id.as_str());
+            }
+        }
+    }
+    ids
+}
+
+/// Each run's case ids to their index in `cases` (the first of a repeated id): one lookup per
+/// cell of a cases x runs table instead of a search through the run.
+pub(crate) fn case_index<'r>(runs: &[&'r RunReport]) -> Vec<HashMap<&'r str, usize>> {
+    runs.iter()
+        .map(|r| {
+            let mut m = HashMap::with_capacity(r.cases.len());
+            for (i, c) in r.cases.iter().enumerate() {
+                m.entry(c.id.as_str()).or_insert(i);
+            }
+            m
+        })
+        .collect()
+}
+
 /// A cases x kernels table. `*` marks rows where the kernels behave differently (a
 /// kernel-specific expectation applied, or pass/fail differs); `~` rows ran on some kernels
 /// only (skipped elsewhere, with the reason below). Details follow the table.
 pub fn matrix_table(runs: &[&RunReport]) -> String {
-    let mut ids: Vec<&str> = Vec::new();
-    for r in runs {
-        for c in &r.cases {
-            if !ids.contains(&c.id.as_str()) {
-                ids.push(&c.id);
-            }
-        }
-    }
+    let ids = case_ids(runs);
+    let index = case_index(runs);
     let width = ids.iter().map(|i| i.len()).max().unwrap_or(4).min(64);
-    let cell = |r: &RunReport, id: &str| -> (String, String) {
-        match r.cases.iter().find(|c| c.id == id) {
+    let cell = |r: &RunReport, ix: &HashMap<&str, usize>, id: &str| -> (String, String) {
+        match ix.get(id).and_then(|&i| r.cases.get(i)) {
             Some(c) => {
                 let special: Vec<&str> = c.kernel_specific.iter().map(String::as_str).collect();
                 let word = c.status.word().to_string();
@@ -230,7 +255,7 @@ pub fn matrix_table(runs: &[&RunReport]) -> String {
     s.push('\n');
     let (mut differ, mut partial) = (Vec::new(), 0usize);
     for id in &ids {
-        let cells: Vec<(String, String)> = runs.iter().map(|r| cell(r, id)).collect();
+        let cells: Vec<(String, String)> = runs.iter().zip(&index).map(|(r, ix)| cell(r, ix, id)).collect();
         let ran: Vec<&(String, String)> = cells.iter().filter(|(st, _)| st != "skip" && st != "-").collect();
         let behaves_differently =
             ran.iter().any(|(st, _)| st.ends_with('+')) || ran.windows(2).any(|w| w[0].0 != w[1].0);
