@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Axis, Sp, Step, Value};
-use crate::model::Feature;
+use crate::model::{Feature, FixTag};
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -167,6 +167,15 @@ pub struct CaseFile {
     /// Rows of the spec this case checks (e.g. R5, N1).
     #[serde(default)]
     pub spec: Vec<String>,
+    /// Upstream commits whose bug this case catches: `{ id: <12-40 hex digits>, subject: "..." }`.
+    /// A tag counts only once the history mutant of that commit (vm/mutants/history/) has been
+    /// shown to fail this case: `cargo test --test history` checks each tag against the proof
+    /// record, reports/history-mutation.jsonl.
+    #[serde(default)]
+    pub fixes: Vec<FixTag>,
+    /// CVE ids of the bugs this case catches (`CVE-YYYY-NNNN`, four or more digits at the end).
+    #[serde(default)]
+    pub cve: Vec<String>,
     #[serde(default)]
     pub requires: Requires,
     /// Seconds before the case is killed (default: the run's --timeout).

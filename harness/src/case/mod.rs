@@ -38,7 +38,7 @@ pub use self::action::{step_reference, Action, Step, StepKind, STEP_KINDS};
 pub use self::format::*;
 pub use self::matrix::{table_by_name, Axis, ReservedOf, MAX_ROWS};
 pub use self::nic_steps::*;
-pub use self::rules::{check_id, MAX_ID_BYTES};
+pub use self::rules::{check_cve, check_fix_id, check_id, MAX_ID_BYTES};
 pub use self::steps::*;
 pub use self::validate::check_out_key;
 use self::validate::validate;

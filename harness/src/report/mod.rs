@@ -432,6 +432,8 @@ mod tests {
             area: "reserved".into(),
             about: String::new(),
             spec: vec![],
+            fixes: vec![],
+            cve: vec![],
             topology: Some("host".into()),
             status,
             message: msg.into(),
