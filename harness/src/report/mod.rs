@@ -134,6 +134,12 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, Error> {
             if let Some(t) = &c.topology {
                 tc.add_property(("topology", t.as_str()));
             }
+            for f in &c.fixes {
+                tc.add_property(("fixes", printable(&fix_line(f)).as_str()));
+            }
+            for cve in &c.cve {
+                tc.add_property(("cve", printable(cve).as_str()));
+            }
             suite.add_test_case(tc);
         }
         for id in &run.not_run {
@@ -151,6 +157,11 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, Error> {
     report.to_string().map_err(|e| Error::Writer(format!("junit: {e}")))
 }
 
+/// A `fixes:` tag as one line, the kernel's own way: `<id> ("<subject>")`.
+pub fn fix_line(f: &crate::model::FixTag) -> String {
+    format!("{} (\"{}\")", f.id, f.subject)
+}
+
 /// KTAP v1 for one run. Names and messages are one line each (control characters escaped,
 /// `#` in names becomes `_`). A run that stopped early plans every selected case, lists the
 /// ones that did not run and ends with `Bail out! <reason>`.
@@ -161,6 +172,12 @@ pub fn ktap(run: &RunReport) -> String {
     for (i, c) in run.cases.iter().enumerate() {
         let name = ktap_name(&c.id);
         let msg = one_line(&c.message);
+        for f in &c.fixes {
+            s.push_str(&format!("# {name}: fixes: {}\n", one_line(&fix_line(f))));
+        }
+        for cve in &c.cve {
+            s.push_str(&format!("# {name}: cve: {}\n", one_line(cve)));
+        }
         match c.status {
             Status::Pass => s.push_str(&format!("ok {} {name}\n", i + 1)),
             Status::Skip => s.push_str(&format!("ok {} {name} # SKIP {msg}\n", i + 1)),
@@ -392,6 +409,33 @@ pub fn catalogue_table(cases: &[crate::case::Case], runs: &[&RunReport]) -> Stri
     s
 }
 
+/// Markdown: the cases that carry `fixes:`/`cve:` tags, one row per case file (its matrix
+/// expansions share the tags), for docs/catalogue.md after [`catalogue_table`].
+pub fn catalogue_tags(cases: &[crate::case::Case]) -> String {
+    let mut s = String::from("## Regression tags\n\n");
+    let mut rows: Vec<(&str, String, String)> = Vec::new();
+    for c in cases.iter().filter(|c| !c.def.fixes.is_empty() || !c.def.cve.is_empty()) {
+        if rows.last().is_some_and(|r| r.0 == c.def.id) {
+            continue;
+        }
+        let fixes: Vec<String> = c.def.fixes.iter().map(|f| escape::markdown_cell(&fix_line(f))).collect();
+        let cve: Vec<String> = c.def.cve.iter().map(|v| escape::markdown_cell(v)).collect();
+        rows.push((&c.def.id, fixes.join("<br>"), cve.join(" ")));
+    }
+    if rows.is_empty() {
+        s.push_str(
+            "No case carries a `fixes:` tag yet: a tag is added once the case has failed on that fix's \
+             history mutant (vm/mutants/history/, proof in reports/history-mutation.jsonl).\n",
+        );
+        return s;
+    }
+    s.push_str("| case | fixes | cve |\n|---|---|---|\n");
+    for (id, fixes, cve) in rows {
+        s.push_str(&format!("| {} | {fixes} | {cve} |\n", escape::markdown_cell(id)));
+    }
+    s
+}
+
 /// Which kernels a case can run on, in words: what docs/catalogue.md's table shows.
 fn kernel_class(c: &crate::case::Case) -> &'static str {
     use crate::model::Feature::*;
@@ -541,6 +585,52 @@ mod tests {
         r.cases[0].duration_s = f64::NAN;
         junit(&[&r]).expect("junit of hostile durations");
         kcidb::export(&[&r], "o");
+    }
+
+    fn tagged() -> RunReport {
+        let mut r = run();
+        r.cases[1].fixes = vec![crate::model::FixTag {
+            id: "09cfd3c52ea7".into(),
+            subject: "io_uring/zcrx: fix overshooting recv limit".into(),
+        }];
+        r.cases[1].cve = vec!["CVE-2025-40046".into()];
+        r
+    }
+
+    #[test]
+    fn tags_reach_junit_properties_and_ktap_diagnostics() {
+        let x = junit(&[&tagged()]).expect("junit");
+        assert!(
+            x.contains("<property name=\"fixes\" value=\"09cfd3c52ea7 (&quot;io_uring/zcrx: fix overshooting recv limit&quot;)\"/>"),
+            "{x}"
+        );
+        assert!(x.contains("<property name=\"cve\" value=\"CVE-2025-40046\"/>"), "{x}");
+        assert_eq!(x.matches("name=\"fixes\"").count(), 1, "only the tagged case: {x}");
+        let k = ktap(&tagged());
+        let want =
+            "# b: fixes: 09cfd3c52ea7 (\"io_uring/zcrx: fix overshooting recv limit\")\n# b: cve: CVE-2025-40046\n";
+        assert!(k.contains(want), "{k}");
+        assert!(k.find(want) < k.find("not ok 2 b\n"), "diagnostics precede the result line: {k}");
+        let j = serde_json::to_value(&tagged().cases).expect("json");
+        assert_eq!(j[1]["fixes"][0]["id"], "09cfd3c52ea7");
+        assert_eq!(j[1]["cve"][0], "CVE-2025-40046");
+        assert!(j[0].get("fixes").is_none() && j[0].get("cve").is_none(), "untagged cases carry no empty lists");
+    }
+
+    #[test]
+    fn catalogue_lists_tagged_cases_once_per_file() {
+        let load = |text: &str| crate::case::load_str(std::path::Path::new("t.yaml"), text).expect("loads");
+        let steps = "steps:\n  - register: {}\n    expect: { errno: EINVAL }\n";
+        let mut cases = load(&format!(
+            "id: rq.a\narea: rq\nabout: x\nmatrix: {{ n: [1, 2] }}\nfixes: [{{ id: 4f02cc4071a1, subject: \"a | b\" }}]\n{steps}"
+        ));
+        cases.extend(load(&format!("id: rq.b\narea: rq\nabout: x\n{steps}")));
+        let t = catalogue_tags(&cases);
+        assert_eq!(
+            t,
+            "## Regression tags\n\n| case | fixes | cve |\n|---|---|---|\n| rq.a | 4f02cc4071a1 (\"a \\| b\") |  |\n"
+        );
+        assert!(catalogue_tags(&cases[2..]).contains("No case carries a `fixes:` tag yet"));
     }
 
     #[test]
