@@ -161,6 +161,8 @@ impl Default for ZcrxDefaults {
 pub struct CaseFile {
     /// Unique id, dotted: `<area>.<name>`.
     pub id: String,
+    /// The area (cases/<area>/): registration, reserved, import, area, rq, events, drain, query,
+    /// ctrl, recv, nic, isolation.
     pub area: Area,
     /// One or two sentences: what the kernel must do and why.
     pub about: String,
@@ -176,6 +178,8 @@ pub struct CaseFile {
     /// CVE ids of the bugs this case catches (`CVE-YYYY-NNNN`, four or more digits at the end).
     #[serde(default)]
     pub cve: Vec<String>,
+    /// What the case needs to run: `features`, `lacks`, `kernel` {min, max}, `topology`,
+    /// `caps`, `exclusive`; a case that cannot run skips with the reason.
     #[serde(default)]
     pub requires: Requires,
     /// Seconds before the case is killed (default: the run's --timeout).
@@ -183,8 +187,10 @@ pub struct CaseFile {
     /// Parameters: every combination is one case; `{name}` in the file is replaced.
     #[serde(default)]
     pub matrix: BTreeMap<String, Axis>,
+    /// The ring: `flags` (IORING_SETUP_* names), `entries`, `cq_entries`.
     #[serde(default)]
     pub ring: RingSpec,
+    /// The default registration: `rq_entries`, `area_pages`, `region` (user or kernel).
     #[serde(default)]
     pub zcrx: ZcrxDefaults,
     /// The kernel is known to differ from this case's expectation (a kernel deviation):
@@ -195,6 +201,7 @@ pub struct CaseFile {
     /// initial namespace, which is where zcrx checks it.
     #[serde(default)]
     pub userns: bool,
+    /// What the case does and checks, in order (the step kinds are in the table below).
     pub steps: Vec<Sp<Step>>,
 }
 
