@@ -368,7 +368,8 @@ mod tests {
     fn every_top_level_key_is_described() {
         let t = field_reference();
         for key in ["id", "area", "about", "fixes", "cve", "steps", "requires", "ring", "zcrx"] {
-            let row = t.lines().find(|l| l.starts_with(&format!("| `{key}` |"))).unwrap_or_else(|| panic!("{key}: {t}"));
+            let row =
+                t.lines().find(|l| l.starts_with(&format!("| `{key}` |"))).unwrap_or_else(|| panic!("{key}: {t}"));
             assert!(!row.ends_with("|  |"), "{key} has no description: {row}");
         }
     }
