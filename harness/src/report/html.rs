@@ -364,6 +364,12 @@ fn detail(s: &mut String, runs: &[&RunReport], cells: &[Cell]) {
             meta.push_str(&format!(", spec {}", c.spec.join(" ")));
         }
         let _ = write!(s, "<div class=\"muted mono\">{}</div>", escape(&meta));
+        for f in &c.fixes {
+            let _ = write!(s, "<div class=\"muted mono\">fixes {}</div>", escape(&super::fix_line(f)));
+        }
+        if !c.cve.is_empty() {
+            let _ = write!(s, "<div class=\"muted mono\">cve {}</div>", escape(&c.cve.join(" ")));
+        }
     }
     s.push_str("<table><tbody>");
     for (ri, (r, c)) in runs.iter().zip(cells).enumerate() {
