@@ -444,13 +444,17 @@ mod tests {
             "report-bug x --from out --kernel debian:7.3.4",
             "report-bug x --from out --timeout 5",
             "mutate tree:/",
-            "run --kernel debian+rt:7.3.4",
+            "run --kernel debian+16k:7.3.4",
+            "run --kernel debian:7.3.4+rt",
             "run --timeout 0",
         ] {
             assert!(parse(bad).is_err(), "{bad} was accepted");
         }
         for good in [
             "run --kernel debian:7.3.4 --memory 4G",
+            "run --kernel debian+rt:7.3.4",
+            "kernel fetch --kernel debian+16k@arm64:7.3.4",
+            "matrix --kernel debian:7.3.4,debian+rt:7.3.4",
             "run --kernel host --list",
             "matrix --kernel host,debian:7.3.4 --kernel debian:7.1..7.2 --junit-dir d",
             "bisect x --kernel debian:7.2..7.3",
