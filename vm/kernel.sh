@@ -2,15 +2,24 @@
 # kernel.sh: find and fetch Debian's prebuilt kernels for VM runs.
 #
 #   kernel.sh list [PATTERN]   kernels the Debian mirror offers (sid, trixie-backports,
-#                              experimental), newest first: debian:<version> lines
-#   kernel.sh fetch SPEC       SPEC = debian:7.3.4 (exact) | debian:7.3 (newest 7.3.x)
-#                              | debian:latest (newest outside experimental)
-#                              | debian:<kernel release, e.g. 7.3.4+deb13-amd64>
+#                              experimental), newest first, one line each, starting with its
+#                              spec: debian:7.3.4, debian+rt:7.3.4, debian@arm64:7.3.4,
+#                              debian+16k@arm64:7.3.4, debian+rt@arm64:7.3.4. PATTERN: a
+#                              version prefix (7.3) over every flavour, or HEAD:[PREFIX]
+#                              (debian+rt:, debian@arm64:7.3) for one flavour
+#   kernel.sh fetch SPEC       SPEC = HEAD:VERSION, HEAD = debian[+rt|+16k][@amd64|@arm64]
+#                              (the flavours above; @x86_64 and @aarch64 are accepted too),
+#                              VERSION = 7.3.4 (exact) | 7.3 (newest 7.3.x)
+#                              | latest (newest outside experimental)
+#                              | a kernel release, e.g. 7.3.4+deb13-amd64 (its flavour is the
+#                                release's: debian:7.3.4+deb13-rt-amd64 is the rt kernel)
 #                              Downloads linux-{binary,modules,base}-<kver> with apt-get download,
-#                              extracts them under <cache>/kernels/<kver>/root, runs depmod and
+#                              extracts them under <cache>/kernels/<kver>/root (kver names the
+#                              flavour, so flavours never share a directory), runs depmod and
 #                              prints the vmlinuz path as the LAST stdout line (all else: stderr).
-#   kernel.sh update           force a refresh of the private apt lists
-#
+#                              arm64 flavours use their own private apt lists (<cache>/apt-arm64).
+#   kernel.sh update           force a refresh of the private apt lists (amd64)
+
 # The host is never changed: a private apt config (lists, cache, empty dpkg status) under the
 # cache dir points at the mirror and keyring that the host's own apt sources use.
 #
@@ -20,7 +29,6 @@
 #   ZCRX_DEBIAN_MIRROR     override the mirror URI derived from the host's apt sources
 #   ZCRX_DEBIAN_KEYRING    override the keyring (Signed-By) derived from the host's apt sources
 #   ZCRX_DEBIAN_SUITES     override the suites (default: "sid trixie-backports experimental")
-#   ZCRX_KERNEL_FLAVOUR    kernel flavour (default amd64)
 set -euo pipefail
 
 # A command, not a library: the helpers shared by the vm/ scripts are in lib.sh.
@@ -36,6 +44,43 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2
+}
+
+# --- flavours -----------------------------------------------------------------
+
+# The Debian flavour a spec's HEAD names (debian+rt@amd64 -> rt-amd64); exit 2 when none.
+flavour_of_head() {
+    local head=$1 arch=amd64 mods flav=""
+    if [[ $head == *@* ]]; then
+        arch=${head#*@}
+        head=${head%%@*}
+    fi
+    case $arch in
+        amd64 | x86_64) arch=amd64 ;;
+        arm64 | aarch64) arch=arm64 ;;
+        *) refuse "unknown architecture '$arch' in '$1' (amd64, arm64)" ;;
+    esac
+    [[ $head == debian || $head == debian+* ]] || refuse "'$1' is not a Debian kernel (debian[+rt|+16k][@ARCH])"
+    mods=${head#debian}
+    case $mods in
+        "") flav=$arch ;;
+        +rt) flav=rt-$arch ;;
+        +16k) [[ $arch == arm64 ]] && flav=arm64-16k ;;
+    esac
+    [[ -n $flav ]] || refuse "Debian has no kernel flavour '$1' (debian, debian+rt, debian@arm64, debian+16k@arm64, debian+rt@arm64)"
+    printf '%s\n' "$flav"
+}
+
+# The spec HEAD of a flavour (the inverse of flavour_of_head).
+head_of_flavour() {
+    case $1 in
+        amd64) echo debian ;;
+        rt-amd64) echo debian+rt ;;
+        arm64) echo debian@arm64 ;;
+        arm64-16k) echo debian+16k@arm64 ;;
+        rt-arm64) echo debian+rt@arm64 ;;
+        *) die "no spec for flavour '$1'" ;;
+    esac
 }
 
 # --- catalogue ----------------------------------------------------------------
@@ -101,24 +146,35 @@ matches() {
 }
 
 cmd_list() {
-    local pat=${1:-} up pkgver suite kver mark n=0
+    local pat=${1:-} up pkgver suite kver mark n=0 flavours f head
     need apt-get apt-cache
-    setup_apt
-    update_lists
-    local cat table
-    cat=$(catalogue)
-    table=$(layout_table "$cat")
-    while read -r up pkgver suite kver; do
-        [[ -n $up ]] || continue
-        matches "$up" "$pat" || continue
-        mark=""
-        [[ $(layout_of "$kver" "$pkgver" "$table") == pool ]] &&
-            mark="  [modules unindexed: fetched from the pool, unverified]"
-        is_extracted "$kver" && mark+="  [cached]"
-        printf 'debian:%-14s %-22s %-18s linux-binary-%s%s\n' "$up" "$pkgver" "$suite" "$kver" "$mark"
-        n=$((n + 1))
-    done <<<"$cat"
-    ((n)) || die "no kernels${pat:+ matching \"$pat\"} on the mirror (suites: ${SUITES[*]})"
+    if [[ $pat == *:* ]]; then
+        f=$(flavour_of_head "${pat%%:*}")
+        flavours=("$f")
+        pat=${pat#*:}
+    else
+        flavours=("${FLAVOURS[@]}")
+    fi
+    for f in "${flavours[@]}"; do
+        use_flavour "$f"
+        head=$(head_of_flavour "$f")
+        setup_apt
+        update_lists
+        local cat table
+        cat=$(catalogue)
+        table=$(layout_table "$cat")
+        while read -r up pkgver suite kver; do
+            [[ -n $up ]] || continue
+            matches "$up" "$pat" || continue
+            mark=""
+            [[ $(layout_of "$kver" "$pkgver" "$table") == pool ]] &&
+                mark="  [modules unindexed: fetched from the pool, unverified]"
+            is_extracted "$kver" && mark+="  [cached]"
+            printf '%-26s %-22s %-18s linux-binary-%s%s\n' "$head:$up" "$pkgver" "$suite" "$kver" "$mark"
+            n=$((n + 1))
+        done <<<"$cat"
+    done
+    ((n)) || die "no kernels${pat:+ matching \"$pat\"} on the mirror (flavours: ${flavours[*]}; suites: ${SUITES[*]})"
 }
 
 # --- fetch ----------------------------------------------------------------------
@@ -140,7 +196,8 @@ cached_exact() {
         [[ -d $d ]] || continue
         kver=$(basename "$d")
         is_extracted "$kver" || continue
-        [[ $kver == *"-$FLAVOUR" ]] || continue
+        # Exactly this flavour: 7.3.4+deb13-rt-amd64 ends in -amd64 too.
+        [[ $(flavour_of_release "$kver" 2>/dev/null) == "$FLAVOUR" ]] || continue
         if [[ $kver == "$spec" ]]; then printf '%s\n' "$kver"; return 0; fi
         up=$(sed -n 's/^upstream=//p' "$d/info" 2>/dev/null || true)
         if [[ $up == "$spec" ]]; then printf '%s\n' "$kver"; return 0; fi
@@ -150,13 +207,19 @@ cached_exact() {
 
 cmd_fetch() {
     local spec=${1:-}
-    [[ $spec == debian:?* ]] || refuse "SPEC must be debian:<version>|debian:<major.minor>|debian:latest, got '${spec}'"
-    local want=${spec#debian:} kver
+    [[ $spec == debian*:?* ]] || refuse "SPEC must be debian[+FLAVOUR][@ARCH]:<version>|<major.minor>|latest, got '${spec}'"
+    local head=${spec%%:*} want=${spec#*:} kver flav
+    flav=$(flavour_of_head "$head")
+    # A kernel release names its flavour: debian:7.3.4+deb13-rt-amd64 is the rt kernel.
+    if [[ $head == debian && $want =~ ^[0-9]+\.[0-9]+.*- ]]; then
+        flav=$(flavour_of_release "$want")
+    fi
+    use_flavour "$flav"
     mkdir -p "$KDIR"
 
     # An exact version (7.3.4, 7.3.4+deb13-amd64) already extracted: no apt, no network.
     if [[ $want =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]] && kver=$(cached_exact "$want"); then
-        log "debian:$want is cached as $kver"
+        log "$spec is cached as $kver"
         vmlinuz_of "$kver"; echo
         return 0
     fi
@@ -185,11 +248,11 @@ cmd_fetch() {
         break
     done <<<"$cat"
     if [[ -z $best ]]; then
-        refuse "debian:$want is not on the mirror. Available:
-$(awk '{printf "  debian:%-14s %-22s %s\n", $1, $2, $3}' <<<"$cat")"
+        refuse "$spec is not on the mirror. Available:
+$(awk -v h="$(head_of_flavour "$FLAVOUR")" '{printf "  %s:%-14s %-22s %s\n", h, $1, $2, $3}' <<<"$cat")"
     fi
     read -r up pkgver suite kver <<<"$best"
-    log "debian:$want -> $kver (package version $pkgver, $suite)"
+    log "$spec -> $kver (package version $pkgver, $suite)"
 
     if is_extracted "$kver"; then
         log "already extracted in $KDIR/$kver"
@@ -203,7 +266,7 @@ $(awk '{printf "  debian:%-14s %-22s %s\n", $1, $2, $3}' <<<"$cat")"
         modules) pkgs=("linux-binary-$kver" "linux-modules-$kver" "linux-base-$kver") ;;
         image) pkgs=("linux-binary-$kver" "linux-image-$kver") ;;
         pool) pkgs=("linux-binary-$kver" "linux-modules-$kver" "linux-base-$kver")
-            log "debian:$up: the index has linux-binary-$kver but not its modules (Debian keeps only the newest 'linux' upload's binaries in the index); linux-modules/linux-base come from the pool, unverified by any signed index" ;;
+            log "$spec: the index has linux-binary-$kver but not its modules (Debian keeps only the newest 'linux' upload's binaries in the index); linux-modules/linux-base come from the pool, unverified by any signed index" ;;
     esac
     log "package layout: $layout (${pkgs[*]})"
     for p in "${pkgs[@]}"; do

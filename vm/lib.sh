@@ -33,6 +33,12 @@
 #   temp_dir DIR NAME    a new temp directory DIR/.NAME.<pid>.XXXXXX (the pid of the script)
 #   clean_stale DIR NAME remove DIR/.NAME.<pid>.* whose script is gone (killed before its own
 #                        cleanup ran); safe while other scripts work there (theirs are alive)
+#   FLAVOURS             the Debian kernel flavours the scripts know, one word each
+#   use_flavour FLAV     select Debian flavour FLAV (one of FLAVOURS): sets FLAVOUR, ARCH and
+#                        APTDIR (amd64: $CACHE/apt; another architecture: $CACHE/apt-<arch>, so
+#                        one architecture's lists never replace another's); dies on an unknown one
+#   flavour_of_release KVER  the flavour a kernel release ends in (7.3.4+deb13-rt-amd64 ->
+#                        rt-amd64, the longest match); exit 2 when it ends in none
 #   test_kill_at PHASE   the test hook of tests/cache_faults.rs: with
 #                        ZCRX_CONFORM_TEST_KILL_AT=PHASE, SIGKILL to the script's whole process
 #                        group there, as a power cut would (kernel.sh: download, extract,
@@ -46,8 +52,8 @@
 #   SCRIPT_DIR  the vm/ directory          REPO_ROOT  its parent
 #   CACHE       cache dir (absolute)       APTDIR=$CACHE/apt  DEBDIR=$CACHE/debs  KDIR=$CACHE/kernels
 #   MAX_AGE     seconds before the private lists are refreshed
-#   SUITES      array of Debian suites     ARCH=amd64 (Debian architecture)
-#   FLAVOUR     kernel flavour             APT_OPTS   array, filled by setup_apt
+#   SUITES      array of Debian suites     ARCH=amd64 (Debian architecture, set by use_flavour)
+#   FLAVOUR     kernel flavour (amd64; use_flavour sets it)   APT_OPTS   array, filled by setup_apt
 #   MIRROR_URI  the mirror (no trailing /), set by setup_apt
 #
 # Environment read:
@@ -57,7 +63,6 @@
 #   ZCRX_DEBIAN_MIRROR     override the mirror URI derived from the host's apt sources
 #   ZCRX_DEBIAN_KEYRING    override the keyring (Signed-By) derived from the host's apt sources
 #   ZCRX_DEBIAN_SUITES     default "sid trixie-backports experimental"
-#   ZCRX_KERNEL_FLAVOUR    default amd64
 #   ZCRX_CONFORM_TEST_KILL_AT  tests only: see test_kill_at
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
@@ -75,7 +80,10 @@ MAX_AGE=${ZCRX_APT_MAX_AGE:-21600}
 read -r -a SUITES <<<"${ZCRX_DEBIAN_SUITES:-sid trixie-backports experimental}"
 ARCH=amd64
 # shellcheck disable=SC2034  # read by the scripts (kernel.sh, netdevsim.sh)
-FLAVOUR=${ZCRX_KERNEL_FLAVOUR:-amd64}
+FLAVOUR=amd64
+# Debian's kernel flavours of 7.x that the kernel spec names (debian, debian+rt, debian@arm64,
+# debian+16k@arm64, debian+rt@arm64); harness/src/vm/spec.rs has the same list.
+FLAVOURS=(amd64 rt-amd64 arm64 arm64-16k rt-arm64)
 
 log() { printf '%s: %s\n' "${ZCRX_LOG_NAME:-${0##*/}}" "$*" >&2; }
 die() { printf '%s: ERROR: %s\n' "${ZCRX_LOG_NAME:-${0##*/}}" "$*" >&2; exit 1; }
@@ -103,6 +111,30 @@ ensure_packages() {
         die "apt-get install ${missing[*]} failed (log above)"
     fi
     rm -f "$l"
+}
+
+use_flavour() {
+    local f
+    for f in "${FLAVOURS[@]}"; do
+        if [[ $f == "$1" ]]; then
+            FLAVOUR=$1
+            ARCH=${1#rt-}
+            ARCH=${ARCH%-16k}
+            APTDIR=$CACHE/apt
+            [[ $ARCH == amd64 ]] || APTDIR=$CACHE/apt-$ARCH
+            return 0
+        fi
+    done
+    die "unknown kernel flavour '$1' (known: ${FLAVOURS[*]})"
+}
+
+flavour_of_release() {
+    local f best=""
+    for f in "${FLAVOURS[@]}"; do
+        [[ $1 == *-"$f" && ${#f} -gt ${#best} ]] && best=$f
+    done
+    [[ -n $best ]] || refuse "kernel release '$1' ends in no known flavour (${FLAVOURS[*]})"
+    printf '%s\n' "$best"
 }
 
 temp_dir() { mktemp -d "$1/.$2.$$.XXXXXX"; }

@@ -3,7 +3,9 @@
 # "# CONFIG_NETDEVSIM is not set").
 #
 #   netdevsim.sh build KVER [--variant stock|zcrx]
-#       KVER is a kernel release as `kernel.sh fetch` extracts it, e.g. 7.3.4+deb13-amd64.
+#       KVER is a kernel release as `kernel.sh fetch` extracts it, e.g. 7.3.4+deb13-amd64 or
+#       7.3.4+deb13-rt-amd64; its flavour (the suffix) picks the header packages. amd64
+#       flavours only: another architecture needs a cross build (refused, exit 2).
 #       stock: the netdevsim sources of that exact Debian version, unchanged (the default).
 #       zcrx:  the same plus the patch series in vm/netdevsim-zcrx/ (series file), which lets
 #              io_uring zcrx register on and receive into netdevsim rx queues.
@@ -80,7 +82,7 @@ run_logged() { # LOGFILE CMD...: run, keep output in LOGFILE, show its tail on f
 # and tools/ symlinks are relative (../../lib/linux-kbuild-<kv>/...) and resolve inside the
 # cache as they are. Idempotent; run on every build, so a moved cache still works.
 repoint_makefile() { # MAKEFILE ROOT KVER
-    local mk=$1 root=$2 kver=$3 kv=${3%-"$FLAVOUR"}
+    local mk=$1 root=$2 kver=$3 kv=${3%-"$FLAVOUR"} # FLAVOUR: cmd_build's use_flavour
     sed -i \
         -e "s|^KBUILD_OUTPUT=.*|KBUILD_OUTPUT=$root/usr/src/linux-headers-$kver|" \
         -e "s|^include .*-common/Makefile\$|include $root/usr/src/linux-headers-$kv-common/Makefile|" \
@@ -229,6 +231,10 @@ series_hash() {
 cmd_build() {
     local kver=$1 variant=$2
     [[ $kver =~ ^[0-9]+\.[0-9]+ ]] || die "KVER must be a kernel release like 7.3.4+deb13-amd64, got '$kver'"
+    local flav
+    flav=$(flavour_of_release "$kver")
+    use_flavour "$flav"
+    [[ $ARCH == amd64 ]] || refuse "$kver: netdevsim for $ARCH needs a cross build, which is not supported yet"
     local key
     case $variant in
         stock) key=stock ;;

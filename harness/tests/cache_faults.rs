@@ -1,8 +1,8 @@
 //! Issue 27, item 15: the kernel and netdevsim caches under faults and load, without a VM or a
 //! network.
 //! `vm/kernel.sh fetch` runs against stand-ins for apt-get, apt-cache and depmod
-//! (`tests/cache_faults/`: a mirror with one fake kernel, 9.9.9+deb13-amd64) and a cache of its
-//! own. A fetch killed with SIGKILL at each named phase (the test hook
+//! (`tests/cache_faults/`: a mirror with one fake kernel in two flavours, 9.9.9+deb13-amd64 and
+//! 9.9.9+deb13-rt-amd64) and a cache of its own. A fetch killed with SIGKILL at each named phase (the test hook
 //! `ZCRX_CONFORM_TEST_KILL_AT=download|extract|install`) must leave a cache that the next fetch
 //! repairs: the right kernel, its modules.dep, no temp directory left; two fetches at once on
 //! one cache must both give the same, whole kernel. `vm/netdevsim.sh build` likewise, killed
@@ -30,11 +30,16 @@ fn cache(name: &str) -> PathBuf {
 /// `kernel.sh fetch debian:9.9.9` on `cache`, in a process group of its own (the hook kills
 /// the whole group, as a power cut would).
 fn fetch(cache: &Path, kill_at: Option<&str>) -> Child {
+    kernel_sh(cache, &["fetch", "debian:9.9.9"], kill_at)
+}
+
+/// `kernel.sh ARGS` on `cache` against the fake mirror.
+fn kernel_sh(cache: &Path, args: &[&str], kill_at: Option<&str>) -> Child {
     let shims = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cache_faults");
     let path = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap_or_default());
     let mut c = Command::new("bash");
     c.arg(repo().join("vm/kernel.sh"))
-        .args(["fetch", "debian:9.9.9"])
+        .args(args)
         .env("PATH", path)
         .env("ZCRX_CACHE", cache)
         .env("ZCRX_DEBIAN_MIRROR", "http://fake.invalid/debian")
@@ -298,4 +303,36 @@ fn two_liburing_builds_at_once_build_once() {
     assert_eq!(builds(&log), 1, "zcrx.t was built more than once");
     let _ = std::fs::remove_dir_all(&c);
     let _ = std::fs::remove_file(&log);
+}
+
+/// Flavours never share a cache entry: with the rt kernel fetched first, `debian:9.9.9` is still
+/// the amd64 one (both releases end in `-amd64`; the cache lookup once took the rt kernel), and
+/// `debian+rt:9.9.9` and the release `debian:9.9.9+deb13-rt-amd64` are the rt one. `list`
+/// names each flavour's spec.
+#[test]
+fn flavours_are_kept_apart_in_the_cache() {
+    let c = cache("flavours");
+    let run = |args: &[&str]| {
+        let o = kernel_sh(&c, args, None).wait_with_output().expect("wait");
+        assert!(o.status.success(), "{args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let kernel_of = |out: &str| {
+        let vmlinuz = out.lines().last().map(PathBuf::from).expect("the vmlinuz path");
+        std::fs::read_to_string(&vmlinuz).expect("vmlinuz")
+    };
+    let rt = "fake kernel 9.9.9+deb13-rt-amd64\n";
+    assert_eq!(kernel_of(&run(&["fetch", "debian+rt:9.9.9"])), rt);
+    assert_eq!(kernel_of(&run(&["fetch", "debian:9.9.9"])), "fake kernel 9.9.9+deb13-amd64\n");
+    assert_eq!(kernel_of(&run(&["fetch", "debian+rt:9.9.9"])), rt);
+    assert_eq!(kernel_of(&run(&["fetch", "debian:9.9.9+deb13-rt-amd64"])), rt);
+    for k in ["9.9.9+deb13-amd64", "9.9.9+deb13-rt-amd64"] {
+        assert!(c.join("kernels").join(k).join("info").is_file(), "{k}");
+    }
+    let specs: Vec<String> =
+        run(&["list", "debian+rt:"]).lines().filter_map(|l| l.split_whitespace().next().map(str::to_string)).collect();
+    assert_eq!(specs, ["debian+rt:9.9.9"]);
+    let o = kernel_sh(&c, &["fetch", "debian+16k:9.9.9"], None).wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let _ = std::fs::remove_dir_all(&c);
 }

@@ -137,21 +137,22 @@ pub fn observe(kernel: &KernelSpec, id: &str, topology: &[String], timeout: f64)
 
 /// `bisect CASE --kernel debian:A..B` or `--kernel tree:PATH --good G --bad B`.
 pub fn main(a: &super::BisectArgs) -> Result<Verdict, Error> {
-    let (lo, hi) = match a.kernel.kernels.as_slice() {
+    let (lo, hi, flavour) = match a.kernel.kernels.as_slice() {
         [KernelArg::One(KernelSpec::Tree { path, .. })] => {
             crate::run::signal::install_handlers();
             return tree::main(a, path);
         }
-        [KernelArg::DebianRange { lo, hi }] => (lo, hi),
+        [KernelArg::DebianRange { lo, hi, flavour }] => (lo, hi, *flavour),
         _ => return Err(Error::bad_input("bisect takes one --kernel: debian:A..B, or tree:PATH")),
     };
     crate::run::signal::install_handlers();
-    let all = crate::vm::debian_versions()?;
+    let all = crate::vm::debian_versions(flavour)?;
     let versions = versions_between(&all, lo, hi)?;
     eprintln!("bisect: {} Debian versions from {} to {}: {}", versions.len(), lo, hi, versions.join(" "));
+    let h = flavour.head();
     let mut boots = 0usize;
     let found = search(versions.len(), Seen::same, |i| {
-        let kernel = KernelSpec::Debian(versions[i].clone());
+        let kernel = KernelSpec::Debian { version: versions[i].clone(), flavour };
         eprintln!("bisect: observing {} on {kernel}", a.id);
         let (s, b) = observe(&kernel, &a.id, &a.topology.names(), a.timeout.timeout)?;
         boots += b;
@@ -163,7 +164,7 @@ pub fn main(a: &super::BisectArgs) -> Result<Verdict, Error> {
     match found {
         None => {
             println!(
-                "{}: no observable change from debian:{} to debian:{} ({} boot(s))",
+                "{}: no observable change from {h}:{} to {h}:{} ({} boot(s))",
                 printable(&a.id),
                 versions[0],
                 versions[versions.len() - 1],
@@ -173,7 +174,7 @@ pub fn main(a: &super::BisectArgs) -> Result<Verdict, Error> {
         }
         Some(f) => {
             println!(
-                "{}: changed between debian:{} (last old) and debian:{} (first new); {} kernel(s) observed, {} boot(s)",
+                "{}: changed between {h}:{} (last old) and {h}:{} (first new); {} kernel(s) observed, {} boot(s)",
                 printable(&a.id),
                 versions[f.last_old],
                 versions[f.first_new],

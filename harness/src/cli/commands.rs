@@ -41,7 +41,7 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
         }
         Cmd::Run(a) => run_cmd(a),
         Cmd::Kernel(KernelCmd::Fetch { kernel }) => {
-            let p = vm::resolve(&kernel.single("kernel fetch")?)?;
+            let p = vm::fetch(&kernel.single("kernel fetch")?)?;
             println!("{}", p.display());
             Ok(Verdict::Passed)
         }

@@ -200,17 +200,19 @@ pub const MATRIX_KERNELS: &[&str] = &["host", "debian:7.2.13", vm::DEFAULT_KERNE
 
 #[derive(Subcommand)]
 pub enum KernelCmd {
-    /// Download and unpack one --kernel (debian:7.3.4, debian:7.3, debian:latest), or build a
-    /// tree:PATH; prints its path.
+    /// Download and unpack one --kernel (debian:7.3.4, debian:7.3, debian:latest, any flavour:
+    /// debian+rt:7.3.4, debian@arm64:7.3.4, debian+16k@arm64:7.3.4), or build a tree:PATH;
+    /// prints its path.
     #[command(after_help = EXIT_CODES_HELP)]
     Fetch {
         #[command(flatten)]
         kernel: vm::KernelArgs,
     },
-    /// Kernels the Debian mirror offers.
+    /// Kernels the Debian mirror offers, every flavour (debian, debian+rt, debian@arm64,
+    /// debian+16k@arm64, debian+rt@arm64), each line starting with its --kernel spec.
     #[command(after_help = EXIT_CODES_HELP)]
     List {
-        /// Only versions containing this.
+        /// Only versions starting with this (7.3), or one flavour's (debian+rt:, debian@arm64:7.3).
         pattern: Option<String>,
     },
 }
@@ -449,13 +451,17 @@ mod tests {
             "report-bug x --from out --kernel debian:7.3.4",
             "report-bug x --from out --timeout 5",
             "mutate tree:/",
-            "run --kernel debian+rt:7.3.4",
+            "run --kernel debian+16k:7.3.4",
+            "run --kernel debian:7.3.4+rt",
             "run --timeout 0",
         ] {
             assert!(parse(bad).is_err(), "{bad} was accepted");
         }
         for good in [
             "run --kernel debian:7.3.4 --memory 4G",
+            "run --kernel debian+rt:7.3.4",
+            "kernel fetch --kernel debian+16k@arm64:7.3.4",
+            "matrix --kernel debian:7.3.4,debian+rt:7.3.4",
             "run --kernel host --list",
             "matrix --kernel host,debian:7.3.4 --kernel debian:7.1..7.2 --junit-dir d",
             "bisect x --kernel debian:7.2..7.3",
@@ -540,7 +546,7 @@ mod tests {
     fn vm_flags_are_refused_without_a_vm() {
         let sized = VmArgs { memory: Some("4G".into()), cpus: None };
         assert!(sized.check(&[vm::KernelSpec::Host]).is_err());
-        assert!(sized.check(&[vm::KernelSpec::Host, vm::KernelSpec::Debian("7.3.4".into())]).is_ok());
+        assert!(sized.check(&[vm::KernelSpec::Host, vm::KernelSpec::debian("7.3.4")]).is_ok());
         assert!(VmArgs::default().check(&[vm::KernelSpec::Host]).is_ok());
     }
 

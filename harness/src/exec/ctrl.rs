@@ -41,9 +41,9 @@ impl Ctx<'_> {
         let mut new_area = None;
         if op == ZCRX_CTRL_ADD_AREA {
             let pages = c.area_pages.unwrap_or(self.case.def.zcrx.area_pages) as usize;
-            let mem = Mem::anon(pages.max(1) * PAGE).map_err(|e| harness(format!("mmap: {e}")))?;
+            let mem = Mem::anon(pages.max(1) * page()).map_err(|e| harness(format!("mmap: {e}")))?;
             self.last.insert("new_area.addr".into(), mem.addr());
-            let mut a = ZcrxAreaReg { addr: mem.addr(), len: (pages * PAGE) as u64, ..Default::default() };
+            let mut a = ZcrxAreaReg { addr: mem.addr(), len: (pages * page()) as u64, ..Default::default() };
             self.apply(as_bytes_mut(&mut a), &AREA_REG, &c.area)?;
             let page = page_mem(false, as_bytes(&a))?;
             ctrl.body[0] = page.addr();
@@ -128,7 +128,7 @@ impl Ctx<'_> {
         };
         let n = q.chain.unwrap_or(1).max(1) as usize;
         let hdrs = Mem::anon(n * QUERY_HDR.size).map_err(|e| harness(format!("{e}")))?;
-        let data = Mem::anon(PAGE).map_err(|e| harness(format!("{e}")))?;
+        let data = Mem::anon(page()).map_err(|e| harness(format!("{e}")))?;
         for i in 0..n {
             let mut h = QueryHdr {
                 next_entry: if i + 1 < n { hdrs.addr() + ((i + 1) * QUERY_HDR.size) as u64 } else { 0 },
@@ -171,8 +171,8 @@ impl Ctx<'_> {
         let ring_fd = self.ring_fd(ring)?;
         let zname = x.zcrx.clone().unwrap_or_else(|| "z0".into());
         let (def_off, size) = match self.zcrx.get(&zname) {
-            Some(z) => (z.mmap_offset, z.region_size.max(PAGE)),
-            None => (IORING_MAP_OFF_ZCRX_REGION, PAGE),
+            Some(z) => (z.mmap_offset, z.region_size.max(page())),
+            None => (IORING_MAP_OFF_ZCRX_REGION, page()),
         };
         let off = match &x.offset {
             Some(v) => self.value(v, Ns::Any)?,

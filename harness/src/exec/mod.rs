@@ -167,7 +167,10 @@ type StepResult = Result<(), StepError>;
 /// Log lines with this text record that a kernel-specific expectation applied.
 const KERNEL_SPECIFIC: &str = "kernel-specific expectation";
 
-const PAGE: usize = 4096;
+/// The running kernel's page size (`$page` in a case): 4 KiB on x86-64, 4, 16 or 64 KiB on arm64.
+fn page() -> usize {
+    crate::kernel::sys::page_size()
+}
 
 /// Runs a case; never panics on kernel answers (they are results).
 /// `invert`: the assertion site to invert (self-check), numbered from 1 in the order sites
@@ -235,7 +238,7 @@ fn setup_flags(v: &Value) -> Result<u32, consts::NameError> {
 }
 
 fn page_mem(readonly: bool, bytes: &[u8]) -> Result<Mem, StepError> {
-    let m = Mem::anon(PAGE.max(bytes.len())).map_err(|e| harness(format!("mmap: {e}")))?;
+    let m = Mem::anon(page().max(bytes.len())).map_err(|e| harness(format!("mmap: {e}")))?;
     m.write(0, bytes);
     if readonly {
         m.protect(libc::PROT_READ).map_err(|e| harness(format!("mprotect: {e}")))?;
@@ -341,7 +344,7 @@ impl Ctx<'_> {
     fn reference(&self, r: &str) -> Option<u64> {
         match r {
             "fault" => return Some(self.fault.addr()),
-            "page" => return Some(PAGE as u64),
+            "page" => return Some(page() as u64),
             "lo" => return Some(crate::topology::loopback_ifindex() as u64),
             "topo.if_idx" => return Some(self.topo.if_idx as u64),
             "topo.if_rxq" => return Some(self.topo.if_rxq as u64),

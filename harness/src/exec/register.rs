@@ -61,7 +61,7 @@ impl Ctx<'_> {
             }
         }
         if r.area_huge {
-            let m = crate::kernel::sys::Mem::huge(area_pages * PAGE)
+            let m = crate::kernel::sys::Mem::huge(area_pages * page())
                 .map_err(|e| StepError::Skip(format!("no 2 MiB huge pages for the area (vm.nr_hugepages): {e}")))?;
             reg.area.addr = m.addr();
             reg.area_mem = m;
@@ -69,9 +69,9 @@ impl Ctx<'_> {
         match r.area_prot {
             Some(AreaProt::Read) => reg.area_mem.protect(libc::PROT_READ).map_err(|e| harness(format!("{e}")))?,
             Some(AreaProt::TailNone) => {
-                let last = (area_pages.max(1) - 1) * PAGE;
+                let last = (area_pages.max(1) - 1) * page();
                 // SAFETY: the last page of our own mapping.
-                if unsafe { libc::mprotect(reg.area_mem.as_ptr().add(last) as *mut _, PAGE, libc::PROT_NONE) } != 0 {
+                if unsafe { libc::mprotect(reg.area_mem.as_ptr().add(last) as *mut _, page(), libc::PROT_NONE) } != 0 {
                     return Err(harness(format!("mprotect: {}", std::io::Error::last_os_error())));
                 }
             }

@@ -8,6 +8,9 @@ pub enum Error {
     /// A kernel spec or path that names nothing usable.
     #[error("{0}")]
     BadSpec(String),
+    /// A kernel of another architecture than the host's: listed and fetched, not booted yet.
+    #[error("{spec}: {arch} guests do not boot on this host yet (fetch it with `kernel fetch`; docs/flavours.md)")]
+    NotBootable { spec: String, arch: &'static str },
     /// A vm/ script refused its arguments (exit 2: a version that is not on the mirror ...).
     #[error("vm/{script} {args}: refused ({status})")]
     Refused { script: String, args: String, status: std::process::ExitStatus },
@@ -52,7 +55,7 @@ impl Error {
 impl Classify for Error {
     fn kind(&self) -> Kind {
         match self {
-            Error::BadSpec(_) | Error::Refused { .. } => Kind::BadInput,
+            Error::BadSpec(_) | Error::Refused { .. } | Error::NotBootable { .. } => Kind::BadInput,
             Error::Topology(e) => e.kind(),
             Error::Script { .. } | Error::Broken(_) | Error::Io { .. } | Error::Boot(_) => Kind::Environment,
         }

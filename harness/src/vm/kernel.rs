@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use super::scripts::Unpacked;
-use super::spec::KernelSpec;
+use super::spec::{Flavour, KernelSpec};
 
 /// Runs vm/provision.sh (idempotent; well under a second when all is present).
 pub fn provision() -> Result<(), Error> {
@@ -25,8 +25,20 @@ pub fn provision() -> Result<(), Error> {
     }
 }
 
-/// Resolves a spec to something `vng --run` accepts; fetches Debian kernels.
+/// Resolves a spec to something `vng --run` accepts; fetches Debian kernels. A flavour of
+/// another architecture than the host's is refused ([`fetch`] gets it all the same).
 pub fn resolve(spec: &KernelSpec) -> Result<PathBuf, Error> {
+    if let KernelSpec::Debian { flavour, .. } = spec {
+        if !flavour.bootable() {
+            return Err(Error::NotBootable { spec: spec.to_string(), arch: flavour.arch().debian_name() });
+        }
+    }
+    fetch(spec)
+}
+
+/// The kernel a spec names, fetched or built: a path `vng` boots when its architecture is the
+/// host's.
+pub fn fetch(spec: &KernelSpec) -> Result<PathBuf, Error> {
     match spec {
         KernelSpec::Host => Err(Error::BadSpec("the host kernel needs no VM".into())),
         KernelSpec::Image(p) => Ok(p.clone()),
@@ -41,7 +53,7 @@ pub fn resolve(spec: &KernelSpec) -> Result<PathBuf, Error> {
             }
             script_path("build-tree.sh", &args)
         }
-        KernelSpec::Debian(v) => script_path("kernel.sh", &["fetch", &format!("debian:{v}")]),
+        KernelSpec::Debian { .. } => script_path("kernel.sh", &["fetch", &spec.to_string()]),
     }
 }
 
@@ -123,22 +135,24 @@ pub fn liburing_zcrx_t() -> Result<PathBuf, Error> {
     script_path("liburing.sh", &["build"])
 }
 
-/// The upstream versions of the Debian kernels `kernel.sh list` offers ("7.3.4", "7.3~rc7").
-pub fn debian_versions() -> Result<Vec<String>, Error> {
+/// The upstream versions of the Debian kernels of one flavour that `kernel.sh list` offers
+/// ("7.3.4", "7.3~rc7").
+pub fn debian_versions(flavour: Flavour) -> Result<Vec<String>, Error> {
     let s = Unpacked::new()?;
+    let head = format!("{}:", flavour.head());
     let out = s
         .command("kernel.sh")?
-        .arg("list")
+        .args(["list", head.as_str()])
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
         .map_err(Error::io("vm/kernel.sh"))?;
     if !out.status.success() {
-        return Err(Error::script("kernel.sh", &["list"], out.status));
+        return Err(Error::script("kernel.sh", &["list", head.as_str()], out.status));
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.split_whitespace().next()?.strip_prefix("debian:").map(str::to_string))
+        .filter_map(|l| l.split_whitespace().next()?.strip_prefix(head.as_str()).map(str::to_string))
         .collect())
 }
 

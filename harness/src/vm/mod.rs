@@ -7,6 +7,7 @@
 
 pub(crate) mod boot;
 mod error;
+pub(crate) mod flavour;
 pub(crate) mod kernel;
 pub(crate) mod scripts;
 pub(crate) mod spec;

@@ -4,15 +4,19 @@
 //!
 //! ```text
 //! SPEC  = host | PATH | KIND[+FLAVOUR]...[@ARCH]:VALUE
-//! KIND  = debian (VALUE: 7.3.4, 7.3, latest, or a range A..B)
-//!       | tree   (VALUE: a kernel source tree; flavour +kasan)
+//! KIND  = debian (VALUE: 7.3.4, 7.3, latest, or a range A..B; flavours +rt, +16k (arm64);
+//!                 ARCH amd64 (x86_64) or arm64 (aarch64))
+//!       | tree   (VALUE: a kernel source tree; flavour +kasan; the host's architecture)
 //! ```
 //!
 //! Flavours and the architecture go between the kind and the colon, so a version or a path
-//! never has to be split: `tree+kasan:../linux`, `debian+rt:7.3.4`, `debian@arm64:7.3.4`. Only
-//! `+kasan` on a tree and the host's architecture are supported yet; the others parse and are
-//! refused by name. A PATH is a bzImage/vmlinuz or a built tree.
+//! never has to be split: `tree+kasan:../linux`, `debian+rt:7.3.4`, `debian@arm64:7.3.4`,
+//! `debian+16k@arm64:7.3.4`. A Debian spec names one of Debian's kernel flavours
+//! ([`Flavour`]); a combination Debian does not build (`debian+rt+16k@arm64`, `debian+16k`)
+//! is refused by name. Every flavour is listed and fetched; only those of the host's
+//! architecture boot yet ([`Flavour::bootable`]). A PATH is a bzImage/vmlinuz or a built tree.
 
+pub use super::flavour::{Arch, Flavour};
 use super::Error;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -27,8 +31,9 @@ pub const DEFAULT_KERNEL: &str = "debian:7.3.4";
 pub enum KernelSpec {
     /// The running kernel, no VM.
     Host,
-    /// A Debian kernel package version: "7.3.4", "7.3" (the newest 7.3.x), "latest".
-    Debian(String),
+    /// A Debian kernel package version ("7.3.4", "7.3" (the newest 7.3.x), "latest") of one
+    /// flavour.
+    Debian { version: String, flavour: Flavour },
     /// A kernel image (bzImage/vmlinuz), or a kernel tree that is already built.
     Image(PathBuf),
     /// `tree:PATH`: a kernel source tree to configure (io_uring, zcrx, netdevsim, optional KASAN
@@ -46,14 +51,22 @@ pub enum KernelArg {
     DebianRange {
         lo: String,
         hi: String,
+        flavour: Flavour,
     },
+}
+
+impl KernelSpec {
+    /// A Debian kernel of the default flavour (amd64).
+    pub fn debian(version: impl Into<String>) -> KernelSpec {
+        KernelSpec::Debian { version: version.into(), flavour: Flavour::Amd64 }
+    }
 }
 
 impl fmt::Display for KernelSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KernelSpec::Host => write!(f, "host"),
-            KernelSpec::Debian(v) => write!(f, "debian:{v}"),
+            KernelSpec::Debian { version, flavour } => write!(f, "{}:{version}", flavour.head()),
             KernelSpec::Image(p) => write!(f, "{}", p.display()),
             KernelSpec::Tree { path, kasan, gcov } => {
                 let flavours = format!("{}{}", if *kasan { "+kasan" } else { "" }, if *gcov { "+gcov" } else { "" });
@@ -67,13 +80,10 @@ impl fmt::Display for KernelArg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KernelArg::One(k) => k.fmt(f),
-            KernelArg::DebianRange { lo, hi } => write!(f, "debian:{lo}..{hi}"),
+            KernelArg::DebianRange { lo, hi, flavour } => write!(f, "{}:{lo}..{hi}", flavour.head()),
         }
     }
 }
-
-/// The architecture this binary runs guests of.
-const HOST_ARCH: &[&str] = &["x86_64", "amd64"];
 
 /// Why a `--kernel` value is refused (each with the value as given).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,10 +101,18 @@ pub enum SpecError {
         spec: String,
         at: char,
     },
+    /// A flavour the kind does not have (`tree+ubsan`, `debian+kasan`).
     FlavourNotSupported {
         spec: String,
         flavour: String,
     },
+    /// Debian builds no kernel of these flavours on this architecture (`debian+16k`,
+    /// `debian+rt+16k@arm64`).
+    NoSuchDebianFlavour {
+        spec: String,
+    },
+    /// An architecture that is not amd64 or arm64, or a tree for another architecture than
+    /// the host's (cross builds are not supported).
     ArchNotSupported {
         spec: String,
         arch: String,
@@ -124,18 +142,21 @@ impl fmt::Display for SpecError {
             SpecError::BadVersion(s) => write!(f, "`{s}`: a Debian kernel is debian:<version>, e.g. {DEFAULT_KERNEL}"),
             SpecError::SuffixAfterColon { spec, at } => write!(
                 f,
-                "`{spec}`: `{at}` belongs before the colon (debian+FLAVOUR@ARCH:VERSION, e.g. debian+rt:7.3.4); \
-                 flavours and architectures are not supported yet"
+                "`{spec}`: `{at}` belongs before the colon (debian+FLAVOUR@ARCH:VERSION, e.g. debian+rt:7.3.4, \
+                 debian+16k@arm64:7.3.4)"
             ),
             SpecError::FlavourNotSupported { spec, flavour } => {
-                write!(
-                    f,
-                    "`{spec}`: flavour `{flavour}` is not supported yet (debian: the default amd64 one; tree: kasan)"
-                )
+                write!(f, "`{spec}`: no flavour `{flavour}` (debian: +rt, +16k on arm64; tree: +kasan)")
             }
-            SpecError::ArchNotSupported { spec, arch } => {
-                write!(f, "`{spec}`: architecture `{arch}` is not supported yet (guests are x86_64)")
+            SpecError::NoSuchDebianFlavour { spec } => {
+                let known: Vec<&str> = Flavour::ALL.iter().map(|f| f.head()).collect();
+                write!(f, "`{spec}`: Debian builds no such kernel flavour (there are: {})", known.join(", "))
             }
+            SpecError::ArchNotSupported { spec, arch } => write!(
+                f,
+                "`{spec}`: architecture `{arch}` is not supported (debian: amd64, arm64; tree: the host's, {})",
+                Arch::HOST.debian_name()
+            ),
             SpecError::NotASourceTree { spec, path } => {
                 write!(f, "`{spec}`: {path} is not a kernel source tree (no Makefile/Kconfig)")
             }
@@ -190,25 +211,35 @@ impl KernelArg {
         let mut parts = kind_flavours.split('+');
         let kind = parts.next().unwrap_or_default();
         let flavours: Vec<&str> = parts.collect();
-        if let Some(a) = arch.filter(|a| !HOST_ARCH.contains(a)) {
-            return Err(SpecError::ArchNotSupported { spec: s.into(), arch: a.into() });
-        }
+        let arch = match arch {
+            None => Arch::HOST,
+            Some(a) => Arch::parse(a).ok_or_else(|| SpecError::ArchNotSupported { spec: s.into(), arch: a.into() })?,
+        };
         match kind {
             "debian" => {
-                if let Some(f) = flavours.first() {
+                if let Some(f) = flavours.iter().find(|f| !matches!(**f, "rt" | "16k")) {
                     return Err(SpecError::FlavourNotSupported { spec: s.into(), flavour: f.to_string() });
                 }
-                let strip = |v: &'_ str| -> String { v.strip_prefix("debian:").unwrap_or(v).to_string() };
+                let flavour =
+                    Flavour::of(&flavours, arch).ok_or_else(|| SpecError::NoSuchDebianFlavour { spec: s.into() })?;
+                // The range's second end may repeat the head: debian+rt:7.2..debian+rt:7.3.
+                let head = format!("{}:", kind_flavours);
+                let strip = |v: &'_ str| -> String {
+                    v.strip_prefix(head.as_str()).or_else(|| v.strip_prefix("debian:")).unwrap_or(v).to_string()
+                };
                 if let Some((lo, hi)) = value.split_once("..") {
                     let (lo, hi) = (strip(lo), strip(hi));
                     check_version(&lo, s)?;
                     check_version(&hi, s)?;
-                    return Ok(KernelArg::DebianRange { lo, hi });
+                    return Ok(KernelArg::DebianRange { lo, hi, flavour });
                 }
                 check_version(value, s)?;
-                Ok(KernelArg::One(KernelSpec::Debian(value.to_string())))
+                Ok(KernelArg::One(KernelSpec::Debian { version: value.to_string(), flavour }))
             }
             "tree" => {
+                if arch != Arch::HOST {
+                    return Err(SpecError::ArchNotSupported { spec: s.into(), arch: arch.debian_name().into() });
+                }
                 let mut kasan = false;
                 for f in flavours {
                     match f {
@@ -245,8 +276,10 @@ pub struct KernelArgs {
     /// The kernel(s), repeatable or comma-separated: host (the running kernel, no VM),
     /// debian:VERSION (7.3.4, 7.3 = the newest 7.3.x, latest), debian:A..B (every Debian version
     /// from A to B), tree:PATH or tree+kasan:PATH (a kernel source tree, built first), or a
-    /// bzImage/vmlinuz/build tree path. Flavours and architectures (debian+rt:V,
-    /// debian@arm64:V) are not supported yet. How many a command takes is in its help.
+    /// bzImage/vmlinuz/build tree path. Debian flavours and architectures go before the colon:
+    /// debian+rt:V (PREEMPT_RT), debian@arm64:V, debian+16k@arm64:V, debian+rt@arm64:V (arm64:
+    /// listed and fetched; booting needs an arm64 host yet). How many a command takes is in
+    /// its help.
     #[arg(long = "kernel", value_name = "SPEC", value_delimiter = ',', value_parser = KernelArg::parse)]
     pub kernels: Vec<KernelArg>,
 }
@@ -312,17 +345,21 @@ pub fn versions_between(all: &[String], lo: &str, hi: &str) -> Result<Vec<String
 
 /// Every kernel the values name, in order, a range expanded through `kernel.sh list`.
 pub fn expand(args: &[KernelArg]) -> Result<Vec<KernelSpec>, Error> {
-    let mut all: Option<Vec<String>> = None;
+    let mut all: Vec<(Flavour, Vec<String>)> = Vec::new();
     let mut out = Vec::new();
     for a in args {
         match a {
             KernelArg::One(k) => out.push(k.clone()),
-            KernelArg::DebianRange { lo, hi } => {
-                if all.is_none() {
-                    all = Some(super::debian_versions()?);
-                }
-                let versions = versions_between(all.as_deref().unwrap_or_default(), lo, hi)?;
-                out.extend(versions.into_iter().map(KernelSpec::Debian));
+            KernelArg::DebianRange { lo, hi, flavour } => {
+                let all = match all.iter().find(|(f, _)| f == flavour) {
+                    Some((_, v)) => v,
+                    None => {
+                        all.push((*flavour, super::debian_versions(*flavour)?));
+                        &all[all.len() - 1].1
+                    }
+                };
+                let versions = versions_between(all, lo, hi)?;
+                out.extend(versions.into_iter().map(|version| KernelSpec::Debian { version, flavour: *flavour }));
             }
         }
     }
@@ -343,17 +380,18 @@ mod tests {
     #[test]
     fn kernels_parse_once() {
         assert_eq!(one("host"), KernelSpec::Host);
-        assert_eq!(one("debian:7.3.4"), KernelSpec::Debian("7.3.4".into()));
-        assert_eq!(one("debian:latest"), KernelSpec::Debian("latest".into()));
-        assert_eq!(one("debian@amd64:7.3"), KernelSpec::Debian("7.3".into()));
+        assert_eq!(one("debian:7.3.4"), KernelSpec::debian("7.3.4"));
+        assert_eq!(one("debian:latest"), KernelSpec::debian("latest"));
+        assert_eq!(one("debian@amd64:7.3"), KernelSpec::debian("7.3"));
+        assert_eq!(one("debian@x86_64:7.3"), KernelSpec::debian("7.3"));
         assert_eq!(one("debian:7.3.4").to_string(), "debian:7.3.4");
         assert_eq!(
             KernelArg::parse("debian:7.1.13..7.3.4"),
-            Ok(KernelArg::DebianRange { lo: "7.1.13".into(), hi: "7.3.4".into() })
+            Ok(KernelArg::DebianRange { lo: "7.1.13".into(), hi: "7.3.4".into(), flavour: Flavour::Amd64 })
         );
         assert_eq!(
             KernelArg::parse("debian:7.2..debian:7.3"),
-            Ok(KernelArg::DebianRange { lo: "7.2".into(), hi: "7.3".into() })
+            Ok(KernelArg::DebianRange { lo: "7.2".into(), hi: "7.3".into(), flavour: Flavour::Amd64 })
         );
         let bad = |s: &str| KernelArg::parse(s).expect_err(s);
         assert_eq!(bad(""), SpecError::Unknown("".into()));
@@ -365,19 +403,57 @@ mod tests {
         assert_eq!(bad("fedora:41"), SpecError::UnknownKind { spec: "fedora:41".into(), kind: "fedora".into() });
     }
 
+    /// Each of Debian's flavours has one spelling, which is also how it prints.
     #[test]
-    fn flavours_and_architectures_are_refused_by_name() {
+    fn debian_flavours_and_architectures() {
+        let deb = |v: &str, flavour| KernelSpec::Debian { version: v.into(), flavour };
+        for (s, f) in [
+            ("debian:7.3.4", Flavour::Amd64),
+            ("debian+rt:7.3.4", Flavour::RtAmd64),
+            ("debian@arm64:7.3.4", Flavour::Arm64),
+            ("debian+16k@arm64:7.3.4", Flavour::Arm64_16k),
+            ("debian+rt@arm64:7.3.4", Flavour::RtArm64),
+        ] {
+            assert_eq!(one(s), deb("7.3.4", f), "{s}");
+            assert_eq!(one(s).to_string(), s);
+        }
+        assert_eq!(one("debian+rt@amd64:7.2.13"), deb("7.2.13", Flavour::RtAmd64));
+        assert_eq!(one("debian+rt@aarch64:latest"), deb("latest", Flavour::RtArm64));
+        assert_eq!(
+            KernelArg::parse("debian+rt:7.2..debian+rt:7.3"),
+            Ok(KernelArg::DebianRange { lo: "7.2".into(), hi: "7.3".into(), flavour: Flavour::RtAmd64 })
+        );
+        assert_eq!(
+            KernelArg::parse("debian+16k@arm64:7.2..7.3").expect("range").to_string(),
+            "debian+16k@arm64:7.2..7.3"
+        );
+        let names: Vec<&str> = Flavour::ALL.iter().map(|f| f.debian_name()).collect();
+        assert_eq!(names, ["amd64", "rt-amd64", "arm64", "arm64-16k", "rt-arm64"]);
+        assert_eq!(Flavour::Arm64_16k.page_size(), 16384);
+        assert_eq!(Flavour::RtArm64.page_size(), 4096);
+        assert!(Flavour::RtAmd64.bootable() == cfg!(target_arch = "x86_64"));
+        assert!(Flavour::Arm64_16k.bootable() == cfg!(target_arch = "aarch64"));
+    }
+
+    #[test]
+    fn flavours_and_architectures_debian_lacks_are_refused_by_name() {
         let bad = |s: &str| KernelArg::parse(s).expect_err(s);
         let flavour = |s: &str, f: &str| SpecError::FlavourNotSupported { spec: s.into(), flavour: f.into() };
+        let none = |s: &str| SpecError::NoSuchDebianFlavour { spec: s.into() };
         let arch = |s: &str, a: &str| SpecError::ArchNotSupported { spec: s.into(), arch: a.into() };
         let after = |s: &str, at: char| SpecError::SuffixAfterColon { spec: s.into(), at };
-        assert_eq!(bad("debian+rt:7.3.4"), flavour("debian+rt:7.3.4", "rt"));
-        assert_eq!(bad("debian@arm64:7.3.4"), arch("debian@arm64:7.3.4", "arm64"));
+        assert_eq!(bad("debian+kasan:7.3.4"), flavour("debian+kasan:7.3.4", "kasan"));
+        assert_eq!(bad("debian+16k:7.3.4"), none("debian+16k:7.3.4"));
+        assert_eq!(bad("debian+rt+16k@arm64:7.3.4"), none("debian+rt+16k@arm64:7.3.4"));
+        assert_eq!(bad("debian+rt+rt:7.3.4"), none("debian+rt+rt:7.3.4"));
+        assert_eq!(bad("debian@riscv64:7.3.4"), arch("debian@riscv64:7.3.4", "riscv64"));
         assert_eq!(bad("debian+rt@arm64-16k:7.3.4"), arch("debian+rt@arm64-16k:7.3.4", "arm64-16k"));
         assert_eq!(bad("debian:7.3.4+rt"), after("debian:7.3.4+rt", '+'));
         assert_eq!(bad("debian:7.3.4@arm64-16k"), after("debian:7.3.4@arm64-16k", '@'));
         assert_eq!(bad("tree+ubsan:/"), flavour("tree+ubsan:/", "ubsan"));
-        assert!(bad("debian+rt:7.3.4").to_string().contains("flavour `rt` is not supported yet"));
+        let other = if Arch::HOST == Arch::Amd64 { "arm64" } else { "amd64" };
+        assert_eq!(bad(&format!("tree@{other}:/")), arch(&format!("tree@{other}:/"), other));
+        assert!(bad("debian+16k:7.3.4").to_string().contains("debian+16k@arm64"));
     }
 
     #[test]
