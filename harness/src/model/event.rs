@@ -21,6 +21,10 @@ pub enum Event {
     Result { case: Box<CaseReport> },
     /// A case child's outcome (child -> runner only).
     Outcome { outcome: Box<Outcome> },
+    /// kmemleak is scanning after `cases` case run(s) (minutes under TCG: the guest is busy).
+    LeakScan { cases: usize },
+    /// A scan found objects case `id` leaked: its result, already reported, becomes a leak.
+    Leaked { id: String, objects: Vec<super::LeakedObject> },
 }
 
 /// Marks a line as an encoded event; chosen so that no kernel or console line starts with it.
