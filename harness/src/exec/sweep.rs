@@ -79,8 +79,11 @@ impl KmsgAll {
 /// stack from the first frame below the fault-injection code to the syscall.
 fn injected_stack(lines: &[String]) -> Option<(String, Vec<String>)> {
     let start = lines.iter().position(|l| l.contains("FAULT_INJECTION: forcing a failure"))?;
+    // fail_dump's two lines are one record: /dev/kmsg shows its inner newline as `\x0a`.
     let cap = lines[start..]
         .iter()
+        .take(2)
+        .flat_map(|l| l.split("\\x0a"))
         .find_map(|l| l.trim().strip_prefix("name ").and_then(|r| r.split(',').next()))
         .unwrap_or("?")
         .to_string();
@@ -102,7 +105,7 @@ fn injected_stack(lines: &[String]) -> Option<(String, Vec<String>)> {
         let f = t.trim_start_matches("? ").split_whitespace().next().unwrap_or("");
         let skip =
             ["dump_stack", "fail_dump", "should_fail", "__should_fail", "should_failslab", "should_fail_usercopy"];
-        if !f.is_empty() && !skip.iter().any(|s| f.starts_with(s)) {
+        if f.contains("+0x") && !skip.iter().any(|s| f.starts_with(s)) {
             frames.push(f.to_string());
         }
     }
@@ -321,5 +324,11 @@ mod tests {
             ]
         );
         assert!(injected_stack(&log[2..]).is_none());
+        // As /dev/kmsg shows it: fail_dump's record in one line, a dictionary line in between.
+        let mut kmsg = log.clone();
+        kmsg.splice(0..2, ["FAULT_INJECTION: forcing a failure.\\x0aname fail_page_alloc, interval 1".to_string()]);
+        kmsg.insert(4, " SUBSYSTEM=virtio".to_string());
+        let (cap, again) = injected_stack(&kmsg).expect("found");
+        assert_eq!((cap.as_str(), again), ("fail_page_alloc", frames));
     }
 }
