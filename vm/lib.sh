@@ -35,7 +35,9 @@
 #                        cleanup ran); safe while other scripts work there (theirs are alive)
 #   test_kill_at PHASE   the test hook of tests/cache_faults.rs: with
 #                        ZCRX_CONFORM_TEST_KILL_AT=PHASE, SIGKILL to the script's whole process
-#                        group there, as a power cut would (download, extract, install)
+#                        group there, as a power cut would (kernel.sh: download, extract,
+#                        install; netdevsim.sh: download, extract, prepare, build, install;
+#                        liburing.sh: download, build, install)
 #   host_mirror, lists_fresh   used by the above
 # stdout is left to the caller (the scripts print their result path as the LAST stdout line);
 # every helper logs and runs apt with its output on stderr.

@@ -8,7 +8,10 @@
 #       kernel.sh's lists, under <cache>/apt-src/), unpacks it, builds src/ (liburing.a) and
 #       test/zcrx.t with the host's gcc, and prints the absolute path of zcrx.t as the LAST
 #       stdout line (all else: stderr). Output: <cache>/liburing/<version>/. Cached: a second
-#       call prints the path at once.
+#       call prints the path at once, also after waiting for another run's build. Built in a
+#       temp directory (.build.<pid>.*) renamed into place whole; a build killed at any point
+#       leaves only that, which the next build removes (test hook phases, lib.sh's
+#       test_kill_at: download, build, install).
 #
 # Run it in a VM like anything else on the host (the host root is mounted read-only):
 #   VMLINUZ=$(vm/kernel.sh fetch debian:7.3.4 | tail -n1)
@@ -91,6 +94,15 @@ cmd_build() {
     mkdir -p "$LDIR"
     exec 9>"$CACHE/.liburing.lock"
     flock 9
+    # What a killed build left (its trap never ran): only the dead scripts' temp directories.
+    clean_stale "$LDIR" build
+    # Built by another run while this one waited for the lock: rebuilding would remove the
+    # zcrx.t that run was given.
+    if path=$(cached) && [[ -x $path ]]; then
+        log "built by another run while this one waited: $path"
+        printf '%s\n' "$path"
+        return 0
+    fi
     update_src_lists
     local ver
     ver=${ZCRX_LIBURING_VERSION:-$(src_apt apt-cache showsrc liburing 2>/dev/null |
@@ -98,13 +110,14 @@ cmd_build() {
     [[ -n $ver ]] || die "no liburing source package in sid's Sources"
     log "liburing source $ver"
     local dir=$LDIR/${ver#*:}
-    tmp=$(mktemp -d "$LDIR/.x.XXXXXX")
+    tmp=$(temp_dir "$LDIR" build)
     trap 'rm -rf "$tmp"' EXIT
     (cd "$tmp" && src_apt apt-get source -q --download-only "liburing=$ver" >&2) ||
         die "apt-get source --download-only liburing=$ver failed"
     local dsc
     dsc=$(find "$tmp" -maxdepth 1 -name '*.dsc' | head -n1)
     [[ -n $dsc ]] || die "no .dsc downloaded"
+    test_kill_at download
     mkdir -p "$tmp/dl"
     cp "$tmp"/liburing_* "$tmp/dl/"
     dpkg-source --no-check -x "$dsc" "$tmp/src" >&2
@@ -118,14 +131,19 @@ cmd_build() {
         tail -n 30 "$tmp/configure.log" "$tmp/build.log" >&2 || true
         die "build failed (logs above)"
     }
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    mv "$tmp/dl" "$dir/source"
-    mv "$tmp/src" "$dir/liburing"
-    mv "$tmp/configure.log" "$tmp/build.log" "$dir/"
+    test_kill_at build
+    # Put together in the temp directory, .ready included, and renamed into place whole.
+    mkdir "$tmp/out"
+    mv "$tmp/dl" "$tmp/out/source"
+    mv "$tmp/src" "$tmp/out/liburing"
+    mv "$tmp/configure.log" "$tmp/build.log" "$tmp/out/"
+    [[ -x $tmp/out/liburing/test/zcrx.t ]] || die "no test/zcrx.t after the build"
     path=$dir/liburing/test/zcrx.t
-    [[ -x $path ]] || die "no $path after the build"
-    printf '%s\n' "$path" >"$dir/.ready"
+    printf '%s\n' "$path" >"$tmp/out/.ready"
+    test_kill_at install
+    # No .ready in $dir (cached() above found none): at most an older liburing.sh's half build.
+    rm -rf "$dir"
+    mv "$tmp/out" "$dir"
     log "built $path ($(du -h "$path" | cut -f1))"
     printf '%s\n' "$path"
 }

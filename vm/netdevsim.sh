@@ -11,7 +11,8 @@
 #       goes to stderr. The module depends on psample, which is in Debian's modules tree
 #       (`modprobe psample` in the guest, then `insmod <path>`).
 #
-# What it does, once per KVER (cached under <cache>/netdevsim/KVER/, serialised with flock):
+# What it does, once per KVER (cached under <cache>/netdevsim/KVER/, serialised with flock;
+# prepared in a temp directory and renamed into place whole):
 #   - apt-get download (private apt config of kernel.sh, nothing installed on the host) of
 #     linux-headers-KVER, linux-headers-<kv>-common, linux-kbuild-<kv> and linux-source-<M.m>,
 #     all of the same package version;
@@ -22,8 +23,12 @@
 #     modpost and objtool in place of Debian's (built on trixie: they need GLIBC 2.38);
 #   - keeps drivers/net/netdevsim/ and drops the rest of the source tree.
 # Then per variant: copy the sources, apply the patches (zcrx), `make M=...` with the host's
-# gcc, strip debug info. A second call with the same KVER, variant and patches prints the path
-# at once; a change to the patch series rebuilds the zcrx variant.
+# gcc, strip debug info, in a temp directory renamed into place whole as KVER/stock/ or
+# KVER/zcrx-<hash of the patches>/. A second call with the same KVER, variant and patches
+# prints the path at once (also after waiting for another run's build of it); another patch
+# series builds a module of its own beside it. A build killed at any point leaves only its temp
+# directories, which the next build removes (the test hook of lib.sh's test_kill_at names the
+# phases: download, extract, prepare, build, install).
 #
 # Build dependencies (gcc make flex bison libelf-dev libssl-dev bc xz-utils binutils patch)
 # are installed with apt-get when missing (needs root then).
@@ -109,7 +114,7 @@ prepare_tree() {
     done
 
     local tmp root src
-    tmp=$(mktemp -d "$NDIR/.prep.XXXXXX")
+    tmp=$(temp_dir "$NDIR" prep)
     # shellcheck disable=SC2064  # expand tmp now
     trap "rm -rf '$tmp'" EXIT
     root=$tmp/kbuild
@@ -140,6 +145,7 @@ prepare_tree() {
     fi
     [[ -f $src/drivers/net/netdevsim/netdev.c ]] || die "no drivers/net/netdevsim in $tarname.tar.xz"
     log "extracted in $((SECONDS - t0)) s ($(du -sh "$src" | cut -f1))"
+    test_kill_at extract
 
     # Host tools: modpost (scripts/mod) and objtool, built by modules_prepare with the host's
     # gcc against the host's glibc, from Debian's config.
@@ -163,11 +169,13 @@ prepare_tree() {
     cp -a "$src/drivers/net/netdevsim" "$tmp/netdevsim-src/drivers/net/"
     rm -rf "$src"
     printf 'kver=%s\npkgver=%s\nprepared=%s\n' "$kver" "$pkgver" "$(date -u +%FT%TZ)" >"$tmp/info"
+    test_kill_at prepare
+    # Whole or not at all: .ready is in the tree before it is renamed into place. A $top without
+    # it (an older netdevsim.sh killed before its touch) holds no module: replaced.
+    touch "$tmp/.ready"
     rm -rf "$top"
-    mkdir -p "$NDIR"
     mv "$tmp" "$top"
     trap - EXIT
-    touch "$top/.ready"
     log "prepared $top ($(du -sh "$top" | cut -f1))"
 }
 
@@ -214,17 +222,22 @@ series_hash() {
     } | sha256sum | cut -c1-16
 }
 
+# The module of each variant and patch series is in a directory of its own, <kver>/<key>/ (key:
+# stock, or zcrx-<hash of the series>), built in a temp directory and renamed into place whole:
+# a netdevsim.ko there is complete, and is never rebuilt or replaced under a run that was given
+# its path (by a second run that waited for the lock, or by a checkout with another series).
 cmd_build() {
     local kver=$1 variant=$2
     [[ $kver =~ ^[0-9]+\.[0-9]+ ]] || die "KVER must be a kernel release like 7.3.4+deb13-amd64, got '$kver'"
-    local out=$NDIR/$kver/$variant/netdevsim.ko key
+    local key
     case $variant in
         stock) key=stock ;;
         zcrx) key=zcrx-$(series_hash "$kver") ;;
         *) die "--variant must be stock or zcrx, got '$variant'" ;;
     esac
-    if [[ -f $out && $(cat "$NDIR/$kver/$variant/key" 2>/dev/null) == "$key" ]]; then
-        log "cached: $out ($key)"
+    local top=$NDIR/$kver vdir=$NDIR/$kver/$key out=$NDIR/$kver/$key/netdevsim.ko
+    if [[ -f $out ]]; then
+        log "cached: $out"
         printf '%s\n' "$out"
         return 0
     fi
@@ -235,12 +248,21 @@ cmd_build() {
     mkdir -p "$NDIR"
     exec 8>"$CACHE/.netdevsim.lock"
     flock 8
+    # What a killed build left (its trap never ran): only the dead scripts' temp directories.
+    clean_stale "$DEBDIR" dl
+    clean_stale "$NDIR" prep
+    clean_stale "$top" build
+    if [[ -f $out ]]; then
+        log "built by another run while this one waited: $out"
+        printf '%s\n' "$out"
+        return 0
+    fi
     prepare_tree "$kver"
 
-    local top=$NDIR/$kver vdir=$NDIR/$kver/$variant
-    rm -rf "$vdir"
-    mkdir -p "$vdir"
-    cp -a "$top/netdevsim-src" "$vdir/src"
+    local tmp
+    tmp=$(temp_dir "$top" build)
+    trap 'rm -rf "$tmp"' EXIT
+    cp -a "$top/netdevsim-src" "$tmp/src"
     if [[ $variant == zcrx ]]; then
         local f list
         list=$(series_for "$kver") || exit 1
@@ -249,18 +271,23 @@ cmd_build() {
             # At most one line of fuzz (patch's default is 2): a hunk whose context changed must not
             # land elsewhere (fuzz 3 put 0004's debugfs lines into another function on 6.19); such
             # a patch needs a compat copy. 7.1 needs fuzz 1 for 0004's netdevsim.h hunk.
-            run_logged "$vdir/patch.log" patch -p1 -N -F1 --no-backup-if-mismatch -d "$vdir/src" -i "$f"
+            run_logged "$tmp/patch.log" patch -p1 -N -F1 --no-backup-if-mismatch -d "$tmp/src" -i "$f"
         done <<<"$list"
     fi
     repoint_makefile "$top/kbuild/usr/src/linux-headers-$kver/Makefile" "$top/kbuild" "$kver"
-    local m=$vdir/src/drivers/net/netdevsim t0=$SECONDS
+    local m=$tmp/src/drivers/net/netdevsim t0=$SECONDS
     log "building netdevsim.ko ($variant) with $(gcc -dumpfullversion 2>/dev/null || echo gcc)"
-    run_logged "$vdir/build.log" make -C "$top/kbuild/usr/src/linux-headers-$kver" M="$m" \
+    run_logged "$tmp/build.log" make -C "$top/kbuild/usr/src/linux-headers-$kver" M="$m" \
         CC=gcc HOSTCC=gcc CONFIG_NETDEVSIM=m "${KMAKE_VARS[@]}" -j"$(nproc)" modules
     [[ -f $m/netdevsim.ko ]] || die "make succeeded but there is no $m/netdevsim.ko"
-    strip --strip-debug -o "$out.tmp" "$m/netdevsim.ko"
-    mv "$out.tmp" "$out"
-    printf '%s\n' "$key" >"$vdir/key"
+    test_kill_at build
+    strip --strip-debug -o "$tmp/netdevsim.ko" "$m/netdevsim.ko"
+    printf '%s\n' "$key" >"$tmp/key"
+    test_kill_at install
+    # No netdevsim.ko in $vdir (checked under the lock): at most an older netdevsim.sh's half build.
+    rm -rf "$vdir"
+    mv "$tmp" "$vdir"
+    trap - EXIT
     log "built $variant in $((SECONDS - t0)) s: $(du -h "$out" | cut -f1), $(modinfo -F vermagic "$out" 2>/dev/null | xargs), depends: $(modinfo -F depends "$out" 2>/dev/null)"
     printf '%s\n' "$out"
 }

@@ -204,6 +204,50 @@ fn html_is_not_quadratic_in_the_cases() {
     }
 }
 
+/// Issue 27, the merge half of item 9: `merge` of runs of several targets prints a cases x
+/// kernels table (`report::matrix_table`) and what changed between them (`report::changes`),
+/// which looked each case up with a linear search per case and run, and collected the case
+/// names with a linear search per name: 15000 cases of two targets cost 70 times what 1500 do.
+/// The scaling is tested, not a wall-clock limit: ten times the cases (two targets, half the
+/// cases differing between them) must cost well under a hundred times the time (best of three).
+#[test]
+fn merge_is_not_quadratic_in_the_cases() {
+    use zcrx_conform::model::{RunReport, Status};
+    use zcrx_conform::report;
+    let runs = |n: usize, k: usize| -> Vec<(String, RunReport)> {
+        (0..k)
+            .map(|j| {
+                let cases = (0..n)
+                    .map(|i| {
+                        case(
+                            &format!("q.case_{i:06}"),
+                            if j % 2 == 1 && i % 2 == 1 { Status::Fail } else { Status::Pass },
+                        )
+                    })
+                    .collect();
+                let mut r = host_run(&format!("6.{j}"), cases);
+                r.target = format!("t{j}");
+                (format!("in{j}/report.json"), r)
+            })
+            .collect()
+    };
+    let cost = |named: &[(String, RunReport)]| {
+        (0..3)
+            .map(|_| {
+                let named = named.to_vec();
+                let t = std::time::Instant::now();
+                report::check_merge_inputs(&named).expect("inputs");
+                let merged = report::merge(named.into_iter().map(|(_, r)| r).collect()).expect("merge");
+                let refs: Vec<&RunReport> = merged.iter().collect();
+                std::hint::black_box((report::matrix_table(&refs), report::changes::render(&refs)));
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min)
+    };
+    let (small, large) = (cost(&runs(1500, 2)), cost(&runs(15000, 2)));
+    assert!(large < 30.0 * small, "2 targets: 1500 cases {small:.3} s, 15000 cases {large:.3} s");
+}
+
 /// Item 13: a failure that is not the user's input (a VM that cannot be provisioned: here no
 /// program can be found at all) exits 4, the environment's code, not 2, "bad input". Boots
 /// nothing and fetches nothing: provisioning fails before either.

@@ -11,6 +11,8 @@ fn case(id: &str, area: &str, status: Status, message: &str) -> CaseReport {
         area: area.into(),
         about: "about <b>this</b>".into(),
         spec: vec!["R1".into()],
+        fixes: vec![],
+        cve: vec![],
         topology: Some("nodev".into()),
         status,
         message: message.into(),
@@ -64,6 +66,18 @@ fn runs() -> (RunReport, RunReport) {
     );
     b.cases[0].kernel_specific.push("[<= 7.2] offsets differ".into());
     (a, b)
+}
+
+#[test]
+fn tags_are_shown_escaped() {
+    let (mut a, _) = runs();
+    a.cases[1].fixes =
+        vec![zcrx_conform::model::FixTag { id: "09cfd3c52ea7".into(), subject: "fix <recv> limit".into() }];
+    a.cases[1].cve = vec!["CVE-2025-40046".into()];
+    let page = html::render(&[&a]);
+    assert!(page.contains("fixes 09cfd3c52ea7 (&quot;fix &lt;recv&gt; limit&quot;)"), "{page}");
+    assert!(page.contains("cve CVE-2025-40046"), "{page}");
+    assert_eq!(page.matches("fixes 09cfd3c52ea7").count(), 1);
 }
 
 #[test]

@@ -327,3 +327,60 @@ fn merge_refuses_gaps_and_mixed_kernels() {
     assert!(text(&o.stderr).contains("out of range"), "{}", text(&o.stderr));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The cases x kernels table and the what-changed list that `matrix` and `merge` print, exactly
+/// (pinned when their case lookup went from a search per cell to a per-run index): rows in the
+/// order the cases are first met, `-` where a run lacks the case, `+` for a kernel-specific
+/// expectation, `*` and `~` marks, and the first of a repeated id in one run.
+#[test]
+fn the_matrix_table_and_what_changed_are_exact() {
+    let mut special = case("q.d", Status::Pass, "");
+    special.kernel_specific = vec!["[..7.2] EINVAL on older kernels".into()];
+    let mut r1 = host_run("7.1.13", vec![case("q.a", Status::Pass, ""), case("q.c", Status::Skip, "no zcrx"), special]);
+    r1.target = "debian:7.1.13".into();
+    let mut r2 = host_run(
+        "7.3.4",
+        vec![
+            case("q.a", Status::Fail, "errno 22"),
+            case("q.b", Status::Pass, ""),
+            case("q.d", Status::Pass, ""),
+            case("q.a", Status::Pass, "a repeated id: the first counts"),
+        ],
+    );
+    r2.target = "debian:7.3.4".into();
+    let mut r3 = host_run("7.4.0", vec![case("q.e", Status::Pass, ""), case("q.b", Status::Pass, "")]);
+    r3.target = "tree:/src/linux-next".into();
+    let refs = [&r1, &r2, &r3];
+    assert_eq!(
+        report::matrix_table(&refs),
+        concat!(
+            "  case       7.1.13        7.3.4 c/linux-next\n",
+            "* q.a           ok         FAIL            -\n",
+            "  q.c         skip            -            -\n",
+            "* q.d          ok+           ok            -\n",
+            "~ q.b            -           ok           ok\n",
+            "~ q.e            -            -           ok\n",
+            "5 case(s); 2 behave differently between kernels (*), 2 run on some kernels only (~); \
+             + = kernel-specific expectation\n",
+            "* q.a\n",
+            "    7.1.13         ok     \n",
+            "    7.3.4          FAIL   errno 22\n",
+            "    c/linux-next   -      not run\n",
+            "* q.d\n",
+            "    7.1.13         ok+    [..7.2] EINVAL on older kernels\n",
+            "    7.3.4          ok     \n",
+            "    c/linux-next   -      not run\n",
+        )
+    );
+    assert_eq!(
+        report::changes::render(&refs),
+        concat!(
+            "\nwhat changed along debian:7.1.13 -> debian:7.3.4 -> tree:/src/linux-next (2 case(s) change; \
+             first version where each changed, then any later change):\n",
+            "  q.a                                              first at debian:7.3.4     \
+             (debian:7.1.13 had: ok) now: FAIL\n",
+            "  q.d                                              first at debian:7.3.4     \
+             (debian:7.1.13 had: ok [..7.2] EINVAL on older kernels) now: ok\n",
+        )
+    );
+}

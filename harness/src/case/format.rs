@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Axis, Sp, Step, Value};
-use crate::model::Feature;
+use crate::model::{Feature, FixTag};
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -161,12 +161,25 @@ impl Default for ZcrxDefaults {
 pub struct CaseFile {
     /// Unique id, dotted: `<area>.<name>`.
     pub id: String,
+    /// The area (cases/<area>/): registration, reserved, import, area, rq, events, drain, query,
+    /// ctrl, recv, nic, isolation.
     pub area: Area,
     /// One or two sentences: what the kernel must do and why.
     pub about: String,
     /// Rows of the spec this case checks (e.g. R5, N1).
     #[serde(default)]
     pub spec: Vec<String>,
+    /// Upstream commits whose bug this case catches: `{ id: <12-40 hex digits>, subject: "..." }`.
+    /// A tag counts only once the history mutant of that commit (vm/mutants/history/) has been
+    /// shown to fail this case: `cargo test --test history` checks each tag against the proof
+    /// record, reports/history-mutation.jsonl.
+    #[serde(default)]
+    pub fixes: Vec<FixTag>,
+    /// CVE ids of the bugs this case catches (`CVE-YYYY-NNNN`, four or more digits at the end).
+    #[serde(default)]
+    pub cve: Vec<String>,
+    /// What the case needs to run: `features`, `lacks`, `kernel` {min, max}, `topology`,
+    /// `caps`, `exclusive`; a case that cannot run skips with the reason.
     #[serde(default)]
     pub requires: Requires,
     /// Seconds before the case is killed (default: the run's --timeout).
@@ -174,8 +187,10 @@ pub struct CaseFile {
     /// Parameters: every combination is one case; `{name}` in the file is replaced.
     #[serde(default)]
     pub matrix: BTreeMap<String, Axis>,
+    /// The ring: `flags` (IORING_SETUP_* names), `entries`, `cq_entries`.
     #[serde(default)]
     pub ring: RingSpec,
+    /// The default registration: `rq_entries`, `area_pages`, `region` (user or kernel).
     #[serde(default)]
     pub zcrx: ZcrxDefaults,
     /// The kernel is known to differ from this case's expectation (a kernel deviation):
@@ -186,6 +201,7 @@ pub struct CaseFile {
     /// initial namespace, which is where zcrx checks it.
     #[serde(default)]
     pub userns: bool,
+    /// What the case does and checks, in order (the step kinds are in the table below).
     pub steps: Vec<Sp<Step>>,
 }
 

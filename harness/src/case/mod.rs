@@ -38,7 +38,7 @@ pub use self::action::{step_reference, Action, Step, StepKind, STEP_KINDS};
 pub use self::format::*;
 pub use self::matrix::{table_by_name, Axis, ReservedOf, MAX_ROWS};
 pub use self::nic_steps::*;
-pub use self::rules::{check_id, MAX_ID_BYTES};
+pub use self::rules::{check_cve, check_fix_id, check_id, MAX_ID_BYTES};
 pub use self::steps::*;
 pub use self::validate::check_out_key;
 use self::validate::validate;
@@ -293,6 +293,24 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Case>, Vec<LoadError>> {
     }
 }
 
+/// Markdown: the top-level keys of a case file with their descriptions, from the JSON Schema
+/// (the doc comments of [`CaseFile`]); docs/case-format.md holds it (`BLESS=1 cargo test --test
+/// doc_steps`).
+pub fn field_reference() -> String {
+    let schema = schema();
+    let required: Vec<&str> =
+        schema["required"].as_array().map(|r| r.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+    let mut s = String::from("| key | required | what |\n|---|---|---|\n");
+    if let Some(props) = schema["properties"].as_object() {
+        for (k, v) in props {
+            let what = v["description"].as_str().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+            let req = if required.contains(&k.as_str()) { "yes" } else { "" };
+            s.push_str(&format!("| `{k}` | {req} | {} |\n", what.replace('|', "\\|")));
+        }
+    }
+    s
+}
+
 /// JSON Schema of the case format.
 pub fn schema() -> serde_json::Value {
     let s = schemars::schema_for!(CaseFile);
@@ -344,6 +362,16 @@ mod tests {
         assert!(e[0].to_string().starts_with(&format!("{}:{line}:1: ", f.display())), "{}", e[0]);
         let e = load_all(&[crate::paths::builtin::path("cases/nothing")]).expect_err("missing");
         assert_eq!(e[0].to_string(), "builtin:/cases/nothing: cannot open: no such built-in file or directory");
+    }
+
+    #[test]
+    fn every_top_level_key_is_described() {
+        let t = field_reference();
+        for key in ["id", "area", "about", "fixes", "cve", "steps", "requires", "ring", "zcrx"] {
+            let row =
+                t.lines().find(|l| l.starts_with(&format!("| `{key}` |"))).unwrap_or_else(|| panic!("{key}: {t}"));
+            assert!(!row.ends_with("|  |"), "{key} has no description: {row}");
+        }
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub struct Register {
     /// Fill the user-provided RQ region past the RQ entries (where `stats_offset: auto` puts the
     /// counters) with this byte before registering: memory that held something else before.
     pub region_fill: Option<u8>,
+    /// Fill the whole user-provided RQ region, the head/tail header and the entries included,
+    /// with this byte before registering: the kernel must start the RQ at head = tail = 0
+    /// whatever the memory held.
+    pub rq_fill: Option<u8>,
     /// When the kernel answers this errno, the device lacks what the case needs: the case
     /// skips with that reason instead of failing (e.g. EOPNOTSUPP for rx_buf_len on a driver
     /// without QCFG_RX_PAGE_SIZE).

@@ -1,7 +1,7 @@
 //! Static validation of an expanded case: the checks serde cannot do.
 
 use super::names as consts;
-use super::rules::{check_id, check_timeout, is_version};
+use super::rules::{check_cve, check_fix_id, check_fix_subject, check_id, check_timeout, is_version};
 use super::yaml::{short, Node};
 use super::{Action, Case, CqeExpect, LoadError, Overrides, Value};
 use crate::kernel::uapi::{self, FieldTable};
@@ -107,6 +107,32 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
             let (l, c) = at(&format!("known_deviation.{i}.observed"), at("known_deviation", top));
             push(&mut errs, l, c, format!("known_deviation.observed: {e}"));
         }
+    }
+    for (i, f) in d.fixes.iter().enumerate() {
+        let entry = at(&format!("fixes.{i}"), at("fixes", top));
+        if let Err(msg) = check_fix_id(&f.id) {
+            let (l, c) = at(&format!("fixes.{i}.id"), entry);
+            push(&mut errs, l, c, msg);
+        } else if let Some(j) = d.fixes[..i].iter().position(|g| g.id.starts_with(&f.id) || f.id.starts_with(&g.id)) {
+            let (l, c) = at(&format!("fixes.{i}.id"), entry);
+            push(&mut errs, l, c, format!("fixes.id: `{}` names the same commit as fixes entry {}", f.id, j + 1));
+        }
+        if let Err(msg) = check_fix_subject(&f.subject) {
+            let (l, c) = at(&format!("fixes.{i}.subject"), entry);
+            push(&mut errs, l, c, msg);
+        }
+    }
+    for (i, cve) in d.cve.iter().enumerate() {
+        let (l, c) = at(&format!("cve.{i}"), at("cve", top));
+        if let Err(msg) = check_cve(cve) {
+            push(&mut errs, l, c, msg);
+        } else if d.cve[..i].contains(cve) {
+            push(&mut errs, l, c, format!("cve: `{cve}` is listed twice"));
+        }
+    }
+    if !d.cve.is_empty() && d.fixes.is_empty() {
+        let (l, c) = doc.entry("cve").map_or(top, |(k, _)| (k.line, k.column));
+        push(&mut errs, l, c, "cve: a CVE tag needs the `fixes:` entry of the commit that fixed it".into());
     }
     if let Err(e) = consts::resolve_static(&d.ring.flags, consts::Ns::Setup) {
         let (l, c) = at("ring.flags", at("ring", top));
@@ -323,6 +349,41 @@ mod tests {
         assert!(e.iter().any(|e| e.msg.contains("unknown errno `ENOTANERRNO`")), "{e:?}");
         let ok = "id: a.b\narea: registration\nabout: x\nspec: [R4]\nsteps:\n  - fault_sweep:\n      call: { register: {} }\n";
         assert!(crate::case::load_str(std::path::Path::new("t.yaml"), ok).is_ok());
+    }
+
+    #[test]
+    fn fixes_and_cve_tags_are_checked_where_they_stand() {
+        let steps = "steps:\n  - register: {}\n    expect: { errno: EINVAL }\n";
+        let ok = format!(
+            "{HEAD}fixes:\n  - {{ id: 003049b1c4fb, subject: \"io_uring/zcrx: fix user_ref race\" }}\ncve: [CVE-2026-43121]\n{steps}"
+        );
+        let c = load(&ok).expect("loads");
+        assert_eq!(
+            (c[0].def.fixes[0].id.as_str(), c[0].def.cve.as_slice()),
+            ("003049b1c4fb", ["CVE-2026-43121".to_string()].as_slice())
+        );
+        let (l, c, m) = first(&format!("{HEAD}fixes:\n  - {{ id: 003049b1, subject: s }}\n{steps}"));
+        assert_eq!(
+            (l, c, m.as_str()),
+            (5, 11, "fixes.id: `003049b1` is not a commit id (12 to 40 lower-case hex digits)")
+        );
+        let (l, c, m) = first(&format!("{HEAD}fixes:\n  - id: 003049b1c4fb\n    subject: \"\"\n{steps}"));
+        assert_eq!((l, c, m.as_str()), (6, 14, "fixes.subject: empty (give the commit's subject line)"));
+        let (l, c, m) = first(&format!(
+            "{HEAD}fixes:\n  - {{ id: 003049b1c4fb, subject: s }}\n  - {{ id: 003049b1c4fb00, subject: t }}\n{steps}"
+        ));
+        assert_eq!((l, c, m.as_str()), (6, 11, "fixes.id: `003049b1c4fb00` names the same commit as fixes entry 1"));
+        let (l, c, m) =
+            first(&format!("{HEAD}fixes:\n  - {{ id: 003049b1c4fb, subject: s }}\ncve: [CVE-2026-431]\n{steps}"));
+        assert_eq!(
+            (l, c, m.as_str()),
+            (6, 7, "cve: `CVE-2026-431` is not a CVE id (CVE-YYYY-NNNN, e.g. CVE-2025-40046)")
+        );
+        let (l, c, m) = first(&format!("{HEAD}cve: [CVE-2026-43121]\n{steps}"));
+        assert_eq!((l, c, m.as_str()), (4, 1, "cve: a CVE tag needs the `fixes:` entry of the commit that fixed it"));
+        let (l, c, m) = first(&format!("{HEAD}fixes:\n  - {{ id: 003049b1c4fb }}\n{steps}"));
+        assert_eq!((l, c), (5, 5), "{m}");
+        assert!(m.contains("subject"), "{m}");
     }
 
     #[test]

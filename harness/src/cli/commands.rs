@@ -56,6 +56,7 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
             let cases = load_cases(&paths)?;
             let runs = load_runs(&from)?;
             print!("{}", report::catalogue_table(&cases, &runs.iter().collect::<Vec<_>>()));
+            print!("\n{}", report::catalogue_tags(&cases));
             Ok(Verdict::Passed)
         }
         Cmd::Html { inputs, out } => html_cmd(&inputs, &out),

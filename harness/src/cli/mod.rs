@@ -68,6 +68,13 @@ pub struct SelectArgs {
     /// --filter matches whole case ids only.
     #[arg(long)]
     pub exact: bool,
+    /// Only cases tagged `fixes:` with a commit whose id starts with this (7 to 40 hex digits;
+    /// repeatable: any of them).
+    #[arg(long, value_name = "ID_PREFIX")]
+    pub fixes: Vec<String>,
+    /// Only cases tagged with this CVE id (repeatable: any of them).
+    #[arg(long, value_name = "CVE")]
+    pub cve: Vec<String>,
     /// Run only shard K of N (e.g. 2/3; N at most 4096); N runners with 1/N..N/N run every case once.
     /// (Read as text and parsed by `run::parse_shard`, whose refusal quotes a bounded part of
     /// the value; clap's own would echo all of it.)
@@ -468,7 +475,13 @@ mod tests {
     #[test]
     fn the_guest_runner_command_line_parses() {
         use std::path::Path;
-        let selection = run::Selection { filter: vec!["query.".into()], exact: true, shard: Some((2, 3)) };
+        let selection = run::Selection {
+            filter: vec!["query.".into()],
+            exact: true,
+            shard: Some((2, 3)),
+            fixes: vec!["4f02cc4071a1".into()],
+            cve: vec!["CVE-2025-40046".into()],
+        };
         let topologies = vec!["host".to_string(), "veth".to_string()];
         let run = run::RunOpts {
             topologies,
@@ -488,6 +501,10 @@ mod tests {
         assert_eq!(a.select.topology.topology, ["host", "veth"]);
         assert_eq!((a.select.filter.as_slice(), a.select.exact), (["query.".to_string()].as_slice(), true));
         assert_eq!((a.select.shard.as_deref(), a.select.timeout.timeout, a.select.jobs), (Some("2/3"), 12.5, 2));
+        assert_eq!(
+            (a.select.fixes.as_slice(), a.select.cve.as_slice()),
+            (["4f02cc4071a1".to_string()].as_slice(), ["CVE-2025-40046".to_string()].as_slice())
+        );
         assert!(a.select.self_check && a.stream && a.kernel.kernels.is_empty());
         assert_eq!(a.start_at, 3);
     }

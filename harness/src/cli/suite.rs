@@ -75,6 +75,8 @@ impl Suite {
                 filter: s.filter.clone(),
                 exact: s.exact,
                 shard: s.shard.as_deref().map(run::parse_shard).transpose()?,
+                fixes: s.fixes.iter().map(|f| run::parse_fix_prefix(f)).collect::<Result<_, _>>()?,
+                cve: s.cve.iter().map(|c| run::parse_cve(c)).collect::<Result<_, _>>()?,
             },
             timeout: s.timeout.timeout,
             stream,
@@ -93,7 +95,7 @@ impl Suite {
         check_topologies(topology)?;
         let opts = RunOpts {
             topologies: topology.to_vec(),
-            selection: Selection { filter: vec![id.to_string()], exact: true, shard: None },
+            selection: Selection { filter: vec![id.to_string()], exact: true, ..Default::default() },
             timeout,
             stream: false,
             quiet: true,
@@ -151,7 +153,7 @@ impl Suite {
         );
         let mut opts = self.opts.clone();
         opts.topologies = SECOND_BOOT.iter().map(|t| t.to_string()).collect();
-        opts.selection = Selection { filter: ids, exact: true, shard: None };
+        opts.selection = Selection { filter: ids, exact: true, ..Default::default() };
         opts.start_at = 0;
         let started = crate::report::time::now();
         let mut second = self.boot(k, &opts, &format!("{k} on stock netdevsim"))?;

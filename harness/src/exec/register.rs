@@ -45,6 +45,13 @@ impl Ctx<'_> {
             // Only the region size follows an rq_entries override; the ifq gets the override itself.
             reg.ifq.rq_entries = defs.rq_entries;
         }
+        if let Some(b) = r.rq_fill {
+            let m =
+                reg.region_mem.as_ref().ok_or_else(|| harness("rq_fill needs a user-provided region".to_string()))?;
+            if !m.write(0, &vec![b; m.len()]) {
+                return Err(harness("rq_fill: the region could not be written".to_string()));
+            }
+        }
         if let Some(b) = r.region_fill {
             let no_region = || harness("region_fill needs a user-provided region".to_string());
             let m = reg.region_mem.as_ref().ok_or_else(no_region)?;

@@ -17,6 +17,18 @@ pub use probe::{Feature, Probe};
 pub use result::{Answer, CaseResult, Failure, Mismatch, ObservedPattern, SkipReason};
 pub use splat::{is_splat, splat_kind, LeakedObject, SplatKind};
 
+/// An upstream kernel commit a case guards against (a case's `fixes:` entry): the case fails on
+/// the kernel without it. `id` is the commit id (12 to 40 lower-case hex digits), `subject` its
+/// subject line.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FixTag {
+    /// The commit id, 12 to 40 lower-case hex digits (`git log --abbrev=12`).
+    pub id: String,
+    /// The commit's subject line, e.g. "io_uring/zcrx: clear RQ headers on init".
+    pub subject: String,
+}
+
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -200,6 +212,12 @@ pub struct CaseReport {
     pub area: String,
     pub about: String,
     pub spec: Vec<String>,
+    /// Upstream fixes the case guards (its `fixes:` tags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<FixTag>,
+    /// CVE ids of the bugs the case guards (its `cve:` tags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cve: Vec<String>,
     pub topology: Option<String>,
     pub status: Status,
     /// Failure message or skip reason.
@@ -237,6 +255,8 @@ impl CaseReport {
             area: id.split('.').next().unwrap_or("").to_string(),
             about: String::new(),
             spec: vec![],
+            fixes: vec![],
+            cve: vec![],
             topology: None,
             status: Status::Skip,
             message: String::new(),

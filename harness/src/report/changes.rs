@@ -44,20 +44,14 @@ pub struct Step {
 /// A kernel that did not run the case at all (absent from its report) is passed over: the
 /// change is reported between the kernels on either side of it.
 pub fn what_changed(runs: &[&RunReport]) -> Vec<(String, Vec<Step>)> {
-    let mut ids: Vec<&str> = Vec::new();
-    for r in runs {
-        for c in &r.cases {
-            if !ids.contains(&c.id.as_str()) {
-                ids.push(&c.id);
-            }
-        }
-    }
+    let ids = super::case_ids(runs);
+    let index = super::case_index(runs);
     let mut out = Vec::new();
     for id in ids {
         let mut last: Option<(usize, Cell)> = None;
         let mut steps = Vec::new();
-        for (i, r) in runs.iter().enumerate() {
-            let Some(c) = r.cases.iter().find(|c| c.id == id) else { continue };
+        for (i, (r, ix)) in runs.iter().zip(&index).enumerate() {
+            let Some(c) = ix.get(id).and_then(|&k| r.cases.get(k)) else { continue };
             let cell = Cell::of(c);
             if let Some((j, prev)) = &last {
                 if *prev != cell {

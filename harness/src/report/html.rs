@@ -11,6 +11,8 @@ use crate::model::timings::Unit;
 use crate::model::Status;
 use crate::model::{is_splat, CaseReport, RunReport};
 
+use super::{case_ids, case_index};
+
 const PAGE: &str = include_str!("../../../reports/html/page.html");
 const STYLE: &str = include_str!("../../../reports/html/style.css");
 const SCRIPT: &str = include_str!("../../../reports/html/script.js");
@@ -81,19 +83,6 @@ fn status_label(s: Status) -> &'static str {
         Status::Xfail => "xfail",
         Status::Xpass => "XPASS",
     }
-}
-
-fn case_ids<'r>(runs: &[&'r RunReport]) -> Vec<&'r str> {
-    let mut seen = BTreeSet::new();
-    let mut ids = Vec::new();
-    for r in runs {
-        for c in &r.cases {
-            if seen.insert(c.id.as_str()) {
-                ids.push(c.id.as_str());
-            }
-        }
-    }
-    ids
 }
 
 fn seconds(v: f64) -> String {
@@ -236,20 +225,6 @@ impl Cell<'_> {
     }
 }
 
-/// Each run's case ids to their index in `cases` (the first of a repeated id): one lookup per
-/// cell instead of a search through the run (html was quadratic in the cases).
-fn case_index<'r>(runs: &[&'r RunReport]) -> Vec<std::collections::HashMap<&'r str, usize>> {
-    runs.iter()
-        .map(|r| {
-            let mut m = std::collections::HashMap::with_capacity(r.cases.len());
-            for (i, c) in r.cases.iter().enumerate() {
-                m.entry(c.id.as_str()).or_insert(i);
-            }
-            m
-        })
-        .collect()
-}
-
 fn cell<'a>(r: &'a RunReport, index: &std::collections::HashMap<&str, usize>, id: &str) -> Cell<'a> {
     let idx = index.get(id).copied().unwrap_or(0);
     let case = index.get(id).and_then(|&i| r.cases.get(i));
@@ -389,6 +364,12 @@ fn detail(s: &mut String, runs: &[&RunReport], cells: &[Cell]) {
             meta.push_str(&format!(", spec {}", c.spec.join(" ")));
         }
         let _ = write!(s, "<div class=\"muted mono\">{}</div>", escape(&meta));
+        for f in &c.fixes {
+            let _ = write!(s, "<div class=\"muted mono\">fixes {}</div>", escape(&super::fix_line(f)));
+        }
+        if !c.cve.is_empty() {
+            let _ = write!(s, "<div class=\"muted mono\">cve {}</div>", escape(&c.cve.join(" ")));
+        }
     }
     s.push_str("<table><tbody>");
     for (ri, (r, c)) in runs.iter().zip(cells).enumerate() {

@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod bugreport;
+mod catalogue;
 pub mod changes;
 mod error;
 pub mod escape;
@@ -15,10 +16,13 @@ mod merge;
 pub mod outcome;
 pub mod time;
 
+use std::collections::{HashMap, HashSet};
+
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite, XmlString};
 
 use crate::model::RunReport;
 use crate::model::Status;
+pub use catalogue::{catalogue_table, catalogue_tags};
 pub use error::Error;
 use escape::{ktap_name, one_line, printable, xml_safe};
 pub use files::write_atomic;
@@ -134,6 +138,12 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, Error> {
             if let Some(t) = &c.topology {
                 tc.add_property(("topology", t.as_str()));
             }
+            for f in &c.fixes {
+                tc.add_property(("fixes", printable(&fix_line(f)).as_str()));
+            }
+            for cve in &c.cve {
+                tc.add_property(("cve", printable(cve).as_str()));
+            }
             suite.add_test_case(tc);
         }
         for id in &run.not_run {
@@ -151,6 +161,11 @@ pub fn junit(runs: &[&RunReport]) -> Result<String, Error> {
     report.to_string().map_err(|e| Error::Writer(format!("junit: {e}")))
 }
 
+/// A `fixes:` tag as one line, the kernel's own way: `<id> ("<subject>")`.
+pub fn fix_line(f: &crate::model::FixTag) -> String {
+    format!("{} (\"{}\")", f.id, f.subject)
+}
+
 /// KTAP v1 for one run. Names and messages are one line each (control characters escaped,
 /// `#` in names becomes `_`). A run that stopped early plans every selected case, lists the
 /// ones that did not run and ends with `Bail out! <reason>`.
@@ -161,6 +176,12 @@ pub fn ktap(run: &RunReport) -> String {
     for (i, c) in run.cases.iter().enumerate() {
         let name = ktap_name(&c.id);
         let msg = one_line(&c.message);
+        for f in &c.fixes {
+            s.push_str(&format!("# {name}: fixes: {}\n", one_line(&fix_line(f))));
+        }
+        for cve in &c.cve {
+            s.push_str(&format!("# {name}: cve: {}\n", one_line(cve)));
+        }
         match c.status {
             Status::Pass => s.push_str(&format!("ok {} {name}\n", i + 1)),
             Status::Skip => s.push_str(&format!("ok {} {name} # SKIP {msg}\n", i + 1)),
@@ -196,21 +217,44 @@ pub fn ktap(run: &RunReport) -> String {
     s
 }
 
+/// Every case id of the runs, each once, in the order first met (a set beside the list: the
+/// report writers were quadratic in the cases with a search of the list per id).
+pub(crate) fn case_ids<'r>(runs: &[&'r RunReport]) -> Vec<&'r str> {
+    let mut seen = HashSet::new();
+    let mut ids = Vec::new();
+    for r in runs {
+        for c in &r.cases {
+            if seen.insert(c.id.as_str()) {
+                ids.push(c.id.as_str());
+            }
+        }
+    }
+    ids
+}
+
+/// Each run's case ids to their index in `cases` (the first of a repeated id): one lookup per
+/// cell of a cases x runs table instead of a search through the run.
+pub(crate) fn case_index<'r>(runs: &[&'r RunReport]) -> Vec<HashMap<&'r str, usize>> {
+    runs.iter()
+        .map(|r| {
+            let mut m = HashMap::with_capacity(r.cases.len());
+            for (i, c) in r.cases.iter().enumerate() {
+                m.entry(c.id.as_str()).or_insert(i);
+            }
+            m
+        })
+        .collect()
+}
+
 /// A cases x kernels table. `*` marks rows where the kernels behave differently (a
 /// kernel-specific expectation applied, or pass/fail differs); `~` rows ran on some kernels
 /// only (skipped elsewhere, with the reason below). Details follow the table.
 pub fn matrix_table(runs: &[&RunReport]) -> String {
-    let mut ids: Vec<&str> = Vec::new();
-    for r in runs {
-        for c in &r.cases {
-            if !ids.contains(&c.id.as_str()) {
-                ids.push(&c.id);
-            }
-        }
-    }
+    let ids = case_ids(runs);
+    let index = case_index(runs);
     let width = ids.iter().map(|i| i.len()).max().unwrap_or(4).min(64);
-    let cell = |r: &RunReport, id: &str| -> (String, String) {
-        match r.cases.iter().find(|c| c.id == id) {
+    let cell = |r: &RunReport, ix: &HashMap<&str, usize>, id: &str| -> (String, String) {
+        match ix.get(id).and_then(|&i| r.cases.get(i)) {
             Some(c) => {
                 let special: Vec<&str> = c.kernel_specific.iter().map(String::as_str).collect();
                 let word = c.status.word().to_string();
@@ -230,7 +274,7 @@ pub fn matrix_table(runs: &[&RunReport]) -> String {
     s.push('\n');
     let (mut differ, mut partial) = (Vec::new(), 0usize);
     for id in &ids {
-        let cells: Vec<(String, String)> = runs.iter().map(|r| cell(r, id)).collect();
+        let cells: Vec<(String, String)> = runs.iter().zip(&index).map(|(r, ix)| cell(r, ix, id)).collect();
         let ran: Vec<&(String, String)> = cells.iter().filter(|(st, _)| st != "skip" && st != "-").collect();
         let behaves_differently =
             ran.iter().any(|(st, _)| st.ends_with('+')) || ran.windows(2).any(|w| w[0].0 != w[1].0);
@@ -348,80 +392,6 @@ pub fn is_complete(format: Format, text: &str) -> bool {
     }
 }
 
-/// Markdown: per area, the number of cases, what they need, and per kernel how many ran.
-pub fn catalogue_table(cases: &[crate::case::Case], runs: &[&RunReport]) -> String {
-    use std::collections::BTreeMap;
-    let mut by_area: BTreeMap<&str, Vec<&crate::case::Case>> = BTreeMap::new();
-    for c in cases {
-        by_area.entry(c.def.area.name()).or_default().push(c);
-    }
-    let mut s = String::from("| area | cases | needs |");
-    for r in runs {
-        let (target, kernel) = (escape::markdown_cell(&r.target), escape::markdown_cell(&r.probe.kernel_release));
-        s.push_str(&format!(" {target} ({kernel}) executed / passed |"));
-    }
-    s.push_str("\n|---|---|---|");
-    for _ in runs {
-        s.push_str("---|");
-    }
-    s.push('\n');
-    let mut total = vec![(0usize, 0usize); runs.len()];
-    for (area, list) in &by_area {
-        let mut needs: BTreeMap<&str, usize> = BTreeMap::new();
-        for c in list {
-            *needs.entry(kernel_class(c)).or_default() += 1;
-        }
-        let needs: Vec<String> = needs.into_iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        s.push_str(&format!("| {area} | {} | {} |", list.len(), needs.join("; ")));
-        for (i, r) in runs.iter().enumerate() {
-            let ids: Vec<&str> = list.iter().map(|c| c.id.as_str()).collect();
-            let ran: Vec<_> =
-                r.cases.iter().filter(|c| ids.contains(&c.id.as_str()) && c.status != Status::Skip).collect();
-            let ok = ran.iter().filter(|c| matches!(c.status, Status::Pass | Status::Xfail)).count();
-            total[i].0 += ran.len();
-            total[i].1 += ok;
-            s.push_str(&format!(" {} / {} |", ran.len(), ok));
-        }
-        s.push('\n');
-    }
-    s.push_str(&format!("| **all** | **{}** | |", cases.len()));
-    for (ran, ok) in total {
-        s.push_str(&format!(" **{ran} / {ok}** |"));
-    }
-    s.push('\n');
-    s
-}
-
-/// Which kernels a case can run on, in words: what docs/catalogue.md's table shows.
-fn kernel_class(c: &crate::case::Case) -> &'static str {
-    use crate::model::Feature::*;
-    let r = &c.def.requires;
-    let ver = |v: &Option<String>| v.as_deref().and_then(crate::kernel::sys::parse_version);
-    let kmin = r.kernel.as_ref().and_then(|k| ver(&k.min));
-    let kmax = r.kernel.as_ref().and_then(|k| ver(&k.max));
-    // The lines follow what the kernels measured here answer (docs/kernel-versions.md): 6.19
-    // has QUERY ZCRX, IMPORT and CTRL (FLUSH_RQ, EXPORT); 7.1 adds NODEV and rx_buf_len; 7.2
-    // events; 7.3 ADD_AREA.
-    let has = |set: &[crate::model::Feature]| r.features.iter().any(|f| set.contains(f));
-    if r.features.contains(&FaultInjection) {
-        "debug kernels (fault injection)"
-    } else if !r.lacks.is_empty() || kmax.is_some_and(|v| v < (7, 2, 0)) {
-        "kernels without a feature only"
-    } else if r.features.contains(&AddArea) || kmin.is_some_and(|v| v >= (7, 3, 0)) {
-        "7.3 (ADD_AREA)"
-    } else if kmax.is_some_and(|v| v < (7, 3, 0)) {
-        "7.2 only"
-    } else if has(&[ArmEvent, Event]) || kmin.is_some_and(|v| v >= (7, 2, 0)) {
-        "7.2+ (events, or pinned)"
-    } else if has(&[Nodev, RxBufLen]) {
-        "7.1+ (NODEV)"
-    } else if has(&[Import, Ctrl, FlushRq, Export, QueryZcrx]) {
-        "6.19+ (QUERY ZCRX, CTRL)"
-    } else {
-        "any zcrx kernel"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,6 +404,8 @@ mod tests {
             area: "reserved".into(),
             about: String::new(),
             spec: vec![],
+            fixes: vec![],
+            cve: vec![],
             topology: Some("host".into()),
             status,
             message: msg.into(),
@@ -541,6 +513,36 @@ mod tests {
         r.cases[0].duration_s = f64::NAN;
         junit(&[&r]).expect("junit of hostile durations");
         kcidb::export(&[&r], "o");
+    }
+
+    fn tagged() -> RunReport {
+        let mut r = run();
+        r.cases[1].fixes = vec![crate::model::FixTag {
+            id: "09cfd3c52ea7".into(),
+            subject: "io_uring/zcrx: fix overshooting recv limit".into(),
+        }];
+        r.cases[1].cve = vec!["CVE-2025-40046".into()];
+        r
+    }
+
+    #[test]
+    fn tags_reach_junit_properties_and_ktap_diagnostics() {
+        let x = junit(&[&tagged()]).expect("junit");
+        assert!(
+            x.contains("<property name=\"fixes\" value=\"09cfd3c52ea7 (&quot;io_uring/zcrx: fix overshooting recv limit&quot;)\"/>"),
+            "{x}"
+        );
+        assert!(x.contains("<property name=\"cve\" value=\"CVE-2025-40046\"/>"), "{x}");
+        assert_eq!(x.matches("name=\"fixes\"").count(), 1, "only the tagged case: {x}");
+        let k = ktap(&tagged());
+        let want =
+            "# b: fixes: 09cfd3c52ea7 (\"io_uring/zcrx: fix overshooting recv limit\")\n# b: cve: CVE-2025-40046\n";
+        assert!(k.contains(want), "{k}");
+        assert!(k.find(want) < k.find("not ok 2 b\n"), "diagnostics precede the result line: {k}");
+        let j = serde_json::to_value(&tagged().cases).expect("json");
+        assert_eq!(j[1]["fixes"][0]["id"], "09cfd3c52ea7");
+        assert_eq!(j[1]["cve"][0], "CVE-2025-40046");
+        assert!(j[0].get("fixes").is_none() && j[0].get("cve").is_none(), "untagged cases carry no empty lists");
     }
 
     #[test]

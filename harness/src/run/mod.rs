@@ -22,7 +22,7 @@ use crate::model::{CaseReport, CaseResult, Probe, RunReport, SkipReason};
 use crate::topology;
 
 pub use error::Error;
-pub use plan::{parse_shard, parse_timeout, select, Selection};
+pub use plan::{parse_cve, parse_fix_prefix, parse_shard, parse_timeout, select, Selection};
 
 #[derive(Clone, Debug)]
 pub struct RunOpts {
@@ -68,6 +68,8 @@ pub(crate) fn blank_report(case: &Case) -> CaseReport {
         area: d.area.name().to_string(),
         about: d.about.clone(),
         spec: d.spec.clone(),
+        fixes: d.fixes.clone(),
+        cve: d.cve.clone(),
         ..CaseReport::new(&case.id)
     }
 }

@@ -17,6 +17,43 @@ pub struct Selection {
     /// Run only shard K of N (1-based): a stable hash of the case id picks the shard, so
     /// N runners together run every case exactly once.
     pub shard: Option<(u32, u32)>,
+    /// Commit id prefixes ([`parse_fix_prefix`]): only cases with a `fixes:` tag whose id starts
+    /// with one of them. Empty: no such condition.
+    pub fixes: Vec<String>,
+    /// CVE ids ([`parse_cve`]): only cases tagged with one of them. Empty: no such condition.
+    pub cve: Vec<String>,
+}
+
+/// Shortest commit id prefix `--fixes` takes: shorter ones name too many commits.
+pub const MIN_FIX_PREFIX: usize = 7;
+
+/// `--fixes PREFIX`: 7 to 40 hex digits, compared in lower case.
+pub fn parse_fix_prefix(s: &str) -> Result<String, Error> {
+    let t = s.trim().to_ascii_lowercase();
+    if (MIN_FIX_PREFIX..=40).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(t)
+    } else {
+        let shown = crate::report::escape::clipped(s, 48);
+        Err(Error::Selection(format!(
+            "--fixes `{shown}`: expected a commit id prefix of {MIN_FIX_PREFIX} to 40 hex digits"
+        )))
+    }
+}
+
+/// `--cve ID`: a CVE id, compared in upper case.
+pub fn parse_cve(s: &str) -> Result<String, Error> {
+    let t = s.trim().to_ascii_uppercase();
+    crate::case::check_cve(&t).map(|()| t).map_err(|_| {
+        let shown = crate::report::escape::clipped(s, 48);
+        Error::Selection(format!("--cve `{shown}`: expected a CVE id such as CVE-2025-40046"))
+    })
+}
+
+/// Whether a case carries one of the selected tags (true when none are selected).
+fn tagged(case: &Case, sel: &Selection) -> bool {
+    let d = &case.def;
+    (sel.fixes.is_empty() || d.fixes.iter().any(|f| sel.fixes.iter().any(|p| f.id.starts_with(p.as_str()))))
+        && (sel.cve.is_empty() || d.cve.iter().any(|c| sel.cve.contains(c)))
 }
 
 /// FNV-1a of the case id: stable across runs, machines and added cases.
@@ -65,6 +102,7 @@ pub fn select<'c>(cases: &'c [Case], sel: &Selection) -> Vec<&'c Case> {
     cases
         .iter()
         .filter(|c| sel.filter.is_empty() || sel.filter.iter().any(|f| matches(&c.id, f)))
+        .filter(|c| tagged(c, sel))
         .filter(|c| sel.shard.is_none_or(|(k, n)| shard_of(&c.id, n) == k))
         .collect()
 }
@@ -154,6 +192,43 @@ mod tests {
     }
 
     #[test]
+    fn tags_select_cases() {
+        let case = |id: &str, tags: &str| {
+            let text = format!(
+                "id: {id}\narea: rq\nabout: x\n{tags}steps:\n  - register: {{}}\n    expect: {{ errno: EINVAL }}\n"
+            );
+            crate::case::load_str(std::path::Path::new("t.yaml"), &text).expect("loads").remove(0)
+        };
+        let cases = [
+            case("rq.a", "fixes: [{ id: 4f02cc4071a1, subject: s }]\n"),
+            case("rq.b", "fixes: [{ id: 09cfd3c52ea7, subject: s }]\ncve: [CVE-2025-40046]\n"),
+            case("rq.c", ""),
+        ];
+        let ids = |sel: &Selection| select(&cases, sel).iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+        let fixes = |p: &[&str]| p.iter().map(|p| parse_fix_prefix(p).expect("prefix")).collect::<Vec<_>>();
+        assert_eq!(ids(&Selection::default()), ["rq.a", "rq.b", "rq.c"]);
+        assert_eq!(ids(&Selection { fixes: fixes(&["4F02CC4"]), ..Default::default() }), ["rq.a"]);
+        assert_eq!(
+            ids(&Selection { fixes: fixes(&["4f02cc4", "09cfd3c52ea7"]), ..Default::default() }),
+            ["rq.a", "rq.b"]
+        );
+        assert_eq!(
+            ids(&Selection { cve: vec![parse_cve("cve-2025-40046").expect("cve")], ..Default::default() }),
+            ["rq.b"]
+        );
+        let both = Selection { fixes: fixes(&["4f02cc4"]), cve: vec!["CVE-2025-40046".into()], ..Default::default() };
+        assert!(ids(&both).is_empty(), "the two selectors are both conditions");
+        let with_filter = Selection { filter: vec!["rq.b".into()], fixes: fixes(&["4f02cc4"]), ..Default::default() };
+        assert!(ids(&with_filter).is_empty());
+        for bad in ["4f02cc", "4f02cc4x", "", "4f02cc4071a14f02cc4071a14f02cc4071a14f02c"] {
+            assert!(parse_fix_prefix(bad).is_err(), "{bad}");
+        }
+        for bad in ["CVE-2025", "40046", "CVE-2025-40046;x"] {
+            assert!(parse_cve(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn timeouts() {
         assert_eq!(parse_timeout("2.5").ok(), Some(2.5));
         for bad in ["0", "-1", "inf", "NaN", "1e300", "x", "86401"] {
@@ -175,7 +250,7 @@ mod tests {
     #[test]
     fn exact_selection() {
         let cases = crate::case::load_all(&[crate::paths::default_case_dir()]).expect("cases load");
-        let sel = Selection { filter: vec!["query.opcodes".into()], exact: true, shard: None };
+        let sel = Selection { filter: vec!["query.opcodes".into()], exact: true, ..Default::default() };
         let ids: Vec<&str> = select(&cases, &sel).iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["query.opcodes"]);
     }

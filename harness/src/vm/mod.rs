@@ -66,6 +66,8 @@ pub(crate) fn guest_command(exe: &Path, paths: &[PathBuf], o: &VmOpts, start_at:
     guest.extend(paths.iter().map(|p| shell_quote(&p.display().to_string())));
     guest.push(format!("--topology={}", shell_quote(&r.topologies.join(","))));
     guest.extend(r.selection.filter.iter().map(|f| format!("--filter={}", shell_quote(f))));
+    guest.extend(r.selection.fixes.iter().map(|f| format!("--fixes={}", shell_quote(f))));
+    guest.extend(r.selection.cve.iter().map(|c| format!("--cve={}", shell_quote(c))));
     if r.selection.exact {
         guest.push("--exact".into());
     }
