@@ -177,7 +177,8 @@ fn boot_once(
     a: &MutateArgs,
     zcrx_t: &Path,
 ) -> Result<Result<guest::GuestResult, crate::vm::GuestError>, Error> {
-    let kernel = crate::vm::resolve(&KernelSpec::Tree { path: tree.to_path_buf(), kasan: false, gcov: true })?;
+    let kernel =
+        crate::vm::resolve(&KernelSpec::Tree { path: tree.to_path_buf(), kasan: false, gcov: true, debug: false })?;
     let env = crate::vm::guest_tools(&kernel, &a.topology)?;
     let args = guest_args(a, zcrx_t);
     Ok(crate::vm::run_command_in_vm(&kernel, &args, &env, Duration::from_secs(a.cap)).and_then(|out| {

@@ -14,8 +14,8 @@ use serde::{Deserialize, Deserializer};
 
 use super::nic_steps::{AfXdp, LinkOp, NsimDevice, Ntuple, PagePools, Process, Qstats, QueueGet, Rss, XdpStep};
 use super::steps::{
-    Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, Importer, Limit,
-    MmapRegion, Netns, Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send,
+    Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, FaultSweep, Importer,
+    Limit, MmapRegion, Netns, Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send,
     Shutdown, Tun,
 };
 use super::Expect;
@@ -224,6 +224,13 @@ step_kinds! {
     /// `memlock: BYTES` (rings opened afterwards account pinned memory), `drop_caps: [IPC_LOCK]`,
     /// `keep_caps: [NET_ADMIN]` (every other capability dropped from the effective set)
     Limit(Limit) = "limit" [],
+    /// systematic fault injection on a debug kernel: `call` (one step) runs once per round with
+    /// the N-th fault point of its io_uring syscall failed (fail-nth; failslab and
+    /// fail_page_alloc including sleeping and order-0 allocations, fail_usercopy), N = 1, 2, ...
+    /// until it reaches no N-th point and succeeds; each round from fresh state (a new main
+    /// ring, then `setup`), `after` when the call succeeded; `accept` (default ENOMEM, EFAULT),
+    /// `max_rounds` (400), `min_rounds` (2). Skips on a kernel without fault injection
+    FaultSweep(FaultSweep) = "fault_sweep" [checks],
 }
 
 impl Action {

@@ -509,3 +509,38 @@ pub struct Importer {
     /// SIGKILL the process (for example while data flows) and reap it.
     pub kill: Option<String>,
 }
+
+/// Systematic fault injection (`/proc/thread-self/fail-nth`, docs/fault-injection.md): round N
+/// builds fresh state (a new main ring, then the `setup` steps), arms the thread so that its
+/// N-th fault point (failslab, fail_page_alloc with sleeping allocations and order-0 pages,
+/// fail_usercopy) fails inside the first io_uring syscall of `call`, runs `call`, checks the
+/// answer, runs `after`, and drops the round's rings, instances, descriptors and connections.
+/// N = 1, 2, ... until the call reaches no N-th fault point; that round must succeed (the state
+/// is usable after all the failures before it).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSweep {
+    /// Steps run before the call in every round, outside the fault window.
+    #[serde(default)]
+    pub setup: Vec<super::Step>,
+    /// The one step whose io_uring syscall is swept (its `expect` is ignored: an injected
+    /// failure must end as an `accept`ed errno or a success).
+    pub call: Box<super::Step>,
+    /// Steps run after the call in every round where it succeeded (receive data, ...).
+    #[serde(default)]
+    pub after: Vec<super::Step>,
+    /// The errnos an injected failure may end the call with (default ENOMEM, EFAULT).
+    #[serde(default)]
+    pub accept: Option<Vec<String>>,
+    /// Rounds before the sweep gives up (default 400).
+    pub max_rounds: Option<u32>,
+    /// Fewer rounds than this fail the sweep (default 2: a call reaching no fault point
+    /// proves nothing).
+    pub min_rounds: Option<u32>,
+}
+
+impl FaultSweep {
+    pub fn accepted(&self) -> Vec<String> {
+        self.accept.clone().unwrap_or_else(|| vec!["ENOMEM".into(), "EFAULT".into()])
+    }
+}

@@ -216,6 +216,26 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                     push(&mut errs, l, c, "importer: receive needs `bytes`".to_string());
                 }
             }
+            Action::FaultSweep(x) => {
+                // The fault window is the call's first io_uring_register: a kind that makes
+                // none would end every round as a harness error.
+                if !matches!(
+                    x.call.action,
+                    Action::Register(_) | Action::Ctrl(_) | Action::Query(_) | Action::RegisterRaw(_)
+                ) {
+                    let key = x.call.action.kind().key;
+                    let (l, c) = at(&format!("steps.{i}.fault_sweep.call"), (l, c));
+                    push(
+                        &mut errs,
+                        l,
+                        c,
+                        format!("fault_sweep.call: `{key}` makes no io_uring_register call (register, ctrl, query, register_raw)"),
+                    );
+                }
+                if let Some(e) = x.accept.iter().flatten().find(|e| crate::kernel::sys::errno_by_name(e).is_none()) {
+                    push(&mut errs, l, c, format!("fault_sweep.accept: unknown errno `{}`", short(e)));
+                }
+            }
             Action::ExpectCqes(e) => cqes.extend(e.cqes.iter()),
             Action::ExpectData(e) => cqes.extend(e.final_cqe.iter()),
             Action::DrainData(e) => cqes.extend(e.final_cqe.iter()),
@@ -320,6 +340,16 @@ mod tests {
     }
 
     const HEAD: &str = "id: a.b\narea: registration\nabout: x\n";
+
+    #[test]
+    fn a_fault_sweep_sweeps_a_register_call() {
+        let text = "id: a.b\narea: registration\nabout: x\nspec: [R4]\nsteps:\n  - fault_sweep:\n      call: { connect: {} }\n      accept: [ENOMEM, ENOTANERRNO]\n";
+        let e = crate::case::load_str(std::path::Path::new("t.yaml"), text).expect_err("refused");
+        assert!(e.iter().any(|e| e.line == 7 && e.msg.contains("`connect` makes no io_uring_register call")), "{e:?}");
+        assert!(e.iter().any(|e| e.msg.contains("unknown errno `ENOTANERRNO`")), "{e:?}");
+        let ok = "id: a.b\narea: registration\nabout: x\nspec: [R4]\nsteps:\n  - fault_sweep:\n      call: { register: {} }\n";
+        assert!(crate::case::load_str(std::path::Path::new("t.yaml"), ok).is_ok());
+    }
 
     #[test]
     fn fixes_and_cve_tags_are_checked_where_they_stand() {

@@ -16,6 +16,7 @@ mod nic;
 mod process;
 mod register;
 mod rq;
+mod sweep;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
@@ -337,6 +338,7 @@ impl Ctx<'_> {
             Action::NsimDevice(x) => self.nsim_device(x, expect),
             Action::Qstats(x) => self.qstats(x),
             Action::Limit(x) => self.limit(x),
+            Action::FaultSweep(x) => self.fault_sweep(x),
         }
     }
 

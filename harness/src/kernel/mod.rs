@@ -3,6 +3,7 @@
 //! default zcrx registration and RQ publisher shared by the executor and `bench` ([`zcrx`]), and
 //! netlink, ethtool, module, XDP and AF_XDP interfaces ([`nl`]).
 
+pub mod debug;
 mod error;
 pub mod netdev;
 pub mod nl;

@@ -78,6 +78,8 @@ impl Probe {
         let mixed = IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_CQE_MIXED;
         p.cqe_mixed = Ring::new(8, mixed, None).is_ok();
         p.kmsg = std::fs::File::open("/dev/kmsg").is_ok();
+        p.kmemleak = super::debug::kmemleak_present();
+        p.fault_injection = super::debug::fault_injection_present();
         p.features = p.derive_features();
         p
     }
@@ -133,6 +135,9 @@ impl Probe {
         if self.cqe_mixed {
             f.insert(Feature::CqeMixed);
         }
+        if self.fault_injection {
+            f.insert(Feature::FaultInjection);
+        }
         f
     }
 
@@ -158,6 +163,9 @@ impl Probe {
             Feature::Event => "ZCRX_FEATURE_EVENT",
             Feature::RxBufLen => "ZCRX_FEATURE_RX_PAGE_SIZE",
             Feature::CqeMixed => "IORING_SETUP_CQE_MIXED",
+            Feature::FaultInjection => {
+                return ("fault injection", "no /proc/self/fail-nth or no failslab/fail_page_alloc in debugfs".into())
+            }
         };
         (what, zq)
     }
@@ -247,6 +255,11 @@ impl Probe {
         );
         line(&mut s, "CQE_MIXED rings", if self.cqe_mixed { "yes" } else { "no" }.into());
         line(&mut s, "/dev/kmsg watched", if self.kmsg { "yes" } else { "no" }.into());
+        line(
+            &mut s,
+            "kmemleak",
+            if self.kmemleak { "yes (leaks are scanned for)" } else { "not in this kernel" }.into(),
+        );
         line(&mut s, "features", self.feature_names().join(" "));
         s
     }

@@ -16,10 +16,79 @@ fn ret(r: libc::c_long) -> SysResult {
     }
 }
 
-/// `io_uring_register(fd, opcode, arg, nr_args)` with no checks at all.
+/// `io_uring_register(fd, opcode, arg, nr_args)` with no checks at all. When a fault was
+/// armed ([`arm_fault`]), the N-th fault point of this one syscall fails.
 pub fn io_uring_register(fd: RawFd, opcode: u32, arg: u64, nr_args: u32) -> SysResult {
-    // SAFETY: the kernel validates every argument; a bad pointer yields EFAULT.
-    ret(unsafe { libc::syscall(libc::SYS_io_uring_register, fd, opcode, arg as usize, nr_args) })
+    let call = || {
+        // SAFETY: the kernel validates every argument; a bad pointer yields EFAULT.
+        ret(unsafe { libc::syscall(libc::SYS_io_uring_register, fd, opcode, arg as usize, nr_args) })
+    };
+    match FAULT_ARMED.take() {
+        None => call(),
+        Some((fail_nth, n)) => {
+            // Arming is the last syscall before the call (the count starts when the write is
+            // done); nothing else of the harness runs in between.
+            let arm = n.to_string();
+            // SAFETY: writes our buffer to a descriptor the caller keeps open.
+            let w = unsafe { libc::pwrite(fail_nth, arm.as_ptr().cast(), arm.len(), 0) };
+            if w < 0 {
+                FAULT_INJECTED.set(Some(Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))));
+                return call();
+            }
+            let r = call();
+            FAULT_INJECTED.set(Some(fail_nth_take(fail_nth)));
+            r
+        }
+    }
+}
+
+thread_local! {
+    /// The fail-nth descriptor and count armed for the next `io_uring_register` of this thread.
+    static FAULT_ARMED: std::cell::Cell<Option<(RawFd, u32)>> = const { std::cell::Cell::new(None) };
+    /// Whether the armed fault was injected (`Err`: errno of arming or reading it back).
+    static FAULT_INJECTED: std::cell::Cell<Option<Result<bool, i32>>> = const { std::cell::Cell::new(None) };
+}
+
+/// Arms the next `io_uring_register` of this thread: its `n`-th fault point fails.
+/// `fail_nth`: `/proc/thread-self/fail-nth`, opened read-write beforehand (opening it
+/// allocates, so it cannot happen inside the window).
+pub fn arm_fault(fail_nth: RawFd, n: u32) {
+    FAULT_INJECTED.set(None);
+    FAULT_ARMED.set(Some((fail_nth, n)));
+}
+
+/// After an armed call: `Some(Ok(true))` when the fault was injected, `Some(Ok(false))` when
+/// the call reached fewer fault points, `None` when no armed call ran (and disarms).
+pub fn fault_injected() -> Option<Result<bool, i32>> {
+    FAULT_ARMED.set(None);
+    FAULT_INJECTED.take()
+}
+
+/// Reads fail-nth back and disarms it. The read's own copy to user space is a fault point
+/// while the count has not run out: a read that fails with EFAULT consumed the last count
+/// (nothing was injected into the call); a write of 0 that fails the same way did too.
+fn fail_nth_take(fd: RawFd) -> Result<bool, i32> {
+    let mut buf = [0u8; 24];
+    // SAFETY: reads into our buffer from a descriptor the caller keeps open.
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        let e = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        return if e == libc::EFAULT { Ok(false) } else { Err(e) };
+    }
+    let left: u64 =
+        std::str::from_utf8(&buf[..n as usize]).ok().and_then(|s| s.trim().parse().ok()).ok_or(libc::EIO)?;
+    if left == 0 {
+        return Ok(true);
+    }
+    // SAFETY: as above; "0" disarms.
+    let w = unsafe { libc::pwrite(fd, c"0".as_ptr().cast(), 1, 0) };
+    if w < 0 {
+        let e = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        if e != libc::EFAULT {
+            return Err(e);
+        }
+    }
+    Ok(false)
 }
 
 /// `io_uring_setup(entries, params)`; returns the ring fd.

@@ -21,6 +21,10 @@ pub enum Event {
     Result { case: Box<CaseReport> },
     /// A case child's outcome (child -> runner only).
     Outcome { outcome: Box<Outcome> },
+    /// kmemleak is scanning after `cases` case run(s) (minutes under TCG: the guest is busy).
+    LeakScan { cases: usize },
+    /// A scan found objects case `id` leaked: its result, already reported, becomes a leak.
+    Leaked { id: String, objects: Vec<super::LeakedObject> },
 }
 
 /// Marks a line as an encoded event; chosen so that no kernel or console line starts with it.
@@ -53,5 +57,14 @@ mod tests {
         assert!(matches!(Event::decode(&format!("\r{line}\r\n")), Some(Event::Start { .. })));
         assert!(Event::decode("[    1.234] virtio_net virtio0: link up").is_none());
         assert!(Event::decode(&format!("{FRAME}{{not json")).is_none());
+        let o = super::super::LeakedObject {
+            pid: 104,
+            backtrace: vec!["io_register_zcrx+0x1/0x2".into()],
+            ..Default::default()
+        };
+        let line = Event::Leaked { id: "region.checks".into(), objects: vec![o.clone()] }.encode();
+        assert!(
+            matches!(Event::decode(&line), Some(Event::Leaked { id, objects }) if id == "region.checks" && objects == [o])
+        );
     }
 }

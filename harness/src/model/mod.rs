@@ -6,6 +6,7 @@
 pub mod event;
 pub mod probe;
 pub mod result;
+pub mod splat;
 pub mod template;
 pub mod text;
 pub mod timings;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use probe::{Feature, Probe};
 pub use result::{Answer, CaseResult, Failure, Mismatch, ObservedPattern, SkipReason};
+pub use splat::{is_splat, splat_kind, LeakedObject, SplatKind};
 
 /// An upstream kernel commit a case guards against (a case's `fixes:` entry): the case fails on
 /// the kernel without it. `id` is the commit id (12 to 40 lower-case hex digits), `subject` its
@@ -373,27 +375,6 @@ impl RunReport {
     pub fn failures(&self) -> usize {
         self.cases.iter().filter(|c| c.status.is_failure()).count()
     }
-}
-
-/// Kernel log lines that fail the case that was running.
-const SPLAT: &[&str] = &[
-    "WARNING:",
-    "BUG:",
-    "Oops",
-    "KASAN",
-    "UBSAN",
-    "kernel BUG",
-    "general protection fault",
-    "Kernel panic",
-    "refcount_t:",
-    "list_add corruption",
-    "list_del corruption",
-    "RCU stall",
-    "hung_task",
-];
-
-pub fn is_splat(line: &str) -> bool {
-    SPLAT.iter().any(|p| line.contains(p))
 }
 
 #[cfg(test)]

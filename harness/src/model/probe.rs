@@ -59,6 +59,12 @@ pub struct Probe {
     pub cqe_mixed: bool,
     /// /dev/kmsg can be read (kernel splats are watched).
     pub kmsg: bool,
+    /// kmemleak is in the kernel and on (/sys/kernel/debug/kmemleak): leaks are scanned for.
+    #[serde(default)]
+    pub kmemleak: bool,
+    /// /proc/self/fail-nth and debugfs failslab/fail_page_alloc exist.
+    #[serde(default)]
+    pub fault_injection: bool,
     pub features: BTreeSet<Feature>,
 }
 
@@ -94,6 +100,9 @@ pub enum Feature {
     RxBufLen,
     /// IORING_SETUP_CQE_MIXED rings can be created.
     CqeMixed,
+    /// A debug kernel's fault injection: /proc/self/fail-nth and the failslab and
+    /// fail_page_alloc knobs in debugfs (`fault_sweep` steps).
+    FaultInjection,
 }
 
 impl Probe {

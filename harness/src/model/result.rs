@@ -147,10 +147,19 @@ pub enum CaseResult {
         lines: Vec<String>,
         during: Option<usize>,
         result: Box<CaseResult>,
+        /// The kind of each line of `lines` (empty in a report written before splats were
+        /// typed).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kinds: Vec<super::SplatKind>,
     },
-    /// Reserved for the sanitizer work: what the case left behind.
+    /// A kmemleak scan after the case found objects it allocated and never freed (attributed
+    /// by the allocating task's pid, or by when they were allocated); `result`: what the case
+    /// found otherwise.
     Leak {
-        what: String,
+        #[serde(default)]
+        objects: Vec<super::LeakedObject>,
+        #[serde(default)]
+        result: Box<CaseResult>,
     },
     /// The harness failed, not the kernel.
     HarnessError {
@@ -221,9 +230,9 @@ impl CaseResult {
     pub fn is_harness_error(&self) -> bool {
         match self {
             CaseResult::HarnessError { .. } | CaseResult::Unrestored { .. } | CaseResult::Interrupted => true,
-            CaseResult::KernelSplat { result, .. } | CaseResult::FailedDifferently { result, .. } => {
-                result.is_harness_error()
-            }
+            CaseResult::KernelSplat { result, .. }
+            | CaseResult::FailedDifferently { result, .. }
+            | CaseResult::Leak { result, .. } => result.is_harness_error(),
             _ => false,
         }
     }
@@ -262,9 +271,9 @@ impl CaseResult {
     pub fn splat_lines(&self) -> &[String] {
         match self {
             CaseResult::KernelSplat { lines, .. } => lines,
-            CaseResult::Unrestored { result, .. } | CaseResult::FailedDifferently { result, .. } => {
-                result.splat_lines()
-            }
+            CaseResult::Unrestored { result, .. }
+            | CaseResult::FailedDifferently { result, .. }
+            | CaseResult::Leak { result, .. } => result.splat_lines(),
             _ => &[],
         }
     }
@@ -294,7 +303,7 @@ impl std::fmt::Display for CaseResult {
             CaseResult::TimedOut { after_s } => write!(f, "timed out after {after_s} s; killed"),
             CaseResult::Crashed { how } => write!(f, "case process crashed ({how}) without a result"),
             CaseResult::GuestCrashed { why } => write!(f, "{why} while this case ran; console tail attached"),
-            CaseResult::KernelSplat { lines, during, result } => {
+            CaseResult::KernelSplat { lines, during, result, .. } => {
                 let first = lines.first().map(String::as_str).unwrap_or("");
                 match during {
                     Some(k) => write!(f, "kernel splat with assertion #{k} inverted: {first}"),
@@ -308,7 +317,17 @@ impl std::fmt::Display for CaseResult {
                     }
                 }
             }
-            CaseResult::Leak { what } => write!(f, "leak: {what}"),
+            CaseResult::Leak { objects, result } => {
+                let before = result.to_string();
+                if !before.is_empty() {
+                    write!(f, "{before}; ")?;
+                }
+                write!(f, "kmemleak: {} object(s) leaked", objects.len())?;
+                if let Some(o) = objects.first() {
+                    write!(f, ", first: {o}")?;
+                }
+                Ok(())
+            }
             CaseResult::HarnessError { message } => f.write_str(message),
             CaseResult::Unrestored { errors, result } => {
                 write!(f, "the topology could not be restored after the case ({}); {result}", errors.join("; "))
@@ -474,7 +493,12 @@ mod tests {
         let f = failed("errno/result", Answer::Errno("EINVAL".into()), Answer::Success(Some(0)));
         let x = CaseResult::Xfail { deviation: "r".into(), link: Some("l".into()), result: Box::new(f.clone()) };
         assert_eq!((x.status(), x.to_string().as_str()), (Some(Status::Xfail), "known deviation: r (l); observed: m"));
-        let s = CaseResult::KernelSplat { lines: vec!["BUG: x".into()], during: None, result: Box::new(f) };
+        let s = CaseResult::KernelSplat {
+            lines: vec!["BUG: x".into()],
+            during: None,
+            result: Box::new(f),
+            kinds: vec![crate::model::SplatKind::Bug],
+        };
         assert_eq!(
             (s.status(), s.to_string().as_str()),
             (Some(Status::Fail), "m; kernel splat during the case: BUG: x")

@@ -86,7 +86,9 @@ fn kernel_class(c: &crate::case::Case) -> &'static str {
     // has QUERY ZCRX, IMPORT and CTRL (FLUSH_RQ, EXPORT); 7.1 adds NODEV and rx_buf_len; 7.2
     // events; 7.3 ADD_AREA.
     let has = |set: &[crate::model::Feature]| r.features.iter().any(|f| set.contains(f));
-    if !r.lacks.is_empty() || kmax.is_some_and(|v| v < (7, 2, 0)) {
+    if r.features.contains(&FaultInjection) {
+        "debug kernels (fault injection)"
+    } else if !r.lacks.is_empty() || kmax.is_some_and(|v| v < (7, 2, 0)) {
         "kernels without a feature only"
     } else if r.features.contains(&AddArea) || kmin.is_some_and(|v| v >= (7, 3, 0)) {
         "7.3 (ADD_AREA)"

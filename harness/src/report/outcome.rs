@@ -33,8 +33,16 @@ pub fn detail(c: &CaseReport) -> Option<String> {
             s
         }
         CaseResult::TimedOut { after_s } => format!("timed_out after {after_s} s"),
-        CaseResult::KernelSplat { lines, .. } => {
-            format!("kernel_splat: {}", lines.first().map(String::as_str).unwrap_or(""))
+        CaseResult::KernelSplat { lines, kinds, .. } => match kinds.first() {
+            Some(k) => format!("kernel_splat ({k}): {}", lines.first().map(String::as_str).unwrap_or("")),
+            None => format!("kernel_splat: {}", lines.first().map(String::as_str).unwrap_or("")),
+        },
+        CaseResult::Leak { objects, .. } => {
+            let mut s = format!("leak: {} object(s)", objects.len());
+            for o in objects.iter().take(3) {
+                s.push_str(&format!("; {o}: {}", o.backtrace.join(" <- ")));
+            }
+            s
         }
         r => r.kind().to_string(),
     })

@@ -191,6 +191,11 @@ fn read_available(fd: &OwnedFd, into: &mut Vec<u8>) -> bool {
 
 impl Running {
     /// The descriptors that become readable when there is something to do.
+    /// The child's pid (kmemleak names the task that allocated an object by it).
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
         let mut v: Vec<BorrowedFd<'_>> = self.log.iter().chain(self.res.iter()).map(|f| f.as_fd()).collect();
         if self.status.is_none() {

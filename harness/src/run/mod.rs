@@ -6,6 +6,7 @@
 pub(crate) mod child;
 mod error;
 pub(crate) mod kmsg;
+mod leaks;
 pub mod plan;
 pub(crate) mod progress;
 mod schedule;

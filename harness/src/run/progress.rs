@@ -24,6 +24,8 @@ pub struct Progress {
     label: String,
     total: Option<usize>,
     done: usize,
+    /// What the kernel lacks of the debug facilities was said (once per run, not per boot).
+    noted: bool,
 }
 
 fn short(m: &str) -> String {
@@ -52,7 +54,7 @@ impl Progress {
             (_, _, true) => Mode::Tty,
             _ => Mode::Lines,
         };
-        Progress { mode, label: label.to_string(), total: None, done: 0 }
+        Progress { mode, label: label.to_string(), total: None, done: 0, noted: false }
     }
 
     /// Results already known (a VM booted again resumes after them).
@@ -93,7 +95,35 @@ impl Progress {
                     _ => {}
                 }
             }
-            Event::Probe { .. } | Event::Outcome { .. } => {}
+            Event::Probe { probe } => {
+                if !self.noted && !probe.kmemleak && !probe.kernel_release.is_empty() {
+                    if let Mode::Lines | Mode::Tty = self.mode {
+                        eprintln!("{}: kmemleak: not in this kernel (no leak scans)", printable(&self.label));
+                    }
+                }
+                self.noted = true;
+            }
+            Event::LeakScan { cases } => {
+                if let Mode::Lines = self.mode {
+                    eprintln!("{}: kmemleak scan after {cases} case run(s)", printable(&self.label));
+                }
+            }
+            Event::Leaked { id, objects } => {
+                let first = objects.first().map(|o| o.to_string()).unwrap_or_default();
+                let line = format!(
+                    "FAIL {} {} kmemleak: {} object(s) leaked, first: {}",
+                    printable(&self.label),
+                    short(id),
+                    objects.len(),
+                    short(&first)
+                );
+                match self.mode {
+                    Mode::Lines => eprintln!("{line}"),
+                    Mode::Tty => eprintln!("\r\x1b[K{line}"),
+                    _ => {}
+                }
+            }
+            Event::Outcome { .. } => {}
         }
     }
 

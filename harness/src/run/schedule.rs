@@ -13,6 +13,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::child::{self, Running};
 use super::kmsg::Kmsg;
+use super::leaks::LeakScan;
 use super::progress::Progress;
 use super::{blank_report, selfcheck, signal, verdict, RunOpts};
 use crate::case::{Action, Case};
@@ -63,6 +64,10 @@ pub(super) struct Scheduler<'a> {
     /// Self-check: per case, what its inverted runs found so far.
     checks: Vec<Option<selfcheck::Tally>>,
     interrupted: bool,
+    /// kmemleak after each batch (a debug kernel).
+    leaks: LeakScan,
+    /// Leaks found for a case whose result is not known yet (a self-check in progress).
+    leaked: Vec<Vec<crate::model::LeakedObject>>,
 }
 
 /// The resources a case holds alone.
@@ -98,6 +103,8 @@ impl<'a> Scheduler<'a> {
             rerun: Vec::new(),
             checks: vec![None; cases.len()],
             interrupted: false,
+            leaks: LeakScan::new(probe.kmemleak),
+            leaked: vec![Vec::new(); cases.len()],
         }
     }
 
@@ -108,7 +115,12 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Case `idx` has its result (a skip decided by the plan, or a finished run).
-    pub(super) fn done(&mut self, idx: usize, cr: CaseReport) {
+    pub(super) fn done(&mut self, idx: usize, mut cr: CaseReport) {
+        let objects = std::mem::take(&mut self.leaked[idx]);
+        if !objects.is_empty() {
+            let result = CaseResult::Leak { objects, result: Box::new(cr.result.clone()) };
+            cr.set_result(result);
+        }
         self.results[idx] = Some(cr);
     }
 
@@ -131,6 +143,9 @@ impl<'a> Scheduler<'a> {
         let suspects = std::mem::take(&mut self.rerun);
         self.queue.extend(suspects);
         self.drive(&mut kmsg, 1);
+        if !self.interrupted {
+            self.scan_leaks();
+        }
         let interrupted = self.interrupted;
         (self.results.into_iter().flatten().collect(), interrupted)
     }
@@ -141,7 +156,10 @@ impl<'a> Scheduler<'a> {
             if signal::interrupted().is_some() {
                 self.interrupted = true;
             }
-            while slots.len() < jobs && !self.interrupted {
+            if slots.is_empty() && self.leaks.due() && !self.interrupted {
+                self.scan_leaks();
+            }
+            while slots.len() < jobs && !self.interrupted && !self.leaks.due() {
                 let busy: Vec<&Resource> = slots.iter().flat_map(|s| s.job.resources.iter()).collect();
                 let Some(pos) = self.queue.iter().position(|j| j.resources.iter().all(|r| !busy.contains(&r))) else {
                     break;
@@ -203,6 +221,9 @@ impl<'a> Scheduler<'a> {
 
     fn finish(&mut self, slot: Slot) {
         let case = self.cases[slot.job.idx];
+        if self.leaks.on() {
+            self.leaks.ran(slot.job.idx, slot.running.pid(), slot.t0);
+        }
         let r = slot.running.finish();
         // What could not be put back fails the case that changed it: every later case would
         // otherwise run on a device that is not what the topology says.
@@ -243,6 +264,37 @@ impl<'a> Scheduler<'a> {
             Some(k) => self.inverted_done(slot.job.idx, k, held, cr),
             None if self.opts.self_check => self.base_done(slot.job, assertions, cr),
             None => self.done(slot.job.idx, cr),
+        }
+    }
+
+    /// The batch's kmemleak scan: each leaked object fails the case it is attributed to (a
+    /// result already reported is amended by an [`Event::Leaked`]).
+    fn scan_leaks(&mut self) {
+        if self.leaks.pending() == 0 {
+            return;
+        }
+        self.progress.event(&Event::LeakScan { cases: self.leaks.pending() });
+        match self.leaks.scan() {
+            Ok(found) => {
+                for o in &found.elsewhere {
+                    eprintln!("kmemleak: unreferenced object of no case: {o}: {}", o.backtrace.join(" <- "));
+                }
+                let mut found: Vec<_> = found.by_case.into_iter().collect();
+                found.sort_by_key(|(idx, _)| *idx);
+                for (idx, objects) in found {
+                    let Some(cr) = self.results[idx].as_mut() else {
+                        // A self-check still running: applied when its result is known.
+                        self.leaked[idx].extend(objects);
+                        continue;
+                    };
+                    let result = CaseResult::Leak { objects: objects.clone(), result: Box::new(cr.result.clone()) };
+                    cr.set_result(result);
+                    if idx < self.emitted {
+                        self.progress.event(&Event::Leaked { id: cr.id.clone(), objects });
+                    }
+                }
+            }
+            Err(e) => eprintln!("kmemleak: the scan failed ({e}); this batch's leaks are not checked"),
         }
     }
 

@@ -69,7 +69,8 @@ impl Tally {
         let c = &self.check;
         let survived_checks = self.survived_checks;
         let result = if let Some((k, line)) = self.splat {
-            CaseResult::KernelSplat { lines: vec![line], during: Some(k), result: Box::new(CaseResult::Pass) }
+            let kinds = crate::model::splat_kind(&line).into_iter().collect();
+            CaseResult::KernelSplat { lines: vec![line], during: Some(k), result: Box::new(CaseResult::Pass), kinds }
         } else if survived_checks > 0 {
             let survived = c.survived.clone();
             CaseResult::CannotFail { count: survived_checks, of: c.assertions - c.setup, survived }

@@ -3,7 +3,7 @@
 //! [`super::selfcheck`]'s).
 
 use crate::case::Case;
-use crate::model::{is_splat, CaseReport, CaseResult, ObservedPattern, Outcome, Probe};
+use crate::model::{splat_kind, CaseReport, CaseResult, ObservedPattern, Outcome, Probe, SplatKind};
 
 /// Fills `cr` from the outcome and the kernel log lines printed meanwhile; `deviations`:
 /// apply the case's known deviations (not for a self-check run with an inverted assertion).
@@ -15,9 +15,10 @@ pub fn judge(case: &Case, probe: &Probe, deviations: bool, o: Outcome, kernel_lo
     if deviations {
         result = apply_deviation(case, probe, result);
     }
-    let lines: Vec<String> = kernel_log.iter().filter(|l| is_splat(l)).cloned().collect();
+    let (lines, kinds): (Vec<String>, Vec<SplatKind>) =
+        kernel_log.iter().filter_map(|l| splat_kind(l).map(|k| (l.clone(), k))).unzip();
     if !lines.is_empty() {
-        result = CaseResult::KernelSplat { lines, during: None, result: Box::new(result) };
+        result = CaseResult::KernelSplat { lines, during: None, result: Box::new(result), kinds };
     }
     cr.kernel_log = kernel_log;
     cr.set_result(result);

@@ -42,10 +42,13 @@ pub fn fetch(spec: &KernelSpec) -> Result<PathBuf, Error> {
     match spec {
         KernelSpec::Host => Err(Error::BadSpec("the host kernel needs no VM".into())),
         KernelSpec::Image(p) => Ok(p.clone()),
-        KernelSpec::Tree { path, kasan, gcov } => {
+        KernelSpec::Tree { path, kasan, gcov, debug } => {
             let p = path.display().to_string();
             let mut args = vec![p.as_str()];
-            if *kasan {
+            if *debug {
+                // --debug is --kasan + --gcov + vm/debug.config.
+                args.push("--debug");
+            } else if *kasan {
                 args.push("--kasan");
             }
             if *gcov {

@@ -6,15 +6,17 @@
 //! SPEC  = host | PATH | KIND[+FLAVOUR]...[@ARCH]:VALUE
 //! KIND  = debian (VALUE: 7.3.4, 7.3, latest, or a range A..B; flavours +rt, +16k (arm64);
 //!                 ARCH amd64 (x86_64) or arm64 (aarch64))
-//!       | tree   (VALUE: a kernel source tree; flavour +kasan; the host's architecture)
+//!       | tree   (VALUE: a kernel source tree; flavours +kasan, +debug; the host's architecture)
 //! ```
 //!
 //! Flavours and the architecture go between the kind and the colon, so a version or a path
-//! never has to be split: `tree+kasan:../linux`, `debian+rt:7.3.4`, `debian@arm64:7.3.4`,
-//! `debian+16k@arm64:7.3.4`. A Debian spec names one of Debian's kernel flavours
-//! ([`Flavour`]); a combination Debian does not build (`debian+rt+16k@arm64`, `debian+16k`)
-//! is refused by name. Every flavour is listed and fetched; only those of the host's
-//! architecture boot yet ([`Flavour::bootable`]). A PATH is a bzImage/vmlinuz or a built tree.
+//! never has to be split: `tree+kasan:../linux`, `tree+debug:../linux`, `debian+rt:7.3.4`,
+//! `debian@arm64:7.3.4`, `debian+16k@arm64:7.3.4`. A Debian spec names one of Debian's kernel
+//! flavours ([`Flavour`]); a combination Debian does not build (`debian+rt+16k@arm64`,
+//! `debian+16k`) is refused by name. Every flavour is listed and fetched; only those of the
+//! host's architecture boot yet ([`Flavour::bootable`]). On a tree, `+debug` is the debug kernel
+//! (`build-tree.sh --debug`, vm/debug.config). A PATH is a bzImage/vmlinuz or a built tree
+//! (booted as it is; a debug build's boot options follow from its .config, [`super::boot`]).
 
 pub use super::flavour::{Arch, Flavour};
 use super::Error;
@@ -37,9 +39,10 @@ pub enum KernelSpec {
     /// A kernel image (bzImage/vmlinuz), or a kernel tree that is already built.
     Image(PathBuf),
     /// `tree:PATH`: a kernel source tree to configure (io_uring, zcrx, netdevsim, optional KASAN
-    /// with `tree+kasan:PATH`) and build with vm/build-tree.sh before booting it; `gcov`
-    /// (campaigns only, never parsed) profiles io_uring/zcrx.c.
-    Tree { path: PathBuf, kasan: bool, gcov: bool },
+    /// with `tree+kasan:PATH`, the debug kernel with `tree+debug:PATH`) and build with
+    /// vm/build-tree.sh before booting it; `gcov` (campaigns only, never parsed) profiles
+    /// io_uring/zcrx.c.
+    Tree { path: PathBuf, kasan: bool, gcov: bool, debug: bool },
 }
 
 /// What one `--kernel` value names: one kernel, or every Debian version in a range.
@@ -68,8 +71,13 @@ impl fmt::Display for KernelSpec {
             KernelSpec::Host => write!(f, "host"),
             KernelSpec::Debian { version, flavour } => write!(f, "{}:{version}", flavour.head()),
             KernelSpec::Image(p) => write!(f, "{}", p.display()),
-            KernelSpec::Tree { path, kasan, gcov } => {
-                let flavours = format!("{}{}", if *kasan { "+kasan" } else { "" }, if *gcov { "+gcov" } else { "" });
+            KernelSpec::Tree { path, kasan, gcov, debug } => {
+                let flavours = format!(
+                    "{}{}{}",
+                    if *kasan { "+kasan" } else { "" },
+                    if *debug { "+debug" } else { "" },
+                    if *gcov { "+gcov" } else { "" }
+                );
                 write!(f, "tree{flavours}:{}", path.display())
             }
         }
@@ -134,7 +142,7 @@ impl fmt::Display for SpecError {
             SpecError::Unknown(s) => write!(
                 f,
                 "kernel `{s}`: not host, debian:VERSION, debian:A..B, tree:PATH, tree+kasan:PATH, \
-                 or an existing bzImage/vmlinuz/build tree"
+                 tree+debug:PATH, or an existing bzImage/vmlinuz/build tree"
             ),
             SpecError::UnknownKind { spec, kind } => {
                 write!(f, "kernel `{spec}`: unknown kind `{kind}` (known: host, debian, tree, or a path)")
@@ -146,7 +154,7 @@ impl fmt::Display for SpecError {
                  debian+16k@arm64:7.3.4)"
             ),
             SpecError::FlavourNotSupported { spec, flavour } => {
-                write!(f, "`{spec}`: no flavour `{flavour}` (debian: +rt, +16k on arm64; tree: +kasan)")
+                write!(f, "`{spec}`: no flavour `{flavour}` (debian: +rt, +16k on arm64; tree: +kasan, +debug)")
             }
             SpecError::NoSuchDebianFlavour { spec } => {
                 let known: Vec<&str> = Flavour::ALL.iter().map(|f| f.head()).collect();
@@ -240,10 +248,11 @@ impl KernelArg {
                 if arch != Arch::HOST {
                     return Err(SpecError::ArchNotSupported { spec: s.into(), arch: arch.debian_name().into() });
                 }
-                let mut kasan = false;
+                let (mut kasan, mut debug) = (false, false);
                 for f in flavours {
                     match f {
                         "kasan" => kasan = true,
+                        "debug" => debug = true,
                         _ => return Err(SpecError::FlavourNotSupported { spec: s.into(), flavour: f.into() }),
                     }
                 }
@@ -252,7 +261,7 @@ impl KernelArg {
                     return Err(SpecError::NotASourceTree { spec: s.into(), path: value.into() });
                 }
                 p.canonicalize()
-                    .map(|path| KernelArg::One(KernelSpec::Tree { path, kasan, gcov: false }))
+                    .map(|path| KernelArg::One(KernelSpec::Tree { path, kasan, gcov: false, debug }))
                     .map_err(|e| SpecError::Path { spec: s.into(), error: e.to_string() })
             }
             _ => Err(SpecError::UnknownKind { spec: s.into(), kind: kind.into() }),
@@ -275,11 +284,11 @@ impl KernelArg {
 pub struct KernelArgs {
     /// The kernel(s), repeatable or comma-separated: host (the running kernel, no VM),
     /// debian:VERSION (7.3.4, 7.3 = the newest 7.3.x, latest), debian:A..B (every Debian version
-    /// from A to B), tree:PATH or tree+kasan:PATH (a kernel source tree, built first), or a
-    /// bzImage/vmlinuz/build tree path. Debian flavours and architectures go before the colon:
-    /// debian+rt:V (PREEMPT_RT), debian@arm64:V, debian+16k@arm64:V, debian+rt@arm64:V (arm64:
-    /// listed and fetched; booting needs an arm64 host yet). How many a command takes is in
-    /// its help.
+    /// from A to B), tree:PATH, tree+kasan:PATH or tree+debug:PATH (a kernel source tree, built
+    /// first; +debug: KASAN, kmemleak, lockdep, fault injection), or a bzImage/vmlinuz/build tree
+    /// path. Debian flavours and architectures go before the colon: debian+rt:V (PREEMPT_RT),
+    /// debian@arm64:V, debian+16k@arm64:V, debian+rt@arm64:V (arm64: listed and fetched;
+    /// booting needs an arm64 host yet). How many a command takes is in its help.
     #[arg(long = "kernel", value_name = "SPEC", value_delimiter = ',', value_parser = KernelArg::parse)]
     pub kernels: Vec<KernelArg>,
 }
@@ -465,7 +474,15 @@ mod tests {
         }
         let path = dir.canonicalize().expect("canonical");
         let d = dir.display();
-        assert_eq!(one(&format!("tree+kasan:{d}")), KernelSpec::Tree { path: path.clone(), kasan: true, gcov: false });
+        assert_eq!(
+            one(&format!("tree+kasan:{d}")),
+            KernelSpec::Tree { path: path.clone(), kasan: true, gcov: false, debug: false }
+        );
+        assert_eq!(
+            one(&format!("tree+debug:{d}")),
+            KernelSpec::Tree { path: path.clone(), kasan: false, gcov: false, debug: true }
+        );
+        assert_eq!(one(&format!("tree+debug:{d}")).to_string(), format!("tree+debug:{}", path.display()));
         assert_eq!(one(&format!("tree:{d}")).to_string(), format!("tree:{}", path.display()));
         assert_eq!(one(&format!("{d}")), KernelSpec::Image(path));
         let _ = std::fs::remove_dir_all(&dir);

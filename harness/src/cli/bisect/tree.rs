@@ -195,7 +195,7 @@ fn load(path: &Path) -> Result<Seen, Error> {
 /// Builds and boots the commit checked out in `dir`, runs the case, records what it saw.
 fn observe_here(dir: &Path, id: &str, topology: &[String], timeout: f64) -> Result<(String, Seen), Error> {
     let sha = git(dir, &["rev-parse", "HEAD"])?;
-    let kernel = KernelSpec::Tree { path: dir.to_path_buf(), kasan: false, gcov: false };
+    let kernel = KernelSpec::Tree { path: dir.to_path_buf(), kasan: false, gcov: false, debug: false };
     let (seen, _) = observe(&kernel, id, topology, timeout)?;
     save(dir, &sha, &seen)?;
     Ok((sha, seen))

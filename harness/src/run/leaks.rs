@@ -1,0 +1,142 @@
+//! kmemleak verdicts, per batch of cases: a scan costs 20-64 s under TCG with KASAN and
+//! kmemleak reports only objects older than 5 s, so the runner scans after a batch of cases
+//! (every [`BATCH`] of wall time, and at the end), with no case running. A leaked object fails
+//! the case whose forked child allocated it (its pid names the case); an io_uring, page_pool
+//! or netdevsim object allocated by another task (a kworker tearing a ring down, a process a
+//! case forked) goes to the case that ran when it was allocated (its jiffies, mapped to the
+//! runner's clock). A result reported before its scan is amended afterwards
+//! ([`crate::model::event::Event::Leaked`]).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::kernel::debug::{self, JiffiesMark};
+use crate::model::LeakedObject;
+
+/// Wall time between scans.
+const BATCH: Duration = Duration::from_secs(600);
+
+/// A case run of the batch: which result it is, its child's pid, when it ran.
+struct Ran {
+    idx: usize,
+    pid: i32,
+    start: Instant,
+    end: Instant,
+}
+
+pub(super) struct LeakScan {
+    on: bool,
+    mark: Option<JiffiesMark>,
+    last: Instant,
+    batch: Vec<Ran>,
+}
+
+/// What one scan found: leaked objects per result index, and those no case can be blamed for.
+#[derive(Default)]
+pub(super) struct Found {
+    pub by_case: HashMap<usize, Vec<LeakedObject>>,
+    pub elsewhere: Vec<LeakedObject>,
+}
+
+impl LeakScan {
+    pub(super) fn new(on: bool) -> LeakScan {
+        LeakScan { on, mark: if on { debug::jiffies_now() } else { None }, last: Instant::now(), batch: Vec::new() }
+    }
+
+    /// Whether this kernel is scanned.
+    pub(super) fn on(&self) -> bool {
+        self.on
+    }
+
+    /// A case run ended.
+    pub(super) fn ran(&mut self, idx: usize, pid: i32, start: Instant) {
+        if self.on {
+            self.batch.push(Ran { idx, pid, start, end: Instant::now() });
+        }
+    }
+
+    /// Whether the batch is due for a scan (no new case starts until it is done).
+    pub(super) fn due(&self) -> bool {
+        self.on && !self.batch.is_empty() && self.last.elapsed() >= BATCH
+    }
+
+    /// Cases in the batch.
+    pub(super) fn pending(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// Scans (twice: an object's first scan only records its checksum), attributes what was
+    /// found and clears it.
+    pub(super) fn scan(&mut self) -> Result<Found, std::io::Error> {
+        let batch = std::mem::take(&mut self.batch);
+        self.last = Instant::now();
+        if let Some(end) = batch.iter().map(|r| r.end).max() {
+            let ready = end + debug::KMEMLEAK_MIN_AGE;
+            if let Some(wait) = ready.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        debug::kmemleak_scan()?;
+        let objects = debug::kmemleak_scan()?;
+        debug::kmemleak_clear()?;
+        let now = debug::jiffies_now();
+        let mut found = Found::default();
+        for o in objects {
+            match attribute(&batch, &o, self.mark.zip(now)) {
+                Some(idx) => found.by_case.entry(idx).or_default().push(o),
+                None => found.elsewhere.push(o),
+            }
+        }
+        self.last = Instant::now();
+        Ok(found)
+    }
+}
+
+/// The case an object is blamed on: by its task's pid, else (an object of ours only) by when
+/// it was allocated: the case that ran then, or the last one that had ended by then.
+fn attribute(batch: &[Ran], o: &LeakedObject, marks: Option<(JiffiesMark, JiffiesMark)>) -> Option<usize> {
+    if let Some(r) = batch.iter().find(|r| r.pid == o.pid) {
+        return Some(r.idx);
+    }
+    if !o.in_scope() {
+        return None;
+    }
+    let (a, b) = marks?;
+    let at = debug::jiffies_instant(a, b, o.jiffies)?;
+    let first = batch.iter().map(|r| r.start).min()?;
+    if at < first {
+        return None;
+    }
+    batch.iter().filter(|r| r.start <= at).max_by_key(|r| r.start).map(|r| r.idx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_go_to_their_case() {
+        let t0 = Instant::now();
+        let s = |x: u64| t0 + Duration::from_secs(x);
+        let batch = vec![
+            Ran { idx: 3, pid: 100, start: s(10), end: s(12) },
+            Ran { idx: 4, pid: 101, start: s(12), end: s(20) },
+        ];
+        let obj = |pid: i32, jiffies: u64, frame: &str| LeakedObject {
+            pid,
+            jiffies,
+            backtrace: vec![frame.into()],
+            ..Default::default()
+        };
+        // One jiffy a millisecond, jiffies 0 at t0.
+        let marks = Some((JiffiesMark { jiffies: 0, at: t0 }, JiffiesMark { jiffies: 30_000, at: s(30) }));
+        assert_eq!(attribute(&batch, &obj(101, 0, "kmalloc"), marks), Some(4));
+        // A kworker's object while case 3 ran, and after case 4 ended (its teardown).
+        assert_eq!(attribute(&batch, &obj(7, 11_000, "io_ring_exit_work+0x1/0x2"), marks), Some(3));
+        assert_eq!(attribute(&batch, &obj(7, 25_000, "io_zcrx_free_area+0x1/0x2"), marks), Some(4));
+        // Before the batch, or none of ours: nobody's.
+        assert_eq!(attribute(&batch, &obj(7, 5_000, "io_ring_exit_work+0x1/0x2"), marks), None);
+        assert_eq!(attribute(&batch, &obj(7, 11_000, "ext4_alloc_inode+0x1/0x2"), marks), None);
+        assert_eq!(attribute(&batch, &obj(7, 11_000, "io_ring_exit_work+0x1/0x2"), None), None);
+    }
+}
