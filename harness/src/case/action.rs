@@ -158,7 +158,10 @@ step_kinds! {
     /// whatever a request delivers until it ends or nothing comes for `idle_ms` (byte-exact,
     /// for amounts that depend on buffer caching): `min_bytes`, `recycle`, an optional `final` CQE
     DrainData(DrainData) = "drain_data" [checks],
-    /// nothing for `wait_ms`
+    /// nothing with `user_data` (default: any) before a marker the kernel must post after it:
+    /// `until: { send: N, request: UD }` (N more bytes the request must receive first) or
+    /// `until: { nop: true }`; only where nothing orders the absence, a fixed `wait_ms` with
+    /// the reason in `unordered`
     ExpectNoCqe(ExpectNoCqe) = "expect_no_cqe" [checks],
     /// held buffers back through the RQ (`count`, oldest first), optionally `flush`
     ReturnBuffers(ReturnBuffers) = "return_buffers" [],

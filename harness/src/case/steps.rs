@@ -293,13 +293,37 @@ fn d_idle() -> u64 {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectNoCqe {
+    /// The CQEs that must not come (default: any).
     pub user_data: Option<u64>,
-    #[serde(default = "d_wait")]
-    pub wait_ms: u64,
+    /// A marker the kernel must post after anything the absence forbids: the check ends when
+    /// it arrives, not after a fixed time. Exactly one of `until` and `wait_ms`.
+    pub until: Option<Until>,
+    /// A fixed wait, only for an absence that nothing the kernel does afterwards orders;
+    /// `unordered` says why.
+    pub wait_ms: Option<u64>,
+    /// Why no later CQE orders this absence (required with `wait_ms`).
+    pub unordered: Option<String>,
 }
 
-fn d_wait() -> u64 {
-    200
+/// The user_data of the NOP an `until: { nop: true }` marker submits; no case step may use it.
+pub const NOP_MARKER: u64 = 0x6e6f_705f_6d61_726b;
+
+/// The marker of an ordered absence check (exactly one of `send` and `nop`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Until {
+    /// The peer sends this many more bytes of the pattern on the connection of the multishot
+    /// RECV_ZC `request`; that request's next CQEs must be exactly these bytes (data CQEs,
+    /// byte-exact). One request posts its CQEs in the order of its socket's events, and
+    /// deferred task work runs first in, first out, so whatever earlier data or events would
+    /// post comes before them.
+    pub send: Option<u64>,
+    /// The RECV_ZC (its user_data) that receives `send` (default 1).
+    pub request: Option<u64>,
+    /// Run the ring's pending task work, then a NOP: its CQE comes after every CQE posted or
+    /// queued as task work before it (for an absence after a request ended).
+    #[serde(default)]
+    pub nop: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]

@@ -148,18 +148,20 @@ mod tests {
 
     #[test]
     fn absence_of_what_nothing_submitted_is_rejected() {
-        let e = errors(&format!("{HEAD}  - register: {{}}\n  - expect_no_cqe: {{ user_data: 7 }}\n"));
+        let e = errors(&format!(
+            "{HEAD}  - register: {{}}\n  - expect_no_cqe: {{ user_data: 7, until: {{ nop: true }} }}\n"
+        ));
         assert!(e.iter().any(|m| m.contains("t.yaml:7:") && m.contains("cannot fail")), "{e:?}");
-        let e = errors(&format!("{HEAD}  - register: {{}}\n  - expect_no_cqe: {{}}\n"));
+        let e = errors(&format!("{HEAD}  - register: {{}}\n  - expect_no_cqe: {{ until: {{ nop: true }} }}\n"));
         assert!(e.iter().any(|m| m.contains("cannot fail")), "{e:?}");
     }
 
     #[test]
     fn absence_of_a_submitted_request_or_event_is_fine() {
-        let ok = format!("{HEAD}  - register: {{}}\n  - connect: {{}}\n  - recv_zc: {{}}\n  - expect_no_cqe: {{}}\n");
+        let ok = format!("{HEAD}  - register: {{}}\n  - connect: {{}}\n  - recv_zc: {{}}\n  - expect_no_cqe: {{ until: {{ send: 1 }} }}\n");
         assert!(errors(&ok).iter().all(|m| !m.contains("cannot fail")), "{:?}", errors(&ok));
         let ev = format!(
-            "{HEAD}  - register: {{ event: {{ user_data: 0xfeed, type_mask: [COPY] }} }}\n  - expect_no_cqe: {{ user_data: 0xfeed }}\n"
+            "{HEAD}  - register: {{ event: {{ user_data: 0xfeed, type_mask: [COPY] }} }}\n  - expect_no_cqe: {{ user_data: 0xfeed, until: {{ nop: true }} }}\n"
         );
         assert!(errors(&ev).iter().all(|m| !m.contains("cannot fail")), "{:?}", errors(&ev));
     }

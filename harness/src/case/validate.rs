@@ -3,7 +3,7 @@
 use super::names as consts;
 use super::rules::{check_cve, check_fix_id, check_fix_subject, check_id, check_timeout, is_version};
 use super::yaml::{short, Node};
-use super::{Action, Case, CqeExpect, LoadError, Overrides, Value};
+use super::{Action, Case, CqeExpect, ExpectNoCqe, LoadError, Overrides, Value, NOP_MARKER};
 use crate::kernel::uapi::{self, FieldTable};
 
 /// The node at a dotted path (`requires.topology.2`: numbers index lists).
@@ -193,7 +193,12 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                     push(&mut errs, l, c, format!("open_ring.flags: {e}"));
                 }
             }
-            Action::RecvZc(r) => check(&mut errs, &uapi::SQE, &r.sqe),
+            Action::RecvZc(r) => {
+                check(&mut errs, &uapi::SQE, &r.sqe);
+                if r.user_data == Some(NOP_MARKER) {
+                    push(&mut errs, l, c, format!("recv_zc.user_data: {NOP_MARKER:#x} is the NOP marker's"));
+                }
+            }
             Action::Limit(x) => {
                 let named = x.drop_caps.iter().chain(x.keep_caps.iter().flatten());
                 for cap in named.filter(|cap| crate::kernel::sys::cap_by_name(cap).is_none()) {
@@ -234,6 +239,11 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                 }
                 if let Some(e) = x.accept.iter().flatten().find(|e| crate::kernel::sys::errno_by_name(e).is_none()) {
                     push(&mut errs, l, c, format!("fault_sweep.accept: unknown errno `{}`", short(e)));
+                }
+            }
+            Action::ExpectNoCqe(x) => {
+                if let Err(msg) = check_absence(x, &d.steps[..i]) {
+                    push(&mut errs, l, c, format!("expect_no_cqe: {msg}"));
                 }
             }
             Action::ExpectCqes(e) => cqes.extend(e.cqes.iter()),
@@ -288,6 +298,46 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
     }
     errs.extend(super::vacuous::check(case, &at, steps_at));
     errs
+}
+
+/// An absence check ends at a marker (`until`) or, where nothing orders it, after a fixed
+/// `wait_ms` whose `unordered` says why; a data marker goes through an earlier RECV_ZC.
+fn check_absence(x: &ExpectNoCqe, before: &[super::Sp<super::Step>]) -> Result<(), String> {
+    match (&x.until, x.wait_ms, &x.unordered) {
+        (Some(_), Some(_), _) | (None, None, _) => {
+            return Err("exactly one of `until` (a marker the kernel posts after anything forbidden) and `wait_ms` \
+                        (a fixed wait, only where nothing orders the absence)"
+                .into())
+        }
+        (Some(_), None, Some(_)) => return Err("`unordered` goes with `wait_ms` only".into()),
+        (None, Some(0), _) => return Err("wait_ms: 0 waits for nothing".into()),
+        (None, Some(_), u) if u.as_deref().is_none_or(|u| u.trim().is_empty()) => {
+            return Err("a fixed `wait_ms` needs `unordered: REASON` (why no later CQE orders this absence); \
+                        prefer `until`"
+                .into())
+        }
+        _ => {}
+    }
+    if x.user_data == Some(NOP_MARKER) {
+        return Err(format!("user_data {NOP_MARKER:#x} is the NOP marker's"));
+    }
+    let Some(u) = &x.until else { return Ok(()) };
+    match (u.send, u.nop) {
+        (Some(0), false) => Err("until.send: 0 bytes is no marker".into()),
+        (Some(_), false) => {
+            let req = u.request.unwrap_or(1);
+            let armed =
+                before.iter().any(|s| matches!(&s.value.action, Action::RecvZc(r) if r.user_data.unwrap_or(1) == req));
+            if armed {
+                Ok(())
+            } else {
+                Err(format!("until.send: no earlier recv_zc with user_data {req} receives the marker"))
+            }
+        }
+        (None, true) if u.request.is_none() => Ok(()),
+        (None, true) => Err("until.request goes with `send` only".into()),
+        _ => Err("until: exactly one of `send: BYTES` and `nop: true`".into()),
+    }
 }
 
 /// `out` keys are `<struct>.<field>`: ifq, area, region, event, ctrl, hdr, data.
@@ -419,6 +469,33 @@ mod tests {
             .expect_err("fails");
         assert!(e[0].msg.contains("EWHAT"), "{}", e[0]);
         assert_eq!(e[0].line, 6);
+    }
+
+    #[test]
+    fn an_absence_check_needs_a_marker_or_a_reason() {
+        let case = |step: &str| {
+            format!("id: a.b\narea: drain\nabout: x\nsteps:\n  - register: {{}}\n  - connect: {{}}\n  - recv_zc: {{}}\n  - expect_no_cqe: {step}\n")
+        };
+        for (step, why) in [
+            ("{ wait_ms: 100 }", "needs `unordered"),
+            ("{ wait_ms: 100, unordered: \" \" }", "needs `unordered"),
+            ("{}", "exactly one of `until`"),
+            ("{ wait_ms: 5, until: { nop: true } }", "exactly one of `until`"),
+            ("{ wait_ms: 0, unordered: r }", "waits for nothing"),
+            ("{ until: { nop: true }, unordered: r }", "with `wait_ms` only"),
+            ("{ until: { send: 1, nop: true } }", "exactly one of `send"),
+            ("{ until: { send: 0 } }", "no marker"),
+            ("{ until: { send: 1, request: 2 } }", "no earlier recv_zc with user_data 2"),
+            ("{ until: { nop: true, request: 1 } }", "with `send` only"),
+            ("{ user_data: 0x6e6f705f6d61726b, until: { nop: true } }", "NOP marker"),
+        ] {
+            let (l, c, m) = first(&case(step));
+            assert_eq!((l, c), (8, 5), "{step}: {m}");
+            assert!(m.contains(why), "{step}: {m}");
+        }
+        for ok in ["{ until: { send: 1 } }", "{ until: { nop: true } }", "{ wait_ms: 100, unordered: r }"] {
+            assert!(load(&case(ok)).is_ok(), "{ok}: {:?}", load(&case(ok)).err());
+        }
     }
 
     #[test]

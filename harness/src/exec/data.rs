@@ -264,21 +264,141 @@ impl Ctx<'_> {
         }
     }
 
+    /// `expect_no_cqe`: nothing matching `user_data` (any CQE when None) before the marker of
+    /// `until`, or, where nothing orders the absence, within `wait_ms`.
     pub(super) fn expect_no_cqe(&mut self, ring: &str, x: &ExpectNoCqe) -> StepResult {
-        let deadline = Instant::now() + Duration::from_millis(x.wait_ms);
-        let r = match self.next_cqe(ring, x.user_data, deadline)? {
-            Some(c) => Err(format!(
-                "expected no CQE, kernel posted ud={:#x} res={} flags={}",
-                c.user_data,
-                sys::res_name(c.res as i64),
-                flag_names(c.flags)
-            )
-            .into()),
+        match (&x.until, x.wait_ms) {
+            (Some(u), _) if u.nop => self.no_cqe_before_nop(ring, x.user_data),
+            (Some(u), _) => self.no_cqe_before_data(ring, x.user_data, u.request.unwrap_or(1), u.send.unwrap_or(0)),
+            (None, Some(ms)) => self.no_cqe_within(ring, x.user_data, ms),
+            (None, None) => Err(harness("expect_no_cqe without `until` or `wait_ms` (validation refuses it)")),
+        }
+    }
+
+    fn no_cqe_within(&mut self, ring: &str, forbidden: Option<u64>, wait_ms: u64) -> StepResult {
+        let deadline = Instant::now() + Duration::from_millis(wait_ms);
+        let r = match self.next_cqe(ring, forbidden, deadline)? {
+            Some(c) => Err(unexpected(&c, "expected no CQE")),
             None => {
-                self.note(format!("no CQE within {} ms", x.wait_ms));
+                self.note(format!("no CQE within {wait_ms} ms"));
                 Ok(())
             }
         };
         self.verdict("no CQE", r)
     }
+
+    /// The marker is data: `bytes` more of the pattern from the peer of RECV_ZC `req`'s
+    /// connection. Every CQE up to the last byte of it is read in order: the request's data
+    /// CQEs are the marker (checked byte for byte), a CQE matching `forbidden` before it fails
+    /// the absence, any other is kept for later steps.
+    fn no_cqe_before_data(&mut self, ring: &str, forbidden: Option<u64>, req: u64, bytes: u64) -> StepResult {
+        let conn =
+            self.recvs.get(&req).map(|r| r.conn.clone()).ok_or_else(|| format!("no RECV_ZC with user_data {req}"))?;
+        let zname = self.recvs.get(&req).map(|r| r.zcrx.clone()).unwrap_or_default();
+        let areas: Vec<u64> = self.zcrx.get(&zname).map(|z| z.areas.keys().copied().collect()).unwrap_or_default();
+        self.send(&Send { conn: Some(conn.clone()), bytes, chunk: None })?;
+        let deadline = Instant::now() + MARKER_LIMIT;
+        let (mut got, mut early, mut ended, mut kept) = (0u64, None, None, VecDeque::new());
+        while got < bytes {
+            let Some(c) = self.next_cqe(ring, None, deadline)? else { break };
+            let marker = c.user_data == req && c.res > 0 && self.plain_flags(ring, &c) == IORING_CQE_F_MORE;
+            if marker {
+                self.take_data(ring, req, &c, &areas)?;
+                got += c.res as u64;
+            } else if forbidden.is_none_or(|u| c.user_data == u) {
+                early = Some(c);
+                break;
+            } else if c.user_data == req {
+                ended = Some(c);
+                break;
+            } else {
+                kept.push_back(c);
+            }
+        }
+        while let Some(c) = kept.pop_back() {
+            self.pending.push_front(c);
+        }
+        let r = match early {
+            Some(c) => Err(unexpected(&c, &format!("expected no CQE before the marker ({bytes} bytes on {conn})"))),
+            None => Ok(()),
+        };
+        self.verdict("no CQE", r)?;
+        let arrived = if let Some(c) = ended {
+            Err(unexpected(&c, &format!("expected the marker ({bytes} bytes on {conn}) on RECV_ZC {req:#x}")))
+        } else if got == bytes {
+            self.note(format!(
+                "no CQE before the marker: {bytes} more bytes on {conn} arrived first on RECV_ZC {req:#x}"
+            ));
+            Ok(())
+        } else {
+            Err(format!(
+                "the marker ({bytes} bytes sent on {conn}) did not arrive on RECV_ZC {req:#x} within {} s ({got} bytes came)",
+                MARKER_LIMIT.as_secs()
+            )
+            .into())
+        };
+        self.verdict("marker data", arrived)
+    }
+
+    /// The marker is a NOP, submitted after the ring's pending task work ran (a DEFER_TASKRUN
+    /// ring runs it when it is waited on), so its CQE follows every CQE posted or queued before.
+    fn no_cqe_before_nop(&mut self, ring: &str, forbidden: Option<u64>) -> StepResult {
+        let r = self.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
+        for _ in 0..8 {
+            let got = r.wait(Duration::from_nanos(1)).map_err(|e| format!("io_uring_enter: {}", sys::errno_name(e)))?;
+            if got.is_empty() {
+                break;
+            }
+            self.pending.extend(got);
+        }
+        let sqe = Sqe { opcode: IORING_OP_NOP, user_data: NOP_MARKER, ..Default::default() };
+        match r.submit_sqe(&sqe) {
+            Ok(1) => {}
+            Ok(n) => return Err(format!("io_uring_enter submitted {n} SQEs, expected the NOP").into()),
+            Err(e) => return Err(format!("io_uring_enter (NOP): {}", sys::errno_name(e)).into()),
+        }
+        let deadline = Instant::now() + MARKER_LIMIT;
+        let (mut nop, mut early, mut kept) = (None, None, VecDeque::new());
+        while let Some(c) = self.next_cqe(ring, None, deadline)? {
+            if c.user_data == NOP_MARKER {
+                nop = Some(c);
+                break;
+            } else if forbidden.is_none_or(|u| c.user_data == u) {
+                early = Some(c);
+                break;
+            }
+            kept.push_back(c);
+        }
+        while let Some(c) = kept.pop_back() {
+            self.pending.push_front(c);
+        }
+        let r = match early {
+            Some(c) => Err(unexpected(&c, "expected no CQE before the NOP marker")),
+            None => Ok(()),
+        };
+        self.verdict("no CQE", r)?;
+        let arrived = match nop {
+            Some(c) if c.res == 0 => {
+                self.note("no CQE before the NOP marker".to_string());
+                Ok(())
+            }
+            Some(c) => Err(format!("the NOP marker completed with res={}", sys::res_name(c.res as i64)).into()),
+            None => Err(format!("the NOP marker did not complete within {} s", MARKER_LIMIT.as_secs()).into()),
+        };
+        self.verdict("marker NOP", arrived)
+    }
+}
+
+/// How long a marker may take to arrive (it is posted as soon as the kernel gets to it; this
+/// only bounds a kernel that never does).
+const MARKER_LIMIT: Duration = Duration::from_secs(10);
+
+fn unexpected(c: &Cqe, what: &str) -> StepError {
+    format!(
+        "{what}, kernel posted ud={:#x} res={} flags={}",
+        c.user_data,
+        sys::res_name(c.res as i64),
+        flag_names(c.flags)
+    )
+    .into()
 }

@@ -3,6 +3,7 @@
 //! the kernel log around it (`kmsg`), turns the outcome into a status ([`verdict`]) and
 //! reports progress as [`Event`]s (`progress`).
 
+mod affinity;
 pub(crate) mod child;
 mod error;
 pub(crate) mod kmsg;

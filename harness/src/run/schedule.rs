@@ -151,6 +151,7 @@ impl<'a> Scheduler<'a> {
     }
 
     fn drive(&mut self, kmsg: &mut Kmsg, jobs: usize) {
+        let _one_cpu = (jobs == 1 && !self.queue.is_empty()).then(super::affinity::OneCpu::here);
         let mut slots: Vec<Slot> = Vec::new();
         loop {
             if signal::interrupted().is_some() {

@@ -13,6 +13,7 @@ mod fields;
 
 pub use fields::*;
 
+pub const IORING_OP_NOP: u8 = 0;
 pub const IORING_OP_RECV_ZC: u8 = 58;
 
 pub const IORING_REGISTER_PROBE: u32 = 8;
