@@ -328,13 +328,18 @@ rebase_series() {
 cmd_build() {
     local kver=$1 variant=$2
     [[ $kver =~ ^[0-9]+\.[0-9]+ ]] || die "KVER must be a kernel release like 7.3.4+deb13-amd64, got '$kver'"
-    local out=$NDIR/$kver/$variant/netdevsim.ko key
+    local key
     case $variant in
         stock) key=stock ;;
         zcrx) key=zcrx-$(series_hash "$kver") ;;
         *) die "--variant must be stock or zcrx, got '$variant'" ;;
     esac
-    if [[ -f $out && $(cat "$NDIR/$kver/$variant/key" 2>/dev/null) == "$key" ]]; then
+    # One directory per key (zcrx-<hash of what it is built from>): builds of different series
+    # versions (other checkouts sharing the cache) neither replace each other's module nor delete
+    # it between one's build and its caller's use.
+    local vdir=$NDIR/$kver/$key
+    local out=$vdir/netdevsim.ko
+    if [[ -f $out && $(cat "$vdir/key" 2>/dev/null) == "$key" ]]; then
         log "cached: $out ($key)"
         printf '%s\n' "$out"
         return 0
@@ -348,7 +353,7 @@ cmd_build() {
     flock 8
     prepare_tree "$kver"
 
-    local top=$NDIR/$kver vdir=$NDIR/$kver/$variant
+    local top=$NDIR/$kver
     rm -rf "$vdir"
     mkdir -p "$vdir"
     cp -a "$top/netdevsim-src" "$vdir/src"
