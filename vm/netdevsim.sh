@@ -12,6 +12,9 @@
 #       Prints the absolute path of the stripped netdevsim.ko as the LAST stdout line; all else
 #       goes to stderr. The module depends on psample, which is in Debian's modules tree
 #       (`modprobe psample` in the guest, then `insmod <path>`).
+#   netdevsim.sh rebase KVER OUTDIR
+#       Writes the series as it is applied to KVER (rebased onto that version when it is not
+#       the series' base, see rebase_series) to OUTDIR, one patch a file.
 #
 # What it does, once per KVER (cached under <cache>/netdevsim/KVER/, serialised with flock;
 # prepared in a temp directory and renamed into place whole):
@@ -44,7 +47,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NDIR=$CACHE/netdevsim
 PATCH_DIR=$SCRIPT_DIR/netdevsim-zcrx
-BUILD_DEPS=(gcc make flex bison libelf-dev libssl-dev bc xz-utils binutils patch)
+BUILD_DEPS=(gcc make flex bison libelf-dev libssl-dev bc xz-utils binutils patch python3)
 # Make variables for building against Debian's headers with bookworm's gcc-12 (Debian builds
 # with gcc-14): skip Debian's compiler check, and drop the two options gcc-12 lacks.
 KMAKE_VARS=(
@@ -181,47 +184,155 @@ prepare_tree() {
     log "prepared $top ($(du -sh "$top" | cut -f1))"
 }
 
-# Per-version adaptation, kept apart from the series' logic (vm/netdevsim-zcrx/compat/<M.m>/):
-#   <patch name of the series>  a copy of that series patch rebased onto M.m (same logic, other
-#                               context), used instead of it; its X-Rebased-From-Sha256: line
-#                               names the series patch it was rebased from, and the build stops
-#                               when the series patch has changed since (rebase the copy)
-#   fixups                      optional list of patches applied after the series (API
-#                               differences of that version), one file name a line
-# The patches to apply for kernel release $1, one path a line.
-series_for() {
-    local kver=$1 mm f c want have
-    mm=$(sed -E 's/^([0-9]+\.[0-9]+).*/\1/' <<<"$kver")
+# The series is written against one source: vm/netdevsim-zcrx/base names it (a package and its
+# version, e.g. "linux-source-7.3 7.3.4-1~bpo13+1"). A kernel of that major.minor gets the
+# series as it is. Any other kernel gets it rebased by rebase_series: each patch is applied to
+# the base's pristine netdevsim sources, and the change it made is merged into the kernel's own
+# sources by merge3.py (each change of the base placed by aligning the whole base file with the
+# target), so context that differs between versions (a debugfs file 7.3 has and 6.19 lacks,
+# right next to lines a patch adds) does not need a hand-made copy. What a version needs beyond that is recorded in vm/netdevsim-zcrx/compat/<M.m>/:
+#   drop      patches of the series left out on that version, one file name a line, each with
+#             the reason after a '#' (an API the version does not have)
+#   fixups    patches applied after the rebased series (API differences), one file name a line
+# A merge conflict stops the build and names the patch and file. `netdevsim.sh rebase KVER DIR`
+# writes the rebased patches to DIR (the copies for that version, for review or a backport).
+
+# major.minor of a kernel release
+mm_of() { sed -E 's/^([0-9]+\.[0-9]+).*/\1/' <<<"$1"; }
+
+# The series' base: "PACKAGE VERSION" from vm/netdevsim-zcrx/base.
+read_base() {
+    local pkg ver rest
+    [[ -f $PATCH_DIR/base ]] || die "no $PATCH_DIR/base"
+    read -r pkg ver rest <"$PATCH_DIR/base"
+    [[ $pkg =~ ^linux-source-[0-9]+\.[0-9]+$ && -n $ver && -z $rest ]] ||
+        die "$PATCH_DIR/base: expected 'linux-source-M.m VERSION', got '$(head -n1 "$PATCH_DIR/base")'"
+    BASE_PKG=$pkg
+    BASE_VER=$ver
+    BASE_MM=${pkg#linux-source-}
+}
+
+# Series patches for major.minor $1 (without those its compat/<M.m>/drop lists), one name a line.
+series_names() {
+    local mm=$1 f drop=$PATCH_DIR/compat/$1/drop
     [[ -f $PATCH_DIR/series ]] || die "no $PATCH_DIR/series"
     while read -r f; do
         [[ -z $f || $f == \#* ]] && continue
-        c=$PATCH_DIR/compat/$mm/$f
-        if [[ -f $c ]]; then
-            want=$(sed -n 's/^X-Rebased-From-Sha256: *//p' "$c" | head -n1)
-            have=$(sha256sum "$PATCH_DIR/$f" | cut -d' ' -f1)
-            [[ $want == "$have" ]] ||
-                die "compat/$mm/$f was rebased from another version of $f (X-Rebased-From-Sha256 $want, the series has $have): rebase it onto $mm again"
-            printf '%s\n' "$c"
-        else
-            printf '%s\n' "$PATCH_DIR/$f"
+        [[ -f $PATCH_DIR/$f ]] || die "series names $f, which is not in $PATCH_DIR"
+        if [[ -f $drop ]] && sed 's/#.*//; s/[[:space:]]*$//' "$drop" | grep -qxF "$f"; then
+            continue
         fi
+        printf '%s\n' "$f"
     done <"$PATCH_DIR/series"
-    if [[ -f $PATCH_DIR/compat/$mm/fixups ]]; then
-        while read -r f; do
-            [[ -z $f || $f == \#* ]] && continue
-            printf '%s\n' "$PATCH_DIR/compat/$mm/$f"
-        done <"$PATCH_DIR/compat/$mm/fixups"
-    fi
 }
 
-# Hash of the patches for kernel release $1 (the zcrx variant is rebuilt when it changes).
+# Fix-up patches of major.minor $1, one path a line.
+fixups_of() {
+    local f list=$PATCH_DIR/compat/$1/fixups
+    [[ -f $list ]] || return 0
+    while read -r f; do
+        [[ -z $f || $f == \#* ]] && continue
+        [[ -f $PATCH_DIR/compat/$1/$f ]] || die "compat/$1/fixups names $f, which is not there"
+        printf '%s\n' "$PATCH_DIR/compat/$1/$f"
+    done <"$list"
+}
+
+# Hash of what the zcrx variant of kernel release $1 is built from (rebuilt when it changes).
 series_hash() {
-    local f list
-    list=$(series_for "$1") || exit 1
+    local mm f names
+    mm=$(mm_of "$1")
+    names=$(series_names "$mm")
     {
-        cat "$PATCH_DIR/series"
-        while read -r f; do cat "$f"; done <<<"$list"
+        cat "$PATCH_DIR/series" "$PATCH_DIR/base"
+        for f in "$PATCH_DIR/compat/$mm"/*; do [[ -f $f ]] && cat "$f"; done
+        while read -r f; do cat "$PATCH_DIR/$f"; done <<<"$names"
     } | sha256sum | cut -c1-16
+}
+
+# The files a patch touches (its "+++ b/..." and "--- a/..." paths), one a line.
+patch_files() {
+    sed -n -E 's@^(\+\+\+ b|--- a)/([^[:space:]]+).*@\2@p' "$1" | sort -u
+}
+
+# Pristine netdevsim sources of the series' base, extracted once from its linux-source package:
+# prints the directory that holds drivers/net/netdevsim.
+base_src() {
+    read_base
+    local dir=$NDIR/base-$BASE_VER tmp tarname=$BASE_PKG
+    if [[ ! -f $dir/.ready ]]; then
+        fetch_deb "$BASE_PKG" "$BASE_VER" linux >/dev/null
+        tmp=$(temp_dir "$NDIR" base)
+        log "extracting drivers/net/netdevsim of $BASE_PKG $BASE_VER (the series' base)"
+        if ! dpkg-deb --fsys-tarfile "$(deb_file "$BASE_PKG" "$BASE_VER")" |
+            tar -xOf - "./usr/src/$tarname.tar.xz" | xz -dc -T2 |
+            tar -x -C "$tmp" --strip-components=1 "$tarname/drivers/net/netdevsim"; then
+            rm -rf "$tmp"
+            die "extracting drivers/net/netdevsim from $BASE_PKG $BASE_VER failed"
+        fi
+        rm -rf "$dir"
+        mv "$tmp" "$dir"
+        touch "$dir/.ready"
+    fi
+    printf '%s\n' "$dir"
+}
+
+# rebase_series MM TARGET [OUTDIR]: apply the series (minus compat/MM/drop) to the netdevsim
+# sources under TARGET (a directory holding drivers/net/netdevsim) by three-way merges from the
+# base, then compat/MM's fixups; with OUTDIR, write each rebased patch there (its header, then
+# the diff it made to TARGET).
+rebase_series() {
+    local mm=$1 target=$2 out=${3:-} base work f p rel conflicts names fixups
+    read_base
+    base=$(base_src)
+    names=$(series_names "$mm")
+    fixups=$(fixups_of "$mm")
+    work=$(temp_dir "$NDIR" rebase)
+    # shellcheck disable=SC2064  # expand work now
+    trap "rm -rf '$work'" RETURN
+    mkdir -p "$work/b0" "$work/b1" "$work/t0"
+    cp -a "$base/drivers" "$work/b1/"
+    [[ -z $out ]] || mkdir -p "$out"
+    while read -r p; do
+        rm -rf "$work/b0/drivers" "$work/t0/drivers"
+        cp -a "$work/b1/drivers" "$work/b0/"
+        cp -a "$target/drivers" "$work/t0/"
+        patch -p1 -N -F0 -s --no-backup-if-mismatch -d "$work/b1" -i "$PATCH_DIR/$p" >&2 ||
+            die "$p does not apply to its base ($BASE_PKG $BASE_VER)"
+        conflicts=()
+        while read -r rel; do
+            if [[ ! -e $work/b0/$rel ]]; then # created by the patch
+                [[ ! -e $target/$rel ]] || die "$p creates $rel, which $mm already has"
+                mkdir -p "$(dirname "$target/$rel")"
+                cp "$work/b1/$rel" "$target/$rel"
+            elif [[ ! -e $work/b1/$rel ]]; then # deleted by the patch
+                rm -f "$target/$rel"
+            else
+                [[ -f $target/$rel ]] || die "$p changes $rel, which $mm does not have"
+                python3 "$SCRIPT_DIR/merge3.py" "$target/$rel" "$work/b0/$rel" "$work/b1/$rel" ||
+                    conflicts+=("$rel")
+            fi
+        done < <(patch_files "$PATCH_DIR/$p")
+        ((${#conflicts[@]} == 0)) ||
+            die "$p does not merge onto $mm: conflict in ${conflicts[*]} (record what $mm needs in compat/$mm/: drop it, or a fixup)"
+        if [[ -n $out ]]; then
+            rm -rf "$work/a" "$work/b"
+            mv "$work/t0" "$work/a"
+            mkdir -p "$work/b" "$work/t0"
+            cp -a "$target/drivers" "$work/b/"
+            sed '/^---$/q' "$PATCH_DIR/$p" >"$out/$p"
+            printf '[rebased onto %s by netdevsim.sh from %s %s]\n\n' "$mm" "$BASE_PKG" "$BASE_VER" >>"$out/$p"
+            (cd "$work" && diff -ruN a b || true) |
+                sed -E -e 's@^(---|\+\+\+) ([^\t]+)\t.*@\1 \2@' -e 's@^diff -ruN a/(.*) b/.*@diff --git a/\1 b/\1@' >>"$out/$p"
+        fi
+        log "rebased $p onto $mm"
+    done <<<"$names"
+    while read -r f; do
+        [[ -n $f ]] || continue
+        log "applying ${f#"$PATCH_DIR"/}"
+        patch -p1 -N -F0 -s --no-backup-if-mismatch -d "$target" -i "$f" >&2 ||
+            die "${f#"$PATCH_DIR"/} does not apply after the rebased series"
+        [[ -z $out ]] || cp "$f" "$out/"
+    done <<<"$fixups"
 }
 
 # The module of each variant and patch series is in a directory of its own, <kver>/<key>/ (key:
@@ -270,15 +381,21 @@ cmd_build() {
     trap 'rm -rf "$tmp"' EXIT
     cp -a "$top/netdevsim-src" "$tmp/src"
     if [[ $variant == zcrx ]]; then
-        local f list
-        list=$(series_for "$kver") || exit 1
-        while read -r f; do
-            log "applying ${f#"$PATCH_DIR"/}"
-            # At most one line of fuzz (patch's default is 2): a hunk whose context changed must not
-            # land elsewhere (fuzz 3 put 0004's debugfs lines into another function on 6.19); such
-            # a patch needs a compat copy. 7.1 needs fuzz 1 for 0004's netdevsim.h hunk.
-            run_logged "$tmp/patch.log" patch -p1 -N -F1 --no-backup-if-mismatch -d "$tmp/src" -i "$f"
-        done <<<"$list"
+        local p names
+        read_base
+        if [[ $(mm_of "$kver") == "$BASE_MM" ]]; then
+            names=$(series_names "$BASE_MM")
+            while read -r p; do
+                log "applying $p"
+                # At most one line of fuzz (patch's default is 2): a hunk whose context changed
+                # must not land elsewhere (fuzz 3 put 0004's debugfs lines into another function
+                # on 6.19).
+                run_logged "$tmp/patch.log" patch -p1 -N -F1 --no-backup-if-mismatch -d "$tmp/src" -i "$PATCH_DIR/$p"
+            done <<<"$names"
+        else
+            rebase_series "$(mm_of "$kver")" "$tmp/src" "$tmp/series"
+            log "the series as rebased onto $kver: $vdir/series/"
+        fi
     fi
     repoint_makefile "$top/kbuild/usr/src/linux-headers-$kver/Makefile" "$top/kbuild" "$kver"
     local m=$tmp/src/drivers/net/netdevsim t0=$SECONDS
@@ -296,6 +413,23 @@ cmd_build() {
     trap - EXIT
     log "built $variant in $((SECONDS - t0)) s: $(du -h "$out" | cut -f1), $(modinfo -F vermagic "$out" 2>/dev/null | xargs), depends: $(modinfo -F depends "$out" 2>/dev/null)"
     printf '%s\n' "$out"
+}
+
+# netdevsim.sh rebase KVER OUTDIR: the series as rebase_series makes it for KVER, written to OUTDIR.
+cmd_rebase() {
+    local kver=$1 out=$2 tmp
+    [[ $kver =~ ^[0-9]+\.[0-9]+ ]] || die "KVER must be a kernel release like 7.1.13+deb13-amd64, got '$kver'"
+    need apt-get apt-cache dpkg-deb flock python3
+    setup_apt
+    mkdir -p "$NDIR" "$out"
+    exec 8>"$CACHE/.netdevsim.lock"
+    flock 8
+    prepare_tree "$kver"
+    tmp=$(temp_dir "$NDIR" rebase-src)
+    cp -a "$NDIR/$kver/netdevsim-src/drivers" "$tmp/"
+    rebase_series "$(mm_of "$kver")" "$tmp" "$(realpath -m "$out")"
+    rm -rf "$tmp"
+    log "wrote the series rebased onto $kver to $out"
 }
 
 nsim_usage() {
@@ -317,6 +451,10 @@ case ${1:-} in
             esac
         done
         cmd_build "$kv" "$variant"
+        ;;
+    rebase)
+        [[ $# -eq 3 ]] || nsim_usage
+        cmd_rebase "$2" "$3"
         ;;
     *) nsim_usage ;;
 esac

@@ -162,17 +162,44 @@ fn check_built(vm: &Path, cache: &Path, o: &Output) -> PathBuf {
     ko
 }
 
+/// A copy of the repository's netdevsim scripts and series next to `cache` (`drop_last`: without
+/// the series' last patch), whose series is written against the fake kernel's source
+/// (`base`: linux-source-9.9 9.9.9-1), so the patches apply as they are and nothing is rebased.
+fn vm_copy(cache: &Path, name: &str, drop_last: bool) -> PathBuf {
+    let d = cache.with_extension(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("netdevsim-zcrx")).expect("mkdir");
+    for f in ["lib.sh", "netdevsim.sh", "merge3.py"] {
+        std::fs::copy(repo().join("vm").join(f), d.join(f)).expect("copy");
+    }
+    for e in std::fs::read_dir(repo().join("vm/netdevsim-zcrx")).expect("series dir") {
+        let e = e.expect("entry");
+        if e.file_type().expect("type").is_file() {
+            std::fs::copy(e.path(), d.join("netdevsim-zcrx").join(e.file_name())).expect("copy");
+        }
+    }
+    std::fs::write(d.join("netdevsim-zcrx/base"), "linux-source-9.9 9.9.9-1\n").expect("base");
+    if drop_last {
+        let s = std::fs::read_to_string(d.join("netdevsim-zcrx/series")).expect("series");
+        let mut lines: Vec<&str> = s.lines().collect();
+        lines.pop();
+        std::fs::write(d.join("netdevsim-zcrx/series"), lines.join("\n") + "\n").expect("series");
+    }
+    d
+}
+
 #[test]
 fn a_netdevsim_build_killed_at_each_phase_leaves_a_cache_the_next_build_repairs() {
-    let vm = repo().join("vm");
     for phase in ["download", "extract", "prepare", "build", "install"] {
         let c = cache(&format!("nsim-{phase}"));
+        let vm = vm_copy(&c, "vm", false);
         let log = c.with_extension("make.log");
         let o = nsim(&vm, &c, "zcrx", Some(phase), &log).wait_with_output().expect("wait");
         assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{phase}: the hook did not fire: {}", text(&o.stderr));
         let o = nsim(&vm, &c, "zcrx", None, &log).wait_with_output().expect("wait");
         check_built(&vm, &c, &o);
         let _ = std::fs::remove_dir_all(&c);
+        let _ = std::fs::remove_dir_all(&vm);
         let _ = std::fs::remove_file(&log);
     }
 }
@@ -181,8 +208,8 @@ fn a_netdevsim_build_killed_at_each_phase_leaves_a_cache_the_next_build_repairs(
 /// second waited for the first and must not rebuild it under the first one's VM).
 #[test]
 fn two_netdevsim_builds_at_once_build_once() {
-    let vm = repo().join("vm");
     let c = cache("nsim-two");
+    let vm = vm_copy(&c, "vm", false);
     let log = c.with_extension("make.log");
     let (a, b) = (nsim(&vm, &c, "zcrx", None, &log), nsim(&vm, &c, "zcrx", None, &log));
     let (a, b) = (a.wait_with_output().expect("wait"), b.wait_with_output().expect("wait"));
@@ -190,6 +217,7 @@ fn two_netdevsim_builds_at_once_build_once() {
     assert_eq!(ka, kb);
     assert_eq!(builds(&log), 1, "the module was built more than once");
     let _ = std::fs::remove_dir_all(&c);
+    let _ = std::fs::remove_dir_all(&vm);
     let _ = std::fs::remove_file(&log);
 }
 
@@ -200,28 +228,7 @@ fn two_netdevsim_builds_at_once_build_once() {
 fn another_patch_series_does_not_replace_a_module_in_use() {
     let c = cache("nsim-series");
     let log = c.with_extension("make.log");
-    let copy = |name: &str, drop_last: bool| -> PathBuf {
-        let d = c.with_extension(name);
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(d.join("netdevsim-zcrx")).expect("mkdir");
-        for f in ["lib.sh", "netdevsim.sh"] {
-            std::fs::copy(repo().join("vm").join(f), d.join(f)).expect("copy");
-        }
-        for e in std::fs::read_dir(repo().join("vm/netdevsim-zcrx")).expect("series dir") {
-            let e = e.expect("entry");
-            if e.file_type().expect("type").is_file() {
-                std::fs::copy(e.path(), d.join("netdevsim-zcrx").join(e.file_name())).expect("copy");
-            }
-        }
-        if drop_last {
-            let s = std::fs::read_to_string(d.join("netdevsim-zcrx/series")).expect("series");
-            let mut lines: Vec<&str> = s.lines().collect();
-            lines.pop();
-            std::fs::write(d.join("netdevsim-zcrx/series"), lines.join("\n") + "\n").expect("series");
-        }
-        d
-    };
-    let (vm_a, vm_b) = (copy("vm-a", false), copy("vm-b", true));
+    let (vm_a, vm_b) = (vm_copy(&c, "vm-a", false), vm_copy(&c, "vm-b", true));
     let ka = check_built(&vm_a, &c, &nsim(&vm_a, &c, "zcrx", None, &log).wait_with_output().expect("wait"));
     let kb = check_built(&vm_b, &c, &nsim(&vm_b, &c, "zcrx", None, &log).wait_with_output().expect("wait"));
     assert_ne!(ka, kb, "two patch series, one module path");

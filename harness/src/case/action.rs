@@ -125,7 +125,8 @@ step_kinds! {
     /// for `ifq`, `area`, `region`, `event` (present = `event_desc` set; `type_mask: [COPY]`,
     /// `stats_offset: auto`), `area_pages`, `region_kind`, `import: FD_NAME`, `readonly: [ifq,
     /// area, region, event]`, `nr_args`, `name`; `area_huge` (2 MiB pages), `area_dmabuf` (a
-    /// udmabuf over a sealed memfd, `$area.memfd`, `$area.dmabuf_fd`), `area_prot`,
+    /// udmabuf over a sealed memfd, `$area.memfd`, `$area.dmabuf_fd`), `area_layout: same_page`
+    /// (every page of the area maps one page: DMA segments of one page), `area_prot`,
     /// `region_fill: 0xff` (the user region past the RQ entries holds other bytes), `rq_fill:
     /// 0xff` (all of it, the RQ head/tail header included),
     /// `unsupported: ERRNO` (the answer that means the device lacks the feature: the case skips),

@@ -42,6 +42,10 @@ pub struct Register {
     /// Put the area in 2 MiB huge pages (MAP_HUGETLB; the case skips when none are reserved).
     #[serde(default)]
     pub area_huge: bool,
+    /// The area's physical layout: `same_page` maps one page at every page of the range, so its
+    /// DMA segments are single pages (never contiguous beyond 4 KiB, whatever the allocator
+    /// does); registration only, the data path is not meant to use it.
+    pub area_layout: Option<AreaLayout>,
     /// Back the area with a dma-buf instead of user memory: a udmabuf over a sealed memfd of
     /// the area's size (flags=DMABUF, dmabuf_fd, addr 0: the offset in the buffer). Received
     /// bytes are read through the harness's mapping of the memfd; `$area.dmabuf_fd` and
@@ -66,6 +70,13 @@ pub struct Register {
 
 fn one() -> u32 {
     1
+}
+
+/// A known physical layout of the area's memory (`Register::area_layout`).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AreaLayout {
+    SamePage,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]

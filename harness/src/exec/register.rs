@@ -66,6 +66,15 @@ impl Ctx<'_> {
             reg.area.addr = m.addr();
             reg.area_mem = m;
         }
+        match r.area_layout {
+            Some(AreaLayout::SamePage) => {
+                let m = crate::kernel::sys::Mem::same_page(area_pages * page())
+                    .map_err(|e| harness(format!("same_page area: {e}")))?;
+                reg.area.addr = m.addr();
+                reg.area_mem = m;
+            }
+            None => {}
+        }
         match r.area_prot {
             Some(AreaProt::Read) => reg.area_mem.protect(libc::PROT_READ).map_err(|e| harness(format!("{e}")))?,
             Some(AreaProt::TailNone) => {

@@ -128,6 +128,40 @@ impl Mem {
         )
     }
 
+    /// `len` bytes (rounded up to pages) in which every page maps the same page of a one-page
+    /// memfd: no page is physically followed by its neighbour, so pinned and mapped for DMA the
+    /// range is one-page segments whatever the page allocator does (a known non-contiguous
+    /// layout, e.g. for zcrx's check of rx_buf_len against the area's chunks).
+    pub fn same_page(len: usize) -> io::Result<Mem> {
+        let page = page_size();
+        // SAFETY: the name is a NUL-terminated literal; the new fd is ours.
+        let fd = unsafe { libc::memfd_create(c"zcrx-conform-same-page".as_ptr(), libc::MFD_CLOEXEC) };
+        // SAFETY: a successful memfd_create returns a new fd that we now own.
+        let fd = unsafe { OwnedFd::from_raw_fd(os_check(fd)?) };
+        // SAFETY: our own memfd.
+        os_check(unsafe { libc::ftruncate(fd.as_raw_fd(), page as libc::off_t) })?;
+        // The range is reserved first (its Mem unmaps all of it), then each page replaced.
+        let m = Self::map(len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)?;
+        for off in (0..m.len).step_by(page) {
+            // SAFETY: MAP_FIXED over a page of our own reservation; the memfd outlives the call
+            // (the mapping keeps its file).
+            let p = unsafe {
+                libc::mmap(
+                    m.as_ptr().add(off) as *mut _,
+                    page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE,
+                    fd.as_raw_fd(),
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(m)
+    }
+
     /// Maps `len` bytes of `fd` at `offset` shared (used for kernel-allocated RQ regions).
     pub fn map_fd(fd: RawFd, len: usize, offset: u64) -> io::Result<Mem> {
         Self::map(len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_POPULATE, fd, offset as i64)
@@ -195,6 +229,15 @@ impl Drop for Mem {
     fn drop(&mut self) {
         // SAFETY: unmapping exactly what we mapped.
         unsafe { libc::munmap(self.ptr.as_ptr() as *mut _, self.len) };
+    }
+}
+
+/// A libc return value: the value, or errno as an io::Error when negative.
+fn os_check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
     }
 }
 

@@ -20,9 +20,11 @@ pub const FILES: &[(&str, &str)] = &[
     ("debug.config", include_str!("../../../vm/debug.config")),
     ("ethtool.sh", include_str!("../../../vm/ethtool.sh")),
     ("netdevsim.sh", include_str!("../../../vm/netdevsim.sh")),
+    ("merge3.py", include_str!("../../../vm/merge3.py")),
     ("liburing.sh", include_str!("../../../vm/liburing.sh")),
     ("campaign.sh", include_str!("../../../vm/campaign.sh")),
     ("netdevsim-zcrx/series", include_str!("../../../vm/netdevsim-zcrx/series")),
+    ("netdevsim-zcrx/base", include_str!("../../../vm/netdevsim-zcrx/base")),
     (
         "netdevsim-zcrx/0001-netdevsim-give-the-bus-device-a-64-bit-DMA-mask.patch",
         include_str!("../../../vm/netdevsim-zcrx/0001-netdevsim-give-the-bus-device-a-64-bit-DMA-mask.patch"),
@@ -55,67 +57,12 @@ pub const FILES: &[(&str, &str)] = &[
         "netdevsim-zcrx/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch",
         include_str!("../../../vm/netdevsim-zcrx/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch"),
     ),
-    // Per-version adaptation of the series (netdevsim.sh's series_for): rebased copies, fixups.
     (
-        "netdevsim-zcrx/compat/6.19/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch",
-        include_str!(
-            "../../../vm/netdevsim-zcrx/compat/6.19/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch"
-        ),
+        "netdevsim-zcrx/0009-netdevsim-take-rx-buffers-larger-than-a-page-QCFG_RX.patch",
+        include_str!("../../../vm/netdevsim-zcrx/0009-netdevsim-take-rx-buffers-larger-than-a-page-QCFG_RX.patch"),
     ),
-    (
-        "netdevsim-zcrx/compat/7.0/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch",
-        include_str!(
-            "../../../vm/netdevsim-zcrx/compat/7.0/0004-netdevsim-add-debugfs-counters-and-a-buffer-budget-f.patch"
-        ),
-    ),
-    (
-        "netdevsim-zcrx/compat/6.19/0005-netdevsim-drop-payload-skbs-when-the-zcrx-page-pool-.patch",
-        include_str!(
-            "../../../vm/netdevsim-zcrx/compat/6.19/0005-netdevsim-drop-payload-skbs-when-the-zcrx-page-pool-.patch"
-        ),
-    ),
-    (
-        "netdevsim-zcrx/compat/6.19/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch",
-        include_str!(
-            "../../../vm/netdevsim-zcrx/compat/6.19/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch"
-        ),
-    ),
-    (
-        "netdevsim-zcrx/compat/6.19/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch",
-        include_str!(
-            "../../../vm/netdevsim-zcrx/compat/6.19/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch"
-        ),
-    ),
-    (
-        "netdevsim-zcrx/compat/7.0/0005-netdevsim-drop-payload-skbs-when-the-zcrx-page-pool-.patch",
-        include_str!(
-            "../../../vm/netdevsim-zcrx/compat/7.0/0005-netdevsim-drop-payload-skbs-when-the-zcrx-page-pool-.patch"
-        ),
-    ),
-    (
-        "netdevsim-zcrx/compat/7.0/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch",
-        include_str!(
-            "../../../vm/netdevsim-zcrx/compat/7.0/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch"
-        ),
-    ),
-    (
-        "netdevsim-zcrx/compat/7.0/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch",
-        include_str!(
-            "../../../vm/netdevsim-zcrx/compat/7.0/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch"
-        ),
-    ),
-    (
-        "netdevsim-zcrx/compat/7.1/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch",
-        include_str!(
-            "../../../vm/netdevsim-zcrx/compat/7.1/0007-netdevsim-ntuple-rules-RSS-contexts-and-receive-stee.patch"
-        ),
-    ),
-    (
-        "netdevsim-zcrx/compat/7.1/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch",
-        include_str!(
-            "../../../vm/netdevsim-zcrx/compat/7.1/0008-netdevsim-restart-rx-queues-on-reconfiguration-keepi.patch"
-        ),
-    ),
+    // What a version needs beyond the rebase onto it (netdevsim.sh's rebase_series).
+    ("netdevsim-zcrx/compat/6.19/drop", include_str!("../../../vm/netdevsim-zcrx/compat/6.19/drop")),
 ];
 
 /// The built-in scripts, written out; the directory goes away when this is dropped.
@@ -214,7 +161,8 @@ mod tests {
         for p in series.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             assert!(has(&format!("netdevsim-zcrx/{p}")), "patch {p} is not built in");
         }
-        // Every per-version compat file (netdevsim-zcrx/compat/<M.m>/*).
+        // The series' base, and every per-version compat file (netdevsim-zcrx/compat/<M.m>/*).
+        assert!(has("netdevsim-zcrx/base"), "netdevsim-zcrx/base is not built in");
         for v in std::fs::read_dir(vm_dir().join("netdevsim-zcrx/compat")).expect("compat/").flatten() {
             for f in std::fs::read_dir(v.path()).expect("compat/<M.m>").flatten() {
                 let rel = format!(
