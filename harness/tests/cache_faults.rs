@@ -35,12 +35,18 @@ fn fetch(cache: &Path, kill_at: Option<&str>) -> Child {
 
 /// `kernel.sh ARGS` on `cache` against the fake mirror.
 fn kernel_sh(cache: &Path, args: &[&str], kill_at: Option<&str>) -> Child {
+    script(&repo().join("vm/kernel.sh"), args, cache, kill_at).spawn().expect("bash vm/kernel.sh")
+}
+
+/// `bash SCRIPT ARGS` against the stand-ins (first on PATH) and the fake mirror, on `cache`, in a
+/// process group of its own, killed at phase `kill_at` by the test hook if one is given.
+fn script(path: &Path, args: &[&str], cache: &Path, kill_at: Option<&str>) -> Command {
     let shims = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cache_faults");
-    let path = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap_or_default());
+    let path_var = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap_or_default());
     let mut c = Command::new("bash");
-    c.arg(repo().join("vm/kernel.sh"))
+    c.arg(path)
         .args(args)
-        .env("PATH", path)
+        .env("PATH", path_var)
         .env("ZCRX_CACHE", cache)
         .env("ZCRX_DEBIAN_MIRROR", "http://fake.invalid/debian")
         .env_remove("ZCRX_CONFORM_TEST_KILL_AT")
@@ -51,7 +57,7 @@ fn kernel_sh(cache: &Path, args: &[&str], kill_at: Option<&str>) -> Child {
     if let Some(p) = kill_at {
         c.env("ZCRX_CONFORM_TEST_KILL_AT", p);
     }
-    c.spawn().expect("bash vm/kernel.sh")
+    c
 }
 
 fn text(b: &[u8]) -> String {
@@ -105,24 +111,10 @@ fn two_fetches_at_once_share_one_cache() {
 /// vm/, or a copy with another patch series), on `cache`, in a process group of its own; each
 /// `make modules` is logged to `make_log`.
 fn nsim(vm: &Path, cache: &Path, variant: &str, kill_at: Option<&str>, make_log: &Path) -> Child {
-    let shims = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cache_faults");
-    let path = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap_or_default());
-    let mut c = Command::new("bash");
-    c.arg(vm.join("netdevsim.sh"))
-        .args(["build", KVER, "--variant", variant])
-        .env("PATH", path)
-        .env("ZCRX_CACHE", cache)
-        .env("ZCRX_DEBIAN_MIRROR", "http://fake.invalid/debian")
+    script(&vm.join("netdevsim.sh"), &["build", KVER, "--variant", variant], cache, kill_at)
         .env("ZCRX_TEST_MAKE_LOG", make_log)
-        .env_remove("ZCRX_CONFORM_TEST_KILL_AT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    if let Some(p) = kill_at {
-        c.env("ZCRX_CONFORM_TEST_KILL_AT", p);
-    }
-    c.spawn().expect("bash vm/netdevsim.sh")
+        .spawn()
+        .expect("bash vm/netdevsim.sh")
 }
 
 /// What the make stand-in writes for the zcrx variant of the series in `vm`.
@@ -249,25 +241,11 @@ fn another_patch_series_does_not_replace_a_module_in_use() {
 /// `liburing.sh build` on `cache`, in a process group of its own; each zcrx.t build is logged
 /// to `make_log`.
 fn liburing(cache: &Path, kill_at: Option<&str>, make_log: &Path) -> Child {
-    let shims = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cache_faults");
-    let path = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap_or_default());
-    let mut c = Command::new("bash");
-    c.arg(repo().join("vm/liburing.sh"))
-        .arg("build")
-        .env("PATH", path)
-        .env("ZCRX_CACHE", cache)
-        .env("ZCRX_DEBIAN_MIRROR", "http://fake.invalid/debian")
+    script(&repo().join("vm/liburing.sh"), &["build"], cache, kill_at)
         .env("ZCRX_TEST_MAKE_LOG", make_log)
         .env_remove("ZCRX_LIBURING_VERSION")
-        .env_remove("ZCRX_CONFORM_TEST_KILL_AT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    if let Some(p) = kill_at {
-        c.env("ZCRX_CONFORM_TEST_KILL_AT", p);
-    }
-    c.spawn().expect("bash vm/liburing.sh")
+        .spawn()
+        .expect("bash vm/liburing.sh")
 }
 
 /// A build that ended well printed the path of a whole zcrx.t, and the cache holds no temp
