@@ -14,7 +14,7 @@ use nix::sys::socket::{
 use nix::sys::wait::WaitStatus;
 use nix::unistd::ForkResult;
 
-use super::process::{die_with, readable, reap_within, Proc, EXIT_LIMIT};
+use super::process::{fork_tied, readable, reap_within, Proc, EXIT_LIMIT};
 use super::*;
 use crate::kernel::zcrx::{RegionMem, Registration, Spec, Target};
 
@@ -171,13 +171,9 @@ impl Ctx<'_> {
         let (mine, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
             .map_err(|e| harness(format!("socketpair: {e}")))?;
         let (rel_r, rel_w) = sys::cloexec_pipe()?;
-        let _ = std::io::stdout().flush();
-        let _ = std::io::stderr().flush();
-        let parent = nix::unistd::getpid();
         // SAFETY: the child closes what it inherited and runs only `child`, which leaves with _exit.
-        match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        match unsafe { fork_tied() }? {
             ForkResult::Child => {
-                die_with(parent);
                 drop(mine);
                 drop(rel_w);
                 let keep = [theirs.as_raw_fd(), rel_r.as_raw_fd()];

@@ -47,9 +47,27 @@ pub(super) fn readable(fd: &OwnedFd, limit: Duration) -> bool {
     matches!(nix::poll::poll(&mut fds, ms), Ok(n) if n > 0)
 }
 
+/// Forks a helper process of the case that dies with it: stdio is flushed first (nothing is
+/// written twice), and the child is killed when the case process goes (or leaves at once if it
+/// already has).
+///
+/// # Safety
+/// As `fork`: the child must run only async-signal-safe code and leave with `_exit`.
+pub(super) unsafe fn fork_tied() -> Result<ForkResult, StepError> {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let parent = nix::unistd::getpid();
+    // SAFETY: the caller's contract.
+    let forked = unsafe { nix::unistd::fork() }.map_err(|e| harness(format!("fork: {e}")))?;
+    if matches!(forked, ForkResult::Child) {
+        die_with(parent);
+    }
+    Ok(forked)
+}
+
 /// In a forked child: be killed when `parent` (the case process) goes, and leave at once if it
 /// already has.
-pub(super) fn die_with(parent: Pid) {
+fn die_with(parent: Pid) {
     // SAFETY: plain syscalls on our own process.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -94,15 +112,11 @@ impl Ctx<'_> {
         let wait = queue_wait(&reg.spec.target, expect);
         let (res_r, res_w) = sys::cloexec_pipe()?;
         let (rel_r, rel_w) = sys::cloexec_pipe()?;
-        let _ = std::io::stdout().flush();
-        let _ = std::io::stderr().flush();
-        let parent = nix::unistd::getpid();
         // SAFETY: the child runs only the registration code below and leaves with _exit.
-        match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        match unsafe { fork_tied() }? {
             ForkResult::Child => {
                 drop(res_r);
                 drop(rel_w);
-                die_with(parent);
                 let code = match Ring::new(entries, flags, cq_entries) {
                     Err(_) => -1,
                     Ok(ring) => match reg.place(Readonly::default()) {
