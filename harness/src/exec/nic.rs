@@ -11,6 +11,10 @@ use std::os::fd::AsFd;
 use super::*;
 use crate::kernel::nl::{self, ethtool, link, netdev, xdp, NlError};
 
+/// How long a case waits for the io_uring memory providers of the case before it to leave the
+/// device under test ([`Ctx::wait_providers_released`]).
+const PROVIDER_RELEASE_WAIT: Duration = Duration::from_secs(30);
+
 /// What the NIC steps of a case hold while it runs.
 #[derive(Default)]
 pub(super) struct NicState {
@@ -313,6 +317,42 @@ impl Ctx<'_> {
             self.verdict("qstats rx-alloc-fail (at least)", exact_min("rx-alloc-fail", min, grew))?;
         }
         Ok(())
+    }
+
+    /// Waits until no rx queue of the device under test has an io_uring memory provider: the
+    /// ordering event that ends the case before. Cases on a device run one at a time, but the
+    /// kernel tears a zcrx instance down after its process has gone (io_uring's ring exit work),
+    /// so the next case could start while the last one's provider was still bound. The core then
+    /// refuses some settings (tcp-data-split off or a non-zero hds-thresh: EINVAL, which fits
+    /// nic.hds_settings' one failure after nic.flow_ipv6), and the old instance's page pools tear
+    /// down inside the new case. Past [`PROVIDER_RELEASE_WAIT`] the earlier teardown never
+    /// finished: a harness error, not this case's verdict.
+    pub(super) fn wait_providers_released(&mut self) -> StepResult {
+        let Some(dev) = self.topo.dut_dev.clone() else { return Ok(()) };
+        let idx = self.topo.if_idx;
+        let t0 = Instant::now();
+        let mut polls = 0u32;
+        loop {
+            let bound = netdev::io_uring_rx_queues(idx).map_err(|e| harness(e.msg))?;
+            if bound.is_empty() {
+                if polls > 0 {
+                    self.note(format!(
+                        "waited {} ms for an earlier case's io_uring provider to leave {dev}",
+                        t0.elapsed().as_millis()
+                    ));
+                }
+                return Ok(());
+            }
+            if t0.elapsed() >= PROVIDER_RELEASE_WAIT {
+                return Err(harness(format!(
+                    "{dev} rx queue(s) {bound:?} still have an io_uring memory provider {} s after the case began \
+                     (an earlier case's zcrx instance was never torn down)",
+                    PROVIDER_RELEASE_WAIT.as_secs()
+                )));
+            }
+            polls += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// The highest page-pool id of the device under test now.
