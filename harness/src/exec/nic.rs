@@ -372,12 +372,28 @@ impl Ctx<'_> {
             pools.iter().filter(|p| p.detached).map(|p| u64::from(p.inflight.unwrap_or(0))).sum()
         };
         let floor = self.pp_floor;
+        // Buffers of skbs that were read on another CPU than the one that received them stay in
+        // flight until that CPU's next receive softirq (sys::flush_skb_defer_lists); with no
+        // traffic left, that could be never. Each flush is that ordering event, made to happen;
+        // the pool's own release work (every second) then gives them back.
+        let mut flushed_at: Option<Instant> = None;
         let pools = loop {
             let mut pools = netdev::page_pools(idx).map_err(|e| harness(e.msg))?;
             pools.retain(|p| p.id > floor);
             let settled = count(&pools) == p.io_uring && p.detached_inflight.is_none_or(|d| held(&pools) == d);
             if settled || Instant::now() >= deadline {
                 break pools;
+            }
+            if p.detached_inflight.is_some() && flushed_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                let before = held(&pools);
+                let cpus =
+                    sys::flush_skb_defer_lists().map_err(|e| harness(format!("flushing skb defer lists: {e}")))?;
+                if flushed_at.is_none() {
+                    self.note(format!(
+                        "{before} buffer(s) in flight in detached page pools: receive softirq run on {cpus} CPU(s) to free deferred skbs"
+                    ));
+                }
+                flushed_at = Some(Instant::now());
             }
             std::thread::sleep(Duration::from_millis(10));
         };
