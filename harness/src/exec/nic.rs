@@ -373,7 +373,7 @@ impl Ctx<'_> {
         };
         let floor = self.pp_floor;
         // Buffers of skbs that were read on another CPU than the one that received them stay in
-        // flight until that CPU's next receive softirq (sys::flush_skb_defer_lists); with no
+        // flight until that CPU's next receive softirq (kernel::softirq::flush_skb_defer_lists); with no
         // traffic left, that could be never. Each flush is that ordering event, made to happen;
         // the pool's own release work (every second) then gives them back.
         let mut flushed_at: Option<Instant> = None;
@@ -386,8 +386,8 @@ impl Ctx<'_> {
             }
             if p.detached_inflight.is_some() && flushed_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                 let before = held(&pools);
-                let cpus =
-                    sys::flush_skb_defer_lists().map_err(|e| harness(format!("flushing skb defer lists: {e}")))?;
+                let cpus = crate::kernel::softirq::flush_skb_defer_lists()
+                    .map_err(|e| harness(format!("flushing skb defer lists: {e}")))?;
                 if flushed_at.is_none() {
                     self.note(format!(
                         "{before} buffer(s) in flight in detached page pools: receive softirq run on {cpus} CPU(s) to free deferred skbs"

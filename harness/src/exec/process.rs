@@ -201,7 +201,7 @@ impl Ctx<'_> {
             self.note(format!("effective capabilities: {kept}"));
         }
         if x.nofile_used {
-            let (limit, holes) = sys::use_up_fds().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
+            let (limit, holes) = crate::kernel::fds::use_up_fds().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
             self.note(format!("RLIMIT_NOFILE {limit}, every descriptor below it open ({holes} free slot(s) filled)"));
         }
         Ok(())
