@@ -208,7 +208,8 @@ step_kinds! {
     /// `false`, `rx_buf_len`, polled up to `wait_ms`
     QueueGet(QueueGet) = "queue_get" [checks],
     /// page pools with the io_uring provider (`io_uring: N`) and buffers still held by destroyed
-    /// pools (`detached_inflight`), polled up to `wait_ms`; statistics logged
+    /// pools (`detached_inflight`), polled up to `wait_ms` (each second the receive softirq is
+    /// run on every CPU, which frees skbs deferred to it); statistics logged
     PagePools(PagePools) = "page_pools" [checks],
     /// `start: P` forks a process that registers on the topology's queue and holds the
     /// instance; `exit: P` lets it exit without closing anything (teardown from the exit path)

@@ -157,7 +157,10 @@ pub struct QueueGet {
 /// The DUT's page pools (`page-pool-get`, `page-pool-stats-get`): exactly this many have the
 /// io_uring memory provider (statistics are logged), and, with `detached_inflight`, the pools
 /// already destroyed still hold exactly this many buffers (0: every buffer came back, none
-/// leaked past teardown). Both are polled up to `wait_ms`.
+/// leaked past teardown). Both are polled up to `wait_ms`; while `detached_inflight` is not
+/// reached, the receive softirq is run on every CPU each second (`kernel::softirq::flush_skb_defer_lists`:
+/// an skb read on another CPU than the one that received it is freed only at that CPU's next
+/// receive softirq, and keeps its buffers in flight until then).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PagePools {

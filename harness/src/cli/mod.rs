@@ -80,6 +80,10 @@ pub struct SelectArgs {
     /// the value; clap's own would echo all of it.)
     #[arg(long)]
     pub shard: Option<String>,
+    /// Run the selected cases N times, one pass after the other, in one process (one boot): how
+    /// often a case that fails only sometimes fails (each pass's results are reported).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=run::MAX_REPEAT as i64))]
+    pub repeat: u32,
     #[command(flatten)]
     pub timeout: TimeoutArgs,
     /// Run up to N cases at the same time (cases holding an exclusive resource never overlap;
@@ -487,6 +491,7 @@ mod tests {
             shard: Some((2, 3)),
             fixes: vec!["4f02cc4071a1".into()],
             cve: vec!["CVE-2025-40046".into()],
+            repeat: 20,
         };
         let topologies = vec!["host".to_string(), "veth".to_string()];
         let run = run::RunOpts {
@@ -512,7 +517,7 @@ mod tests {
             (["4f02cc4071a1".to_string()].as_slice(), ["CVE-2025-40046".to_string()].as_slice())
         );
         assert!(a.select.self_check && a.stream && a.kernel.kernels.is_empty());
-        assert_eq!(a.start_at, 3);
+        assert_eq!((a.start_at, a.select.repeat), (3, 20));
     }
 
     /// So does the campaign's guest command line, which names no kernel.

@@ -77,6 +77,7 @@ impl Suite {
                 shard: s.shard.as_deref().map(run::parse_shard).transpose()?,
                 fixes: s.fixes.iter().map(|f| run::parse_fix_prefix(f)).collect::<Result<_, _>>()?,
                 cve: s.cve.iter().map(|c| run::parse_cve(c)).collect::<Result<_, _>>()?,
+                repeat: s.repeat,
             },
             timeout: s.timeout.timeout,
             stream,
@@ -153,7 +154,7 @@ impl Suite {
         );
         let mut opts = self.opts.clone();
         opts.topologies = SECOND_BOOT.iter().map(|t| t.to_string()).collect();
-        opts.selection = Selection { filter: ids, exact: true, ..Default::default() };
+        opts.selection = Selection { filter: ids, exact: true, repeat: opts.selection.repeat, ..Default::default() };
         opts.start_at = 0;
         let started = crate::report::time::now();
         let mut second = self.boot(k, &opts, &format!("{k} on stock netdevsim"))?;

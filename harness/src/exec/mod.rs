@@ -258,6 +258,7 @@ impl Ctx<'_> {
             crate::topology::enter(ns)?;
             self.note(format!("in network namespace {}", ns.display()));
         }
+        self.wait_providers_released()?;
         if self.case.def.steps.iter().any(|s| matches!(s.value.action, Action::PagePools(_))) {
             self.pp_floor = self.page_pool_floor()?;
         }

@@ -11,6 +11,10 @@ use std::os::fd::AsFd;
 use super::*;
 use crate::kernel::nl::{self, ethtool, link, netdev, xdp, NlError};
 
+/// How long a case waits for the io_uring memory providers of the case before it to leave the
+/// device under test ([`Ctx::wait_providers_released`]).
+const PROVIDER_RELEASE_WAIT: Duration = Duration::from_secs(30);
+
 /// What the NIC steps of a case hold while it runs.
 #[derive(Default)]
 pub(super) struct NicState {
@@ -315,6 +319,42 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Waits until no rx queue of the device under test has an io_uring memory provider: the
+    /// ordering event that ends the case before. Cases on a device run one at a time, but the
+    /// kernel tears a zcrx instance down after its process has gone (io_uring's ring exit work),
+    /// so the next case could start while the last one's provider was still bound. The core then
+    /// refuses some settings (tcp-data-split off or a non-zero hds-thresh: EINVAL, which fits
+    /// nic.hds_settings' one failure after nic.flow_ipv6), and the old instance's page pools tear
+    /// down inside the new case. Past [`PROVIDER_RELEASE_WAIT`] the earlier teardown never
+    /// finished: a harness error, not this case's verdict.
+    pub(super) fn wait_providers_released(&mut self) -> StepResult {
+        let Some(dev) = self.topo.dut_dev.clone() else { return Ok(()) };
+        let idx = self.topo.if_idx;
+        let t0 = Instant::now();
+        let mut polls = 0u32;
+        loop {
+            let bound = netdev::io_uring_rx_queues(idx).map_err(|e| harness(e.msg))?;
+            if bound.is_empty() {
+                if polls > 0 {
+                    self.note(format!(
+                        "waited {} ms for an earlier case's io_uring provider to leave {dev}",
+                        t0.elapsed().as_millis()
+                    ));
+                }
+                return Ok(());
+            }
+            if t0.elapsed() >= PROVIDER_RELEASE_WAIT {
+                return Err(harness(format!(
+                    "{dev} rx queue(s) {bound:?} still have an io_uring memory provider {} s after the case began \
+                     (an earlier case's zcrx instance was never torn down)",
+                    PROVIDER_RELEASE_WAIT.as_secs()
+                )));
+            }
+            polls += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The highest page-pool id of the device under test now.
     pub(super) fn page_pool_floor(&mut self) -> Result<u32, StepError> {
         let (idx, _) = self.dut()?;
@@ -332,12 +372,28 @@ impl Ctx<'_> {
             pools.iter().filter(|p| p.detached).map(|p| u64::from(p.inflight.unwrap_or(0))).sum()
         };
         let floor = self.pp_floor;
+        // Buffers of skbs that were read on another CPU than the one that received them stay in
+        // flight until that CPU's next receive softirq (kernel::softirq::flush_skb_defer_lists); with no
+        // traffic left, that could be never. Each flush is that ordering event, made to happen;
+        // the pool's own release work (every second) then gives them back.
+        let mut flushed_at: Option<Instant> = None;
         let pools = loop {
             let mut pools = netdev::page_pools(idx).map_err(|e| harness(e.msg))?;
             pools.retain(|p| p.id > floor);
             let settled = count(&pools) == p.io_uring && p.detached_inflight.is_none_or(|d| held(&pools) == d);
             if settled || Instant::now() >= deadline {
                 break pools;
+            }
+            if p.detached_inflight.is_some() && flushed_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                let before = held(&pools);
+                let cpus = crate::kernel::softirq::flush_skb_defer_lists()
+                    .map_err(|e| harness(format!("flushing skb defer lists: {e}")))?;
+                if flushed_at.is_none() {
+                    self.note(format!(
+                        "{before} buffer(s) in flight in detached page pools: receive softirq run on {cpus} CPU(s) to free deferred skbs"
+                    ));
+                }
+                flushed_at = Some(Instant::now());
             }
             std::thread::sleep(Duration::from_millis(10));
         };

@@ -215,9 +215,8 @@ impl Ctx<'_> {
             self.note(format!("effective capabilities: {kept}"));
         }
         if x.nofile_used {
-            let top = sys::highest_fd().map_err(|e| format!("/proc/self/fd: {e}"))?;
-            sys::set_rlimit(libc::RLIMIT_NOFILE, top as u64 + 1, None).map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
-            self.note(format!("RLIMIT_NOFILE {} (descriptors up to {top} open)", top + 1));
+            let (limit, holes) = crate::kernel::fds::use_up_fds().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
+            self.note(format!("RLIMIT_NOFILE {limit}, every descriptor below it open ({holes} free slot(s) filled)"));
         }
         Ok(())
     }

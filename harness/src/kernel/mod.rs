@@ -5,10 +5,12 @@
 
 pub mod debug;
 mod error;
+pub mod fds;
 pub mod netdev;
 pub mod nl;
 pub mod probe;
 pub mod ring;
+pub mod softirq;
 pub mod sys;
 pub mod uapi;
 pub mod zcrx;

@@ -23,7 +23,7 @@ use crate::model::{CaseReport, CaseResult, Probe, RunReport, SkipReason};
 use crate::topology;
 
 pub use error::Error;
-pub use plan::{parse_cve, parse_fix_prefix, parse_shard, parse_timeout, select, Selection};
+pub use plan::{parse_cve, parse_fix_prefix, parse_shard, parse_timeout, select, Selection, MAX_REPEAT};
 
 #[derive(Clone, Debug)]
 pub struct RunOpts {
@@ -84,7 +84,7 @@ pub fn run(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str) -> RunRe
 pub fn run_on(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str, mut provided: topology::Envs) -> RunReport {
     let start = Instant::now();
     let mut report = RunReport::new(target, probe.clone(), &opts.topologies);
-    let selected = select(cases, &opts.selection);
+    let selected = plan::passes(&select(cases, &opts.selection), &opts.selection);
     let kinds = provided.kinds();
     let mut progress = progress::Progress::new(opts.stream, opts.quiet, target);
     progress.event(&Event::Probe { probe: Box::new(probe.clone()) });

@@ -22,6 +22,18 @@ pub struct Selection {
     pub fixes: Vec<String>,
     /// CVE ids ([`parse_cve`]): only cases tagged with one of them. Empty: no such condition.
     pub cve: Vec<String>,
+    /// `--repeat N`: the selection runs N times in one process (one boot), pass after pass, to
+    /// measure a case that fails only sometimes; 0 and 1 both mean once.
+    pub repeat: u32,
+}
+
+/// The most passes `--repeat` takes.
+pub const MAX_REPEAT: u32 = 1000;
+
+/// The selected cases, `sel.repeat` passes of them one after the other: what a run executes.
+pub fn passes<'c>(selected: &[&'c Case], sel: &Selection) -> Vec<&'c Case> {
+    let n = sel.repeat.clamp(1, MAX_REPEAT) as usize;
+    selected.iter().copied().cycle().take(selected.len() * n).collect()
 }
 
 /// Shortest commit id prefix `--fixes` takes: shorter ones name too many commits.
@@ -253,5 +265,22 @@ mod tests {
         let sel = Selection { filter: vec!["query.opcodes".into()], exact: true, ..Default::default() };
         let ids: Vec<&str> = select(&cases, &sel).iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["query.opcodes"]);
+    }
+
+    #[test]
+    fn repeated_passes() {
+        let cases = crate::case::load_all(&[crate::paths::default_case_dir()]).expect("cases load");
+        let sel = |repeat| Selection {
+            filter: vec!["query.opcodes".into(), "query.zcrx".into()],
+            repeat,
+            ..Default::default()
+        };
+        let once: Vec<&str> = select(&cases, &sel(1)).iter().map(|c| c.id.as_str()).collect();
+        assert!(once.len() >= 2, "{once:?}");
+        for r in [0, 1] {
+            assert_eq!(passes(&select(&cases, &sel(r)), &sel(r)).len(), once.len(), "repeat {r} is one pass");
+        }
+        let three: Vec<&str> = passes(&select(&cases, &sel(3)), &sel(3)).iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(three, [once.clone(), once.clone(), once].concat(), "three passes, each in catalogue order");
     }
 }

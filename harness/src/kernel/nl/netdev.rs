@@ -39,6 +39,24 @@ pub fn rx_queue(ifindex: u32, id: u32) -> NlResult<Queue> {
     })
 }
 
+/// The rx queues of `ifindex` that have the io_uring memory provider installed (`queue-get`
+/// dump), by id.
+pub fn io_uring_rx_queues(ifindex: u32) -> NlResult<Vec<u32>> {
+    let mut sock = NetlinkSocket::new();
+    let mut req = netdev::Request::new().op_queue_get_dump();
+    req.encode().push_ifindex(ifindex);
+    let what = format!("queue-get dump ifindex {ifindex}");
+    let mut r = ask!(sock, req, what)?;
+    let mut out = Vec::new();
+    while let Some(a) = r.recv() {
+        let a = a.map_err(|e| NlError::reply(&what, &e))?;
+        if a.get_type().ok() == Some(QUEUE_RX) && a.get_io_uring().is_ok() {
+            out.push(a.get_id().unwrap_or(u32::MAX));
+        }
+    }
+    Ok(out)
+}
+
 /// NETDEV_XDP_ACT_BASIC | REDIRECT | XSK_ZEROCOPY: what AF_XDP zero copy needs.
 pub const XDP_ACT_ZC: u64 = 0x1 | 0x2 | 0x8;
 
