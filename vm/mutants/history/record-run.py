@@ -50,6 +50,9 @@ def load(path):
     run = runs[0]
     if run.get("aborted"):
         die(f"{path}: the run was aborted: {run.get('aborted')}")
+    probe = run.get("probe") or {}
+    if not (probe.get("kmemleak") and probe.get("fault_injection")):
+        die(f"{path}: not a debug-kernel run (the probe found no kmemleak or no fault injection)")
     cases = {c["id"]: c["status"] for c in run["cases"]}
     msgs = {c["id"]: (c.get("message") or "").split("\n", 1)[0] for c in run["cases"]}
     release = (run.get("probe") or {}).get("kernel_release", "")
