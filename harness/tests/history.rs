@@ -71,12 +71,38 @@ fn series(dir: &Path) -> Vec<String> {
     s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
 }
 
-/// The proof campaign's records, by mutant file: (verdict, killed_by, liburing_killed).
+/// The proof campaign's records, by mutant file: (verdict, killed_by, liburing_killed). The
+/// verdict names the kernel kind when a debug-kernel record decided it (`killed (debug
+/// kernel)`); it starts with `killed` whenever the fix is caught.
 type Proof = BTreeMap<String, (String, Vec<String>, Option<bool>)>;
+
+/// One mutant's latest record of each kernel kind: (production, debug).
+type Latest = (Option<(String, Vec<String>, Option<bool>)>, Option<(String, Vec<String>, Option<bool>)>);
+
+/// Both kinds' records of a mutant made one: a kill on either kernel catches the fix (the
+/// production kernel's first: it needs no detector); zcrx.t runs only in production boots.
+fn fold((prod, debug): Latest) -> Option<(String, Vec<String>, Option<bool>)> {
+    let lib = prod.as_ref().and_then(|p| p.2);
+    match (prod, debug) {
+        (Some(p), _) if p.0.starts_with("killed") => Some(p),
+        (p, Some(d)) if d.0.starts_with("killed") => Some((
+            match &p {
+                Some(p) => format!("{} (debug kernel; production kernel: {})", d.0, p.0),
+                None => format!("{} (debug kernel)", d.0),
+            },
+            d.1,
+            lib,
+        )),
+        (Some(p), Some(d)) => Some((format!("{} (debug kernel: {})", p.0, d.0), vec![], lib)),
+        (Some(p), None) => Some(p),
+        (None, Some(d)) => Some((format!("{} (debug kernel)", d.0), vec![], None)),
+        (None, None) => None,
+    }
+}
 
 fn proof(path: &Path) -> Proof {
     let Ok(text) = std::fs::read_to_string(path) else { return Proof::new() };
-    let mut out = Proof::new();
+    let mut latest: BTreeMap<String, Latest> = BTreeMap::new();
     for (i, l) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
         let v: serde_json::Value =
             serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1));
@@ -89,10 +115,17 @@ fn proof(path: &Path) -> Proof {
             .map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect())
             .unwrap_or_default();
         let verdict = v["verdict"].as_str().unwrap_or_default().to_string();
-        // A mutant run again (a later line) replaces the earlier result.
-        out.insert(file, (verdict, killed_by, v["liburing_killed"].as_bool()));
+        let rec = Some((verdict, killed_by, v["liburing_killed"].as_bool()));
+        // A mutant run again on the same kind of kernel (a later line) replaces the earlier
+        // result; records written before kinds were recorded are production ones.
+        let slot = latest.entry(file).or_default();
+        match v["kernel"].as_str().unwrap_or("production") {
+            "production" => slot.0 = rec,
+            "debug" => slot.1 = rec,
+            other => panic!("{}:{}: kernel `{other}` (production or debug)", path.display(), i + 1),
+        }
     }
-    out
+    latest.into_iter().filter_map(|(f, l)| fold(l).map(|p| (f, p))).collect()
 }
 
 /// Whether a killer named in a record (an expanded id, `case[values]`) is this case file's.
@@ -118,6 +151,11 @@ fn render(rows: &[Row], proof: &Proof, cases: &[Case]) -> (String, serde_json::V
          --mutants vm/mutants/history --results reports/history-mutation.jsonl --report-dir /tmp/h`). \
          A fix is *caught* when its mutant was killed: a case that passes on 7.3.4 failed on it (or, \
          `Direction: apply`, a case pinned as a known deviation on 7.3.4 passed with the fix). \
+         Mutants a production kernel cannot show were proven on the debug kernel (KASAN, kmemleak, \
+         lockdep, fault injection: reports/debug-kernel.md), one boot per mutant running its expected \
+         killers, compared with a boot of the unmutated debug kernel running the same cases \
+         (`run --kernel tree+debug:TREE --filter ...`, recorded by vm/mutants/history/record-run.py; \
+         the record's `kernel` is `debug`); the caught column then says `(debug kernel)`. \
          Only then may the case carry the `fixes:` tag (the test refuses it otherwise).\n\n",
     );
     let caught = rows.iter().filter(|r| proof.get(&r["mutant"]).is_some_and(|p| p.0.starts_with("killed"))).count();
@@ -281,4 +319,22 @@ fn the_backing_rule_refuses_an_unproven_tag() {
     assert_eq!(unbacked(&cases, &rows, &rec("killed", &["drain.len_capx[1]", "drain.eof"])).len(), 1, "other cases");
     assert!(unbacked(&cases, &rows, &rec("killed", &["drain.len_cap[2]"])).is_empty(), "an expansion killed it");
     assert!(unbacked(&cases, &rows, &rec("killed-by-crash", &["drain.len_cap"])).is_empty());
+}
+
+/// A debug-kernel kill catches a fix its production record missed, and says so; a debug
+/// survival does not undo a production kill.
+#[test]
+fn a_debug_kernel_record_is_folded_with_the_production_one() {
+    let r =
+        |v: &str, k: &[&str], lib: Option<bool>| Some((v.to_string(), k.iter().map(|s| s.to_string()).collect(), lib));
+    let (v, k, lib) = fold((r("survived", &[], Some(false)), r("killed", &["rq.flush_returns"], None))).expect("some");
+    assert_eq!(v, "killed (debug kernel; production kernel: survived)");
+    assert_eq!((k, lib), (vec!["rq.flush_returns".to_string()], Some(false)));
+    let (v, k, _) = fold((r("killed", &["drain.len_cap"], Some(false)), r("survived", &[], None))).expect("some");
+    assert_eq!((v.as_str(), k.len()), ("killed", 1));
+    let (v, k, _) = fold((r("survived", &[], Some(false)), r("survived", &[], None))).expect("some");
+    assert_eq!((v.as_str(), k.len()), ("survived (debug kernel: survived)", 0));
+    let (v, _, lib) = fold((None, r("killed", &["area.checks"], None))).expect("some");
+    assert_eq!((v.as_str(), lib), ("killed (debug kernel)", None));
+    assert!(fold((None, None)).is_none());
 }

@@ -18,13 +18,15 @@ use clap::Args;
 
 use crate::vm::{KernelArgs, KernelSpec};
 pub use error::Error;
-use mutants::{Record, Verdict};
+use mutants::{KernelKind, Record, Verdict};
 
 /// `mutate`'s arguments.
 #[derive(Args, Clone, Debug)]
 pub struct MutateArgs {
     // The kernel tree, --kernel tree:PATH (copied to <cache>/mutate/ first, or used there if it
-    // is such a copy already; the tree named is never changed).
+    // is such a copy already; the tree named is never changed), or tree+debug:PATH: the debug
+    // kernel (build-tree.sh --debug; a tree already built so is rebuilt incrementally, in place
+    // when it lies under <cache>/mutate/).
     #[command(flatten)]
     pub kernel: KernelArgs,
     /// The mutant set: a directory with `series` and the patches (default: vm/mutants).
@@ -57,6 +59,16 @@ pub struct MutateArgs {
     /// Only write the reports from the results file (no build, no boot).
     #[arg(long)]
     pub report_only: bool,
+    /// Only the cases these filters select (as `run --filter`; repeatable or comma-separated):
+    /// a debug boot takes minutes, so each mutant runs its expected killers, not the catalogue.
+    /// liburing's zcrx.t is not run then. Mutants are compared with the latest baseline of the
+    /// same kernel kind on the cases both ran; make one with `--baseline-only` and a filter
+    /// that covers every mutant's.
+    #[arg(long, value_delimiter = ',')]
+    pub filter: Vec<String>,
+    /// Seconds one case may take in the guest (a debug kernel runs cases several times slower).
+    #[arg(long, default_value_t = 45, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub case_cap: u64,
     /// Cases the guest runs at the same time.
     #[arg(long, short, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
@@ -107,11 +119,15 @@ fn default_in_reports(p: &Option<PathBuf>, name: &str) -> PathBuf {
     p.clone().unwrap_or_else(|| crate::paths::repo_root().join("reports").join(name))
 }
 
-/// The campaign's source tree: one `--kernel tree:PATH`.
-fn tree_source(k: &KernelArgs) -> Result<String, Error> {
+/// The campaign's source tree, `--kernel tree:PATH` or `tree+debug:PATH`, and its kind.
+fn tree_source(k: &KernelArgs) -> Result<(String, KernelKind), Error> {
     match k.single("a campaign")? {
-        KernelSpec::Tree { path, kasan: false, .. } => Ok(path.display().to_string()),
-        other => Err(Error::Input(format!("`{other}`: a campaign runs on one kernel tree, --kernel tree:PATH"))),
+        KernelSpec::Tree { path, kasan: false, debug, .. } => {
+            Ok((path.display().to_string(), if debug { KernelKind::Debug } else { KernelKind::Production }))
+        }
+        other => Err(Error::Input(format!(
+            "`{other}`: a campaign runs on one kernel tree, --kernel tree:PATH or tree+debug:PATH"
+        ))),
     }
 }
 
@@ -122,7 +138,7 @@ fn now_utc() -> String {
 /// `mutate`: the campaign, then its reports.
 pub fn mutate(a: &MutateArgs) -> Result<(), Error> {
     if let Some(zcrx_t) = &a.guest {
-        let r = guest::measure(zcrx_t, &a.topology, a.jobs as usize)?;
+        let r = guest::measure(zcrx_t, &a.topology, a.jobs as usize, &a.filter, a.case_cap as f64)?;
         return Ok(crate::bench::emit_result(&r)?);
     }
     let set_dir = a.mutants.clone().unwrap_or_else(|| crate::paths::repo_root().join("vm/mutants"));
@@ -168,17 +184,23 @@ pub(crate) fn guest_args(a: &MutateArgs, zcrx_t: &Path) -> Vec<String> {
     let mut args: Vec<String> = vec!["mutate".into(), "--guest".into(), zcrx_t.display().to_string()];
     args.push(format!("--topology={}", a.topology.join(",")));
     args.push(format!("--jobs={}", a.jobs));
+    args.push(format!("--case-cap={}", a.case_cap));
+    // Each filter as its own argument: a filter holds no comma (they split on it).
+    args.extend(a.filter.iter().map(|f| format!("--filter={f}")));
     args
 }
 
 /// One boot of the campaign tree as it is now: build, boot, measure.
 fn boot_once(
     tree: &Path,
+    kind: KernelKind,
     a: &MutateArgs,
     zcrx_t: &Path,
 ) -> Result<Result<guest::GuestResult, crate::vm::GuestError>, Error> {
-    let kernel =
-        crate::vm::resolve(&KernelSpec::Tree { path: tree.to_path_buf(), kasan: false, gcov: true, debug: false })?;
+    // --debug includes --gcov; building a debug tree without it would configure it anew (and
+    // rebuild it whole).
+    let debug = kind == KernelKind::Debug;
+    let kernel = crate::vm::resolve(&KernelSpec::Tree { path: tree.to_path_buf(), kasan: false, gcov: true, debug })?;
     let env = crate::vm::guest_tools(&kernel, &a.topology)?;
     let args = guest_args(a, zcrx_t);
     Ok(crate::vm::run_command_in_vm(&kernel, &args, &env, Duration::from_secs(a.cap)).and_then(|out| {
@@ -187,7 +209,7 @@ fn boot_once(
 }
 
 fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Path) -> Result<(), Error> {
-    let src = tree_source(&a.kernel)?;
+    let (src, kind) = tree_source(&a.kernel)?;
     let src = src.as_str();
     crate::vm::provision()?;
     let tree = crate::vm::script_path("campaign.sh", &["prepare", src])?;
@@ -196,10 +218,10 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
     crate::vm::script_status("campaign.sh", &["revert", &tree_s])?;
     let zcrx_t = crate::vm::liburing_zcrx_t()?;
     let mut done = mutants::read_results(results)?;
-    if a.baseline_only || !done.iter().any(|r| r.verdict == Verdict::Baseline) {
+    if a.baseline_only || !done.iter().any(|r| r.verdict == Verdict::Baseline && r.kernel == kind) {
         eprintln!("mutate: baseline boot of {tree_s} (no mutant)");
         let t0 = Instant::now();
-        let g = boot_once(&tree, a, &zcrx_t)?
+        let g = boot_once(&tree, kind, a, &zcrx_t)?
             .map_err(|e| Error::Run(format!("the unmutated kernel did not run the suite: {e}")))?;
         let failing = failure_lines(&g.failures, g.failures.keys());
         if !failing.is_empty() {
@@ -208,9 +230,11 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
         let base = Record {
             mutant: mutants::Mutant { name: "baseline".into(), area: "-".into(), ..Default::default() },
             verdict: Verdict::Baseline,
+            kernel: kind,
+            filter: a.filter.clone(),
             killed_by: vec![],
             liburing_killed: None,
-            liburing_exit: Some(g.liburing_exit),
+            liburing_exit: a.filter.is_empty().then_some(g.liburing_exit),
             executed: g.cases.values().filter(|s| **s != crate::model::Status::Skip).count(),
             duration_s: t0.elapsed().as_secs_f64(),
             when: now_utc(),
@@ -229,12 +253,19 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
     if a.baseline_only {
         return Ok(());
     }
-    // Mutants are compared with the latest baseline.
-    let base =
-        done.iter().rev().find(|r| r.verdict == Verdict::Baseline).cloned().ok_or(Error::Run("no baseline".into()))?;
+    // Mutants are compared with the latest baseline of their kernel kind.
+    let base = done
+        .iter()
+        .rev()
+        .find(|r| r.verdict == Verdict::Baseline && r.kernel == kind)
+        .cloned()
+        .ok_or(Error::Run("no baseline".into()))?;
     let mut ran = 0;
     for (m, patch) in mutants::round_robin(set) {
-        if (!a.only.is_empty() && !a.only.contains(&m.name)) || done.iter().any(|r| r.mutant.file == m.file) {
+        // A mutant run on a production kernel runs again on the debug kernel (and the reverse).
+        if (!a.only.is_empty() && !a.only.contains(&m.name))
+            || done.iter().any(|r| r.mutant.file == m.file && r.kernel == kind)
+        {
             continue;
         }
         if a.max > 0 && ran >= a.max {
@@ -247,7 +278,7 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
         eprintln!("mutate: {} ({})", m.name, m.file);
         let t0 = Instant::now();
         crate::vm::script_status("campaign.sh", &["apply", &tree_s, &patch.display().to_string()])?;
-        let mut outcome = boot_once(&tree, a, &zcrx_t);
+        let mut outcome = boot_once(&tree, kind, a, &zcrx_t);
         // A TCG guest sometimes panics in early boot whatever the kernel: a crash (not a hang
         // past the cap, which a second boot would only repeat) counts as a kill only when a
         // second boot of the same build crashes too.
@@ -257,12 +288,14 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
         };
         if let Some(last) = crashed {
             eprintln!("mutate: {}: the guest crashed ({last}); booting the same build once more", m.name);
-            outcome = boot_once(&tree, a, &zcrx_t);
+            outcome = boot_once(&tree, kind, a, &zcrx_t);
         }
         crate::vm::script_status("campaign.sh", &["revert", &tree_s])?;
         let mut r = Record {
             mutant: m.clone(),
             verdict: Verdict::Survived,
+            kernel: kind,
+            filter: a.filter.clone(),
             killed_by: vec![],
             liburing_killed: None,
             liburing_exit: None,
@@ -287,12 +320,31 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
                     crash.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
             }
             Ok(Ok(g)) => {
-                r.killed_by = mutants::changed(&base.cases, &g.cases);
+                let unbaselined;
+                (r.killed_by, unbaselined) = if a.filter.is_empty() {
+                    (mutants::changed(&base.cases, &g.cases), vec![])
+                } else {
+                    mutants::changed_in_selection(&base.cases, &g.cases)
+                };
                 r.message = failure_lines(&g.failures, r.killed_by.iter());
+                if !unbaselined.is_empty() {
+                    let note = format!(
+                        "not compared (not in the baseline; run --baseline-only with this filter): {}",
+                        unbaselined.join(" ")
+                    );
+                    eprintln!("mutate: {}: {note}", m.name);
+                    r.message = [r.message.as_str(), note.as_str()]
+                        .into_iter()
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                }
                 r.verdict = if r.killed_by.is_empty() { Verdict::Survived } else { Verdict::Killed };
                 r.executed = g.cases.values().filter(|s| **s != crate::model::Status::Skip).count();
-                r.liburing_exit = Some(g.liburing_exit);
-                r.liburing_killed = (base.liburing_exit == Some(0)).then_some(g.liburing_exit != 0);
+                if a.filter.is_empty() {
+                    r.liburing_exit = Some(g.liburing_exit);
+                    r.liburing_killed = (base.liburing_exit == Some(0)).then_some(g.liburing_exit != 0);
+                }
             }
         }
         r.duration_s = t0.elapsed().as_secs_f64();
@@ -311,7 +363,7 @@ fn failure_lines<'a>(failures: &BTreeMap<String, String>, ids: impl Iterator<Ite
 
 /// `coverage`: the report from the baseline's gcov data, or which changed lines run.
 pub fn coverage(a: &CoverageArgs) -> Result<(), Error> {
-    let src = tree_source(&a.kernel)?;
+    let (src, _) = tree_source(&a.kernel)?;
     let src = src.as_str();
     let results = default_in_reports(&a.results, "mutation.jsonl");
     let records = mutants::read_results(&results)?;

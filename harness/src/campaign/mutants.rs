@@ -109,11 +109,30 @@ pub enum Verdict {
     BuildFailed,
 }
 
+/// The kind of kernel a record was measured on: which detectors could see a mutant.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelKind {
+    /// `tree:PATH`, built `--gcov`: the production configuration, no sanitizers (the records
+    /// written before kernel kinds were recorded are of this kind).
+    #[default]
+    Production,
+    /// `tree+debug:PATH`, built `--debug`: KASAN, kmemleak, lockdep, fault injection
+    /// (reports/debug-kernel.md). A splat or a leak fails the running case.
+    Debug,
+}
+
 /// One line of the results file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
     pub mutant: Mutant,
     pub verdict: Verdict,
+    /// The kernel kind of the boot; mutants are compared with a baseline of the same kind.
+    #[serde(default)]
+    pub kernel: KernelKind,
+    /// The boot's case selection (`mutate --filter`; empty: the whole catalogue).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filter: Vec<String>,
     /// Cases whose status differs from the baseline's (baseline pass/xfail only).
     #[serde(default)]
     pub killed_by: Vec<String>,
@@ -191,6 +210,19 @@ pub fn changed(baseline: &BTreeMap<String, Status>, now: &BTreeMap<String, Statu
         .collect()
 }
 
+/// [`changed`] for a boot that ran a selection (`mutate --filter`): only the cases it ran are
+/// compared (the baseline may have run more), and the ones it ran that the baseline did not
+/// are returned second: they cannot count as kills (no baseline to compare with).
+pub fn changed_in_selection(
+    baseline: &BTreeMap<String, Status>,
+    now: &BTreeMap<String, Status>,
+) -> (Vec<String>, Vec<String>) {
+    let base: BTreeMap<String, Status> =
+        baseline.iter().filter(|(id, _)| now.contains_key(*id)).map(|(k, v)| (k.clone(), *v)).collect();
+    let unbaselined = now.keys().filter(|id| !baseline.contains_key(*id)).cloned().collect();
+    (changed(&base, now), unbaselined)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +269,17 @@ mod tests {
     }
 
     #[test]
+    fn a_selection_compares_only_what_it_ran() {
+        let m =
+            |v: &[(&str, Status)]| -> BTreeMap<String, Status> { v.iter().map(|(k, s)| (k.to_string(), *s)).collect() };
+        let base = m(&[("a", Status::Pass), ("b", Status::Pass), ("c", Status::Pass)]);
+        let now = m(&[("a", Status::Fail), ("c", Status::Pass), ("n", Status::Fail)]);
+        let (killed, unbaselined) = changed_in_selection(&base, &now);
+        assert_eq!(killed, vec!["a".to_string()], "b was not selected: not a kill");
+        assert_eq!(unbaselined, vec!["n".to_string()]);
+    }
+
+    #[test]
     fn torn_last_line_is_ignored() {
         let d = std::env::temp_dir().join(format!("zcrx-mut-{}", std::process::id()));
         std::fs::create_dir_all(&d).expect("tmp");
@@ -244,6 +287,8 @@ mod tests {
         let r = Record {
             mutant: parse_header("01-x.patch", PATCH).expect("parses"),
             verdict: Verdict::Killed,
+            kernel: KernelKind::Debug,
+            filter: vec!["rq.flush".into()],
             killed_by: vec!["a".into()],
             liburing_killed: Some(false),
             liburing_exit: Some(0),
@@ -258,7 +303,17 @@ mod tests {
         };
         append(&p, &r).expect("append");
         std::fs::OpenOptions::new().append(true).open(&p).and_then(|mut f| f.write_all(b"{\"mutant\":")).expect("torn");
-        assert_eq!(read_results(&p).expect("reads").len(), 1);
+        let back = read_results(&p).expect("reads");
+        assert_eq!(back.len(), 1);
+        assert_eq!(
+            (back[0].kernel, back[0].filter.as_slice()),
+            (KernelKind::Debug, ["rq.flush".to_string()].as_slice())
+        );
+        // A record written before kernel kinds were recorded is a production one.
+        let old = serde_json::to_string(&r).expect("json").replace(",\"kernel\":\"debug\"", "");
+        assert!(!old.contains("\"kernel\""), "{old}");
+        let old: Record = serde_json::from_str(&old).expect("an old record reads");
+        assert_eq!(old.kernel, KernelKind::Production);
         std::fs::write(&p, "nonsense\n{}\n").expect("w");
         assert!(read_results(&p).is_err());
         let _ = std::fs::remove_dir_all(&d);

@@ -534,6 +534,27 @@ mod tests {
         assert!(g.kernel.kernels.is_empty());
     }
 
+    /// A debug campaign's selection and case cap reach the guest as given.
+    #[test]
+    fn the_debug_campaign_guest_command_line_keeps_its_selection() {
+        let parse =
+            |args: &[String]| Cli::try_parse_from(std::iter::once("zcrx-conform".to_string()).chain(args.to_vec()));
+        let host = Cli::try_parse_from([
+            "zcrx-conform",
+            "mutate",
+            "--filter=rq.flush_returns,nic.outputs_readonly",
+            "--filter",
+            "registration.memlock_accounting",
+            "--case-cap=300",
+        ])
+        .expect("parses");
+        let Cmd::Mutate(m) = host.cmd else { panic!("not mutate") };
+        let args = crate::campaign::guest_args(&m, std::path::Path::new("/zcrx.t"));
+        let Cmd::Mutate(g) = parse(&args).unwrap_or_else(|e| panic!("{args:?}: {e}")).cmd else { panic!("not mutate") };
+        assert_eq!(g.filter, ["rq.flush_returns", "nic.outputs_readonly", "registration.memlock_accounting"]);
+        assert_eq!((g.case_cap, m.case_cap), (300, 300));
+    }
+
     /// And qualify's.
     #[test]
     fn the_qualify_guest_command_line_parses() {

@@ -56,6 +56,33 @@ M=[
   file='io_uring/zcrx.c', old='\t\tio_zcrx_get_niov_uref(niov);\n\t\tsrc_offset += n;\n\t\tlen -= n;\n', new='\t\tio_zcrx_get_niov_uref(niov);\n\t\tlen -= n;\n',
   breaks='the copy fallback does not move on in the source when a chunk fills more than one buffer: the second and later buffers repeat the chunk\'s first bytes (corrupt data on every copy-fallback receive of a fragment larger than a page)',
   cases='drain.sizes drain.two_connections rq.flush_returns (payload check)'),
+ dict(n='12', area='registration', name='import-umem-page-array-leaked', commit='0ae91d8ab709', subject='io_uring/zcrx: fix page array leak', cve='', kind='leak', dir='revert', how='re-created',
+  file='io_uring/zcrx.c', old='\tunpin_user_pages(pages, nr_pages);\n\tkvfree(pages);\n\treturn ret;\n}\n', new='\tunpin_user_pages(pages, nr_pages);\n\treturn ret;\n}\n',
+  breaks='io_import_umem\'s error path unpins the pages but no longer frees the page array it pinned them into: every area import that fails after io_pin_pages (sg table, DMA map or RLIMIT_MEMLOCK accounting failure) leaks the array (kmemleak: an unreferenced object allocated by io_pin_pages)',
+  cases='registration.memlock_accounting (debug kernel: kmemleak; its ENOMEM comes from the accounting step, after the pages were pinned); fault_sweep cases'),
+ dict(n='13', area='registration', name='area-ifq-set-after-import', commit='720df2310b89', subject='io_uring/zcrx: fix null ifq on area destruction', cve='', kind='uaf', dir='revert', how='re-created',
+  file='io_uring/zcrx.c', old='\tarea->ifq = ifq;\n\n\tret = io_import_area(ifq, &area->mem, area_reg);\n\tif (ret)\n\t\tgoto err;\n', new='\tret = io_import_area(ifq, &area->mem, area_reg);\n\tif (ret)\n\t\tgoto err;\n\tarea->ifq = ifq;\n',
+  also=[('\t\t__io_zcrx_unmap_area(ifq, area);\n\t\tio_zcrx_free_area(ifq, area);\n\t}\n\treturn ret;\n', '\t\t__io_zcrx_unmap_area(area->ifq, area);\n\t\tio_zcrx_free_area(area->ifq, area);\n\t}\n\treturn ret;\n')],
+  breaks='the area learns its ifq only after its memory was imported, and the error path tears the area down through area->ifq (as before the fix, when the destruction helpers took the ifq from the area): an import that fails (bad address, unpinnable memory, a dmabuf error) hands a NULL ifq to __io_zcrx_unmap_area, whose lockdep_assert_held(&ifq->pp_lock) then asks about a lock at a NULL-based address that is not the one held: a lockdep kernel warns (or faults on it); a production kernel compiles the assertion out and returns early on the unmapped area, never touching the ifq',
+  cases='area.checks (debug kernel: the lockdep assertion in __io_zcrx_unmap_area on a NULL ifq)'),
+ dict(n='14', area='registration', name='account-failure-returns-pinned', commit='6bbd3411ff87', subject="io_uring/zcrx: don't leak pages on account failure", cve='', kind='leak', dir='revert', how='re-created',
+  file='io_uring/zcrx.c', old='\tif (ret < 0) {\n\t\tmem->account_pages = 0;\n\t\tgoto out_err;\n\t}\n', new='\tif (ret < 0) {\n\t\tmem->account_pages = 0;\n\t\treturn ret;\n\t}\n',
+  breaks='an area whose pages cannot be accounted against RLIMIT_MEMLOCK returns ENOMEM with the pages still pinned and their page array and sg table allocated: nothing refers to them any more (kmemleak), and the pinned pages are never released',
+  cases='registration.memlock_accounting (debug kernel: kmemleak)'),
+ dict(n='15', area='registration', name='sg-init-failure-returns-pinned', commit='d9f595b9a65e', subject='io_uring/zcrx: fix leaking pages on sg init fail', cve='', kind='leak', dir='revert', how='re-created',
+  file='io_uring/zcrx.c', old='\t\t\t\t\tGFP_KERNEL_ACCOUNT);\n\tif (ret)\n\t\tgoto out_err;\n', new='\t\t\t\t\tGFP_KERNEL_ACCOUNT);\n\tif (ret)\n\t\treturn ret;\n',
+  breaks='when sg_alloc_table_from_pages fails, io_import_umem returns with the pages pinned and the page array allocated (and a partly built sg table): only an allocation failure shows it, so only fault injection does',
+  cases='registration.fault_sweep_nodev (debug kernel: fail-nth reaches the sg table allocation; kmemleak)'),
+ dict(n='16', area='registration', name='unmap-clears-unallocated-niovs', commit='52dcd1776bed', subject="io_uring/zcrx: don't clear not allocated niovs", cve='', kind='logic', dir='revert', how='re-created',
+  file='io_uring/zcrx.c', old='\tif (area->nia.niovs) {\n\t\tfor (i = 0; i < area->nia.num_niovs; i++)\n\t\t\tnet_mp_niov_set_dma_addr(&area->nia.niovs[i], 0);\n\t}\n', new='\tfor (i = 0; i < area->nia.num_niovs; i++)\n\t\tnet_mp_niov_set_dma_addr(&area->nia.niovs[i], 0);\n',
+  breaks='unmapping an area clears the DMA address of every niov whether or not the niov array was allocated: a device area whose niov allocation failed (num_niovs already set, niovs NULL) writes through a NULL array on the error path',
+  cases='nic.fault_sweep_register (debug kernel: fail-nth reaches the niov array allocation of a mapped area; a NULL pointer dereference)'),
+ dict(n='17', area='registration', name='entry-mark-is-free-mark', commit='8ae2837d5a97', subject="io_uring/zcrx: don't use mark0 for allocating xarray", cve='', kind='logic', dir='revert', how='reverted',
+  file='io_uring/zcrx.c', old='\treturn xa_get_mark(&ctx->zcrx_ctxs, id, XA_MARK_1);\n', new='\treturn xa_get_mark(&ctx->zcrx_ctxs, id, XA_MARK_0);\n',
+  also=[('\txa_set_mark(&ctx->zcrx_ctxs, id, XA_MARK_1);\n', '\txa_set_mark(&ctx->zcrx_ctxs, id, XA_MARK_0);\n')],
+  breaks='the terminated-instance mark is XA_MARK_0, which in an allocating xarray (XA_FLAGS_ALLOC) is XA_FREE_MARK: marking an instance terminated also tells xa_alloc its index is free, so an allocation after the mark could reuse the index of a live instance and overwrite it',
+  equivalent='on 7.3.4 the mark is set only in io_terminate_zcrx, called from io_ring_exit_work once the ring file is released; no registration (no xa_alloc on zcrx_ctxs) can follow on that ring, and io_unregister_zcrx finds the entries with XA_PRESENT and erases them whatever their free mark (and xa_store cleared the free mark of each live instance, so the WARN_ON_ONCE checks read the same), so nothing a case can do observes it',
+  cases='- (not observable on 7.3.4: see Equivalent)'),
 ]
 hdr_common='Base: Debian linux 7.3.4 (io_uring/zcrx.c) with vm/netdevsim-zcrx applied\n'
 series=[]
@@ -66,6 +93,10 @@ for m in M:
     if c!=1:
         sys.exit(f"{m['n']}: the snippet occurs {c} times in {p} (want 1)")
     new=src.replace(m['old'],m['new'])
+    for o,n in m.get('also',[]):
+        if new.count(o)!=1:
+            sys.exit(f"{m['n']}: a further snippet occurs {new.count(o)} times in {p} (want 1)")
+        new=new.replace(o,n)
     tmp=tempfile.mkdtemp(); a=os.path.join(tmp,'a'); b=os.path.join(tmp,'b')
     for d,t in ((a,src),(b,new)):
         os.makedirs(os.path.dirname(os.path.join(d,m['file'])),exist_ok=True)
