@@ -241,3 +241,96 @@ pub fn markdown(u: &UpstreamRun, command: &str) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Status;
+    use crate::upstream::{Counters, Subtest, SubtestResult, TestFile, ZcrxT};
+
+    fn sub(name: &str, result: SubtestResult, split: u64, fallback: u64) -> Subtest {
+        Subtest {
+            name: name.into(),
+            result,
+            exit: 0,
+            duration_s: 2.0,
+            counters: Counters { split: Some(split), fallback: Some(fallback), dropped: Some(0) },
+            output: vec![],
+        }
+    }
+
+    fn sample() -> UpstreamRun {
+        UpstreamRun {
+            target: "debian:7.3.4".into(),
+            kernel_release: "7.3.4+deb13-amd64".into(),
+            source: String::new(),
+            netdevsim: String::new(),
+            ethtool: String::new(),
+            files: vec![
+                TestFile {
+                    name: "iou-zcrx.py".into(),
+                    sha256: Some("ab".into()),
+                    outcome: FileOutcome::Ran {
+                        subtests: vec![
+                            sub("test_zcrx.single", SubtestResult::Passed, 40, 0),
+                            sub("test_zcrx.rss", SubtestResult::Passed, 40, 3),
+                            sub(
+                                "test_zcrx_large_chunks",
+                                SubtestResult::Skipped { reason: "rx_buf_len 8192".into() },
+                                0,
+                                0,
+                            ),
+                        ],
+                    },
+                },
+                TestFile {
+                    name: "nk_qlease.py".into(),
+                    sha256: Some("cd".into()),
+                    outcome: FileOutcome::ListFailed {
+                        exit: 1,
+                        output: vec!["net.lib.py.ksft.KsftSkipEx: BPF prog nk_forward.bpf.o not found".into()],
+                    },
+                },
+            ],
+            liburing: Some(ZcrxT { exit: 1, duration_s: 3.0, output: vec![] }),
+            liburing_path: "/c/liburing/test/zcrx.t".into(),
+            vm_wall_s: 100.0,
+            prepare_s: 20.0,
+        }
+    }
+
+    #[test]
+    fn each_subtest_is_a_case_with_its_typed_result() {
+        let r = run_report(&sample());
+        let got: Vec<(&str, Status)> = r.cases.iter().map(|c| (c.id.as_str(), c.status)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("upstream.iou-zcrx.test_zcrx.single", Status::Pass),
+                ("upstream.iou-zcrx.test_zcrx.rss", Status::Fail),
+                ("upstream.iou-zcrx.test_zcrx_large_chunks", Status::Skip),
+                ("upstream.nk_qlease", Status::Skip),
+                ("liburing.zcrx.t", Status::Fail),
+            ]
+        );
+        assert_eq!(r.probe.kernel_release, "7.3.4+deb13-amd64");
+        let CaseResult::Failed(f) = &r.cases[1].result else { panic!("{:?}", r.cases[1].result) };
+        let m = f.mismatch.as_deref().expect("a compared counter");
+        assert_eq!((m.what.as_str(), &m.expected, &m.observed), ("hds/fallback", &Answer::Value(0), &Answer::Value(3)));
+        assert!(
+            r.cases[2].message.contains("rx_buf_len 8192 (the simulator lacks rx buffers larger"),
+            "{}",
+            r.cases[2].message
+        );
+        assert!(r.cases[3].message.contains("BPF prog nk_forward.bpf.o not found"), "{}", r.cases[3].message);
+    }
+
+    #[test]
+    fn the_markdown_names_hashes_counters_and_lacks() {
+        let md = markdown(&sample(), "zcrx-conform upstream --kernel debian:7.3.4");
+        assert!(md.contains("| `iou-zcrx.py` | `ab` | 1 of 3 passed |"), "{md}");
+        assert!(md.contains("| `iou-zcrx.test_zcrx.single` | pass, zero copy | 40 | 0 | 0 | 2.0 |"), "{md}");
+        assert!(md.contains("passed without zero copy"), "{md}");
+        assert!(md.contains("- rx buffers larger than a page"), "{md}");
+    }
+}
