@@ -175,11 +175,20 @@ cmd_guest() {
     for id in $DUT_ID $PEER_ID; do
         printf '%s 1 4\n' "$id" >/sys/bus/netdevsim/new_device
     done
-    local dut peer
-    dut=$(port_of $DUT_ID)
-    peer=$(port_of $PEER_ID)
+    # udev renames the ports (eth1 -> eni2np1) at its own pace: let it finish, then move the
+    # peer by the name it has at that moment, again if a late rename got in between.
+    if command -v udevadm >/dev/null; then
+        udevadm settle --timeout=60 || log "udevadm settle timed out; going on"
+    fi
     ip netns add "$PEER_NS"
-    ip link set dev "$peer" netns "$PEER_NS"
+    local dut peer i
+    for i in $(seq 1 50); do
+        peer=$(port_of $PEER_ID)
+        ip link set dev "$peer" netns "$PEER_NS" 2>/dev/null && break
+        ((i < 50)) || die "could not move netdevsim$PEER_ID's port $peer into $PEER_NS"
+        sleep 0.2
+    done
+    dut=$(port_of $DUT_ID)
     local ifi_d ifi_p fd_d fd_p
     ifi_d=$(cat "/sys/class/net/$dut/ifindex")
     ifi_p=$(ip netns exec "$PEER_NS" cat "/sys/class/net/$peer/ifindex")
