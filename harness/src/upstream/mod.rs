@@ -207,12 +207,14 @@ pub fn env_skip(output: &[String]) -> Option<String> {
     output.iter().rev().find_map(|l| l.split_once("KsftSkipEx: ").map(|(_, r)| r.trim().to_string()))
 }
 
-/// The simulator feature a test's own skip reason points at, when it is one we know.
+/// The simulator feature a test's own skip reason points at, when it is one we know
+/// (iou-zcrx's large_chunks prints "Large chunks are not supported <errno>" when registration
+/// with rx_buf_len is refused).
 fn lack_of(reason: &str) -> Option<Lack> {
     let r = reason.to_ascii_lowercase();
     if r.contains("lease") || r.contains("queue-create") || r.contains("queue_create") {
         Some(Lack::QueueLease)
-    } else if r.contains("rx_buf_len") || r.contains("rx-buf-len") {
+    } else if r.contains("large chunks") || r.contains("rx_buf_len") || r.contains("rx-buf-len") {
         Some(Lack::LargeRxBuffers)
     } else {
         None
@@ -366,6 +368,12 @@ mod tests {
 
     #[test]
     fn skips_keep_the_reason_and_name_what_is_lacking() {
+        let large = "Large chunks are not supported -95";
+        let s = sub(SubtestResult::Skipped { reason: large.into() }, 0, 0);
+        assert_eq!(
+            s.verdict("iou-zcrx.py"),
+            Verdict::Skipped { reason: large.into(), lacks: Some(Lack::LargeRxBuffers) }
+        );
         let s = sub(SubtestResult::Skipped { reason: "io-uring 'rx-buf-len' attribute not supported".into() }, 0, 0);
         assert_eq!(
             s.verdict("iou-zcrx.py"),
