@@ -349,7 +349,18 @@ pub enum Cmd {
     Upstream(UpstreamArgs),
     /// Inside the VM of `upstream`: vm/upstream.sh's guest half.
     #[command(hide = true, after_help = EXIT_CODES_HELP)]
-    UpstreamGuest { ksrc: PathBuf, netdevsim: PathBuf, ethtool: PathBuf, zcrx_t: PathBuf, tests: Vec<String> },
+    UpstreamGuest {
+        /// The extracted source subset (`upstream.sh prepare`'s result).
+        ksrc: PathBuf,
+        /// The netdevsim-zcrx module for the booted kernel.
+        netdevsim: PathBuf,
+        /// sid's ethtool.
+        ethtool: PathBuf,
+        /// liburing's test/zcrx.t.
+        zcrx_t: PathBuf,
+        /// Test files under tools/testing/selftests/drivers/net/hw.
+        tests: Vec<String>,
+    },
     /// One `git bisect run` step of `bisect --kernel tree:PATH` (exit 0 old, 1 new, 125 skip).
     #[command(hide = true, after_help = EXIT_CODES_HELP)]
     BisectStep(BisectStepArgs),
