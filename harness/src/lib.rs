@@ -45,4 +45,5 @@ pub mod qualify;
 pub mod report;
 pub mod run;
 pub mod topology;
+pub(crate) mod upstream;
 pub(crate) mod vm;

@@ -76,6 +76,11 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
             crate::campaign::coverage(&c)?;
             Ok(Verdict::Passed)
         }
+        Cmd::Upstream(u) => upstream_cmd(u),
+        Cmd::UpstreamGuest { ksrc, netdevsim, ethtool, zcrx_t, tests } => {
+            crate::upstream::guest(&ksrc, &netdevsim, &ethtool, &zcrx_t, &tests)?;
+            Ok(Verdict::Passed)
+        }
         Cmd::Bisect(b) => super::bisect::main(&b),
         Cmd::BisectStep(b) => super::bisect::tree::step(&b),
     }
@@ -110,6 +115,40 @@ fn run_cmd(a: RunArgs) -> Result<Verdict, Error> {
     signal::install_handlers();
     let reps = suite.run_everywhere(&kernel)?;
     finish(&reps, &a.outputs, ready, suite.opts.stream)
+}
+
+fn upstream_cmd(u: super::UpstreamArgs) -> Result<Verdict, Error> {
+    let kernel = u.kernel.single("upstream")?;
+    let tests: Vec<String> = if u.tests.is_empty() {
+        crate::upstream::DEFAULT_TESTS.iter().map(|t| t.to_string()).collect()
+    } else {
+        u.tests.clone()
+    };
+    for t in &tests {
+        crate::upstream::check_test_name(t)?;
+    }
+    let ready = preflight(&u.outputs)?;
+    signal::install_handlers();
+    let opts = crate::upstream::Opts {
+        kernel: kernel.clone(),
+        tests: tests.clone(),
+        timeout: std::time::Duration::from_secs(u.vm_timeout),
+    };
+    let run = crate::upstream::run(&opts)?;
+    let mut command = format!("zcrx-conform upstream --kernel {kernel}");
+    if !u.tests.is_empty() {
+        command.push_str(&tests.iter().map(|t| format!(" --test {t}")).collect::<String>());
+    }
+    if let Some(dir) = &u.outputs.out {
+        command.push_str(&format!(" --out {}", dir.display()));
+        let json = serde_json::to_string_pretty(&run).map_err(|e| Error::environment(format!("upstream.json: {e}")))?;
+        for (name, text) in [("upstream.json", json), ("upstream.md", crate::upstream::markdown(&run, &command))] {
+            let p = dir.join(name);
+            report::write_atomic(&p, &text).map_err(|e| Error::environment(format!("{}: {e}", p.display())))?;
+        }
+    }
+    eprint!("{}", crate::upstream::markdown(&run, &command));
+    finish(&[crate::upstream::run_report(&run)], &u.outputs, ready, false)
 }
 
 fn report_bug(b: BugArgs) -> Result<Verdict, Error> {

@@ -343,9 +343,48 @@ pub enum Cmd {
     /// --kernel tree:PATH with --good and --bad the commits of a kernel git tree.
     #[command(after_help = EXIT_CODES_HELP)]
     Bisect(BisectArgs),
+    /// Run the kernel's own zcrx selftests (drivers/net/hw/iou-zcrx.py, nk_qlease.py) from its
+    /// Debian source, unmodified, on two linked netdevsim-zcrx ports in a VM booting it, with
+    /// liburing's zcrx.t beside them; each subtest's KTAP result and the simulated NIC's
+    /// counters (zero copy or not) become cases `upstream.<test>.<subtest>` in report.json,
+    /// junit.xml and ktap.txt (`merge` joins them with the catalogue's run of the same
+    /// kernel), and --out also gets upstream.json and upstream.md. Exit codes as for `run`.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Upstream(UpstreamArgs),
+    /// Inside the VM of `upstream`: vm/upstream.sh's guest half.
+    #[command(hide = true, after_help = EXIT_CODES_HELP)]
+    UpstreamGuest {
+        /// The extracted source subset (`upstream.sh prepare`'s result).
+        ksrc: PathBuf,
+        /// The netdevsim-zcrx module for the booted kernel.
+        netdevsim: PathBuf,
+        /// sid's ethtool.
+        ethtool: PathBuf,
+        /// liburing's test/zcrx.t.
+        zcrx_t: PathBuf,
+        /// Test files under tools/testing/selftests/drivers/net/hw.
+        tests: Vec<String>,
+    },
     /// One `git bisect run` step of `bisect --kernel tree:PATH` (exit 0 old, 1 new, 125 skip).
     #[command(hide = true, after_help = EXIT_CODES_HELP)]
     BisectStep(BisectStepArgs),
+}
+
+/// `upstream`'s arguments.
+#[derive(Args, Clone, Debug)]
+pub struct UpstreamArgs {
+    // One debian: kernel (its linux-source package holds the tests).
+    #[command(flatten)]
+    pub kernel: vm::KernelArgs,
+    /// A test file under tools/testing/selftests/drivers/net/hw (repeatable; default:
+    /// iou-zcrx.py and nk_qlease.py).
+    #[arg(long = "test", value_name = "FILE.py")]
+    pub tests: Vec<String>,
+    /// Seconds the VM may take in all (boot, every test, power-off).
+    #[arg(long, default_value_t = 5400)]
+    pub vm_timeout: u64,
+    #[command(flatten)]
+    pub outputs: Outputs,
 }
 
 /// `bisect`'s arguments.

@@ -16,6 +16,9 @@ mod ioctl;
 pub mod nic;
 pub mod settings;
 mod sha256;
+
+/// SHA-256 as 64 hex digits (also for `upstream`'s record of the test files it ran).
+pub(crate) use sha256::hex as sha256_hex;
 pub mod soak;
 
 use std::path::{Path, PathBuf};
