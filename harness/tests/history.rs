@@ -4,7 +4,9 @@
 //! --test history` writes them), and the rule that a case's `fixes:` tag counts only once that
 //! fix's history mutant was shown to fail the case: every tag in cases/ must be backed by a
 //! record of reports/history-mutation.jsonl (`mutate --mutants vm/mutants/history --results
-//! reports/history-mutation.jsonl`) whose `killed_by` names the case.
+//! reports/history-mutation.jsonl`) whose `killed_by` names the case, or by the point-release
+//! sweep (reports/point-releases.json, `python3 vm/point-releases.py render`): the case failed on
+//! a release of the fix's line older than the first one with the fix, and passed on one with it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -156,7 +158,9 @@ fn render(rows: &[Row], proof: &Proof, cases: &[Case]) -> (String, serde_json::V
          killers, compared with a boot of the unmutated debug kernel running the same cases \
          (`run --kernel tree+debug:TREE --filter ...`, recorded by vm/mutants/history/record-run.py; \
          the record's `kernel` is `debug`); the caught column then says `(debug kernel)`. \
-         Only then may the case carry the `fixes:` tag (the test refuses it otherwise).\n\n",
+                  Only then may the case carry the `fixes:` tag (the test refuses it otherwise), or when the \
+         point-release sweep (reports/point-releases.json) saw the case fail on a release of the fix's \
+         line older than the first with the fix and pass on one with it.\n\n",
     );
     let caught = rows.iter().filter(|r| proof.get(&r["mutant"]).is_some_and(|p| p.0.starts_with("killed"))).count();
     let with_mutant = rows.iter().filter(|r| r["mutant"] != "-").count();
@@ -264,8 +268,56 @@ fn history_report_is_the_generated_one() {
     assert_eq!(std::fs::read_to_string(&json_path).unwrap_or_default(), json, "reports/history.json is {stale}");
 }
 
-/// A `fixes:` tag must be earned: the proof campaign killed that fix's mutant with this case.
-fn unbacked(cases: &[Case], rows: &[Row], proof: &Proof) -> Vec<String> {
+/// From the point-release sweep: per fix id, the cases that failed on a release of its line
+/// before `first_release` (fail, or xfail as the known deviation) and passed on one from it on.
+type Points = BTreeMap<String, Vec<String>>;
+
+fn version(v: &str) -> Option<(u32, u32, u32)> {
+    let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
+    Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
+}
+
+fn points(path: &Path) -> Points {
+    let Ok(text) = std::fs::read_to_string(path) else { return Points::new() };
+    let v: serde_json::Value = serde_json::from_str(&text).expect("reports/point-releases.json parses");
+    // (release, case, status) from the sweep's runs and from the repeated runs.
+    let mut seen: Vec<((u32, u32, u32), String, String)> = Vec::new();
+    for r in v["runs"].as_array().into_iter().flatten() {
+        let Some(rel) = r["release"].as_str().and_then(version) else { continue };
+        for (case, status) in r["watched"].as_object().into_iter().flatten() {
+            seen.push((rel, case.clone(), status.as_str().unwrap_or_default().to_string()));
+        }
+    }
+    for r in v["repeats"].as_array().into_iter().flatten() {
+        let (Some(rel), Some(case)) = (r["release"].as_str().and_then(version), r["case"].as_str()) else { continue };
+        for status in ["pass", "fail", "xfail"] {
+            if r[status].as_u64().unwrap_or(0) > 0 {
+                seen.push((rel, case.to_string(), status.to_string()));
+            }
+        }
+    }
+    let mut out = Points::new();
+    for (id, f) in v["fixes"].as_object().into_iter().flatten() {
+        let (Some(first), Some(line)) =
+            (f["first_release"].as_str().and_then(version), f["line"].as_str().and_then(version))
+        else {
+            continue;
+        };
+        let on_line = |r: &(u32, u32, u32)| (r.0, r.1) == (line.0, line.1);
+        let failed =
+            |c: &str| seen.iter().any(|(r, k, s)| on_line(r) && *r < first && k == c && (s == "fail" || s == "xfail"));
+        let passed = |c: &str| seen.iter().any(|(r, k, s)| on_line(r) && *r >= first && k == c && s == "pass");
+        let mut cases: Vec<String> =
+            seen.iter().map(|(_, k, _)| k.clone()).filter(|k| failed(k) && passed(k)).collect();
+        cases.dedup();
+        out.insert(id.clone(), cases);
+    }
+    out
+}
+
+/// A `fixes:` tag must be earned: the proof campaign killed that fix's mutant with this case, or
+/// the point-release sweep saw the case fail before the fix and pass with it.
+fn unbacked(cases: &[Case], rows: &[Row], proof: &Proof, points: &Points) -> Vec<String> {
     let mut bad = Vec::new();
     for c in cases.iter().filter(|c| c.index == 0) {
         for f in &c.def.fixes {
@@ -277,10 +329,13 @@ fn unbacked(cases: &[Case], rows: &[Row], proof: &Proof) -> Vec<String> {
                 .collect();
             let backed = mutants.iter().any(|m| {
                 proof.get(*m).is_some_and(|(v, k, _)| v.starts_with("killed") && k.iter().any(|k| is_of(k, &c.def.id)))
+            }) || points.iter().any(|(id, caught)| {
+                (id.starts_with(&f.id) || f.id.starts_with(id.as_str())) && caught.iter().any(|k| is_of(k, &c.def.id))
             });
             if !backed {
                 bad.push(format!(
-                    "{}: fixes {} has no proof (mutants {mutants:?}: none killed by this case in reports/history-mutation.jsonl)",
+                    "{}: fixes {} has no proof (mutants {mutants:?}: none killed by this case in reports/history-mutation.jsonl; \
+                     no failing-then-passing pair of point releases in reports/point-releases.json)",
                     c.file.display(),
                     f.id
                 ));
@@ -295,7 +350,7 @@ fn every_fixes_tag_is_backed_by_its_history_mutant() {
     let rows = rows(&std::fs::read_to_string(root().join("vm/mutants/history/fixes.tsv")).expect("fixes.tsv"));
     let proof = proof(&root().join("reports/history-mutation.jsonl"));
     let cases = load_all(&[root().join("cases")]).expect("cases load");
-    let bad = unbacked(&cases, &rows, &proof);
+    let bad = unbacked(&cases, &rows, &proof, &points(&root().join("reports/point-releases.json")));
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
@@ -314,11 +369,49 @@ fn the_backing_rule_refuses_an_unproven_tag() {
     let rec = |v: &str, k: &[&str]| -> Proof {
         [("01-recv.patch".to_string(), (v.to_string(), k.iter().map(|s| s.to_string()).collect(), None))].into()
     };
-    assert_eq!(unbacked(&cases, &rows, &Proof::new()).len(), 1, "no record");
-    assert_eq!(unbacked(&cases, &rows, &rec("survived", &[])).len(), 1, "survived");
-    assert_eq!(unbacked(&cases, &rows, &rec("killed", &["drain.len_capx[1]", "drain.eof"])).len(), 1, "other cases");
-    assert!(unbacked(&cases, &rows, &rec("killed", &["drain.len_cap[2]"])).is_empty(), "an expansion killed it");
-    assert!(unbacked(&cases, &rows, &rec("killed-by-crash", &["drain.len_cap"])).is_empty());
+    let none = Points::new();
+    assert_eq!(unbacked(&cases, &rows, &Proof::new(), &none).len(), 1, "no record");
+    assert_eq!(unbacked(&cases, &rows, &rec("survived", &[]), &none).len(), 1, "survived");
+    assert_eq!(
+        unbacked(&cases, &rows, &rec("killed", &["drain.len_capx[1]", "drain.eof"]), &none).len(),
+        1,
+        "other cases"
+    );
+    assert!(unbacked(&cases, &rows, &rec("killed", &["drain.len_cap[2]"]), &none).is_empty(), "an expansion killed it");
+    assert!(unbacked(&cases, &rows, &rec("killed-by-crash", &["drain.len_cap"]), &none).is_empty());
+}
+
+/// A point-release proof needs both ends on the fix's line: a failing release older than the
+/// first one with the fix, and a passing one from it on.
+#[test]
+fn the_point_release_rule_needs_a_failing_and_a_passing_release() {
+    let text = "id: drain.len_cap\narea: drain\nabout: x\n\
+                fixes: [{ id: 09cfd3c52ea7, subject: \"io_uring/zcrx: fix overshooting recv limit\" }]\n\
+                steps:\n  - register: {}\n    expect: { errno: EINVAL }\n";
+    let cases = zcrx_conform::case::load_str(Path::new("cases/drain/len_cap.yaml"), text).expect("loads");
+    let rows =
+        rows(&format!("{}\n09cfd3c52ea7\ts\t-\t-\t-\tlogic\trecv\tyes\t-\t-\t-\t-\tuser\t-\n", COLUMNS.join("\t")));
+    let dir = std::env::temp_dir().join(format!("points-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let proof_of = |runs: &str| {
+        let p = dir.join("p.json");
+        let doc = format!(
+            r#"{{"fixes": {{"09cfd3c52ea7": {{"line": "7.2", "first_release": "7.2.10"}}}}, "runs": [{runs}], "repeats": []}}"#
+        );
+        std::fs::write(&p, doc).expect("write");
+        points(&p)
+    };
+    let run =
+        |rel: &str, status: &str| format!(r#"{{"release": "{rel}", "watched": {{"drain.len_cap": "{status}"}}}}"#);
+    let check = |runs: &[String]| unbacked(&cases, &rows, &Proof::new(), &proof_of(&runs.join(","))).len();
+    assert_eq!(check(&[run("7.2.6", "fail")]), 1, "no passing release");
+    assert_eq!(check(&[run("7.2.13", "pass")]), 1, "no failing release");
+    assert_eq!(check(&[run("7.2.10", "fail"), run("7.2.13", "pass")]), 1, "failed only with the fix");
+    assert_eq!(check(&[run("7.1.3", "fail"), run("7.2.13", "pass")]), 1, "failed on another line");
+    assert_eq!(check(&[run("7.2.6", "skip"), run("7.2.13", "pass")]), 1, "skipped is no failure");
+    assert_eq!(check(&[run("7.2.6", "fail"), run("7.2.13", "pass")]), 0, "both ends");
+    assert_eq!(check(&[run("7.2.9", "xfail"), run("7.2.10", "pass")]), 0, "xfail as the deviation, then pass");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A debug-kernel kill catches a fix its production record missed, and says so; a debug

@@ -103,7 +103,7 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                 push(&mut errs, l, c, format!("known_deviation.{name}: `{}` is not a kernel version", short(v)));
             }
         }
-        if let Some(e) = k.observed.as_deref().and_then(|o| crate::model::ObservedPattern::parse(o).err()) {
+        if let Some(e) = k.observed.as_deref().and_then(|o| crate::model::DeviationPattern::parse(o).err()) {
             let (l, c) = at(&format!("known_deviation.{i}.observed"), at("known_deviation", top));
             push(&mut errs, l, c, format!("known_deviation.observed: {e}"));
         }

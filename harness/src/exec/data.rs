@@ -2,6 +2,7 @@
 //! zcrx_cqe, area, bounds and every payload byte against the sender's pattern).
 
 use super::*;
+use crate::model::{Answer, Mismatch};
 
 impl Ctx<'_> {
     pub(super) fn recv_zc(&mut self, ring: &str, x: &RecvZc) -> StepResult {
@@ -167,9 +168,13 @@ impl Ctx<'_> {
         let mut ncqe = 0u64;
         let mut rearms = 0u32;
         while got < x.bytes {
-            let c = self
-                .next_cqe(ring, Some(ud), deadline)?
-                .ok_or_else(|| format!("timed out after {got} of {} bytes ({ncqe} data CQEs)", x.bytes))?;
+            let c = self.next_cqe(ring, Some(ud), deadline)?.ok_or_else(|| {
+                stalled(
+                    "next data CQE",
+                    "res>0, flags=MORE",
+                    format!("timed out after {got} of {} bytes ({ncqe} data CQEs)", x.bytes),
+                )
+            })?;
             let flags = self.plain_flags(ring, &c);
             if x.rearm && x.recycle != Recycle::None && c.res == -libc::ENOMEM && flags == 0 && rearms < 10_000 {
                 let held = self.zcrx.get(&zname).map_or(0, |z| z.held.len());
@@ -208,9 +213,13 @@ impl Ctx<'_> {
             "received {got} bytes in {ncqe} data CQEs, payload identical to the pattern ({rearms} re-arms after -ENOMEM)"
         ));
         if let Some(f) = &x.final_cqe {
-            let c = self
-                .next_cqe(ring, Some(ud), deadline)?
-                .ok_or_else(|| format!("timed out waiting for the final CQE (expected res={})", f.res))?;
+            let c = self.next_cqe(ring, Some(ud), deadline)?.ok_or_else(|| {
+                stalled(
+                    "final CQE",
+                    &format!("res={}", f.res),
+                    format!("timed out waiting for the final CQE (expected res={})", f.res),
+                )
+            })?;
             self.note(format!("final CQE res={} flags={}", sys::res_name(c.res as i64), flag_names(c.flags)));
             self.check_cqe(ring, &c, f, "final CQE")?;
         }
@@ -401,4 +410,11 @@ fn unexpected(c: &Cqe, what: &str) -> StepError {
         flag_names(c.flags)
     )
     .into()
+}
+
+/// No CQE came within the timeout where `what` was expected (`expected`, in words): a typed
+/// failure (`kernel posted nothing`), so a known deviation can name a stall.
+fn stalled(what: &str, expected: &str, message: String) -> StepError {
+    let m = Mismatch { what: what.into(), expected: Answer::Text(expected.into()), observed: Answer::Nothing };
+    StepError::mismatch(m, message)
 }

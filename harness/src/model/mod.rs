@@ -14,7 +14,7 @@ pub mod timings;
 use serde::{Deserialize, Serialize};
 
 pub use probe::{Feature, Probe};
-pub use result::{Answer, CaseResult, Failure, Mismatch, ObservedPattern, SkipReason};
+pub use result::{Answer, CaseResult, DeviationPattern, Failure, Mismatch, ObservedPattern, SkipReason, SplatPattern};
 pub use splat::{is_splat, splat_kind, LeakedObject, SplatKind};
 
 /// An upstream kernel commit a case guards against (a case's `fixes:` entry): the case fails on

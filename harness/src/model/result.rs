@@ -21,6 +21,8 @@ pub enum Answer {
     Value(u64),
     /// Anything else, in words (CQE flags, a payload).
     Text(String),
+    /// No CQE came within the step's timeout (a receive that stalled, a final CQE never posted).
+    Nothing,
 }
 
 impl Answer {
@@ -41,6 +43,7 @@ impl std::fmt::Display for Answer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Answer::Errno(n) | Answer::Text(n) => f.write_str(n),
+            Answer::Nothing => f.write_str("nothing"),
             Answer::Success(None) => f.write_str("success"),
             Answer::Success(Some(v)) => write!(f, "success ({v})"),
             Answer::Value(v) => write!(f, "{v:#x} ({v})"),
@@ -358,8 +361,9 @@ pub struct PatternError(String);
 
 /// A known deviation's `observed:` text read as what the failed check must show:
 /// `[<what>: ][expected <answer>, ]kernel (returned|wrote|posted) <answer>`, an answer being an
-/// errno name (`EFAULT`), `success`, `success (N)`, `return N` or a number (`0x1000`,
-/// `16 (0x10)`). `kernel returned EFAULT` matches every failed check that observed EFAULT.
+/// errno name (`EFAULT`), `success`, `success (N)`, `return N`, a number (`0x1000`,
+/// `16 (0x10)`) or `nothing` (no CQE within the timeout: `final CQE: kernel posted nothing`).
+/// `kernel returned EFAULT` matches every failed check that observed EFAULT.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObservedPattern {
     /// The read-back field or check it must be (any when absent).
@@ -373,8 +377,8 @@ impl ObservedPattern {
         let bad = |why: &str| {
             let shown: String = text.chars().take(80).collect();
             PatternError(format!(
-                "`{shown}`: {why} (write `[FIELD: ][expected ANSWER, ]kernel returned|wrote ANSWER`, \
-                 ANSWER an errno name, `success` or a number)"
+                "`{shown}`: {why} (write `[FIELD: ][expected ANSWER, ]kernel returned|wrote|posted ANSWER`, \
+                 ANSWER an errno name, `success`, a number or `nothing`; or `kernel splat KIND in FUNCTION`)"
             ))
         };
         let t = text.trim();
@@ -407,6 +411,69 @@ impl ObservedPattern {
     }
 }
 
+/// A known deviation's `observed:`: what the failed check must show ([`ObservedPattern`]), or
+/// the kernel splat the case must end with ([`SplatPattern`], `kernel splat KIND in FUNCTION`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviationPattern {
+    Check(ObservedPattern),
+    Splat(SplatPattern),
+}
+
+impl DeviationPattern {
+    pub fn parse(text: &str) -> Result<DeviationPattern, PatternError> {
+        match text.trim().strip_prefix("kernel splat ") {
+            Some(rest) => SplatPattern::parse(text, rest).map(DeviationPattern::Splat),
+            None => ObservedPattern::parse(text).map(DeviationPattern::Check),
+        }
+    }
+
+    /// Whether `r`, the result a case ended with, is what this pattern describes.
+    pub fn matches(&self, r: &CaseResult) -> bool {
+        match self {
+            DeviationPattern::Check(p) => p.matches(r),
+            DeviationPattern::Splat(p) => p.matches(r),
+        }
+    }
+}
+
+/// A kernel splat a known deviation stands for: a splat line of this kind naming this function
+/// (`WARNING: ... at netdev_queue_get_dma_dev+0x1a4/0x1c0`), on a case that otherwise passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplatPattern {
+    pub kind: super::SplatKind,
+    /// The function the splat line names (matched as `FUNCTION+`, its offset following).
+    pub function: String,
+}
+
+impl SplatPattern {
+    /// `rest`: what follows `kernel splat ` in `text`: `KIND in FUNCTION`, KIND as reports name it
+    /// (`warning`, `bug`, `KASAN`, `lockdep: circular locking` ...).
+    fn parse(text: &str, rest: &str) -> Result<SplatPattern, PatternError> {
+        let shown: String = text.chars().take(80).collect();
+        let bad = |why: String| PatternError(format!("`{shown}`: {why} (write `kernel splat KIND in FUNCTION`)"));
+        let (kind, function) = rest.rsplit_once(" in ").ok_or_else(|| bad("no ` in FUNCTION`".into()))?;
+        let function = function.trim();
+        if function.is_empty() || !function.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+            return Err(bad(format!("`{function}` is not a function name")));
+        }
+        let kind = super::splat::all_kinds()
+            .find(|k| k.to_string() == kind.trim())
+            .ok_or_else(|| bad(format!("`{}` is not a splat kind", kind.trim())))?;
+        Ok(SplatPattern { kind, function: function.to_string() })
+    }
+
+    /// Whether `r` is a splat of this kind in this function, the case having otherwise passed.
+    pub fn matches(&self, r: &CaseResult) -> bool {
+        let CaseResult::KernelSplat { lines, during: None, result, .. } = r else { return false };
+        let site = format!("{}+", self.function);
+        **result == CaseResult::Pass
+            && lines.iter().any(|l| {
+                super::splat_kind(l) == Some(self.kind)
+                    && l.split_whitespace().any(|w| w.trim_start_matches(['(', '[']).starts_with(&site))
+            })
+    }
+}
+
 fn parse_number(s: &str) -> Option<u64> {
     let s = s.trim();
     match s.strip_prefix("0x") {
@@ -423,6 +490,9 @@ fn parse_answer(s: &str) -> Option<Answer> {
     }
     if s == "success" {
         return Some(Answer::Success(None));
+    }
+    if s == "nothing" {
+        return Some(Answer::Nothing);
     }
     if let Some(n) = s.strip_prefix("success (").and_then(|r| r.strip_suffix(')')) {
         return n.trim().parse().ok().map(|n| Answer::Success(Some(n)));

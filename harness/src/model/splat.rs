@@ -72,6 +72,11 @@ const SPLATS: &[(&str, SplatKind)] = &[
     ("BUG:", SplatKind::Bug),
 ];
 
+/// Every kind the line markers name, each once (a known deviation's `kernel splat KIND` is one).
+pub fn all_kinds() -> impl Iterator<Item = SplatKind> {
+    SPLATS.iter().enumerate().filter(|(i, (_, k))| !SPLATS[..*i].iter().any(|(_, j)| j == k)).map(|(_, (_, k))| *k)
+}
+
 /// The kind of splat `line` is, if it is one.
 pub fn splat_kind(line: &str) -> Option<SplatKind> {
     SPLATS.iter().find(|(m, _)| line.contains(m)).map(|(_, k)| *k)

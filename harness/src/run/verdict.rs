@@ -3,7 +3,7 @@
 //! [`super::selfcheck`]'s).
 
 use crate::case::Case;
-use crate::model::{splat_kind, CaseReport, CaseResult, ObservedPattern, Outcome, Probe, SplatKind};
+use crate::model::{splat_kind, CaseReport, CaseResult, DeviationPattern, Outcome, Probe, SplatKind};
 
 /// Fills `cr` from the outcome and the kernel log lines printed meanwhile; `deviations`:
 /// apply the case's known deviations (not for a self-check run with an inverted assertion).
@@ -12,13 +12,13 @@ pub fn judge(case: &Case, probe: &Probe, deviations: bool, o: Outcome, kernel_lo
     cr.kernel_specific = o.kernel_specific;
     cr.observed = o.observed;
     let mut result = o.result;
-    if deviations {
-        result = apply_deviation(case, probe, result);
-    }
     let (lines, kinds): (Vec<String>, Vec<SplatKind>) =
         kernel_log.iter().filter_map(|l| splat_kind(l).map(|k| (l.clone(), k))).unzip();
     if !lines.is_empty() {
         result = CaseResult::KernelSplat { lines, during: None, result: Box::new(result), kinds };
+    }
+    if deviations {
+        result = apply_deviation(case, probe, result);
     }
     cr.kernel_log = kernel_log;
     cr.set_result(result);
@@ -26,16 +26,23 @@ pub fn judge(case: &Case, probe: &Probe, deviations: bool, o: Outcome, kernel_lo
 
 /// Turns a result into xfail/xpass when the case declares a known deviation for this kernel:
 /// a kernel failure is the deviation when it shows what the deviation's `observed:` says
-/// ([`ObservedPattern`], matched against the failed check's expected and observed values).
+/// ([`DeviationPattern`]: the failed check's expected and observed values, or the splat).
+/// A deviation about answers decides on what the case found besides a splat, and the splat
+/// still fails the case; only a `kernel splat ...` deviation stands for a splat.
 pub fn apply_deviation(case: &Case, probe: &Probe, result: CaseResult) -> CaseResult {
     let Some(d) = case.def.known_deviation.iter().find(|d| probe.version_in(d.min.as_deref(), d.max.as_deref())) else {
         return result;
     };
+    let pattern = d.observed.as_deref().map(DeviationPattern::parse);
+    let about_splat = matches!(pattern, Some(Ok(DeviationPattern::Splat(_))));
     let (deviation, link) = (d.reason.clone(), d.link.clone());
     match result {
+        CaseResult::KernelSplat { lines, during, result, kinds } if !about_splat => {
+            CaseResult::KernelSplat { lines, during, result: Box::new(apply_deviation(case, probe, *result)), kinds }
+        }
         CaseResult::Pass => CaseResult::Xpass { deviation, link },
-        r if r.is_kernel_failure() => match &d.observed {
-            Some(text) if !ObservedPattern::parse(text).is_ok_and(|p| p.matches(&r)) => {
+        r if r.is_kernel_failure() || matches!(r, CaseResult::KernelSplat { .. }) => match (&d.observed, pattern) {
+            (Some(text), Some(p)) if !p.as_ref().is_ok_and(|p| p.matches(&r)) => {
                 CaseResult::FailedDifferently { expected: text.clone(), result: Box::new(r) }
             }
             _ => CaseResult::Xfail { deviation, link, result: Box::new(r) },
@@ -85,6 +92,58 @@ mod tests {
         assert_eq!(r.to_string(), "known deviation: r; observed: step 1: expected EINVAL, ...");
         let old = Probe { kernel_version: Some((6, 19, 0)), ..Default::default() };
         assert_eq!(apply_deviation(&success, &old, CaseResult::Pass), CaseResult::Pass);
+    }
+
+    fn splat(function: &str, result: CaseResult) -> CaseResult {
+        let line = format!("WARNING: include/net/netdev_lock.h:72 at {function}+0x1a4/0x1c0, CPU#1: zc/288");
+        CaseResult::KernelSplat {
+            lines: vec![line],
+            during: None,
+            result: Box::new(result),
+            kinds: vec![crate::model::SplatKind::Warning],
+        }
+    }
+
+    /// A `kernel splat KIND in FUNCTION` deviation stands for that splat on a case that otherwise
+    /// passed, and for nothing else; a deviation about answers never hides a splat.
+    #[test]
+    fn splat_deviations_decide_on_kind_and_function() {
+        let probe = Probe { kernel_version: Some((7, 2, 0)), ..Default::default() };
+        let warn = case("kernel splat warning in netdev_queue_get_dma_dev");
+        let r = apply_deviation(&warn, &probe, splat("netdev_queue_get_dma_dev", CaseResult::Pass));
+        assert_eq!(r.status(), Some(Status::Xfail), "{r:?}");
+        let r = apply_deviation(&warn, &probe, splat("netdev_queue_get_dma_dev_other", CaseResult::Pass));
+        assert!(matches!(r, CaseResult::FailedDifferently { .. }), "{r:?}");
+        let errno = |e: &str| Answer::Errno(e.into());
+        let both = splat("netdev_queue_get_dma_dev", failed(errno("EINVAL"), errno("EFAULT")));
+        assert!(matches!(apply_deviation(&warn, &probe, both), CaseResult::FailedDifferently { .. }));
+        assert_eq!(apply_deviation(&warn, &probe, CaseResult::Pass).status(), Some(Status::Xpass));
+        let bug = case("kernel splat bug in netdev_queue_get_dma_dev");
+        let r = apply_deviation(&bug, &probe, splat("netdev_queue_get_dma_dev", CaseResult::Pass));
+        assert!(matches!(r, CaseResult::FailedDifferently { .. }), "{r:?}");
+        // An answer deviation applies under the splat, which still fails the case.
+        let efault = case("kernel returned EFAULT");
+        let r = apply_deviation(&efault, &probe, splat("f", failed(errno("EINVAL"), errno("EFAULT"))));
+        let CaseResult::KernelSplat { result, .. } = &r else { panic!("{r:?}") };
+        assert_eq!(result.status(), Some(Status::Xfail));
+        assert_eq!(r.status(), Some(Status::Fail));
+    }
+
+    /// A receive that stalls is typed (`kernel posted nothing`), so a deviation can name it.
+    #[test]
+    fn stall_deviations_decide_on_the_typed_failure() {
+        let probe = Probe { kernel_version: Some((7, 2, 0)), ..Default::default() };
+        let stall = case("final CQE: kernel posted nothing");
+        let nothing = |what: &str| {
+            let m =
+                Mismatch { what: what.into(), expected: Answer::Text("res=-ENOMEM".into()), observed: Answer::Nothing };
+            CaseResult::Failed(Failure::mismatch(m, "timed out"))
+        };
+        assert_eq!(apply_deviation(&stall, &probe, nothing("final CQE")).status(), Some(Status::Xfail));
+        let r = apply_deviation(&stall, &probe, nothing("next data CQE"));
+        assert!(matches!(r, CaseResult::FailedDifferently { .. }), "{r:?}");
+        let r = apply_deviation(&stall, &probe, CaseResult::Failed(Failure::new("timed out waiting")));
+        assert!(matches!(r, CaseResult::FailedDifferently { .. }), "{r:?}");
     }
 
     #[test]
