@@ -1,7 +1,7 @@
 //! Line and function coverage of io_uring/zcrx.c from gcov's JSON (`gcov --json-format`),
 //! lcov's tracefile, uncovered ranges, and the lines a patch changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Error;
 use std::fmt::Write;
@@ -36,6 +36,74 @@ struct GcovFunction {
 struct GcovLine {
     line_number: u32,
     count: u64,
+}
+
+/// The lines of C `source` inside a WARN_ON branch: the statement that an
+/// `if (WARN_ON(...))` or `if (WARN_ON_ONCE(...))` guards (the lines after its condition, up to
+/// the end of the statement or the braced block), which only a kernel bug runs. A body on the
+/// condition's own line is not counted (that line also runs the check).
+pub fn warn_branch_lines(source: &str) -> BTreeSet<u32> {
+    let lines: Vec<&str> = source.lines().collect();
+    let mut out = BTreeSet::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(at) = lines[i].find("if (WARN_ON") else {
+            i += 1;
+            continue;
+        };
+        // The condition's closing parenthesis (it may span lines).
+        let (mut depth, mut j, mut rest) = (0i32, i, None);
+        let mut text = &lines[i][at + 3..];
+        'cond: loop {
+            for (k, ch) in text.char_indices() {
+                match ch {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            rest = Some(text[k + 1..].trim());
+                            break 'cond;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            j += 1;
+            if j >= lines.len() {
+                break;
+            }
+            text = lines[j];
+        }
+        let Some(rest) = rest else { break };
+        let next_is_brace = rest.is_empty() && lines.get(j + 1).is_some_and(|l| l.trim() == "{");
+        let mut k = j + 1;
+        if rest.starts_with('{') || next_is_brace {
+            // A braced block: its lines up to the matching closing brace.
+            k += usize::from(next_is_brace);
+            let mut depth = 1i32;
+            while k < lines.len() {
+                depth += lines[k].matches('{').count() as i32 - lines[k].matches('}').count() as i32;
+                if depth <= 0 {
+                    break;
+                }
+                out.insert(k as u32 + 1);
+                k += 1;
+            }
+        } else if rest.is_empty() {
+            // One statement, up to its semicolon.
+            while k < lines.len() {
+                out.insert(k as u32 + 1);
+                if lines[k].trim_end().ends_with(';') {
+                    break;
+                }
+                k += 1;
+            }
+        } else {
+            k = j;
+        }
+        i = k + 1;
+    }
+    out
 }
 
 /// One function of the file.
@@ -80,6 +148,26 @@ impl FileCoverage {
             .collect();
         c.functions.sort_by_key(|f| f.start);
         Ok(c)
+    }
+
+    /// Adds another boot's counts of the same build (a VM booted again starts from zero).
+    pub fn merge(&mut self, other: &FileCoverage) {
+        for (l, c) in &other.lines {
+            *self.lines.entry(*l).or_default() += c;
+        }
+        if self.functions.is_empty() {
+            self.functions = other.functions.clone();
+        } else {
+            for f in &mut self.functions {
+                f.count += other.functions.iter().filter(|g| g.name == f.name).map(|g| g.count).sum::<u64>();
+            }
+        }
+    }
+
+    /// Executable lines not in `skip`, and how many of them ran.
+    pub fn hit_outside(&self, skip: &BTreeSet<u32>) -> (usize, usize) {
+        let r: Vec<u64> = self.lines.iter().filter(|(l, _)| !skip.contains(l)).map(|(_, c)| *c).collect();
+        (r.iter().filter(|c| **c > 0).count(), r.len())
     }
 
     pub fn lines_found(&self) -> usize {
@@ -196,5 +284,19 @@ mod tests {
                  @@ -10,2 +10,3 @@ f\n-x\n+y\n@@ -40 +41 @@\n-p\n+q\n@@ -50,1 +52,0 @@\n-gone\n\
                  --- a/io_uring/net.c\n+++ b/io_uring/net.c\n@@ -1 +1 @@\n-a\n+b\n";
         assert_eq!(changed_lines(d, "io_uring/zcrx.c"), vec![10, 11, 12, 41]);
+    }
+
+    #[test]
+    fn warn_branches() {
+        let src = "int f(int x)\n{\n\tif (WARN_ON_ONCE(x))\n\t\treturn -EINVAL;\n\tif (WARN_ON(x >\n\t\t    1)) {\n\t\ta();\n\t\tif (x) { b(); }\n\t}\n\
+                   \tif (WARN_ON_ONCE(x)) return 1;\n\tif (WARN_ON_ONCE(!x))\n\t{\n\t\tc();\n\t}\n\tWARN_ON_ONCE(x);\n\treturn 0;\n}\n";
+        let got: Vec<u32> = warn_branch_lines(src).into_iter().collect();
+        assert_eq!(got, vec![4, 7, 8, 13]);
+        let mut c = FileCoverage::from_gcov_json(J, "io_uring/zcrx.c").expect("parses");
+        let skip: BTreeSet<u32> = [3, 4].into_iter().collect();
+        assert_eq!(c.hit_outside(&skip), (2, 4));
+        let other = c.clone();
+        c.merge(&other);
+        assert_eq!((c.lines[&2], c.functions[0].count, c.lines_found()), (4, 4, 6));
     }
 }

@@ -87,6 +87,11 @@ pub struct CoverageArgs {
     /// reports/mutation.jsonl).
     #[arg(long)]
     pub results: Option<PathBuf>,
+    /// The suite's counters from a `run` instead of the campaign's baseline: its report.json
+    /// (or the --out directory holding it), from a kernel built with gcov on zcrx.o (the debug
+    /// tree); liburing's side still comes from --results' baseline when it has one.
+    #[arg(long)]
+    pub run: Option<PathBuf>,
     /// Where coverage.md, coverage.json and the lcov tracefiles are written (default: reports/).
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
@@ -366,18 +371,23 @@ pub fn coverage(a: &CoverageArgs) -> Result<(), Error> {
     let (src, _) = tree_source(&a.kernel)?;
     let src = src.as_str();
     let results = default_in_reports(&a.results, "mutation.jsonl");
-    let records = mutants::read_results(&results)?;
-    let base =
-        records.iter().rev().find(|r| r.verdict == Verdict::Baseline && r.gcda_suite.is_some()).ok_or_else(|| {
-            Error::Input(format!("{}: no baseline with gcov data; run `mutate` first", results.display()))
-        })?;
+    let records = if a.run.is_some() && !results.exists() { Vec::new() } else { mutants::read_results(&results)? };
+    let base = records.iter().rev().find(|r| r.verdict == Verdict::Baseline && r.gcda_suite.is_some());
+    // With --run, the suite's counters are that run's (one gcda per boot); else the baseline's.
+    let run = match &a.run {
+        Some(p) => Some(read_run_gcda(p)?),
+        None => None,
+    };
+    if run.is_none() && base.is_none() {
+        return Err(Error::Input(format!("{}: no baseline with gcov data; run `mutate` first", results.display())));
+    }
     let tree = crate::vm::script_path("campaign.sh", &["prepare", src])?;
     let tmp = nix::unistd::mkdtemp(&std::env::temp_dir().join("zcrx-cov-XXXXXX"))
         .map_err(|e| Error::Run(format!("mkdtemp: {e}")))?;
-    let side = |name: &str, hexed: &Option<String>| -> Result<gcov::FileCoverage, Error> {
+    let side = |name: &str, hexed: Option<&str>| -> Result<gcov::FileCoverage, Error> {
         let gcda = tmp.join(format!("{name}.gcda"));
         let json = tmp.join(format!("{name}.json"));
-        std::fs::write(&gcda, unhex(hexed.as_deref().unwrap_or(""))?).map_err(|e| Error::Run(e.to_string()))?;
+        std::fs::write(&gcda, unhex(hexed.unwrap_or(""))?).map_err(|e| Error::Run(e.to_string()))?;
         crate::vm::script_status(
             "campaign.sh",
             &["gcov", &tree.display().to_string(), &gcda.display().to_string(), &json.display().to_string()],
@@ -385,10 +395,27 @@ pub fn coverage(a: &CoverageArgs) -> Result<(), Error> {
         let text = std::fs::read_to_string(&json).map_err(|e| Error::Run(e.to_string()))?;
         gcov::FileCoverage::from_gcov_json(&text, "io_uring/zcrx.c")
     };
-    let us = side("suite", &base.gcda_suite);
-    let lib = side("liburing", &base.gcda_liburing);
+    let sides = || -> Result<(gcov::FileCoverage, gcov::FileCoverage), Error> {
+        let us = match &run {
+            Some(r) => {
+                let mut us = gcov::FileCoverage::default();
+                for (i, g) in r.gcda.iter().enumerate() {
+                    us.merge(&side(&format!("run{i}"), Some(g))?);
+                }
+                us
+            }
+            None => side("suite", base.and_then(|b| b.gcda_suite.as_deref()))?,
+        };
+        let lib = match base.and_then(|b| b.gcda_liburing.as_deref()) {
+            Some(g) => side("liburing", Some(g))?,
+            // No liburing measurement: every line unexecuted on its side.
+            None => gcov::FileCoverage { lines: us.lines.keys().map(|l| (*l, 0)).collect(), ..Default::default() },
+        };
+        Ok((us, lib))
+    };
+    let got = sides();
     let _ = std::fs::remove_dir_all(&tmp);
-    let (us, lib) = (us?, lib?);
+    let (us, lib) = got?;
     if a.diff.is_some() || a.patch.is_some() {
         let diff = match (&a.diff, &a.patch) {
             (Some(range), _) => crate::vm::script_stdout("campaign.sh", &["diff", src, range])?,
@@ -400,21 +427,71 @@ pub fn coverage(a: &CoverageArgs) -> Result<(), Error> {
     }
     let dir = default_in_reports(&a.report_dir, "");
     let reasons = reasons(&crate::paths::repo_root().join("vm/mutants/coverage-reasons.tsv"));
-    let c = render::coverage_summary(&us, &lib, &base.kernel_release, &base.when);
-    write(&dir.join("coverage.md"), &render::coverage_md(&c, &reasons))?;
+    let source = tree.join("io_uring/zcrx.c");
+    let warn = gcov::warn_branch_lines(&std::fs::read_to_string(&source).map_err(|e| Error::Run(e.to_string()))?);
+    let (release, when, origin) = match (&run, base) {
+        (Some(r), _) => (
+            r.release.clone(),
+            r.when.clone(),
+            format!(
+                "the run in `{}` ({} boot(s), the whole run's counters); liburing's side from {}",
+                r.label,
+                r.gcda.len(),
+                if base.is_some() { "the campaign's baseline boot" } else { "nothing (not measured)" }
+            ),
+        ),
+        (None, Some(b)) => (
+            b.kernel_release.clone(),
+            b.when.clone(),
+            "the campaign's baseline boot (gcov counters reset before each side)".to_string(),
+        ),
+        (None, None) => unreachable!("checked above"),
+    };
+    let c = render::coverage_summary(&us, &lib, &warn, &release, &when);
+    write(&dir.join("coverage.md"), &render::coverage_md(&c, &reasons, &origin))?;
     write(&dir.join("coverage.json"), &serde_json::to_string_pretty(&c).map_err(|e| Error::Run(e.to_string()))?)?;
-    let source = tree.join("io_uring/zcrx.c").display().to_string();
+    let source = source.display().to_string();
     write(&dir.join("coverage-suite.info"), &us.lcov("zcrx-conform", &source))?;
     write(&dir.join("coverage-liburing.info"), &lib.lcov("liburing-zcrx.t", &source))?;
     eprintln!(
-        "coverage: zcrx.c lines executed: us {:.1}% ({}/{}), liburing {:.1}%; reports in {}",
+        "coverage: zcrx.c lines executed: us {:.1}% ({}/{}; outside WARN_ON branches {:.1}%, {}/{}), liburing {:.1}%; reports in {}",
         c.suite_pct,
         c.suite_lines_hit,
         c.lines_found,
+        c.suite_pct_outside_warn,
+        c.suite_hit_outside_warn,
+        c.lines_outside_warn,
         c.liburing_pct,
         dir.display()
     );
     Ok(())
+}
+
+/// A run's gcov counters of zcrx.c (`report.json`'s `zcrx_gcda`, one per boot).
+struct RunGcda {
+    label: String,
+    release: String,
+    when: String,
+    gcda: Vec<String>,
+}
+
+fn read_run_gcda(p: &Path) -> Result<RunGcda, Error> {
+    let file = if p.is_dir() { p.join("report.json") } else { p.to_path_buf() };
+    let text = std::fs::read_to_string(&file).map_err(|e| Error::Input(format!("{}: {e}", file.display())))?;
+    let runs =
+        crate::report::parse_json(&text, &file.display().to_string()).map_err(|e| Error::Input(e.to_string()))?.runs;
+    let r = runs.into_iter().find(|r| !r.zcrx_gcda.is_empty()).ok_or_else(|| {
+        Error::Input(format!(
+            "{}: no run with zcrx.c gcov counters (a kernel built with gcov on zcrx.o)",
+            file.display()
+        ))
+    })?;
+    Ok(RunGcda {
+        label: r.target.clone(),
+        release: r.probe.kernel_release.clone(),
+        when: r.finished.clone().unwrap_or_default(),
+        gcda: r.zcrx_gcda,
+    })
 }
 
 /// `function<TAB>why` lines: why the suite cannot reach a function's uncovered lines.

@@ -11,6 +11,9 @@ use crate::model::LeakedObject;
 
 const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
 const TIMER_LIST: &str = "/proc/timer_list";
+const GCOV: &str = "/sys/kernel/debug/gcov";
+/// How deep the build tree's path under [`GCOV`] may go (`/work/cache/mutate/<tree>/io_uring`).
+const GCOV_DEPTH: usize = 16;
 /// kmemleak reports only objects older than this (`jiffies_min_age`, 5 s) and a margin.
 pub const KMEMLEAK_MIN_AGE: Duration = Duration::from_secs(6);
 
@@ -30,6 +33,26 @@ pub fn fault_injection_present() -> bool {
     std::path::Path::new("/proc/self/fail-nth").exists()
         && std::path::Path::new("/sys/kernel/debug/failslab").is_dir()
         && std::path::Path::new("/sys/kernel/debug/fail_page_alloc").is_dir()
+}
+
+/// The gcov counters of io_uring/zcrx.c (`zcrx.gcda` under debugfs's gcov directory, whose
+/// folders mirror the build tree's path), on a kernel built with gcov on zcrx.o; None on any
+/// other kernel.
+pub fn zcrx_gcda() -> Option<Vec<u8>> {
+    let mut stack = vec![(std::path::PathBuf::from(GCOV), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        for e in std::fs::read_dir(&d).ok()?.flatten() {
+            let Ok(t) = e.file_type() else { continue };
+            let p = e.path();
+            if t.is_dir() && depth < GCOV_DEPTH {
+                stack.push((p, depth + 1));
+            } else if t.is_file() && e.file_name() == "zcrx.gcda" && p.parent().is_some_and(|q| q.ends_with("io_uring"))
+            {
+                return std::fs::read(p).ok();
+            }
+        }
+    }
+    None
 }
 
 /// One kmemleak scan (synchronous: the write returns when the scan is done), then what it

@@ -25,12 +25,29 @@ pub enum Event {
     LeakScan { cases: usize },
     /// A scan found objects case `id` leaked: its result, already reported, becomes a leak.
     Leaked { id: String, objects: Vec<super::LeakedObject> },
+    /// The run's last events on a kernel with gcov on io_uring/zcrx.c (a debug or campaign
+    /// tree): the bytes of its `zcrx.gcda` after the run, hex, in `parts` lines of at most
+    /// [`GCOV_PART`] characters (a console line that long may be cut by kernel messages; a
+    /// missing part drops the whole file).
+    Gcov { part: usize, parts: usize, hex: String },
 }
+
+/// Hex characters in one [`Event::Gcov`] line.
+pub const GCOV_PART: usize = 4096;
 
 /// Marks a line as an encoded event; chosen so that no kernel or console line starts with it.
 const FRAME: &str = "\u{1e}zcrx-event ";
 
 impl Event {
+    /// `bytes` as [`Event::Gcov`] parts.
+    pub fn gcov_parts(bytes: &[u8]) -> Vec<Event> {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let chunks: Vec<&str> =
+            hex.as_bytes().chunks(GCOV_PART).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+        let parts = chunks.len();
+        chunks.into_iter().enumerate().map(|(part, h)| Event::Gcov { part, parts, hex: h.to_string() }).collect()
+    }
+
     /// One line, without the newline.
     pub fn encode(&self) -> String {
         // Serialising these plain data types cannot fail; an empty object decodes to None.
@@ -66,5 +83,23 @@ mod tests {
         assert!(
             matches!(Event::decode(&line), Some(Event::Leaked { id, objects }) if id == "region.checks" && objects == [o])
         );
+    }
+
+    #[test]
+    fn gcov_in_parts() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(GCOV_PART + 7).collect();
+        let parts = Event::gcov_parts(&bytes);
+        assert_eq!(parts.len(), 3);
+        let mut hex = String::new();
+        for (i, p) in parts.iter().enumerate() {
+            match Event::decode(&p.encode()) {
+                Some(Event::Gcov { part, parts: 3, hex: h }) if part == i => hex.push_str(&h),
+                other => panic!("part {i}: {other:?}"),
+            }
+        }
+        let whole: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, whole);
+        assert!(hex.starts_with("000102"));
+        assert!(Event::gcov_parts(&[]).is_empty());
     }
 }

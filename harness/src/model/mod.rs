@@ -337,6 +337,11 @@ pub struct RunReport {
     /// The machine that ran it (the VM's host for a VM run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// io_uring/zcrx.c's gcov counters (`zcrx.gcda`, hex) at the end of the run, one per boot
+    /// (a VM booted again after a crash starts from zero), on a kernel built with gcov on zcrx.o;
+    /// `coverage --run` reads them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zcrx_gcda: Vec<String>,
 }
 
 impl RunReport {

@@ -109,6 +109,13 @@ pub fn run_on(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str, mut p
     }
     let (cases_done, interrupted) = sched.run();
     report.cases = cases_done;
+    // A kernel with gcov on zcrx.o (a debug tree): what the run reached of zcrx.c.
+    if let Some(g) = crate::kernel::debug::zcrx_gcda() {
+        for ev in Event::gcov_parts(&g) {
+            progress.event(&ev);
+        }
+        report.zcrx_gcda.push(g.iter().map(|b| format!("{b:02x}")).collect());
+    }
     if opts.self_check && !opts.stream {
         let (a, k, s, ks) = selfcheck::totals(&report.cases);
         eprintln!("self-check: {k} of {a} assertion(s) killed; set-up assertions {ks} of {s}");

@@ -123,7 +123,7 @@ impl Progress {
                     _ => {}
                 }
             }
-            Event::Outcome { .. } => {}
+            Event::Outcome { .. } | Event::Gcov { .. } => {}
         }
     }
 

@@ -187,10 +187,15 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
         // A kmemleak scan (a debug kernel) holds the batch's results back and prints nothing
         // for minutes under TCG: the guest is not hung meanwhile.
         let mut scanning: Option<Instant> = None;
+        // The guest's zcrx.gcda parts so far (Event::Gcov).
+        let mut gcov: Vec<String> = Vec::new();
         loop {
             match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(Ev::Err(l)) => push_tail(&mut console, l),
-                Ok(Ev::Out(l)) => {
+                // The guest's script writes to the console when virtme-ng finds no virtio-serial
+                // port for it (udev settle cut short under load: "cannot find script I/O ports"),
+                // so its events come on vng's stderr then; the frame marker tells them apart.
+                Ok(Ev::Err(l)) if Event::decode(&l).is_none() => push_tail(&mut console, l),
+                Ok(Ev::Out(l) | Ev::Err(l)) => {
                     last_activity = Instant::now();
                     let Some(ev) = Event::decode(&l) else { continue };
                     // A guest booted again repeats the total; outcomes are the guest runner's own.
@@ -221,6 +226,19 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
                             if let Some(c) = report.cases.iter_mut().rev().find(|c| c.id == id) {
                                 let result = CaseResult::Leak { objects, result: Box::new(c.result.clone()) };
                                 c.set_result(result);
+                            }
+                        }
+                        Event::Gcov { part, parts, hex } => {
+                            if part == 0 {
+                                gcov.clear();
+                            }
+                            if part == gcov.len() {
+                                gcov.push(hex);
+                            }
+                            if part + 1 == parts && gcov.len() == parts {
+                                report.zcrx_gcda.push(gcov.concat());
+                            } else if part + 1 == parts {
+                                eprintln!("{spec_label}: the guest's zcrx.gcda came with a part missing; not kept");
                             }
                         }
                         Event::Outcome { .. } | Event::LeakScan { .. } => {}
@@ -298,11 +316,14 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
                     last_lines(&tail, 12)
                 );
             }
-            None if !booted => {
+            // Nothing to keep yet: the kernel does not boot.
+            None if !booted && report.cases.is_empty() => {
                 return Err(Error::Boot(format!("{why}; console tail:\n{}", tail.join("\n"))));
             }
+            // A boot after a crash that never answers: the results so far are kept.
             None => {
-                report.aborted = Some(format!("{why} between cases; console tail:\n{}", tail.join("\n")));
+                let when = if booted { "between cases" } else { "booting again after a crash" };
+                report.aborted = Some(format!("{why} {when}; console tail:\n{}", tail.join("\n")));
                 break;
             }
         }
