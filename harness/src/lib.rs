@@ -46,3 +46,6 @@ pub mod report;
 pub mod run;
 pub mod topology;
 pub(crate) mod vm;
+
+/// The stream pattern every sender writes (byte i of a stream is `pattern(i, 1)`).
+pub use exec::pattern;
