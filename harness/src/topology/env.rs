@@ -90,9 +90,6 @@ pub struct Env {
     pub lab_keys: Option<(PathBuf, PathBuf)>,
 }
 
-/// How long a remote peer may take to answer a settings request.
-const REMOTE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
-
 impl TopologyFile {
     /// Sets the topology up. Everything created is recorded in the returned value first, so
     /// a failure half-way still tears down what exists.
@@ -346,64 +343,6 @@ impl TopologyFile {
         a.topo.peer_addr6 = remote.address6.clone();
         a.topo.destructive = self.destructive;
         a.log.push(format!("topology {} (nic) up: {}", self.name, serde_json::to_string(&a.topo).unwrap_or_default()));
-        Ok(())
-    }
-}
-
-impl TopologyFile {
-    /// The peer on another machine: the agent copied there, its interface's settings recorded
-    /// (restored and read back at teardown, over ssh), then the file's `peer` settings applied.
-    fn up_ssh_peer(
-        &self,
-        a: &mut Env,
-        s: &super::SshRemote,
-        remote: &super::Peer,
-        bin: Option<&Path>,
-    ) -> Result<(), Error> {
-        use super::ssh::{self, Op, Reply};
-        let (identity, known_hosts) = match (&a.lab_keys, &s.identity, &s.known_hosts) {
-            (Some((i, k)), _, _) => (i.clone(), k.clone()),
-            (None, Some(i), Some(k)) => (PathBuf::from(i), PathBuf::from(k)),
-            _ => return Err(Error::Invalid("remote.ssh: identity and known_hosts are required".into())),
-        };
-        for (field, p) in [("identity", &identity), ("known_hosts", &known_hosts)] {
-            if !p.is_file() {
-                return Err(Error::Invalid(format!("remote.ssh.{field}: {} is not a file", p.display())));
-            }
-        }
-        let dev = remote.interface.clone().ok_or(Error::Invalid("remote.ssh: no remote.interface".into()))?;
-        let host = s.host.clone();
-        let target = ssh::SshTarget {
-            host: host.clone(),
-            user: s.user.clone(),
-            port: s.port,
-            identity,
-            known_hosts,
-            netns: self.netns.as_deref().map(netns::path),
-        };
-        let agent = ssh::deploy(&target, bin)?;
-        let g = agent.clone();
-        a.defer(Restore::RemoteDir { host: host.clone(), dir: agent.dir.clone() }, move || Ok(g.remove()?));
-        let state = match agent.call_once(Op::State { dev: dev.clone() }, REMOTE_LIMIT)? {
-            Reply::State { state } => state,
-            other => {
-                return Err(Error::from(ssh::SshError::Protocol {
-                    host,
-                    what: format!("asked for the settings of {dev}, got {other:?}"),
-                }))
-            }
-        };
-        a.log.push(format!("remote peer {host}: agent in {}, {dev} recorded: {state:?}", agent.dir));
-        let (g, d, st) = (agent.clone(), dev.clone(), state);
-        a.defer(Restore::RemoteSettings { host: host.clone(), dev: dev.clone() }, move || {
-            g.call_once(Op::Restore { dev: d.clone(), state: st.clone() }, REMOTE_LIMIT)?;
-            Ok(())
-        });
-        if self.peer != Settings::default() {
-            agent.call_once(Op::Apply { dev: dev.clone(), settings: self.peer.clone() }, REMOTE_LIMIT)?;
-            a.log.push(format!("remote peer {host}: {dev} set to {:?}", self.peer));
-        }
-        a.topo.ssh = Some(agent);
         Ok(())
     }
 }

@@ -26,6 +26,7 @@ mod env;
 mod error;
 mod kind;
 mod nsim;
+mod remote;
 mod set;
 pub mod ssh;
 pub mod ssh_lab;
@@ -34,6 +35,8 @@ mod tools;
 pub use env::{Env, Unrestored, NSIM_ID_BASE};
 pub use error::Error;
 pub use kind::{kind_of, Kind};
+pub use remote::SshRemote;
+use remote::check_ssh;
 pub use set::Envs;
 pub use tools::{apply_here, apply_settings, read_state, restore, DevState, Tools};
 
@@ -142,29 +145,6 @@ pub struct Peer {
     pub address6: Option<String>,
     /// The peer is another machine, reached over SSH: the sender runs there.
     pub ssh: Option<SshRemote>,
-}
-
-/// How to reach a peer on another machine (`remote.ssh`). Everything here is data: `ssh` is
-/// started with an argv (`-F none`, BatchMode, StrictHostKeyChecking=yes), never a shell.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct SshRemote {
-    /// The remote machine: an IP address or a host name.
-    pub host: String,
-    /// Who logs in: root, or a user with CAP_NET_ADMIN (the peer's settings are changed).
-    pub user: String,
-    #[serde(default = "d_ssh_port")]
-    pub port: u16,
-    /// The private key to log in with (an absolute path). Omitted with `simulate`, whose lab
-    /// makes its own.
-    pub identity: Option<String>,
-    /// A known_hosts file naming the remote's host key (an absolute path); nothing else is
-    /// trusted. Omitted with `simulate`.
-    pub known_hosts: Option<String>,
-}
-
-fn d_ssh_port() -> u16 {
-    22
 }
 
 /// A topology file under topologies/.
@@ -486,66 +466,6 @@ fn validate(t: &TopologyFile) -> Result<(), Bad> {
         }
     }
     Ok(())
-}
-
-/// `remote.ssh`: a host and user no program takes for an option, absolute key files whose
-/// names ssh reads as they are, and the rules of an ssh peer (its interface named, no local
-/// namespace; with `simulate`, the lab's own keys at the peer's address).
-fn check_ssh(s: &SshRemote, r: &Peer, simulate: bool) -> Result<(), Bad> {
-    let bad = |field: &'static str, why: String| (field, format!("{field}: {why}"));
-    let host_ok = s.host.parse::<std::net::IpAddr>().is_ok()
-        || (s.host.len() <= 253
-            && !s.host.starts_with(['-', '.'])
-            && s.host
-                .split('.')
-                .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')));
-    if !host_ok {
-        return Err(bad("remote.ssh.host", format!("`{}` is not an IP address or host name", shown(&s.host))));
-    }
-    let user_ok = (1..=32).contains(&s.user.len())
-        && s.user.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && s.user.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
-    if !user_ok {
-        return Err(bad(
-            "remote.ssh.user",
-            format!("`{}` is not a user name (1 to 32 of a-z 0-9 _ . -, starting with a-z or _)", shown(&s.user)),
-        ));
-    }
-    for (field, v) in [("remote.ssh.identity", &s.identity), ("remote.ssh.known_hosts", &s.known_hosts)] {
-        match (v, simulate) {
-            (Some(_), true) => return Err(bad(field, "not with `simulate` (the simulated lab makes its own)".into())),
-            (None, false) => return Err(bad(field, "required (an absolute path)".into())),
-            (Some(p), false) => check_key_path(p).map_err(|e| bad(field, e))?,
-            (None, true) => {}
-        }
-    }
-    if r.interface.is_none() {
-        return Err(bad(
-            "remote.ssh",
-            "an ssh peer needs remote.interface (its settings are recorded and restored)".into(),
-        ));
-    }
-    if simulate && s.host != r.address {
-        return Err(bad(
-            "remote.ssh.host",
-            format!("with `simulate` the lab's sshd listens at remote.address {}", r.address),
-        ));
-    }
-    if !simulate && r.netns.is_some() {
-        return Err(("remote.netns", "remote.netns: not with remote.ssh (the peer is another machine)".into()));
-    }
-    Ok(())
-}
-
-/// A file name ssh reads as it is: absolute, no `..`, only letters, digits and `/._+-` (no
-/// blank or quote it would split at, no `%` or `~` it would expand).
-fn check_key_path(p: &str) -> Result<(), String> {
-    let ok = p.starts_with('/')
-        && p.len() <= 4096
-        && p.chars().all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c))
-        && !p.split('/').any(|c| c == "..");
-    ok.then_some(())
-        .ok_or_else(|| format!("`{}` is not an absolute path of letters, digits and / . _ + - (no `..`)", shown(p)))
 }
 
 /// `ADDRESS/PREFIX`: an IPv4 address with a prefix of 0 to 32, or IPv6 with 0 to 128.

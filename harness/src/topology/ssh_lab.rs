@@ -136,7 +136,7 @@ impl Lab {
                 .or_else(|_| format!("[{listen}]:22").parse())
                 .map_err(|_| SshError::Protocol { host: listen.into(), what: "not an address".into() })?;
         let nsp = netns.to_path_buf();
-        let until = Instant::now() + Duration::from_secs(20);
+        let t0 = Instant::now();
         loop {
             if let Ok(Some(st)) = lab.child.try_wait() {
                 return Err(SshError::Failed {
@@ -147,21 +147,30 @@ impl Lab {
                 });
             }
             let p = nsp.clone();
-            let up = std::thread::spawn(move || {
-                super::enter(&p).is_ok() && std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+            let tried = std::thread::spawn(move || {
+                super::enter(&p).map_err(|e| e.to_string())?;
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())
             })
             .join()
-            .unwrap_or(false);
-            if up {
-                return Ok(lab);
+            .unwrap_or_else(|_| Err("the probe thread panicked".into()));
+            match tried {
+                Ok(_) => return Ok(lab),
+                Err(e) if t0.elapsed() >= READY_LIMIT => {
+                    return Err(SshError::Failed {
+                        host: listen.into(),
+                        command: "sshd".into(),
+                        status: format!("running, but {addr} did not accept within {} s ({e})", READY_LIMIT.as_secs()),
+                        stderr: std::fs::read_to_string(&log).unwrap_or_default().trim().into(),
+                    })
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
             }
-            if Instant::now() >= until {
-                return Err(SshError::Timeout { host: listen.into(), what: "sshd listening".into(), secs: 20 });
-            }
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
+
+/// How long sshd may take to listen (TCG on a loaded machine is slow to start it).
+const READY_LIMIT: Duration = Duration::from_secs(90);
 
 impl Drop for Lab {
     fn drop(&mut self) {
