@@ -113,8 +113,8 @@ pub fn serve() -> Result<(), std::io::Error> {
                     _ => 0,
                 };
                 let closing = matches!(op, Op::Shutdown { how: How::Close | How::Reset, .. });
-                match conns.get(&conn).map(|tx| tx.send((id, op))) {
-                    Some(Ok(())) => {
+                match conns.get(&conn).map(|tx| tx.send((id, op)).is_ok()) {
+                    Some(true) => {
                         if closing {
                             conns.remove(&conn);
                         }

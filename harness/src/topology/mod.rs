@@ -35,8 +35,8 @@ mod tools;
 pub use env::{Env, Unrestored, NSIM_ID_BASE};
 pub use error::Error;
 pub use kind::{kind_of, Kind};
-pub use remote::SshRemote;
 use remote::check_ssh;
+pub use remote::SshRemote;
 pub use set::Envs;
 pub use tools::{apply_here, apply_settings, read_state, restore, DevState, Tools};
 

@@ -156,7 +156,6 @@ impl TopologyFile {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     /// Each bad `remote.ssh` field is refused where it is written, before anything runs.
@@ -191,7 +190,10 @@ mod tests {
                     .replace("  interface: eth1\n", "  netns: p\n  interface: eth1\n"),
                 "remote.ssh.identity: not with `simulate`",
             ),
-            (file("lab1", "root", "/k", "/kh", "").replace("    host", "    port: 22\n    hots"), ":9:5: unknown field"),
+            (
+                file("lab1", "root", "/k", "/kh", "").replace("    host", "    port: 22\n    hots"),
+                ":9:5: unknown field",
+            ),
         ] {
             std::fs::write(&p, &text).expect("write");
             let e = crate::topology::load(p.to_str().expect("utf8")).expect_err(&text).to_string();

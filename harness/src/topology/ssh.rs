@@ -103,7 +103,7 @@ impl SshTarget {
             "IdentitiesOnly=yes".into(),
             "IdentityAgent=none".into(),
             format!("IdentityFile={}", self.identity.display()),
-            "ConnectTimeout=10".into(),
+            "ConnectTimeout=30".into(),
             "ServerAliveInterval=5".into(),
             "ServerAliveCountMax=3".into(),
             "LogLevel=ERROR".into(),

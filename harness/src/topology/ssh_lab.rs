@@ -107,7 +107,8 @@ impl Lab {
         let ns: OwnedFd = std::fs::File::open(netns).map_err(file_err(netns))?.into();
         let (passwd_c, etc_passwd) = (cstr(&dir.join("passwd"))?, cstr(Path::new("/etc/passwd"))?);
         let mut c = Command::new(sshd);
-        c.args(["-D", "-e", "-f"]).arg(dir.join("sshd_config"));
+        // -r: no re-exec per connection (under TCG it alone can outlast the client's banner wait).
+        c.args(["-D", "-e", "-r", "-f"]).arg(dir.join("sshd_config"));
         c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log_file).process_group(0);
         let ns_fd = ns.as_raw_fd();
         // SAFETY: between fork and exec only syscalls on values prepared before the fork.
