@@ -182,7 +182,7 @@ mod tests {
             (file("lab1", "root", "/k", "\"/a b\"", ""), ":12:18: remote.ssh.known_hosts:"),
             (file("lab1", "root", "/k", "/etc/%h", ""), ":12:18: remote.ssh.known_hosts:"),
             (file("lab1", "root", "/k/../../x", "/kh", ""), ":11:15: remote.ssh.identity:"),
-            (good.replace("    identity: /etc/z/id\n", ""), ":8:3: remote.ssh.identity: required"),
+            (good.replace("    identity: /etc/z/id\n", ""), ":9:5: remote.ssh.identity: required"),
             (good.replace("  interface: eth1\n", "  netns: peer\n  interface: eth1\n"), ":6:10: remote.netns:"),
             (good.replace("  interface: eth1\n", ""), "remote.ssh: an ssh peer needs remote.interface"),
             (
@@ -192,7 +192,7 @@ mod tests {
             ),
             (
                 file("lab1", "root", "/k", "/kh", "").replace("    host", "    port: 22\n    hots"),
-                ":9:5: unknown field",
+                ":10:5: unknown field `hots`",
             ),
         ] {
             std::fs::write(&p, &text).expect("write");
