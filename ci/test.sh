@@ -16,16 +16,16 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
-step "what the ignored tests need (Debian packages: strace, iproute2, util-linux)"
+step "what the ignored tests need (Debian packages: strace, iproute2, util-linux, openssh-client; tests/ssh_peer.rs fetches openssh-server itself: vm/openssh.sh)"
 missing=()
-for tool in strace:strace ip:iproute2 unshare:util-linux; do
+for tool in strace:strace ip:iproute2 unshare:util-linux ssh:openssh-client ssh-keygen:openssh-client; do
     command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 if ((${#missing[@]})); then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 
-step "cargo test (unit tests, every case on the host kernel, pipeline files validated; the ignored tests too: netns isolation, no programs, topology leftovers, the pipeline and LAVA validators)"
+step "cargo test (unit tests, every case on the host kernel, pipeline files validated; the ignored tests too: netns isolation, no programs, topology leftovers, an ssh peer over veth with Debian's sshd, the pipeline and LAVA validators)"
 # (an_unprovisionable_vm_exits_4 waits for the typed errors of issue 28: exit 4 for the environment)
 cargo test --locked -- --include-ignored
 

@@ -47,3 +47,6 @@ pub mod run;
 pub mod topology;
 pub(crate) mod upstream;
 pub(crate) mod vm;
+
+/// The stream pattern every sender writes (byte i of a stream is `pattern(i, 1)`).
+pub use exec::pattern;

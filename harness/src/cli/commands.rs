@@ -83,6 +83,10 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
         }
         Cmd::Bisect(b) => super::bisect::main(&b),
         Cmd::BisectStep(b) => super::bisect::tree::step(&b),
+        Cmd::PeerAgent => {
+            run::agent::serve().map_err(|e| Error::environment(format!("peer-agent: {e}")))?;
+            Ok(Verdict::Passed)
+        }
     }
 }
 

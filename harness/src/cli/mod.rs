@@ -368,6 +368,10 @@ pub enum Cmd {
     /// One `git bisect run` step of `bisect --kernel tree:PATH` (exit 0 old, 1 new, 125 skip).
     #[command(hide = true, after_help = EXIT_CODES_HELP)]
     BisectStep(BisectStepArgs),
+    /// The remote peer's agent, started by the harness over ssh on the peer machine (a
+    /// topology's `remote.ssh`): one JSON request per stdin line, one answer per stdout line.
+    #[command(hide = true, after_help = EXIT_CODES_HELP)]
+    PeerAgent,
 }
 
 /// `upstream`'s arguments.

@@ -114,7 +114,7 @@ impl Ctx<'_> {
         if c.rcvbuf.is_some() && c.kind != ConnKind::Tcp {
             return Err(harness(format!("connect {name}: rcvbuf applies to kind tcp only")));
         }
-        let (recv, peer): (OwnedFd, OwnedFd) = match c.kind {
+        let (recv, peer): (OwnedFd, PeerEnd) = match c.kind {
             ConnKind::Tcp => {
                 let dut = if c.ipv6 {
                     self.topo
@@ -131,36 +131,55 @@ impl Ctx<'_> {
                         .map_err(|e| harness(format!("SO_RCVBUF {n}: {e}")))?;
                 }
                 let addr = l.local_addr().map_err(io)?;
-                let client = match self.topo.peer_netns.clone() {
-                    // The peer connects from its own namespace: a thread we own enters it.
-                    Some(ns) => std::thread::spawn(move || -> Result<TcpStream, String> {
-                        crate::topology::enter(&ns)?;
-                        TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-                            .map_err(|e| format!("connect {addr}: {e}"))
-                    })
-                    .join()
-                    .map_err(|_| "connect thread panicked".to_string())??,
-                    None => TcpStream::connect(addr).map_err(io)?,
-                };
-                let (server, _) = l.accept().map_err(io)?;
-                (server.into(), client.into())
+                if self.topo.ssh.is_some() {
+                    let conn = self.remote_connect(&l, &dut)?;
+                    let (server, from) = l.accept().map_err(io)?;
+                    // The stream must come from the remote peer, not from anything else here.
+                    if from.ip().to_string() != self.topo.peer_addr
+                        && Some(from.ip().to_string()) != self.topo.peer_addr6
+                    {
+                        return Err(harness(format!(
+                            "connect {name}: accepted a connection from {from}, not from the remote peer {}",
+                            self.topo.peer_addr
+                        )));
+                    }
+                    (server.into(), conn)
+                } else {
+                    let client = match self.topo.peer_netns.clone() {
+                        // The peer connects from its own namespace: a thread we own enters it.
+                        Some(ns) => std::thread::spawn(move || -> Result<TcpStream, String> {
+                            crate::topology::enter(&ns)?;
+                            TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+                                .map_err(|e| format!("connect {addr}: {e}"))
+                        })
+                        .join()
+                        .map_err(|_| "connect thread panicked".to_string())??,
+                        None => TcpStream::connect(addr).map_err(io)?,
+                    };
+                    let (server, _) = l.accept().map_err(io)?;
+                    (server.into(), PeerEnd::Local(client.into()))
+                }
             }
             ConnKind::Udp => {
                 let a = UdpSocket::bind("127.0.0.1:0").map_err(io)?;
                 let b = UdpSocket::bind("127.0.0.1:0").map_err(io)?;
                 b.connect(a.local_addr().map_err(io)?).map_err(io)?;
-                (a.into(), b.into())
+                (a.into(), PeerEnd::Local(b.into()))
             }
             ConnKind::Unix => {
                 let (a, b) = UnixStream::pair().map_err(io)?;
-                (a.into(), b.into())
+                (a.into(), PeerEnd::Local(b.into()))
             }
             ConnKind::Pipe => {
                 let (r, w) = nix::unistd::pipe().map_err(|e| harness(format!("pipe: {e}")))?;
-                (r, w)
+                (r, PeerEnd::Local(w))
             }
         };
-        self.note(format!("connect {name} ({:?}): recv fd {}, peer fd {}", c.kind, recv.as_raw_fd(), peer.as_raw_fd()));
+        let peer_text = match &peer {
+            PeerEnd::Local(p) => format!("peer fd {}", p.as_raw_fd()),
+            PeerEnd::Remote(n) => format!("peer: connection {n} of the remote agent on {}", self.topo.peer_addr),
+        };
+        self.note(format!("connect {name} ({:?}): recv fd {}, {peer_text}", c.kind, recv.as_raw_fd()));
         let base = self.conns.values().map(|c| c.base + STREAM_SPACING).max().unwrap_or(0);
         self.conns.insert(name, Conn { base, recv, peer: Some(peer), sent: 0, received: 0, senders: Vec::new() });
         Ok(())
@@ -169,56 +188,121 @@ impl Ctx<'_> {
     pub(super) fn send(&mut self, x: &Send) -> StepResult {
         let name = x.conn.clone().unwrap_or_else(|| "c0".into());
         let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
-        let peer = c.peer.as_ref().ok_or("the peer is closed")?.try_clone().map_err(|e| harness(format!("{e}")))?;
         let start = c.base + c.sent;
         let total = x.bytes;
         let chunk = x.chunk.unwrap_or(65536).max(1);
-        c.sent += total;
-        let h = std::thread::spawn(move || -> std::io::Result<()> {
-            let mut f = std::fs::File::from(peer);
-            let mut pos = start;
-            while pos < start + total {
-                let n = chunk.min(start + total - pos) as usize;
-                f.write_all(&pattern(pos, n))?;
-                pos += n as u64;
+        match c.peer.as_ref().ok_or("the peer is closed")? {
+            PeerEnd::Local(p) => {
+                let peer = p.try_clone().map_err(|e| harness(format!("{e}")))?;
+                c.sent += total;
+                let h = std::thread::spawn(move || -> std::io::Result<()> {
+                    let mut f = std::fs::File::from(peer);
+                    let mut pos = start;
+                    while pos < start + total {
+                        let n = chunk.min(start + total - pos) as usize;
+                        f.write_all(&pattern(pos, n))?;
+                        pos += n as u64;
+                    }
+                    Ok(())
+                });
+                c.senders.push(Sender::Thread(h));
             }
-            Ok(())
-        });
-        c.senders.push(h);
+            PeerEnd::Remote(conn) => {
+                let conn = *conn;
+                let s = self.remote.as_mut().ok_or_else(|| harness("no remote session"))?;
+                let id = s
+                    .submit(crate::topology::ssh::Op::Send { conn, start, bytes: total, chunk })
+                    .map_err(|e| harness(e.to_string()))?;
+                let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
+                c.sent += total;
+                c.senders.push(Sender::Remote(id));
+            }
+        }
         self.note(format!("send {total} bytes on {name} (pattern position {start})"));
         Ok(())
     }
 
     pub(super) fn shutdown(&mut self, x: &Shutdown) -> StepResult {
+        use crate::topology::ssh::{How, Op};
         let name = x.conn.clone().unwrap_or_else(|| "c0".into());
         let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
-        for h in c.senders.drain(..) {
-            match h.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(format!("sender failed: {e}").into()),
-                Err(_) => return Err("sender thread panicked".into()),
+        let senders: Vec<Sender> = c.senders.drain(..).collect();
+        for h in senders {
+            match h {
+                Sender::Thread(h) => match h.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(format!("sender failed: {e}").into()),
+                    Err(_) => return Err("sender thread panicked".into()),
+                },
+                Sender::Remote(id) => {
+                    let s = self.remote.as_mut().ok_or_else(|| harness("no remote session"))?;
+                    s.wait(id, REMOTE_SEND_LIMIT).map_err(|e| format!("remote sender failed: {e}"))?;
+                }
             }
         }
-        if let (true, Some(p)) = (x.reset, &c.peer) {
-            let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-            nix::sys::socket::setsockopt(p, nix::sys::socket::sockopt::Linger, &linger)
-                .map_err(|e| format!("SO_LINGER: {e}"))?;
-        }
-        if x.reset || x.close {
-            c.peer = None;
-        } else if let Some(p) = &c.peer {
-            nix::sys::socket::shutdown(p.as_raw_fd(), nix::sys::socket::Shutdown::Write)
-                .map_err(|e| format!("shutdown: {e}"))?;
-        }
+        let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
         let how = match (x.reset, x.close) {
-            (true, _) => "reset (SO_LINGER 0, close)",
-            (false, true) => "close",
-            (false, false) => "shutdown(SHUT_WR)",
+            (true, _) => How::Reset,
+            (false, true) => How::Close,
+            (false, false) => How::Write,
         };
-        self.note(format!("{how} peer of {name}"));
+        match &c.peer {
+            Some(PeerEnd::Local(p)) => {
+                if x.reset {
+                    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+                    nix::sys::socket::setsockopt(p, nix::sys::socket::sockopt::Linger, &linger)
+                        .map_err(|e| format!("SO_LINGER: {e}"))?;
+                }
+                if how == How::Write {
+                    nix::sys::socket::shutdown(p.as_raw_fd(), nix::sys::socket::Shutdown::Write)
+                        .map_err(|e| format!("shutdown: {e}"))?;
+                }
+            }
+            Some(PeerEnd::Remote(conn)) => {
+                let conn = *conn;
+                let s = self.remote.as_mut().ok_or_else(|| harness("no remote session"))?;
+                s.call(Op::Shutdown { conn, how }, REMOTE_LIMIT).map_err(|e| format!("remote shutdown: {e}"))?;
+            }
+            None => {}
+        }
+        if how != How::Write {
+            if let Some(c) = self.conns.get_mut(&name) {
+                c.peer = None;
+            }
+        }
+        let how = match how {
+            How::Reset => "reset (SO_LINGER 0, close)",
+            How::Close => "close",
+            How::Write => "shutdown(SHUT_WR)",
+        };
+        let remote = if self.topo.ssh.is_some() { " (on the remote peer)" } else { "" };
+        self.note(format!("{how} peer of {name}{remote}"));
         Ok(())
     }
+
+    /// The remote peer's agent connects to `l` (on `dut`); its connection number there.
+    fn remote_connect(&mut self, l: &TcpListener, dut: &str) -> Result<PeerEnd, StepError> {
+        use crate::topology::ssh::{Op, Reply, Session};
+        let agent = self.topo.ssh.as_ref().ok_or_else(|| harness("no remote peer"))?;
+        if self.remote.is_none() {
+            self.remote = Some(Session::open(agent).map_err(|e| harness(e.to_string()))?);
+        }
+        let port = l.local_addr().map_err(|e| harness(e.to_string()))?.port();
+        let s = self.remote.as_mut().ok_or_else(|| harness("no remote session"))?;
+        match s.call(Op::Connect { addr: dut.to_string(), port }, REMOTE_LIMIT) {
+            Ok(Reply::Connected { conn, local }) => {
+                self.note(format!("remote peer: connection {conn} from {local} to {dut} port {port}"));
+                Ok(PeerEnd::Remote(conn))
+            }
+            Ok(other) => Err(harness(format!("remote connect: answered {other:?}"))),
+            Err(e) => Err(harness(format!("remote connect: {e}"))),
+        }
+    }
 }
+
+/// How long the remote agent may take to connect or shut down, and to finish a send.
+const REMOTE_LIMIT: Duration = Duration::from_secs(30);
+const REMOTE_SEND_LIMIT: Duration = Duration::from_secs(600);
 
 /// A netdevsim device a case made (`nsim_device`); deleted on drop unless the case did.
 pub(super) struct Spare {

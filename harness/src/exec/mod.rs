@@ -103,10 +103,23 @@ struct Conn {
     /// as another's never matches by chance.
     base: u64,
     recv: OwnedFd,
-    peer: Option<OwnedFd>,
+    peer: Option<PeerEnd>,
     sent: u64,
     received: u64,
-    senders: Vec<JoinHandle<std::io::Result<()>>>,
+    senders: Vec<Sender>,
+}
+
+/// The sending end of a connection: a socket of this process, or a connection of the remote
+/// peer's agent (a topology's `remote.ssh`), by its number there.
+enum PeerEnd {
+    Local(OwnedFd),
+    Remote(u32),
+}
+
+/// A send in progress: a thread of this process, or a request the remote agent answers.
+enum Sender {
+    Thread(JoinHandle<std::io::Result<()>>),
+    Remote(u64),
 }
 
 #[derive(Clone)]
@@ -161,6 +174,8 @@ struct Ctx<'a> {
     pp_floor: u32,
     /// netdevsim devices made by `nsim_device` steps, by name.
     spares: HashMap<String, env::Spare>,
+    /// The session with the remote peer's agent (opened at the first connection).
+    remote: Option<crate::topology::ssh::Session>,
 }
 
 type StepResult = Result<(), StepError>;
@@ -208,6 +223,7 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
         importers: HashMap::new(),
         pp_floor: 0,
         spares: HashMap::new(),
+        remote: None,
     };
     let r = if case.def.userns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
@@ -274,10 +290,20 @@ impl Ctx<'_> {
         let mut notes = Vec::new();
         for (name, c) in &mut self.conns {
             for h in c.senders.drain(..) {
-                if h.is_finished() {
-                    if let Ok(Err(e)) = h.join() {
-                        notes.push(format!("note: sender on {name} ended with {e}"));
+                match h {
+                    Sender::Thread(h) if h.is_finished() => {
+                        if let Ok(Err(e)) = h.join() {
+                            notes.push(format!("note: sender on {name} ended with {e}"));
+                        }
                     }
+                    Sender::Remote(id) => {
+                        if let Some(s) = self.remote.as_mut().filter(|s| s.answered(id)) {
+                            if let Err(e) = s.wait(id, Duration::ZERO) {
+                                notes.push(format!("note: remote sender on {name} ended with {e}"));
+                            }
+                        }
+                    }
+                    Sender::Thread(_) => {}
                 }
             }
         }
@@ -368,7 +394,10 @@ impl Ctx<'_> {
         if let Some(c) = self.conns.get(name) {
             return match attr {
                 "fd" | "" => Some(c.recv.as_raw_fd() as u64),
-                "peer" => c.peer.as_ref().map(|p| p.as_raw_fd() as u64),
+                "peer" => match &c.peer {
+                    Some(PeerEnd::Local(p)) => Some(p.as_raw_fd() as u64),
+                    _ => None,
+                },
                 _ => None,
             };
         }

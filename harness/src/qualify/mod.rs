@@ -77,11 +77,11 @@ pub fn main(a: &QualifyArgs, cases: &[Case]) -> Result<Verdict, Error> {
             a.topology
         )));
     }
-    if file.remote.as_ref().and_then(|r| r.netns.as_ref()).is_none() {
+    if file.remote.as_ref().is_none_or(|r| r.netns.is_none() && r.ssh.is_none()) {
         return Err(Error::bad_input(format!(
-            "--topology {}: qualify needs remote.netns, the peer port in a network namespace of this machine \
-             cabled to the NIC: without it the cases' sender runs in the DUT's namespace and its traffic \
-             never crosses the NIC (docs/qualifying-a-nic.md)",
+            "--topology {}: qualify needs remote.netns (the peer port in a network namespace of this machine, \
+             cabled to the NIC) or remote.ssh (the peer on another machine): without either the cases' sender \
+             runs in the DUT's namespace and its traffic never crosses the NIC (docs/qualifying-a-nic.md)",
             a.topology
         )));
     }
@@ -235,7 +235,12 @@ pub fn here(
     // driver made it. Deleted when this guard goes, after "after".
     let sim = match file.simulate {
         Some(_) => {
-            let bare = TopologyFile { dut: Settings::default(), may_change: vec![], ..file.clone() };
+            let bare = TopologyFile {
+                dut: Settings::default(),
+                peer: Settings::default(),
+                may_change: vec![],
+                ..file.clone()
+            };
             Some(bare.up(&tools, 0).map_err(|e| QError::Setup(format!("creating the simulated NIC: {e}")))?)
         }
         None => None,
@@ -243,7 +248,14 @@ pub fn here(
     let (d, n) = (dev.clone(), ns.clone());
     let facts = settings::in_netns(ns.as_deref(), move || nic::probe(&d, n.as_deref()))?;
     let before = settings::read_dut(ns.as_deref(), &dev);
-    let run_file = TopologyFile { simulate: None, ..file.clone() };
+    let mut run_file = TopologyFile { simulate: None, ..file.clone() };
+    // A simulated lab's remote is reached with the keys it made.
+    if let (Some((id, kh)), Some(s)) =
+        (sim.as_ref().and_then(|s| s.lab_keys.clone()), run_file.remote.as_mut().and_then(|r| r.ssh.as_mut()))
+    {
+        s.identity = Some(id.display().to_string());
+        s.known_hosts = Some(kh.display().to_string());
+    }
     let up = |slot: u32| -> Result<Envs, QError> {
         let mut env = run_file.up(&tools, slot)?;
         if let Some(s) = &sim {
@@ -439,7 +451,7 @@ mod tests {
         let e = refused("name: v\nkind: veth\nabout: x\n");
         assert!(e.contains("needs a `kind: nic` topology"), "{e}");
         let e = refused("name: n\nkind: nic\nabout: x\ninterface: eth1\nremote: { address: 192.0.2.2 }\n");
-        assert!(e.contains("needs remote.netns"), "{e}");
+        assert!(e.contains("needs remote.netns") && e.contains("or remote.ssh"), "{e}");
         let mut a = args("nic-netdevsim");
         a.soak = Some("soon".into());
         let soon = main(&a, &[]);

@@ -4,6 +4,7 @@
 //! reports progress as [`Event`]s (`progress`).
 
 mod affinity;
+pub mod agent;
 pub(crate) mod child;
 mod error;
 pub(crate) mod kmsg;

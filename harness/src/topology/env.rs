@@ -30,6 +30,12 @@ pub enum Restore {
     Settings { netns: Option<String>, dev: String },
     /// A netdevsim-zcrx fault knob back to its default.
     NetdevsimKnob(PathBuf),
+    /// Remove the directory the agent was copied to on a remote peer.
+    RemoteDir { host: String, dir: String },
+    /// Put a remote peer's interface settings back and read them again (over ssh).
+    RemoteSettings { host: String, dev: String },
+    /// Stop the simulated lab's sshd (in the named peer namespace) and remove its keys.
+    Sshd(String),
 }
 
 impl std::fmt::Display for Restore {
@@ -40,6 +46,9 @@ impl std::fmt::Display for Restore {
             Restore::Settings { netns: Some(n), dev } => write!(f, "restoring the settings of {dev} (netns {n})"),
             Restore::Settings { netns: None, dev } => write!(f, "restoring the settings of {dev}"),
             Restore::NetdevsimKnob(p) => write!(f, "resetting {}", p.display()),
+            Restore::RemoteDir { host, dir } => write!(f, "removing {dir} on {host}"),
+            Restore::RemoteSettings { host, dev } => write!(f, "restoring the settings of {dev} on {host}"),
+            Restore::Sshd(n) => write!(f, "stopping the lab's sshd (netns {n})"),
         }
     }
 }
@@ -77,6 +86,8 @@ pub struct Env {
     /// Run after each case that changes the device: the DUT back to its state at set-up.
     after_case: Vec<Undo>,
     pub log: Vec<String>,
+    /// A simulated lab's ssh login key and known_hosts file (`simulate` with `remote.ssh`).
+    pub lab_keys: Option<(PathBuf, PathBuf)>,
 }
 
 impl TopologyFile {
@@ -92,7 +103,7 @@ impl TopologyFile {
             queues: self.queues,
             ..Default::default()
         };
-        let mut a = Env { topo, teardown: Vec::new(), after_case: Vec::new(), log: clean_leftovers() };
+        let mut a = Env { topo, teardown: Vec::new(), after_case: Vec::new(), log: clean_leftovers(), lab_keys: None };
         a.topo.may_change = self.may_change.clone();
         match self.kind {
             Kind::Nic => self.up_nic(&mut a, tools, pid, slot)?,
@@ -140,7 +151,15 @@ impl TopologyFile {
                 let peer_ns =
                     std::fs::File::open(netns::path(&ns_peer)).map_err(|e| Error::Setup(format!("{ns_peer}: {e}")))?;
                 in_ns(Some(&ns_dut), || link::move_to(link::by_name("zcrxv1")?.index, peer_ns.as_fd()))?;
-                ("zcrxv0".to_string(), "zcrxv1".to_string())
+                match rename {
+                    // The nic simulation names the pair as its file does.
+                    Some((rd, rp)) => {
+                        in_ns(Some(&ns_dut), || link::rename(link::by_name("zcrxv0")?.index, rd))?;
+                        in_ns(Some(&ns_peer), || link::rename(link::by_name("zcrxv1")?.index, rp))?;
+                        (rd.to_string(), rp.to_string())
+                    }
+                    None => ("zcrxv0".to_string(), "zcrxv1".to_string()),
+                }
             }
             Kind::Netdevsim | Kind::NetdevsimZcrx => {
                 let (ko, variant) = if self.kind == Kind::NetdevsimZcrx {
@@ -259,10 +278,12 @@ impl TopologyFile {
             let (Some(n), Some(pn), Some(pi)) = (&self.netns, &remote.netns, &remote.interface) else {
                 return Err(Error::Setup("nic simulate: netns, remote.netns and remote.interface are required".into()));
             };
+            // An ssh peer gets its settings (the file's `peer`) over ssh, as a real remote would.
+            let steer = if remote.ssh.is_some() { None } else { Some(1) };
             let pair = TopologyFile {
                 kind,
                 dut: Settings::default(),
-                peer: Settings { combined: Some(1), ..Default::default() },
+                peer: Settings { combined: steer, ..Default::default() },
                 dut_address: self.dut_address.clone(),
                 peer_address: format!("{}/{}", remote.address, parse_cidr(&self.dut_address)?.1),
                 peer_address6: match (&remote.address6, &self.dut_address6) {
@@ -273,6 +294,26 @@ impl TopologyFile {
             };
             pair.up_pair_named(a, tools, pid, slot, n, pn, Some((&dev, pi)))?;
             a.topo.if_rxq = self.rxq;
+            if remote.ssh.is_some() {
+                let sshd = tools.sshd.clone().ok_or_else(|| {
+                    Error::Setup("simulate with remote.ssh: no sshd (ZCRX_SSHD; vm/openssh.sh fetches Debian's)".into())
+                })?;
+                let lab = super::ssh_lab::Lab::start(&sshd, &netns::path(pn), &remote.address)?;
+                a.lab_keys = Some((lab.identity.clone(), lab.known_hosts.clone()));
+                a.log.push(format!(
+                    "simulated remote: sshd in netns {pn} at {}, keys in {}",
+                    remote.address,
+                    lab.dir.display()
+                ));
+                let cell = std::cell::RefCell::new(Some(lab));
+                a.defer(Restore::Sshd(pn.clone()), move || {
+                    drop(cell.borrow_mut().take());
+                    Ok(())
+                });
+            }
+        }
+        if let Some(s) = &remote.ssh {
+            self.up_ssh_peer(a, s, remote, tools.peer_agent.as_deref())?;
         }
         let idx = match &ns {
             Some(n) => ifindex_in(n, &dev)?,
@@ -290,7 +331,10 @@ impl TopologyFile {
         }
         a.topo.if_idx = idx;
         a.topo.netns = ns.map(|n| PathBuf::from(format!("/run/netns/{n}")));
-        a.topo.peer_netns = remote.netns.as_ref().map(|n| PathBuf::from(format!("/run/netns/{n}")));
+        a.topo.peer_netns = match remote.ssh {
+            Some(_) => None,
+            None => remote.netns.as_ref().map(|n| PathBuf::from(format!("/run/netns/{n}"))),
+        };
         a.topo.dut_dev = Some(dev);
         a.topo.peer_dev = remote.interface.clone();
         a.topo.dut_addr = dut_addr;
@@ -452,7 +496,13 @@ mod tests {
     #[test]
     fn undos_run_last_first_and_failures_are_named() {
         let done = Rc::new(RefCell::new(Vec::new()));
-        let mut env = Env { topo: Topo::default(), teardown: Vec::new(), after_case: Vec::new(), log: Vec::new() };
+        let mut env = Env {
+            topo: Topo::default(),
+            teardown: Vec::new(),
+            after_case: Vec::new(),
+            log: Vec::new(),
+            lab_keys: None,
+        };
         for (what, fails) in [(Restore::Netns("a".into()), false), (Restore::NetdevsimDevice(7), true)] {
             let (d, w) = (done.clone(), what.clone());
             env.defer(what, move || {

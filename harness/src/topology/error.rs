@@ -15,6 +15,9 @@ pub enum Error {
     /// A netlink request or module load the kernel refused.
     #[error(transparent)]
     Netlink(#[from] crate::kernel::nl::NlError),
+    /// A peer on another machine that cannot be reached, deployed to or used over ssh.
+    #[error(transparent)]
+    Ssh(#[from] super::ssh::SshError),
     /// A namespace or file of the machine that cannot be opened or entered.
     #[error("{what}: {source}")]
     Sys {
@@ -28,7 +31,7 @@ impl Classify for Error {
     fn kind(&self) -> Kind {
         match self {
             Error::Invalid(_) => Kind::BadInput,
-            Error::Setup(_) | Error::Netlink(_) | Error::Sys { .. } => Kind::Environment,
+            Error::Setup(_) | Error::Netlink(_) | Error::Ssh(_) | Error::Sys { .. } => Kind::Environment,
         }
     }
 }

@@ -26,14 +26,19 @@ mod env;
 mod error;
 mod kind;
 mod nsim;
+mod remote;
 mod set;
+pub mod ssh;
+pub mod ssh_lab;
 mod tools;
 
 pub use env::{Env, Unrestored, NSIM_ID_BASE};
 pub use error::Error;
 pub use kind::{kind_of, Kind};
+use remote::check_ssh;
+pub use remote::SshRemote;
 pub use set::Envs;
-pub use tools::{apply_here, Tools};
+pub use tools::{apply_here, apply_settings, read_state, restore, DevState, Tools};
 
 /// Topologies a run provides when none is named (names, as `--topology` takes them).
 pub const DEFAULT_RUN: &[&str] = &["host", "nodev"];
@@ -83,6 +88,9 @@ pub struct Topo {
     /// up, nothing else): the built-in topologies, which name no device of the machine.
     #[serde(default)]
     pub fresh_netns: bool,
+    /// The peer is another machine: its agent, reached over SSH (`peer_netns` is then None).
+    #[serde(default)]
+    pub ssh: Option<ssh::SshAgent>,
 }
 
 impl Topo {
@@ -135,6 +143,8 @@ pub struct Peer {
     pub address: String,
     /// The peer's IPv6 address (IPv6 cases skip without it).
     pub address6: Option<String>,
+    /// The peer is another machine, reached over SSH: the sender runs there.
+    pub ssh: Option<SshRemote>,
 }
 
 /// A topology file under topologies/.
@@ -276,6 +286,15 @@ struct PeerPlaces {
     netns: Option<Spanned<IgnoredAny>>,
     interface: Option<Spanned<IgnoredAny>>,
     address: Option<Spanned<IgnoredAny>>,
+    ssh: Option<Spanned<SshPlaces>>,
+}
+
+#[derive(Deserialize, Default)]
+struct SshPlaces {
+    host: Option<Spanned<IgnoredAny>>,
+    user: Option<Spanned<IgnoredAny>>,
+    identity: Option<Spanned<IgnoredAny>>,
+    known_hosts: Option<Spanned<IgnoredAny>>,
 }
 
 impl Places {
@@ -286,7 +305,16 @@ impl Places {
         let r = |f: fn(&PeerPlaces) -> &Option<Spanned<IgnoredAny>>| {
             remote.and_then(|p| at(f(&p.value))).or(remote.map(|p| (p.referenced.line(), p.referenced.column())))
         };
+        let ssh = remote.and_then(|p| p.value.ssh.as_ref());
+        let sf = |f: fn(&SshPlaces) -> &Option<Spanned<IgnoredAny>>| {
+            ssh.and_then(|p| at(f(&p.value))).or(ssh.map(|p| (p.referenced.line(), p.referenced.column())))
+        };
         let found = match field {
+            "remote.ssh" => sf(|_| &None),
+            "remote.ssh.host" => sf(|p| &p.host),
+            "remote.ssh.user" => sf(|p| &p.user),
+            "remote.ssh.identity" => sf(|p| &p.identity),
+            "remote.ssh.known_hosts" => sf(|p| &p.known_hosts),
             "name" => at(&self.name),
             "interface" => at(&self.interface),
             "netns" => at(&self.netns),
@@ -424,6 +452,9 @@ fn validate(t: &TopologyFile) -> Result<(), Bad> {
         if let Some(a) = &r.address6 {
             a.parse::<std::net::Ipv6Addr>()
                 .map_err(|_| at("remote.address")(Error::Invalid(format!("`{}` is not an IPv6 address", shown(a)))))?;
+        }
+        if let Some(s) = &r.ssh {
+            check_ssh(s, r, t.simulate.is_some())?;
         }
     }
     if t.kind == Kind::Nic {

@@ -33,7 +33,7 @@ fn tds_value(s: &str) -> u8 {
 }
 
 /// What the harness records of a device before a case may change it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DevState {
     pub settings: Settings,
     pub up: bool,
@@ -48,7 +48,11 @@ pub struct DevState {
 /// Reads the settings the harness may change, in the calling thread's namespace.
 fn read_here(dev: &str) -> NlResult<DevState> {
     let l = link::by_name(dev)?;
-    let r = ethtool::rings(l.index)?;
+    // A device without ring parameters (veth) has none to record.
+    let r = match ethtool::rings(l.index) {
+        Err(e) if e.errno == libc::EOPNOTSUPP => Default::default(),
+        r => r?,
+    };
     let (combined, _) = ethtool::channels(l.index).unwrap_or((None, None));
     Ok(DevState {
         settings: Settings {
@@ -186,12 +190,26 @@ pub(super) fn ifindex_in(ns: &str, dev: &str) -> Result<u32, Error> {
 pub struct Tools {
     pub netdevsim_stock: Option<PathBuf>,
     pub netdevsim_zcrx: Option<PathBuf>,
+    /// OpenSSH's sshd for a simulated lab's remote (`simulate` with `remote.ssh`).
+    pub sshd: Option<PathBuf>,
+    /// The binary copied to an ssh peer as its agent (None: this one, /proc/self/exe; a test
+    /// of the library names the harness binary).
+    pub peer_agent: Option<PathBuf>,
 }
 
 impl Tools {
-    /// From the environment (set by the VM runner): ZCRX_NETDEVSIM_{STOCK,ZCRX}.
+    /// From the environment (set by the VM runner): ZCRX_NETDEVSIM_{STOCK,ZCRX}, ZCRX_SSHD (an
+    /// absolute path; else the machine's /usr/sbin/sshd if there is one).
     pub fn from_env() -> Tools {
         let p = |k: &str| std::env::var_os(k).map(PathBuf::from).filter(|p| Path::new(p).exists());
-        Tools { netdevsim_stock: p("ZCRX_NETDEVSIM_STOCK"), netdevsim_zcrx: p("ZCRX_NETDEVSIM_ZCRX") }
+        let sshd = p("ZCRX_SSHD")
+            .filter(|p| p.is_absolute())
+            .or_else(|| Some(PathBuf::from("/usr/sbin/sshd")).filter(|p| p.exists()));
+        Tools {
+            netdevsim_stock: p("ZCRX_NETDEVSIM_STOCK"),
+            netdevsim_zcrx: p("ZCRX_NETDEVSIM_ZCRX"),
+            sshd,
+            peer_agent: None,
+        }
     }
 }

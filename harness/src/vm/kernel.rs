@@ -103,11 +103,13 @@ pub fn debian_kver(kernel: &Path) -> Option<String> {
 /// modules built for this kernel (host side: the guest has no network).
 pub fn guest_tools(kernel: &Path, topologies: &[String]) -> Result<Vec<(String, String)>, Error> {
     let mut kinds = Vec::new();
+    let mut ssh_lab = false;
     for t in topologies {
         if crate::topology::Kind::builtin_named(t).is_none() {
             let f = crate::topology::load(t)?;
             kinds.push(f.kind);
             kinds.extend(f.simulate);
+            ssh_lab |= f.simulate.is_some() && f.remote.as_ref().is_some_and(|r| r.ssh.is_some());
         }
     }
     if kinds.is_empty() {
@@ -115,6 +117,10 @@ pub fn guest_tools(kernel: &Path, topologies: &[String]) -> Result<Vec<(String, 
     }
     // Device settings go through netlink: no ethtool binary is needed in the guest.
     let mut env = Vec::new();
+    if ssh_lab {
+        // The simulated remote runs Debian's OpenSSH server (fetched, not installed).
+        env.push(("ZCRX_SSHD".to_string(), script_path("openssh.sh", &["fetch"])?.display().to_string()));
+    }
     use crate::topology::Kind;
     let wants = |k: Kind| kinds.contains(&k);
     if wants(Kind::Netdevsim) || wants(Kind::NetdevsimZcrx) {

@@ -23,6 +23,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("merge3.py", include_str!("../../../vm/merge3.py")),
     ("liburing.sh", include_str!("../../../vm/liburing.sh")),
     ("upstream.sh", include_str!("../../../vm/upstream.sh")),
+    ("openssh.sh", include_str!("../../../vm/openssh.sh")),
     ("campaign.sh", include_str!("../../../vm/campaign.sh")),
     ("netdevsim-zcrx/series", include_str!("../../../vm/netdevsim-zcrx/series")),
     ("netdevsim-zcrx/base", include_str!("../../../vm/netdevsim-zcrx/base")),
