@@ -80,6 +80,10 @@ pub struct SelectArgs {
     /// the value; clap's own would echo all of it.)
     #[arg(long)]
     pub shard: Option<String>,
+    /// Run every selected case N times, one after another (a race's stress case is judged on
+    /// k failures of N runs); each run is its own result in the reports.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
     #[command(flatten)]
     pub timeout: TimeoutArgs,
     /// Run up to N cases at the same time (cases holding an exclusive resource never overlap;
@@ -487,6 +491,7 @@ mod tests {
             shard: Some((2, 3)),
             fixes: vec!["4f02cc4071a1".into()],
             cve: vec!["CVE-2025-40046".into()],
+            repeat: 20,
         };
         let topologies = vec!["host".to_string(), "veth".to_string()];
         let run = run::RunOpts {

@@ -77,6 +77,7 @@ impl Suite {
                 shard: s.shard.as_deref().map(run::parse_shard).transpose()?,
                 fixes: s.fixes.iter().map(|f| run::parse_fix_prefix(f)).collect::<Result<_, _>>()?,
                 cve: s.cve.iter().map(|c| run::parse_cve(c)).collect::<Result<_, _>>()?,
+                repeat: s.repeat,
             },
             timeout: s.timeout.timeout,
             stream,

@@ -22,6 +22,8 @@ pub struct Selection {
     pub fixes: Vec<String>,
     /// CVE ids ([`parse_cve`]): only cases tagged with one of them. Empty: no such condition.
     pub cve: Vec<String>,
+    /// Each selected case this many times in a row (0 and 1: once).
+    pub repeat: u32,
 }
 
 /// Shortest commit id prefix `--fixes` takes: shorter ones name too many commits.
@@ -104,6 +106,7 @@ pub fn select<'c>(cases: &'c [Case], sel: &Selection) -> Vec<&'c Case> {
         .filter(|c| sel.filter.is_empty() || sel.filter.iter().any(|f| matches(&c.id, f)))
         .filter(|c| tagged(c, sel))
         .filter(|c| sel.shard.is_none_or(|(k, n)| shard_of(&c.id, n) == k))
+        .flat_map(|c| std::iter::repeat_n(c, sel.repeat.max(1) as usize))
         .collect()
 }
 

@@ -80,6 +80,9 @@ pub(crate) fn guest_command(exe: &Path, paths: &[PathBuf], o: &VmOpts, start_at:
     if let Some((k, n)) = r.selection.shard {
         guest.push(format!("--shard={k}/{n}"));
     }
+    if r.selection.repeat > 1 {
+        guest.push(format!("--repeat={}", r.selection.repeat));
+    }
     guest.push(format!("--start-at={start_at}"));
     guest.push("--stream".into());
     guest.join(" ")
