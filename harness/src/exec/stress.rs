@@ -305,8 +305,9 @@ fn first(slot: &mut Option<Broke>, b: Broke) {
 
 impl Ctx<'_> {
     pub(super) fn stress(&mut self, x: &Stress) -> StepResult {
-        let seed =
-            Instant::now().elapsed().as_nanos() as u64 ^ (std::process::id() as u64) << 32 ^ 0x9E37_79B9_7F4A_7C15;
+        let now_ns =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let seed = now_ns ^ ((std::process::id() as u64) << 32) ^ 0x9E37_79B9_7F4A_7C15;
         let mut rng = Rng(seed | 1);
         let began = Instant::now();
         let until = began + Duration::from_secs(x.seconds as u64);
@@ -498,7 +499,8 @@ impl Ctx<'_> {
             }
             let n = rq.push(&back);
             back.drain(..n);
-            if x.has(RaceOp::FlushRq) && n > 0 {
+            // With an importer the RQ also takes its returns: flush every pass, not only after ours.
+            if x.has(RaceOp::FlushRq) && (n > 0 || importers > 0) {
                 flushes += 1;
                 if let (Err(errno), _) = ctrl(ZCRX_CTRL_FLUSH_RQ, 0) {
                     first(&mut r.calls, Broke::Call { op: "ZCRX_CTRL_FLUSH_RQ", errno });
