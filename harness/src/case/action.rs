@@ -18,6 +18,7 @@ use super::steps::{
     Limit, MmapRegion, Netns, Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send,
     Shutdown, Tun,
 };
+use super::stress::Stress;
 use super::Expect;
 use crate::topology::Settings;
 
@@ -236,6 +237,12 @@ step_kinds! {
     /// ring, then `setup`), `after` when the call succeeded; `accept` (default ENOMEM, EFAULT),
     /// `max_rounds` (400), `min_rounds` (2). Skips on a kernel without fault injection
     FaultSweep(FaultSweep) = "fault_sweep" [checks],
+    /// a race repeated in rounds from fresh state (ring, registration, connections with sender
+    /// threads, multishot RECV_ZC, `async`: IOSQE_ASYNC): `race` (`flush_rq`, `add_area`,
+    /// `close_ring`, `close_export`, `importer`), bounded by `rounds` and `seconds`;
+    /// `connections`, `bytes`, `at_ms` (the window of the random points); every CQE, errno and
+    /// byte checked, each round's streams complete unless the ring was closed
+    Stress(Stress) = "stress" [checks],
 }
 
 impl Action {

@@ -241,6 +241,12 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                     push(&mut errs, l, c, format!("fault_sweep.accept: unknown errno `{}`", short(e)));
                 }
             }
+            Action::Stress(x) => {
+                for (field, msg) in x.problems() {
+                    let (l, c) = at(&format!("steps.{i}.stress.{field}"), (l, c));
+                    push(&mut errs, l, c, msg);
+                }
+            }
             Action::ExpectNoCqe(x) => {
                 if let Err(msg) = check_absence(x, &d.steps[..i]) {
                     push(&mut errs, l, c, format!("expect_no_cqe: {msg}"));

@@ -16,6 +16,7 @@ mod nic;
 mod process;
 mod register;
 mod rq;
+mod stress;
 mod sweep;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -366,6 +367,7 @@ impl Ctx<'_> {
             Action::Qstats(x) => self.qstats(x),
             Action::Limit(x) => self.limit(x),
             Action::FaultSweep(x) => self.fault_sweep(x),
+            Action::Stress(x) => self.stress(x),
         }
     }
 

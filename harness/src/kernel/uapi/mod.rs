@@ -38,6 +38,8 @@ pub const IORING_SETUP_CQE_MIXED: u32 = 1 << 18;
 
 pub const IORING_RECVSEND_POLL_FIRST: u16 = 1 << 0;
 pub const IORING_RECV_MULTISHOT: u16 = 1 << 1;
+/// sqe->flags: always issue from io-wq.
+pub const IOSQE_ASYNC: u8 = 1 << 4;
 
 pub const IORING_CQE_F_BUFFER: u32 = 1 << 0;
 pub const IORING_CQE_F_MORE: u32 = 1 << 1;
