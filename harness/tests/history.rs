@@ -112,11 +112,17 @@ fn proof(path: &Path) -> Proof {
         if file.is_empty() {
             continue; // the baseline
         }
-        let killed_by = v["killed_by"]
+        let killed_by: Vec<String> = v["killed_by"]
             .as_array()
             .map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect())
             .unwrap_or_default();
         let verdict = v["verdict"].as_str().unwrap_or_default().to_string();
+        // A record found wrong afterwards (its only killer was a flaky case) keeps its line and
+        // says why it no longer counts: `void`.
+        let (verdict, killed_by) = match v["void"].as_str() {
+            Some(why) => (format!("void ({verdict} by {}: {why})", killed_by.join(" ")), Vec::new()),
+            None => (verdict, killed_by),
+        };
         let rec = Some((verdict, killed_by, v["liburing_killed"].as_bool()));
         // A mutant run again on the same kind of kernel (a later line) replaces the earlier
         // result; records written before kinds were recorded are production ones.
@@ -135,7 +141,7 @@ fn is_of(killer: &str, case_id: &str) -> bool {
     killer == case_id || killer.strip_prefix(case_id).is_some_and(|r| r.starts_with('['))
 }
 
-fn render(rows: &[Row], proof: &Proof, cases: &[Case]) -> (String, serde_json::Value) {
+fn render(rows: &[Row], proof: &Proof, points: &Points, cases: &[Case]) -> (String, serde_json::Value) {
     let tagged = |id: &str| -> Vec<String> {
         let mut v: Vec<String> = cases
             .iter()
@@ -160,9 +166,15 @@ fn render(rows: &[Row], proof: &Proof, cases: &[Case]) -> (String, serde_json::V
          the record's `kernel` is `debug`); the caught column then says `(debug kernel)`. \
                   Only then may the case carry the `fixes:` tag (the test refuses it otherwise), or when the \
          point-release sweep (reports/point-releases.json) saw the case fail on a release of the fix's \
-         line older than the first with the fix and pass on one with it.\n\n",
+         line older than the first with the fix and pass on one with it (such a fix counts as caught: \
+         `caught (point releases)`, the cases in the killed-by column).\n\n",
     );
-    let caught = rows.iter().filter(|r| proof.get(&r["mutant"]).is_some_and(|p| p.0.starts_with("killed"))).count();
+    // The point-release cases of a fix (failed before it on its line, passed with it), if any.
+    let by_points = |id: &str| points.get(id).filter(|c| !c.is_empty());
+    let caught = rows
+        .iter()
+        .filter(|r| proof.get(&r["mutant"]).is_some_and(|p| p.0.starts_with("killed")) || by_points(&r["id"]).is_some())
+        .count();
     let with_mutant = rows.iter().filter(|r| r["mutant"] != "-").count();
     md.push_str(&format!(
         "{} fixes listed, {with_mutant} with a history mutant, {caught} caught so far, {} in the proof file.\n\n",
@@ -176,7 +188,10 @@ fn render(rows: &[Row], proof: &Proof, cases: &[Case]) -> (String, serde_json::V
     for r in rows {
         let p = proof.get(&r["mutant"]);
         let (caught, killers, liburing) = match (r["mutant"].as_str(), p) {
-            ("-", _) => ("no mutant".to_string(), String::new(), String::new()),
+            ("-", _) => match by_points(&r["id"]) {
+                Some(c) => ("caught (point releases)".to_string(), c.join(" "), String::new()),
+                None => ("no mutant".to_string(), String::new(), String::new()),
+            },
             (_, None) => ("not run".to_string(), String::new(), String::new()),
             (_, Some((verdict, k, lib))) => (
                 verdict.clone(),
@@ -206,7 +221,8 @@ fn render(rows: &[Row], proof: &Proof, cases: &[Case]) -> (String, serde_json::V
         let mut o: serde_json::Map<String, serde_json::Value> =
             r.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone()))).collect();
         o.insert("caught".into(), caught.into());
-        o.insert("killed_by".into(), p.map(|p| p.1.clone()).unwrap_or_default().into());
+        let killed_by = p.map(|p| p.1.clone()).or_else(|| by_points(&r["id"]).cloned()).unwrap_or_default();
+        o.insert("killed_by".into(), killed_by.into());
         o.insert("liburing_killed".into(), p.and_then(|p| p.2).into());
         o.insert("tagged_cases".into(), tags.into());
         json.push(serde_json::Value::Object(o));
@@ -255,7 +271,8 @@ fn history_report_is_the_generated_one() {
     let rows = rows(&std::fs::read_to_string(dir.join("fixes.tsv")).expect("fixes.tsv"));
     let proof = proof(&root().join("reports/history-mutation.jsonl"));
     let cases = load_all(&[root().join("cases")]).expect("cases load");
-    let (md, json) = render(&rows, &proof, &cases);
+    let points = points(&root().join("reports/point-releases.json"));
+    let (md, json) = render(&rows, &proof, &points, &cases);
     let json = format!("{}\n", serde_json::to_string_pretty(&json).expect("json"));
     let (md_path, json_path) = (root().join("reports/history.md"), root().join("reports/history.json"));
     if std::env::var_os("BLESS").is_some() {
