@@ -21,18 +21,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 EDIR=$CACHE/ethtool
 
 # Print the cached binary (or wrapper) of a prepared version, newest first; fail if none.
-cached_ethtool() {
-    local d want=${ZCRX_ETHTOOL_VERSION:-}
-    local dirs=()
-    [[ -d $EDIR ]] && mapfile -t dirs < <(find "$EDIR" -mindepth 1 -maxdepth 1 -type d ! -name '.*' -printf '%f\n' | sort -Vr)
-    for d in "${dirs[@]}"; do
-        [[ -z $want || $d == "${want#*:}" ]] || continue
-        [[ -f $EDIR/$d/.ready ]] || continue
-        cat "$EDIR/$d/.ready"
-        return 0
-    done
-    return 1
-}
+cached_ethtool() { cached_ready "$EDIR" "${ZCRX_ETHTOOL_VERSION:-}"; }
 
 # Does BIN run with the libraries it finds (prints its version)?
 runs() { "$@" --version >/dev/null 2>&1; }

@@ -139,6 +139,21 @@ flavour_of_release() {
 
 temp_dir() { mktemp -d "$1/.$2.$$.XXXXXX"; }
 
+# The contents of the `.ready` file of a prepared version under DIR (cache directories named by
+# package version): the version WANT (an epoch is dropped), else the newest; fails if none is ready.
+cached_ready() {
+    local dir=$1 want=${2:-} d
+    local dirs=()
+    [[ -d $dir ]] && mapfile -t dirs < <(find "$dir" -mindepth 1 -maxdepth 1 -type d ! -name '.*' -printf '%f\n' | sort -Vr)
+    for d in "${dirs[@]}"; do
+        [[ -z $want || $d == "${want#*:}" ]] || continue
+        [[ -f $dir/$d/.ready ]] || continue
+        cat "$dir/$d/.ready"
+        return 0
+    done
+    return 1
+}
+
 clean_stale() {
     local d pid
     for d in "$1/.$2."*; do

@@ -22,18 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ODIR=$CACHE/openssh
 
 # The wrapper of a prepared version (the wanted one, else the newest); fail if none.
-cached_sshd() {
-    local d want=${ZCRX_OPENSSH_VERSION:-}
-    local dirs=()
-    [[ -d $ODIR ]] && mapfile -t dirs < <(find "$ODIR" -mindepth 1 -maxdepth 1 -type d ! -name '.*' -printf '%f\n' | sort -Vr)
-    for d in "${dirs[@]}"; do
-        [[ -z $want || $d == "${want#*:}" ]] || continue
-        [[ -f $ODIR/$d/.ready ]] || continue
-        cat "$ODIR/$d/.ready"
-        return 0
-    done
-    return 1
-}
+cached_sshd() { cached_ready "$ODIR" "${ZCRX_OPENSSH_VERSION:-}"; }
 
 # Loads its libraries? (sshd -t with no host key fails later, for another reason.)
 loads() { ! "$1" -t -f /dev/null 2>&1 | grep -q 'error while loading shared libraries'; }
