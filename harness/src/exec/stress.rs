@@ -119,6 +119,9 @@ struct Stream {
     base: u64,
     received: u64,
     eof: bool,
+    /// The multishot receive ended with -ENOMEM (the area ran dry while the stream's buffers
+    /// were out): once they are back in the RQ the receive is armed again.
+    rearm: bool,
 }
 
 impl Stream {
@@ -144,8 +147,10 @@ impl Stream {
         Ok(crate::kernel::zcrx::Rq::rqe(off, buf_len))
     }
 
-    /// A CQE of this stream's request: data (F_MORE) or its end (EOF after every byte is the
-    /// only end a running round expects).
+    /// A CQE of this stream's request: data (F_MORE) or its end: EOF after every byte, or
+    /// -ENOMEM when every buffer of the area was out (several streams share it; on the copy
+    /// path, io_zcrx_copy_chunk, the receive then ends and must be armed again, as
+    /// drain.area_exhausted shows). Any other end fails the round.
     fn on_cqe(
         &mut self,
         conn: usize,
@@ -161,6 +166,10 @@ impl Stream {
         }
         if c.res == 0 && c.flags & IORING_CQE_F_MORE == 0 && self.received == bytes && !self.eof {
             self.eof = true;
+            return Ok(());
+        }
+        if c.res == -libc::ENOMEM && c.flags & IORING_CQE_F_MORE == 0 && !self.eof && !self.rearm {
+            self.rearm = true;
             return Ok(());
         }
         Err(Broke::End { conn, res: c.res, flags: c.flags, received: self.received, bytes })
@@ -267,7 +276,7 @@ fn importer(a: ImporterArgs) -> Result<u64, Broke> {
     };
     ring.submit_sqe(&sqe).map_err(|errno| Broke::Call { op: "importer RECV_ZC submit", errno })?;
     let areas = BTreeMap::from([(0u64, a.area)]);
-    let mut s = Stream { base: a.base, received: 0, eof: false };
+    let mut s = Stream { base: a.base, received: 0, eof: false, rearm: false };
     let mut back = Vec::new();
     while start.elapsed() < a.close_after && !a.stop.load(Ordering::Acquire) && !s.eof {
         let cqes = ring
@@ -281,6 +290,9 @@ fn importer(a: ImporterArgs) -> Result<u64, Broke> {
         }
         let n = a.rq.push(&back);
         back.drain(..n);
+        if std::mem::take(&mut s.rearm) {
+            ring.submit_sqe(&sqe).map_err(|errno| Broke::Call { op: "importer RECV_ZC re-arm", errno })?;
+        }
     }
     drop(ring);
     Ok(s.received)
@@ -370,7 +382,7 @@ impl Ctx<'_> {
             let mut c = ZcrxCtrl { zcrx_id: inst.id, op, ..Default::default() };
             c.body[0] = body0;
             let Ok(page) = page_mem(false, as_bytes(&c)) else { return (Err(libc::ENOMEM), c) };
-            let got = sys::io_uring_register(ring_fd, IORING_REGISTER_ZCRX_CTRL, page.addr(), 1);
+            let got = sys::io_uring_register(ring_fd, IORING_REGISTER_ZCRX_CTRL, page.addr(), 0);
             if let Some(b) = page.slice(0, std::mem::size_of::<ZcrxCtrl>()) {
                 as_bytes_mut(&mut c).copy_from_slice(b);
             }
@@ -401,6 +413,7 @@ impl Ctx<'_> {
         }
         let sqe_flags = if x.async_recv { IOSQE_ASYNC } else { 0 };
         let mut streams: Vec<Stream> = Vec::new();
+        let mut sqes: Vec<Sqe> = Vec::new();
         for (i, sock) in socks.iter().enumerate().take(x.connections() as usize) {
             let sqe = Sqe {
                 opcode: IORING_OP_RECV_ZC,
@@ -414,7 +427,8 @@ impl Ctx<'_> {
             if let Some(Err(errno)) = ring.as_mut().map(|ring| ring.submit_sqe(&sqe)) {
                 first(&mut r.setup, Broke::Call { op: "RECV_ZC submit", errno });
             }
-            streams.push(Stream { base: (i as u64) << 40, received: 0, eof: false });
+            streams.push(Stream { base: (i as u64) << 40, received: 0, eof: false, rearm: false });
+            sqes.push(sqe);
         }
         let start = Instant::now();
         let mut imps = Vec::new();
@@ -499,6 +513,13 @@ impl Ctx<'_> {
             }
             let n = rq.push(&back);
             back.drain(..n);
+            for (s, sqe) in streams.iter_mut().zip(&sqes) {
+                if std::mem::take(&mut s.rearm) {
+                    if let Some(Err(errno)) = ring.as_mut().map(|ring| ring.submit_sqe(sqe)) {
+                        first(&mut r.data, Broke::Call { op: "RECV_ZC re-arm", errno });
+                    }
+                }
+            }
             // With an importer the RQ also takes its returns: flush every pass, not only after ours.
             if x.has(RaceOp::FlushRq) && (n > 0 || importers > 0) {
                 flushes += 1;
