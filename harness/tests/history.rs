@@ -326,6 +326,7 @@ fn points(path: &Path) -> Points {
         let passed = |c: &str| seen.iter().any(|(r, k, s)| on_line(r) && *r >= first && k == c && s == "pass");
         let mut cases: Vec<String> =
             seen.iter().map(|(_, k, _)| k.clone()).filter(|k| failed(k) && passed(k)).collect();
+        cases.sort();
         cases.dedup();
         out.insert(id.clone(), cases);
     }
