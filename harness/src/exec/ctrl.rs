@@ -23,7 +23,7 @@ impl Ctx<'_> {
         let flags = setup_flags(&o.spec.flags)?;
         let got = match Ring::new(o.spec.entries, flags, o.spec.cq_entries) {
             Ok(r) => {
-                self.rings.insert(o.name.clone(), r);
+                self.st.rings.insert(o.name.clone(), r);
                 Ok(0)
             }
             Err(RingError::Kernel(e)) => Err(e),
@@ -37,12 +37,12 @@ impl Ctx<'_> {
         let ring_fd = self.ring_fd(ring)?;
         let op = self.value(&c.op, Ns::CtrlOp)? as u32;
         let zname = c.zcrx.clone().unwrap_or_else(|| "z0".into());
-        let mut ctrl = ZcrxCtrl { zcrx_id: self.zcrx.get(&zname).map_or(0, |z| z.id), op, ..Default::default() };
+        let mut ctrl = ZcrxCtrl { zcrx_id: self.st.zcrx.get(&zname).map_or(0, |z| z.id), op, ..Default::default() };
         let mut new_area = None;
         if op == ZCRX_CTRL_ADD_AREA {
             let pages = c.area_pages.unwrap_or(self.case.def.zcrx.area_pages) as usize;
             let mem = Mem::anon(pages.max(1) * page()).map_err(|e| harness(format!("mmap: {e}")))?;
-            self.last.insert("new_area.addr".into(), mem.addr());
+            self.st.last.insert("new_area.addr".into(), mem.addr());
             let mut a = ZcrxAreaReg { addr: mem.addr(), len: (pages * page()) as u64, ..Default::default() };
             self.apply(as_bytes_mut(&mut a), &AREA_REG, &c.area)?;
             let page = page_mem(false, as_bytes(&a))?;
@@ -91,13 +91,13 @@ impl Ctx<'_> {
                     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
                     let name = c.save_fd.clone().unwrap_or_else(|| "box".into());
                     self.note(format!("  exported fd {fd} saved as ${name} (cloexec={:?})", sys::cloexec(fd)));
-                    self.last.insert(format!("{name}.cloexec"), sys::cloexec(fd).unwrap_or(false) as u64);
-                    self.exported_from.insert(name.clone(), zname.clone());
-                    self.fds.insert(name, owned);
+                    self.st.last.insert(format!("{name}.cloexec"), sys::cloexec(fd).unwrap_or(false) as u64);
+                    self.st.exported_from.insert(name.clone(), zname.clone());
+                    self.st.fds.insert(name, owned);
                 }
                 ZCRX_CTRL_ADD_AREA => {
                     let token = read("area.rq_area_token").ok_or("cannot read the new token")?;
-                    if let (Some((mem, _)), Some(z)) = (new_area, self.zcrx.get_mut(&zname)) {
+                    if let (Some((mem, _)), Some(z)) = (new_area, self.st.zcrx.get_mut(&zname)) {
                         z.areas.insert(token >> IORING_ZCRX_AREA_SHIFT, Rc::new(mem));
                     }
                     self.note(format!("  new area token {token:#x}"));
@@ -113,7 +113,7 @@ impl Ctx<'_> {
     }
 
     pub(super) fn flush(&mut self, zname: &str) -> StepResult {
-        let ring = self.zcrx.get(zname).map(|z| z.ring.clone()).ok_or("no zcrx")?;
+        let ring = self.st.zcrx.get(zname).map(|z| z.ring.clone()).ok_or("no zcrx")?;
         let c = Ctrl { op: Value::Str("FLUSH_RQ".into()), zcrx: Some(zname.to_string()), ..Default::default() };
         self.ctrl_call(&ring, &c, None).map(drop)
     }
@@ -170,7 +170,7 @@ impl Ctx<'_> {
     pub(super) fn mmap_region(&mut self, ring: &str, x: &MmapRegion, expect: Option<&Expect>) -> StepResult {
         let ring_fd = self.ring_fd(ring)?;
         let zname = x.zcrx.clone().unwrap_or_else(|| "z0".into());
-        let (def_off, size) = match self.zcrx.get(&zname) {
+        let (def_off, size) = match self.st.zcrx.get(&zname) {
             Some(z) => (z.mmap_offset, z.region_size.max(page())),
             None => (IORING_MAP_OFF_ZCRX_REGION, page()),
         };
@@ -184,7 +184,7 @@ impl Ctx<'_> {
         };
         self.note(format!("mmap(ring, offset {off:#x}, {size}) -> {}", describe(&got)));
         self.check(&got, expect, &|_| None)?;
-        if let (Some(m), Some(z)) = (mem, self.zcrx.get_mut(&zname)) {
+        if let (Some(m), Some(z)) = (mem, self.st.zcrx.get_mut(&zname)) {
             if z.region.is_none() {
                 z.region = Some(Rc::new(m));
             }

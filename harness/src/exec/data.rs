@@ -8,7 +8,7 @@ impl Ctx<'_> {
     pub(super) fn recv_zc(&mut self, ring: &str, x: &RecvZc) -> StepResult {
         let conn = x.conn.clone().unwrap_or_else(|| "c0".into());
         let zname = x.zcrx.clone().unwrap_or_else(|| "z0".into());
-        let fd = self.conns.get(&conn).map(|c| c.recv.as_raw_fd()).unwrap_or(-1);
+        let fd = self.st.conns.get(&conn).map(|c| c.recv.as_raw_fd()).unwrap_or(-1);
         let ud = x.user_data.unwrap_or(1);
         let mut sqe = Sqe {
             opcode: IORING_OP_RECV_ZC,
@@ -16,11 +16,11 @@ impl Ctx<'_> {
             fd,
             len: x.len,
             user_data: ud,
-            zcrx_ifq_idx: self.zcrx.get(&zname).map_or(0, |z| z.id),
+            zcrx_ifq_idx: self.st.zcrx.get(&zname).map_or(0, |z| z.id),
             ..Default::default()
         };
         self.apply(as_bytes_mut(&mut sqe), &SQE, &x.sqe)?;
-        let r = self.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
+        let r = self.st.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
         let got = r.submit_sqe(&sqe);
         self.note(format!(
             "RECV_ZC submit(fd {}, len {}, ioprio {:#x}, zcrx {}, ud {ud}{}) -> {:?}",
@@ -36,25 +36,25 @@ impl Ctx<'_> {
             Ok(n) => return Err(format!("io_uring_enter submitted {n} SQEs, expected 1").into()),
             Err(e) => return Err(format!("io_uring_enter: {}", sys::errno_name(e)).into()),
         }
-        self.recvs.insert(ud, Recv { conn, zcrx: zname, sqe });
+        self.st.recvs.insert(ud, Recv { conn, zcrx: zname, sqe });
         Ok(())
     }
 
     /// The next CQE with this user_data (or any, if None), waiting until the deadline.
     pub(super) fn next_cqe(&mut self, ring: &str, ud: Option<u64>, deadline: Instant) -> Result<Option<Cqe>, String> {
         loop {
-            if let Some(i) = self.pending.iter().position(|c| ud.is_none_or(|u| c.user_data == u)) {
-                return Ok(self.pending.remove(i));
+            if let Some(i) = self.st.pending.iter().position(|c| ud.is_none_or(|u| c.user_data == u)) {
+                return Ok(self.st.pending.remove(i));
             }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(None);
             }
-            let r = self.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
+            let r = self.st.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
             let got = r
                 .wait((deadline - now).min(Duration::from_millis(100)))
                 .map_err(|e| format!("io_uring_enter: {}", sys::errno_name(e)))?;
-            self.pending.extend(got);
+            self.st.pending.extend(got);
         }
     }
 
@@ -68,7 +68,7 @@ impl Ctx<'_> {
     }
 
     pub(super) fn ring_mixed(&self, ring: &str) -> bool {
-        self.rings.get(ring).is_some_and(|r| r.mixed)
+        self.st.rings.get(ring).is_some_and(|r| r.mixed)
     }
 
     /// Verifies a data CQE: it names no buffer range user space still holds (a buffer handed
@@ -81,8 +81,8 @@ impl Ctx<'_> {
     }
 
     fn not_held(&self, ud: u64, c: &Cqe) -> StepResult {
-        let rv = self.recvs.get(&ud).ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
-        let (Some(big), Some(z)) = (c.big, self.zcrx.get(&rv.zcrx)) else { return Ok(()) };
+        let rv = self.st.recvs.get(&ud).ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
+        let (Some(big), Some(z)) = (c.big, self.st.zcrx.get(&rv.zcrx)) else { return Ok(()) };
         let (off, len) = (big[0], c.res.max(0) as u64);
         match z.held.iter().find(|h| off < h.off + h.len as u64 && h.off < off + len) {
             Some(h) => Err(format!(
@@ -95,7 +95,7 @@ impl Ctx<'_> {
     }
 
     pub(super) fn take_data_raw(&mut self, ring: &str, ud: u64, c: &Cqe, areas_ok: &[u64]) -> StepResult {
-        let rv = self.recvs.get(&ud).cloned().ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
+        let rv = self.st.recvs.get(&ud).cloned().ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
         if self.ring_mixed(ring) && c.flags & IORING_CQE_F_32 == 0 {
             return Err("data CQE on a CQE_MIXED ring without IORING_CQE_F_32".into());
         }
@@ -104,7 +104,7 @@ impl Ctx<'_> {
         if pad != 0 {
             return Err(format!("io_uring_zcrx_cqe.__pad = {pad:#x}, expected 0").into());
         }
-        let z = self.zcrx.get(&rv.zcrx).ok_or_else(|| format!("no zcrx `{}`", rv.zcrx))?;
+        let z = self.st.zcrx.get(&rv.zcrx).ok_or_else(|| format!("no zcrx `{}`", rv.zcrx))?;
         let area = off >> IORING_ZCRX_AREA_SHIFT;
         if !areas_ok.contains(&area) {
             return Err(format!("CQE off {off:#x} names area {area}, expected one of {areas_ok:?}").into());
@@ -117,7 +117,7 @@ impl Ctx<'_> {
             return Err(format!("CQE off {off:#x} len {len} crosses a {buf}-byte buffer boundary").into());
         }
         let got = mem.slice(in_area, len).ok_or_else(|| format!("CQE off {off:#x}+{len} is outside the area"))?;
-        let conn = self.conns.get_mut(&rv.conn).ok_or("connection gone")?;
+        let conn = self.st.conns.get_mut(&rv.conn).ok_or("connection gone")?;
         let want = pattern(conn.base + conn.received, len);
         if got != want.as_slice() {
             let i = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(0);
@@ -131,7 +131,7 @@ impl Ctx<'_> {
         }
         let pos = conn.base + conn.received;
         conn.received += len as u64;
-        if let Some(z) = self.zcrx.get_mut(&rv.zcrx) {
+        if let Some(z) = self.st.zcrx.get_mut(&rv.zcrx) {
             z.held.push_back(Held { off, len: len as u32, pos });
         }
         Ok(())
@@ -163,7 +163,7 @@ impl Ctx<'_> {
         let timeout = Duration::from_millis(x.timeout_ms.unwrap_or(10000));
         let mut deadline = Instant::now() + timeout;
         let zname =
-            self.recvs.get(&ud).map(|r| r.zcrx.clone()).ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
+            self.st.recvs.get(&ud).map(|r| r.zcrx.clone()).ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
         let mut got = 0u64;
         let mut ncqe = 0u64;
         let mut rearms = 0u32;
@@ -177,11 +177,11 @@ impl Ctx<'_> {
             })?;
             let flags = self.plain_flags(ring, &c);
             if x.rearm && x.recycle != Recycle::None && c.res == -libc::ENOMEM && flags == 0 && rearms < 10_000 {
-                let held = self.zcrx.get(&zname).map_or(0, |z| z.held.len());
+                let held = self.st.zcrx.get(&zname).map_or(0, |z| z.held.len());
                 self.return_held(&zname, held)?;
                 self.flush(&zname)?;
-                let sqe = self.recvs.get(&ud).map(|r| r.sqe).ok_or("RECV_ZC gone")?;
-                let r = self.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
+                let sqe = self.st.recvs.get(&ud).map(|r| r.sqe).ok_or("RECV_ZC gone")?;
+                let r = self.st.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
                 r.submit_sqe(&sqe).map_err(|e| format!("re-arming RECV_ZC: {}", sys::errno_name(e)))?;
                 rearms += 1;
                 continue;
@@ -229,7 +229,7 @@ impl Ctx<'_> {
     pub(super) fn drain_data(&mut self, ring: &str, x: &DrainData) -> StepResult {
         let ud = x.user_data.unwrap_or(1);
         let zname =
-            self.recvs.get(&ud).map(|r| r.zcrx.clone()).ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
+            self.st.recvs.get(&ud).map(|r| r.zcrx.clone()).ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
         let (mut got, mut n) = (0u64, 0u64);
         let mut last: Option<Cqe> = None;
         loop {
@@ -301,10 +301,14 @@ impl Ctx<'_> {
     /// CQEs are the marker (checked byte for byte), a CQE matching `forbidden` before it fails
     /// the absence, any other is kept for later steps.
     fn no_cqe_before_data(&mut self, ring: &str, forbidden: Option<u64>, req: u64, bytes: u64) -> StepResult {
-        let conn =
-            self.recvs.get(&req).map(|r| r.conn.clone()).ok_or_else(|| format!("no RECV_ZC with user_data {req}"))?;
-        let zname = self.recvs.get(&req).map(|r| r.zcrx.clone()).unwrap_or_default();
-        let areas: Vec<u64> = self.zcrx.get(&zname).map(|z| z.areas.keys().copied().collect()).unwrap_or_default();
+        let conn = self
+            .st
+            .recvs
+            .get(&req)
+            .map(|r| r.conn.clone())
+            .ok_or_else(|| format!("no RECV_ZC with user_data {req}"))?;
+        let zname = self.st.recvs.get(&req).map(|r| r.zcrx.clone()).unwrap_or_default();
+        let areas: Vec<u64> = self.st.zcrx.get(&zname).map(|z| z.areas.keys().copied().collect()).unwrap_or_default();
         self.send(&Send { conn: Some(conn.clone()), bytes, chunk: None })?;
         let deadline = Instant::now() + MARKER_LIMIT;
         let (mut got, mut early, mut ended, mut kept) = (0u64, None, None, VecDeque::new());
@@ -325,7 +329,7 @@ impl Ctx<'_> {
             }
         }
         while let Some(c) = kept.pop_back() {
-            self.pending.push_front(c);
+            self.st.pending.push_front(c);
         }
         let r = match early {
             Some(c) => Err(unexpected(&c, &format!("expected no CQE before the marker ({bytes} bytes on {conn})"))),
@@ -352,13 +356,13 @@ impl Ctx<'_> {
     /// The marker is a NOP, submitted after the ring's pending task work ran (a DEFER_TASKRUN
     /// ring runs it when it is waited on), so its CQE follows every CQE posted or queued before.
     fn no_cqe_before_nop(&mut self, ring: &str, forbidden: Option<u64>) -> StepResult {
-        let r = self.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
+        let r = self.st.rings.get_mut(ring).ok_or_else(|| format!("no ring `{ring}`"))?;
         for _ in 0..8 {
             let got = r.wait(Duration::from_nanos(1)).map_err(|e| format!("io_uring_enter: {}", sys::errno_name(e)))?;
             if got.is_empty() {
                 break;
             }
-            self.pending.extend(got);
+            self.st.pending.extend(got);
         }
         let sqe = Sqe { opcode: IORING_OP_NOP, user_data: NOP_MARKER, ..Default::default() };
         match r.submit_sqe(&sqe) {
@@ -379,7 +383,7 @@ impl Ctx<'_> {
             kept.push_back(c);
         }
         while let Some(c) = kept.pop_back() {
-            self.pending.push_front(c);
+            self.st.pending.push_front(c);
         }
         let r = match early {
             Some(c) => Err(unexpected(&c, "expected no CQE before the NOP marker")),

@@ -7,9 +7,9 @@ impl Ctx<'_> {
     pub(super) fn tun(&mut self, t: &Tun) -> StepResult {
         let fd = crate::kernel::netdev::create_tun(&t.name)?;
         let idx = nix::net::if_::if_nametoindex(t.name.as_str()).map_err(|e| format!("if_nametoindex: {e}"))?;
-        self.last.insert(format!("{}.ifindex", t.name), idx as u64);
+        self.st.last.insert(format!("{}.ifindex", t.name), idx as u64);
         self.note(format!("tun device {} (ifindex {idx})", t.name));
-        self.fds.insert(format!("{}.tunfd", t.name), fd);
+        self.st.fds.insert(format!("{}.tunfd", t.name), fd);
         self.made_devices.push(t.name.clone());
         Ok(())
     }
@@ -25,14 +25,14 @@ impl Ctx<'_> {
 
     pub(super) fn close(&mut self, x: &Close) -> StepResult {
         if let Some(r) = &x.ring {
-            self.rings.remove(r).ok_or_else(|| format!("no ring `{r}`"))?;
-            self.zcrx.retain(|_, z| z.ring != *r);
+            self.st.rings.remove(r).ok_or_else(|| format!("no ring `{r}`"))?;
+            self.st.zcrx.retain(|_, z| z.ring != *r);
         }
         if let Some(f) = &x.fd {
-            self.fds.remove(f).ok_or_else(|| format!("no fd `{f}`"))?;
+            self.st.fds.remove(f).ok_or_else(|| format!("no fd `{f}`"))?;
         }
         if let Some(c) = &x.conn {
-            self.conns.remove(c).ok_or_else(|| format!("no connection `{c}`"))?;
+            self.st.conns.remove(c).ok_or_else(|| format!("no connection `{c}`"))?;
         }
         self.note(format!("close {x:?}"));
         Ok(())
@@ -180,14 +180,14 @@ impl Ctx<'_> {
             PeerEnd::Remote(n) => format!("peer: connection {n} of the remote agent on {}", self.topo.peer_addr),
         };
         self.note(format!("connect {name} ({:?}): recv fd {}, {peer_text}", c.kind, recv.as_raw_fd()));
-        let base = self.conns.values().map(|c| c.base + STREAM_SPACING).max().unwrap_or(0);
-        self.conns.insert(name, Conn { base, recv, peer: Some(peer), sent: 0, received: 0, senders: Vec::new() });
+        let base = self.st.conns.values().map(|c| c.base + STREAM_SPACING).max().unwrap_or(0);
+        self.st.conns.insert(name, Conn { base, recv, peer: Some(peer), sent: 0, received: 0, senders: Vec::new() });
         Ok(())
     }
 
     pub(super) fn send(&mut self, x: &Send) -> StepResult {
         let name = x.conn.clone().unwrap_or_else(|| "c0".into());
-        let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
+        let c = self.st.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
         let start = c.base + c.sent;
         let total = x.bytes;
         let chunk = x.chunk.unwrap_or(65536).max(1);
@@ -213,7 +213,7 @@ impl Ctx<'_> {
                 let id = s
                     .submit(crate::topology::ssh::Op::Send { conn, start, bytes: total, chunk })
                     .map_err(|e| harness(e.to_string()))?;
-                let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
+                let c = self.st.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
                 c.sent += total;
                 c.senders.push(Sender::Remote(id));
             }
@@ -225,7 +225,7 @@ impl Ctx<'_> {
     pub(super) fn shutdown(&mut self, x: &Shutdown) -> StepResult {
         use crate::topology::ssh::{How, Op};
         let name = x.conn.clone().unwrap_or_else(|| "c0".into());
-        let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
+        let c = self.st.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
         let senders: Vec<Sender> = c.senders.drain(..).collect();
         for h in senders {
             match h {
@@ -240,7 +240,7 @@ impl Ctx<'_> {
                 }
             }
         }
-        let c = self.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
+        let c = self.st.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
         let how = match (x.reset, x.close) {
             (true, _) => How::Reset,
             (false, true) => How::Close,
@@ -266,7 +266,7 @@ impl Ctx<'_> {
             None => {}
         }
         if how != How::Write {
-            if let Some(c) = self.conns.get_mut(&name) {
+            if let Some(c) = self.st.conns.get_mut(&name) {
                 c.peer = None;
             }
         }
@@ -414,7 +414,7 @@ impl Ctx<'_> {
         crate::topology::apply_here(&port.name, &want)
             .map_err(|e| harness(format!("{}: tcp-data-split on, hds-thresh 0: {}", port.name, e.msg)))?;
         link::set_up(port.index, true).map_err(|e| harness(format!("{} up: {}", port.name, e.msg)))?;
-        self.last.insert(format!("{name}.ifindex"), port.index as u64);
+        self.st.last.insert(format!("{name}.ifindex"), port.index as u64);
         self.made_devices.push(port.name.clone());
         self.note(format!(
             "netdevsim{id} ({name}): port {} (ifindex {}), tcp-data-split on, up",

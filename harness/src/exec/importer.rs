@@ -162,9 +162,9 @@ impl Ctx<'_> {
         let fd_name = x.fd.as_deref().ok_or_else(|| harness("importer start needs `fd`"))?;
         let conn = x.conn.clone().unwrap_or_else(|| "c0".into());
         let zname = x.zcrx.clone().unwrap_or_else(|| "z0".into());
-        let file = self.fds.get(fd_name).ok_or_else(|| format!("no fd named `{fd_name}`"))?.as_raw_fd();
-        let socket = self.conns.get(&conn).ok_or_else(|| format!("no connection `{conn}`"))?.recv.as_raw_fd();
-        let z = self.zcrx.get(&zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let file = self.st.fds.get(fd_name).ok_or_else(|| format!("no fd named `{fd_name}`"))?.as_raw_fd();
+        let socket = self.st.conns.get(&conn).ok_or_else(|| format!("no connection `{conn}`"))?.recv.as_raw_fd();
+        let z = self.st.zcrx.get(&zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
         let (areas, buf_shift) = (z.areas.clone(), z.buf_shift);
         let d = &self.case.def;
         let ring_spec = (d.ring.entries, setup_flags(&d.ring.flags)?, d.ring.cq_entries);
@@ -238,7 +238,7 @@ impl Ctx<'_> {
     }
 
     fn importer_take(&mut self, imp: &mut Imp, name: &str, want: u64, timeout: Duration) -> StepResult {
-        let conn = self.conns.get(&imp.conn).ok_or("connection gone")?;
+        let conn = self.st.conns.get(&imp.conn).ok_or("connection gone")?;
         let (base, mut at) = (conn.base, conn.received);
         let (mut got, mut n) = (0u64, 0u64);
         let mut deadline = Instant::now() + timeout;
@@ -273,7 +273,7 @@ impl Ctx<'_> {
             n += 1;
             deadline = Instant::now() + timeout;
         }
-        if let Some(c) = self.conns.get_mut(&imp.conn) {
+        if let Some(c) = self.st.conns.get_mut(&imp.conn) {
             c.received = at;
         }
         let r =

@@ -134,15 +134,9 @@ struct Ctx<'a> {
     case: &'a Case,
     topo: &'a Topo,
     probe: &'a Probe,
-    rings: HashMap<String, Ring>,
-    zcrx: HashMap<String, Zcrx>,
-    fds: HashMap<String, OwnedFd>,
-    conns: HashMap<String, Conn>,
-    recvs: HashMap<u64, Recv>,
-    pending: VecDeque<Cqe>,
+    /// The case's kernel objects and what refers to them (a fault sweep's round swaps in its own).
+    st: Objects,
     fault: Mem,
-    /// Exported fd name -> the zcrx instance it came from.
-    exported_from: HashMap<String, String>,
     /// Kernel-specific expectations that applied (shown in logs and the matrix).
     notes: std::cell::RefCell<Vec<String>>,
     /// What the kernel answered at each checked value (`CaseReport::observed`).
@@ -156,8 +150,6 @@ struct Ctx<'a> {
     /// Where the running step is ("step 3 (register, line 7)").
     at: String,
     log: Vec<String>,
-    // Addresses of the area/region memory of the last register step, for `$area.addr`.
-    last: BTreeMap<String, u64>,
     /// The network namespace the case is in was made for it alone (a built-in topology's,
     /// or one a `netns` step created): every device in it is the case's own.
     own_netns: bool,
@@ -177,6 +169,23 @@ struct Ctx<'a> {
     spares: HashMap<String, env::Spare>,
     /// The session with the remote peer's agent (opened at the first connection).
     remote: Option<crate::topology::ssh::Session>,
+}
+
+/// The rings, zcrx instances, descriptors, connections and receives a case made, by name.
+/// Dropped in field order with the case (a fault sweep's round drops its own in another order:
+/// `sweep::put_state`).
+#[derive(Default)]
+struct Objects {
+    rings: HashMap<String, Ring>,
+    zcrx: HashMap<String, Zcrx>,
+    fds: HashMap<String, OwnedFd>,
+    conns: HashMap<String, Conn>,
+    recvs: HashMap<u64, Recv>,
+    pending: VecDeque<Cqe>,
+    /// Exported fd name -> the zcrx instance it came from.
+    exported_from: HashMap<String, String>,
+    /// Addresses of the area/region memory of the last register step, for `$area.addr`.
+    last: BTreeMap<String, u64>,
 }
 
 type StepResult = Result<(), StepError>;
@@ -201,14 +210,8 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
         case,
         topo,
         probe,
-        rings: HashMap::new(),
-        zcrx: HashMap::new(),
-        fds: HashMap::new(),
-        conns: HashMap::new(),
-        recvs: HashMap::new(),
-        pending: VecDeque::new(),
+        st: Objects::default(),
         fault,
-        exported_from: HashMap::new(),
         notes: Default::default(),
         observed: Default::default(),
         invert,
@@ -216,7 +219,6 @@ pub fn execute(case: &Case, topo: &Topo, probe: &Probe, invert: Option<usize>) -
         sites: Default::default(),
         at: String::new(),
         log: Vec::new(),
-        last: BTreeMap::new(),
         own_netns: topo.fresh_netns,
         made_devices: Vec::new(),
         nic: Default::default(),
@@ -282,14 +284,14 @@ impl Ctx<'_> {
         let d = &self.case.def;
         let flags = setup_flags(&d.ring.flags)?;
         let ring = Ring::new(d.ring.entries, flags, d.ring.cq_entries).map_err(|e| format!("main ring: {e}"))?;
-        self.rings.insert("main".into(), ring);
+        self.st.rings.insert("main".into(), ring);
         for (i, step) in self.case.def.steps.iter().enumerate() {
             let s = &step.value;
             self.at = format!("step {} ({}, line {})", i + 1, s.action.kind().key, step.line);
             self.step(s).map_err(|e| e.context(i + 1, &self.at))?;
         }
         let mut notes = Vec::new();
-        for (name, c) in &mut self.conns {
+        for (name, c) in &mut self.st.conns {
             for h in c.senders.drain(..) {
                 match h {
                     Sender::Thread(h) if h.is_finished() => {
@@ -321,7 +323,7 @@ impl Ctx<'_> {
     }
 
     fn ring_fd(&self, name: &str) -> Result<RawFd, String> {
-        self.rings.get(name).map(|r| r.fd()).ok_or_else(|| format!("no ring named `{name}`"))
+        self.st.rings.get(name).map(|r| r.fd()).ok_or_else(|| format!("no ring named `{name}`"))
     }
 
     /// Runs one step: one arm per kind of step (`case::Action`), each a method in the file of
@@ -383,17 +385,17 @@ impl Ctx<'_> {
             "topo.queues" => return Some(self.topo.queues as u64),
             _ => {}
         }
-        if let Some(v) = self.last.get(r) {
+        if let Some(v) = self.st.last.get(r) {
             return Some(*v);
         }
         let (name, attr) = r.split_once('.').unwrap_or((r, ""));
-        if let Some(f) = self.fds.get(name) {
+        if let Some(f) = self.st.fds.get(name) {
             return (attr.is_empty() || attr == "fd").then(|| f.as_raw_fd() as u64);
         }
-        if let Some(ring) = self.rings.get(name) {
+        if let Some(ring) = self.st.rings.get(name) {
             return (attr == "fd").then(|| ring.fd() as u64);
         }
-        if let Some(c) = self.conns.get(name) {
+        if let Some(c) = self.st.conns.get(name) {
             return match attr {
                 "fd" | "" => Some(c.recv.as_raw_fd() as u64),
                 "peer" => match &c.peer {
@@ -403,7 +405,7 @@ impl Ctx<'_> {
                 _ => None,
             };
         }
-        let z = self.zcrx.get(name)?;
+        let z = self.st.zcrx.get(name)?;
         match attr {
             "id" => Some(z.id as u64),
             "rq_entries" => Some(z.rq_entries as u64),

@@ -200,7 +200,7 @@ impl Ctx<'_> {
             return Ok(());
         }
         let cname = n.conn.clone().unwrap_or_else(|| "c0".into());
-        let c = self.conns.get(&cname).ok_or_else(|| format!("no connection `{cname}`"))?;
+        let c = self.st.conns.get(&cname).ok_or_else(|| format!("no connection `{cname}`"))?;
         let local: std::net::SocketAddr =
             nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(c.recv.as_raw_fd())
                 .ok()

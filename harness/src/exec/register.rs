@@ -126,14 +126,14 @@ impl Ctx<'_> {
         reg.area.flags |= IORING_ZCRX_AREA_DMABUF;
         reg.area.dmabuf_fd = u.dmabuf.as_raw_fd() as u32;
         reg.area_mem = u.mem;
-        self.last.insert("area.dmabuf_fd".into(), u.dmabuf.as_raw_fd() as u64);
-        self.last.insert("area.memfd".into(), u.memfd.as_raw_fd() as u64);
+        self.st.last.insert("area.dmabuf_fd".into(), u.dmabuf.as_raw_fd() as u64);
+        self.st.last.insert("area.memfd".into(), u.memfd.as_raw_fd() as u64);
         // Kept under names no reference can spell (a dot inside the key), closed with the case.
-        self.fds.insert(format!("{name}.dmabuf"), u.dmabuf);
-        self.fds.insert(format!("{name}.memfd"), u.memfd);
+        self.st.fds.insert(format!("{name}.dmabuf"), u.dmabuf);
+        self.st.fds.insert(format!("{name}.memfd"), u.memfd);
         self.note(format!(
             "  area: udmabuf of {len} bytes (dma-buf fd {}, memfd {})",
-            reg.area.dmabuf_fd, self.last["area.memfd"]
+            reg.area.dmabuf_fd, self.st.last["area.memfd"]
         ));
         Ok(())
     }
@@ -142,18 +142,18 @@ impl Ctx<'_> {
         let ring_fd = self.ring_fd(ring)?;
         let name = r.name.clone().unwrap_or_else(|| "z0".into());
         let import_fd = match &r.import {
-            Some(f) => Some(self.fds.get(f).ok_or_else(|| format!("no exported fd named `{f}`"))?.as_raw_fd()),
+            Some(f) => Some(self.st.fds.get(f).ok_or_else(|| format!("no exported fd named `{f}`"))?.as_raw_fd()),
             None => None,
         };
         let mut reg = self.default_registration(r, import_fd)?;
         if r.area_dmabuf {
             self.dmabuf_area(&name, &mut reg)?;
         }
-        self.last.insert("area.addr".into(), reg.area_mem.addr());
-        self.last.insert("area.len".into(), reg.area.len);
-        self.last.insert("region.addr".into(), reg.region_mem.as_ref().map_or(0, |m| m.addr()));
-        self.last.insert("region.size".into(), reg.region_size as u64);
-        self.last.insert("stats.auto".into(), reg.stats_auto);
+        self.st.last.insert("area.addr".into(), reg.area_mem.addr());
+        self.st.last.insert("area.len".into(), reg.area.len);
+        self.st.last.insert("region.addr".into(), reg.region_mem.as_ref().map_or(0, |m| m.addr()));
+        self.st.last.insert("region.size".into(), reg.region_size as u64);
+        self.st.last.insert("stats.auto".into(), reg.stats_auto);
 
         self.apply(as_bytes_mut(&mut reg.area), &AREA_REG, &r.area)?;
         self.apply(as_bytes_mut(&mut reg.region), &REGION_DESC, &r.region)?;
@@ -234,7 +234,7 @@ impl Ctx<'_> {
         let ring_fd = self.ring_fd(ring)?;
         let mmap_at = reg.region.mmap_offset;
         let inst = reg.finish(ring_fd).map_err(|e| format!("mmap of the kernel RQ region at {mmap_at:#x}: {e}"))?;
-        let exporter = r.import.as_ref().and_then(|f| self.exported_from.get(f)).and_then(|z| self.zcrx.get(z));
+        let exporter = r.import.as_ref().and_then(|f| self.st.exported_from.get(f)).and_then(|z| self.st.zcrx.get(z));
         let (mut rq_entries, mut buf_len) = (inst.rq_entries, inst.buf_len);
         let mut areas = BTreeMap::new();
         let (region, stats_offset) = match exporter {
@@ -268,12 +268,12 @@ impl Ctx<'_> {
             held: VecDeque::new(),
             returned: 0,
         };
-        self.zcrx.insert(name.to_string(), z);
+        self.st.zcrx.insert(name.to_string(), z);
         Ok(())
     }
 
     pub(super) fn zcrx_mut(&mut self, name: Option<&str>) -> Result<&mut Zcrx, String> {
         let n = name.unwrap_or("z0");
-        self.zcrx.get_mut(n).ok_or_else(|| format!("no registered zcrx instance `{n}`"))
+        self.st.zcrx.get_mut(n).ok_or_else(|| format!("no registered zcrx instance `{n}`"))
     }
 }

@@ -71,7 +71,7 @@ impl Ctx<'_> {
 
     /// Writes RQEs for the oldest `n` held buffers and publishes the tail.
     pub(super) fn return_held(&mut self, zname: &str, n: usize) -> StepResult {
-        let z = self.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let z = self.st.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
         let back: Vec<Held> = (0..n.min(z.held.len())).filter_map(|_| z.held.pop_front()).collect();
         self.give_back(zname, &back)
     }
@@ -82,10 +82,10 @@ impl Ctx<'_> {
         if back.is_empty() {
             return Ok(());
         }
-        let z = self.zcrx.get(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let z = self.st.zcrx.get(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
         let r = intact(z, back);
         self.verdict("returned buffers intact", r)?;
-        let z = self.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let z = self.st.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
         let buf = 1u32 << z.buf_shift;
         let rqes: Vec<ZcrxRqe> = back.iter().map(|h| ZcrxRqe { off: h.off, len: buf, pad: 0 }).collect();
         push_rqes(z, &rqes)
@@ -95,7 +95,7 @@ impl Ctx<'_> {
     /// rq_entries), oldest first; the rest stay held until the kernel consumed entries.
     /// Writing past a full RQ would overwrite entries the kernel has not read yet.
     pub(super) fn recycle_held(&mut self, zname: &str) -> StepResult {
-        let z = self.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let z = self.st.zcrx.get_mut(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
         let room = rq_of(z)?.room()? as usize;
         let n = room.min(z.held.len());
         let back: Vec<Held> = (0..n).filter_map(|_| z.held.pop_front()).collect();
@@ -104,7 +104,7 @@ impl Ctx<'_> {
 
     pub(super) fn return_buffers(&mut self, x: &ReturnBuffers) -> StepResult {
         let zname = x.zcrx.clone().unwrap_or_else(|| "z0".into());
-        let held = self.zcrx.get(&zname).map(|z| z.held.len()).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let held = self.st.zcrx.get(&zname).map(|z| z.held.len()).ok_or_else(|| format!("no zcrx `{zname}`"))?;
         let n = x.count.unwrap_or(held);
         if n > held {
             return Err(format!("asked to return {n} buffers, only {held} held").into());
@@ -121,7 +121,7 @@ impl Ctx<'_> {
         let zname = x.zcrx.clone().unwrap_or_else(|| "z0".into());
         let mut rqes = Vec::new();
         {
-            let z = self.zcrx.get(&zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+            let z = self.st.zcrx.get(&zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
             for e in &x.entries {
                 let off = if let Some(h) = e.held {
                     z.held.get(h).ok_or_else(|| format!("no held buffer #{h} (holding {})", z.held.len()))?.off
@@ -137,15 +137,15 @@ impl Ctx<'_> {
         }
         // Entries naming held buffers hand them back (their bytes checked first).
         let named: Vec<Held> = {
-            let z = self.zcrx.get(&zname).ok_or("no zcrx")?;
+            let z = self.st.zcrx.get(&zname).ok_or("no zcrx")?;
             x.entries.iter().filter_map(|e| e.held).filter_map(|h| z.held.get(h).copied()).collect()
         };
         if !named.is_empty() {
-            let z = self.zcrx.get(&zname).ok_or("no zcrx")?;
+            let z = self.st.zcrx.get(&zname).ok_or("no zcrx")?;
             let r = intact(z, &named);
             self.verdict("returned buffers intact", r)?;
         }
-        let z = self.zcrx.get_mut(&zname).ok_or("no zcrx")?;
+        let z = self.st.zcrx.get_mut(&zname).ok_or("no zcrx")?;
         for n in &named {
             if let Some(p) = z.held.iter().position(|o| o.off == n.off) {
                 z.held.remove(p);

@@ -5,25 +5,12 @@
 //! for the injected stack (the runner's log keeps only the first line of each record).
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::fd::AsRawFd;
 
 use super::*;
 use crate::case::FaultSweep;
+use crate::kernel::kmsg::Kmsg;
 use crate::model::{splat_kind, Answer, Mismatch};
-
-/// What a round changes, taken out of the case's state and put back after the round.
-#[derive(Default)]
-struct State {
-    rings: HashMap<String, Ring>,
-    zcrx: HashMap<String, Zcrx>,
-    fds: HashMap<String, OwnedFd>,
-    conns: HashMap<String, Conn>,
-    recvs: HashMap<u64, Recv>,
-    pending: VecDeque<Cqe>,
-    exported_from: HashMap<String, String>,
-    last: BTreeMap<String, u64>,
-}
 
 /// One round's answer.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -38,40 +25,6 @@ impl std::fmt::Display for Answered {
             Answered::Success => f.write_str("success"),
             Answered::Errno(e) => f.write_str(e),
         }
-    }
-}
-
-/// /dev/kmsg read whole: every line of every record (stack frames included).
-struct KmsgAll(Option<std::fs::File>);
-
-impl KmsgAll {
-    fn open() -> KmsgAll {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/dev/kmsg").ok();
-        if let Some(f) = &f {
-            // SAFETY: lseek on our own descriptor.
-            unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_END) };
-        }
-        KmsgAll(f)
-    }
-
-    fn drain(&mut self) -> Vec<String> {
-        let mut out = Vec::new();
-        let Some(f) = &mut self.0 else { return out };
-        let mut buf = vec![0u8; 8192];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let rec = String::from_utf8_lossy(&buf[..n]);
-                    let msg = rec.split_once(';').map(|(_, m)| m).unwrap_or(&rec);
-                    out.extend(msg.lines().map(|l| l.trim_end().to_string()));
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-                Err(_) => break,
-            }
-        }
-        out
     }
 }
 
@@ -113,33 +66,10 @@ fn injected_stack(lines: &[String]) -> Option<(String, Vec<String>)> {
 }
 
 impl Ctx<'_> {
-    fn take_state(&mut self) -> State {
-        State {
-            rings: std::mem::take(&mut self.rings),
-            zcrx: std::mem::take(&mut self.zcrx),
-            fds: std::mem::take(&mut self.fds),
-            conns: std::mem::take(&mut self.conns),
-            recvs: std::mem::take(&mut self.recvs),
-            pending: std::mem::take(&mut self.pending),
-            exported_from: std::mem::take(&mut self.exported_from),
-            last: std::mem::take(&mut self.last),
-        }
-    }
-
-    /// Puts the case's state back; the round's is dropped (rings closed last, after the
-    /// instances and descriptors that refer to them).
-    fn put_state(&mut self, s: State) {
-        let round = State {
-            rings: std::mem::replace(&mut self.rings, s.rings),
-            zcrx: std::mem::replace(&mut self.zcrx, s.zcrx),
-            fds: std::mem::replace(&mut self.fds, s.fds),
-            conns: std::mem::replace(&mut self.conns, s.conns),
-            recvs: std::mem::replace(&mut self.recvs, s.recvs),
-            pending: std::mem::replace(&mut self.pending, s.pending),
-            exported_from: std::mem::replace(&mut self.exported_from, s.exported_from),
-            last: std::mem::replace(&mut self.last, s.last),
-        };
-        let State { rings, zcrx, fds, conns, .. } = round;
+    /// Puts the case's objects back; the round's are dropped: connections and descriptors
+    /// first, then the rings, then the instances.
+    fn put_state(&mut self, saved: Objects) {
+        let Objects { rings, zcrx, fds, conns, .. } = std::mem::replace(&mut self.st, saved);
         drop(conns);
         drop(fds);
         drop(rings);
@@ -152,7 +82,7 @@ impl Ctx<'_> {
         let d = &self.case.def;
         let flags = setup_flags(&d.ring.flags)?;
         let ring = Ring::new(d.ring.entries, flags, d.ring.cq_entries).map_err(|e| format!("round {n}: ring: {e}"))?;
-        self.rings.insert("main".into(), ring);
+        self.st.rings.insert("main".into(), ring);
         for st in &s.setup {
             self.step(st).map_err(|e| e.context(0, &format!("round {n}, setup {}", st.action.kind().key)))?;
         }
@@ -199,7 +129,7 @@ impl Ctx<'_> {
         let accept = s.accepted();
         let max = s.max_rounds.unwrap_or(400);
         let min = s.min_rounds.unwrap_or(2);
-        let mut kmsg = KmsgAll::open();
+        let mut kmsg = Kmsg::open();
         let mut answers: BTreeMap<Answered, u32> = BTreeMap::new();
         let mut stacks: BTreeMap<(String, Vec<String>), Vec<u32>> = BTreeMap::new();
         let mut untraced = 0u32;
@@ -208,11 +138,11 @@ impl Ctx<'_> {
         let at = self.at.clone();
         for n in 1..=max {
             rounds = n;
-            let saved = self.take_state();
+            let saved = std::mem::take(&mut self.st);
             let r = self.sweep_round(s, n, fail_nth.as_raw_fd());
             self.put_state(saved);
             self.at = at.clone();
-            let log = kmsg.drain();
+            let log = kmsg.drain_all();
             let (injected, answered) = r?;
             if let Some(l) = log.iter().find(|l| splat_kind(l).is_some()) {
                 let what = format!("round {n}: no kernel splat");

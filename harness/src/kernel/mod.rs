@@ -6,6 +6,7 @@
 pub mod debug;
 mod error;
 pub mod fds;
+pub mod kmsg;
 pub mod netdev;
 pub mod nl;
 pub mod probe;

@@ -76,6 +76,8 @@ impl LeakScan {
                 std::thread::sleep(wait);
             }
         }
+        // A stale word on a cached kernel stack would hide the last cases' leaks.
+        debug::scrub_stack_cache()?;
         debug::kmemleak_scan()?;
         let objects = debug::kmemleak_scan()?;
         debug::kmemleak_clear()?;

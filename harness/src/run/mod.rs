@@ -7,7 +7,6 @@ mod affinity;
 pub mod agent;
 pub(crate) mod child;
 mod error;
-pub(crate) mod kmsg;
 mod leaks;
 pub mod plan;
 pub(crate) mod progress;

@@ -12,11 +12,11 @@ use std::time::Instant;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::child::{self, Running};
-use super::kmsg::Kmsg;
 use super::leaks::LeakScan;
 use super::progress::Progress;
 use super::{blank_report, selfcheck, signal, verdict, RunOpts};
 use crate::case::{Action, Case};
+use crate::kernel::kmsg::Kmsg;
 use crate::model::event::Event;
 use crate::model::{is_splat, Assertion, CaseReport, CaseResult, Outcome, Probe};
 use crate::topology::{Envs, Kind};
