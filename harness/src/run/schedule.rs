@@ -144,7 +144,7 @@ impl<'a> Scheduler<'a> {
         self.queue.extend(suspects);
         self.drive(&mut kmsg, 1);
         if !self.interrupted {
-            self.scan_leaks();
+            self.scan_leaks(true);
         }
         let interrupted = self.interrupted;
         (self.results.into_iter().flatten().collect(), interrupted)
@@ -158,7 +158,7 @@ impl<'a> Scheduler<'a> {
                 self.interrupted = true;
             }
             if slots.is_empty() && self.leaks.due() && !self.interrupted {
-                self.scan_leaks();
+                self.scan_leaks(false);
             }
             while slots.len() < jobs && !self.interrupted && !self.leaks.due() {
                 let busy: Vec<&Resource> = slots.iter().flat_map(|s| s.job.resources.iter()).collect();
@@ -270,12 +270,12 @@ impl<'a> Scheduler<'a> {
 
     /// The batch's kmemleak scan: each leaked object fails the case it is attributed to (a
     /// result already reported is amended by an [`Event::Leaked`]).
-    fn scan_leaks(&mut self) {
+    fn scan_leaks(&mut self, last: bool) {
         if self.leaks.pending() == 0 {
             return;
         }
         self.progress.event(&Event::LeakScan { cases: self.leaks.pending() });
-        match self.leaks.scan() {
+        match self.leaks.scan(last) {
             Ok(found) => {
                 for o in &found.elsewhere {
                     eprintln!("kmemleak: unreferenced object of no case: {o}: {}", o.backtrace.join(" <- "));
@@ -288,7 +288,14 @@ impl<'a> Scheduler<'a> {
                         self.leaked[idx].extend(objects);
                         continue;
                     };
-                    let result = CaseResult::Leak { objects: objects.clone(), result: Box::new(cr.result.clone()) };
+                    // A case blamed again by a later scan keeps one list of its objects.
+                    let result = match cr.result.clone() {
+                        CaseResult::Leak { objects: mut before, result } => {
+                            before.extend(objects.iter().cloned());
+                            CaseResult::Leak { objects: before, result }
+                        }
+                        other => CaseResult::Leak { objects: objects.clone(), result: Box::new(other) },
+                    };
                     cr.set_result(result);
                     if idx < self.emitted {
                         self.progress.event(&Event::Leaked { id: cr.id.clone(), objects });
