@@ -55,58 +55,6 @@ pub fn zcrx_gcda() -> Option<Vec<u8>> {
     None
 }
 
-/// How many tasks each CPU starts at once to empty its cache of kernel stacks: more than the
-/// kernel keeps (`NR_CACHED_STACKS`, 2).
-const STACKS_PER_CPU: usize = 4;
-
-/// Clears the kernel stacks that exited tasks left in each CPU's stack cache, so kmemleak does
-/// not take their stale words for references. With `CONFIG_VMAP_STACK` an exited task's stack
-/// is kept for reuse (two per CPU) with its contents, and the cache is reachable from per-CPU
-/// data, so kmemleak scans it: the pointer a case's `io_uring_register` left on its stack keeps
-/// that call's leaked object "referenced" until the stack is reused. Reuse zeroes it
-/// (`alloc_thread_stack_node`), so a burst of short-lived threads on each CPU, all alive at
-/// once, empties every cache. Returns the CPUs done (one that cannot be pinned is skipped).
-pub fn scrub_stack_cache() -> std::io::Result<usize> {
-    use nix::sched::{sched_setaffinity, CpuSet};
-    use nix::unistd::Pid;
-    // SAFETY: sysconf reads a constant.
-    let configured = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }.clamp(1, CpuSet::count() as i64) as usize;
-    let mut done = 0;
-    for cpu in 0..configured {
-        let pinned = std::thread::scope(|s| {
-            s.spawn(|| -> std::io::Result<bool> {
-                let mut one = CpuSet::new();
-                one.set(cpu).map_err(std::io::Error::from)?;
-                if sched_setaffinity(Pid::from_raw(0), &one).is_err() {
-                    return Ok(false);
-                }
-                // Every thread holds its stack until all were created (clone takes the stack
-                // from the creating CPU's cache); a thread that cannot be created is one fewer.
-                let gate = (std::sync::Mutex::new(false), std::sync::Condvar::new());
-                std::thread::scope(|inner| {
-                    for _ in 0..STACKS_PER_CPU {
-                        let (open, bell) = &gate;
-                        let wait = move || {
-                            let mut g = open.lock().unwrap_or_else(|e| e.into_inner());
-                            while !*g {
-                                g = bell.wait(g).unwrap_or_else(|e| e.into_inner());
-                            }
-                        };
-                        let _ = std::thread::Builder::new().stack_size(64 << 10).spawn_scoped(inner, wait);
-                    }
-                    *gate.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
-                    gate.1.notify_all();
-                });
-                Ok(true)
-            })
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("stack-cache scrub thread panicked")))
-        })?;
-        done += usize::from(pinned);
-    }
-    Ok(done)
-}
-
 /// One kmemleak scan (synchronous: the write returns when the scan is done), then what it
 /// reports: every unreferenced object not cleared before. Two scans are needed for an object
 /// allocated since the previous scan: the first only records its checksum.

@@ -94,8 +94,6 @@ impl LeakScan {
             }
         }
         self.earlier.extend(batch);
-        // A stale word on a cached kernel stack would hide the last cases' leaks.
-        debug::scrub_stack_cache()?;
         debug::kmemleak_scan()?;
         let mut objects = debug::kmemleak_scan()?;
         debug::kmemleak_clear()?;
