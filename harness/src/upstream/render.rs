@@ -333,4 +333,32 @@ mod tests {
         assert!(md.contains("passed without zero copy"), "{md}");
         assert!(md.contains("- rx buffers larger than a page"), "{md}");
     }
+
+    /// reports/upstream-selftests.md is what `markdown` makes of the committed upstream.json
+    /// (with the command the md names): neither is edited by hand or left stale.
+    #[test]
+    fn the_committed_report_is_generated_from_its_json() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports");
+        let (Ok(json), Ok(md)) = (
+            std::fs::read_to_string(dir.join("upstream-selftests.json")),
+            std::fs::read_to_string(dir.join("upstream-selftests.md")),
+        ) else {
+            panic!("reports/upstream-selftests.json and .md are committed together");
+        };
+        let run: UpstreamRun = serde_json::from_str(&json).expect("upstream-selftests.json parses");
+        let command =
+            md.split("```sh\n").nth(1).and_then(|r| r.split("\n```").next()).expect("the md names its command");
+        assert_eq!(markdown(&run, command), md, "regenerate reports/upstream-selftests.md from its .json");
+        let passed = run
+            .files
+            .iter()
+            .filter(|f| f.name == "iou-zcrx.py")
+            .flat_map(|f| match &f.outcome {
+                FileOutcome::Ran { subtests } => subtests.iter().map(|x| x.verdict(&f.name)).collect(),
+                _ => Vec::new(),
+            })
+            .filter(|v| matches!(v, Verdict::Passed { .. }))
+            .count();
+        assert_eq!(passed, 5, "issue 31's check: iou-zcrx.py 5 of 5 with zero copy");
+    }
 }
