@@ -273,6 +273,8 @@ impl TopologyFile {
         let dev = self.interface.clone().ok_or(Error::Invalid("nic: no interface".into()))?;
         let remote = self.remote.as_ref().ok_or(Error::Invalid("nic: no remote".into()))?;
         let ns = self.netns.clone();
+        // A simulated lab's sshd log, for an ssh failure's message.
+        let mut lab_log = None;
         if let Some(kind) = self.simulate {
             // Build the pair exactly where the file says the NIC and its peer are.
             let (Some(n), Some(pn), Some(pi)) = (&self.netns, &remote.netns, &remote.interface) else {
@@ -299,6 +301,7 @@ impl TopologyFile {
                     Error::Setup("simulate with remote.ssh: no sshd (ZCRX_SSHD; vm/openssh.sh fetches Debian's)".into())
                 })?;
                 let lab = super::ssh_lab::Lab::start(&sshd, &netns::path(pn), &remote.address)?;
+                lab_log = Some(lab.dir.join("sshd.log"));
                 a.lab_keys = Some((lab.identity.clone(), lab.known_hosts.clone()));
                 a.log.push(format!(
                     "simulated remote: sshd in netns {pn} at {}, keys in {}",
@@ -313,7 +316,15 @@ impl TopologyFile {
             }
         }
         if let Some(s) = &remote.ssh {
-            self.up_ssh_peer(a, s, remote, tools.peer_agent.as_deref())?;
+            match (self.up_ssh_peer(a, s, remote, tools.peer_agent.as_deref()), &lab_log) {
+                (Err(Error::Ssh(e)), Some(log)) => {
+                    let text = std::fs::read_to_string(log).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                    let sshd_log = tail.into_iter().rev().collect::<Vec<_>>().join(" | ");
+                    return Err(Error::Ssh(super::ssh::SshError::Lab { source: Box::new(e), sshd_log }));
+                }
+                (r, _) => r?,
+            }
         }
         let idx = match &ns {
             Some(n) => ifindex_in(n, &dev)?,

@@ -53,6 +53,14 @@ pub enum SshError {
     /// No answer in time.
     #[error("ssh {host}: no answer to {what} within {secs} s")]
     Timeout { host: String, what: String, secs: u64 },
+    /// A simulated lab's peer could not be used; what its sshd logged (`-e`) says why on the
+    /// server's side (a refused key names its reason only there).
+    #[error("{source}; the simulated lab's sshd logged: {sshd_log}")]
+    Lab {
+        #[source]
+        source: Box<SshError>,
+        sshd_log: String,
+    },
     /// A local file of the lab (keys, config) that cannot be written or read.
     #[error("{path}: {source}")]
     File {

@@ -93,19 +93,39 @@ impl Lab {
             passwd.push_str("sshd:x:65534:65534:zcrx-conform lab sshd privsep:/run/sshd:/usr/sbin/nologin\n");
         }
         write(dir.join("passwd"), passwd)?;
+        // Without PAM, sshd refuses an account whose password field is locked ("!..."), as
+        // root's is in a virtme-ng guest ("User root not allowed because account is locked"):
+        // the lab's machine gets root's field as "*" (no password, not locked) in a copy of
+        // /etc/shadow seen only by its sshd.
+        let shadow = match std::fs::read_to_string("/etc/shadow") {
+            Ok(text) => Some(unlocked_root(&text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(file_err(Path::new("/etc/shadow"))(e)),
+        };
+        if let Some(text) = &shadow {
+            use std::os::unix::fs::OpenOptionsExt;
+            let p = dir.join("shadow");
+            let mut f =
+                std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&p).map_err(file_err(&p))?;
+            std::io::Write::write_all(&mut f, text.as_bytes()).map_err(file_err(&p))?;
+        }
         let d = dir.display();
         write(
             dir.join("sshd_config"),
             format!(
                 "ListenAddress {listen}\nPort 22\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
                  PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 UsePAM no\nStrictModes no\nPidFile none\nPrintMotd no\nPrintLastLog no\n"
+                 UsePAM no\nStrictModes no\nPidFile none\nPrintMotd no\nPrintLastLog no\nLogLevel VERBOSE\n"
             ),
         )?;
         let log = dir.join("sshd.log");
         let log_file = std::fs::File::create(&log).map_err(file_err(&log))?;
         let ns: OwnedFd = std::fs::File::open(netns).map_err(file_err(netns))?.into();
         let (passwd_c, etc_passwd) = (cstr(&dir.join("passwd"))?, cstr(Path::new("/etc/passwd"))?);
+        let shadow_c = match shadow {
+            Some(_) => Some((cstr(&dir.join("shadow"))?, cstr(Path::new("/etc/shadow"))?)),
+            None => None,
+        };
         let mut c = Command::new(sshd);
         // -r: no re-exec per connection (under TCG it alone can outlast the client's banner wait).
         c.args(["-D", "-e", "-r", "-f"]).arg(dir.join("sshd_config"));
@@ -123,6 +143,10 @@ impl Lab {
                     .map_err(io)?;
                 mount(Some(passwd_c.as_c_str()), etc_passwd.as_c_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
                     .map_err(io)?;
+                if let Some((ours, etc)) = &shadow_c {
+                    mount(Some(ours.as_c_str()), etc.as_c_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                        .map_err(io)?;
+                }
                 mount(Some("tmpfs"), "/run", Some("tmpfs"), MsFlags::empty(), Some("mode=0755")).map_err(io)?;
                 nix::unistd::mkdir("/run/sshd", nix::sys::stat::Mode::from_bits_truncate(0o755)).map_err(io)?;
                 Ok(())
@@ -170,6 +194,23 @@ impl Lab {
     }
 }
 
+/// /etc/shadow with root's password field "*" where it was locked ("!..."): no password
+/// login either way, but sshd without PAM lets a key in.
+fn unlocked_root(shadow: &str) -> String {
+    let mut out = String::with_capacity(shadow.len());
+    for line in shadow.split_inclusive('\n') {
+        match line.strip_prefix("root:") {
+            Some(rest) if rest.starts_with('!') => {
+                let tail = rest.split_once(':').map(|(_, t)| t).unwrap_or("\n");
+                out.push_str("root:*:");
+                out.push_str(tail);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
 /// How long sshd may take to listen (TCG on a loaded machine is slow to start it).
 const READY_LIMIT: Duration = Duration::from_secs(90);
 
@@ -184,5 +225,22 @@ impl Drop for Lab {
         let _ = nix::sys::signal::kill(pg, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unlocked_root;
+
+    #[test]
+    fn only_a_locked_root_is_unlocked() {
+        let shadow = "root:!:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\nbob:!$y$j9T$x:19000::::::\n";
+        assert_eq!(
+            unlocked_root(shadow),
+            "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\nbob:!$y$j9T$x:19000::::::\n"
+        );
+        let hashed = "root:$y$j9T$abc:19000:0:99999:7:::\n";
+        assert_eq!(unlocked_root(hashed), hashed);
+        assert_eq!(unlocked_root("root:!locked-no-newline"), "root:*:\n");
     }
 }
