@@ -250,7 +250,7 @@ pub fn here(
     let before = settings::read_dut(ns.as_deref(), &dev);
     let mut run_file = TopologyFile { simulate: None, ..file.clone() };
     // A simulated lab's remote is reached with the keys it made.
-    if let (Some((id, kh)), Some(s)) =
+    if let (Some((id, kh, _)), Some(s)) =
         (sim.as_ref().and_then(|s| s.lab_keys.clone()), run_file.remote.as_mut().and_then(|r| r.ssh.as_mut()))
     {
         s.identity = Some(id.display().to_string());

@@ -87,7 +87,7 @@ pub struct Env {
     after_case: Vec<Undo>,
     pub log: Vec<String>,
     /// A simulated lab's ssh login key and known_hosts file (`simulate` with `remote.ssh`).
-    pub lab_keys: Option<(PathBuf, PathBuf)>,
+    pub lab_keys: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 impl TopologyFile {
@@ -302,7 +302,7 @@ impl TopologyFile {
                 })?;
                 let lab = super::ssh_lab::Lab::start(&sshd, &netns::path(pn), &remote.address)?;
                 lab_log = Some(lab.dir.join("sshd.log"));
-                a.lab_keys = Some((lab.identity.clone(), lab.known_hosts.clone()));
+                a.lab_keys = Some((lab.identity.clone(), lab.known_hosts.clone(), lab.dir.join("sshd.log")));
                 a.log.push(format!(
                     "simulated remote: sshd in netns {pn} at {}, keys in {}",
                     remote.address,
@@ -318,9 +318,7 @@ impl TopologyFile {
         if let Some(s) = &remote.ssh {
             match (self.up_ssh_peer(a, s, remote, tools.peer_agent.as_deref()), &lab_log) {
                 (Err(Error::Ssh(e)), Some(log)) => {
-                    let text = std::fs::read_to_string(log).unwrap_or_default();
-                    let tail: Vec<&str> = text.lines().rev().take(20).collect();
-                    let sshd_log = tail.into_iter().rev().collect::<Vec<_>>().join(" | ");
+                    let sshd_log = super::ssh::log_tail(log, 20);
                     return Err(Error::Ssh(super::ssh::SshError::Lab { source: Box::new(e), sshd_log }));
                 }
                 (r, _) => r?,

@@ -109,9 +109,9 @@ impl TopologyFile {
         bin: Option<&Path>,
     ) -> Result<(), Error> {
         use super::ssh::{self, Op, Reply};
-        let (identity, known_hosts) = match (&a.lab_keys, &s.identity, &s.known_hosts) {
-            (Some((i, k)), _, _) => (i.clone(), k.clone()),
-            (None, Some(i), Some(k)) => (PathBuf::from(i), PathBuf::from(k)),
+        let (identity, known_hosts, lab_log) = match (&a.lab_keys, &s.identity, &s.known_hosts) {
+            (Some((i, k, l)), _, _) => (i.clone(), k.clone(), Some(l.clone())),
+            (None, Some(i), Some(k)) => (PathBuf::from(i), PathBuf::from(k), None),
             _ => return Err(Error::Invalid("remote.ssh: identity and known_hosts are required".into())),
         };
         for (field, p) in [("identity", &identity), ("known_hosts", &known_hosts)] {
@@ -128,6 +128,7 @@ impl TopologyFile {
             identity,
             known_hosts,
             netns: self.netns.as_deref().map(netns::path),
+            lab_log,
         };
         let agent = ssh::deploy(&target, bin)?;
         let g = agent.clone();

@@ -83,6 +83,9 @@ pub struct SshTarget {
     /// puts it in one, since that is where the link to the peer is. None: the harness's own.
     #[serde(default)]
     pub netns: Option<PathBuf>,
+    /// A simulated lab's sshd log: its tail goes into the message of a session ssh ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab_log: Option<PathBuf>,
 }
 
 impl SshTarget {
@@ -168,6 +171,14 @@ impl SshAgent {
         let mut s = Session::open(self)?;
         s.call(op, limit)
     }
+}
+
+/// The last `n` lines of a simulated lab's sshd log, on one line.
+pub(super) fn log_tail(log: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut tail: Vec<&str> = text.lines().rev().take(n).collect();
+    tail.reverse();
+    tail.join(" | ")
 }
 
 /// A remote directory name as `mktemp -d` makes it from [`REMOTE_TEMPLATE`].
@@ -318,6 +329,7 @@ impl Session {
             }
         });
         let ib = inbox.clone();
+        let lab_log = agent.target.lab_log.clone();
         std::thread::spawn(move || {
             let (m, cv) = &*ib;
             let mut closed = "the agent ended".to_string();
@@ -337,7 +349,10 @@ impl Session {
                 }
             }
             let _ = err_thread.join();
-            let said = err_text.lock().map(|t| t.clone()).unwrap_or_default();
+            let mut said = err_text.lock().map(|t| t.clone()).unwrap_or_default();
+            if let (false, Some(log)) = (said.is_empty(), &lab_log) {
+                said.push_str(&format!("; the simulated lab's sshd logged: {}", log_tail(log, 8)));
+            }
             if let Ok(mut i) = m.lock() {
                 i.closed = Some(if said.is_empty() { closed } else { format!("{closed}; ssh said: {said}") });
             }
