@@ -454,6 +454,7 @@ mod tests {
             identity: "/etc/zcrx/id".into(),
             known_hosts: "/etc/zcrx/known_hosts".into(),
             netns: None,
+            lab_log: None,
         };
         let c = t.command("uname -m");
         let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
