@@ -66,7 +66,7 @@ fn a_remote_peer_over_ssh_sends_and_its_settings_come_back() {
     );
     let before = remote_dirs();
     let lab_env = topology::load(&lab).expect("lab topology").up(&tools, 0).expect("the lab comes up");
-    let (id, kh) = lab_env.lab_keys.clone().expect("the lab made keys");
+    let (id, kh, _) = lab_env.lab_keys.clone().expect("the lab made keys");
     assert!(lab_env.topo.ssh.is_some() && lab_env.topo.peer_netns.is_none(), "{:?}", lab_env.topo);
     let peer_before = topology::read_state(Some(&ns_p), "sshpeer0").expect("peer state");
     assert_eq!(peer_before.settings.mtu, Some(1500));
