@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::tools::{apply_settings, first_ipv4, ifindex_in, in_ns, read_state, restore};
 use super::{parse_cidr, Kind, Settings, Tools, Topo, TopologyFile};
-use crate::kernel::nl::{kmod, link, netns};
+use crate::kernel::nl::{ethtool, kmod, link, netns};
 use crate::kernel::sys;
 
 /// What an undo puts back: the name of a restore in logs and reports.
@@ -36,6 +36,8 @@ pub enum Restore {
     RemoteSettings { host: String, dev: String },
     /// Stop the simulated lab's sshd (in the named peer namespace) and remove its keys.
     Sshd(String),
+    /// Delete the ntuple rule that kept the simulated lab's ssh replies off the DUT's queue.
+    LabRule { dev: String, location: u32 },
 }
 
 impl std::fmt::Display for Restore {
@@ -49,6 +51,7 @@ impl std::fmt::Display for Restore {
             Restore::RemoteDir { host, dir } => write!(f, "removing {dir} on {host}"),
             Restore::RemoteSettings { host, dev } => write!(f, "restoring the settings of {dev} on {host}"),
             Restore::Sshd(n) => write!(f, "stopping the lab's sshd (netns {n})"),
+            Restore::LabRule { dev, location } => write!(f, "deleting the lab's ssh rule {location} on {dev}"),
         }
     }
 }
@@ -312,6 +315,39 @@ impl TopologyFile {
                 a.defer(Restore::Sshd(pn.clone()), move || {
                     drop(cell.borrow_mut().take());
                     Ok(())
+                });
+                // The lab's ssh runs over the simulated link, whose peer traffic lands on the
+                // DUT's rx queue; once a case binds zcrx there, ssh's own replies would be
+                // unreadable (its read() gets EFAULT: "kex_exchange_identification: read: Bad
+                // address"). A machine's management network keeps ssh off the NIC under test;
+                // here an ntuple rule on the DUT sends the sshd's replies to another queue.
+                let port = remote.ssh.as_ref().map(|s| s.port).unwrap_or(22);
+                let queue = if self.rxq == 0 { 1 } else { 0 };
+                let rule = ethtool::FlowRule {
+                    ipv6: remote.address.contains(':'),
+                    port: ethtool::FlowPort::Src(port),
+                    queue,
+                    context: None,
+                };
+                let (path, d) = (netns::path(n), dev.clone());
+                let location = std::thread::scope(|s| {
+                    s.spawn(|| -> Result<u32, Error> {
+                        super::enter(&path)?;
+                        Ok(ethtool::add_flow_rule(&d, &rule)?)
+                    })
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Setup("the ntuple thread panicked".into())))
+                })?;
+                a.log.push(format!("simulated remote: ssh replies (TCP source port {port}) steered to queue {queue}"));
+                let (path, d) = (netns::path(n), dev.clone());
+                a.defer(Restore::LabRule { dev: dev.clone(), location }, move || {
+                    let (path, d) = (path.clone(), d.clone());
+                    std::thread::spawn(move || -> Result<(), Error> {
+                        super::enter(&path)?;
+                        Ok(ethtool::delete_flow_rule(&d, location)?)
+                    })
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Setup("the ntuple thread panicked".into())))
                 });
             }
         }
