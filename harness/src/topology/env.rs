@@ -320,9 +320,11 @@ impl TopologyFile {
                 // DUT's rx queue; once a case binds zcrx there, ssh's own replies would be
                 // unreadable (its read() gets EFAULT: "kex_exchange_identification: read: Bad
                 // address"). A machine's management network keeps ssh off the NIC under test;
-                // here an ntuple rule on the DUT sends the sshd's replies to another queue.
+                // here an ntuple rule on the DUT sends the sshd's replies to its last queue,
+                // which no case binds (cases use the queue under test and the one after it).
                 let port = remote.ssh.as_ref().map(|s| s.port).unwrap_or(22);
-                let queue = if self.rxq == 0 { 1 } else { 0 };
+                let last = self.queues.saturating_sub(1);
+                let queue = if last == self.rxq { self.rxq.saturating_sub(1) } else { last };
                 let rule = ethtool::FlowRule {
                     ipv6: remote.address.contains(':'),
                     port: ethtool::FlowPort::Src(port),
