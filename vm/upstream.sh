@@ -10,10 +10,19 @@
 #       Documentation/netlink/specs (the YNL library and its specs, "running in tree"), and
 #       builds the C helper drivers/net/hw/iou-zcrx with the host's gcc against the liburing
 #       that liburing.sh built (LIBURING_DIR: its source tree with src/liburing.a), next to
-#       the test, where iou-zcrx.py looks for it. Nothing in the extracted files is changed.
-#       Prints the extracted tree (the KSRC of the tests) as the LAST stdout line. Cached
-#       under <cache>/upstream/<pkgver>+liburing-<liburing version>/; built in a temp
-#       directory renamed into place whole; serialised with flock.
+#       the test, where iou-zcrx.py looks for it. Builds the BPF objects nk_qlease.py's
+#       environment (NetDrvContEnv) loads, as the selftests' bpf.mk does (clang -O2 -g
+#       --target=bpf): drivers/net/hw/nk_forward.bpf.o and nk_primary_rx_redirect.bpf.o, and
+#       net/lib/xdp_dummy.bpf.o, against that kernel's uapi headers (linux-libc-dev of the same
+#       package version, from kernel.sh's private lists) and libbpf's bpf_helpers.h. The
+#       compiler, libbpf-dev and bpftool are this machine's suite's Debian packages (clang-N as
+#       the `clang` package names it, its libraries, libbpf-dev, bpftool), fetched with
+#       `apt-get download` and extracted under <cache>/bpf-tools/<clang version>/ (nothing
+#       installed); bpftool, which the tests run in the guest, is put in <prepared>/bin/.
+#       Nothing in the extracted files is changed. Prints the extracted tree (the KSRC of
+#       the tests) as the LAST stdout line. Cached under
+#       <cache>/upstream/<pkgver>+liburing-<liburing version>+clang-<version>/; built in a
+#       temp directory renamed into place whole; serialised with flock.
 #   upstream.sh guest KSRC NETDEVSIM_KO ETHTOOL ZCRX_T TEST...
 #       Guest side (inside the VM, as root). Loads NETDEVSIM_KO (netdevsim-zcrx), makes
 #       netdevsim devices 1 and 2 (one port, 4 queues each), moves device 2's port into the
@@ -22,7 +31,9 @@
 #       (`-l`, then `-t NAME`: the test's own selection), with NETIF, LOCAL_V6, REMOTE_V6,
 #       REMOTE_TYPE=netns, REMOTE_ARGS=nsim-peer and LOCAL_PREFIX_V6=2001:db8:2::/64 (nk_qlease's
 #       netkit addresses) in the environment (no net.config is
-#       written) and ETHTOOL's directory first in PATH. Before each subtest the port's hds/
+#       written) and ETHTOOL's directory, then KSRC/../bin (bpftool), first in PATH. The
+#       peer routes LOCAL_PREFIX_V6 via the DUT (the README's "DUT must be reachable using
+#       these addresses from the endpoint"). Before each subtest the port's hds/
 #       counters are set to 0; after it they are read. Then liburing's ZCRX_T (test/zcrx.t,
 #       from its own directory), beside them. Output, on stdout, one record a line:
 #         @upstream kernel RELEASE               uname -r
@@ -54,6 +65,91 @@ PARTS=(
 )
 HW=tools/testing/selftests/drivers/net/hw
 
+BDIR=$CACHE/bpf-tools
+# The BPF objects the tests load, by their path under the source tree (each from its .c).
+BPF_OBJS=(
+    tools/testing/selftests/drivers/net/hw/nk_forward.bpf.o
+    tools/testing/selftests/drivers/net/hw/nk_primary_rx_redirect.bpf.o
+    tools/testing/selftests/net/lib/xdp_dummy.bpf.o
+)
+
+# The candidate version of PKG in this machine's own apt lists; dies when there is none.
+candidate() {
+    local v
+    v=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}')
+    [[ -n $v && $v != "(none)" ]] || die "no $1 in this machine's apt lists (apt-get update?)"
+    printf '%s\n' "$v"
+}
+
+# The versioned clang package (clang-14) the `clang` package of this machine's suite depends on.
+clang_package() {
+    local p
+    p=$(apt-cache depends clang 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^clang-[0-9]+$/ {print $2; exit}')
+    [[ -n $p ]] || die "this machine's apt lists name no clang-N (apt-cache depends clang)"
+    printf '%s\n' "$p"
+}
+
+# bpf_tools: prints the directory of an extracted clang + libbpf-dev + bpftool (root/ holds the
+# packages' trees; clang and bpftool are wrappers there that set LD_LIBRARY_PATH). This machine's
+# suite's packages (they run on its libc), never installed. Cached by clang's version. Called
+# with the upstream lock held.
+bpf_tools() {
+    local clang_pkg cver
+    clang_pkg=$(clang_package)
+    cver=$(candidate "$clang_pkg")
+    local n=${clang_pkg#clang-} dir=$BDIR/${cver#*:}
+    if [[ -f $dir/.ready ]]; then
+        printf '%s\n' "$dir"
+        return 0
+    fi
+    local pkgs=("$clang_pkg" "libclang-common-$n-dev" "libclang-cpp$n" "libllvm$n" libbpf-dev bpftool)
+    local p specs=()
+    for p in "${pkgs[@]}"; do specs+=("$p=$(candidate "$p")"); done
+    log "BPF tool chain: ${specs[*]}"
+    mkdir -p "$BDIR"
+    clean_stale "$BDIR" x
+    local tmp
+    tmp=$(temp_dir "$BDIR" x)
+    (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "${specs[@]}" >&2) ||
+        { rm -rf "$tmp"; die "apt-get download ${specs[*]} failed"; }
+    mkdir "$tmp/root"
+    local deb
+    for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
+    rm -f "$tmp"/*.deb
+    local libs=$dir/root/usr/lib/x86_64-linux-gnu:$dir/root/usr/lib/llvm-$n/lib
+    [[ -x $tmp/root/usr/lib/llvm-$n/bin/clang ]] || { rm -rf "$tmp"; die "no usr/lib/llvm-$n/bin/clang in $clang_pkg"; }
+    [[ -x $tmp/root/usr/sbin/bpftool && -f $tmp/root/usr/include/bpf/bpf_helpers.h ]] ||
+        { rm -rf "$tmp"; die "no usr/sbin/bpftool or usr/include/bpf/bpf_helpers.h in bpftool / libbpf-dev"; }
+    mkdir "$tmp/bin"
+    # shellcheck disable=SC2016  # $LD_LIBRARY_PATH and $@ are for the wrappers
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s "$@"\n' \
+        "$libs" "$dir/root/usr/lib/llvm-$n/bin/clang" >"$tmp/bin/clang"
+    # shellcheck disable=SC2016
+    printf '#!/bin/sh\nexec %s "$@"\n' "$dir/root/usr/sbin/bpftool" >"$tmp/bin/bpftool"
+    chmod +x "$tmp/bin/clang" "$tmp/bin/bpftool"
+    rm -rf "$dir"
+    mv "$tmp" "$dir"
+    "$dir/bin/clang" --version >/dev/null 2>&1 || die "$clang_pkg does not run: $("$dir/bin/clang" --version 2>&1 | head -n1)"
+    "$dir/bin/bpftool" version >/dev/null 2>&1 || die "bpftool does not run: $("$dir/bin/bpftool" version 2>&1 | head -n1)"
+    printf '%s\n' "${specs[*]}" >"$dir/.ready"
+    log "BPF tool chain in $dir"
+    printf '%s\n' "$dir"
+}
+
+# build_bpf TREE TOOLS UAPI: the BPF_OBJS under TREE, as bpf.mk builds them, with TOOLS' clang
+# and libbpf headers and UAPI's usr/include (the kernel's headers, x86_64-linux-gnu's asm/).
+build_bpf() {
+    local tree=$1 tools=$2 uapi=$3 o res
+    res=$("$tools/bin/clang" -print-resource-dir)
+    for o in "${BPF_OBJS[@]}"; do
+        log "building $o"
+        "$tools/bin/clang" -O2 -g --target=bpf -nostdinc -isystem "$res/include" \
+            -isystem "$uapi/usr/include" -isystem "$uapi/usr/include/x86_64-linux-gnu" \
+            -isystem "$tools/root/usr/include" -c "$tree/${o%.o}.c" -o "$tree/$o" ||
+            die "building $o failed"
+    done
+}
+
 cmd_prepare() {
     local kver=${1:-} lib=${2:-}
     [[ -n $kver && -n $lib ]] || refuse "usage: upstream.sh prepare KVER LIBURING_DIR"
@@ -68,13 +164,16 @@ cmd_prepare() {
     [[ -n $pkgver ]] || refuse "$kver: not fetched (no $KDIR/$kver/info; kernel.sh fetch first)"
     local lver
     lver=$(basename "$(dirname "$(realpath "$lib")")")
-    local dir=$UDIR/$pkgver+liburing-$lver
+    need dpkg-deb tar xz gcc flock apt-get apt-cache
+    local cpkg cver
+    cpkg=$(clang_package)
+    cver=$(candidate "$cpkg")
+    local dir=$UDIR/$pkgver+liburing-$lver+clang-${cver#*:}
     if [[ -f $dir/.ready ]]; then
         log "cached: $dir/src"
         printf '%s\n' "$dir/src"
         return 0
     fi
-    need dpkg-deb tar xz gcc flock
     mkdir -p "$UDIR"
     exec 9>"$CACHE/.upstream.lock"
     flock 9
@@ -115,8 +214,19 @@ cmd_prepare() {
         cat "$tmp/out/build.log" >&2
         die "building iou-zcrx failed"
     fi
+    local tools
+    tools=$(bpf_tools)
+    if [[ ! -s $(deb_file linux-libc-dev "$pkgver") ]]; then
+        update_lists
+        fetch_deb linux-libc-dev "$pkgver" linux >/dev/null
+    fi
+    mkdir "$tmp/uapi"
+    dpkg-deb -x "$(deb_file linux-libc-dev "$pkgver")" "$tmp/uapi"
+    build_bpf "$tmp/out/src" "$tools" "$tmp/uapi"
+    mkdir "$tmp/out/bin"
+    ln -s "$tools/bin/bpftool" "$tmp/out/bin/bpftool"
     test_kill_at build
-    printf 'kver=%s\npkgver=%s\nliburing=%s\n' "$kver" "$pkgver" "$lib" >"$tmp/out/info"
+    printf 'kver=%s\npkgver=%s\nliburing=%s\nbpf-tools=%s\n' "$kver" "$pkgver" "$lib" "$(cat "$tools/.ready")" >"$tmp/out/info"
     : >"$tmp/out/.ready"
     rm -rf "$dir"
     mv "$tmp/out" "$dir"
@@ -200,6 +310,8 @@ cmd_guest() {
     ip netns exec "$PEER_NS" ip -6 addr add "$PEER_V6/64" dev "$peer" nodad
     ip netns exec "$PEER_NS" ip link set dev "$peer" up
     ip netns exec "$PEER_NS" ip link set dev lo up
+    # nk_qlease.py's netkit guest is in LOCAL_PREFIX_V6, behind the DUT
+    ip netns exec "$PEER_NS" ip -6 route add "$NK_PREFIX" via "$DUT_V6" dev "$peer"
     local hds=/sys/kernel/debug/netdevsim/netdevsim$DUT_ID/ports/0/hds
     [[ -d $hds ]] || die "$hds missing: not a netdevsim-zcrx module"
     log "NETIF=$dut (netdevsim$DUT_ID), peer $peer in $PEER_NS, linked; $($eth --version | head -n1)"
@@ -207,7 +319,7 @@ cmd_guest() {
     printf '@upstream kernel %s\n' "$(uname -r)"
     local py=/usr/bin/python3
     local envs=(
-        "PATH=$(dirname "$eth"):/usr/sbin:/usr/bin:/sbin:/bin"
+        "PATH=$(dirname "$eth"):$(dirname "$ksrc")/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         NETIF="$dut" LOCAL_V6="$DUT_V6" REMOTE_V6="$PEER_V6"
         REMOTE_TYPE=netns REMOTE_ARGS="$PEER_NS"
         # nk_qlease.py's netkit side (NetDrvContEnv), outside LOCAL_V6's prefix

@@ -27,6 +27,7 @@ use crate::run::{signal, RunOpts};
 pub use boot::{kvm_usable, shell_quote};
 pub use error::Error;
 pub use kernel::*;
+pub use scripts::series_left_out;
 pub use spec::{KernelArg, KernelArgs, KernelSpec, DEFAULT_KERNEL};
 
 /// The longest a guest's kmemleak scan may keep it silent (two scans of 20-64 s measured

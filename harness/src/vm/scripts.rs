@@ -67,6 +67,18 @@ pub const FILES: &[(&str, &str)] = &[
     ("netdevsim-zcrx/compat/6.19/drop", include_str!("../../../vm/netdevsim-zcrx/compat/6.19/drop")),
 ];
 
+/// The patches of the netdevsim-zcrx series that netdevsim.sh leaves out when it builds the
+/// module for kernel release `kver` (`7.3.4+deb13-amd64`): the file names its
+/// `compat/<major>.<minor>/drop` lists (one a line, `#` starts a comment). Empty for a version
+/// with no such list (the whole series applies) or a release that names no version.
+pub fn series_left_out(kver: &str) -> Vec<&'static str> {
+    let mut parts = kver.split(['.', '+', '-']);
+    let (Some(major), Some(minor)) = (parts.next(), parts.next()) else { return Vec::new() };
+    let drop = format!("netdevsim-zcrx/compat/{major}.{minor}/drop");
+    let Some((_, text)) = FILES.iter().find(|(f, _)| *f == drop) else { return Vec::new() };
+    text.lines().filter_map(|l| l.split('#').next()).map(str::trim).filter(|l| !l.is_empty()).collect()
+}
+
 /// The built-in scripts, written out; the directory goes away when this is dropped.
 pub struct Unpacked {
     dir: PathBuf,
@@ -184,6 +196,16 @@ mod tests {
                 assert!(has(&n), "vm/{n} is not built in");
             }
         }
+    }
+
+    #[test]
+    fn the_patches_a_version_leaves_out_are_read_from_its_drop_list() {
+        assert_eq!(
+            series_left_out("6.19.14+deb13-amd64"),
+            vec!["0009-netdevsim-take-rx-buffers-larger-than-a-page-QCFG_RX.patch"]
+        );
+        assert!(series_left_out("7.3.4+deb13-amd64").is_empty());
+        assert!(series_left_out("bzImage").is_empty());
     }
 
     #[test]
