@@ -61,7 +61,7 @@ fn a_remote_peer_over_ssh_sends_and_its_settings_come_back() {
         &format!(
             "name: ssh-lab\nkind: nic\nabout: x\nsimulate: veth\ninterface: sshdut0\nnetns: {ns_d}\nqueues: 2\n\
              dut_address: 10.77.9.1/24\nremote:\n  netns: {ns_p}\n  interface: sshpeer0\n  address: 10.77.9.2\n\
-             \x20 ssh: {{ host: 10.77.9.2, user: root }}\n"
+             \x20 ssh: {{ host: 10.77.10.2, user: root }}\n"
         ),
     );
     let before = remote_dirs();
@@ -77,7 +77,7 @@ fn a_remote_peer_over_ssh_sends_and_its_settings_come_back() {
         "op.yaml",
         &format!(
             "name: ssh-op\nkind: nic\nabout: x\ninterface: sshdut0\nnetns: {ns_d}\nremote:\n  interface: sshpeer0\n  \
-             address: 10.77.9.2\n  ssh: {{ host: 10.77.9.2, user: root, identity: {}, known_hosts: {} }}\n\
+             address: 10.77.9.2\n  ssh: {{ host: 10.77.10.2, user: root, identity: {}, known_hosts: {} }}\n\
              peer: {{ mtu: 1400 }}\n",
             id.display(),
             kh.display()

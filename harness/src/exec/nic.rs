@@ -219,8 +219,7 @@ impl Ctx<'_> {
             None if context.is_some() => 0,
             None => self.topo.if_rxq,
         };
-        let rule =
-            ethtool::FlowRule { ipv6: local.is_ipv6(), port: ethtool::FlowPort::Dst(local.port()), queue, context };
+        let rule = ethtool::FlowRule { ipv6: local.is_ipv6(), dst_port: local.port(), queue, context };
         let r = ethtool::add_flow_rule(&dev, &rule);
         if let Some(loc) = self.check_nl(format!("add ntuple rule {name}: {rule:?}"), r, expect)? {
             self.nic.rules.insert(name, loc);

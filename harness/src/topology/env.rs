@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::tools::{apply_settings, first_ipv4, ifindex_in, in_ns, read_state, restore};
 use super::{parse_cidr, Kind, Settings, Tools, Topo, TopologyFile};
-use crate::kernel::nl::{ethtool, kmod, link, netns};
+use crate::kernel::nl::{kmod, link, netns};
 use crate::kernel::sys;
 
 /// What an undo puts back: the name of a restore in logs and reports.
@@ -36,8 +36,6 @@ pub enum Restore {
     RemoteSettings { host: String, dev: String },
     /// Stop the simulated lab's sshd (in the named peer namespace) and remove its keys.
     Sshd(String),
-    /// Delete the ntuple rule that kept the simulated lab's ssh replies off the DUT's queue.
-    LabRule { dev: String, location: u32 },
 }
 
 impl std::fmt::Display for Restore {
@@ -51,7 +49,6 @@ impl std::fmt::Display for Restore {
             Restore::RemoteDir { host, dir } => write!(f, "removing {dir} on {host}"),
             Restore::RemoteSettings { host, dev } => write!(f, "restoring the settings of {dev} on {host}"),
             Restore::Sshd(n) => write!(f, "stopping the lab's sshd (netns {n})"),
-            Restore::LabRule { dev, location } => write!(f, "deleting the lab's ssh rule {location} on {dev}"),
         }
     }
 }
@@ -272,6 +269,36 @@ impl TopologyFile {
         Ok(())
     }
 
+    /// The simulated lab's management network: a veth pair between the DUT's namespace `n` and
+    /// the peer's `pn`, the peer side at `remote.ssh.host`, the DUT side at the first other
+    /// address of its /24. Returns the address sshd listens on. ssh must not run over the link
+    /// under test: once a case binds zcrx to the DUT's queue, the peer's packets land in zcrx
+    /// buffers and ssh's own read() gets EFAULT ("kex_exchange_identification: read: Bad
+    /// address"), as a second machine's ssh would if it came in over the NIC under test. The
+    /// pair goes with the namespaces.
+    fn lab_management_link(&self, n: &str, pn: &str, remote: &super::Peer) -> Result<String, Error> {
+        let host = remote.ssh.as_ref().map(|s| s.host.clone()).unwrap_or_default();
+        // Checked with the file (topology::remote): an IPv4 address, not remote.address.
+        let peer_ip: std::net::Ipv4Addr =
+            host.parse().map_err(|_| Error::Invalid(format!("remote.ssh.host `{host}`: not an IPv4 address")))?;
+        let o = peer_ip.octets();
+        let dut_ip = std::net::Ipv4Addr::new(o[0], o[1], o[2], if o[3] == 1 { 2 } else { 1 });
+        if let Err(e) = in_ns(Some(n), || link::add_veth("zcrxmgmt0", "zcrxmgmt1", 1)) {
+            kmod::load("veth").map_err(|m| Error::Setup(format!("{e}; loading veth: {m}")))?;
+            in_ns(Some(n), || link::add_veth("zcrxmgmt0", "zcrxmgmt1", 1))?;
+        }
+        let peer_ns = std::fs::File::open(netns::path(pn)).map_err(|e| Error::Setup(format!("{pn}: {e}")))?;
+        in_ns(Some(n), || link::move_to(link::by_name("zcrxmgmt1")?.index, peer_ns.as_fd()))?;
+        for (ns, dev, ip) in [(n, "zcrxmgmt0", dut_ip), (pn, "zcrxmgmt1", peer_ip)] {
+            in_ns(Some(ns), || {
+                let idx = link::by_name(dev)?.index;
+                link::add_addr(idx, std::net::IpAddr::V4(ip), 24)?;
+                link::set_up(idx, true)
+            })?;
+        }
+        Ok(host)
+    }
+
     fn up_nic(&self, a: &mut Env, tools: &Tools, pid: u32, slot: u32) -> Result<(), Error> {
         let dev = self.interface.clone().ok_or(Error::Invalid("nic: no interface".into()))?;
         let remote = self.remote.as_ref().ok_or(Error::Invalid("nic: no remote".into()))?;
@@ -303,53 +330,18 @@ impl TopologyFile {
                 let sshd = tools.sshd.clone().ok_or_else(|| {
                     Error::Setup("simulate with remote.ssh: no sshd (ZCRX_SSHD; vm/openssh.sh fetches Debian's)".into())
                 })?;
-                let lab = super::ssh_lab::Lab::start(&sshd, &netns::path(pn), &remote.address)?;
+                let listen = self.lab_management_link(n, pn, remote)?;
+                let lab = super::ssh_lab::Lab::start(&sshd, &netns::path(pn), &listen)?;
                 lab_log = Some(lab.dir.join("sshd.log"));
                 a.lab_keys = Some((lab.identity.clone(), lab.known_hosts.clone(), lab.dir.join("sshd.log")));
                 a.log.push(format!(
-                    "simulated remote: sshd in netns {pn} at {}, keys in {}",
-                    remote.address,
+                    "simulated remote: sshd in netns {pn} at {listen} (management link zcrxmgmt0/1), keys in {}",
                     lab.dir.display()
                 ));
                 let cell = std::cell::RefCell::new(Some(lab));
                 a.defer(Restore::Sshd(pn.clone()), move || {
                     drop(cell.borrow_mut().take());
                     Ok(())
-                });
-                // The lab's ssh runs over the simulated link, whose peer traffic lands on the
-                // DUT's rx queue; once a case binds zcrx there, ssh's own replies would be
-                // unreadable (its read() gets EFAULT: "kex_exchange_identification: read: Bad
-                // address"). A machine's management network keeps ssh off the NIC under test;
-                // here an ntuple rule on the DUT sends the sshd's replies to its last queue,
-                // which no case binds (cases use the queue under test and the one after it).
-                let port = remote.ssh.as_ref().map(|s| s.port).unwrap_or(22);
-                let last = self.queues.saturating_sub(1);
-                let queue = if last == self.rxq { self.rxq.saturating_sub(1) } else { last };
-                let rule = ethtool::FlowRule {
-                    ipv6: remote.address.contains(':'),
-                    port: ethtool::FlowPort::Src(port),
-                    queue,
-                    context: None,
-                };
-                let (path, d) = (netns::path(n), dev.clone());
-                let location = std::thread::scope(|s| {
-                    s.spawn(|| -> Result<u32, Error> {
-                        super::enter(&path)?;
-                        Ok(ethtool::add_flow_rule(&d, &rule)?)
-                    })
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::Setup("the ntuple thread panicked".into())))
-                })?;
-                a.log.push(format!("simulated remote: ssh replies (TCP source port {port}) steered to queue {queue}"));
-                let (path, d) = (netns::path(n), dev.clone());
-                a.defer(Restore::LabRule { dev: dev.clone(), location }, move || {
-                    let (path, d) = (path.clone(), d.clone());
-                    std::thread::spawn(move || -> Result<(), Error> {
-                        super::enter(&path)?;
-                        Ok(ethtool::delete_flow_rule(&d, location)?)
-                    })
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::Setup("the ntuple thread panicked".into())))
                 });
             }
         }

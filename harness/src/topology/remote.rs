@@ -75,10 +75,15 @@ pub(super) fn check_ssh(s: &SshRemote, r: &Peer, simulate: bool) -> Result<(), s
             "an ssh peer needs remote.interface (its settings are recorded and restored)".into(),
         ));
     }
-    if simulate && s.host != r.address {
+    if simulate && (s.host == r.address || s.host.parse::<std::net::Ipv4Addr>().is_err()) {
         return Err(bad(
             "remote.ssh.host",
-            format!("with `simulate` the lab's sshd listens at remote.address {}", r.address),
+            format!(
+                "with `simulate` the lab's sshd listens on a management link of its own: an IPv4 address other \
+                 than remote.address {} (ssh over the link under test would land in the zcrx buffers of the queue a \
+                 case binds)",
+                r.address
+            ),
         ));
     }
     if !simulate && r.netns.is_some() {

@@ -201,23 +201,14 @@ impl Rxnfc {
     }
 }
 
-/// A TCP flow rule: packets to or from `port` (IPv4 or IPv6) go to `queue`, or, with a
-/// `context`, to queue `queue` of that RSS context.
+/// A TCP flow rule: packets to `dst_port` (IPv4 or IPv6) go to `queue`, or, with a `context`,
+/// to queue `queue` of that RSS context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowRule {
     pub ipv6: bool,
-    pub port: FlowPort,
+    pub dst_port: u16,
     pub queue: u32,
     pub context: Option<u32>,
-}
-
-/// Which TCP port of a packet a [`FlowRule`] matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FlowPort {
-    /// The destination port: a local socket's own port.
-    Dst(u16),
-    /// The source port: a remote server's port (its replies).
-    Src(u16),
 }
 
 /// One `SIOCETHTOOL` request on `dev` (in the calling thread's network namespace): `buf`
@@ -264,15 +255,9 @@ pub fn add_flow_rule(dev: &str, rule: &FlowRule) -> NlResult<u32> {
     }
     b.put32(4, flow);
     b.put32(16, flow);
-    // h_u / m_u: tcp_ip4_spec psrc @8 and pdst @10, tcp_ip6_spec psrc @32 and pdst @34 (big
-    // endian; mask all ones).
-    let (port_at, port) = match (rule.ipv6, rule.port) {
-        (false, FlowPort::Src(p)) => (8, p),
-        (false, FlowPort::Dst(p)) => (10, p),
-        (true, FlowPort::Src(p)) => (32, p),
-        (true, FlowPort::Dst(p)) => (34, p),
-    };
-    b.0[16 + 4 + port_at..16 + 4 + port_at + 2].copy_from_slice(&port.to_be_bytes());
+    // h_u / m_u: tcp_ip4_spec pdst @10, tcp_ip6_spec pdst @34 (big endian; mask all ones).
+    let port_at = if rule.ipv6 { 34 } else { 10 };
+    b.0[16 + 4 + port_at..16 + 4 + port_at + 2].copy_from_slice(&rule.dst_port.to_be_bytes());
     b.0[16 + 76 + port_at..16 + 76 + port_at + 2].copy_from_slice(&[0xff, 0xff]);
     b.0[16 + 152..16 + 160].copy_from_slice(&(rule.queue as u64).to_ne_bytes());
     b.put32(16 + 160, RX_CLS_LOC_ANY);
