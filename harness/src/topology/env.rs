@@ -303,8 +303,6 @@ impl TopologyFile {
         let dev = self.interface.clone().ok_or(Error::Invalid("nic: no interface".into()))?;
         let remote = self.remote.as_ref().ok_or(Error::Invalid("nic: no remote".into()))?;
         let ns = self.netns.clone();
-        // A simulated lab's sshd log, for an ssh failure's message.
-        let mut lab_log = None;
         if let Some(kind) = self.simulate {
             // Build the pair exactly where the file says the NIC and its peer are.
             let (Some(n), Some(pn), Some(pi)) = (&self.netns, &remote.netns, &remote.interface) else {
@@ -332,7 +330,6 @@ impl TopologyFile {
                 })?;
                 let listen = self.lab_management_link(n, pn, remote)?;
                 let lab = super::ssh_lab::Lab::start(&sshd, &netns::path(pn), &listen)?;
-                lab_log = Some(lab.dir.join("sshd.log"));
                 a.lab_keys = Some((lab.identity.clone(), lab.known_hosts.clone(), lab.dir.join("sshd.log")));
                 a.log.push(format!(
                     "simulated remote: sshd in netns {pn} at {listen} (management link zcrxmgmt0/1), keys in {}",
@@ -346,13 +343,7 @@ impl TopologyFile {
             }
         }
         if let Some(s) = &remote.ssh {
-            match (self.up_ssh_peer(a, s, remote, tools.peer_agent.as_deref()), &lab_log) {
-                (Err(Error::Ssh(e)), Some(log)) => {
-                    let sshd_log = super::ssh::log_tail(log, 20);
-                    return Err(Error::Ssh(super::ssh::SshError::Lab { source: Box::new(e), sshd_log }));
-                }
-                (r, _) => r?,
-            }
+            self.up_ssh_peer(a, s, remote, tools.peer_agent.as_deref())?;
         }
         let idx = match &ns {
             Some(n) => ifindex_in(n, &dev)?,

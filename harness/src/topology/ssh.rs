@@ -137,11 +137,15 @@ impl SshTarget {
         });
         let out = c.output().map_err(|e| SshError::Spawn { program: "ssh".into(), source: e })?;
         if !out.status.success() {
-            return Err(SshError::Failed {
+            let failed = SshError::Failed {
                 host: self.host.clone(),
                 command: remote.into(),
                 status: out.status.to_string(),
                 stderr: String::from_utf8_lossy(&out.stderr).trim().chars().take(2000).collect(),
+            };
+            return Err(match &self.lab_log {
+                Some(log) => SshError::Lab { source: Box::new(failed), sshd_log: log_tail(log, LAB_LOG_LINES) },
+                None => failed,
             });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -173,8 +177,11 @@ impl SshAgent {
     }
 }
 
+/// How much of a simulated lab's sshd log an ssh failure carries.
+const LAB_LOG_LINES: usize = 12;
+
 /// The last `n` lines of a simulated lab's sshd log, on one line.
-pub(super) fn log_tail(log: &Path, n: usize) -> String {
+fn log_tail(log: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let mut tail: Vec<&str> = text.lines().rev().take(n).collect();
     tail.reverse();
@@ -351,7 +358,7 @@ impl Session {
             let _ = err_thread.join();
             let mut said = err_text.lock().map(|t| t.clone()).unwrap_or_default();
             if let (false, Some(log)) = (said.is_empty(), &lab_log) {
-                said.push_str(&format!("; the simulated lab's sshd logged: {}", log_tail(log, 8)));
+                said.push_str(&format!("; the simulated lab's sshd logged: {}", log_tail(log, LAB_LOG_LINES)));
             }
             if let Ok(mut i) = m.lock() {
                 i.closed = Some(if said.is_empty() { closed } else { format!("{closed}; ssh said: {said}") });
