@@ -63,10 +63,7 @@ cmd_fetch() {
         dpkg-deb -x "$(deb_file libmnl0 "$mver")" "$tmp"
         LD_LIBRARY_PATH=$tmp/usr/lib/x86_64-linux-gnu runs "$bin" ||
             die "ethtool $ver does not run even with sid's libmnl0: $(LD_LIBRARY_PATH=$tmp/usr/lib/x86_64-linux-gnu "$bin" --version 2>&1 | head -n1)"
-        # shellcheck disable=SC2016  # $LD_LIBRARY_PATH and $@ are for the wrapper
-        printf '#!/bin/sh\nLD_LIBRARY_PATH=%s/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s/usr/sbin/ethtool "$@"\n' \
-            "$dir" "$dir" >"$tmp/ethtool"
-        chmod +x "$tmp/ethtool"
+        lib_wrapper "$tmp/ethtool" "$dir/usr/lib/x86_64-linux-gnu" "$dir/usr/sbin/ethtool"
         path=$dir/ethtool
     fi
     rm -rf "$dir"

@@ -139,6 +139,15 @@ flavour_of_release() {
 
 temp_dir() { mktemp -d "$1/.$2.$$.XXXXXX"; }
 
+# Writes an executable wrapper OUT that runs TARGET with LIBDIR first in LD_LIBRARY_PATH (a
+# program extracted from a .deb whose libraries were extracted beside it, nothing installed).
+lib_wrapper() {
+    local out=$1 libdir=$2 target=$3
+    # shellcheck disable=SC2016  # $LD_LIBRARY_PATH and $@ are for the wrapper
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s "$@"\n' "$libdir" "$target" >"$out"
+    chmod +x "$out"
+}
+
 # The contents of the `.ready` file of a prepared version under DIR (cache directories named by
 # package version): the version WANT (an epoch is dropped), else the newest; fails if none is ready.
 cached_ready() {

@@ -55,10 +55,7 @@ cmd_fetch() {
     for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
     rm -f "$tmp"/*.deb
     [[ -x $tmp/root/usr/sbin/sshd ]] || die "no usr/sbin/sshd in openssh-server_$ver"
-    # shellcheck disable=SC2016  # $LD_LIBRARY_PATH and $@ are for the wrapper
-    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s/root/usr/sbin/sshd "$@"\n' \
-        "$dir" "$dir" >"$tmp/sshd"
-    chmod +x "$tmp/sshd"
+    lib_wrapper "$tmp/sshd" "$dir/root/usr/lib/x86_64-linux-gnu" "$dir/root/usr/sbin/sshd"
     rm -rf "$dir"
     mv "$tmp" "$dir"
     trap - EXIT

@@ -121,12 +121,10 @@ bpf_tools() {
     [[ -x $tmp/root/usr/sbin/bpftool && -f $tmp/root/usr/include/bpf/bpf_helpers.h ]] ||
         { rm -rf "$tmp"; die "no usr/sbin/bpftool or usr/include/bpf/bpf_helpers.h in bpftool / libbpf-dev"; }
     mkdir "$tmp/bin"
-    # shellcheck disable=SC2016  # $LD_LIBRARY_PATH and $@ are for the wrappers
-    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s "$@"\n' \
-        "$libs" "$dir/root/usr/lib/llvm-$n/bin/clang" >"$tmp/bin/clang"
-    # shellcheck disable=SC2016
+    lib_wrapper "$tmp/bin/clang" "$libs" "$dir/root/usr/lib/llvm-$n/bin/clang"
+    # shellcheck disable=SC2016  # $@ is for the wrapper
     printf '#!/bin/sh\nexec %s "$@"\n' "$dir/root/usr/sbin/bpftool" >"$tmp/bin/bpftool"
-    chmod +x "$tmp/bin/clang" "$tmp/bin/bpftool"
+    chmod +x "$tmp/bin/bpftool"
     rm -rf "$dir"
     mv "$tmp" "$dir"
     "$dir/bin/clang" --version >/dev/null 2>&1 || die "$clang_pkg does not run: $("$dir/bin/clang" --version 2>&1 | head -n1)"
