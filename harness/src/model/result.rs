@@ -135,6 +135,11 @@ pub enum CaseResult {
     /// The case ran past its timeout and was killed.
     TimedOut {
         after_s: f64,
+        /// The process did not exit after SIGKILL: stuck in the kernel (an exit that waits on
+        /// something that never comes). Its kernel stack (/proc/PID/stack) when it was left
+        /// behind; the suite goes on without it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stuck: Option<Vec<String>>,
     },
     /// The case process died without a result.
     Crashed {
@@ -303,7 +308,12 @@ impl std::fmt::Display for CaseResult {
                 write!(f, "can fail: {killed} of {of} assertion(s) killed ({killed_setup} of {setup} set-up)")
             }
             CaseResult::Failed(x) => f.write_str(&x.message),
-            CaseResult::TimedOut { after_s } => write!(f, "timed out after {after_s} s; killed"),
+            CaseResult::TimedOut { after_s, stuck: None } => write!(f, "timed out after {after_s} s; killed"),
+            CaseResult::TimedOut { after_s, stuck: Some(stack) } => write!(
+                f,
+                "timed out after {after_s} s; SIGKILL did not end it: stuck in the kernel at {}",
+                stack.first().map(String::as_str).unwrap_or("(no stack)")
+            ),
             CaseResult::Crashed { how } => write!(f, "case process crashed ({how}) without a result"),
             CaseResult::GuestCrashed { why } => write!(f, "{why} while this case ran; console tail attached"),
             CaseResult::KernelSplat { lines, during, result, .. } => {
@@ -531,7 +541,7 @@ mod tests {
         let efault = ObservedPattern::parse("kernel returned EFAULT").expect("parses");
         assert!(efault.matches(&failed("errno/result", errno("EINVAL"), errno("EFAULT"))));
         assert!(!efault.matches(&failed("errno/result", errno("EINVAL"), errno("EPERM"))));
-        assert!(!efault.matches(&CaseResult::TimedOut { after_s: 1.0 }));
+        assert!(!efault.matches(&CaseResult::TimedOut { after_s: 1.0, stuck: None }));
         let token = ObservedPattern::parse("area.rq_area_token: expected 0x0 (0), kernel wrote 0x1000000000000")
             .expect("parses");
         assert_eq!(token.what.as_deref(), Some("area.rq_area_token"));
@@ -573,7 +583,7 @@ mod tests {
             (s.status(), s.to_string().as_str()),
             (Some(Status::Fail), "m; kernel splat during the case: BUG: x")
         );
-        let t = CaseResult::TimedOut { after_s: 30.0 };
+        let t = CaseResult::TimedOut { after_s: 30.0, stuck: None };
         assert_eq!(t.to_string(), "timed out after 30 s; killed");
         assert!(CaseResult::Interrupted.is_harness_error() && !t.is_harness_error());
         let back: CaseResult = serde_json::from_str(&serde_json::to_string(&s).expect("ser")).expect("de");

@@ -32,7 +32,8 @@ pub fn detail(c: &CaseReport) -> Option<String> {
             }
             s
         }
-        CaseResult::TimedOut { after_s } => format!("timed_out after {after_s} s"),
+        CaseResult::TimedOut { after_s, stuck: None } => format!("timed_out after {after_s} s"),
+        CaseResult::TimedOut { after_s, stuck: Some(_) } => format!("timed_out after {after_s} s, stuck in the kernel"),
         CaseResult::KernelSplat { lines, kinds, .. } => match kinds.first() {
             Some(k) => format!("kernel_splat ({k}): {}", lines.first().map(String::as_str).unwrap_or("")),
             None => format!("kernel_splat: {}", lines.first().map(String::as_str).unwrap_or("")),
@@ -78,7 +79,7 @@ mod tests {
         assert!(c.typed_result().is_harness_error());
         assert_eq!(r.runs[0].timings.kvm, Some(true));
         let mut c = c.clone();
-        c.set_result(CaseResult::TimedOut { after_s: 30.0 });
+        c.set_result(CaseResult::TimedOut { after_s: 30.0, stuck: None });
         assert_eq!((c.status, c.message.as_str()), (Status::Fail, "timed out after 30 s; killed"));
         assert_eq!(detail(&c).as_deref(), Some("timed_out after 30 s"));
         let text = serde_json::to_string(&c).expect("ser");
@@ -92,7 +93,7 @@ mod tests {
     fn reports_render_the_kind() {
         let mut run = crate::model::RunReport::new("host", Default::default(), &[]);
         let mut t = CaseReport::new("a.timeout");
-        t.set_result(CaseResult::TimedOut { after_s: 5.0 });
+        t.set_result(CaseResult::TimedOut { after_s: 5.0, stuck: None });
         let mut h = CaseReport::new("a.harness");
         h.set_result(CaseResult::HarnessError { message: "mmap: ENOMEM".into() });
         run.cases = vec![t, h];

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
@@ -63,6 +63,8 @@ pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Opti
                 timeout,
                 status: None,
                 killed: None,
+                killed_at: None,
+                stuck: None,
             })
         }
     }
@@ -173,6 +175,23 @@ pub struct Running {
     timeout: f64,
     status: Option<WaitStatus>,
     killed: Option<Killed>,
+    /// When SIGKILL was sent.
+    killed_at: Option<Instant>,
+    /// The kernel stack of a killed child that did not exit within [`KILL_GRACE`].
+    stuck: Option<Vec<String>>,
+}
+
+/// How long a child may take to exit after SIGKILL before the runner leaves it behind (its
+/// exit waits in the kernel: io_uring's cancellation of a request that never completes, a
+/// lock never released) and goes on with the suite.
+const KILL_GRACE: Duration = Duration::from_secs(20);
+
+/// A process's kernel stack, one frame per line (/proc/PID/stack, root only).
+fn kernel_stack(pid: nix::unistd::Pid) -> Vec<String> {
+    match std::fs::read_to_string(format!("/proc/{pid}/stack")) {
+        Ok(s) => s.lines().take(32).map(|l| l.trim().to_string()).collect(),
+        Err(e) => vec![format!("(/proc/{pid}/stack: {e})")],
+    }
 }
 
 /// Reads what a non-blocking pipe holds; false at end of file or on an error.
@@ -232,10 +251,18 @@ impl Running {
             } else {
                 None
             };
-            if let Some(why) = why {
-                let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
-                self.status = waitpid(self.pid, None).ok().or(Some(WaitStatus::StillAlive));
-                self.killed = Some(why);
+            match (why, self.killed_at) {
+                (Some(why), None) => {
+                    let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+                    self.killed = Some(why);
+                    self.killed_at = Some(Instant::now());
+                }
+                (_, Some(at)) if at.elapsed() > KILL_GRACE => {
+                    // Never waited for without a bound: the suite goes on without it.
+                    self.stuck = Some(kernel_stack(self.pid));
+                    self.status = Some(WaitStatus::StillAlive);
+                }
+                _ => {}
             }
         }
         if self.status.is_some() {
@@ -263,7 +290,8 @@ impl Running {
         });
         let outcome = match (self.killed, parsed) {
             (Some(Killed::Timeout), _) => {
-                Outcome::of(CaseResult::TimedOut { after_s: self.timeout }).with_log(tail(&self.cap.log))
+                Outcome::of(CaseResult::TimedOut { after_s: self.timeout, stuck: self.stuck })
+                    .with_log(tail(&self.cap.log))
             }
             (Some(Killed::Interrupted), _) => Outcome::of(CaseResult::Interrupted),
             (None, Some(o)) => o,

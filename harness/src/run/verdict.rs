@@ -83,7 +83,7 @@ mod tests {
         let r = apply_deviation(&efault, &probe, failed(errno("EINVAL"), errno("EPERM")));
         assert!(matches!(r, CaseResult::FailedDifferently { .. }), "{r:?}");
         assert_eq!(apply_deviation(&efault, &probe, CaseResult::Pass).status(), Some(Status::Xpass));
-        let timeout = apply_deviation(&efault, &probe, CaseResult::TimedOut { after_s: 1.0 });
+        let timeout = apply_deviation(&efault, &probe, CaseResult::TimedOut { after_s: 1.0, stuck: None });
         assert!(matches!(timeout, CaseResult::FailedDifferently { .. }), "{timeout:?}");
         let harness = CaseResult::HarnessError { message: "mmap".into() };
         assert_eq!(apply_deviation(&efault, &probe, harness.clone()), harness);
