@@ -134,6 +134,9 @@ CONFIG_NET_NS=y
 CONFIG_USER_NS=y
 CONFIG_VETH=y
 CONFIG_TUN=y
+# userfaultfd (Debian's kernels have it): register.traffic_before_copy_out holds the kernel's
+# copy-out of a registration with it
+CONFIG_USERFAULTFD=y
 # /proc/config.gz, so a guest can tell what it runs
 CONFIG_IKCONFIG=y
 CONFIG_IKCONFIG_PROC=y

@@ -13,9 +13,10 @@ use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::nic_steps::{AfXdp, LinkOp, NsimDevice, Ntuple, PagePools, Process, Qstats, QueueGet, Rss, XdpStep};
+use super::proc_steps::{ExpectPinned, Limit};
 use super::steps::{
     Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, FaultSweep, Importer,
-    Limit, MmapRegion, Netns, Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send,
+    MmapRegion, Netns, Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send,
     Shutdown, Tun,
 };
 use super::stress::Stress;
@@ -131,7 +132,9 @@ step_kinds! {
     /// `region_fill: 0xff` (the user region past the RQ entries holds other bytes), `rq_fill:
     /// 0xff` (all of it, the RQ head/tail header included),
     /// `unsupported: ERRNO` (the answer that means the device lacks the feature: the case skips),
-    /// `retry_ms`
+    /// `retry_ms`, `traffic_before_copy_out: { bytes, conn }` (the area struct's copy-out held
+    /// by userfaultfd until that traffic sits in the socket in the opened queue's buffers, then
+    /// refused: EFAULT with buffers in flight)
     Register(Register) = "register" [expect, call, checks],
     /// `IORING_REGISTER_ZCRX_CTRL`: `op`, `set` (zcrx_ctrl fields), `area`/`area_pages`
     /// (ADD_AREA), `save_fd` (EXPORT), `readonly`, `arg`, `nr_args`
@@ -176,6 +179,9 @@ step_kinds! {
     ExpectRq(ExpectRq) = "expect_rq" [checks],
     /// `copy_count`, `copy_bytes` of the STATS block
     ExpectStats(ExpectStats) = "expect_stats" [checks],
+    /// the case process's pinned, accounted memory (VmPin, where io_uring accounts the zcrx
+    /// areas of a ring without CAP_IPC_LOCK): exactly `kib`, polled up to `wait_ms`
+    ExpectPinned(ExpectPinned) = "expect_pinned" [checks],
     /// `mmap` the kernel RQ region (`offset` override)
     MmapRegion(MmapRegion) = "mmap_region" [expect, call, checks],
     /// a ring, an fd or a connection
@@ -228,7 +234,8 @@ step_kinds! {
     Qstats(Qstats) = "qstats" [],
     /// limits of the case's own process: `nofile_used: true` (the next descriptor is EMFILE),
     /// `memlock: BYTES` (rings opened afterwards account pinned memory), `drop_caps: [IPC_LOCK]`,
-    /// `keep_caps: [NET_ADMIN]` (every other capability dropped from the effective set)
+    /// `keep_caps: [NET_ADMIN]` (every other capability dropped from the effective set),
+    /// `fresh_uid: true` (a user id no process has, capabilities kept)
     Limit(Limit) = "limit" [],
     /// systematic fault injection on a debug kernel: `call` (one step) runs once per round with
     /// the N-th fault point of its io_uring syscall failed (fail-nth; failslab and

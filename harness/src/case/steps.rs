@@ -66,6 +66,22 @@ pub struct Register {
     /// Retry while the kernel answers EEXIST/EBUSY for up to this long (a queue being released
     /// asynchronously after a teardown); the final answer is what is checked.
     pub retry_ms: Option<u64>,
+    /// Traffic in the middle of the call: the area struct's page is write-protected
+    /// (userfaultfd), so the kernel's copy-out of it, the last thing a registration does after
+    /// the queue was opened, stops; meanwhile the harness sends `bytes` on `conn`, waits until
+    /// the receiving socket has queued them (in buffers of the new page pool), makes the page
+    /// read-only and lets the write go on: EFAULT with buffers of the opened queue in flight.
+    pub traffic_before_copy_out: Option<CopyOutTraffic>,
+}
+
+/// `register.traffic_before_copy_out`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyOutTraffic {
+    /// The connection (default c0), made before the registration.
+    pub conn: Option<String>,
+    /// Bytes to send (1 to 65536).
+    pub bytes: u64,
 }
 
 fn one() -> u32 {
@@ -493,25 +509,6 @@ impl Nsim {
 pub struct Netns {
     #[serde(default)]
     pub new: bool,
-}
-
-/// Limits of the case's own process, for paths a harness running as root never takes. Rings
-/// opened afterwards (`open_ring`) are created under them.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Limit {
-    /// Lower RLIMIT_NOFILE to one past the highest descriptor open now: the next new descriptor
-    /// fails with EMFILE.
-    #[serde(default)]
-    pub nofile_used: bool,
-    /// Set RLIMIT_MEMLOCK (soft and hard) to this many bytes.
-    pub memlock: Option<u64>,
-    /// Drop these capabilities from the effective set (names without CAP_: IPC_LOCK).
-    #[serde(default)]
-    pub drop_caps: Vec<String>,
-    /// Keep only these capabilities in the effective set and drop every other one (e.g.
-    /// `[NET_ADMIN]`: a process with CAP_NET_ADMIN and nothing else).
-    pub keep_caps: Option<Vec<String>>,
 }
 
 /// A process of the case that receives through an exported instance it is handed over a Unix

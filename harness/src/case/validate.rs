@@ -166,6 +166,20 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                         );
                     }
                 }
+                if let Some(t) = &r.traffic_before_copy_out {
+                    if !(1..=65536).contains(&t.bytes) {
+                        push(&mut errs, l, c, "register.traffic_before_copy_out.bytes: 1 to 65536".to_string());
+                    }
+                    if r.readonly.iter().any(|x| x == "area") || r.import.is_some() {
+                        push(
+                            &mut errs,
+                            l,
+                            c,
+                            "register.traffic_before_copy_out needs the area struct writable and a registration that is not an import"
+                                .to_string(),
+                        );
+                    }
+                }
                 if let Some(u) = r.unsupported.as_ref().filter(|u| crate::kernel::sys::errno_by_name(u).is_none()) {
                     push(&mut errs, l, c, format!("register.unsupported: unknown errno `{}`", short(u)));
                 }
@@ -201,7 +215,7 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
             }
             Action::Limit(x) => {
                 let named = x.drop_caps.iter().chain(x.keep_caps.iter().flatten());
-                for cap in named.filter(|cap| crate::kernel::sys::cap_by_name(cap).is_none()) {
+                for cap in named.filter(|cap| crate::kernel::creds::cap_by_name(cap).is_none()) {
                     let msg = format!(
                         "limit: unknown capability `{}` (IPC_LOCK, NET_ADMIN, SYS_ADMIN, SYS_RESOURCE)",
                         short(cap)

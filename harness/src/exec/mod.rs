@@ -350,6 +350,7 @@ impl Ctx<'_> {
             Action::RqSet(x) => self.rq_set(x),
             Action::ExpectRq(x) => self.expect_rq(x),
             Action::ExpectStats(x) => self.expect_stats(x),
+            Action::ExpectPinned(x) => self.expect_pinned(x),
             Action::MmapRegion(x) => self.mmap_region(ring, x, expect),
             Action::Close(x) => self.close(x),
             Action::Tun(t) => self.tun(t),

@@ -191,7 +191,11 @@ impl Ctx<'_> {
     /// The `limit` step: RLIMIT_NOFILE down to the descriptors open, RLIMIT_MEMLOCK, and
     /// capabilities dropped from the effective set, for the rest of the case's process.
     pub(super) fn limit(&mut self, x: &Limit) -> StepResult {
-        use crate::kernel::sys;
+        use crate::kernel::{creds, sys};
+        if x.fresh_uid {
+            let uid = creds::switch_to_fresh_uid().map_err(|e| format!("fresh uid: {e}"))?;
+            self.note(format!("running as uid {uid}, a user no other process has (capabilities kept)"));
+        }
         if let Some(bytes) = x.memlock {
             sys::set_rlimit(libc::RLIMIT_MEMLOCK, bytes, Some(bytes)).map_err(|e| format!("RLIMIT_MEMLOCK: {e}"))?;
             self.note(format!("RLIMIT_MEMLOCK {bytes} bytes"));
@@ -200,17 +204,17 @@ impl Ctx<'_> {
             let caps = x
                 .drop_caps
                 .iter()
-                .map(|c| sys::cap_by_name(c).ok_or_else(|| format!("unknown capability {c}")))
+                .map(|c| creds::cap_by_name(c).ok_or_else(|| format!("unknown capability {c}")))
                 .collect::<Result<Vec<u32>, String>>()?;
-            sys::drop_effective_caps(&caps).map_err(|e| format!("capset: {e}"))?;
+            creds::drop_effective_caps(&caps).map_err(|e| format!("capset: {e}"))?;
             self.note(format!("dropped CAP_{} from the effective set", x.drop_caps.join(", CAP_")));
         }
         if let Some(keep) = &x.keep_caps {
             let caps = keep
                 .iter()
-                .map(|c| sys::cap_by_name(c).ok_or_else(|| format!("unknown capability {c}")))
+                .map(|c| creds::cap_by_name(c).ok_or_else(|| format!("unknown capability {c}")))
                 .collect::<Result<Vec<u32>, String>>()?;
-            sys::keep_effective_caps(&caps).map_err(|e| format!("capset: {e}"))?;
+            creds::keep_effective_caps(&caps).map_err(|e| format!("capset: {e}"))?;
             let kept = if keep.is_empty() { "none".to_string() } else { format!("CAP_{}", keep.join(", CAP_")) };
             self.note(format!("effective capabilities: {kept}"));
         }
@@ -219,5 +223,19 @@ impl Ctx<'_> {
             self.note(format!("RLIMIT_NOFILE {limit}, every descriptor below it open ({holes} free slot(s) filled)"));
         }
         Ok(())
+    }
+
+    /// The `expect_pinned` step: VmPin of the case process, polled up to `wait_ms`.
+    pub(super) fn expect_pinned(&mut self, x: &ExpectPinned) -> StepResult {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(x.wait_ms);
+        let have = loop {
+            let have = crate::kernel::creds::vm_pin_kib().map_err(|e| format!("VmPin: {e}"))?;
+            if have == x.kib || std::time::Instant::now() >= deadline {
+                break have;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        self.note(format!("VmPin {have} kB"));
+        self.verdict("pinned KiB", exact("pinned KiB", Some(x.kib), have))
     }
 }

@@ -3,7 +3,9 @@
 //! what the kernel wrote, and the registered instance kept for the data path.
 
 use super::*;
-use crate::kernel::zcrx::{Readonly, RegionMem, Registration, Spec, Target};
+use crate::kernel::uffd::{Trapped, WriteTrap};
+use crate::kernel::zcrx::{Args, Readonly, RegionMem, Registration, Spec, Target};
+use std::os::fd::OwnedFd;
 
 /// How long a registration on a device queue waits for the previous owner's teardown.
 pub(super) const QUEUE_RELEASE_WAIT_S: u64 = 5;
@@ -190,7 +192,14 @@ impl Ctx<'_> {
         // asynchronously by the kernel: a registration expected to succeed on a device queue
         // waits for it (EEXIST/EBUSY, bounded) instead of failing.
         let retry = r.retry_ms.map(Duration::from_millis).or(queue_wait(&reg.spec.target, expect));
+        let trap = match &r.traffic_before_copy_out {
+            Some(t) => Some(self.copy_out_trap(t, &args)?),
+            None => None,
+        };
         let (got, tries) = reg.call(ring_fd, &args, r.nr_args, retry);
+        if let Some(t) = trap {
+            self.copy_out_trap_end(t)?;
+        }
         if tries > 1 {
             self.note(format!("  registration tried {tries} times"));
         }
@@ -275,5 +284,87 @@ impl Ctx<'_> {
     pub(super) fn zcrx_mut(&mut self, name: Option<&str>) -> Result<&mut Zcrx, String> {
         let n = name.unwrap_or("z0");
         self.st.zcrx.get_mut(n).ok_or_else(|| format!("no registered zcrx instance `{n}`"))
+    }
+}
+
+/// A registration's copy-out held while traffic arrives (`register.traffic_before_copy_out`):
+/// the helper thread and how to tell it the call has returned.
+pub(super) struct CopyOutTrap {
+    conn: String,
+    bytes: u64,
+    stop: OwnedFd,
+    helper: std::thread::JoinHandle<Result<Trapped, String>>,
+}
+
+impl Ctx<'_> {
+    /// Arms the write trap on the area struct's page and starts the thread that, once the
+    /// kernel's write stops there, sends the bytes, waits until the receiving socket queued
+    /// them and makes the write fail.
+    fn copy_out_trap(&mut self, t: &CopyOutTraffic, args: &Args) -> Result<CopyOutTrap, StepError> {
+        let conn = t.conn.clone().unwrap_or_else(|| "c0".into());
+        let c =
+            self.st.conns.get(&conn).ok_or_else(|| format!("no connection `{conn}` (connect before registering)"))?;
+        let Some(PeerEnd::Local(peer)) = &c.peer else {
+            return Err(StepError::Skip("traffic_before_copy_out needs a local sending end".into()));
+        };
+        let (peer, recv) = (
+            peer.try_clone().map_err(|e| harness(format!("dup: {e}")))?,
+            c.recv.try_clone().map_err(|e| harness(format!("dup: {e}")))?,
+        );
+        let data = pattern(c.base + c.sent, t.bytes as usize);
+        let trap = WriteTrap::arm(args.area.addr(), args.area.len() as u64).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOSYS) => StepError::Skip(
+                "this kernel has no userfaultfd (CONFIG_USERFAULTFD): the registration's copy-out cannot be held"
+                    .into(),
+            ),
+            _ => harness(format!("userfaultfd on the area struct's page: {e}")),
+        })?;
+        let (stop_rx, stop) = nix::unistd::pipe().map_err(|e| harness(format!("pipe: {e}")))?;
+        let want = t.bytes;
+        let helper = std::thread::spawn(move || -> Result<Trapped, String> {
+            let got = trap.wait(&stop_rx, Duration::from_secs(10)).map_err(|e| format!("userfaultfd: {e}"))?;
+            if !matches!(got, Trapped::Write(_)) {
+                return Ok(got);
+            }
+            nix::unistd::write(&peer, &data).map_err(|e| format!("send: {e}"))?;
+            let until = Instant::now() + Duration::from_secs(5);
+            let queued = loop {
+                let mut n: libc::c_int = 0;
+                // SAFETY: FIONREAD writes one int.
+                if unsafe { libc::ioctl(recv.as_raw_fd(), libc::FIONREAD, &mut n) } != 0 {
+                    break Err(format!("FIONREAD: {}", std::io::Error::last_os_error()));
+                }
+                if n as u64 >= want {
+                    break Ok(());
+                }
+                if Instant::now() >= until {
+                    break Err(format!("{n} of {want} bytes queued in the receiving socket after 5 s"));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            // The write is let go on in any case (dropping the trap would too).
+            trap.refuse().map_err(|e| format!("letting the trapped write fail: {e}"))?;
+            queued.map(|()| got)
+        });
+        Ok(CopyOutTrap { conn, bytes: t.bytes, stop, helper })
+    }
+
+    /// After the registration returned: stops and joins the helper and says what it did.
+    fn copy_out_trap_end(&mut self, t: CopyOutTrap) -> StepResult {
+        let _ = nix::unistd::write(&t.stop, &[1u8]);
+        let got = t.helper.join().map_err(|_| harness("the copy-out helper thread panicked"))?;
+        match got.map_err(harness)? {
+            Trapped::Write(at) => {
+                if let Some(c) = self.st.conns.get_mut(&t.conn) {
+                    c.sent += t.bytes;
+                }
+                self.note(format!(
+                    "  the kernel's write to {at:#x} (the area struct) was held until {} bytes on {} were queued in the receiving socket, then refused",
+                    t.bytes, t.conn
+                ));
+            }
+            other => self.note(format!("  the area struct was not written during the call ({other:?})")),
+        }
+        Ok(())
     }
 }

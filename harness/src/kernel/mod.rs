@@ -3,6 +3,7 @@
 //! default zcrx registration and RQ publisher shared by the executor and `bench` ([`zcrx`]), and
 //! netlink, ethtool, module, XDP and AF_XDP interfaces ([`nl`]).
 
+pub mod creds;
 pub mod debug;
 mod error;
 pub mod fds;
@@ -14,5 +15,6 @@ pub mod ring;
 pub mod softirq;
 pub mod sys;
 pub mod uapi;
+pub mod uffd;
 pub mod zcrx;
 pub use error::Error;

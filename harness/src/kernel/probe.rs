@@ -27,7 +27,7 @@ impl Probe {
         let mut p = Probe {
             kernel_version: sys::parse_version(&release),
             kernel_release: release,
-            cap_net_admin: sys::has_cap_net_admin(),
+            cap_net_admin: super::creds::has_cap_net_admin(),
             euid: nix::unistd::geteuid().as_raw(),
             ..Default::default()
         };

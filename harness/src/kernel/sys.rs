@@ -445,57 +445,6 @@ pub fn replace_file(path: &std::path::Path, text: &str) -> io::Result<()> {
     }
 }
 
-/// Capability numbers by name (without CAP_), for the ones cases drop.
-pub fn cap_by_name(name: &str) -> Option<u32> {
-    Some(match name {
-        "NET_ADMIN" => 12,
-        "IPC_LOCK" => 14,
-        "SYS_ADMIN" => 21,
-        "SYS_RESOURCE" => 24,
-        _ => return None,
-    })
-}
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// Drops capabilities from this thread's effective set (capget, then capset).
-pub fn drop_effective_caps(caps: &[u32]) -> io::Result<()> {
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut hdr = CapHeader { version: VERSION_3, pid: 0 };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: capget writes two CapData words for version 3, as given.
-    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut CapHeader, data.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    for &c in caps {
-        data[(c / 32) as usize].effective &= !(1u32 << (c % 32));
-    }
-    // SAFETY: capset reads the header and two CapData words.
-    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Keeps only `caps` in this thread's effective set (capget, then capset); every other
-/// capability is dropped from it.
-pub fn keep_effective_caps(caps: &[u32]) -> io::Result<()> {
-    let all: Vec<u32> = (0..64).filter(|c| !caps.contains(c)).collect();
-    drop_effective_caps(&all)
-}
-
 /// Sets a resource limit (soft, and hard when given).
 pub fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: Option<u64>) -> io::Result<()> {
     let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -525,18 +474,6 @@ pub fn kernel_release() -> String {
 }
 
 pub use crate::model::probe::parse_version;
-
-/// Whether the effective capability set holds CAP_NET_ADMIN (bit 12).
-pub fn has_cap_net_admin() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("CapEff:"))
-                .and_then(|l| u64::from_str_radix(l["CapEff:".len()..].trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1 << 12) != 0)
-}
 
 #[cfg(test)]
 mod tests {
