@@ -96,6 +96,8 @@ pub fn measure(
     let gcov = gcov_dir();
     let mut opts = RunOpts::quiet_builtin(filter, jobs);
     opts.topologies = topologies.to_vec();
+    // A guest that hangs whole names the case it was in: the host keeps its last lines.
+    opts.announce = true;
     if let Some(d) = &gcov {
         gcov_reset(d);
     }

@@ -320,6 +320,10 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
             }
             Ok(Err(crash)) => {
                 r.verdict = Verdict::KilledByCrash;
+                if let crate::vm::GuestError::TimedOut(_, tail) = &crash {
+                    // The guest hung whole: the case it was in, from its `start ID` lines.
+                    r.killed_by = hung_in(tail).into_iter().collect();
+                }
                 let crash = crash.to_string();
                 r.message =
                     crash.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
@@ -522,9 +526,25 @@ pub fn diff_report(us: &gcov::FileCoverage, changed: &[u32]) -> String {
     o
 }
 
+/// The case a guest that hung whole was running: its last `start ID` line.
+fn hung_in(tail: &[String]) -> Option<String> {
+    tail.iter().rev().find_map(|l| l.strip_prefix("start ")).map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hung_guest_names_the_case_it_last_started() {
+        let tail: Vec<String> =
+            ["start rq.flush_returns", "ok", "start drain.sizes[4096]", "[  50.1] watchdog: BUG: soft lockup"]
+                .map(String::from)
+                .to_vec();
+        assert_eq!(hung_in(&tail).as_deref(), Some("drain.sizes[4096]"));
+        assert_eq!(hung_in(&tail[..1]).as_deref(), Some("rq.flush_returns"));
+        assert_eq!(hung_in(&[]), None);
+    }
 
     #[test]
     fn hex_round_trip() {

@@ -85,6 +85,7 @@ impl Suite {
             start_at,
             self_check: s.self_check,
             jobs: s.jobs as usize,
+            announce: false,
         };
         let paths = case_paths(&s.paths);
         let everywhere = s.topology.topology.is_empty();
@@ -103,6 +104,7 @@ impl Suite {
             start_at: 0,
             self_check: false,
             jobs: 1,
+            announce: false,
         };
         let paths = case_paths(&[]);
         let cases = load_cases(&paths)?;

@@ -100,6 +100,7 @@ fn the_guest_runner_command_line_parses() {
         start_at: 0,
         self_check: true,
         jobs: 2,
+        announce: false,
     };
     let o = vm::VmOpts { paths: vec![], run, memory: "2G".into(), cpus: 2, env: vec![] };
     let cmd = vm::guest_command(Path::new("/bin/zcrx-conform"), &[PathBuf::from("/cases")], &o, 3, 2);

@@ -216,6 +216,7 @@ fn opts(timeout: f64) -> RunOpts {
         start_at: 0,
         self_check: false,
         jobs: 1,
+        announce: false,
     }
 }
 

@@ -42,6 +42,9 @@ pub struct RunOpts {
     /// Cases run at the same time (at least 1); cases holding an exclusive resource never
     /// overlap one another.
     pub jobs: usize,
+    /// Print `start ID` on stderr as each case starts, quiet or not: a guest that hangs whole
+    /// (no case timeout can fire) then names the case it was in, in its console's last lines.
+    pub announce: bool,
 }
 
 impl RunOpts {
@@ -57,6 +60,7 @@ impl RunOpts {
             start_at: 0,
             self_check: false,
             jobs,
+            announce: false,
         }
     }
 }
@@ -87,6 +91,7 @@ pub fn run_on(cases: &[Case], opts: &RunOpts, probe: &Probe, target: &str, mut p
     let selected = plan::passes(&select(cases, &opts.selection), &opts.selection);
     let kinds = provided.kinds();
     let mut progress = progress::Progress::new(opts.stream, opts.quiet, target);
+    progress.announce(opts.announce);
     progress.event(&Event::Probe { probe: Box::new(probe.clone()) });
     progress.event(&Event::Total { total: selected.len() });
     progress.resume_at(opts.start_at);

@@ -26,6 +26,8 @@ pub struct Progress {
     done: usize,
     /// What the kernel lacks of the debug facilities was said (once per run, not per boot).
     noted: bool,
+    /// `start ID` lines on stderr whatever the mode ([`super::RunOpts::announce`]).
+    announce: bool,
 }
 
 fn short(m: &str) -> String {
@@ -54,7 +56,12 @@ impl Progress {
             (_, _, true) => Mode::Tty,
             _ => Mode::Lines,
         };
-        Progress { mode, label: label.to_string(), total: None, done: 0, noted: false }
+        Progress { mode, label: label.to_string(), total: None, done: 0, noted: false, announce: false }
+    }
+
+    /// Print each case's start on stderr (see [`super::RunOpts::announce`]).
+    pub fn announce(&mut self, on: bool) {
+        self.announce = on;
     }
 
     /// Results already known (a VM booted again resumes after them).
@@ -73,6 +80,9 @@ impl Progress {
         match ev {
             Event::Total { total } => self.total = Some(*total),
             Event::Start { id } => {
+                if self.announce {
+                    eprintln!("start {}", short(id));
+                }
                 if let Mode::Tty = self.mode {
                     let id = short(id);
                     eprint!("\r\x1b[K[{}/{}] {} {id}", self.done + 1, total(self.total), printable(&self.label));

@@ -346,11 +346,15 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
     Ok(report)
 }
 
+/// Lines of a guest's stderr kept for a timeout.
+const GUEST_TAIL: usize = 12;
+
 /// Why [`run_command_in_vm`] has no output.
 #[derive(Debug)]
 pub enum GuestError {
-    /// The guest ran past its time limit and was killed.
-    TimedOut(Duration),
+    /// The guest ran past its time limit and was killed; the last lines it wrote on stderr
+    /// (a campaign guest's `start ID` lines name the case it hung in).
+    TimedOut(Duration, Vec<String>),
     /// It could not start, or ended with an error (the message says which).
     Failed(String),
 }
@@ -358,7 +362,12 @@ pub enum GuestError {
 impl std::fmt::Display for GuestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            GuestError::TimedOut(d) => write!(f, "the VM did not finish within {} s", d.as_secs()),
+            GuestError::TimedOut(d, tail) if tail.is_empty() => {
+                write!(f, "the VM did not finish within {} s", d.as_secs())
+            }
+            GuestError::TimedOut(d, tail) => {
+                write!(f, "the VM did not finish within {} s; its last lines:\n{}", d.as_secs(), tail.join("\n"))
+            }
             GuestError::Failed(m) => f.write_str(m),
         }
     }
@@ -383,11 +392,27 @@ pub fn run_command_in_vm(
     let mut guest = guest_prefix(&this_exe().map_err(|e| GuestError::Failed(e.to_string()))?, env);
     guest.extend(args.iter().map(|a| shell_quote(a)));
     let mut child = boot::vng(kernel, "2G", 2, false, &guest.join(" "))
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| GuestError::Failed(format!("starting vng: {e}")))?;
     let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
     let out = child.stdout.take().ok_or_else(|| GuestError::Failed("no stdout".into()))?;
+    // The guest's stderr goes on to ours, and its last lines are kept for a timeout.
+    let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::<String>::new()));
+    if let Some(err) = child.stderr.take() {
+        let tail = tail.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(BufReader::new(err)).map_while(Result::ok) {
+                eprintln!("{line}");
+                if let Ok(mut t) = tail.lock() {
+                    if t.len() == GUEST_TAIL {
+                        t.pop_front();
+                    }
+                    t.push_back(line);
+                }
+            }
+        });
+    }
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut s = String::new();
@@ -406,7 +431,8 @@ pub fn run_command_in_vm(
         Err(_) => {
             let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
-            Err(GuestError::TimedOut(timeout))
+            let tail = tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
+            Err(GuestError::TimedOut(timeout, tail))
         }
     }
 }
