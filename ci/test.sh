@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's tests: formatting and lints, unit tests, every case on the host kernel
 # (cargo test), the host suite with reports, and the suite in the default VM, on its PREEMPT_RT
-# flavour and on one pre-7.2 kernel (7.1.13).
+# flavour, on one pre-7.2 kernel (7.1.13) and, NIC path only, on the newest 7.2 release (7.2.13).
 # Installs what it needs (vm/provision.sh, kernel packages); run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +58,9 @@ step "VM suite on PREEMPT_RT (debian+rt:7.3.4: host, nodev, netdevsim-zcrx; the 
 
 step "VM suite on a pre-7.2 kernel, NIC path included (debian:7.1.13: NODEV/FLUSH_RQ/EXPORT without events; its modules come from the pool)"
 "$bin" run --kernel debian:7.1.13 --out "$out/vm-7.1" -q
+
+step "NIC path on the newest 7.2 release (debian:7.2.13: the first line with zcrx events; reports/point-releases.md)"
+"$bin" run --kernel debian:7.2.13 --topology netdevsim-zcrx,nic-netdevsim,veth --out "$out/vm-7.2-nic" -q
 
 step "no leftovers on the host"
 if ls /run/netns 2>/dev/null | grep -q '^zcrxc'; then
