@@ -29,8 +29,9 @@ struct CapData {
     inheritable: u32,
 }
 
-/// Drops capabilities from this thread's effective set (capget, then capset).
-pub fn drop_effective_caps(caps: &[u32]) -> io::Result<()> {
+/// Reads this thread's capability sets (capget), lets `edit` change them, and sets them
+/// (capset).
+fn edit_caps(edit: impl FnOnce(&mut [CapData; 2])) -> io::Result<()> {
     const VERSION_3: u32 = 0x2008_0522;
     let mut hdr = CapHeader { version: VERSION_3, pid: 0 };
     let mut data = [CapData::default(); 2];
@@ -38,14 +39,21 @@ pub fn drop_effective_caps(caps: &[u32]) -> io::Result<()> {
     if unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut CapHeader, data.as_mut_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    for &c in caps {
-        data[(c / 32) as usize].effective &= !(1u32 << (c % 32));
-    }
+    edit(&mut data);
     // SAFETY: capset reads the header and two CapData words.
     if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Drops capabilities from this thread's effective set.
+pub fn drop_effective_caps(caps: &[u32]) -> io::Result<()> {
+    edit_caps(|data| {
+        for &c in caps {
+            data[(c / 32) as usize].effective &= !(1u32 << (c % 32));
+        }
+    })
 }
 
 /// Switches this process to a user id no process has: its user_struct is new and held only by
@@ -54,7 +62,6 @@ pub fn drop_effective_caps(caps: &[u32]) -> io::Result<()> {
 /// set across setresuid, and the effective set (which setresuid clears) is restored from it.
 /// Returns the uid chosen: the first from 1,500,000,000 + pid that no process in /proc runs as.
 pub fn switch_to_fresh_uid() -> io::Result<u32> {
-    const VERSION_3: u32 = 0x2008_0522;
     let base = 1_500_000_000u32.saturating_add(std::process::id());
     let used = uids_in_use();
     let uid = (base..base.saturating_add(1000))
@@ -66,19 +73,11 @@ pub fn switch_to_fresh_uid() -> io::Result<u32> {
     }
     let u = nix::unistd::Uid::from_raw(uid);
     nix::unistd::setresuid(u, u, u).map_err(io::Error::from)?;
-    let mut hdr = CapHeader { version: VERSION_3, pid: 0 };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: capget writes two CapData words for version 3, as given.
-    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut CapHeader, data.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    for d in &mut data {
-        d.effective = d.permitted;
-    }
-    // SAFETY: capset reads the header and two CapData words.
-    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    edit_caps(|data| {
+        for d in data {
+            d.effective = d.permitted;
+        }
+    })?;
     Ok(uid)
 }
 
