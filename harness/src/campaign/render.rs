@@ -111,7 +111,11 @@ pub fn mutation_md(s: &MutationSummary) -> String {
                 }
                 format!("killed ({}: {})", r.killed_by.len(), ids.join(", "))
             }
-            Verdict::KilledByCrash => format!("killed by crash: {}", r.message.lines().next().unwrap_or("")),
+            Verdict::KilledByCrash => match r.killed_by.first() {
+                // The guest hung whole while this case ran (its last start line).
+                Some(id) => format!("killed by a hang in {id}"),
+                None => format!("killed by crash: {}", r.message.lines().next().unwrap_or("")),
+            },
             Verdict::Survived if !r.mutant.equivalent.is_empty() => {
                 format!("survived (equivalent: {})", r.mutant.equivalent)
             }

@@ -68,7 +68,7 @@ def sample_state(n, draw):
 
 def row_counts(items):
     """items: [(meta row, check result, run record or None)] -> the table's cells."""
-    c = {"sample": 0, "nobuild": 0, "equiv": 0, "run": 0, "killed": 0, "crash": 0, "survived": 0,
+    c = {"sample": 0, "nobuild": 0, "equiv": 0, "run": 0, "killed": 0, "crash": 0, "crash_named": 0, "survived": 0,
          "campaign-nobuild": 0, "lib": 0, "lib_run": 0}
     for _, result, rec in items:
         if result == "does-not-build":
@@ -89,6 +89,8 @@ def row_counts(items):
             c["killed"] += 1
         elif v == "killed-by-crash":
             c["crash"] += 1
+            # A guest that hung whole names the case it was in (mutate's killed_by).
+            c["crash_named"] += 1 if rec.get("killed_by") else 0
         elif v == "survived":
             c["survived"] += 1
         if rec.get("liburing_killed") is not None:
@@ -138,9 +140,11 @@ def sample_section(o, n, draw):
     c = row_counts(items)
     k_us = c["killed"] + c["crash"]
     o.append("")
-    o.append("**%d of %d run; killed by this suite %d (%s: %d by a case, %d by crash), survived %d; "
+    o.append("**%d of %d run; killed by this suite %d (%s: %d by a case, %d by crash, %d of them a hang "
+             "in a named case), survived %d; "
              "liburing's zcrx.t killed %d of %d (%s).** Not building in the campaign: %d." % (
-                 c["run"], c["sample"], k_us, pct(k_us, c["run"]), c["killed"], c["crash"], c["survived"],
+                 c["run"], c["sample"], k_us, pct(k_us, c["run"]), c["killed"], c["crash"], c["crash_named"],
+                 c["survived"],
                  c["lib"], c["lib_run"], pct(c["lib"], c["lib_run"]), c["campaign-nobuild"]))
     durs = [r["duration_s"] for r in runs.values()]
     if durs:
