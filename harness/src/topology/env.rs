@@ -90,6 +90,20 @@ pub struct Env {
     pub lab_keys: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
+/// A veth pair with `queues` queues, `names.0` in namespace `ns` and `names.1` moved into
+/// `peer_ns`. veth may be built in: the module is loaded only when the kernel does not know
+/// the kind.
+fn veth_across(ns: &str, peer_ns: &str, names: (&str, &str), queues: u32) -> Result<(), Error> {
+    let (name, peer) = names;
+    if let Err(e) = in_ns(Some(ns), || link::add_veth(name, peer, queues)) {
+        kmod::load("veth").map_err(|m| Error::Setup(format!("{e}; loading veth: {m}")))?;
+        in_ns(Some(ns), || link::add_veth(name, peer, queues))?;
+    }
+    let to = std::fs::File::open(netns::path(peer_ns)).map_err(|e| Error::Setup(format!("{peer_ns}: {e}")))?;
+    in_ns(Some(ns), || link::move_to(link::by_name(peer)?.index, to.as_fd()))?;
+    Ok(())
+}
+
 impl TopologyFile {
     /// Sets the topology up. Everything created is recorded in the returned value first, so
     /// a failure half-way still tears down what exists.
@@ -142,15 +156,7 @@ impl TopologyFile {
         }
         let (dut_dev, peer_dev) = match self.kind {
             Kind::Veth => {
-                let q = self.queues;
-                // veth may be built in: load the module only when the kernel does not know the kind.
-                if let Err(e) = in_ns(Some(&ns_dut), || link::add_veth("zcrxv0", "zcrxv1", q)) {
-                    kmod::load("veth").map_err(|m| Error::Setup(format!("{e}; loading veth: {m}")))?;
-                    in_ns(Some(&ns_dut), || link::add_veth("zcrxv0", "zcrxv1", q))?;
-                }
-                let peer_ns =
-                    std::fs::File::open(netns::path(&ns_peer)).map_err(|e| Error::Setup(format!("{ns_peer}: {e}")))?;
-                in_ns(Some(&ns_dut), || link::move_to(link::by_name("zcrxv1")?.index, peer_ns.as_fd()))?;
+                veth_across(&ns_dut, &ns_peer, ("zcrxv0", "zcrxv1"), self.queues)?;
                 match rename {
                     // The nic simulation names the pair as its file does.
                     Some((rd, rp)) => {
@@ -283,12 +289,7 @@ impl TopologyFile {
             host.parse().map_err(|_| Error::Invalid(format!("remote.ssh.host `{host}`: not an IPv4 address")))?;
         let o = peer_ip.octets();
         let dut_ip = std::net::Ipv4Addr::new(o[0], o[1], o[2], if o[3] == 1 { 2 } else { 1 });
-        if let Err(e) = in_ns(Some(n), || link::add_veth("zcrxmgmt0", "zcrxmgmt1", 1)) {
-            kmod::load("veth").map_err(|m| Error::Setup(format!("{e}; loading veth: {m}")))?;
-            in_ns(Some(n), || link::add_veth("zcrxmgmt0", "zcrxmgmt1", 1))?;
-        }
-        let peer_ns = std::fs::File::open(netns::path(pn)).map_err(|e| Error::Setup(format!("{pn}: {e}")))?;
-        in_ns(Some(n), || link::move_to(link::by_name("zcrxmgmt1")?.index, peer_ns.as_fd()))?;
+        veth_across(n, pn, ("zcrxmgmt0", "zcrxmgmt1"), 1)?;
         for (ns, dev, ip) in [(n, "zcrxmgmt0", dut_ip), (pn, "zcrxmgmt1", peer_ip)] {
             in_ns(Some(ns), || {
                 let idx = link::by_name(dev)?.index;

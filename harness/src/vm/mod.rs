@@ -346,7 +346,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
     Ok(report)
 }
 
-/// Lines of a guest's stderr kept for a timeout.
+/// Lines of a guest's stderr a timeout reports (of the console tail [`push_tail`] keeps).
 const GUEST_TAIL: usize = 12;
 
 /// Why [`run_command_in_vm`] has no output.
@@ -398,17 +398,14 @@ pub fn run_command_in_vm(
     let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
     let out = child.stdout.take().ok_or_else(|| GuestError::Failed("no stdout".into()))?;
     // The guest's stderr goes on to ours, and its last lines are kept for a timeout.
-    let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::<String>::new()));
+    let tail = std::sync::Arc::new(std::sync::Mutex::new(VecDeque::<String>::new()));
     if let Some(err) = child.stderr.take() {
         let tail = tail.clone();
         std::thread::spawn(move || {
             for line in std::io::BufRead::lines(BufReader::new(err)).map_while(Result::ok) {
                 eprintln!("{line}");
                 if let Ok(mut t) = tail.lock() {
-                    if t.len() == GUEST_TAIL {
-                        t.pop_front();
-                    }
-                    t.push_back(line);
+                    push_tail(&mut t, line);
                 }
             }
         });
@@ -431,7 +428,8 @@ pub fn run_command_in_vm(
         Err(_) => {
             let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
-            let tail = tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
+            let tail = tail.lock().map(|t| t.iter().skip(t.len().saturating_sub(GUEST_TAIL)).cloned().collect());
+            let tail = tail.unwrap_or_default();
             Err(GuestError::TimedOut(timeout, tail))
         }
     }
