@@ -244,6 +244,7 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
             duration_s: t0.elapsed().as_secs_f64(),
             when: now_utc(),
             kernel_release: g.kernel_release.clone(),
+            crash: None,
             message: failing,
             cases: g.cases,
             gcda_suite: g.gcda_suite,
@@ -288,7 +289,9 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
         // past the cap, which a second boot would only repeat) counts as a kill only when a
         // second boot of the same build crashes too.
         let crashed = match &outcome {
-            Ok(Err(crate::vm::GuestError::Failed(c))) => c.lines().last().map(str::to_string),
+            Ok(Err(e @ (crate::vm::GuestError::Failed(_) | crate::vm::GuestError::Exited { .. }))) => {
+                e.to_string().lines().next().map(str::to_string)
+            }
             _ => None,
         };
         if let Some(last) = crashed {
@@ -308,6 +311,7 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
             duration_s: 0.0,
             when: now_utc(),
             kernel_release: base.kernel_release.clone(),
+            crash: None,
             message: String::new(),
             cases: BTreeMap::new(),
             gcda_suite: None,
@@ -320,13 +324,13 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
             }
             Ok(Err(crash)) => {
                 r.verdict = Verdict::KilledByCrash;
-                if let crate::vm::GuestError::TimedOut(_, tail) = &crash {
-                    // The guest hung whole: the case it was in, from its `start ID` lines.
-                    r.killed_by = hung_in(tail).into_iter().collect();
-                }
-                let crash = crash.to_string();
-                r.message =
-                    crash.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                r.crash = Some(match crash {
+                    crate::vm::GuestError::TimedOut(..) => mutants::Crash::Hang,
+                    _ => mutants::Crash::Exited,
+                });
+                // The case the guest was in when it hung or died, from its `start ID` lines.
+                r.killed_by = last_started(crash.stderr_tail()).into_iter().collect();
+                r.message = crash_message(&crash.to_string());
             }
             Ok(Ok(g)) => {
                 let unbaselined;
@@ -526,9 +530,22 @@ pub fn diff_report(us: &gcov::FileCoverage, changed: &[u32]) -> String {
     o
 }
 
-/// The case a guest that hung whole was running: its last `start ID` line.
-fn hung_in(tail: &[String]) -> Option<String> {
+/// The case a guest that hung whole or died was running: its last `start ID` line (with
+/// `-j 2`, the later of the two it was running).
+fn last_started(tail: &[String]) -> Option<String> {
     tail.iter().rev().find_map(|l| l.strip_prefix("start ")).map(str::to_string)
+}
+
+/// A crash's message for the record: its first line (what ended the guest) and its last
+/// eight (where it was).
+fn crash_message(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    match lines.split_first() {
+        Some((head, rest)) if rest.len() > 8 => {
+            std::iter::once(*head).chain(rest[rest.len() - 8..].iter().copied()).collect::<Vec<_>>().join("\n")
+        }
+        _ => lines.join("\n"),
+    }
 }
 
 #[cfg(test)]
@@ -541,9 +558,17 @@ mod tests {
             ["start rq.flush_returns", "ok", "start drain.sizes[4096]", "[  50.1] watchdog: BUG: soft lockup"]
                 .map(String::from)
                 .to_vec();
-        assert_eq!(hung_in(&tail).as_deref(), Some("drain.sizes[4096]"));
-        assert_eq!(hung_in(&tail[..1]).as_deref(), Some("rq.flush_returns"));
-        assert_eq!(hung_in(&[]), None);
+        assert_eq!(last_started(&tail).as_deref(), Some("drain.sizes[4096]"));
+        assert_eq!(last_started(&tail[..1]).as_deref(), Some("rq.flush_returns"));
+        assert_eq!(last_started(&[]), None);
+    }
+
+    #[test]
+    fn a_crash_message_keeps_its_head_and_its_last_lines() {
+        let text: String = (0..20).map(|i| format!("l{i}\n")).collect();
+        let m = crash_message(&text);
+        assert_eq!(m.lines().collect::<Vec<_>>(), ["l0", "l12", "l13", "l14", "l15", "l16", "l17", "l18", "l19"]);
+        assert_eq!(crash_message("a\nb"), "a\nb");
     }
 
     #[test]

@@ -109,6 +109,17 @@ pub enum Verdict {
     BuildFailed,
 }
 
+/// How a killed-by-crash guest ended.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Crash {
+    /// It ran past the boot cap and was killed.
+    Hang,
+    /// The guest command exited unsuccessfully (a panic that powered the guest off, or the
+    /// runner itself killed by a signal).
+    Exited,
+}
+
 /// The kind of kernel a record was measured on: which detectors could see a mutant.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -145,6 +156,10 @@ pub struct Record {
     /// UTC, RFC 3339.
     pub when: String,
     pub kernel_release: String,
+    /// For a killed-by-crash record: a hang or an exit (absent in records written before the
+    /// field, which named their case only for hangs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash: Option<Crash>,
     /// Why it crashed, or the build error.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
@@ -296,6 +311,7 @@ mod tests {
             duration_s: 1.0,
             when: "2026-11-30T00:00:00Z".into(),
             kernel_release: "7.3.4".into(),
+            crash: None,
             message: String::new(),
             cases: BTreeMap::new(),
             gcda_suite: None,

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::gcov::FileCoverage;
-use super::mutants::{Record, Verdict};
+use super::mutants::{Crash, Record, Verdict};
 
 /// What `mutation.json` holds: the table's rows and its totals, all derived from the records.
 #[derive(Debug, Serialize)]
@@ -111,10 +111,13 @@ pub fn mutation_md(s: &MutationSummary) -> String {
                 }
                 format!("killed ({}: {})", r.killed_by.len(), ids.join(", "))
             }
-            Verdict::KilledByCrash => match r.killed_by.first() {
-                // The guest hung whole while this case ran (its last start line).
-                Some(id) => format!("killed by a hang in {id}"),
-                None => format!("killed by crash: {}", r.message.lines().next().unwrap_or("")),
+            Verdict::KilledByCrash => match (r.killed_by.first(), r.crash) {
+                // The guest died while this case ran (its last start line).
+                (Some(id), Some(Crash::Exited)) => format!("killed by a crash in {id}"),
+                // It hung whole while this case ran (records before the `crash` field named
+                // their case only for hangs).
+                (Some(id), _) => format!("killed by a hang in {id}"),
+                (None, _) => format!("killed by crash: {}", r.message.lines().next().unwrap_or("")),
             },
             Verdict::Survived if !r.mutant.equivalent.is_empty() => {
                 format!("survived (equivalent: {})", r.mutant.equivalent)

@@ -355,8 +355,22 @@ pub enum GuestError {
     /// The guest ran past its time limit and was killed; the last lines it wrote on stderr
     /// (a campaign guest's `start ID` lines name the case it hung in).
     TimedOut(Duration, Vec<String>),
-    /// It could not start, or ended with an error (the message says which).
+    /// The guest command ran and exited unsuccessfully (or was killed by a signal inside the
+    /// guest): its exit status, its stdout and the last lines of its stderr (a campaign guest's
+    /// `start ID` lines name the case it was in).
+    Exited { status: String, stdout: String, tail: Vec<String> },
+    /// It could not start (the message says why).
     Failed(String),
+}
+
+impl GuestError {
+    /// The last lines the guest wrote on stderr, where it ran at all.
+    pub fn stderr_tail(&self) -> &[String] {
+        match self {
+            GuestError::TimedOut(_, tail) | GuestError::Exited { tail, .. } => tail,
+            GuestError::Failed(_) => &[],
+        }
+    }
 }
 
 impl std::fmt::Display for GuestError {
@@ -367,6 +381,13 @@ impl std::fmt::Display for GuestError {
             }
             GuestError::TimedOut(d, tail) => {
                 write!(f, "the VM did not finish within {} s; its last lines:\n{}", d.as_secs(), tail.join("\n"))
+            }
+            GuestError::Exited { status, stdout, tail } => {
+                write!(f, "the guest command failed ({status}); output:\n{stdout}")?;
+                if !tail.is_empty() {
+                    write!(f, "\nits last lines on stderr:\n{}", tail.join("\n"))?;
+                }
+                Ok(())
             }
             GuestError::Failed(m) => f.write_str(m),
         }
@@ -399,6 +420,7 @@ pub fn run_command_in_vm(
     let out = child.stdout.take().ok_or_else(|| GuestError::Failed("no stdout".into()))?;
     // The guest's stderr goes on to ours, and its last lines are kept for a timeout.
     let tail = std::sync::Arc::new(std::sync::Mutex::new(VecDeque::<String>::new()));
+    let (err_done, stderr_closed) = mpsc::channel::<()>();
     if let Some(err) = child.stderr.take() {
         let tail = tail.clone();
         std::thread::spawn(move || {
@@ -408,6 +430,7 @@ pub fn run_command_in_vm(
                     push_tail(&mut t, line);
                 }
             }
+            let _ = err_done.send(());
         });
     }
     let (tx, rx) = mpsc::channel();
@@ -416,21 +439,25 @@ pub fn run_command_in_vm(
         let _ = std::io::Read::read_to_string(&mut BufReader::new(out), &mut s);
         let _ = tx.send(s);
     });
+    let last_lines = |tail: &std::sync::Mutex<VecDeque<String>>| -> Vec<String> {
+        tail.lock().map(|t| t.iter().skip(t.len().saturating_sub(GUEST_TAIL)).cloned().collect()).unwrap_or_default()
+    };
     match rx.recv_timeout(timeout) {
-        Ok(s) => {
+        Ok(stdout) => {
             let st = child.wait().map_err(|e| GuestError::Failed(e.to_string()))?;
             if st.success() {
-                Ok(s)
+                Ok(stdout)
             } else {
-                Err(GuestError::Failed(format!("the guest command failed ({st}); output:\n{s}")))
+                // The guest has exited; its stderr is drained once the forwarding thread sees
+                // the pipe close (bounded, should something else still hold the pipe open).
+                let _ = stderr_closed.recv_timeout(Duration::from_secs(5));
+                Err(GuestError::Exited { status: st.to_string(), stdout, tail: last_lines(&tail) })
             }
         }
         Err(_) => {
             let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
-            let tail = tail.lock().map(|t| t.iter().skip(t.len().saturating_sub(GUEST_TAIL)).cloned().collect());
-            let tail = tail.unwrap_or_default();
-            Err(GuestError::TimedOut(timeout, tail))
+            Err(GuestError::TimedOut(timeout, last_lines(&tail)))
         }
     }
 }

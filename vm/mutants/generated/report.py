@@ -89,7 +89,7 @@ def row_counts(items):
             c["killed"] += 1
         elif v == "killed-by-crash":
             c["crash"] += 1
-            # A guest that hung whole names the case it was in (mutate's killed_by).
+            # A guest that hung whole or died names the case it was in (mutate's killed_by).
             c["crash_named"] += 1 if rec.get("killed_by") else 0
         elif v == "survived":
             c["survived"] += 1
@@ -140,8 +140,8 @@ def sample_section(o, n, draw):
     c = row_counts(items)
     k_us = c["killed"] + c["crash"]
     o.append("")
-    o.append("**%d of %d run; killed by this suite %d (%s: %d by a case, %d by crash, %d of them a hang "
-             "in a named case), survived %d; "
+    o.append("**%d of %d run; killed by this suite %d (%s: %d by a case, %d by crash, %d of them naming "
+             "the case the guest hung or died in), survived %d; "
              "liburing's zcrx.t killed %d of %d (%s).** Not building in the campaign: %d." % (
                  c["run"], c["sample"], k_us, pct(k_us, c["run"]), c["killed"], c["crash"], c["crash_named"],
                  c["survived"],
