@@ -299,6 +299,10 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
             outcome = boot_once(&tree, kind, a, &zcrx_t);
         }
         crate::vm::script_status("campaign.sh", &["revert", &tree_s])?;
+        if let Ok(Err(crate::vm::GuestError::Interrupted(_))) = outcome {
+            // Not a verdict: the mutant runs again when the campaign resumes.
+            return Err(Error::Run("interrupted".into()));
+        }
         let mut r = Record {
             mutant: m.clone(),
             verdict: Verdict::Survived,

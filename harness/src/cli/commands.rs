@@ -65,12 +65,16 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
             crate::qualify::main(&q, &cases)
         }
         Cmd::Bench(b) => {
-            crate::bench::main(&b)?;
-            Ok(Verdict::Passed)
+            signal::install_handlers();
+            let r = crate::bench::main(&b);
+            or_interrupted(r.map(|()| Verdict::Passed).map_err(Error::from))
         }
         Cmd::Mutate(m) => {
-            crate::campaign::mutate(&m)?;
-            Ok(Verdict::Passed)
+            if m.guest.is_none() {
+                signal::install_handlers();
+            }
+            let r = crate::campaign::mutate(&m);
+            or_interrupted(r.map(|()| Verdict::Passed).map_err(Error::from))
         }
         Cmd::Coverage(c) => {
             crate::campaign::coverage(&c)?;
@@ -87,6 +91,20 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
             run::agent::serve().map_err(|e| Error::environment(format!("peer-agent: {e}")))?;
             Ok(Verdict::Passed)
         }
+    }
+}
+
+/// A command that boots VMs stops them on SIGINT/SIGTERM and returns an error: its exit
+/// code is the signal's (130/143), not the environment's.
+fn or_interrupted(r: Result<Verdict, Error>) -> Result<Verdict, Error> {
+    match signal::interrupted() {
+        Some(sig) => {
+            if let Err(e) = &r {
+                eprintln!("zcrx-conform: {e}");
+            }
+            Ok(Verdict::Interrupted(sig))
+        }
+        None => r,
     }
 }
 

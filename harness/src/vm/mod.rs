@@ -361,6 +361,8 @@ pub enum GuestError {
     Exited { status: String, stdout: String, tail: Vec<String> },
     /// It could not start (the message says why).
     Failed(String),
+    /// SIGINT or SIGTERM (its number) reached this process: the guest was killed.
+    Interrupted(i32),
 }
 
 impl GuestError {
@@ -368,7 +370,7 @@ impl GuestError {
     pub fn stderr_tail(&self) -> &[String] {
         match self {
             GuestError::TimedOut(_, tail) | GuestError::Exited { tail, .. } => tail,
-            GuestError::Failed(_) => &[],
+            GuestError::Failed(_) | GuestError::Interrupted(_) => &[],
         }
     }
 }
@@ -390,6 +392,7 @@ impl std::fmt::Display for GuestError {
                 Ok(())
             }
             GuestError::Failed(m) => f.write_str(m),
+            GuestError::Interrupted(sig) => write!(f, "interrupted by signal {sig}; the VM was stopped"),
         }
     }
 }
@@ -442,22 +445,39 @@ pub fn run_command_in_vm(
     let last_lines = |tail: &std::sync::Mutex<VecDeque<String>>| -> Vec<String> {
         tail.lock().map(|t| t.iter().skip(t.len().saturating_sub(GUEST_TAIL)).cloned().collect()).unwrap_or_default()
     };
-    match rx.recv_timeout(timeout) {
-        Ok(stdout) => {
-            let st = child.wait().map_err(|e| GuestError::Failed(e.to_string()))?;
-            if st.success() {
-                Ok(stdout)
-            } else {
+    // Waits in short steps so that SIGINT/SIGTERM (the handlers only record them) stops the
+    // VM's whole process group instead of leaving it running.
+    let deadline = std::time::Instant::now() + timeout;
+    let stop = |child: &mut std::process::Child| {
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait();
+    };
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if let Some(sig) = crate::run::signal::interrupted() {
+            stop(&mut child);
+            return Err(GuestError::Interrupted(sig));
+        }
+        match rx.recv_timeout(left.min(Duration::from_millis(250))) {
+            Ok(stdout) => {
+                let st = child.wait().map_err(|e| GuestError::Failed(e.to_string()))?;
+                if st.success() {
+                    return Ok(stdout);
+                }
                 // The guest has exited; its stderr is drained once the forwarding thread sees
                 // the pipe close (bounded, should something else still hold the pipe open).
                 let _ = stderr_closed.recv_timeout(Duration::from_secs(5));
-                Err(GuestError::Exited { status: st.to_string(), stdout, tail: last_lines(&tail) })
+                return Err(GuestError::Exited { status: st.to_string(), stdout, tail: last_lines(&tail) });
             }
-        }
-        Err(_) => {
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-            let _ = child.wait();
-            Err(GuestError::TimedOut(timeout, last_lines(&tail)))
+            Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                stop(&mut child);
+                return Err(GuestError::Failed("the guest's stdout reader stopped".into()));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                stop(&mut child);
+                return Err(GuestError::TimedOut(timeout, last_lines(&tail)));
+            }
         }
     }
 }
