@@ -15,8 +15,13 @@ pub enum Event {
     Probe { probe: Box<Probe> },
     /// How many cases the run selected.
     Total { total: usize },
-    /// A case started.
-    Start { id: String },
+    /// A case started, with the seconds it may run (its own `timeout` or the run's): the host
+    /// watching a VM waits that long (plus a margin) before it calls the guest unresponsive.
+    Start {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_s: Option<f64>,
+    },
     /// A case ended.
     Result { case: Box<CaseReport> },
     /// A case child's outcome (child -> runner only).
@@ -67,9 +72,11 @@ mod tests {
 
     #[test]
     fn round_trip_and_noise() {
-        let e = Event::Start { id: "query.opcodes".into() };
+        let e = Event::Start { id: "query.opcodes".into(), timeout_s: Some(240.0) };
         let line = e.encode();
-        assert!(matches!(Event::decode(&line), Some(Event::Start { id }) if id == "query.opcodes"));
+        assert!(
+            matches!(Event::decode(&line), Some(Event::Start { id, timeout_s: Some(t) }) if id == "query.opcodes" && t == 240.0)
+        );
         // A console may prefix a line (e.g. with a carriage return); the frame still finds it.
         assert!(matches!(Event::decode(&format!("\r{line}\r\n")), Some(Event::Start { .. })));
         assert!(Event::decode("[    1.234] virtio_net virtio0: link up").is_none());

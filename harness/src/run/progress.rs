@@ -79,7 +79,7 @@ impl Progress {
         let total = |t: Option<usize>| t.map_or("?".into(), |t| t.to_string());
         match ev {
             Event::Total { total } => self.total = Some(*total),
-            Event::Start { id } => {
+            Event::Start { id, .. } => {
                 if self.announce {
                     eprintln!("start {}", short(id));
                 }

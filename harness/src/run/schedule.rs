@@ -201,9 +201,9 @@ impl<'a> Scheduler<'a> {
 
     fn start(&mut self, job: Job) -> Option<Slot> {
         let case = self.cases[job.idx];
-        self.progress.event(&Event::Start { id: case.id.clone() });
-        let topo = self.envs.topo(job.kind).cloned().unwrap_or_default();
         let timeout = case.def.timeout.unwrap_or(self.opts.timeout);
+        self.progress.event(&Event::Start { id: case.id.clone(), timeout_s: Some(timeout) });
+        let topo = self.envs.topo(job.kind).cloned().unwrap_or_default();
         let t0 = Instant::now();
         match child::spawn(case, &topo, self.probe, timeout, job.invert) {
             Ok(running) => Some(Slot { job, running, t0, kernel_log: Vec::new(), overlapped: false }),

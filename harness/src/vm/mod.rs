@@ -178,13 +178,16 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
             });
         }
         let mut console: VecDeque<String> = VecDeque::new();
-        let mut running: Vec<(String, Instant)> = Vec::new();
+        // Each running case, when it started, and how long the host waits for it.
+        let mut running: Vec<(String, Instant, Duration)> = Vec::new();
         let mut booted = false;
         // The boot itself ran past its timeout (a hang, not a panic: not booted again).
         let mut boot_timed_out = false;
         let mut last_activity = Instant::now();
         let mut died: Option<String> = None;
-        let case_limit = Duration::from_secs_f64(o.run.timeout + 60.0);
+        // A case may run its own timeout; past that plus a margin (the guest kills it, then
+        // reports) with nothing on the console, the guest is hung.
+        let case_limit = |timeout_s: Option<f64>| Duration::from_secs_f64(timeout_s.unwrap_or(o.run.timeout) + 60.0);
         // A kmemleak scan (a debug kernel) holds the batch's results back and prints nothing
         // for minutes under TCG: the guest is not hung meanwhile.
         let mut scanning: Option<Instant> = None;
@@ -215,12 +218,12 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
                         }
                         Event::Total { total: t } => total = Some(t),
                         // A self-check starts one case once per inverted assertion: one entry.
-                        Event::Start { id } => {
-                            running.retain(|(r, _)| *r != id);
-                            running.push((id, Instant::now()));
+                        Event::Start { id, timeout_s } => {
+                            running.retain(|(r, _, _)| *r != id);
+                            running.push((id, Instant::now(), case_limit(timeout_s)));
                         }
                         Event::Result { case } => {
-                            running.retain(|(id, _)| *id != case.id);
+                            running.retain(|(id, _, _)| *id != case.id);
                             report.cases.push(*case);
                         }
                         Event::Leaked { id, objects } => {
@@ -258,12 +261,9 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
                 break;
             }
             let in_scan = scanning.is_some_and(|t| t.elapsed() < LEAK_SCAN_LIMIT);
-            if booted
-                && !in_scan
-                && running.iter().any(|(_, t)| t.elapsed() > case_limit)
-                && last_activity.elapsed() > case_limit
-            {
-                died = Some(format!("the VM stopped responding for {} s", case_limit.as_secs()));
+            let overdue = running.iter().find(|(_, t, limit)| t.elapsed() > *limit && last_activity.elapsed() > *limit);
+            if let (true, false, Some((_, _, limit))) = (booted, in_scan, overdue) {
+                died = Some(format!("the VM stopped responding for {} s", limit.as_secs()));
                 break;
             }
         }
@@ -303,7 +303,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
             continue;
         }
         match running.pop() {
-            Some((id, t)) => {
+            Some((id, t, _)) => {
                 let mut c = CaseReport { log: tail, duration_s: t.elapsed().as_secs_f64(), ..CaseReport::new(&id) };
                 c.set_result(CaseResult::GuestCrashed { why });
                 progress.event(&Event::Result { case: Box::new(c.clone()) });
