@@ -63,6 +63,10 @@ pub const FILES: &[(&str, &str)] = &[
         "netdevsim-zcrx/0009-netdevsim-take-rx-buffers-larger-than-a-page-QCFG_RX.patch",
         include_str!("../../../vm/netdevsim-zcrx/0009-netdevsim-take-rx-buffers-larger-than-a-page-QCFG_RX.patch"),
     ),
+    (
+        "netdevsim-zcrx/0010-netdevsim-do-not-hand-the-sender-s-clones-to-GRO.patch",
+        include_str!("../../../vm/netdevsim-zcrx/0010-netdevsim-do-not-hand-the-sender-s-clones-to-GRO.patch"),
+    ),
     // What a version needs beyond the rebase onto it (netdevsim.sh's rebase_series).
     ("netdevsim-zcrx/compat/6.19/drop", include_str!("../../../vm/netdevsim-zcrx/compat/6.19/drop")),
 ];
