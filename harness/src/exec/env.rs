@@ -398,17 +398,12 @@ impl Ctx<'_> {
         let id = spare.id;
         self.spares.insert(name.to_string(), spare);
         // The port appears in this namespace (netdevsim creates it in its creator's).
-        let until = Instant::now() + Duration::from_secs(5);
-        let port = loop {
+        let new_port = || -> Result<_, StepError> {
             let now = link::list().map_err(|e| harness(e.msg))?;
-            if let Some(l) = now.into_iter().find(|l| !before.contains(&l.index)) {
-                break l;
-            }
-            if Instant::now() >= until {
-                return Err(harness(format!("netdevsim{id}: no new port appeared in this namespace within 5 s")));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            Ok(now.into_iter().find(|l| !before.contains(&l.index)))
         };
+        let port = poll_until(Duration::from_secs(5), Duration::from_millis(20), new_port, Option::is_some)?
+            .ok_or_else(|| harness(format!("netdevsim{id}: no new port appeared in this namespace within 5 s")))?;
         let want =
             crate::topology::Settings { tcp_data_split: Some("on".into()), hds_thresh: Some(0), ..Default::default() };
         crate::topology::apply_here(&port.name, &want)

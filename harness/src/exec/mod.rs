@@ -434,9 +434,57 @@ impl Ctx<'_> {
     }
 }
 
+/// Polls `probe` every `every` until `done` holds for what it returned or `wait` has passed,
+/// and returns the last value (the caller judges it; `wait` 0 probes once). A probe error ends
+/// the poll. For state the kernel changes on its own schedule with nothing to wait on.
+fn poll_until<T, E>(
+    wait: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Result<T, E>,
+    done: impl Fn(&T) -> bool,
+) -> Result<T, E> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let v = probe()?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if done(&v) || left.is_zero() {
+            return Ok(v);
+        }
+        std::thread::sleep(every.min(left));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn poll_until_stops_when_done_or_out_of_time() {
+        let mut n = 0;
+        let got: Result<i32, ()> = poll_until(
+            Duration::from_secs(5),
+            Duration::ZERO,
+            || {
+                n += 1;
+                Ok(n)
+            },
+            |v| *v == 3,
+        );
+        assert_eq!(got, Ok(3));
+        let mut calls = 0;
+        let once: Result<i32, ()> = poll_until(
+            Duration::ZERO,
+            Duration::from_millis(1),
+            || {
+                calls += 1;
+                Ok(0)
+            },
+            |_| false,
+        );
+        assert_eq!((once, calls), (Ok(0), 1));
+        let failed: Result<i32, &str> = poll_until(Duration::from_secs(5), Duration::ZERO, || Err("gone"), |_| true);
+        assert_eq!(failed, Err("gone"));
+    }
 
     #[test]
     fn pattern_words_equal_bytes() {

@@ -261,14 +261,12 @@ impl Ctx<'_> {
             Some(v) => self.value(v, Ns::Any)? as u32,
             None => self.topo.if_rxq,
         };
-        let deadline = Instant::now() + Duration::from_millis(q.wait_ms);
-        let got = loop {
-            let r = netdev::rx_queue(idx, id).map_err(|e| harness(e.msg))?;
-            if r.io_uring == q.io_uring || Instant::now() >= deadline {
-                break r;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let got = poll_until(
+            Duration::from_millis(q.wait_ms),
+            Duration::from_millis(10),
+            || netdev::rx_queue(idx, id).map_err(|e| harness(e.msg)),
+            |r| r.io_uring == q.io_uring,
+        )?;
         self.note(format!("queue-get {dev} rx {id}: {got:?}"));
         let r = if got.io_uring != q.io_uring {
             let state = if got.io_uring { "still shows" } else { "does not show" };

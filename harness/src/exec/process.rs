@@ -227,14 +227,12 @@ impl Ctx<'_> {
 
     /// The `expect_pinned` step: VmPin of the case process, polled up to `wait_ms`.
     pub(super) fn expect_pinned(&mut self, x: &ExpectPinned) -> StepResult {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(x.wait_ms);
-        let have = loop {
-            let have = crate::kernel::creds::vm_pin_kib().map_err(|e| format!("VmPin: {e}"))?;
-            if have == x.kib || std::time::Instant::now() >= deadline {
-                break have;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        };
+        let have = poll_until(
+            Duration::from_millis(x.wait_ms),
+            Duration::from_millis(2),
+            || crate::kernel::creds::vm_pin_kib().map_err(|e| format!("VmPin: {e}")),
+            |have| *have == x.kib,
+        )?;
         self.note(format!("VmPin {have} kB"));
         self.verdict("pinned KiB", exact("pinned KiB", Some(x.kib), have))
     }
