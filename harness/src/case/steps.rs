@@ -462,6 +462,9 @@ pub struct Nsim {
     pub pp_fail_next: Option<u32>,
     /// Then make every N-th allocation fail (0: none).
     pub pp_fail_interval: Option<u32>,
+    /// Deliver a TCP payload of at most this many bytes whole in the skb's linear part, as
+    /// drivers with rx copybreak do (0: off; patch 0011).
+    pub copybreak: Option<u32>,
     /// Zero the counters.
     #[serde(default)]
     pub reset: bool,
@@ -474,6 +477,8 @@ pub struct Nsim {
     pub split_at_least: Option<u64>,
     /// At least this many skbs dropped for want of a buffer.
     pub dropped_at_least: Option<u64>,
+    /// Exact: skbs delivered with their payload linear (`copybreak`).
+    pub copied: Option<u64>,
 }
 
 /// `hds/on_empty` of netdevsim-zcrx (patch 0005).
@@ -491,6 +496,7 @@ impl Nsim {
             || self.on_empty.is_some()
             || self.pp_fail_next.is_some()
             || self.pp_fail_interval.is_some()
+            || self.copybreak.is_some()
     }
 
     /// Whether the step checks a counter.
@@ -500,6 +506,7 @@ impl Nsim {
             || self.dropped.is_some()
             || self.split_at_least.is_some()
             || self.dropped_at_least.is_some()
+            || self.copied.is_some()
     }
 }
 

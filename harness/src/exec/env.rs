@@ -52,19 +52,24 @@ impl Ctx<'_> {
                 .parse()
                 .map_err(|_| format!("{}/{f}: not a number", dir.display()))
         };
-        // Patches 0005/0006 add on_empty, dropped and pp_fail_*; a module without them skips.
+        // Patches 0005/0006 add on_empty, dropped and pp_fail_*, 0011 copybreak and copied; a module
+        // without the file a step needs skips.
         let need = |f: &str| {
             if dir.join(f).exists() {
                 Ok(())
             } else {
-                Err(StepError::Skip(format!("this netdevsim has no hds/{f} (vm/netdevsim-zcrx/ before patch 0005)")))
+                Err(StepError::Skip(format!(
+                    "this netdevsim has no hds/{f} (a module built from an older vm/netdevsim-zcrx/ series)"
+                )))
             }
         };
         if n.reset {
             write("split", "0".into())?;
             write("fallback", "0".into())?;
-            if dir.join("dropped").exists() {
-                write("dropped", "0".into())?;
+            for f in ["dropped", "copied"] {
+                if dir.join(f).exists() {
+                    write(f, "0".into())?;
+                }
             }
         }
         if let Some(b) = n.netmem_budget {
@@ -82,9 +87,16 @@ impl Ctx<'_> {
             need("pp_fail_interval")?;
             write("pp_fail_interval", v.to_string())?;
         }
+        if let Some(v) = n.copybreak {
+            need("copybreak")?;
+            write("copybreak", v.to_string())?;
+        }
         if n.checks() {
             if n.dropped.is_some() || n.dropped_at_least.is_some() {
                 need("dropped")?;
+            }
+            if n.copied.is_some() {
+                need("copied")?;
             }
             let (sp, fb) = (read("split")?, read("fallback")?);
             let dr = if dir.join("dropped").exists() { Some(read("dropped")?) } else { None };
@@ -103,6 +115,11 @@ impl Ctx<'_> {
             }
             if let Some(min) = n.split_at_least {
                 self.verdict("netdevsim split at least", exact_min("split", min, sp))?;
+            }
+            if let Some(want) = n.copied {
+                let cp = read("copied")?;
+                self.note(format!("netdevsim hds: copied={cp}"));
+                self.verdict("netdevsim copied", exact("copied", Some(want), cp))?;
             }
         }
         Ok(())

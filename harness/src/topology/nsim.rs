@@ -6,8 +6,13 @@ use super::Env;
 
 /// Each knob with its default (vm/netdevsim-zcrx/ patches 0004-0006). A knob whose file is
 /// missing (an older series) is left alone.
-const DEFAULTS: &[(&str, &str)] =
-    &[("netmem_budget", "-1"), ("on_empty", "drop"), ("pp_fail_next", "0"), ("pp_fail_interval", "0")];
+const DEFAULTS: &[(&str, &str)] = &[
+    ("netmem_budget", "-1"),
+    ("on_empty", "drop"),
+    ("pp_fail_next", "0"),
+    ("pp_fail_interval", "0"),
+    ("copybreak", "0"),
+];
 
 impl Env {
     /// Writes every knob's default back; what could not be, if anything.

@@ -67,6 +67,10 @@ pub const FILES: &[(&str, &str)] = &[
         "netdevsim-zcrx/0010-netdevsim-do-not-hand-the-sender-s-clones-to-GRO.patch",
         include_str!("../../../vm/netdevsim-zcrx/0010-netdevsim-do-not-hand-the-sender-s-clones-to-GRO.patch"),
     ),
+    (
+        "netdevsim-zcrx/0011-netdevsim-keep-short-payloads-linear-hds-copybreak.patch",
+        include_str!("../../../vm/netdevsim-zcrx/0011-netdevsim-keep-short-payloads-linear-hds-copybreak.patch"),
+    ),
     // What a version needs beyond the rebase onto it (netdevsim.sh's rebase_series).
     ("netdevsim-zcrx/compat/6.19/drop", include_str!("../../../vm/netdevsim-zcrx/compat/6.19/drop")),
 ];
