@@ -465,6 +465,10 @@ pub struct Nsim {
     /// Deliver a TCP payload of at most this many bytes whole in the skb's linear part, as
     /// drivers with rx copybreak do (0: off; patch 0011).
     pub copybreak: Option<u32>,
+    /// Receive a GSO frame as the segments that were on the wire, each split into buffers of
+    /// its own, as a NIC without LRO (GRO then merges them, with a frag_list past
+    /// MAX_SKB_FRAGS frags; patch 0012).
+    pub segment: Option<bool>,
     /// Zero the counters.
     #[serde(default)]
     pub reset: bool,
@@ -479,6 +483,8 @@ pub struct Nsim {
     pub dropped_at_least: Option<u64>,
     /// Exact: skbs delivered with their payload linear (`copybreak`).
     pub copied: Option<u64>,
+    /// At least this many GSO frames cut into segments (`segment`).
+    pub segmented_at_least: Option<u64>,
 }
 
 /// `hds/on_empty` of netdevsim-zcrx (patch 0005).
@@ -497,6 +503,7 @@ impl Nsim {
             || self.pp_fail_next.is_some()
             || self.pp_fail_interval.is_some()
             || self.copybreak.is_some()
+            || self.segment.is_some()
     }
 
     /// Whether the step checks a counter.
@@ -507,6 +514,7 @@ impl Nsim {
             || self.split_at_least.is_some()
             || self.dropped_at_least.is_some()
             || self.copied.is_some()
+            || self.segmented_at_least.is_some()
     }
 }
 

@@ -52,8 +52,8 @@ impl Ctx<'_> {
                 .parse()
                 .map_err(|_| format!("{}/{f}: not a number", dir.display()))
         };
-        // Patches 0005/0006 add on_empty, dropped and pp_fail_*, 0011 copybreak and copied; a module
-        // without the file a step needs skips.
+        // Patches 0005/0006 add on_empty, dropped and pp_fail_*, 0011 copybreak and copied, 0012
+        // segment and segmented; a module without the file a step needs skips.
         let need = |f: &str| {
             if dir.join(f).exists() {
                 Ok(())
@@ -66,7 +66,7 @@ impl Ctx<'_> {
         if n.reset {
             write("split", "0".into())?;
             write("fallback", "0".into())?;
-            for f in ["dropped", "copied"] {
+            for f in ["dropped", "copied", "segmented"] {
                 if dir.join(f).exists() {
                     write(f, "0".into())?;
                 }
@@ -91,12 +91,19 @@ impl Ctx<'_> {
             need("copybreak")?;
             write("copybreak", v.to_string())?;
         }
+        if let Some(v) = n.segment {
+            need("segment")?;
+            write("segment", if v { "Y" } else { "N" }.into())?;
+        }
         if n.checks() {
             if n.dropped.is_some() || n.dropped_at_least.is_some() {
                 need("dropped")?;
             }
             if n.copied.is_some() {
                 need("copied")?;
+            }
+            if n.segmented_at_least.is_some() {
+                need("segmented")?;
             }
             let (sp, fb) = (read("split")?, read("fallback")?);
             let dr = if dir.join("dropped").exists() { Some(read("dropped")?) } else { None };
@@ -120,6 +127,11 @@ impl Ctx<'_> {
                 let cp = read("copied")?;
                 self.note(format!("netdevsim hds: copied={cp}"));
                 self.verdict("netdevsim copied", exact("copied", Some(want), cp))?;
+            }
+            if let Some(min) = n.segmented_at_least {
+                let sg = read("segmented")?;
+                self.note(format!("netdevsim hds: segmented={sg}"));
+                self.verdict("netdevsim segmented at least", exact_min("segmented", min, sg))?;
             }
         }
         Ok(())
