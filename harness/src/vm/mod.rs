@@ -442,7 +442,9 @@ pub fn run_command_in_vm(
         let _ = std::io::Read::read_to_string(&mut BufReader::new(out), &mut s);
         let _ = tx.send(s);
     });
-    let last_lines = |tail: &std::sync::Mutex<VecDeque<String>>| -> Vec<String> {
+    // The last GUEST_TAIL lines of the guest's stderr (not the module's `last_lines`, which
+    // joins a console tail for a message).
+    let stderr_tail = |tail: &std::sync::Mutex<VecDeque<String>>| -> Vec<String> {
         tail.lock().map(|t| t.iter().skip(t.len().saturating_sub(GUEST_TAIL)).cloned().collect()).unwrap_or_default()
     };
     // Waits in short steps so that SIGINT/SIGTERM (the handlers only record them) stops the
@@ -467,7 +469,7 @@ pub fn run_command_in_vm(
                 // The guest has exited; its stderr is drained once the forwarding thread sees
                 // the pipe close (bounded, should something else still hold the pipe open).
                 let _ = stderr_closed.recv_timeout(Duration::from_secs(5));
-                return Err(GuestError::Exited { status: st.to_string(), stdout, tail: last_lines(&tail) });
+                return Err(GuestError::Exited { status: st.to_string(), stdout, tail: stderr_tail(&tail) });
             }
             Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -476,7 +478,7 @@ pub fn run_command_in_vm(
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 stop(&mut child);
-                return Err(GuestError::TimedOut(timeout, last_lines(&tail)));
+                return Err(GuestError::TimedOut(timeout, stderr_tail(&tail)));
             }
         }
     }
