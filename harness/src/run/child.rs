@@ -24,6 +24,17 @@ use crate::topology::Topo;
 /// Lines of the child's output kept for a crash or timeout report.
 const TAIL: usize = 40;
 
+/// Bytes of the child's output the runner keeps (the end of it: what [`TAIL`] is cut from).
+const LOG_KEPT: usize = 64 * 1024;
+
+/// Bytes of the result pipe kept: the outcome is its last line, and a case's outcome (its log,
+/// observed values and assertion sites) stays far below this.
+const RES_KEPT: usize = 64 * 1024 * 1024;
+
+/// The log pipe's capacity (F_SETPIPE_SZ; the default 64 KiB when the system allows less):
+/// what a case can log between two of the runner's ticks without waiting.
+const LOG_PIPE: libc::c_int = 1024 * 1024;
+
 /// What one isolated case produced; `interrupted` says the run was stopped meanwhile.
 pub struct ChildResult {
     pub outcome: Outcome,
@@ -53,6 +64,8 @@ pub fn spawn(case: &Case, topo: &Topo, probe: &Probe, timeout: f64, invert: Opti
                 nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
                     .map_err(|e| Error::Spawn(format!("fcntl: {e}")))?;
             }
+            // SAFETY: F_SETPIPE_SZ on our own pipe; a refusal keeps the default size.
+            unsafe { libc::fcntl(log_r.as_raw_fd(), libc::F_SETPIPE_SZ, LOG_PIPE) };
             Ok(Running {
                 pid: child,
                 pidfd: pidfd_open(child),
@@ -194,13 +207,19 @@ fn kernel_stack(pid: nix::unistd::Pid) -> Vec<String> {
     }
 }
 
-/// Reads what a non-blocking pipe holds; false at end of file or on an error.
-fn read_available(fd: &OwnedFd, into: &mut Vec<u8>) -> bool {
+/// Reads what a non-blocking pipe holds, keeping at most the last `keep` bytes; false at end
+/// of file or on an error.
+fn read_available(fd: &OwnedFd, into: &mut Vec<u8>, keep: usize) -> bool {
     let mut buf = [0u8; 8192];
     loop {
         match nix::unistd::read(fd, &mut buf) {
             Ok(0) => return false,
-            Ok(n) => into.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                into.extend_from_slice(&buf[..n]);
+                if into.len() > keep {
+                    into.drain(..into.len() - keep);
+                }
+            }
             Err(nix::errno::Errno::EINTR) => {}
             Err(nix::errno::Errno::EAGAIN) => return true,
             Err(_) => return false,
@@ -215,8 +234,16 @@ impl Running {
         self.pid.as_raw()
     }
 
+    ///
+    /// The log pipe is not among them while the child runs: every line a case logs would wake
+    /// the runner (under TCG a wake-up and two context switches cost more than the line, and
+    /// halved the time of the bench's subset at `-j 1` when they went). The runner drains it on
+    /// every wake-up and tick instead ([`service`](Running::service)); a child that fills the
+    /// pipe ([`LOG_PIPE`]) waits at most one tick. Once the child is gone, the pipe is polled
+    /// until a grandchild that kept it open closes it.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        let mut v: Vec<BorrowedFd<'_>> = self.log.iter().chain(self.res.iter()).map(|f| f.as_fd()).collect();
+        let log = self.log.iter().filter(|_| self.status.is_some());
+        let mut v: Vec<BorrowedFd<'_>> = log.chain(self.res.iter()).map(|f| f.as_fd()).collect();
         if self.status.is_none() {
             v.extend(self.pidfd.iter().map(|f| f.as_fd()));
         }
@@ -227,12 +254,12 @@ impl Running {
     /// when the run is interrupted. Never blocks.
     pub fn service(&mut self) {
         if let Some(f) = &self.log {
-            if !read_available(f, &mut self.cap.log) {
+            if !read_available(f, &mut self.cap.log, LOG_KEPT) {
                 self.log = None;
             }
         }
         if let Some(f) = &self.res {
-            if !read_available(f, &mut self.cap.res) {
+            if !read_available(f, &mut self.cap.res, RES_KEPT) {
                 self.res = None;
             }
         }
@@ -267,9 +294,10 @@ impl Running {
         }
         if self.status.is_some() {
             // Gone: take what the pipes hold now; a grandchild it left may keep them open.
-            for (f, into) in [(&self.log, &mut self.cap.log), (&self.res, &mut self.cap.res)] {
+            for (f, into, keep) in [(&self.log, &mut self.cap.log, LOG_KEPT), (&self.res, &mut self.cap.res, RES_KEPT)]
+            {
                 if let Some(f) = f {
-                    read_available(f, into);
+                    read_available(f, into, keep);
                 }
             }
             self.log = None;
@@ -318,4 +346,33 @@ fn tail(bytes: &[u8]) -> Vec<String> {
         lines.push_back(l.to_string());
     }
     lines.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child that logs more than the runner keeps: the runner holds the end of it, no more,
+    /// and reads to the end of the pipe without blocking.
+    #[test]
+    fn the_kept_log_is_its_last_bytes_and_bounded() {
+        let (r, w) = crate::kernel::sys::cloexec_pipe().expect("pipe");
+        nix::fcntl::fcntl(&r, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).expect("fcntl");
+        let writer = std::thread::spawn(move || {
+            let mut f = std::fs::File::from(w);
+            for i in 0..20_000u32 {
+                let _ = writeln!(f, "line {i:05}");
+            }
+        });
+        let mut kept = Vec::new();
+        while read_available(&r, &mut kept, 1000) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        writer.join().expect("writer");
+        assert_eq!(kept.len(), 1000);
+        assert!(kept.ends_with(b"line 19999\n"), "{:?}", String::from_utf8_lossy(&kept[kept.len() - 20..]));
+        let last = tail(&kept);
+        assert_eq!(last.len(), TAIL);
+        assert_eq!(last.last().map(String::as_str), Some("line 19999"));
+    }
 }
