@@ -31,6 +31,12 @@ impl Ctx<'_> {
         }
     }
 
+    /// A call a step expects nothing of must succeed: the set-up assertion [`check`](Self::check)
+    /// makes without an expectation, without recording the answer as observed.
+    pub(super) fn must_succeed(&self, got: &SysResult) -> StepResult {
+        self.assertion("must succeed", true, check_result(got, None, None))
+    }
+
     /// Compares a syscall result and each read-back value with the expectation: the errno or
     /// result is one assertion (a set-up assertion when the step expects nothing), each `out`
     /// field another.

@@ -112,10 +112,24 @@ impl Ctx<'_> {
         self.ctrl_call(ring, c, expect).map(drop)
     }
 
+    /// FLUSH_RQ as the data loops recycle (`recycle: flush`, a re-arm after -ENOMEM): one call,
+    /// whose success is a set-up assertion like that of any call a step expects nothing of, but
+    /// with the struct in the harness's memory (no page mapped and unmapped per call) and no log
+    /// line or observed value per call: a 1 MiB transfer makes hundreds, and they cost more than
+    /// the transfer under TCG. The loops note how many they made ([`Objects::flushes`]); a failure
+    /// is logged. A `ctrl: { op: FLUSH_RQ }` step goes through [`ctrl_call`](Self::ctrl_call),
+    /// with its dumps, overrides and read-backs.
     pub(super) fn flush(&mut self, zname: &str) -> StepResult {
-        let ring = self.st.zcrx.get(zname).map(|z| z.ring.clone()).ok_or("no zcrx")?;
-        let c = Ctrl { op: Value::Str("FLUSH_RQ".into()), zcrx: Some(zname.to_string()), ..Default::default() };
-        self.ctrl_call(&ring, &c, None).map(drop)
+        let z = self.st.zcrx.get(zname).ok_or_else(|| format!("no zcrx `{zname}`"))?;
+        let (id, ring) = (z.id, z.ring.clone());
+        let ring_fd = self.ring_fd(&ring)?;
+        let ctrl = ZcrxCtrl { zcrx_id: id, op: ZCRX_CTRL_FLUSH_RQ, ..Default::default() };
+        let got = sys::io_uring_register(ring_fd, IORING_REGISTER_ZCRX_CTRL, std::ptr::from_ref(&ctrl) as u64, 0);
+        self.st.flushes += 1;
+        if got.is_err() {
+            self.note(format!("IORING_REGISTER_ZCRX_CTRL(FLUSH_RQ, zcrx_id {id}) -> {}", describe(&got)));
+        }
+        self.must_succeed(&got)
     }
 
     pub(super) fn query(&mut self, ring: &str, q: &Query, expect: Option<&Expect>) -> StepResult {

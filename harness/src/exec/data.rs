@@ -167,6 +167,7 @@ impl Ctx<'_> {
         let mut got = 0u64;
         let mut ncqe = 0u64;
         let mut rearms = 0u32;
+        let flushes = self.st.flushes;
         while got < x.bytes {
             let c = self.next_cqe(ring, Some(ud), deadline)?.ok_or_else(|| {
                 stalled(
@@ -210,7 +211,8 @@ impl Ctx<'_> {
             deadline = Instant::now() + timeout;
         }
         self.note(format!(
-            "received {got} bytes in {ncqe} data CQEs, payload identical to the pattern ({rearms} re-arms after -ENOMEM)"
+            "received {got} bytes in {ncqe} data CQEs, payload identical to the pattern ({rearms} re-arms after -ENOMEM, {} FLUSH_RQ)",
+            self.st.flushes - flushes
         ));
         if let Some(f) = &x.final_cqe {
             let c = self.next_cqe(ring, Some(ud), deadline)?.ok_or_else(|| {
@@ -231,6 +233,7 @@ impl Ctx<'_> {
         let zname =
             self.st.recvs.get(&ud).map(|r| r.zcrx.clone()).ok_or_else(|| format!("no RECV_ZC with user_data {ud}"))?;
         let (mut got, mut n) = (0u64, 0u64);
+        let flushes = self.st.flushes;
         let mut last: Option<Cqe> = None;
         loop {
             let deadline = Instant::now() + Duration::from_millis(x.idle_ms);
@@ -246,7 +249,8 @@ impl Ctx<'_> {
             self.recycle(&zname, x.recycle)?;
         }
         self.note(format!(
-            "drained {got} bytes in {n} data CQEs, payload identical to the pattern; ended by {}",
+            "drained {got} bytes in {n} data CQEs ({} FLUSH_RQ), payload identical to the pattern; ended by {}",
+            self.st.flushes - flushes,
             last.map_or("silence".to_string(), |c| format!(
                 "res={} flags={}",
                 sys::res_name(c.res as i64),

