@@ -101,12 +101,19 @@ pub struct SuiteBench {
     pub jobs: usize,
     pub suite: SuiteSide,
     pub liburing: LiburingSide,
-    /// suite.per_case_s / liburing.per_check_s: at most 1.0 means a case costs no more than
-    /// one of liburing's checks.
+    /// Our seconds per case on the subset / liburing's seconds per check, the median of
+    /// [`ratios`](Self::ratios): at most 1.0 means a case costs no more than one of liburing's
+    /// checks.
     pub ratio: f64,
-    /// The comparable subset once more with one case at a time (`run -j 1`), and its ratio.
+    /// Each run of the subset against the run of zcrx.t right after it (`paired`).
+    #[serde(default)]
+    pub ratios: Vec<f64>,
+    /// The comparable subset once more with one case at a time (`run -j 1`), paired the same way
+    /// with zcrx.t (whose runs `liburing` reports), and the median of its ratios.
     pub subset_j1: CasesTiming,
     pub ratio_j1: f64,
+    #[serde(default)]
+    pub ratios_j1: Vec<f64>,
     /// Wall time of the whole VM (boot, measurements, poweroff).
     pub vm_wall_s: f64,
 }
@@ -131,27 +138,73 @@ fn percentile(v: &[f64], p: f64) -> f64 {
 }
 
 fn measure(cases: &[Case], filters: &[String], probe: &Probe, jobs: usize) -> CasesTiming {
-    let opts = RunOpts::quiet_builtin(filters, jobs);
     let mut t = CasesTiming::default();
     let mut durations = Vec::new();
     for _ in 0..RUNS {
-        let r = run::run(cases, &opts, probe, "bench");
-        t.cases = r.cases.len();
-        let executed: Vec<_> = r.cases.iter().filter(|c| c.status != Status::Skip).collect();
-        t.executed = executed.len();
-        durations.extend(executed.iter().map(|c| c.duration_s));
-        for c in executed.iter().filter(|c| !matches!(c.status, Status::Pass | Status::Xfail)) {
-            if !t.not_passing.contains(&c.id) {
-                t.not_passing.push(c.id.clone());
-            }
-        }
-        t.walls_s.push(r.duration_s);
+        measure_once(cases, filters, probe, jobs, &mut t, &mut durations);
     }
+    summarize(&mut t, &durations);
+    t
+}
+
+/// One run of the selected cases into `t` (its wall time, cases, cases that did not pass) and
+/// `durations` (each executed case's); returns the run's seconds per executed case.
+fn measure_once(
+    cases: &[Case],
+    filters: &[String],
+    probe: &Probe,
+    jobs: usize,
+    t: &mut CasesTiming,
+    durations: &mut Vec<f64>,
+) -> f64 {
+    let opts = RunOpts::quiet_builtin(filters, jobs);
+    let r = run::run(cases, &opts, probe, "bench");
+    t.cases = r.cases.len();
+    let executed: Vec<_> = r.cases.iter().filter(|c| c.status != Status::Skip).collect();
+    t.executed = executed.len();
+    durations.extend(executed.iter().map(|c| c.duration_s));
+    for c in executed.iter().filter(|c| !matches!(c.status, Status::Pass | Status::Xfail)) {
+        if !t.not_passing.contains(&c.id) {
+            t.not_passing.push(c.id.clone());
+        }
+    }
+    t.walls_s.push(r.duration_s);
+    r.duration_s / t.executed.max(1) as f64
+}
+
+fn summarize(t: &mut CasesTiming, durations: &[f64]) {
     t.wall_s = median(&t.walls_s);
     t.per_case_s = t.wall_s / t.executed.max(1) as f64;
-    t.p50_case_s = percentile(&durations, 0.5);
-    t.p95_case_s = percentile(&durations, 0.95);
-    t
+    t.p50_case_s = percentile(durations, 0.5);
+    t.p95_case_s = percentile(durations, 0.95);
+}
+
+/// The subset at `jobs` and liburing's zcrx.t in turn, RUNS times: each ratio compares two
+/// runs seconds apart, so a change of the machine's load during the boot (under TCG the guest's
+/// vCPUs share the host's cores) moves both sides of it rather than one. Returns the subset's
+/// timing, liburing's, and each pair's ratio (our seconds per case / liburing's per check).
+fn paired(
+    cases: &[Case],
+    filters: &[String],
+    probe: &Probe,
+    jobs: usize,
+    zcrx_t: &Path,
+) -> (CasesTiming, LiburingSide, Vec<f64>) {
+    let mut t = CasesTiming::default();
+    let mut durations = Vec::new();
+    let mut lib = LiburingSide { path: zcrx_t.display().to_string(), checks: LIBURING_CHECKS, ..Default::default() };
+    let mut ratios = Vec::new();
+    for _ in 0..RUNS {
+        let ours = measure_once(cases, filters, probe, jobs, &mut t, &mut durations);
+        let (code, wall) = run_zcrx_t(zcrx_t);
+        lib.walls_s.push(wall);
+        lib.exit_codes.push(code);
+        ratios.push(ours / (wall / LIBURING_CHECKS as f64).max(1e-9));
+    }
+    summarize(&mut t, &durations);
+    lib.wall_s = median(&lib.walls_s);
+    lib.per_check_s = lib.wall_s / LIBURING_CHECKS as f64;
+    (t, lib, ratios)
 }
 
 /// Runs liburing's zcrx.t once (from its own directory, output discarded): its exit code (-1 when
@@ -167,16 +220,8 @@ pub(crate) fn run_zcrx_t(zcrx_t: &Path) -> (i32, f64) {
     (st.ok().and_then(|s| s.code()).unwrap_or(-1), t0.elapsed().as_secs_f64())
 }
 
-fn liburing(zcrx_t: &Path) -> LiburingSide {
-    let mut l = LiburingSide { path: zcrx_t.display().to_string(), checks: LIBURING_CHECKS, ..Default::default() };
-    for _ in 0..RUNS {
-        let (code, wall) = run_zcrx_t(zcrx_t);
-        l.walls_s.push(wall);
-        l.exit_codes.push(code);
-    }
-    l.wall_s = median(&l.walls_s);
-    l.per_check_s = l.wall_s / LIBURING_CHECKS as f64;
-    l
+fn fmt_ratios(r: &[f64]) -> String {
+    format!("[{}]", r.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(", "))
 }
 
 fn peak_rss_mib() -> f64 {
@@ -196,12 +241,10 @@ pub fn guest(zcrx_t: &Path, jobs: usize) -> Result<SuiteBench, Error> {
     let filters: Vec<String> = COMPARABLE.iter().map(|s| s.to_string()).collect();
     // One unmeasured pass warms the page cache and the kernel's io_uring paths.
     let _ = measure(&cases, &filters, &probe, jobs);
-    let subset = measure(&cases, &filters, &probe, jobs);
+    let (subset, _, ratios) = paired(&cases, &filters, &probe, jobs, zcrx_t);
     let catalogue = measure(&cases, &[], &probe, jobs);
-    let subset_j1 = if jobs == 1 { subset.clone() } else { measure(&cases, &filters, &probe, 1) };
-    let lib = liburing(zcrx_t);
-    let ratio = subset.per_case_s / lib.per_check_s.max(1e-9);
-    let ratio_j1 = subset_j1.per_case_s / lib.per_check_s.max(1e-9);
+    let (subset_j1, lib, ratios_j1) = paired(&cases, &filters, &probe, 1, zcrx_t);
+    let (ratio, ratio_j1) = (median(&ratios), median(&ratios_j1));
     Ok(SuiteBench {
         target: String::new(),
         kernel_release: probe.kernel_release.clone(),
@@ -216,8 +259,10 @@ pub fn guest(zcrx_t: &Path, jobs: usize) -> Result<SuiteBench, Error> {
         },
         liburing: lib,
         ratio,
+        ratios,
         subset_j1,
         ratio_j1,
+        ratios_j1,
         vm_wall_s: 0.0,
     })
 }
@@ -269,8 +314,14 @@ pub fn render(b: &SuiteBench) -> String {
         b.liburing.checks, b.liburing.wall_s, b.liburing.per_check_s, b.liburing.exit_codes
     ));
     out.push_str(&format!(
-        "  ratio (our s/case on the subset / liburing s/check): {:.2} at -j {}, {:.2} at -j 1 ({:.4} s/case)\n",
-        b.ratio, b.jobs, b.ratio_j1, b.subset_j1.per_case_s
+        "  ratio (our s/case on the subset / liburing s/check, median of {} runs each paired with a zcrx.t run): {:.2} at -j {} {}, {:.2} at -j 1 {} ({:.4} s/case)\n",
+        b.ratios_j1.len(),
+        b.ratio,
+        b.jobs,
+        fmt_ratios(&b.ratios),
+        b.ratio_j1,
+        fmt_ratios(&b.ratios_j1),
+        b.subset_j1.per_case_s
     ));
     out.push_str(&format!("  runner peak RSS: {:.1} MiB; VM wall {:.1} s\n", s.runner_peak_rss_mib, b.vm_wall_s));
     if !s.subset.not_passing.is_empty() || !s.catalogue.not_passing.is_empty() {
