@@ -36,6 +36,9 @@ bin=$out/static/zcrx-conform
 step "validate"
 "$bin" validate cases
 
+step "report writers scale linearly (bench --reports: 30000 cases against 3000, a ratio in one run; exit 1 over 50x)"
+"$bin" bench --reports --json "$out/bench-reports.json"
+
 step "host suite"
 "$bin" run cases --out "$out/host" -q
 

@@ -9,6 +9,7 @@
 mod error;
 mod render;
 mod rx;
+pub mod scaling;
 pub mod suite;
 
 use std::path::PathBuf;
@@ -70,6 +71,11 @@ pub struct BenchArgs {
     /// measured at -j 1 (`ratio_j1`).
     #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+    /// On this machine, no kernel involved: how the report writers (html, merge) scale from
+    /// 3000 to 30000 cases, each a ratio against its own small side; exit 1 when one looks
+    /// quadratic (over 50x). `--json` writes the figures.
+    #[arg(long, conflicts_with_all = ["suite", "kernels"])]
+    pub reports: bool,
     /// Inside the VM: the --suite measurements, with liburing's zcrx.t at this path.
     #[arg(long, hide = true)]
     pub suite_guest: Option<PathBuf>,
@@ -117,6 +123,16 @@ pub fn main(a: &BenchArgs) -> Result<(), Error> {
         print!("{table}");
     }
     a.json.as_deref().map_or(Ok(()), |p| write_json(p, &report))
+}
+
+/// `bench --reports`: prints the writers' scaling ([`scaling`]); false when one looks quadratic.
+pub fn reports(a: &BenchArgs) -> Result<bool, Error> {
+    let s = scaling::measure();
+    print!("{}", scaling::render(&s));
+    if let Some(p) = a.json.as_deref() {
+        write_json(p, &s)?;
+    }
+    Ok(s.iter().all(|x| x.linear))
 }
 
 /// Prints `v` as the one tagged line a guest's result travels in to the host.

@@ -64,6 +64,7 @@ pub fn dispatch(cmd: Cmd) -> Result<Verdict, Error> {
             let cases = load_cases(&q.paths)?;
             crate::qualify::main(&q, &cases)
         }
+        Cmd::Bench(b) if b.reports => Ok(if crate::bench::reports(&b)? { Verdict::Passed } else { Verdict::Failed }),
         Cmd::Bench(b) => {
             signal::install_handlers();
             let r = crate::bench::main(&b);
