@@ -29,7 +29,7 @@ pub fn eval(expr: &str, page: u64) -> Result<u64, String> {
         acc = Some(match (acc, op) {
             (None, _) => v,
             (Some(a), '*') => a.checked_mul(v).ok_or_else(|| format!("`{expr}` overflows"))?,
-            (Some(a), _) if v != 0 && a % v == 0 => a / v,
+            (Some(a), _) if v != 0 && a.is_multiple_of(v) => a / v,
             (Some(a), _) => return Err(format!("`{expr}`: {a} is not a multiple of {v}")),
         });
         let Some(c) = rest[end..].chars().next() else { break };
