@@ -58,12 +58,10 @@ KMAKE_VARS=(
     CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT=
     CONFIG_DEBUG_INFO_BTF_MODULES=
 )
-# What a cross build adds (cmd_build sets it for arm64), the kernel's arch directory, the
-# module compiler and its strip.
+# What a cross build adds (cmd_build sets it for arm64), the module compiler and its strip.
 CROSS_VARS=()
-KARCH=x86
 MODCC=gcc
-STRIP=strip
+STRIP="strip"
 
 # Package version of the kernel KVER: from kernel.sh's info file when the kernel was fetched,
 # else the newest linux-headers-KVER on the mirror.
@@ -386,7 +384,6 @@ cmd_build() {
         amd64) ;;
         arm64)
             CROSS_VARS=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
-            KARCH=arm64
             MODCC=aarch64-linux-gnu-gcc
             STRIP=aarch64-linux-gnu-strip
             BUILD_DEPS+=(gcc-aarch64-linux-gnu file)
