@@ -4,8 +4,8 @@
 #
 #   netdevsim.sh build KVER [--variant stock|zcrx]
 #       KVER is a kernel release as `kernel.sh fetch` extracts it, e.g. 7.3.4+deb13-amd64 or
-#       7.3.4+deb13-rt-amd64; its flavour (the suffix) picks the header packages. amd64
-#       flavours only: another architecture needs a cross build (refused, exit 2).
+#       7.3.4+deb13-rt-amd64 or 7.3.4+deb13-arm64-16k; its flavour (the suffix) picks the
+#       header packages. arm64 flavours are cross-built (aarch64-linux-gnu-gcc, see below).
 #       stock: the netdevsim sources of that exact Debian version, unchanged (the default).
 #       zcrx:  the same plus the patch series in vm/netdevsim-zcrx/ (series file), which lets
 #              io_uring zcrx register on and receive into netdevsim rx queues.
@@ -27,6 +27,9 @@
 #     `make olddefconfig modules_prepare` there with the host's gcc, and puts the rebuilt
 #     modpost and objtool in place of Debian's (built on trixie: they need GLIBC 2.38);
 #   - keeps drivers/net/netdevsim/ and drops the rest of the source tree.
+#   arm64 (cross): the same with ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- and arch/arm64/ of
+#   the whole source tree (its modules_prepare also builds the vDSO); Debian's arm64 kbuild package carries arm64 host tools (fixdep, modpost, ...),
+#   so every aarch64 executable in it is replaced with the x86-64 one modules_prepare built.
 # Then per variant: copy the sources, apply the patches (zcrx), `make M=...` with the host's
 # gcc, strip debug info, in a temp directory renamed into place whole as KVER/stock/ or
 # KVER/zcrx-<hash of the patches>/. A second call with the same KVER, variant and patches
@@ -55,6 +58,10 @@ KMAKE_VARS=(
     CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT=
     CONFIG_DEBUG_INFO_BTF_MODULES=
 )
+# What a cross build adds (cmd_build sets it for arm64), the module compiler and its strip.
+CROSS_VARS=()
+MODCC=gcc
+STRIP="strip"
 
 # Package version of the kernel KVER: from kernel.sh's info file when the kernel was fetched,
 # else the newest linux-headers-KVER on the mirror.
@@ -94,6 +101,28 @@ repoint_makefile() { # MAKEFILE ROOT KVER
         ! grep -qxF "KBUILD_OUTPUT=$root/usr/src/linux-headers-$kver" "$mk"; then
         die "could not repoint $mk (its content: $(tr '\n' ' ' <"$mk"))"
     fi
+}
+
+# replace_host_tools KB SRC: every aarch64 executable of the kbuild package KB (Debian's arm64
+# host tools) by the x86-64 one SRC's cross modules_prepare built at the same path; Debian's
+# modpost wrapper and its modpost.real-* by the one modpost (the build's is for this host).
+replace_host_tools() {
+    local kb=$1 src=$2 f rel from n=0
+    while IFS= read -r -d '' f; do
+        file -b "$f" | grep -q '^ELF.*aarch64' || continue
+        rel=${f#"$kb"/}
+        from=$src/$rel
+        [[ $rel == scripts/mod/modpost* ]] && from=$src/scripts/mod/modpost
+        if [[ -x $from ]]; then
+            cp "$from" "$f"
+            n=$((n + 1))
+        else
+            log "no x86-64 build of $rel (not used by a module build): removed"
+            rm -f "$f"
+        fi
+    done < <(find "$kb" -type f -print0)
+    ((n)) || die "no arm64 host tool of $kb was replaced"
+    log "replaced $n arm64 host tools of $kb with x86-64 builds"
 }
 
 # Prepare <NDIR>/KVER/{kbuild,netdevsim-src}: header packages with rebuilt host tools, and
@@ -136,16 +165,18 @@ prepare_tree() {
     # Source: only what `make olddefconfig modules_prepare` reads (measured with atime on a full
     # tree: top-level Makefiles, every Kconfig, include/, arch/x86/, scripts/, tools/, parts of
     # kernel/ and security/selinux/include/) and drivers/net/netdevsim/.
-    local tarname=linux-source-$mm tmember
+    local tarname=linux-source-$mm tmember members
     tmember=./usr/src/$tarname.tar.xz
-    log "extracting the needed parts of $tarname.tar.xz"
+    members=("$tarname/Makefile" "$tarname/Kbuild" "$tarname/Kconfig" "$tarname/*/Kconfig*"
+        "$tarname/include" "$tarname/arch/x86" "$tarname/scripts" "$tarname/tools"
+        "$tarname/kernel" "$tarname/security/selinux/include" "$tarname/drivers/net/netdevsim")
+    # A cross build's modules_prepare reaches further (arm64: the vDSO under lib/vdso, ...):
+    # the whole tree then.
+    ((${#CROSS_VARS[@]})) && members=("$tarname")
+    log "extracting $( ((${#CROSS_VARS[@]})) && echo all || echo "the needed parts") of $tarname.tar.xz"
     local t0=$SECONDS
     if ! dpkg-deb --fsys-tarfile "$(deb_file "linux-source-$mm" "$pkgver")" | tar -xOf - "$tmember" |
-        xz -dc -T2 | tar -x -C "$src" --strip-components=1 --wildcards --wildcards-match-slash \
-            "$tarname/Makefile" "$tarname/Kbuild" "$tarname/Kconfig" "$tarname/*/Kconfig*" \
-            "$tarname/include" "$tarname/arch/x86" "$tarname/scripts" "$tarname/tools" \
-            "$tarname/kernel" "$tarname/security/selinux/include" \
-            "$tarname/drivers/net/netdevsim"; then
+        xz -dc -T2 | tar -x -C "$src" --strip-components=1 --wildcards --wildcards-match-slash "${members[@]}"; then
         die "extracting $tmember from linux-source-$mm failed"
     fi
     [[ -f $src/drivers/net/netdevsim/netdev.c ]] || die "no drivers/net/netdevsim in $tarname.tar.xz"
@@ -157,18 +188,22 @@ prepare_tree() {
     cp "$hdr/.config" "$src/.config"
     log "building modpost and objtool (make olddefconfig modules_prepare)"
     t0=$SECONDS
-    run_logged "$tmp/olddefconfig.log" make -C "$src" "${KMAKE_VARS[@]}" olddefconfig
-    run_logged "$tmp/modules_prepare.log" make -C "$src" -j"$(nproc)" "${KMAKE_VARS[@]}" modules_prepare
+    run_logged "$tmp/olddefconfig.log" make -C "$src" "${CROSS_VARS[@]}" "${KMAKE_VARS[@]}" olddefconfig
+    run_logged "$tmp/modules_prepare.log" make -C "$src" -j"$(nproc)" "${CROSS_VARS[@]}" "${KMAKE_VARS[@]}" modules_prepare
     log "host tools built in $((SECONDS - t0)) s"
     local pair from to
-    for pair in "scripts/mod/modpost:scripts/mod/modpost.real-lsb-64" "tools/objtool/objtool:tools/objtool/objtool.real-x86"; do
-        from=$src/${pair%%:*}
-        to=$kb/${pair#*:}
-        [[ -x $from ]] || die "modules_prepare did not build ${pair%%:*}"
-        [[ -e $to ]] || to=$kb/${pair%%:*} # no Debian wrapper: replace the tool itself
-        cp "$from" "$to"
-        log "replaced ${to#"$root"/} with the rebuilt ${pair%%:*}"
-    done
+    if ((${#CROSS_VARS[@]})); then
+        replace_host_tools "$kb" "$src"
+    else
+        for pair in "scripts/mod/modpost:scripts/mod/modpost.real-lsb-64" "tools/objtool/objtool:tools/objtool/objtool.real-x86"; do
+            from=$src/${pair%%:*}
+            to=$kb/${pair#*:}
+            [[ -x $from ]] || die "modules_prepare did not build ${pair%%:*}"
+            [[ -e $to ]] || to=$kb/${pair%%:*} # no Debian wrapper: replace the tool itself
+            cp "$from" "$to"
+            log "replaced ${to#"$root"/} with the rebuilt ${pair%%:*}"
+        done
+    fi
 
     mkdir -p "$tmp/netdevsim-src/drivers/net"
     cp -a "$src/drivers/net/netdevsim" "$tmp/netdevsim-src/drivers/net/"
@@ -345,7 +380,16 @@ cmd_build() {
     local flav
     flav=$(flavour_of_release "$kver")
     use_flavour "$flav"
-    [[ $ARCH == amd64 ]] || refuse "$kver: netdevsim for $ARCH needs a cross build, which is not supported yet"
+    case $ARCH in
+        amd64) ;;
+        arm64)
+            CROSS_VARS=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
+            MODCC=aarch64-linux-gnu-gcc
+            STRIP=aarch64-linux-gnu-strip
+            BUILD_DEPS+=(gcc-aarch64-linux-gnu file)
+            ;;
+        *) refuse "$kver: netdevsim for $ARCH is not supported" ;;
+    esac
     local key
     case $variant in
         stock) key=stock ;;
@@ -399,12 +443,12 @@ cmd_build() {
     fi
     repoint_makefile "$top/kbuild/usr/src/linux-headers-$kver/Makefile" "$top/kbuild" "$kver"
     local m=$tmp/src/drivers/net/netdevsim t0=$SECONDS
-    log "building netdevsim.ko ($variant) with $(gcc -dumpfullversion 2>/dev/null || echo gcc)"
+    log "building netdevsim.ko ($variant) with $MODCC $($MODCC -dumpfullversion 2>/dev/null)"
     run_logged "$tmp/build.log" make -C "$top/kbuild/usr/src/linux-headers-$kver" M="$m" \
-        CC=gcc HOSTCC=gcc CONFIG_NETDEVSIM=m "${KMAKE_VARS[@]}" -j"$(nproc)" modules
+        "${CROSS_VARS[@]}" CC="$MODCC" HOSTCC=gcc CONFIG_NETDEVSIM=m "${KMAKE_VARS[@]}" -j"$(nproc)" modules
     [[ -f $m/netdevsim.ko ]] || die "make succeeded but there is no $m/netdevsim.ko"
     test_kill_at build
-    strip --strip-debug -o "$tmp/netdevsim.ko" "$m/netdevsim.ko"
+    "$STRIP" --strip-debug -o "$tmp/netdevsim.ko" "$m/netdevsim.ko"
     printf '%s\n' "$key" >"$tmp/key"
     test_kill_at install
     # No netdevsim.ko in $vdir (checked under the lock): at most an older netdevsim.sh's half build.

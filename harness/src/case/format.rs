@@ -233,8 +233,8 @@ pub struct Expect {
     /// `region.mmap_offset`, `ctrl.zc_export.zcrx_fd`, `hdr.result`, `data.features`, ...
     #[serde(default)]
     pub out: BTreeMap<String, Sp<Value>>,
-    /// Per-kernel differences: the first entry whose range holds the running kernel
-    /// replaces errno/ret/out.
+    /// Per-kernel differences: the first entry whose range holds the running kernel (and whose
+    /// `page`, if any, is its page size) replaces errno/ret/out.
     #[serde(default)]
     pub kernels: Vec<KernelExpect>,
 }
@@ -244,6 +244,12 @@ pub struct Expect {
 pub struct KernelExpect {
     pub min: Option<String>,
     pub max: Option<String>,
+    /// Only where the running kernel's page size is this many bytes (a difference the page
+    /// size makes; `why` cites the kernel code).
+    pub page: Option<u64>,
+    /// Only where the running kernel's page size is larger than this many bytes (a size the
+    /// step uses that is below a page there).
+    pub page_over: Option<u64>,
     pub errno: Option<String>,
     pub ret: Option<i64>,
     #[serde(default)]

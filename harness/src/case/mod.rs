@@ -27,6 +27,7 @@ mod format;
 mod matrix;
 pub mod names;
 mod nic_steps;
+mod pages;
 mod proc_steps;
 mod rules;
 mod steps;

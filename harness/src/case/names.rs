@@ -189,7 +189,8 @@ fn term(t: &str, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<u64, Name
     lookup(ns, t).ok_or_else(|| NameError(format!("unknown name `{t}` (known here: {})", names(ns))))
 }
 
-/// Evaluates `a + b - c | d << n` left to right; a leading `-` negates (two's complement).
+/// Evaluates `a + b - c | d << n * m / k` left to right; a leading `-` negates (two's
+/// complement); a division must be exact (`4194304/$page`: a count of pages, never rounded).
 pub fn eval(s: &str, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<u64, NameError> {
     let s = s.trim();
     // "[A, B]" written as a string (e.g. through a matrix placeholder) is a flag list.
@@ -216,12 +217,15 @@ pub fn eval(s: &str, ns: Ns, refs: &dyn Fn(&str) -> Option<u64>) -> Result<u64, 
             '-' => a.wrapping_sub(v),
             '|' => a | v,
             '<' => a.checked_shl(v as u32).ok_or_else(|| NameError(format!("shift by {v}")))?,
+            '*' => a.wrapping_mul(v),
+            '/' if v != 0 && a.is_multiple_of(v) => a / v,
+            '/' => return Err(NameError(format!("{a} is not a multiple of {v}"))),
             _ => unreachable!("operator set is closed"),
         })
     };
     while let Some(c) = chars.next() {
         let next_op = match c {
-            '+' | '|' => Some(c),
+            '+' | '|' | '*' | '/' => Some(c),
             '-' if !cur.trim().is_empty() => Some('-'),
             '<' if chars.peek() == Some(&'<') => {
                 chars.next();
@@ -258,6 +262,10 @@ mod tests {
         assert_eq!(ev("-1", Ns::Any), Ok(u64::MAX));
         assert_eq!(ev("$area.addr+1", Ns::Any), Ok(0x1001));
         assert_eq!(ev("1<<48 | 5", Ns::Any), Ok((1 << 48) | 5));
+        assert_eq!(ev("4194304/4096-64", Ns::Any), Ok(960));
+        assert_eq!(ev("2*$area.addr", Ns::Any), Ok(0x2000));
+        assert!(ev("4097/4096", Ns::Any).is_err(), "a division is exact");
+        assert!(ev("1/0", Ns::Any).is_err());
         assert_eq!(ev("COPY", Ns::EventMask), Ok(2));
         assert_eq!(ev("COPY", Ns::EventType), Ok(1));
         assert!(ev("$nope", Ns::Any).is_err());

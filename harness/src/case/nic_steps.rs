@@ -150,7 +150,9 @@ pub struct QueueGet {
     pub io_uring: bool,
     #[serde(default)]
     pub wait_ms: u64,
-    /// The io_uring provider's rx-buf-len must be exactly this many bytes.
+    /// The io_uring provider's rx-buf-len must be exactly this many bytes ("$page": one page).
+    #[serde(default, deserialize_with = "super::pages::opt_count")]
+    #[schemars(with = "Option<super::pages::PageCount>")]
     pub rx_buf_len: Option<u64>,
 }
 

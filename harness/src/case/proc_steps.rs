@@ -34,7 +34,9 @@ pub struct Limit {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectPinned {
-    /// The exact amount, in KiB.
+    /// The exact amount, in KiB ("256*$page/1024": what 256 pages pin).
+    #[serde(deserialize_with = "super::pages::count")]
+    #[schemars(with = "super::pages::PageCount")]
     pub kib: u64,
     /// Poll up to this long for it (a ring's teardown runs in a work item after its close);
     /// default 0: read once.

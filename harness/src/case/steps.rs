@@ -25,7 +25,9 @@ pub struct Register {
     /// zcrx_event_desc: present = event_desc points at it. `type_mask` takes event names.
     /// `stats_offset: auto` picks the first valid offset after the RQEs.
     pub event: Option<Overrides>,
-    /// Area memory size in pages (default: the case's zcrx.area_pages).
+    /// Area memory size in pages (default: the case's zcrx.area_pages); "1048576/$page": bytes.
+    #[serde(default, deserialize_with = "super::pages::opt_count")]
+    #[schemars(with = "Option<super::pages::PageCount>")]
     pub area_pages: Option<u32>,
     /// Region kind (default: the case's zcrx.region).
     pub region_kind: Option<RegionKind>,
@@ -198,7 +200,9 @@ pub struct Connect {
 #[serde(deny_unknown_fields)]
 pub struct Send {
     pub conn: Option<String>,
-    /// Bytes to send from the peer; the pattern continues across sends.
+    /// Bytes to send from the peer ("6*$page": six pages); the pattern continues across sends.
+    #[serde(deserialize_with = "super::pages::count")]
+    #[schemars(with = "super::pages::PageCount")]
     pub bytes: u64,
     /// Size of each write() (default 64 KiB).
     pub chunk: Option<u64>,
@@ -275,6 +279,8 @@ pub enum Recycle {
 #[serde(deny_unknown_fields)]
 pub struct ExpectData {
     pub user_data: Option<u64>,
+    #[serde(deserialize_with = "super::pages::count")]
+    #[schemars(with = "super::pages::PageCount")]
     pub bytes: u64,
     #[serde(default)]
     pub recycle: Recycle,
@@ -305,8 +311,9 @@ pub struct DrainData {
     pub recycle: Recycle,
     #[serde(default = "d_idle")]
     pub idle_ms: u64,
-    /// At least this many bytes must arrive.
-    #[serde(default)]
+    /// At least this many bytes must arrive ("$page": one page).
+    #[serde(default, deserialize_with = "super::pages::count")]
+    #[schemars(with = "super::pages::PageCount")]
     pub min_bytes: u64,
     /// The request must end with this CQE (otherwise it must still be armed: no final CQE).
     #[serde(rename = "final")]

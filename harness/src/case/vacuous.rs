@@ -57,11 +57,12 @@ fn never_applied(case: &Case, at: Locate, or: (u64, u64)) -> Vec<LoadError> {
     }
     for (i, step) in d.steps.iter().enumerate() {
         let Some(e) = &step.value.expect else { continue };
-        let mut earlier: Vec<(Version, Version)> = Vec::new();
+        // Each earlier entry's range and page condition (Some: it holds on one page size only).
+        let mut earlier: Vec<((Version, Version), Option<u64>)> = Vec::new();
         for (j, k) in e.kernels.iter().enumerate() {
             let r = range(k.min.as_deref(), k.max.as_deref());
             let why = why(r).map(str::to_string).or_else(|| {
-                earlier.iter().position(|o| covers(*o, r)).map(|o| {
+                earlier.iter().position(|(o, p)| covers(*o, r) && p.is_none()).map(|o| {
                     format!("entry {o} covers its whole range and the first entry that holds the kernel is taken")
                 })
             });
@@ -69,7 +70,7 @@ fn never_applied(case: &Case, at: Locate, or: (u64, u64)) -> Vec<LoadError> {
                 let msg = format!("expect.kernels entry {j} can never apply: {why}");
                 push(at(&format!("steps.{i}.expect.kernels.{j}"), (step.line, step.column)), msg);
             }
-            earlier.push(r);
+            earlier.push((r, k.page.or(k.page_over)));
         }
     }
     errs
@@ -198,5 +199,24 @@ mod tests {
                    known_deviation:\n  - { min: \"7.2\", reason: r, observed: o }\nsteps:\n  - register: {}\n    expect: { errno: EINVAL }\n";
         let e = errors(dev);
         assert!(e.iter().any(|m| m.contains("t.yaml:7:") && m.contains("known_deviation 0")), "{e:?}");
+    }
+
+    /// An entry that holds on one page size only covers no later entry; a later entry behind
+    /// one for every page size still never applies; a page that is no page size is refused.
+    #[test]
+    fn page_size_pins_cover_only_their_page_size() {
+        let kernels = |entries: &str| {
+            format!("{HEAD}  - register: {{}}\n    expect:\n      errno: EINVAL\n      kernels:\n{entries}")
+        };
+        let ok = kernels(
+            "        - { page: 16384, errno: ERANGE, why: w }\n        - { min: \"7.2\", errno: EFAULT, why: w }\n",
+        );
+        assert!(errors(&ok).is_empty(), "{:?}", errors(&ok));
+        let ok = kernels("        - { page_over: 8192, errno: ERANGE, why: w }\n        - { errno: EFAULT, why: w }\n");
+        assert!(errors(&ok).is_empty(), "{:?}", errors(&ok));
+        let e = errors(&kernels("        - { min: \"7.2\", errno: EFAULT, why: w }\n        - { min: \"7.3\", page: 16384, errno: ERANGE, why: w }\n"));
+        assert!(e.iter().any(|m| m.contains("entry 0 covers")), "{e:?}");
+        let e = errors(&kernels("        - { page: 5000, errno: ERANGE, why: w }\n"));
+        assert!(e.iter().any(|m| m.contains("page 5000 is not a page size")), "{e:?}");
     }
 }

@@ -295,6 +295,10 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                 }
             }
             for (j, k) in e.kernels.iter().enumerate() {
+                if let Some(p) = k.page.filter(|p| !p.is_power_of_two() || !(4096..=65536).contains(p)) {
+                    let (l, c) = at(&format!("steps.{i}.expect.kernels.{j}.page"), (l, c));
+                    push(&mut errs, l, c, format!("expect.kernels: page {p} is not a page size (4096 to 65536)"));
+                }
                 for (name, v) in [("min", &k.min), ("max", &k.max)] {
                     if let Some(v) = v.as_ref().filter(|v| !is_version(v)) {
                         let (l, c) = at(&format!("steps.{i}.expect.kernels.{j}.{name}"), (l, c));

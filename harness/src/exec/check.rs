@@ -81,9 +81,14 @@ impl Ctx<'_> {
     /// The errno, result and outputs expected on the running kernel (a kernel-specific
     /// expectation wins and is noted).
     fn expectation_for_kernel<'e>(&self, e: &'e Expect) -> (Option<String>, Option<i64>, &'e Overrides) {
+        let page = crate::kernel::sys::page_size() as u64;
         for k in &e.kernels {
-            if self.probe.version_in(k.min.as_deref(), k.max.as_deref()) {
-                let range = format!("{}..{}", k.min.as_deref().unwrap_or(""), k.max.as_deref().unwrap_or(""));
+            let on_page = k.page.is_none_or(|p| p == page) && k.page_over.is_none_or(|p| page > p);
+            if self.probe.version_in(k.min.as_deref(), k.max.as_deref()) && on_page {
+                let mut range = format!("{}..{}", k.min.as_deref().unwrap_or(""), k.max.as_deref().unwrap_or(""));
+                if k.page.is_some() || k.page_over.is_some() {
+                    range.push_str(&format!(", page {page}"));
+                }
                 self.notes.borrow_mut().push(format!("[{range}] {}", k.why));
                 return (k.errno.clone(), k.ret, &k.out);
             }

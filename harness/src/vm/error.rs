@@ -8,9 +8,16 @@ pub enum Error {
     /// A kernel spec or path that names nothing usable.
     #[error("{0}")]
     BadSpec(String),
-    /// A kernel of another architecture than the host's: listed and fetched, not booted yet.
-    #[error("{spec}: {arch} guests do not boot on this host yet (fetch it with `kernel fetch`; docs/flavours.md)")]
+    /// A kernel of an architecture this host does not boot (amd64 from an aarch64 host):
+    /// listed and fetched, not booted.
+    #[error("{spec}: {arch} guests do not boot on this host (fetch it with `kernel fetch`; docs/flavours.md)")]
     NotBootable { spec: String, arch: &'static str },
+    /// A guest of another architecture needs the harness built for it, which is not there.
+    #[error(
+        "no harness built for {arch} guests ({path}): run `vm/guest-harness.sh build` from a checkout once \
+         (docs/flavours.md)"
+    )]
+    NoGuestHarness { arch: &'static str, path: String },
     /// A vm/ script refused its arguments (exit 2: a version that is not on the mirror ...).
     #[error("vm/{script} {args}: refused ({status})")]
     Refused { script: String, args: String, status: std::process::ExitStatus },
@@ -57,7 +64,11 @@ impl Classify for Error {
         match self {
             Error::BadSpec(_) | Error::Refused { .. } | Error::NotBootable { .. } => Kind::BadInput,
             Error::Topology(e) => e.kind(),
-            Error::Script { .. } | Error::Broken(_) | Error::Io { .. } | Error::Boot(_) => Kind::Environment,
+            Error::Script { .. }
+            | Error::Broken(_)
+            | Error::Io { .. }
+            | Error::Boot(_)
+            | Error::NoGuestHarness { .. } => Kind::Environment,
         }
     }
 }

@@ -91,10 +91,11 @@ impl Flavour {
         }
     }
 
-    /// Whether a VM of this flavour can boot here: guests run the host's root and this binary,
-    /// so only the host's architecture does yet (arm64 guests: docs/flavours.md).
+    /// Whether a VM of this flavour can boot here: the host's architecture with virtme-ng (the
+    /// host's root and this binary), arm64 on an x86-64 host with qemu-system-aarch64 and an
+    /// initramfs around the harness built for it (`vm/qemu.rs`, docs/flavours.md).
     pub fn bootable(self) -> bool {
-        self.arch() == Arch::HOST
+        self.arch() == Arch::HOST || (Arch::HOST == Arch::Amd64 && self.arch() == Arch::Arm64)
     }
 
     /// The flavour of Debian's modifiers (`rt`, `16k`) on `arch`; None when Debian builds none.

@@ -8,7 +8,9 @@
 pub(crate) mod boot;
 mod error;
 pub(crate) mod flavour;
+mod initramfs;
 pub(crate) mod kernel;
+pub(crate) mod qemu;
 pub(crate) mod scripts;
 pub(crate) mod spec;
 
@@ -126,7 +128,17 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
         }
         paths.push(p.canonicalize().map_err(|e| Error::BadSpec(format!("{}: {e}", p.display())))?);
     }
-    let kvm = kvm_usable(kernel);
+    // A guest of another architecture (arm64) boots its own initramfs under qemu (qemu.rs),
+    // runs the harness built for it, and reads the catalogue copied to the host's paths.
+    let (foreign, exe, guest_env) = match qemu::image_arch(kernel) {
+        a if a == flavour::Arch::HOST => (None, exe, o.env.clone()),
+        a => {
+            let (f, env) = qemu::Foreign::prepare(kernel, a, &paths, &o.env)?;
+            (Some(f), PathBuf::from(qemu::GUEST_EXE), env)
+        }
+    };
+    let guest_opts = VmOpts { env: guest_env, ..o.clone() };
+    let kvm = foreign.is_none() && kvm_usable(kernel);
     // How long a boot may take before the first line from the guest (a debug build's longer).
     let boot_timeout = boot::boot_timeout(boot::boot_needs(kernel));
     let t_all = Instant::now();
@@ -151,10 +163,17 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
             break;
         }
         boots += 1;
-        let mut cmd = boot::vng(kernel, &o.memory, o.cpus, true, &guest_command(&exe, &paths, o, start_at, jobs));
+        let line = guest_command(&exe, &paths, &guest_opts, start_at, jobs);
+        let (mut cmd, what) = match &foreign {
+            Some(f) => (f.command(&o.memory, o.cpus, &line)?, "starting qemu-system-aarch64 (vm/guest-root.sh)"),
+            None => (
+                boot::vng(kernel, &o.memory, o.cpus, true, &line),
+                "starting vng (is virtme-ng installed? vm/provision.sh)",
+            ),
+        };
         cmd.stderr(Stdio::piped());
         let t_boot = Instant::now();
-        let mut child = cmd.spawn().map_err(Error::io("starting vng (is virtme-ng installed? vm/provision.sh)"))?;
+        let mut child = cmd.spawn().map_err(Error::io(what))?;
         let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
         let (tx, rx) = mpsc::channel::<Ev>();
         if let Some(out) = child.stdout.take() {
@@ -271,6 +290,10 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
             let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
         }
         let status = child.wait().ok();
+        let code = match &foreign {
+            Some(f) => f.exit_code(status),
+            None => status.and_then(|s| s.code()),
+        };
         // Drain what stderr still had.
         while let Ok(ev) = rx.try_recv() {
             if let Ev::Err(l) = ev {
@@ -281,7 +304,7 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
         if finished && died.is_none() {
             break;
         }
-        let why = died.unwrap_or_else(|| match status.and_then(|s| s.code()) {
+        let why = died.unwrap_or_else(|| match code {
             Some(255) => "the VM exited with 255 (kernel panic?)".into(),
             Some(c) => format!("the VM exited with {c} before the suite finished"),
             None => "the VM was killed".into(),
@@ -413,6 +436,12 @@ pub fn run_command_in_vm(
     env: &[(String, String)],
     timeout: Duration,
 ) -> Result<String, GuestError> {
+    if qemu::image_arch(kernel) != flavour::Arch::HOST {
+        return Err(GuestError::Failed(format!(
+            "{}: a guest of another architecture runs `run` only yet (docs/flavours.md)",
+            kernel.display()
+        )));
+    }
     let mut guest = guest_prefix(&this_exe().map_err(|e| GuestError::Failed(e.to_string()))?, env);
     guest.extend(args.iter().map(|a| shell_quote(a)));
     let mut child = boot::vng(kernel, "2G", 2, false, &guest.join(" "))

@@ -25,6 +25,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("upstream.sh", include_str!("../../../vm/upstream.sh")),
     ("openssh.sh", include_str!("../../../vm/openssh.sh")),
     ("campaign.sh", include_str!("../../../vm/campaign.sh")),
+    ("guest-root.sh", include_str!("../../../vm/guest-root.sh")),
     ("netdevsim-zcrx/series", include_str!("../../../vm/netdevsim-zcrx/series")),
     ("netdevsim-zcrx/base", include_str!("../../../vm/netdevsim-zcrx/base")),
     (
@@ -115,24 +116,29 @@ fn safe_parent() -> Result<PathBuf, Error> {
     Ok(p)
 }
 
+/// A new private directory (mkdtemp, mode 0700) named `<name>.XXXXXX` in the temporary
+/// directory, which must be a safe place (see `safe_parent`).
+pub(crate) fn private_dir(name: &str) -> Result<PathBuf, Error> {
+    let template = safe_parent()?.join(format!("{name}.XXXXXX"));
+    let mut buf = std::ffi::CString::new(template.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::Broken(format!("{}: NUL in the path", template.display())))?
+        .into_bytes_with_nul();
+    // SAFETY: mkdtemp rewrites the XXXXXX of a NUL-terminated buffer we own and creates the
+    // directory with mode 0700.
+    if unsafe { libc::mkdtemp(buf.as_mut_ptr().cast()) }.is_null() {
+        return Err(Error::Io {
+            what: format!("mkdtemp {}", template.display()),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    buf.pop();
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(buf)))
+}
+
 impl Unpacked {
     /// Writes every built-in file to a new private directory.
     pub fn new() -> Result<Unpacked, Error> {
-        let template = safe_parent()?.join("zcrx-conform-vm.XXXXXX");
-        let mut buf = std::ffi::CString::new(template.as_os_str().as_encoded_bytes())
-            .map_err(|_| Error::Broken(format!("{}: NUL in the path", template.display())))?
-            .into_bytes_with_nul();
-        // SAFETY: mkdtemp rewrites the XXXXXX of a NUL-terminated buffer we own and creates the
-        // directory with mode 0700.
-        if unsafe { libc::mkdtemp(buf.as_mut_ptr().cast()) }.is_null() {
-            return Err(Error::Io {
-                what: format!("mkdtemp {}", template.display()),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        buf.pop();
-        let dir = PathBuf::from(std::ffi::OsString::from_vec(buf));
-        let u = Unpacked { dir };
+        let u = Unpacked { dir: private_dir("zcrx-conform-vm")? };
         for (rel, text) in FILES {
             let path = u.dir.join(rel);
             if let Some(parent) = path.parent().filter(|p| !p.exists()) {
@@ -201,10 +207,12 @@ mod tests {
         }
         // The debug kernel's fragment (build-tree.sh --debug reads it next to itself).
         assert!(has("debug.config"), "vm/debug.config is not built in");
-        // Every script under vm/ but the guest-side checks of the simulator, run by hand.
+        // Every script under vm/ but the guest-side checks of the simulator, run by hand, and
+        // guest-harness.sh, which the user runs from the checkout it builds (never the harness).
+        let by_hand = ["netdevsim-smoke.sh", "netdevsim-steer.sh", "guest-harness.sh"];
         for e in std::fs::read_dir(vm_dir()).expect("vm/").flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if n.ends_with(".sh") && n != "netdevsim-smoke.sh" && n != "netdevsim-steer.sh" {
+            if n.ends_with(".sh") && !by_hand.contains(&n.as_str()) {
                 assert!(has(&n), "vm/{n} is not built in");
             }
         }
