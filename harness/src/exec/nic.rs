@@ -23,6 +23,32 @@ pub(super) struct NicState {
     qstats: HashMap<String, netdev::Qstats>,
     rules: HashMap<String, u32>,
     contexts: HashMap<String, u32>,
+    /// What the case added to the device, in order; dropped with the case, last first.
+    added: Vec<Added>,
+}
+
+/// A steering object a case added, removed when the case ends however it ends (an expectation
+/// that failed, or one inverted by the self-check, ends it early): an RSS context outlives the
+/// case process, and the next case's (or the next self-check round's) context would find the
+/// device's contexts used up (EBUSY on netdevsim). The runner deletes leftover ntuple rules too,
+/// but only after the case, and a context cannot go while a rule steers into it.
+enum Added {
+    Rule { dev: String, loc: u32 },
+    Context { index: u32, id: u32 },
+}
+
+impl Drop for NicState {
+    fn drop(&mut self) {
+        for a in self.added.drain(..).rev() {
+            let r = match &a {
+                Added::Rule { dev, loc } => ethtool::delete_flow_rule(dev, *loc),
+                Added::Context { index, id } => ethtool::delete_rss_context(*index, *id),
+            };
+            if let Err(e) = r {
+                eprintln!("clean-up: {}", e.msg);
+            }
+        }
+    }
 }
 
 /// A netlink answer as a syscall result (0 or the errno), for `Ctx::check`.
@@ -123,7 +149,10 @@ impl Ctx<'_> {
             .map_err(|e| harness(e.msg))?;
             let r = link::move_to(idx, other.as_fd());
             let moved = r.is_ok();
-            self.check_nl(format!("move {dev} to a new network namespace"), r, expect)?;
+            // The device comes back before the verdict is returned: a failed (or, in a
+            // self-check, inverted) expectation ends the case, and a device left in a namespace
+            // that dies with this thread would be gone for every later case.
+            let checked = self.check_nl(format!("move {dev} to a new network namespace"), r, expect);
             if moved {
                 let back = nl::netns::run_in(
                     Some(std::path::Path::new(&format!("/proc/self/fd/{}", other.as_fd().as_raw_fd()))),
@@ -138,6 +167,7 @@ impl Ctx<'_> {
                 back.map_err(|e| harness(format!("moving {dev} back: {}", e.msg)))?;
                 self.note(format!("{dev} moved back"));
             }
+            checked?;
         }
         if l.delete {
             self.destructive("deleting the device")?;
@@ -194,6 +224,9 @@ impl Ctx<'_> {
         if n.delete {
             let loc = *self.nic.rules.get(&name).ok_or_else(|| format!("no ntuple rule `{name}`"))?;
             let r = ethtool::delete_flow_rule(&dev, loc);
+            if r.is_ok() {
+                self.nic.added.retain(|a| !matches!(a, Added::Rule { loc: l, .. } if *l == loc));
+            }
             if self.check_nl(format!("delete ntuple rule {name} (location {loc})"), r, expect)?.is_some() {
                 self.nic.rules.remove(&name);
             }
@@ -221,6 +254,10 @@ impl Ctx<'_> {
         };
         let rule = ethtool::FlowRule { ipv6: local.is_ipv6(), dst_port: local.port(), queue, context };
         let r = ethtool::add_flow_rule(&dev, &rule);
+        // Recorded before the verdict, which may end the case.
+        if let Ok(loc) = &r {
+            self.nic.added.push(Added::Rule { dev: dev.clone(), loc: *loc });
+        }
         if let Some(loc) = self.check_nl(format!("add ntuple rule {name}: {rule:?}"), r, expect)? {
             self.nic.rules.insert(name, loc);
         }
@@ -236,6 +273,10 @@ impl Ctx<'_> {
         if let Some(name) = &r.context {
             let qs = queues(&r.queues)?;
             let res = ethtool::create_rss_context(idx, &qs);
+            // Recorded before the verdict, which may end the case.
+            if let Ok(id) = &res {
+                self.nic.added.push(Added::Context { index: idx, id: *id });
+            }
             if let Some(id) = self.check_nl(format!("create RSS context {name} over {qs:?} on {dev}"), res, expect)? {
                 self.nic.contexts.insert(name.clone(), id);
             }

@@ -20,6 +20,7 @@ mod msg {
     pub const RSS_GET: u8 = 38;
     pub const RSS_SET: u8 = 48;
     pub const RSS_CREATE_ACT: u8 = 49;
+    pub const RSS_DELETE_ACT: u8 = 50;
 }
 
 /// ETHTOOL_A_RINGS_TCP_DATA_SPLIT values.
@@ -168,6 +169,15 @@ pub fn create_rss_context(index: u32, table: &[u32]) -> NlResult<u32> {
     let mut r = ask!(sock, req, what)?;
     let a = r.recv_one().map_err(|e| NlError::reply(&what, &e))?;
     a.get_context().map_err(|e| NlError::parse(&what, e))
+}
+
+/// Deletes the RSS context `context` (EBUSY while an ntuple rule still steers into it).
+pub fn delete_rss_context(index: u32, context: u32) -> NlResult<()> {
+    let mut sock = NetlinkSocket::new();
+    let mut req = ethtool::Request::new().op_rss_delete_act_do();
+    req.header_mut().cmd = msg::RSS_DELETE_ACT;
+    req.encode().nested_header().push_dev_index(index).end_nested().push_context(context);
+    ack!(sock, req, format!("rss-delete-act ifindex {index} context {context}"))
 }
 
 // ntuple rules (struct ethtool_rxnfc through SIOCETHTOOL).
