@@ -188,12 +188,11 @@ pub fn base(b: &Base) -> Result<PathBuf, Error> {
     let dir = crate::paths::cache_dir().join("guest-root").join(b.kver);
     let (cpio, stamp_path) = (dir.join("base.cpio"), dir.join("base.stamp"));
     let stamp = format!(
-        "{}\n{}\n{}\nmodules {}\ninit {:x}\n",
+        "{}\n{}\n{}\nmodules {}\ninit:\n{INIT}",
         ident(b.busybox)?,
         ident(b.harness)?,
         ident(&b.modules.join("modules.dep"))?,
         MODULES.join(" "),
-        INIT.len()
     );
     let same = crate::paths::input::read_text(&stamp_path, 1 << 16, false).is_ok_and(|s| s == stamp);
     if same && cpio.is_file() {
