@@ -127,7 +127,7 @@ pub fn main(a: &BenchArgs) -> Result<(), Error> {
 
 /// `bench --reports`: prints the writers' scaling ([`scaling`]); false when one looks quadratic.
 pub fn reports(a: &BenchArgs) -> Result<bool, Error> {
-    let s = scaling::measure();
+    let s = scaling::measure()?;
     print!("{}", scaling::render(&s));
     if let Some(p) = a.json.as_deref() {
         write_json(p, &s)?;

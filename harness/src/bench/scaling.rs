@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::Error;
 use crate::model::{CaseReport, RunReport, Status};
 use crate::report;
 
@@ -65,35 +66,37 @@ fn best_of_three(mut f: impl FnMut()) -> f64 {
         .fold(f64::MAX, f64::min)
 }
 
-fn html(n: usize, k: usize) -> f64 {
+fn html(n: usize, k: usize) -> Result<f64, Error> {
     let rs = runs(n, k);
     let refs: Vec<&RunReport> = rs.iter().collect();
-    best_of_three(|| {
+    Ok(best_of_three(|| {
         std::hint::black_box(report::html::render(&refs));
-    })
+    }))
 }
 
 /// What `merge` does with runs of several targets: the inputs checked, merged, the cases x
-/// kernels table and the changes between them.
-fn merge(n: usize, k: usize) -> f64 {
+/// kernels table and the changes between them. The inputs are checked and merged once before
+/// the timing: a refusal is an error, not a fast path that would look linear.
+fn merge(n: usize, k: usize) -> Result<f64, Error> {
     let named: Vec<(String, RunReport)> =
         runs(n, k).into_iter().enumerate().map(|(j, r)| (format!("in{j}/report.json"), r)).collect();
-    best_of_three(|| {
+    let refused = |e: String| Error::Measure(format!("bench --reports: merging {k} runs of {n} cases: {e}"));
+    report::check_merge_inputs(&named).map_err(|e| refused(e.to_string()))?;
+    report::merge(named.iter().map(|(_, r)| r.clone()).collect()).map_err(|e| refused(e.to_string()))?;
+    Ok(best_of_three(|| {
         let named = named.clone();
-        if report::check_merge_inputs(&named).is_err() {
-            return;
-        }
+        let _ = report::check_merge_inputs(&named);
         if let Ok(merged) = report::merge(named.into_iter().map(|(_, r)| r).collect()) {
             let refs: Vec<&RunReport> = merged.iter().collect();
             std::hint::black_box((report::matrix_table(&refs), report::changes::render(&refs)));
         }
-    })
+    }))
 }
 
-fn scaling(what: &str, cost: impl Fn(usize) -> f64) -> Scaling {
-    let (small_s, large_s) = (cost(SMALL), cost(LARGE));
+fn scaling(what: &str, cost: impl Fn(usize) -> Result<f64, Error>) -> Result<Scaling, Error> {
+    let (small_s, large_s) = (cost(SMALL)?, cost(LARGE)?);
     let ratio = large_s / small_s.max(1e-9);
-    Scaling {
+    Ok(Scaling {
         what: what.into(),
         small_cases: SMALL,
         large_cases: LARGE,
@@ -101,16 +104,16 @@ fn scaling(what: &str, cost: impl Fn(usize) -> f64) -> Scaling {
         large_s,
         ratio,
         linear: ratio < LIMIT,
-    }
+    })
 }
 
 /// Every writer that once scaled badly, measured.
-pub fn measure() -> Vec<Scaling> {
-    vec![
-        scaling("html, 1 run", |n| html(n, 1)),
-        scaling("html, 2 runs", |n| html(n, 2)),
-        scaling("merge, 2 targets", |n| merge(n, 2)),
-    ]
+pub fn measure() -> Result<Vec<Scaling>, Error> {
+    Ok(vec![
+        scaling("html, 1 run", |n| html(n, 1))?,
+        scaling("html, 2 runs", |n| html(n, 2))?,
+        scaling("merge, 2 targets", |n| merge(n, 2))?,
+    ])
 }
 
 pub fn render(s: &[Scaling]) -> String {
