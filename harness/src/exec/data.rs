@@ -2,6 +2,7 @@
 //! zcrx_cqe, area, bounds and every payload byte against the sender's pattern).
 
 use super::*;
+use crate::kernel::tcpstate::TcpState;
 use crate::model::{Answer, Mismatch};
 
 impl Ctx<'_> {
@@ -169,13 +170,15 @@ impl Ctx<'_> {
         let mut rearms = 0u32;
         let flushes = self.st.flushes;
         while got < x.bytes {
-            let c = self.next_cqe(ring, Some(ud), deadline)?.ok_or_else(|| {
-                stalled(
+            let c = self.next_cqe(ring, Some(ud), deadline)?;
+            let Some(c) = c else {
+                self.note_tcp(ud);
+                return Err(stalled(
                     "next data CQE",
                     "res>0, flags=MORE",
                     format!("timed out after {got} of {} bytes ({ncqe} data CQEs)", x.bytes),
-                )
-            })?;
+                ));
+            };
             let flags = self.plain_flags(ring, &c);
             if x.rearm && x.recycle != Recycle::None && c.res == -libc::ENOMEM && flags == 0 && rearms < 10_000 {
                 let held = self.st.zcrx.get(&zname).map_or(0, |z| z.held.len());
@@ -422,6 +425,29 @@ fn unexpected(c: &Cqe, what: &str) -> StepError {
 
 /// No CQE came within the timeout where `what` was expected (`expected`, in words): a typed
 /// failure (`kernel posted nothing`), so a known deviation can name a stall.
+impl Ctx<'_> {
+    /// Logs the TCP state of both ends of the connection RECV_ZC `ud` reads: where a stalled
+    /// flow's data is (the receiver's out-of-order queue, the sender's backoff).
+    fn note_tcp(&mut self, ud: u64) {
+        let Some(conn) = self.st.recvs.get(&ud).map(|r| r.conn.clone()) else { return };
+        let Some(c) = self.st.conns.get(&conn) else { return };
+        let mut ends = vec![("receiver", c.recv.as_raw_fd())];
+        if let Some(PeerEnd::Local(p)) = &c.peer {
+            ends.push(("sender", p.as_raw_fd()));
+        }
+        for (end, fd) in ends {
+            let line = match TcpState::read(fd) {
+                Ok(s) if end == "receiver" && s.held_out_of_order() => {
+                    format!("{conn} {end}: {s} (receive memory held out of order)")
+                }
+                Ok(s) => format!("{conn} {end}: {s}"),
+                Err(e) => format!("{conn} {end}: no TCP state ({e})"),
+            };
+            self.note(line);
+        }
+    }
+}
+
 fn stalled(what: &str, expected: &str, message: String) -> StepError {
     let m = Mismatch { what: what.into(), expected: Answer::Text(expected.into()), observed: Answer::Nothing };
     StepError::mismatch(m, message)

@@ -1,6 +1,7 @@
 //! The kernel interface: the exact uapi with field tables ([`uapi`]), raw syscalls and memory
 //! ([`sys`]), rings ([`ring`]), the probe ([`probe`]), TUN devices ([`netdev`]) and the
-//! default zcrx registration and RQ publisher shared by the executor and `bench` ([`zcrx`]), and
+//! default zcrx registration and RQ publisher shared by the executor and `bench` ([`zcrx`]), a TCP
+//! socket's state ([`tcpstate`]), and
 //! netlink, ethtool, module, XDP and AF_XDP interfaces ([`nl`]).
 
 pub mod creds;
@@ -14,6 +15,7 @@ pub mod probe;
 pub mod ring;
 pub mod softirq;
 pub mod sys;
+pub mod tcpstate;
 pub mod uapi;
 pub mod uffd;
 pub mod zcrx;
