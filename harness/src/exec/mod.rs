@@ -321,7 +321,10 @@ impl Ctx<'_> {
     /// Records a log line; it also goes to stderr at once (one write), so a crash shows how far
     /// it got.
     fn note(&mut self, line: String) {
-        // ZEXP
+        let mut text = line.clone();
+        text.push('\n');
+        // A case the runner kills (a timeout) or that crashes has only what reached the pipe.
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
         self.log.push(line);
     }
 
