@@ -445,6 +445,28 @@ impl Ctx<'_> {
             };
             self.note(line);
         }
+        // CQEs of other requests that arrived meanwhile, set aside unread: data CQEs among them
+        // hold buffers no step returns.
+        let mut other: BTreeMap<u64, (usize, i64)> = BTreeMap::new();
+        for c in &self.st.pending {
+            let e = other.entry(c.user_data).or_default();
+            e.0 += 1;
+            e.1 += i64::from(c.res.max(0));
+        }
+        for (u, (n, bytes)) in other {
+            self.note(format!("set aside unread: {n} CQE(s) of user_data {u:#x}, {bytes} bytes"));
+        }
+        // The connection's own sockets may hold nothing: say which sockets of the namespace do
+        // (a closed one's out-of-order queue keeps its buffers with no descriptor to ask).
+        match crate::kernel::tcpstate::holding_receive_memory() {
+            Ok(held) if held.is_empty() => self.note("no TCP socket of this namespace holds receive memory".into()),
+            Ok(held) => {
+                for h in held {
+                    self.note(format!("holds receive memory: {h}"));
+                }
+            }
+            Err(e) => self.note(format!("sock_diag: {e}")),
+        }
     }
 }
 
