@@ -175,6 +175,63 @@ def sample_section(o, n, draw):
             m["position"], mid, m["operator"], m["function"], rec["verdict"], by or "-", lib, rec["duration_s"]))
     left = [f for f in series if f not in runs]
     o.append("\nLeft to run: %d of %d." % (len(left), len(series)))
+    triage_section(o, n, series, runs, c)
+
+
+TRIAGE = ["missing-case", "harness", "equivalent", "out-of-reach"]
+
+
+def triage_section(o, n, series, runs, c):
+    """The survivors' triage (sample-N/triage.tsv: mutant, verdict, case, why) and their run
+    against the suite as it is now (reports/mutation-generated-N-recheck.jsonl)."""
+    tri = {r["mutant"]: r for r in read_tsv(os.path.join(HERE, "sample-%d" % n, "triage.tsv"))}
+    if not tri:
+        return
+    recheck = {}
+    for r in read_jsonl(os.path.join(ROOT, "reports", "mutation-generated-%d-recheck.jsonl" % n)):
+        if r["verdict"] != "baseline":
+            recheck[r["mutant"]["name"]] = r
+    survivors = [runs[f]["mutant"]["name"] for f in series if f in runs and runs[f]["verdict"] == "survived"]
+    untriaged = [m for m in survivors if m not in tri]
+    for m, r in tri.items():
+        if r["verdict"] not in TRIAGE:
+            raise SystemExit("report.py: sample-%d/triage.tsv: %s: verdict %r is not one of %s" % (
+                n, m, r["verdict"], ", ".join(TRIAGE)))
+    equiv = sum(1 for m in survivors if tri.get(m, {}).get("verdict") == "equivalent")
+    reach = sum(1 for m in survivors if tri.get(m, {}).get("verdict") == "out-of-reach")
+    k_us = c["killed"] + c["crash"]
+    o.append("\n### Triage of the survivors\n")
+    o.append("**As run: %d of %d killed (%s). With the %d argued equivalents left out: %d of %d (%s). "
+             "Out of reach here (counted as survived in both): %d.**%s" % (
+                 k_us, c["run"], pct(k_us, c["run"]), equiv, k_us, c["run"] - equiv,
+                 pct(k_us, c["run"] - equiv), reach,
+                 " Not triaged yet: %d." % len(untriaged) if untriaged else ""))
+    o.append("")
+    o.append("`missing-case`: a case (or check) the suite lacked, written after the sample's results were "
+             "committed; `harness`: the suite saw the fault and lost it, fixed in the harness; "
+             "`equivalent`: no program can tell the mutant from the original here (argued); "
+             "`out-of-reach`: observable, but not on this kernel and simulator (what it needs is said). "
+             "\"Now\": the mutant run again against the suite as it is now "
+             "(`reports/mutation-generated-%d-recheck.jsonl`), not part of the rates above." % n)
+    o.append("")
+    o.append("| mutant | triage | case or reason | now |")
+    o.append("|---|---|---|---|")
+    for m in survivors:
+        r = tri.get(m)
+        now = recheck.get(m)
+        now_s = "-" if now is None else (
+            "killed (%s)" % ", ".join(now.get("killed_by", [])[:3]) if now["verdict"] == "killed"
+            else now["verdict"])
+        if r is None:
+            o.append("| `%s` | not triaged | - | %s |" % (m, now_s))
+            continue
+        why = r["case"] if r["case"] == "-" else "`%s`" % r["case"]
+        o.append("| `%s` | %s | %s: %s | %s |" % (m, r["verdict"], why, r["why"], now_s))
+    if recheck:
+        killed = sum(1 for m in survivors if recheck.get(m, {}).get("verdict") in ("killed", "killed-by-crash"))
+        ran = sum(1 for m in survivors if m in recheck)
+        o.append("\nRun again with the suite as it is now: %d of the %d survivors, %d of them killed." % (
+            ran, len(survivors), killed))
 
 
 def seed_of(n):
@@ -202,7 +259,7 @@ def main(argv):
          "`vm/mutants/generated/counts.md`. Samples drawn by seed (`seeds.txt`, `draw.tsv`), compile-checked",
          "(`sample-N/check.tsv`) and run with `zcrx-conform mutate` (results: `reports/mutation-generated-N.jsonl`).",
          "\"us\" = killed by a case or by crash over run; liburing = its zcrx.t failed where it passed on the baseline.",
-         "Nothing in this file is argued: survivors are survivors until triaged (issue 26, step 3)."]
+         "The rates are as run; each sample's triage (its last section) argues what survived."]
     for n in (1, 2):
         sample_section(o, n, draw)
     if resume:
