@@ -13,6 +13,7 @@ pub(crate) mod progress;
 mod schedule;
 pub(crate) mod selfcheck;
 pub(crate) mod signal;
+mod splats;
 pub mod verdict;
 
 use std::time::Instant;

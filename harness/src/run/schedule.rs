@@ -3,8 +3,11 @@
 //! `requires.exclusive`); with one job this is the plain sequential loop. The kernel log is
 //! read while cases run and given to every case that was running; the kernel cannot tell two
 //! concurrent cases apart, so when a splat appears while several ran, those cases are run
-//! again alone afterwards and their solo results count. Results are reported in catalogue
-//! order whatever the order they finish in.
+//! again alone afterwards and their solo results count, unless none of them prints a splat
+//! alone (a WARN_ON_ONCE prints once per boot): then the splat fails all of them, since one
+//! of them made it. Lines printed after a case ended and before the next began (its rings'
+//! teardown runs after its process is gone) fail the cases that ended there. Results are
+//! reported in catalogue order whatever the order they finish in.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -14,6 +17,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::child::{self, Running};
 use super::leaks::LeakScan;
 use super::progress::Progress;
+use super::splats::Suspects;
 use super::{blank_report, selfcheck, signal, verdict, RunOpts};
 use crate::case::{Action, Case};
 use crate::kernel::kmsg::Kmsg;
@@ -27,7 +31,24 @@ struct Job {
     kind: Kind,
     resources: Vec<Resource>,
     invert: Option<usize>,
+    /// The splat this job is a suspect of (a group of `Scheduler::suspects`).
+    group: Option<usize>,
 }
+
+/// A run that ended, to be judged.
+struct Finished {
+    job: Job,
+    duration_s: f64,
+    outcome: Outcome,
+    kernel_log: Vec<String>,
+    unrestored: Vec<String>,
+}
+
+/// Put into a case's kernel log before splat lines it did not print itself.
+const SPLAT_NOT_ALONE: &str =
+    "zcrx-conform: the lines below were printed while this case ran beside others; run again alone, none of them printed a splat, so it fails them all";
+const SPLAT_AFTER_END: &str =
+    "zcrx-conform: the lines below were printed after this case ended and before the next began (its teardown)";
 
 /// Something a case holds alone while it runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +89,10 @@ pub(super) struct Scheduler<'a> {
     leaks: LeakScan,
     /// Leaks found for a case whose result is not known yet (a self-check in progress).
     leaked: Vec<Vec<crate::model::LeakedObject>>,
+    suspects: Suspects<Finished>,
+    /// Cases that ended since the last case began: lines printed until the next begins are
+    /// theirs, and their results wait for them.
+    recent: Vec<usize>,
 }
 
 /// The resources a case holds alone.
@@ -105,13 +130,15 @@ impl<'a> Scheduler<'a> {
             interrupted: false,
             leaks: LeakScan::new(probe.kmemleak),
             leaked: vec![Vec::new(); cases.len()],
+            suspects: Suspects::default(),
+            recent: Vec::new(),
         }
     }
 
     /// Case `idx` runs on topology `kind`.
     pub(super) fn queue(&mut self, idx: usize, kind: Kind) {
         let resources = resources(self.cases[idx], kind);
-        self.queue.push_back(Job { idx, kind, resources, invert: None });
+        self.queue.push_back(Job { idx, kind, resources, invert: None, group: None });
     }
 
     /// Case `idx` has its result (a skip decided by the plan, or a finished run).
@@ -127,6 +154,9 @@ impl<'a> Scheduler<'a> {
     /// Reports, in catalogue order, every result that no earlier case still waits for.
     fn emit_ready(&mut self) {
         while let Some(Some(cr)) = self.results.get(self.emitted) {
+            if self.recent.contains(&self.emitted) {
+                break;
+            }
             self.progress.event(&Event::Result { case: Box::new(cr.clone()) });
             self.emitted += 1;
         }
@@ -166,16 +196,25 @@ impl<'a> Scheduler<'a> {
                     break;
                 };
                 let Some(job) = self.queue.remove(pos) else { break };
-                // Lines printed before a case starts are not its own.
+                // Lines printed before a case starts are not its own: the running cases', or
+                // with none running, those of the cases that just ended.
                 let before = kmsg.drain();
-                for s in &mut slots {
-                    s.kernel_log.extend(before.iter().cloned());
+                if slots.is_empty() {
+                    self.late(before);
+                } else {
+                    for s in &mut slots {
+                        s.kernel_log.extend(before.iter().cloned());
+                    }
+                    self.recent.clear();
                 }
                 if let Some(slot) = self.start(job) {
                     slots.push(slot);
                 }
             }
             if slots.is_empty() {
+                let after = kmsg.drain();
+                self.late(after);
+                self.emit_ready();
                 break;
             }
             wait_any(&mut slots);
@@ -194,6 +233,10 @@ impl<'a> Scheduler<'a> {
                 } else {
                     i += 1;
                 }
+            }
+            // With a case still running, the lines to come are its own (as before).
+            if !slots.is_empty() {
+                self.recent.clear();
             }
             self.emit_ready();
         }
@@ -245,26 +288,70 @@ impl<'a> Scheduler<'a> {
             self.interrupted = true;
             return;
         }
-        if slot.overlapped && slot.kernel_log.iter().any(|l| is_splat(l)) && !r.interrupted {
-            self.rerun.push(slot.job);
+        let splats: Vec<&String> = slot.kernel_log.iter().filter(|l| is_splat(l)).collect();
+        if slot.overlapped && !splats.is_empty() {
+            let mut job = slot.job;
+            if job.group.is_none() {
+                job.group = Some(self.suspects.suspect(&splats));
+            }
+            self.rerun.push(job);
             return;
         }
+        let reproduced = !splats.is_empty();
+        let f = Finished {
+            duration_s: slot.t0.elapsed().as_secs_f64(),
+            job: slot.job,
+            outcome: r.outcome,
+            kernel_log: slot.kernel_log,
+            unrestored: unrestored.iter().map(|u| u.to_string()).collect(),
+        };
+        let Some(g) = f.job.group else { return self.conclude(f) };
+        for (mut f, carried) in self.suspects.ran_alone(g, f, reproduced) {
+            if let Some(lines) = carried {
+                f.kernel_log.push(SPLAT_NOT_ALONE.into());
+                f.kernel_log.extend(lines);
+            }
+            self.conclude(f);
+        }
+    }
+
+    /// Judges a run that ended and gives its result to whoever waits for it.
+    fn conclude(&mut self, f: Finished) {
+        let case = self.cases[f.job.idx];
         let mut cr = blank_report(case);
-        cr.duration_s = slot.t0.elapsed().as_secs_f64();
-        cr.topology = Some(slot.job.kind.to_string());
-        let mut outcome = r.outcome;
+        cr.duration_s = f.duration_s;
+        cr.topology = Some(f.job.kind.to_string());
+        let mut outcome = f.outcome;
         let assertions = std::mem::take(&mut outcome.assertions);
         let held = outcome.result.inverted_held();
-        verdict::judge(case, self.probe, slot.job.invert.is_none(), outcome, slot.kernel_log, &mut cr);
-        if !unrestored.is_empty() {
-            let errors = unrestored.iter().map(|u| u.to_string()).collect();
-            let result = CaseResult::Unrestored { errors, result: Box::new(cr.result.clone()) };
+        verdict::judge(case, self.probe, f.job.invert.is_none(), outcome, f.kernel_log, &mut cr);
+        if !f.unrestored.is_empty() {
+            let result = CaseResult::Unrestored { errors: f.unrestored, result: Box::new(cr.result.clone()) };
             cr.set_result(result);
         }
-        match slot.job.invert {
-            Some(k) => self.inverted_done(slot.job.idx, k, held, cr),
-            None if self.opts.self_check => self.base_done(slot.job, assertions, cr),
-            None => self.done(slot.job.idx, cr),
+        match f.job.invert {
+            Some(k) => self.inverted_done(f.job.idx, k, held, cr),
+            None if self.opts.self_check => self.base_done(f.job, assertions, cr),
+            None => {
+                self.recent.push(f.job.idx);
+                self.done(f.job.idx, cr);
+            }
+        }
+    }
+
+    /// Kernel lines printed while no case ran: a splat among them fails the cases that ended
+    /// last (their rings and pools are torn down after their processes are gone).
+    fn late(&mut self, lines: Vec<String>) {
+        let recent = std::mem::take(&mut self.recent);
+        let splats: Vec<String> = lines.into_iter().filter(|l| is_splat(l)).collect();
+        if splats.is_empty() {
+            return;
+        }
+        for idx in recent {
+            let case = self.cases[idx];
+            if let Some(cr) = self.results[idx].as_mut() {
+                verdict::late_splat(case, self.probe, cr, SPLAT_AFTER_END, &splats);
+            }
         }
     }
 
@@ -321,6 +408,7 @@ impl<'a> Scheduler<'a> {
                 kind: job.kind,
                 resources: job.resources.clone(),
                 invert: Some(k),
+                group: None,
             });
         }
         self.checks[job.idx] = Some(selfcheck::Tally::new(cr, assertions));

@@ -24,6 +24,34 @@ pub fn judge(case: &Case, probe: &Probe, deviations: bool, o: Outcome, kernel_lo
     cr.set_result(result);
 }
 
+/// Adds splat `lines` the case did not print while it ran (its teardown, after it ended) to a
+/// result already judged; `note` goes into its kernel log before them.
+pub fn late_splat(case: &Case, probe: &Probe, cr: &mut CaseReport, note: &str, lines: &[String]) {
+    let new_kinds: Vec<SplatKind> = lines.iter().filter_map(|l| splat_kind(l)).collect();
+    let result = match cr.result.clone() {
+        CaseResult::KernelSplat { lines: mut before, during, result, mut kinds } => {
+            before.extend(lines.iter().cloned());
+            kinds.extend(new_kinds);
+            CaseResult::KernelSplat { lines: before, during, result, kinds }
+        }
+        other => {
+            // A pass its deviation called xpass is a pass again under the splat, which the
+            // deviation then judges.
+            let other = if matches!(other, CaseResult::Xpass { .. }) { CaseResult::Pass } else { other };
+            let splat = CaseResult::KernelSplat {
+                lines: lines.to_vec(),
+                during: None,
+                result: Box::new(other),
+                kinds: new_kinds,
+            };
+            apply_deviation(case, probe, splat)
+        }
+    };
+    cr.kernel_log.push(note.to_string());
+    cr.kernel_log.extend(lines.iter().cloned());
+    cr.set_result(result);
+}
+
 /// Turns a result into xfail/xpass when the case declares a known deviation for this kernel:
 /// a kernel failure is the deviation when it shows what the deviation's `observed:` says
 /// ([`DeviationPattern`]: the failed check's expected and observed values, or the splat).
@@ -127,6 +155,34 @@ mod tests {
         let CaseResult::KernelSplat { result, .. } = &r else { panic!("{r:?}") };
         assert_eq!(result.status(), Some(Status::Xfail));
         assert_eq!(r.status(), Some(Status::Fail));
+    }
+
+    /// A splat printed after the case ended (its teardown) fails a result already judged, and
+    /// adds to one that already had a splat; a splat deviation still decides on it.
+    #[test]
+    fn a_late_splat_fails_the_case_that_ended() {
+        let probe = Probe { kernel_version: Some((6, 19, 0)), ..Default::default() };
+        let c = case("kernel returned EFAULT");
+        let line = "WARNING: CPU: 1 PID: 9 at io_uring/zcrx.c:662 io_zcrx_ifq_free+0x9/0x90".to_string();
+        let mut cr = crate::run::blank_report(&c);
+        cr.set_result(CaseResult::Pass);
+        late_splat(&c, &probe, &mut cr, "note", std::slice::from_ref(&line));
+        assert_eq!(cr.status, Status::Fail);
+        assert_eq!(cr.kernel_log, vec!["note".to_string(), line.clone()]);
+        let CaseResult::KernelSplat { lines, result, .. } = &cr.result else { panic!("{:?}", cr.result) };
+        assert_eq!((lines.as_slice(), result.as_ref()), (std::slice::from_ref(&line), &CaseResult::Pass));
+        late_splat(&c, &probe, &mut cr, "note", &["BUG: KASAN: use-after-free".to_string()]);
+        let CaseResult::KernelSplat { lines, kinds, .. } = &cr.result else { panic!("{:?}", cr.result) };
+        assert_eq!((lines.len(), kinds.len()), (2, 2));
+        let in_range = Probe { kernel_version: Some((7, 2, 0)), ..Default::default() };
+        let warn = case("kernel splat warning in netdev_queue_get_dma_dev");
+        let mut cr = crate::run::blank_report(&warn);
+        cr.set_result(CaseResult::Xpass { deviation: "r".into(), link: None });
+        let CaseResult::KernelSplat { lines, .. } = splat("netdev_queue_get_dma_dev", CaseResult::Pass) else {
+            unreachable!()
+        };
+        late_splat(&warn, &in_range, &mut cr, "note", &lines);
+        assert_eq!(cr.status, Status::Xfail, "{:?}", cr.result);
     }
 
     /// A receive that stalls is typed (`kernel posted nothing`), so a deviation can name it.
