@@ -12,12 +12,12 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use super::ctrl_steps::{Ctrl, OpenRing, Query, RegisterRaw};
 use super::nic_steps::{AfXdp, LinkOp, NsimDevice, Ntuple, PagePools, Process, Qstats, QueueGet, Rss, XdpStep};
 use super::proc_steps::{ExpectPinned, Limit};
 use super::steps::{
-    Close, Connect, Ctrl, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, FaultSweep, Importer,
-    MmapRegion, Netns, Nsim, OpenRing, Query, RecvZc, Register, RegisterRaw, ReturnBuffers, RqPush, RqSet, Send,
-    Shutdown, Tun,
+    Close, Connect, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, FaultSweep, Importer,
+    MmapRegion, Netns, Nsim, RecvZc, Register, ReturnBuffers, RqPush, RqSet, Send, Shutdown, Tun,
 };
 use super::stress::Stress;
 use super::Expect;
@@ -137,7 +137,8 @@ step_kinds! {
     /// refused: EFAULT with buffers in flight)
     Register(Register) = "register" [expect, call, checks],
     /// `IORING_REGISTER_ZCRX_CTRL`: `op`, `set` (zcrx_ctrl fields), `area`/`area_pages`
-    /// (ADD_AREA), `save_fd` (EXPORT), `readonly`, `arg`, `nr_args`
+    /// (ADD_AREA), `save_fd` (EXPORT), `readonly`, `arg`, `nr_args`, `repeat: N` (N calls, each
+    /// checked); success is a return of 0, as for `register` and `query`
     Ctrl(Ctrl) = "ctrl" [expect, call, checks],
     /// `IORING_REGISTER_QUERY`: `op`, `hdr` overrides, `chain: N`, `on_ring`, `nr_args`
     Query(Query) = "query" [expect, call, checks],
@@ -146,7 +147,8 @@ step_kinds! {
     /// a second ring: `name`, `spec: {flags, entries, cq_entries}`
     OpenRing(OpenRing) = "open_ring" [expect, call, checks],
     /// a connection (`name`, default `c0`): `kind: tcp` (loopback, or between the topology's
-    /// endpoints; `ipv6: true`), `udp`, `unix`, `pipe`; TCP `rcvbuf` sets SO_RCVBUF on the listener
+    /// endpoints; `ipv6: true`), `tcp_unconnected` (a TCP socket never connected), `udp`, `unix`,
+    /// `pipe`; TCP `rcvbuf` sets SO_RCVBUF on the listener
     Connect(Connect) = "connect" [],
     /// the peer writes `bytes` of the pattern (continuing across sends), `chunk` bytes a write
     Send(Send) = "send" [],
@@ -235,7 +237,8 @@ step_kinds! {
     /// limits of the case's own process: `nofile_used: true` (the next descriptor is EMFILE),
     /// `memlock: BYTES` (rings opened afterwards account pinned memory), `drop_caps: [IPC_LOCK]`,
     /// `keep_caps: [NET_ADMIN]` (every other capability dropped from the effective set),
-    /// `fresh_uid: true` (a user id no process has, capabilities kept)
+    /// `fresh_uid: true` (a user id no process has, capabilities kept), `close_stdin: true` (the
+    /// next descriptor is 0)
     Limit(Limit) = "limit" [],
     /// systematic fault injection on a debug kernel: `call` (one step) runs once per round with
     /// the N-th fault point of its io_uring syscall failed (fail-nth; failslab and

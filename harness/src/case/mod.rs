@@ -7,8 +7,8 @@
 //! - `value.rs`: spanned values ([`Sp`]), [`Value`], [`Overrides`].
 //! - `format.rs`: the case file ([`CaseFile`]) and its parts; `action.rs`: a [`Step`] and its
 //!   [`Action`], one variant per kind of step, listed once with each kind's key and facts
-//!   ([`STEP_KINDS`]); `steps.rs`, `nic_steps.rs`: the bodies of the actions ([`Register`],
-//!   [`Ctrl`], ...).
+//!   ([`STEP_KINDS`]); `steps.rs`, `ctrl_steps.rs`, `nic_steps.rs`: the bodies of the actions
+//!   ([`Register`], [`Ctrl`], ...).
 //! - `yaml.rs`: the file as a tree of nodes with their places; `de.rs`: serde over that tree.
 //! - `matrix.rs`: matrix axes ([`Axis`]), their expansion and substitution into the tree.
 //! - `validate.rs`, `rules.rs`: the checks serde cannot do (ids, timeouts, names, assertions).
@@ -22,6 +22,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 mod action;
+mod ctrl_steps;
 mod de;
 mod format;
 mod matrix;
@@ -38,6 +39,7 @@ mod value;
 mod yaml;
 
 pub use self::action::{step_reference, Action, Step, StepKind, STEP_KINDS};
+pub use self::ctrl_steps::*;
 pub use self::format::*;
 pub use self::matrix::{table_by_name, Axis, ReservedOf, MAX_ROWS};
 pub use self::nic_steps::*;

@@ -26,6 +26,9 @@ pub struct Limit {
     /// too often frees it while still in use.
     #[serde(default)]
     pub fresh_uid: bool,
+    /// Close descriptor 0 (the case's stdin), so that the next new descriptor is 0.
+    #[serde(default)]
+    pub close_stdin: bool,
 }
 
 /// The case process's pinned and accounted memory (VmPin of /proc/self/status): zcrx areas of

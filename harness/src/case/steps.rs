@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Overrides, RegionKind, RingSpec, Value};
+use super::{Overrides, RegionKind, Value};
 
 /// IORING_REGISTER_ZCRX_IFQ with a valid default registration (from the topology and the
 /// case's `zcrx` defaults) and the named field overrides.
@@ -104,78 +104,14 @@ pub enum AreaProt {
     TailNone,
 }
 
-/// IORING_REGISTER_ZCRX_CTRL.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Ctrl {
-    /// FLUSH_RQ, EXPORT, ARM_EVENT, ADD_AREA or a number.
-    pub op: Value,
-    /// The zcrx instance (default z0) whose id is used.
-    pub zcrx: Option<String>,
-    /// Overrides of zcrx_ctrl fields (zcrx_id, __resv[0], zc_arm_event.event_type, ...).
-    #[serde(default)]
-    pub set: Overrides,
-    /// ADD_AREA: overrides of the new area's io_uring_zcrx_area_reg.
-    #[serde(default)]
-    pub area: Overrides,
-    /// ADD_AREA: the new area's size in pages (default: the case's zcrx.area_pages).
-    pub area_pages: Option<u32>,
-    /// EXPORT: name under which the returned fd is kept (default box).
-    pub save_fd: Option<String>,
-    /// Place the zcrx_ctrl struct on a read-only page (the kernel cannot write results back).
-    #[serde(default)]
-    pub readonly: bool,
-    /// Pass this address instead of the struct (e.g. 0 or $fault).
-    pub arg: Option<Value>,
-    #[serde(default)]
-    pub nr_args: u32,
-}
-
-/// IORING_REGISTER_QUERY with one header.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Query {
-    /// OPCODES, ZCRX, SCQ, ZCRX_EVENT or a number.
-    pub op: Value,
-    /// Overrides of io_uring_query_hdr (size defaults to the op's struct size).
-    #[serde(default)]
-    pub hdr: Overrides,
-    /// Use a ring fd (true) or -1 (false, the default: queries work "blind").
-    #[serde(default)]
-    pub on_ring: bool,
-    #[serde(default)]
-    pub nr_args: u32,
-    /// Chain this many copies of the header (tests the chain limit).
-    pub chain: Option<u32>,
-}
-
-/// A raw io_uring_register call.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterRaw {
-    /// The fd to pass (default: the ring's); e.g. -1 for a "blind" call.
-    pub fd: Option<Value>,
-    pub opcode: Value,
-    #[serde(default)]
-    pub arg: Option<Value>,
-    #[serde(default)]
-    pub nr_args: u32,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OpenRing {
-    pub name: String,
-    #[serde(default)]
-    pub spec: RingSpec,
-}
-
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnKind {
     /// TCP over loopback (or between the topology's endpoints).
     #[default]
     Tcp,
+    /// A TCP socket never connected (state CLOSE, no error, not shut down); no peer.
+    TcpUnconnected,
     Udp,
     Unix,
     Pipe,
@@ -235,8 +171,7 @@ pub struct RecvZc {
     pub sqe: Overrides,
 }
 
-/// One expected CQE. `flags` is exact; on CQE_MIXED rings F_32 is required on big
-/// CQEs and not listed.
+/// One expected CQE. `flags` is exact; on CQE_MIXED rings F_32 is required on big CQEs and not listed.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CqeExpect {
@@ -332,8 +267,7 @@ pub struct ExpectNoCqe {
     /// A marker the kernel must post after anything the absence forbids: the check ends when
     /// it arrives, not after a fixed time. Exactly one of `until` and `wait_ms`.
     pub until: Option<Until>,
-    /// A fixed wait, only for an absence that nothing the kernel does afterwards orders;
-    /// `unordered` says why.
+    /// A fixed wait, only for an absence that nothing the kernel does afterwards orders; `unordered` says why.
     pub wait_ms: Option<u64>,
     /// Why no later CQE orders this absence (required with `wait_ms`).
     pub unordered: Option<String>,

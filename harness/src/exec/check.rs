@@ -31,10 +31,23 @@ impl Ctx<'_> {
         }
     }
 
-    /// A call a step expects nothing of must succeed: the set-up assertion [`check`](Self::check)
-    /// makes without an expectation, without recording the answer as observed.
-    pub(super) fn must_succeed(&self, got: &SysResult) -> StepResult {
-        self.assertion("must succeed", true, check_result(got, None, None))
+    /// A call a step makes without an expectation of its own (FLUSH_RQ in a data loop) must
+    /// return 0: the set-up assertion [`check_zero`](Self::check_zero) makes without an
+    /// expectation, without recording the answer as observed.
+    pub(super) fn must_return_zero(&self, got: &SysResult) -> StepResult {
+        self.assertion("must succeed", true, check_result(got, None, Some(0)))
+    }
+
+    /// [`check`](Self::check) for a call whose success the uapi defines as a return of 0
+    /// (IORING_REGISTER_ZCRX_IFQ, IORING_REGISTER_ZCRX_CTRL, IORING_REGISTER_QUERY): an
+    /// expectation of success that names no return value means 0, not any value.
+    pub(super) fn check_zero(
+        &self,
+        got: &SysResult,
+        expect: Option<&Expect>,
+        read: &dyn Fn(&str) -> Option<u64>,
+    ) -> StepResult {
+        self.check_as(got, expect, read, Some(0))
     }
 
     /// Compares a syscall result and each read-back value with the expectation: the errno or
@@ -46,9 +59,20 @@ impl Ctx<'_> {
         expect: Option<&Expect>,
         read: &dyn Fn(&str) -> Option<u64>,
     ) -> StepResult {
+        self.check_as(got, expect, read, None)
+    }
+
+    fn check_as(
+        &self,
+        got: &SysResult,
+        expect: Option<&Expect>,
+        read: &dyn Fn(&str) -> Option<u64>,
+        success: Option<i64>,
+    ) -> StepResult {
         let default = Expect::default();
         let e = expect.unwrap_or(&default);
         let (errno, ret, out) = self.expectation_for_kernel(e);
+        let ret = if errno.is_none() { ret.or(success) } else { ret };
         self.observe(describe(got));
         let r = check_result(got, errno.as_deref(), ret);
         match expect {

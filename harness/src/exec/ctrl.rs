@@ -79,7 +79,7 @@ impl Ctx<'_> {
                 _ => None,
             }
         };
-        self.check(&got, expect, &read)?;
+        self.check_zero(&got, expect, &read)?;
         if got.is_ok() {
             match op {
                 ZCRX_CTRL_EXPORT => {
@@ -109,7 +109,10 @@ impl Ctx<'_> {
     }
 
     pub(super) fn ctrl(&mut self, ring: &str, c: &Ctrl, expect: Option<&Expect>) -> StepResult {
-        self.ctrl_call(ring, c, expect).map(drop)
+        for _ in 0..c.repeat.unwrap_or(1).max(1) {
+            self.ctrl_call(ring, c, expect).map(drop)?;
+        }
+        Ok(())
     }
 
     /// FLUSH_RQ as the data loops recycle (`recycle: flush`, a re-arm after -ENOMEM): one call,
@@ -129,7 +132,7 @@ impl Ctx<'_> {
         if got.is_err() {
             self.note(format!("IORING_REGISTER_ZCRX_CTRL(FLUSH_RQ, zcrx_id {id}) -> {}", describe(&got)));
         }
-        self.must_succeed(&got)
+        self.must_return_zero(&got)
     }
 
     pub(super) fn query(&mut self, ring: &str, q: &Query, expect: Option<&Expect>) -> StepResult {
@@ -178,7 +181,7 @@ impl Ctx<'_> {
             describe(&got),
             sys::res_name(result)
         ));
-        self.check(&got, expect, &read)
+        self.check_zero(&got, expect, &read)
     }
 
     pub(super) fn mmap_region(&mut self, ring: &str, x: &MmapRegion, expect: Option<&Expect>) -> StepResult {

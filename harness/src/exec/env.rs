@@ -182,6 +182,20 @@ impl Ctx<'_> {
                     (server.into(), PeerEnd::Local(client.into()))
                 }
             }
+            ConnKind::TcpUnconnected => {
+                let s = nix::sys::socket::socket(
+                    nix::sys::socket::AddressFamily::Inet,
+                    nix::sys::socket::SockType::Stream,
+                    nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+                    None,
+                )
+                .map_err(|e| harness(format!("socket: {e}")))?;
+                self.note(format!("connect {name} (TcpUnconnected): recv fd {}, no peer", s.as_raw_fd()));
+                let base = self.st.conns.values().map(|c| c.base + STREAM_SPACING).max().unwrap_or(0);
+                let conn = Conn { base, recv: s, peer: None, sent: 0, received: 0, senders: Vec::new() };
+                self.st.conns.insert(name, conn);
+                return Ok(());
+            }
             ConnKind::Udp => {
                 let a = UdpSocket::bind("127.0.0.1:0").map_err(io)?;
                 let b = UdpSocket::bind("127.0.0.1:0").map_err(io)?;

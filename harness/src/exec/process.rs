@@ -218,6 +218,11 @@ impl Ctx<'_> {
             let kept = if keep.is_empty() { "none".to_string() } else { format!("CAP_{}", keep.join(", CAP_")) };
             self.note(format!("effective capabilities: {kept}"));
         }
+        if x.close_stdin {
+            // The case's own stdin (the runner gives it /dev/null), nothing the case opened.
+            nix::unistd::close(0).map_err(|e| format!("close(0): {e}"))?;
+            self.note("descriptor 0 closed: the next new descriptor is 0".into());
+        }
         if x.nofile_used {
             let (limit, holes) = crate::kernel::fds::use_up_fds().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
             self.note(format!("RLIMIT_NOFILE {limit}, every descriptor below it open ({holes} free slot(s) filled)"));

@@ -229,7 +229,7 @@ impl Ctx<'_> {
             };
             Some(uapi::read_field(bytes, table.get(f)?))
         };
-        self.check(&got, expect, &read)?;
+        self.check_zero(&got, expect, &read)?;
         if got.is_err() {
             return Ok(());
         }
