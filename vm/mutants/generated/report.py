@@ -178,7 +178,7 @@ def sample_section(o, n, draw):
     triage_section(o, n, series, runs, c)
 
 
-TRIAGE = ["missing-case", "harness", "equivalent", "out-of-reach"]
+TRIAGE = ["missing-case", "harness", "equivalent", "out-of-reach", "open"]
 
 
 def triage_section(o, n, series, runs, c):
@@ -210,7 +210,8 @@ def triage_section(o, n, series, runs, c):
     o.append("`missing-case`: a case (or check) the suite lacked, written after the sample's results were "
              "committed; `harness`: the suite saw the fault and lost it, fixed in the harness; "
              "`equivalent`: no program can tell the mutant from the original here (argued); "
-             "`out-of-reach`: observable, but not on this kernel and simulator (what it needs is said). "
+             "`out-of-reach`: observable, but not on this kernel and simulator (what it needs is said); "
+             "`open`: no case kills it and no argument says why yet (counted as survived). "
              "\"Now\": the mutant run again against the suite as it is now "
              "(`reports/mutation-generated-%d-recheck.jsonl`), not part of the rates above." % n)
     o.append("")
