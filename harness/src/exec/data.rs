@@ -2,7 +2,7 @@
 //! zcrx_cqe, area, bounds and every payload byte against the sender's pattern).
 
 use super::*;
-use crate::kernel::tcpstate::TcpState;
+use crate::kernel::tcpstate::{self, TcpState};
 use crate::model::{Answer, Mismatch};
 
 impl Ctx<'_> {
@@ -172,7 +172,7 @@ impl Ctx<'_> {
         while got < x.bytes {
             let c = self.next_cqe(ring, Some(ud), deadline)?;
             let Some(c) = c else {
-                self.note_tcp(ud);
+                self.note_stall(ud);
                 return Err(stalled(
                     "next data CQE",
                     "res>0, flags=MORE",
@@ -423,12 +423,11 @@ fn unexpected(c: &Cqe, what: &str) -> StepError {
     .into()
 }
 
-/// No CQE came within the timeout where `what` was expected (`expected`, in words): a typed
-/// failure (`kernel posted nothing`), so a known deviation can name a stall.
 impl Ctx<'_> {
-    /// Logs the TCP state of both ends of the connection RECV_ZC `ud` reads: where a stalled
-    /// flow's data is (the receiver's out-of-order queue, the sender's backoff).
-    fn note_tcp(&mut self, ud: u64) {
+    /// Logs where a stalled flow's buffers are: the TCP state of both ends of the connection
+    /// RECV_ZC `ud` reads (the receiver's out-of-order queue, the sender's backoff), the CQEs of
+    /// other requests set aside unread, and the sockets of the namespace holding receive memory.
+    fn note_stall(&mut self, ud: u64) {
         let Some(conn) = self.st.recvs.get(&ud).map(|r| r.conn.clone()) else { return };
         let Some(c) = self.st.conns.get(&conn) else { return };
         let mut ends = vec![("receiver", c.recv.as_raw_fd())];
@@ -458,7 +457,7 @@ impl Ctx<'_> {
         }
         // The connection's own sockets may hold nothing: say which sockets of the namespace do
         // (a closed one's out-of-order queue keeps its buffers with no descriptor to ask).
-        match crate::kernel::tcpstate::holding_receive_memory() {
+        match tcpstate::holding_receive_memory() {
             Ok(held) if held.is_empty() => self.note("no TCP socket of this namespace holds receive memory".into()),
             Ok(held) => {
                 for h in held {
@@ -470,6 +469,8 @@ impl Ctx<'_> {
     }
 }
 
+/// No CQE came within the timeout where `what` was expected (`expected`, in words): a typed
+/// failure (`kernel posted nothing`), so a known deviation can name a stall.
 fn stalled(what: &str, expected: &str, message: String) -> StepError {
     let m = Mismatch { what: what.into(), expected: Answer::Text(expected.into()), observed: Answer::Nothing };
     StepError::mismatch(m, message)

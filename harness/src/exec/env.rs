@@ -136,7 +136,7 @@ impl Ctx<'_> {
         if c.rcvbuf.is_some() && c.kind != ConnKind::Tcp {
             return Err(harness(format!("connect {name}: rcvbuf applies to kind tcp only")));
         }
-        let (recv, peer): (OwnedFd, PeerEnd) = match c.kind {
+        let (recv, peer): (OwnedFd, Option<PeerEnd>) = match c.kind {
             ConnKind::Tcp => {
                 let dut = if c.ipv6 {
                     self.topo
@@ -165,7 +165,7 @@ impl Ctx<'_> {
                             self.topo.peer_addr
                         )));
                     }
-                    (server.into(), conn)
+                    (server.into(), Some(conn))
                 } else {
                     let client = match self.topo.peer_netns.clone() {
                         // The peer connects from its own namespace: a thread we own enters it.
@@ -179,7 +179,7 @@ impl Ctx<'_> {
                         None => TcpStream::connect(addr).map_err(io)?,
                     };
                     let (server, _) = l.accept().map_err(io)?;
-                    (server.into(), PeerEnd::Local(client.into()))
+                    (server.into(), Some(PeerEnd::Local(client.into())))
                 }
             }
             ConnKind::TcpUnconnected => {
@@ -190,34 +190,31 @@ impl Ctx<'_> {
                     None,
                 )
                 .map_err(|e| harness(format!("socket: {e}")))?;
-                self.note(format!("connect {name} (TcpUnconnected): recv fd {}, no peer", s.as_raw_fd()));
-                let base = self.st.conns.values().map(|c| c.base + STREAM_SPACING).max().unwrap_or(0);
-                let conn = Conn { base, recv: s, peer: None, sent: 0, received: 0, senders: Vec::new() };
-                self.st.conns.insert(name, conn);
-                return Ok(());
+                (s, None)
             }
             ConnKind::Udp => {
                 let a = UdpSocket::bind("127.0.0.1:0").map_err(io)?;
                 let b = UdpSocket::bind("127.0.0.1:0").map_err(io)?;
                 b.connect(a.local_addr().map_err(io)?).map_err(io)?;
-                (a.into(), PeerEnd::Local(b.into()))
+                (a.into(), Some(PeerEnd::Local(b.into())))
             }
             ConnKind::Unix => {
                 let (a, b) = UnixStream::pair().map_err(io)?;
-                (a.into(), PeerEnd::Local(b.into()))
+                (a.into(), Some(PeerEnd::Local(b.into())))
             }
             ConnKind::Pipe => {
                 let (r, w) = nix::unistd::pipe().map_err(|e| harness(format!("pipe: {e}")))?;
-                (r, PeerEnd::Local(w))
+                (r, Some(PeerEnd::Local(w)))
             }
         };
         let peer_text = match &peer {
-            PeerEnd::Local(p) => format!("peer fd {}", p.as_raw_fd()),
-            PeerEnd::Remote(n) => format!("peer: connection {n} of the remote agent on {}", self.topo.peer_addr),
+            Some(PeerEnd::Local(p)) => format!("peer fd {}", p.as_raw_fd()),
+            Some(PeerEnd::Remote(n)) => format!("peer: connection {n} of the remote agent on {}", self.topo.peer_addr),
+            None => "no peer".to_string(),
         };
         self.note(format!("connect {name} ({:?}): recv fd {}, {peer_text}", c.kind, recv.as_raw_fd()));
         let base = self.st.conns.values().map(|c| c.base + STREAM_SPACING).max().unwrap_or(0);
-        self.st.conns.insert(name, Conn { base, recv, peer: Some(peer), sent: 0, received: 0, senders: Vec::new() });
+        self.st.conns.insert(name, Conn { base, recv, peer, sent: 0, received: 0, senders: Vec::new() });
         Ok(())
     }
 

@@ -205,7 +205,6 @@ impl<'a> Scheduler<'a> {
                     for s in &mut slots {
                         s.kernel_log.extend(before.iter().cloned());
                     }
-                    self.recent.clear();
                 }
                 if let Some(slot) = self.start(job) {
                     slots.push(slot);
