@@ -314,12 +314,14 @@ base_src() {
 # rebase_series MM TARGET [OUTDIR]: apply the series (minus compat/MM/drop) to the netdevsim
 # sources under TARGET (a directory holding drivers/net/netdevsim) by three-way merges from the
 # base, then compat/MM's fixups; with OUTDIR, write each rebased patch there (its header, then
-# the diff it made to TARGET).
+# the diff it made to TARGET). A dropped patch is still applied to the base, so that the
+# patches after it (written on top of it) apply there; only its own change stays out of TARGET.
 rebase_series() {
-    local mm=$1 target=$2 out=${3:-} base work f p rel conflicts names fixups
+    local mm=$1 target=$2 out=${3:-} base work f p rel conflicts names all fixups
     read_base
     base=$(base_src)
     names=$(series_names "$mm")
+    all=$(sed -e '/^#/d' -e '/^[[:space:]]*$/d' "$PATCH_DIR/series")
     fixups=$(fixups_of "$mm")
     work=$(temp_dir "$NDIR" rebase)
     # shellcheck disable=SC2064  # expand work now
@@ -333,6 +335,10 @@ rebase_series() {
         cp -a "$target/drivers" "$work/t0/"
         patch -p1 -N -F0 -s --no-backup-if-mismatch -d "$work/b1" -i "$PATCH_DIR/$p" >&2 ||
             die "$p does not apply to its base ($BASE_PKG $BASE_VER)"
+        if ! grep -qxF "$p" <<<"$names"; then
+            log "left out $p on $mm (compat/$mm/drop); applied to the base only"
+            continue
+        fi
         conflicts=()
         while read -r rel; do
             if [[ ! -e $work/b0/$rel ]]; then # created by the patch
@@ -360,7 +366,7 @@ rebase_series() {
                 sed -E -e 's@^(---|\+\+\+) ([^\t]+)\t.*@\1 \2@' -e 's@^diff -ruN a/(.*) b/.*@diff --git a/\1 b/\1@' >>"$out/$p"
         fi
         log "rebased $p onto $mm"
-    done <<<"$names"
+    done <<<"$all"
     while read -r f; do
         [[ -n $f ]] || continue
         log "applying ${f#"$PATCH_DIR"/}"
