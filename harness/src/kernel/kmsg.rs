@@ -25,10 +25,10 @@ impl Kmsg {
         }
     }
 
-    /// Records printed since the last call, with the indented continuation lines that do not
-    /// start with a capital (register dumps, raw stack words) left out.
+    /// Records printed since the last call, with the raw dumps among their indented
+    /// continuation lines left out ([`kept`]).
     pub fn drain(&mut self) -> Vec<String> {
-        self.drain_lines(|l| !l.starts_with(' ') || l.trim_start().starts_with(|c: char| c.is_ascii_uppercase()))
+        self.drain_lines(kept)
     }
 
     /// Every line of the records printed since the last call.
@@ -54,5 +54,43 @@ impl Kmsg {
             }
         }
         out
+    }
+}
+
+/// Whether [`Kmsg::drain`] keeps a line: every unindented line; of the indented continuation
+/// lines, those that start with a capital (`RIP:`, `Call Trace:`, `Code:`, register names),
+/// the backtrace's frames (`  io_zcrx_scrub+0x12/0x1c0`, `  ? foo+0x5/0x9`) and its context
+/// markers (`<TASK>`, `<IRQ>`); raw memory (KASAN's shadow bytes, kmemleak's hex dumps, stack
+/// words) is left out.
+pub fn kept(l: &str) -> bool {
+    let t = l.trim_start();
+    !l.starts_with(' ')
+        || t.starts_with(|c: char| c.is_ascii_uppercase())
+        || t.starts_with('<')
+        || super::symbols::frame_of(l).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backtraces_are_kept_and_raw_memory_is_not() {
+        for l in [
+            "WARNING: include/net/netdev_lock.h:72 at netdev_queue_get_dma_dev+0x1a4/0x1c0",
+            " RIP: 0010:netdev_queue_get_dma_dev+0x1b0/0x1c0",
+            " Call Trace:",
+            "  <TASK>",
+            "  io_register_zcrx_ifq+0x353/0x1e30",
+            "  ? __pfx_io_register_zcrx_ifq+0x10/0x10",
+            "  </TASK>",
+        ] {
+            assert!(super::kept(l), "{l}");
+        }
+        for l in [
+            "  ffff888101b0e000: fa fb fc fc 00 00 00 00",
+            "    00 00 00 00 00 00 00 00  ........",
+            "  0000000000000000",
+        ] {
+            assert!(!super::kept(l), "{l}");
+        }
     }
 }
