@@ -19,6 +19,13 @@
 #                              prints the vmlinuz path as the LAST stdout line (all else: stderr).
 #                              arm64 flavours use their own private apt lists (<cache>/apt-arm64).
 #   kernel.sh update           force a refresh of the private apt lists (amd64)
+#   kernel.sh dbg KVER         the debug symbols of a fetched kernel (KVER as under <cache>/kernels,
+#                              e.g. 7.3.4+deb13-amd64): downloads linux-image-<KVER>-dbg of the same
+#                              package version (about 1.2 GB; the index, else the pool), extracts
+#                              only vmlinux (io_uring, net and mm are built in) to
+#                              <cache>/kernels/<KVER>/dbg/vmlinux, deletes the .deb,
+#                              and prints the vmlinux path as the LAST stdout line. Backtraces in
+#                              reports are symbolized from it (report/symbolize.rs).
 
 # The host is never changed: a private apt config (lists, cache, empty dpkg status) under the
 # cache dir points at the mirror and keyring that the host's own apt sources use.
@@ -325,10 +332,57 @@ $(awk -v h="$(head_of_flavour "$FLAVOUR")" '{printf "  %s:%-14s %-22s %s\n", h, 
     vmlinuz_of "$kver"; echo
 }
 
+cmd_dbg() {
+    local kver=${1:-} info pkgver rel flav p dir tmp
+    [[ $kver =~ ^[0-9]+\.[0-9]+[0-9A-Za-z.+~-]*$ ]] || refuse "KVER must be a kernel release such as 7.3.4+deb13-amd64, got '$kver'"
+    flav=$(flavour_of_release "$kver")
+    use_flavour "$flav"
+    info=$KDIR/$kver/info
+    [[ -f $info ]] || refuse "$kver is not fetched (kernel.sh fetch debian:$kver first)"
+    pkgver=$(sed -n 's/^pkgver=//p' "$info")
+    rel=$(sed -n 's/^release=//p' "$info")
+    [[ -n $pkgver && -n $rel ]] || die "$info names no package version or release"
+    dir=$KDIR/$kver/dbg
+    if [[ -s $dir/vmlinux ]]; then
+        log "debug symbols of $kver are cached"
+        printf '%s\n' "$dir/vmlinux"
+        return 0
+    fi
+    need apt-get apt-cache dpkg-deb tar flock
+    setup_apt
+    exec 9>"$CACHE/.kernel.lock"
+    flock 9
+    clean_stale "$KDIR/$kver" dbg
+    update_lists
+    p=linux-image-$kver-dbg
+    fetch_deb "$p" "$pkgver" linux >/dev/null
+    tmp=$(temp_dir "$KDIR/$kver" dbg)
+    # Expanded now: the trap may run after this function's locals are gone.
+    # shellcheck disable=SC2064
+    trap "rm -rf '$tmp'" EXIT
+    # Only the kernel: what a zcrx backtrace runs through is built in (io_uring, net, mm). The
+    # member name is fixed here, never taken from the package.
+    # (usr/lib/debug/boot/vmlinux-<rel> is a link to it.)
+    local member=usr/lib/debug/lib/modules/$rel/vmlinux
+    log "extracting $member from $p"
+    dpkg-deb --fsys-tarfile "$(deb_file "$p" "$pkgver")" | tar -x -C "$tmp" --no-same-owner "./$member"
+    [[ -s $tmp/$member && ! -L $tmp/$member ]] || die "$p has no regular file $member"
+    mkdir -p "$tmp/out"
+    mv "$tmp/$member" "$tmp/out/vmlinux"
+    rm -rf "$dir"
+    mv "$tmp/out" "$dir"
+    rm -rf "$tmp"
+    trap - EXIT
+    rm -f "$(deb_file "$p" "$pkgver")"
+    log "debug symbols in $dir ($(du -sh "$dir" | cut -f1)); the .deb is deleted"
+    printf '%s\n' "$dir/vmlinux"
+}
+
 case ${1:-} in
     list) shift; [[ $# -le 1 ]] || usage; cmd_list "${1:-}" ;;
     fetch) shift; [[ $# -eq 1 ]] || usage; cmd_fetch "$1" ;;
     update) need apt-get; setup_apt; update_lists 1 ;;
+    dbg) shift; [[ $# -eq 1 ]] || usage; cmd_dbg "$1" ;;
     -h | --help | help) usage ;;
     *) usage ;;
 esac

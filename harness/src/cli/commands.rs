@@ -185,10 +185,15 @@ fn report_bug(b: BugArgs) -> Result<Verdict, Error> {
             vec![suite.run_on(&kernel)?]
         }
     };
-    for r in &runs {
+    for mut r in runs {
         if let Some(c) = r.cases.iter().find(|c| c.id == id) {
             if matches!(c.status, Status::Fail | Status::Xfail | Status::Xpass) {
-                print!("{}", bugreport::render(r, c));
+                if b.from.is_some() {
+                    r.cases.retain(|c| c.id == id);
+                    crate::vm::symbolize_saved(&mut r);
+                }
+                let Some(c) = r.cases.iter().find(|c| c.id == id) else { break };
+                print!("{}", bugreport::render(&r, c));
                 return Ok(Verdict::Passed);
             }
             let why = if c.message.is_empty() { String::new() } else { format!(": {}", printable(&c.message)) };

@@ -118,7 +118,9 @@ impl Suite {
     /// Runs the suite on one kernel: the host's, or one booted in a VM.
     pub fn run_on(&self, k: &vm::KernelSpec) -> Result<RunReport, Error> {
         if matches!(k, vm::KernelSpec::Host) {
-            return Ok(run::run(&self.cases, &self.opts, &Probe::run(), "host"));
+            let mut rep = run::run(&self.cases, &self.opts, &Probe::run(), "host");
+            vm::symbolize(k, None, &mut rep);
+            return Ok(rep);
         }
         if !self.everywhere {
             return self.boot(k, &self.opts, &k.to_string());
@@ -180,6 +182,7 @@ impl Suite {
         };
         let mut rep = vm::run_in_vm(label, &kernel, &vopts)?;
         rep.timings.provision_and_fetch_s = Some(prep);
+        vm::symbolize(k, Some(&kernel), &mut rep);
         eprintln!(
             "{label}: set-up {prep:.1} s, VM boot {:.1} s ({} boot(s)), suite {:.1} s, end to end {:.1} s",
             rep.timings.vm_boot_s.unwrap_or(0.0),

@@ -14,6 +14,7 @@ pub mod nl;
 pub mod probe;
 pub mod ring;
 pub mod softirq;
+pub mod symbols;
 pub mod sys;
 pub mod tcpstate;
 pub mod uapi;

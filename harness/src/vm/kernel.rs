@@ -93,6 +93,31 @@ pub fn script_path(script: &str, args: &[&str]) -> Result<PathBuf, Error> {
     Ok(PathBuf::from(path))
 }
 
+/// The vmlinux with DWARF that symbolizes backtraces of `spec` (booted as `kernel`, what
+/// [`resolve`] gave): a tree's own `vmlinux`; for a Debian kernel its `linux-image-*-dbg`
+/// package's, fetched once into the cache (`kernel.sh dbg`, about 1.2 GB); for the host kernel
+/// Debian's installed one (`/usr/lib/debug/boot/vmlinux-<release>`), if any. `None`: this
+/// kernel has none.
+pub fn debug_vmlinux(spec: &KernelSpec, kernel: Option<&Path>) -> Result<Option<PathBuf>, Error> {
+    let file = |p: PathBuf| p.is_file().then_some(p);
+    Ok(match spec {
+        KernelSpec::Host => {
+            let rel = nix::sys::utsname::uname().ok().map(|u| u.release().to_string_lossy().into_owned());
+            rel.and_then(|r| file(PathBuf::from(format!("/usr/lib/debug/boot/vmlinux-{r}"))))
+        }
+        KernelSpec::Tree { path, .. } => file(path.join("vmlinux")),
+        // A built tree, or its arch/<arch>/boot/bzImage: the tree's vmlinux (a directory with
+        // a Makefile beside it, so that a stray vmlinux above a lone image is not taken).
+        KernelSpec::Image(p) => {
+            p.ancestors().take(5).filter(|d| d.join("Makefile").is_file()).find_map(|d| file(d.join("vmlinux")))
+        }
+        KernelSpec::Debian { .. } => match kernel.and_then(debian_kver) {
+            Some(kver) => Some(script_path("kernel.sh", &["dbg", &kver])?),
+            None => None,
+        },
+    })
+}
+
 /// The kernel release of a fetched Debian kernel (`.../modules/<kver>/vmlinuz`).
 pub fn debian_kver(kernel: &Path) -> Option<String> {
     let dir = kernel.parent()?;

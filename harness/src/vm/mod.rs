@@ -13,6 +13,7 @@ pub(crate) mod kernel;
 pub(crate) mod qemu;
 pub(crate) mod scripts;
 pub(crate) mod spec;
+mod symbols;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
@@ -31,6 +32,7 @@ pub use error::Error;
 pub use kernel::*;
 pub use scripts::series_left_out;
 pub use spec::{KernelArg, KernelArgs, KernelSpec, DEFAULT_KERNEL};
+pub use symbols::{symbolize, symbolize_saved};
 
 /// The longest a guest's kmemleak scan may keep it silent (two scans of 20-64 s measured
 /// under TCG with KASAN, on a loaded machine).
