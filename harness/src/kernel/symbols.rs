@@ -13,7 +13,7 @@ use std::path::Path;
 use addr2line::Loader;
 use object::{Object, ObjectSymbol, SymbolKind};
 
-use crate::model::{CaseResult, RunReport};
+use crate::model::{CaseResult, RunReport, Status};
 
 /// Why a vmlinux cannot symbolize.
 #[derive(Debug, thiserror::Error)]
@@ -196,8 +196,9 @@ impl Symbols {
     }
 }
 
-/// Whether a report prints any frame of the kernel proper (only then is a vmlinux worth
-/// finding, or fetching).
+/// Whether a case that did not pass or skip (failed, xfail, xpass) prints a frame of the kernel
+/// proper: only then is a vmlinux worth finding, or fetching (a passing case's log, such as a
+/// fault sweep's injected stacks, is symbolized when the vmlinux is at hand anyway).
 pub fn has_frames(rep: &RunReport) -> bool {
     fn in_result(r: &CaseResult) -> bool {
         let any = |l: &[String]| l.iter().any(|l| frame_of(l).is_some());
@@ -211,7 +212,10 @@ pub fn has_frames(rep: &RunReport) -> bool {
             _ => false,
         }
     }
-    rep.cases.iter().any(|c| c.kernel_log.iter().any(|l| frame_of(l).is_some()) || in_result(&c.result))
+    rep.cases
+        .iter()
+        .filter(|c| matches!(c.status, Status::Fail | Status::Xfail | Status::Xpass))
+        .any(|c| c.kernel_log.iter().any(|l| frame_of(l).is_some()) || in_result(&c.result))
 }
 
 #[cfg(test)]
