@@ -240,8 +240,9 @@ step_kinds! {
     /// `fresh_uid: true` (a user id no process has, capabilities kept), `close_stdin: true` (the
     /// next descriptor is 0)
     Limit(Limit) = "limit" [],
-    /// systematic fault injection on a debug kernel: `call` (one step) runs once per round with
-    /// the N-th fault point of its io_uring syscall failed (fail-nth; failslab and
+    /// systematic fault injection on a debug kernel: `call` (one step: `register`, `ctrl`,
+    /// `query`, `register_raw`, or `recv_zc`, whose submitting io_uring_enter is swept) runs
+    /// once per round with the N-th fault point of its io_uring syscall failed (fail-nth; failslab and
     /// fail_page_alloc including sleeping and order-0 allocations, fail_usercopy), N = 1, 2, ...
     /// until it reaches no N-th point and succeeds; each round from fresh state (a new main
     /// ring, then `setup`), `after` when the call succeeded; `accept` (default ENOMEM, EFAULT),

@@ -240,7 +240,11 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                 // none would end every round as a harness error.
                 if !matches!(
                     x.call.action,
-                    Action::Register(_) | Action::Ctrl(_) | Action::Query(_) | Action::RegisterRaw(_)
+                    Action::Register(_)
+                        | Action::Ctrl(_)
+                        | Action::Query(_)
+                        | Action::RegisterRaw(_)
+                        | Action::RecvZc(_)
                 ) {
                     let key = x.call.action.kind().key;
                     let (l, c) = at(&format!("steps.{i}.fault_sweep.call"), (l, c));
@@ -248,7 +252,10 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                         &mut errs,
                         l,
                         c,
-                        format!("fault_sweep.call: `{key}` makes no io_uring_register call (register, ctrl, query, register_raw)"),
+                        format!(
+                            "fault_sweep.call: `{key}` makes no io_uring syscall a sweep can arm (register, ctrl, \
+                             query, register_raw: io_uring_register; recv_zc: its submission's io_uring_enter)"
+                        ),
                     );
                 }
                 if let Some(e) = x.accept.iter().flatten().find(|e| crate::kernel::sys::errno_by_name(e).is_none()) {
@@ -419,7 +426,10 @@ mod tests {
     fn a_fault_sweep_sweeps_a_register_call() {
         let text = "id: a.b\narea: registration\nabout: x\nspec: [R4]\nsteps:\n  - fault_sweep:\n      call: { connect: {} }\n      accept: [ENOMEM, ENOTANERRNO]\n";
         let e = crate::case::load_str(std::path::Path::new("t.yaml"), text).expect_err("refused");
-        assert!(e.iter().any(|e| e.line == 7 && e.msg.contains("`connect` makes no io_uring_register call")), "{e:?}");
+        assert!(
+            e.iter().any(|e| e.line == 7 && e.msg.contains("`connect` makes no io_uring syscall a sweep can arm")),
+            "{e:?}"
+        );
         assert!(e.iter().any(|e| e.msg.contains("unknown errno `ENOTANERRNO`")), "{e:?}");
         let ok = "id: a.b\narea: registration\nabout: x\nspec: [R4]\nsteps:\n  - fault_sweep:\n      call: { register: {} }\n";
         assert!(crate::case::load_str(std::path::Path::new("t.yaml"), ok).is_ok());

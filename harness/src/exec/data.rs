@@ -35,7 +35,16 @@ impl Ctx<'_> {
         match got {
             Ok(1) => {}
             Ok(n) => return Err(format!("io_uring_enter submitted {n} SQEs, expected 1").into()),
-            Err(e) => return Err(format!("io_uring_enter: {}", sys::errno_name(e)).into()),
+            // Typed, so that a fault sweep of the submission sees the errno (EAGAIN: no request
+            // could be allocated).
+            Err(e) => {
+                let m = Mismatch {
+                    what: "io_uring_enter".into(),
+                    expected: Answer::Success(Some(1)),
+                    observed: Answer::Errno(sys::errno_name(e)),
+                };
+                return Err(StepError::mismatch(m, format!("io_uring_enter: {}", sys::errno_name(e))));
+            }
         }
         self.st.recvs.insert(ud, Recv { conn, zcrx: zname, sqe });
         Ok(())

@@ -91,7 +91,10 @@ impl Ctx<'_> {
         let r = self.step(&call);
         let injected = match sys::fault_injected() {
             None => {
-                return Err(harness(format!("round {n}: `{}` made no io_uring_register call", call.action.kind().key)))
+                return Err(harness(format!(
+                    "round {n}: `{}` made no io_uring syscall a sweep can arm (io_uring_register, a submission)",
+                    call.action.kind().key
+                )))
             }
             Some(Err(e)) => return Err(harness(format!("round {n}: fail-nth: {}", sys::errno_name(e)))),
             Some(Ok(i)) => i,

@@ -155,10 +155,11 @@ impl Ring {
             Inner::Small(r) => unsafe { r.submission().push(&entry) },
         };
         pushed.map_err(|_| libc::EBUSY)?;
-        match &self.inner {
+        // The submission's io_uring_enter is the one syscall a fault sweep may arm here.
+        crate::kernel::sys::armed(|| match &self.inner {
             Inner::Big(r) => r.submit(),
             Inner::Small(r) => r.submit(),
-        }
+        })
         .map_err(io_errno)
     }
 

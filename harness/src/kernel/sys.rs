@@ -19,10 +19,14 @@ fn ret(r: libc::c_long) -> SysResult {
 /// `io_uring_register(fd, opcode, arg, nr_args)` with no checks at all. When a fault was
 /// armed ([`arm_fault`]), the N-th fault point of this one syscall fails.
 pub fn io_uring_register(fd: RawFd, opcode: u32, arg: u64, nr_args: u32) -> SysResult {
-    let call = || {
-        // SAFETY: the kernel validates every argument; a bad pointer yields EFAULT.
-        ret(unsafe { libc::syscall(libc::SYS_io_uring_register, fd, opcode, arg as usize, nr_args) })
-    };
+    // SAFETY: the kernel validates every argument; a bad pointer yields EFAULT.
+    armed(|| ret(unsafe { libc::syscall(libc::SYS_io_uring_register, fd, opcode, arg as usize, nr_args) }))
+}
+
+/// Runs `call`, one io_uring syscall (`io_uring_register`, or the `io_uring_enter` of a
+/// submission), with the fault armed by [`arm_fault`] if one is: fail-nth is written right
+/// before it and read back right after.
+pub fn armed<T>(call: impl FnOnce() -> T) -> T {
     match FAULT_ARMED.take() {
         None => call(),
         Some((fail_nth, n)) => {
@@ -43,13 +47,15 @@ pub fn io_uring_register(fd: RawFd, opcode: u32, arg: u64, nr_args: u32) -> SysR
 }
 
 thread_local! {
-    /// The fail-nth descriptor and count armed for the next `io_uring_register` of this thread.
+    /// The fail-nth descriptor and count armed for the next io_uring syscall ([`armed`]) of
+    /// this thread.
     static FAULT_ARMED: std::cell::Cell<Option<(RawFd, u32)>> = const { std::cell::Cell::new(None) };
     /// Whether the armed fault was injected (`Err`: errno of arming or reading it back).
     static FAULT_INJECTED: std::cell::Cell<Option<Result<bool, i32>>> = const { std::cell::Cell::new(None) };
 }
 
-/// Arms the next `io_uring_register` of this thread: its `n`-th fault point fails.
+/// Arms the next io_uring syscall of this thread ([`armed`]: `io_uring_register`, or a
+/// submission's `io_uring_enter`): its `n`-th fault point fails.
 /// `fail_nth`: `/proc/thread-self/fail-nth`, opened read-write beforehand (opening it
 /// allocates, so it cannot happen inside the window).
 pub fn arm_fault(fail_nth: RawFd, n: u32) {
