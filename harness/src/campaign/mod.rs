@@ -4,6 +4,7 @@
 //! user's own tree is never changed); each mutant is applied, built incrementally, booted
 //! once, and reverted. Results go to a JSON-lines file, one line per mutant as it finishes.
 
+mod crash;
 mod error;
 pub mod gcov;
 pub mod guest;
@@ -332,9 +333,12 @@ fn run_campaign(a: &MutateArgs, set: &[(mutants::Mutant, PathBuf)], results: &Pa
                     crate::vm::GuestError::TimedOut(..) => mutants::Crash::Hang,
                     _ => mutants::Crash::Exited,
                 });
-                // The case the guest was in when it hung or died, from its `start ID` lines.
-                r.killed_by = last_started(crash.stderr_tail()).into_iter().collect();
-                r.message = crash_message(&crash.to_string());
+                // The cases that failed before the guest hung or died (its `end STATUS ID`
+                // lines, against the baseline), then the case it was in (its last `start ID`).
+                let ended = crash::ended_statuses(crash.ended());
+                r.executed = ended.values().filter(|s| **s != crate::model::Status::Skip).count();
+                r.killed_by = crash::crash_killers(&base.cases, &ended, crash.stderr_tail());
+                r.message = crash::crash_message(&crash.to_string());
             }
             Ok(Ok(g)) => {
                 let unbaselined;
@@ -534,46 +538,9 @@ pub fn diff_report(us: &gcov::FileCoverage, changed: &[u32]) -> String {
     o
 }
 
-/// The case a guest that hung whole or died was running: its last `start ID` line (with
-/// `-j 2`, the later of the two it was running).
-fn last_started(tail: &[String]) -> Option<String> {
-    tail.iter().rev().find_map(|l| l.strip_prefix("start ")).map(str::to_string)
-}
-
-/// A crash's message for the record: its first line (what ended the guest) and its last
-/// eight (where it was).
-fn crash_message(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    match lines.split_first() {
-        Some((head, rest)) if rest.len() > 8 => {
-            std::iter::once(*head).chain(rest[rest.len() - 8..].iter().copied()).collect::<Vec<_>>().join("\n")
-        }
-        _ => lines.join("\n"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_hung_guest_names_the_case_it_last_started() {
-        let tail: Vec<String> =
-            ["start rq.flush_returns", "ok", "start drain.sizes[4096]", "[  50.1] watchdog: BUG: soft lockup"]
-                .map(String::from)
-                .to_vec();
-        assert_eq!(last_started(&tail).as_deref(), Some("drain.sizes[4096]"));
-        assert_eq!(last_started(&tail[..1]).as_deref(), Some("rq.flush_returns"));
-        assert_eq!(last_started(&[]), None);
-    }
-
-    #[test]
-    fn a_crash_message_keeps_its_head_and_its_last_lines() {
-        let text: String = (0..20).map(|i| format!("l{i}\n")).collect();
-        let m = crash_message(&text);
-        assert_eq!(m.lines().collect::<Vec<_>>(), ["l0", "l12", "l13", "l14", "l15", "l16", "l17", "l18", "l19"]);
-        assert_eq!(crash_message("a\nb"), "a\nb");
-    }
 
     #[test]
     fn hex_round_trip() {

@@ -58,6 +58,11 @@ impl Status {
             Status::Xpass => "XPASS",
         }
     }
+
+    /// The status a progress word names ([`Status::word`]).
+    pub fn from_word(w: &str) -> Option<Status> {
+        [Status::Pass, Status::Fail, Status::Skip, Status::Xfail, Status::Xpass].into_iter().find(|s| s.word() == w)
+    }
 }
 
 /// How a step (and so a case) ended when it did not pass.

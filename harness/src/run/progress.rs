@@ -26,7 +26,8 @@ pub struct Progress {
     done: usize,
     /// What the kernel lacks of the debug facilities was said (once per run, not per boot).
     noted: bool,
-    /// `start ID` lines on stderr whatever the mode ([`super::RunOpts::announce`]).
+    /// `start ID` and `end STATUS ID` lines on stderr whatever the mode
+    /// ([`super::RunOpts::announce`]).
     announce: bool,
 }
 
@@ -90,6 +91,10 @@ impl Progress {
             }
             Event::Result { case } => {
                 self.done += 1;
+                if self.announce {
+                    // What a guest that later hangs whole has still told the host.
+                    eprintln!("end {} {}", case.status.word(), short(&case.id));
+                }
                 let line = format!(
                     "{:<4} [{}/{}] {} {} {}",
                     case.status.word(),

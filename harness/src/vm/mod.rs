@@ -378,12 +378,13 @@ const GUEST_TAIL: usize = 12;
 #[derive(Debug)]
 pub enum GuestError {
     /// The guest ran past its time limit and was killed; the last lines it wrote on stderr
-    /// (a campaign guest's `start ID` lines name the case it hung in).
-    TimedOut(Duration, Vec<String>),
+    /// (a campaign guest's `start ID` lines name the case it hung in), and every `end STATUS
+    /// ID` line it wrote (the cases it finished before).
+    TimedOut(Duration, Vec<String>, Vec<String>),
     /// The guest command ran and exited unsuccessfully (or was killed by a signal inside the
     /// guest): its exit status, its stdout and the last lines of its stderr (a campaign guest's
     /// `start ID` lines name the case it was in).
-    Exited { status: String, stdout: String, tail: Vec<String> },
+    Exited { status: String, stdout: String, tail: Vec<String>, ended: Vec<String> },
     /// It could not start (the message says why).
     Failed(String),
     /// SIGINT or SIGTERM (its number) reached this process: the guest was killed.
@@ -394,7 +395,16 @@ impl GuestError {
     /// The last lines the guest wrote on stderr, where it ran at all.
     pub fn stderr_tail(&self) -> &[String] {
         match self {
-            GuestError::TimedOut(_, tail) | GuestError::Exited { tail, .. } => tail,
+            GuestError::TimedOut(_, tail, _) | GuestError::Exited { tail, .. } => tail,
+            GuestError::Failed(_) | GuestError::Interrupted(_) => &[],
+        }
+    }
+
+    /// The `end STATUS ID` lines the guest wrote before it hung or died (see
+    /// [`crate::run::RunOpts::announce`]).
+    pub fn ended(&self) -> &[String] {
+        match self {
+            GuestError::TimedOut(_, _, ended) | GuestError::Exited { ended, .. } => ended,
             GuestError::Failed(_) | GuestError::Interrupted(_) => &[],
         }
     }
@@ -403,13 +413,13 @@ impl GuestError {
 impl std::fmt::Display for GuestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            GuestError::TimedOut(d, tail) if tail.is_empty() => {
+            GuestError::TimedOut(d, tail, _) if tail.is_empty() => {
                 write!(f, "the VM did not finish within {} s", d.as_secs())
             }
-            GuestError::TimedOut(d, tail) => {
+            GuestError::TimedOut(d, tail, _) => {
                 write!(f, "the VM did not finish within {} s; its last lines:\n{}", d.as_secs(), tail.join("\n"))
             }
-            GuestError::Exited { status, stdout, tail } => {
+            GuestError::Exited { status, stdout, tail, .. } => {
                 write!(f, "the guest command failed ({status}); output:\n{stdout}")?;
                 if !tail.is_empty() {
                     write!(f, "\nits last lines on stderr:\n{}", tail.join("\n"))?;
@@ -454,12 +464,19 @@ pub fn run_command_in_vm(
     let out = child.stdout.take().ok_or_else(|| GuestError::Failed("no stdout".into()))?;
     // The guest's stderr goes on to ours, and its last lines are kept for a timeout.
     let tail = std::sync::Arc::new(std::sync::Mutex::new(VecDeque::<String>::new()));
+    let ended = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let (err_done, stderr_closed) = mpsc::channel::<()>();
     if let Some(err) = child.stderr.take() {
         let tail = tail.clone();
+        let ended = ended.clone();
         std::thread::spawn(move || {
             for line in std::io::BufRead::lines(BufReader::new(err)).map_while(Result::ok) {
                 eprintln!("{line}");
+                if line.starts_with("end ") {
+                    if let Ok(mut e) = ended.lock() {
+                        e.push(line.clone());
+                    }
+                }
                 if let Ok(mut t) = tail.lock() {
                     push_tail(&mut t, line);
                 }
@@ -500,7 +517,12 @@ pub fn run_command_in_vm(
                 // The guest has exited; its stderr is drained once the forwarding thread sees
                 // the pipe close (bounded, should something else still hold the pipe open).
                 let _ = stderr_closed.recv_timeout(Duration::from_secs(5));
-                return Err(GuestError::Exited { status: st.to_string(), stdout, tail: stderr_tail(&tail) });
+                return Err(GuestError::Exited {
+                    status: st.to_string(),
+                    stdout,
+                    tail: stderr_tail(&tail),
+                    ended: ended.lock().map(|e| e.clone()).unwrap_or_default(),
+                });
             }
             Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -509,7 +531,8 @@ pub fn run_command_in_vm(
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 stop(&mut child);
-                return Err(GuestError::TimedOut(timeout, stderr_tail(&tail)));
+                let ended = ended.lock().map(|e| e.clone()).unwrap_or_default();
+                return Err(GuestError::TimedOut(timeout, stderr_tail(&tail), ended));
             }
         }
     }
