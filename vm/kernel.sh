@@ -212,6 +212,15 @@ cached_exact() {
     return 1
 }
 
+# apt_locked TOOL...: the tools needed, the private apt config, and the cache's kernel lock
+# (held on fd 9 until the script exits): what every download of kernel packages starts with.
+apt_locked() {
+    need "$@"
+    setup_apt
+    exec 9>"$CACHE/.kernel.lock"
+    flock 9
+}
+
 cmd_fetch() {
     local spec=${1:-}
     [[ $spec == debian*:?* ]] || refuse "SPEC must be debian[+FLAVOUR][@ARCH]:<version>|<major.minor>|latest, got '${spec}'"
@@ -231,10 +240,7 @@ cmd_fetch() {
         return 0
     fi
 
-    need apt-get apt-cache dpkg-deb depmod flock
-    setup_apt
-    exec 9>"$CACHE/.kernel.lock"
-    flock 9
+    apt_locked apt-get apt-cache dpkg-deb depmod flock
     # What a killed fetch left (its trap never ran): only the dead scripts' temp directories.
     clean_stale "$KDIR" extract
     clean_stale "$DEBDIR" dl
@@ -348,10 +354,7 @@ cmd_dbg() {
         printf '%s\n' "$dir/vmlinux"
         return 0
     fi
-    need apt-get apt-cache dpkg-deb tar flock
-    setup_apt
-    exec 9>"$CACHE/.kernel.lock"
-    flock 9
+    apt_locked apt-get apt-cache dpkg-deb tar flock
     clean_stale "$KDIR/$kver" dbg
     update_lists
     p=linux-image-$kver-dbg
