@@ -280,6 +280,32 @@ mod tests {
     }
 
     #[test]
+    fn only_a_case_that_did_not_pass_asks_for_symbols() {
+        use crate::model::CaseReport;
+        let frame = "  io_zcrx_scrub+0x12/0x1c0".to_string();
+        let case = |status, log: &[String]| {
+            let mut c = CaseReport::new("a.case");
+            c.status = status;
+            c.kernel_log = log.to_vec();
+            c
+        };
+        let rep = |c: CaseReport| RunReport { cases: vec![c], ..Default::default() };
+        assert!(!has_frames(&rep(case(Status::Pass, std::slice::from_ref(&frame)))));
+        assert!(!has_frames(&rep(case(Status::Fail, &["no frame".to_string()]))));
+        for s in [Status::Fail, Status::Xfail, Status::Xpass] {
+            assert!(has_frames(&rep(case(s, std::slice::from_ref(&frame)))), "{s:?}");
+        }
+        let mut splat = case(Status::Fail, &[]);
+        splat.result = CaseResult::KernelSplat {
+            lines: vec![frame.clone()],
+            during: None,
+            result: Box::new(CaseResult::Pass),
+            kinds: vec![],
+        };
+        assert!(has_frames(&rep(splat)));
+    }
+
+    #[test]
     fn a_file_that_is_no_vmlinux_is_refused() {
         let dir = std::env::temp_dir().join(format!("zcrx-sym-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
