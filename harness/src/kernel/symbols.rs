@@ -158,9 +158,7 @@ impl Symbols {
         }
         n
     }
-}
 
-impl Symbols {
     /// Every backtrace a report carries, symbolized: each case's kernel log, the lines of a
     /// splat, a leaked object's allocation trace, the kernel stack of a case stuck in the
     /// kernel. How many lines were.
@@ -181,18 +179,30 @@ impl Symbols {
     }
 
     fn symbolize_result(&self, r: &mut CaseResult) -> usize {
-        match r {
-            CaseResult::KernelSplat { lines, result, .. } => self.symbolize_all(lines) + self.symbolize_result(result),
-            CaseResult::Leak { objects, result } => {
-                objects.iter_mut().map(|o| self.symbolize_all(&mut o.backtrace)).sum::<usize>()
-                    + self.symbolize_result(result)
-            }
-            CaseResult::TimedOut { stuck: Some(stack), .. } => self.symbolize_all(stack),
-            CaseResult::Unrestored { result, .. }
-            | CaseResult::Xfail { result, .. }
-            | CaseResult::FailedDifferently { result, .. } => self.symbolize_result(result),
-            _ => 0,
+        traces(r).into_iter().map(|lines| self.symbolize_all(lines)).sum()
+    }
+}
+
+/// The backtraces a result carries beside the case's kernel log: a splat's lines, a leaked
+/// object's allocation trace, the kernel stack of a case stuck in the kernel, through the
+/// results it wraps.
+fn traces(r: &mut CaseResult) -> Vec<&mut Vec<String>> {
+    match r {
+        CaseResult::KernelSplat { lines, result, .. } => {
+            let mut t = vec![lines];
+            t.extend(traces(result));
+            t
         }
+        CaseResult::Leak { objects, result } => {
+            let mut t: Vec<&mut Vec<String>> = objects.iter_mut().map(|o| &mut o.backtrace).collect();
+            t.extend(traces(result));
+            t
+        }
+        CaseResult::TimedOut { stuck: Some(stack), .. } => vec![stack],
+        CaseResult::Unrestored { result, .. }
+        | CaseResult::Xfail { result, .. }
+        | CaseResult::FailedDifferently { result, .. } => traces(result),
+        _ => Vec::new(),
     }
 }
 
@@ -200,22 +210,11 @@ impl Symbols {
 /// proper: only then is a vmlinux worth finding, or fetching (a passing case's log, such as a
 /// fault sweep's injected stacks, is symbolized when the vmlinux is at hand anyway).
 pub fn has_frames(rep: &RunReport) -> bool {
-    fn in_result(r: &CaseResult) -> bool {
-        let any = |l: &[String]| l.iter().any(|l| frame_of(l).is_some());
-        match r {
-            CaseResult::KernelSplat { lines, result, .. } => any(lines) || in_result(result),
-            CaseResult::Leak { objects, result } => objects.iter().any(|o| any(&o.backtrace)) || in_result(result),
-            CaseResult::TimedOut { stuck: Some(stack), .. } => any(stack),
-            CaseResult::Unrestored { result, .. }
-            | CaseResult::Xfail { result, .. }
-            | CaseResult::FailedDifferently { result, .. } => in_result(result),
-            _ => false,
-        }
-    }
-    rep.cases
-        .iter()
-        .filter(|c| matches!(c.status, Status::Fail | Status::Xfail | Status::Xpass))
-        .any(|c| c.kernel_log.iter().any(|l| frame_of(l).is_some()) || in_result(&c.result))
+    let any = |l: &[String]| l.iter().any(|l| frame_of(l).is_some());
+    rep.cases.iter().filter(|c| matches!(c.status, Status::Fail | Status::Xfail | Status::Xpass)).any(|c| {
+        // A copy of the (rare) failed result, so that one walk over its traces serves both.
+        any(&c.kernel_log) || traces(&mut c.result.clone()).into_iter().any(|l| any(l))
+    })
 }
 
 #[cfg(test)]
