@@ -102,8 +102,7 @@ pub fn debug_vmlinux(spec: &KernelSpec, kernel: Option<&Path>) -> Result<Option<
     let file = |p: PathBuf| p.is_file().then_some(p);
     Ok(match spec {
         KernelSpec::Host => {
-            let rel = nix::sys::utsname::uname().ok().map(|u| u.release().to_string_lossy().into_owned());
-            rel.and_then(|r| file(PathBuf::from(format!("/usr/lib/debug/boot/vmlinux-{r}"))))
+            file(PathBuf::from(format!("/usr/lib/debug/boot/vmlinux-{}", crate::kernel::sys::kernel_release())))
         }
         KernelSpec::Tree { path, .. } => file(path.join("vmlinux")),
         // A built tree, or its arch/<arch>/boot/bzImage: the tree's vmlinux (a directory with

@@ -495,6 +495,7 @@ pub fn run_command_in_vm(
     let stderr_tail = |tail: &std::sync::Mutex<VecDeque<String>>| -> Vec<String> {
         tail.lock().map(|t| t.iter().skip(t.len().saturating_sub(GUEST_TAIL)).cloned().collect()).unwrap_or_default()
     };
+    let ended_lines = |ended: &std::sync::Mutex<Vec<String>>| ended.lock().map(|e| e.clone()).unwrap_or_default();
     // Waits in short steps so that SIGINT/SIGTERM (the handlers only record them) stops the
     // VM's whole process group instead of leaving it running.
     let deadline = std::time::Instant::now() + timeout;
@@ -521,7 +522,7 @@ pub fn run_command_in_vm(
                     status: st.to_string(),
                     stdout,
                     tail: stderr_tail(&tail),
-                    ended: ended.lock().map(|e| e.clone()).unwrap_or_default(),
+                    ended: ended_lines(&ended),
                 });
             }
             Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
@@ -531,8 +532,7 @@ pub fn run_command_in_vm(
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 stop(&mut child);
-                let ended = ended.lock().map(|e| e.clone()).unwrap_or_default();
-                return Err(GuestError::TimedOut(timeout, stderr_tail(&tail), ended));
+                return Err(GuestError::TimedOut(timeout, stderr_tail(&tail), ended_lines(&ended)));
             }
         }
     }

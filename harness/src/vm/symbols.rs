@@ -10,10 +10,14 @@ use crate::model::RunReport;
 /// DWARF ([`debug_vmlinux`]: fetched for a Debian kernel only when there is a frame to
 /// symbolize). Said once on stderr either way; a report is never lost for want of symbols.
 pub fn symbolize(k: &KernelSpec, kernel: Option<&Path>, rep: &mut RunReport) {
-    use crate::kernel::symbols;
-    if !symbols::has_frames(rep) {
-        return;
+    if crate::kernel::symbols::has_frames(rep) {
+        symbolize_from(k, kernel, rep);
     }
+}
+
+/// [`symbolize`] once the report is known to have a frame to symbolize.
+fn symbolize_from(k: &KernelSpec, kernel: Option<&Path>, rep: &mut RunReport) {
+    use crate::kernel::symbols;
     let vmlinux = match debug_vmlinux(k, kernel) {
         Ok(Some(p)) => p,
         Ok(None) => {
@@ -42,9 +46,8 @@ pub fn symbolize_saved(rep: &mut RunReport) {
         return;
     }
     let rel = rep.probe.kernel_release.clone();
-    let host = nix::sys::utsname::uname().ok().map(|u| u.release().to_string_lossy().into_owned());
-    if host.as_deref() == Some(rel.as_str()) {
-        return symbolize(&KernelSpec::Host, None, rep);
+    if rel == crate::kernel::sys::kernel_release() {
+        return symbolize_from(&KernelSpec::Host, None, rep);
     }
     let shown = crate::model::text::printable(&rel);
     if !rel.contains("+deb") {
@@ -53,7 +56,7 @@ pub fn symbolize_saved(rep: &mut RunReport) {
     }
     let spec = KernelSpec::debian(rel.as_str());
     match fetch(&spec) {
-        Ok(kernel) => symbolize(&spec, Some(&kernel), rep),
+        Ok(kernel) => symbolize_from(&spec, Some(&kernel), rep),
         Err(e) => {
             eprintln!("{shown}: backtraces left as printed: {}", crate::model::text::printable(&e.to_string()))
         }
