@@ -247,9 +247,11 @@ read_base() {
     BASE_MM=${pkg#linux-source-}
 }
 
-# Series patches for major.minor $1 (without those its compat/<M.m>/drop lists), one name a line.
+# Series patches for major.minor $1 (without those its compat/<M.m>/drop lists), one name a line;
+# with a second argument `all`, every patch of the series (what rebase_series applies to the base).
 series_names() {
     local mm=$1 f drop=$PATCH_DIR/compat/$1/drop
+    [[ ${2:-} == all ]] && drop=""
     [[ -f $PATCH_DIR/series ]] || die "no $PATCH_DIR/series"
     while read -r f; do
         [[ -z $f || $f == \#* ]] && continue
@@ -321,7 +323,7 @@ rebase_series() {
     read_base
     base=$(base_src)
     names=$(series_names "$mm")
-    all=$(sed -e '/^#/d' -e '/^[[:space:]]*$/d' "$PATCH_DIR/series")
+    all=$(series_names "$mm" all)
     fixups=$(fixups_of "$mm")
     work=$(temp_dir "$NDIR" rebase)
     # shellcheck disable=SC2064  # expand work now
