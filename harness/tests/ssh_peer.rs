@@ -110,9 +110,15 @@ fn a_remote_peer_over_ssh_sends_and_its_settings_come_back() {
             got
         });
         assert_eq!(s.wait(id, Duration::from_secs(120)).expect("sent"), Reply::Sent { conn, bytes });
+        // Acked follows the send on the connection's worker: everything sent is acknowledged
+        // (the reader keeps reading, so the window never closes).
+        let acked = s.call(Op::Acked { conn, timeout_ms: 30_000 }, Duration::from_secs(60)).expect("acked");
+        assert!(matches!(acked, Reply::Acked { .. }), "{acked:?}");
         assert_eq!(s.call(Op::Shutdown { conn, how: How::Write }, Duration::from_secs(30)).expect("shut"), Reply::Done);
         let got = reader.join().expect("reader");
         let again = s.call(Op::Send { conn: 99, start: 0, bytes: 1, chunk: 1 }, Duration::from_secs(30));
+        assert!(matches!(again, Err(SshError::Refused { .. })), "{again:?}");
+        let again = s.call(Op::Acked { conn: 99, timeout_ms: 1 }, Duration::from_secs(30));
         assert!(matches!(again, Err(SshError::Refused { .. })), "{again:?}");
         (from.ip().to_string(), got)
     });

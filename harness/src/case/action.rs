@@ -16,7 +16,7 @@ use super::ctrl_steps::{Ctrl, OpenRing, Query, RegisterRaw};
 use super::nic_steps::{AfXdp, LinkOp, NsimDevice, Ntuple, PagePools, Process, Qstats, QueueGet, Rss, XdpStep};
 use super::proc_steps::{ExpectPinned, Limit};
 use super::steps::{
-    Close, Connect, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, FaultSweep, Importer,
+    Acked, Close, Connect, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, FaultSweep, Importer,
     MmapRegion, Netns, Nsim, RecvZc, Register, ReturnBuffers, RqPush, RqSet, Send, Shutdown, Tun,
 };
 use super::stress::Stress;
@@ -152,6 +152,10 @@ step_kinds! {
     Connect(Connect) = "connect" [],
     /// the peer writes `bytes` of the pattern (continuing across sends), `chunk` bytes a write
     Send(Send) = "send" [],
+    /// the peer's sends are done and its TCP has nothing unacknowledged (`timeout_ms`, default
+    /// 5000): no retransmission of them can reach the device after this step, e.g. in the
+    /// window of a queue restart
+    Acked(Acked) = "acked" [],
     /// `shutdown(SHUT_WR)` of the peer, or `close: true`, or `reset: true` (close with
     /// SO_LINGER 0: an RST)
     Shutdown(Shutdown) = "shutdown" [],

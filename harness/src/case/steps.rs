@@ -144,6 +144,15 @@ pub struct Send {
     pub chunk: Option<u64>,
 }
 
+/// Wait until the peer's sends are done and its TCP reports nothing unacknowledged.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Acked {
+    pub conn: Option<String>,
+    /// How long to wait (default 5000 ms).
+    pub timeout_ms: Option<u64>,
+}
+
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Shutdown {

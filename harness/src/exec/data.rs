@@ -303,7 +303,16 @@ impl Ctx<'_> {
     fn no_cqe_within(&mut self, ring: &str, forbidden: Option<u64>, wait_ms: u64) -> StepResult {
         let deadline = Instant::now() + Duration::from_millis(wait_ms);
         let r = match self.next_cqe(ring, forbidden, deadline)? {
-            Some(c) => Err(unexpected(&c, "expected no CQE")),
+            Some(c) => {
+                // What the network did meanwhile: an event nothing in the test caused often
+                // follows a frame the test did not send (a sender's retransmission).
+                let mut conns: Vec<String> = self.st.conns.keys().cloned().collect();
+                conns.sort();
+                for conn in conns {
+                    self.note_tcp_ends(&conn);
+                }
+                Err(unexpected(&c, "expected no CQE"))
+            }
             None => {
                 self.note(format!("no CQE within {wait_ms} ms"));
                 Ok(())
@@ -438,7 +447,14 @@ impl Ctx<'_> {
     /// other requests set aside unread, and the sockets of the namespace holding receive memory.
     fn note_stall(&mut self, ud: u64) {
         let Some(conn) = self.st.recvs.get(&ud).map(|r| r.conn.clone()) else { return };
-        let Some(c) = self.st.conns.get(&conn) else { return };
+        self.note_tcp_ends(&conn);
+        self.note_pending_and_held();
+    }
+
+    /// Logs the TCP state of both ends of connection `conn` (the sender's only when this process
+    /// holds it).
+    fn note_tcp_ends(&mut self, conn: &str) {
+        let Some(c) = self.st.conns.get(conn) else { return };
         let mut ends = vec![("receiver", c.recv.as_raw_fd())];
         if let Some(PeerEnd::Local(p)) = &c.peer {
             ends.push(("sender", p.as_raw_fd()));
@@ -453,6 +469,11 @@ impl Ctx<'_> {
             };
             self.note(line);
         }
+    }
+
+    /// Logs the CQEs of other requests set aside unread and the sockets of the namespace that
+    /// hold receive memory.
+    fn note_pending_and_held(&mut self) {
         // CQEs of other requests that arrived meanwhile, set aside unread: data CQEs among them
         // hold buffers no step returns.
         let mut other: BTreeMap<u64, (usize, i64)> = BTreeMap::new();

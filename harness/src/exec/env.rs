@@ -255,10 +255,9 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    pub(super) fn shutdown(&mut self, x: &Shutdown) -> StepResult {
-        use crate::topology::ssh::{How, Op};
-        let name = x.conn.clone().unwrap_or_else(|| "c0".into());
-        let c = self.st.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
+    /// Waits for the sends of connection `name` to finish (their writes done).
+    fn finish_sends(&mut self, name: &str) -> StepResult {
+        let c = self.st.conns.get_mut(name).ok_or_else(|| format!("no connection `{name}`"))?;
         let senders: Vec<Sender> = c.senders.drain(..).collect();
         for h in senders {
             match h {
@@ -273,6 +272,44 @@ impl Ctx<'_> {
                 }
             }
         }
+        Ok(())
+    }
+
+    pub(super) fn acked(&mut self, x: &Acked) -> StepResult {
+        use crate::topology::ssh::{Op, Reply};
+        let name = x.conn.clone().unwrap_or_else(|| "c0".into());
+        self.finish_sends(&name)?;
+        let timeout_ms = x.timeout_ms.unwrap_or(5000);
+        let c = self.st.conns.get(&name).ok_or_else(|| format!("no connection `{name}`"))?;
+        let waited_ms = match c.peer.as_ref().ok_or("the peer is closed")? {
+            PeerEnd::Local(p) => {
+                match crate::kernel::tcpstate::wait_acked(p.as_raw_fd(), Duration::from_millis(timeout_ms)) {
+                    Ok(Ok(d)) => d.as_millis() as u64,
+                    Ok(Err(st)) => {
+                        return Err(format!("{name}: still unacknowledged after {timeout_ms} ms: {st}").into())
+                    }
+                    Err(e) => return Err(harness(format!("TCP_INFO of the peer of {name}: {e}"))),
+                }
+            }
+            PeerEnd::Remote(conn) => {
+                let conn = *conn;
+                let s = self.remote.as_mut().ok_or_else(|| harness("no remote session"))?;
+                let limit = REMOTE_LIMIT + Duration::from_millis(timeout_ms);
+                match s.call(Op::Acked { conn, timeout_ms }, limit) {
+                    Ok(Reply::Acked { waited_ms }) => waited_ms,
+                    Ok(other) => return Err(harness(format!("remote acked: unexpected reply {other:?}"))),
+                    Err(e) => return Err(format!("{name} (remote peer): {e}").into()),
+                }
+            }
+        };
+        self.note(format!("everything sent on {name} acknowledged ({waited_ms} ms)"));
+        Ok(())
+    }
+
+    pub(super) fn shutdown(&mut self, x: &Shutdown) -> StepResult {
+        use crate::topology::ssh::{How, Op};
+        let name = x.conn.clone().unwrap_or_else(|| "c0".into());
+        self.finish_sends(&name)?;
         let c = self.st.conns.get_mut(&name).ok_or_else(|| format!("no connection `{name}`"))?;
         let how = match (x.reset, x.close) {
             (true, _) => How::Reset,

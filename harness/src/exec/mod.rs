@@ -345,6 +345,7 @@ impl Ctx<'_> {
             Action::OpenRing(o) => self.open_ring(o, expect),
             Action::Connect(c) => self.connect(c),
             Action::Send(x) => self.send(x),
+            Action::Acked(x) => self.acked(x),
             Action::Shutdown(x) => self.shutdown(x),
             Action::RecvZc(x) => self.recv_zc(ring, x),
             Action::ExpectCqes(x) => self.expect_cqes(ring, x),

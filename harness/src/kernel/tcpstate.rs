@@ -5,6 +5,7 @@
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
 /// What one socket holds and how its sender is backing off.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -15,6 +16,10 @@ pub struct TcpState {
     pub backoff: u8,
     pub unacked: u32,
     pub lost: u32,
+    /// Segments this socket retransmitted over its life (tcpi_total_retrans): a sender's
+    /// retransmission (a tail loss probe, say) that reached the receiver is a frame the test did
+    /// not send.
+    pub total_retrans: u32,
     /// Out-of-order segments this socket received (tcpi_rcv_ooopack).
     pub rcv_ooopack: u32,
     /// Bytes charged to the receive side: the receive queue and the out-of-order queue.
@@ -45,6 +50,7 @@ impl TcpState {
             backoff: ti.tcpi_backoff,
             unacked: ti.tcpi_unacked,
             lost: ti.tcpi_lost,
+            total_retrans: ti.tcpi_total_retrans,
             rcv_ooopack: ti.tcpi_rcv_ooopack,
             rmem_alloc: mem[SK_MEMINFO_RMEM_ALLOC],
             inq: inq.max(0) as u32,
@@ -57,17 +63,35 @@ impl TcpState {
     }
 }
 
+/// Polls the TCP socket `fd` until it has nothing unacknowledged (every byte it sent was
+/// acknowledged, so no retransmission of them can follow): Ok(how long that took), or
+/// Err(its state at `timeout`).
+pub fn wait_acked(fd: RawFd, timeout: Duration) -> io::Result<Result<Duration, TcpState>> {
+    let start = Instant::now();
+    loop {
+        let s = TcpState::read(fd)?;
+        if s.unacked == 0 {
+            return Ok(Ok(start.elapsed()));
+        }
+        if start.elapsed() >= timeout {
+            return Ok(Err(s));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 impl fmt::Display for TcpState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "state={} ca_state={} retransmits={} backoff={} unacked={} lost={} rcv_ooopack={} rmem_alloc={} inq={}",
+            "state={} ca_state={} retransmits={} backoff={} unacked={} lost={} total_retrans={} rcv_ooopack={} rmem_alloc={} inq={}",
             self.state,
             self.ca_state,
             self.retransmits,
             self.backoff,
             self.unacked,
             self.lost,
+            self.total_retrans,
             self.rcv_ooopack,
             self.rmem_alloc,
             self.inq

@@ -48,6 +48,17 @@ fn worker(mut s: TcpStream, conn: u32, jobs: mpsc::Receiver<(u64, Op)>, out: Out
                     Err(e) => failed(&e, "send"),
                 }
             }
+            Op::Acked { timeout_ms, .. } => {
+                use std::os::fd::AsRawFd;
+                match crate::kernel::tcpstate::wait_acked(s.as_raw_fd(), Duration::from_millis(timeout_ms)) {
+                    Ok(Ok(d)) => Reply::Acked { waited_ms: d.as_millis() as u64 },
+                    Ok(Err(st)) => Reply::Failed {
+                        errno: None,
+                        message: format!("still unacknowledged after {timeout_ms} ms: {st}"),
+                    },
+                    Err(e) => failed(&e, "TCP_INFO"),
+                }
+            }
             Op::Shutdown { how, .. } => {
                 let r = match how {
                     How::Write => s.shutdown(std::net::Shutdown::Write),
@@ -107,9 +118,9 @@ pub fn serve() -> Result<(), std::io::Error> {
                     }
                 },
             },
-            op @ (Op::Send { .. } | Op::Shutdown { .. }) => {
+            op @ (Op::Send { .. } | Op::Acked { .. } | Op::Shutdown { .. }) => {
                 let conn = match &op {
-                    Op::Send { conn, .. } | Op::Shutdown { conn, .. } => *conn,
+                    Op::Send { conn, .. } | Op::Acked { conn, .. } | Op::Shutdown { conn, .. } => *conn,
                     _ => 0,
                 };
                 let closing = matches!(op, Op::Shutdown { how: How::Close | How::Reset, .. });

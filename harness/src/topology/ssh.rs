@@ -242,6 +242,8 @@ pub enum Op {
     Connect { addr: String, port: u16 },
     /// Send `bytes` of the stream pattern from position `start`, in writes of `chunk`.
     Send { conn: u32, start: u64, bytes: u64, chunk: u64 },
+    /// Wait (after the connection's sends) until its TCP has nothing unacknowledged.
+    Acked { conn: u32, timeout_ms: u64 },
     /// End a connection (after its sends).
     Shutdown { conn: u32, how: How },
     /// The interface's settings ([`DevState`]).
@@ -257,6 +259,7 @@ impl Op {
         match self {
             Op::Connect { addr, port } => format!("connect to {addr} port {port}"),
             Op::Send { conn, bytes, .. } => format!("send {bytes} bytes on connection {conn}"),
+            Op::Acked { conn, .. } => format!("waiting for the acknowledgement of connection {conn}"),
             Op::Shutdown { conn, how } => format!("shutdown ({how:?}) of connection {conn}"),
             Op::State { dev } => format!("reading the settings of {dev}"),
             Op::Apply { dev, .. } => format!("applying settings to {dev}"),
@@ -281,6 +284,8 @@ pub enum Reply {
     Connected { conn: u32, local: String },
     /// All bytes of a send were written.
     Sent { conn: u32, bytes: u64 },
+    /// Everything the connection sent is acknowledged, `waited_ms` after the request.
+    Acked { waited_ms: u64 },
     /// Done (shutdown, apply, restore).
     Done,
     /// The interface's settings.
