@@ -84,6 +84,35 @@ mod tests {
     }
 
     #[test]
+    fn a_splat_beside_another_case_is_named_before_its_run_alone() {
+        use crate::model::Status;
+        // Every ring's exit oopses (sample 2's zcrx-L1152): each case that ran beside another is
+        // a suspect, run alone at the end, so no result comes before the guest hangs; the guest
+        // says `end FAIL` for each when it ends, and a later result for the same case wins.
+        let lines: Vec<String> =
+            ["end FAIL area.checks[EINVAL,flags,2]", "end FAIL drain.sizes[4096]", "end ok drain.sizes[4096]"]
+                .map(String::from)
+                .to_vec();
+        let ended = ended_statuses(&lines);
+        assert_eq!(ended.get("area.checks[EINVAL,flags,2]"), Some(&Status::Fail));
+        assert_eq!(ended.get("drain.sizes[4096]"), Some(&Status::Pass));
+        let base: BTreeMap<String, Status> =
+            [("area.checks[EINVAL,flags,2]", Status::Pass), ("drain.sizes[4096]", Status::Pass)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+        let tail = vec!["start rq.overfill".to_string()];
+        assert_eq!(
+            crash_killers(&base, &ended, &tail),
+            vec!["area.checks[EINVAL,flags,2]".to_string(), "rq.overfill".to_string()]
+        );
+        let line = crate::model::event::Event::Suspect { id: "drain.sizes[4096]".into() }.encode();
+        assert!(
+            matches!(crate::model::event::Event::decode(&line), Some(crate::model::event::Event::Suspect { id }) if id == "drain.sizes[4096]")
+        );
+    }
+
+    #[test]
     fn a_hung_guest_names_the_case_it_last_started() {
         let tail: Vec<String> =
             ["start rq.flush_returns", "ok", "start drain.sizes[4096]", "[  50.1] watchdog: BUG: soft lockup"]

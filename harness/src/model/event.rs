@@ -24,6 +24,10 @@ pub enum Event {
     },
     /// A case ended.
     Result { case: Box<CaseReport> },
+    /// A case ended with a kernel splat while another case ran beside it: it runs again alone
+    /// at the end of the run and its result waits for that. A watcher learns now that it ended,
+    /// and with a splat (a guest that then hangs whole has still said so).
+    Suspect { id: String },
     /// A case child's outcome (child -> runner only).
     Outcome { outcome: Box<Outcome> },
     /// kmemleak is scanning after `cases` case run(s) (minutes under TCG: the guest is busy).

@@ -89,6 +89,12 @@ impl Progress {
                     eprint!("\r\x1b[K[{}/{}] {} {id}", self.done + 1, total(self.total), printable(&self.label));
                 }
             }
+            Event::Suspect { id } => {
+                if self.announce {
+                    // Provisional: its run alone decides; a later `end` line for it replaces this.
+                    eprintln!("end {} {}", crate::model::Status::Fail.word(), short(id));
+                }
+            }
             Event::Result { case } => {
                 self.done += 1;
                 if self.announce {

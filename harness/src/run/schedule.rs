@@ -292,6 +292,7 @@ impl<'a> Scheduler<'a> {
             let mut job = slot.job;
             if job.group.is_none() {
                 job.group = Some(self.suspects.suspect(&splats));
+                self.progress.event(&Event::Suspect { id: case.id.clone() });
             }
             self.rerun.push(job);
             return;

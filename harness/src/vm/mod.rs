@@ -243,6 +243,8 @@ pub fn run_in_vm(spec_label: &str, kernel: &Path, o: &VmOpts) -> Result<RunRepor
                             running.retain(|(r, _, _)| *r != id);
                             running.push((id, Instant::now(), case_limit(timeout_s)));
                         }
+                        // Ended with a splat beside another case; it starts again alone later.
+                        Event::Suspect { id } => running.retain(|(r, _, _)| *r != id),
                         Event::Result { case } => {
                             running.retain(|(id, _, _)| *id != case.id);
                             report.cases.push(*case);
