@@ -50,6 +50,14 @@ pub(super) fn crash_message(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A baseline where the two cases the tests end passed.
+    fn both_passed() -> BTreeMap<String, crate::model::Status> {
+        ["area.checks[EINVAL,flags,2]", "drain.sizes[4096]"]
+            .into_iter()
+            .map(|k| (k.to_string(), crate::model::Status::Pass))
+            .collect()
+    }
+
     #[test]
     fn a_hung_guest_keeps_what_it_finished() {
         use crate::model::Status;
@@ -67,12 +75,7 @@ mod tests {
         assert_eq!(ended.len(), 3, "{ended:?}");
         assert_eq!(ended.get("drain.sizes[4096]"), Some(&Status::Fail));
         assert_eq!(ended.get("nic.hds_settings[hds_thresh: 256]"), Some(&Status::Skip));
-        let base: BTreeMap<String, Status> =
-            [("area.checks[EINVAL,flags,2]", Status::Pass), ("drain.sizes[4096]", Status::Pass)]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
-        let mut base = base;
+        let mut base = both_passed();
         base.insert("rq.never_reached".into(), Status::Pass);
         let tail = vec!["start drain.sizes[4096]".to_string(), "start nic.steer_rss_context".to_string()];
         assert_eq!(
@@ -96,11 +99,7 @@ mod tests {
         let ended = ended_statuses(&lines);
         assert_eq!(ended.get("area.checks[EINVAL,flags,2]"), Some(&Status::Fail));
         assert_eq!(ended.get("drain.sizes[4096]"), Some(&Status::Pass));
-        let base: BTreeMap<String, Status> =
-            [("area.checks[EINVAL,flags,2]", Status::Pass), ("drain.sizes[4096]", Status::Pass)]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
+        let base = both_passed();
         let tail = vec!["start rq.overfill".to_string()];
         assert_eq!(
             crash_killers(&base, &ended, &tail),

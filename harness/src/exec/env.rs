@@ -285,9 +285,7 @@ impl Ctx<'_> {
             PeerEnd::Local(p) => {
                 match crate::kernel::tcpstate::wait_acked(p.as_raw_fd(), Duration::from_millis(timeout_ms)) {
                     Ok(Ok(d)) => d.as_millis() as u64,
-                    Ok(Err(st)) => {
-                        return Err(format!("{name}: still unacknowledged after {timeout_ms} ms: {st}").into())
-                    }
+                    Ok(Err(u)) => return Err(format!("{name}: {u}").into()),
                     Err(e) => return Err(harness(format!("TCP_INFO of the peer of {name}: {e}"))),
                 }
             }

@@ -63,10 +63,24 @@ impl TcpState {
     }
 }
 
+/// A socket that still had data unacknowledged when [`wait_acked`] gave up: how long it waited
+/// and the socket's state then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unacked {
+    pub waited: Duration,
+    pub state: TcpState,
+}
+
+impl fmt::Display for Unacked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "still unacknowledged after {} ms: {}", self.waited.as_millis(), self.state)
+    }
+}
+
 /// Polls the TCP socket `fd` until it has nothing unacknowledged (every byte it sent was
 /// acknowledged, so no retransmission of them can follow): Ok(how long that took), or
 /// Err(its state at `timeout`).
-pub fn wait_acked(fd: RawFd, timeout: Duration) -> io::Result<Result<Duration, TcpState>> {
+pub fn wait_acked(fd: RawFd, timeout: Duration) -> io::Result<Result<Duration, Unacked>> {
     let start = Instant::now();
     loop {
         let s = TcpState::read(fd)?;
@@ -74,7 +88,7 @@ pub fn wait_acked(fd: RawFd, timeout: Duration) -> io::Result<Result<Duration, T
             return Ok(Ok(start.elapsed()));
         }
         if start.elapsed() >= timeout {
-            return Ok(Err(s));
+            return Ok(Err(Unacked { waited: timeout, state: s }));
         }
         std::thread::sleep(Duration::from_millis(1));
     }

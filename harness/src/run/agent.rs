@@ -52,10 +52,7 @@ fn worker(mut s: TcpStream, conn: u32, jobs: mpsc::Receiver<(u64, Op)>, out: Out
                 use std::os::fd::AsRawFd;
                 match crate::kernel::tcpstate::wait_acked(s.as_raw_fd(), Duration::from_millis(timeout_ms)) {
                     Ok(Ok(d)) => Reply::Acked { waited_ms: d.as_millis() as u64 },
-                    Ok(Err(st)) => Reply::Failed {
-                        errno: None,
-                        message: format!("still unacknowledged after {timeout_ms} ms: {st}"),
-                    },
+                    Ok(Err(u)) => Reply::Failed { errno: None, message: u.to_string() },
                     Err(e) => failed(&e, "TCP_INFO"),
                 }
             }
