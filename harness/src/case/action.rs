@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::ctrl_steps::{Ctrl, OpenRing, Query, RegisterRaw};
 use super::nic_steps::{AfXdp, LinkOp, NsimDevice, Ntuple, PagePools, Process, Qstats, QueueGet, Rss, XdpStep};
-use super::proc_steps::{ExpectPinned, Limit};
+use super::proc_steps::{Dmabuf, ExpectPinned, Limit};
 use super::steps::{
     Acked, Close, Connect, DrainData, ExpectCqes, ExpectData, ExpectNoCqe, ExpectRq, ExpectStats, FaultSweep, Importer,
     MmapRegion, Netns, Nsim, RecvZc, Register, ReturnBuffers, RqPush, RqSet, Send, Shutdown, Tun,
@@ -136,8 +136,8 @@ step_kinds! {
     /// by userfaultfd until that traffic sits in the socket in the opened queue's buffers, then
     /// refused: EFAULT with buffers in flight)
     Register(Register) = "register" [expect, call, checks],
-    /// `IORING_REGISTER_ZCRX_CTRL`: `op`, `set` (zcrx_ctrl fields), `area`/`area_pages`
-    /// (ADD_AREA), `save_fd` (EXPORT), `readonly`, `arg`, `nr_args`, `repeat: N` (N calls, each
+    /// `IORING_REGISTER_ZCRX_CTRL`: `op`, `set` (zcrx_ctrl fields), `area`/`area_pages`/
+    /// `area_readonly` (ADD_AREA), `save_fd` (EXPORT), `readonly`, `arg`, `nr_args`, `repeat: N` (N calls, each
     /// checked); success is a return of 0, as for `register` and `query`
     Ctrl(Ctrl) = "ctrl" [expect, call, checks],
     /// `IORING_REGISTER_QUERY`: `op`, `hdr` overrides, `chain: N`, `on_ring`, `nr_args`
@@ -188,6 +188,10 @@ step_kinds! {
     /// the case process's pinned, accounted memory (VmPin, where io_uring accounts the zcrx
     /// areas of a ring without CAP_IPC_LOCK): exactly `kib`, polled up to `wait_ms`
     ExpectPinned(ExpectPinned) = "expect_pinned" [checks],
+    /// the dma-buf of an instance's `area_dmabuf` area as the kernel lists it (debugfs
+    /// dma_buf/bufinfo, by inode): `close: true` closes the case's descriptor of it first,
+    /// `listed: true` or `false`, the latter polled up to `wait_ms`
+    Dmabuf(Dmabuf) = "dmabuf" [checks],
     /// `mmap` the kernel RQ region (`offset` override)
     MmapRegion(MmapRegion) = "mmap_region" [expect, call, checks],
     /// a ring, an fd or a connection

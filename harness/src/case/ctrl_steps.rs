@@ -27,6 +27,10 @@ pub struct Ctrl {
     /// Place the zcrx_ctrl struct on a read-only page (the kernel cannot write results back).
     #[serde(default)]
     pub readonly: bool,
+    /// ADD_AREA: place the new area's io_uring_zcrx_area_reg on a read-only page (the kernel
+    /// cannot write the new token back).
+    #[serde(default)]
+    pub area_readonly: bool,
     /// Pass this address instead of the struct (e.g. 0 or $fault).
     pub arg: Option<Value>,
     #[serde(default)]

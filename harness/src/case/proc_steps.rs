@@ -46,3 +46,23 @@ pub struct ExpectPinned {
     #[serde(default)]
     pub wait_ms: u64,
 }
+
+/// The dma-buf behind a zcrx instance's area (`register: { area_dmabuf: true }`), found by its
+/// inode among the dma-bufs the kernel lists in /sys/kernel/debug/dma_buf/bufinfo. An instance
+/// takes a reference of its own at registration and must drop it when it is freed.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dmabuf {
+    /// The instance (default z0).
+    pub zcrx: Option<String>,
+    /// First close the case's own descriptor of the dma-buf, so that the kernel's references are
+    /// the only ones left.
+    #[serde(default)]
+    pub close: bool,
+    /// Whether the kernel must still list it.
+    pub listed: bool,
+    /// With `listed: false`, poll up to this long (an instance is freed in a work item after its
+    /// ring's close); default 0: read once.
+    #[serde(default)]
+    pub wait_ms: u64,
+}

@@ -328,7 +328,9 @@ pub struct RqeSpec {
     pub len: u32,
     #[serde(default)]
     pub pad: u32,
-    /// Repeat this entry.
+    /// Repeat this entry (a count, or an expression of `$page`: "$page/8").
+    #[serde(default, deserialize_with = "super::pages::opt_count")]
+    #[schemars(with = "Option<super::pages::PageCount>")]
     pub repeat: Option<u32>,
 }
 
@@ -419,6 +421,10 @@ pub struct Nsim {
     /// its own, as a NIC without LRO (GRO then merges them, with a frag_list past
     /// MAX_SKB_FRAGS frags; patch 0012).
     pub segment: Option<bool>,
+    /// Keep up to this many bytes of a split frame's payload in the skb's linear part with the
+    /// headers, the rest (one byte at least) in provider buffers, as a NIC whose header buffer
+    /// takes a fixed amount of the frame (0: off; patch 0013).
+    pub head_bytes: Option<u32>,
     /// Zero the counters.
     #[serde(default)]
     pub reset: bool,
@@ -435,6 +441,8 @@ pub struct Nsim {
     pub copied: Option<u64>,
     /// At least this many GSO frames cut into segments (`segment`).
     pub segmented_at_least: Option<u64>,
+    /// Exact: split skbs with payload in their linear part too (`head_bytes`).
+    pub head_split: Option<u64>,
 }
 
 /// `hds/on_empty` of netdevsim-zcrx (patch 0005).
@@ -454,6 +462,7 @@ impl Nsim {
             || self.pp_fail_interval.is_some()
             || self.copybreak.is_some()
             || self.segment.is_some()
+            || self.head_bytes.is_some()
     }
 
     /// Whether the step checks a counter.
@@ -465,6 +474,7 @@ impl Nsim {
             || self.dropped_at_least.is_some()
             || self.copied.is_some()
             || self.segmented_at_least.is_some()
+            || self.head_split.is_some()
     }
 }
 

@@ -190,6 +190,17 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                 }
                 check(&mut errs, &uapi::CTRL, &x.set);
                 check(&mut errs, &uapi::AREA_REG, &x.area);
+                let add_area =
+                    consts::resolve_static(&x.op, consts::Ns::CtrlOp).ok() == Some(u64::from(uapi::ZCRX_CTRL_ADD_AREA));
+                if !add_area && (x.area_readonly || x.area_pages.is_some() || !x.area.is_empty()) {
+                    push(
+                        &mut errs,
+                        l,
+                        c,
+                        "ctrl: `area`, `area_pages` and `area_readonly` describe the new area of ADD_AREA only"
+                            .to_string(),
+                    );
+                }
             }
             Action::Query(q) => {
                 if let Err(e) = consts::resolve_static(&q.op, consts::Ns::QueryOp) {

@@ -45,8 +45,11 @@ impl Ctx<'_> {
             self.st.last.insert("new_area.addr".into(), mem.addr());
             let mut a = ZcrxAreaReg { addr: mem.addr(), len: (pages * page()) as u64, ..Default::default() };
             self.apply(as_bytes_mut(&mut a), &AREA_REG, &c.area)?;
-            let page = page_mem(false, as_bytes(&a))?;
+            let page = page_mem(c.area_readonly, as_bytes(&a))?;
             ctrl.body[0] = page.addr();
+            if c.area_readonly {
+                self.note(format!("  area_reg at {:#x} on a read-only page", page.addr()));
+            }
             new_area = Some((mem, page));
         }
         self.apply(as_bytes_mut(&mut ctrl), &CTRL, &c.set)?;

@@ -95,6 +95,10 @@ impl Ctx<'_> {
             need("segment")?;
             write("segment", if v { "Y" } else { "N" }.into())?;
         }
+        if let Some(v) = n.head_bytes {
+            need("head_bytes")?;
+            write("head_bytes", v.to_string())?;
+        }
         if n.checks() {
             // Each counter with what the step expects of it: exactly, at least. A step that checks
             // a counter its module lacks skips before any verdict.
@@ -104,6 +108,7 @@ impl Ctx<'_> {
                 ("dropped", n.dropped, n.dropped_at_least),
                 ("copied", n.copied, None),
                 ("segmented", None, n.segmented_at_least),
+                ("head_split", n.head_split, None),
             ];
             for (f, eq, min) in counters {
                 if eq.is_some() || min.is_some() {
@@ -370,8 +375,8 @@ impl Ctx<'_> {
 
 /// How long the remote agent may take to connect or shut down, and to finish a send.
 /// netdevsim-zcrx's counters that come with later patches of the series (0005/0006 dropped,
-/// 0011 copied, 0012 segmented): `reset` zeroes those the module has.
-const OPTIONAL_COUNTERS: [&str; 3] = ["dropped", "copied", "segmented"];
+/// 0011 copied, 0012 segmented, 0013 head_split): `reset` zeroes those the module has.
+const OPTIONAL_COUNTERS: [&str; 4] = ["dropped", "copied", "segmented", "head_split"];
 
 const REMOTE_LIMIT: Duration = Duration::from_secs(30);
 const REMOTE_SEND_LIMIT: Duration = Duration::from_secs(600);

@@ -358,6 +358,7 @@ impl Ctx<'_> {
             Action::ExpectRq(x) => self.expect_rq(x),
             Action::ExpectStats(x) => self.expect_stats(x),
             Action::ExpectPinned(x) => self.expect_pinned(x),
+            Action::Dmabuf(x) => self.dmabuf(x),
             Action::MmapRegion(x) => self.mmap_region(ring, x, expect),
             Action::Close(x) => self.close(x),
             Action::Tun(t) => self.tun(t),

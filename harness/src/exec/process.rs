@@ -241,4 +241,41 @@ impl Ctx<'_> {
         self.note(format!("VmPin {have} kB"));
         self.verdict("pinned KiB", exact("pinned KiB", Some(x.kib), have))
     }
+
+    pub(super) fn dmabuf(&mut self, x: &Dmabuf) -> StepResult {
+        let z = x.zcrx.as_deref().unwrap_or("z0");
+        let ino = *self
+            .st
+            .last
+            .get(&format!("{z}.dmabuf_ino"))
+            .ok_or_else(|| format!("zcrx `{z}` has no dma-buf area (register: {{ area_dmabuf: true }})"))?;
+        if x.close {
+            self.st
+                .fds
+                .remove(&format!("{z}.dmabuf"))
+                .ok_or_else(|| format!("`{z}`'s dma-buf descriptor is already closed"))?;
+            self.note(format!("closed the case's descriptor of dma-buf ino {ino}"));
+        }
+        let wait = Duration::from_millis(if x.listed { 0 } else { x.wait_ms });
+        let found = poll_until(wait, Duration::from_millis(5), || dmabuf_count(ino), |c| c.is_some() == x.listed)?;
+        match found {
+            Some(count) => self.note(format!("dma-buf ino {ino} listed, file count {count}")),
+            None => self.note(format!("dma-buf ino {ino} not listed")),
+        }
+        self.verdict("dma-buf listed", exact("dma-buf listed", Some(u64::from(x.listed)), u64::from(found.is_some())))
+    }
+}
+
+/// The file count of the dma-buf with inode `ino` as debugfs lists it, or None when it is not
+/// listed (released); a kernel without the list skips.
+fn dmabuf_count(ino: u64) -> Result<Option<u64>, StepError> {
+    let text = std::fs::read_to_string(crate::kernel::sys::DMABUF_BUFINFO).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => StepError::Skip(format!(
+            "no {} (debugfs not mounted, or a kernel without CONFIG_DEBUG_FS)",
+            crate::kernel::sys::DMABUF_BUFINFO
+        )),
+        _ => harness(format!("{}: {e}", crate::kernel::sys::DMABUF_BUFINFO)),
+    })?;
+    crate::kernel::sys::dmabuf_bufinfo_count(&text, ino)
+        .map_err(|line| harness(format!("{}: cannot read line `{line}`", crate::kernel::sys::DMABUF_BUFINFO)))
 }

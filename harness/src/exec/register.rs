@@ -130,6 +130,8 @@ impl Ctx<'_> {
         reg.area_mem = u.mem;
         self.st.last.insert("area.dmabuf_fd".into(), u.dmabuf.as_raw_fd() as u64);
         self.st.last.insert("area.memfd".into(), u.memfd.as_raw_fd() as u64);
+        let ino = nix::sys::stat::fstat(&u.dmabuf).map_err(|e| harness(format!("fstat of the dma-buf: {e}")))?.st_ino;
+        self.st.last.insert(format!("{name}.dmabuf_ino"), ino);
         // Kept under names no reference can spell (a dot inside the key), closed with the case.
         self.st.fds.insert(format!("{name}.dmabuf"), u.dmabuf);
         self.st.fds.insert(format!("{name}.memfd"), u.memfd);

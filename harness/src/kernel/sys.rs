@@ -318,6 +318,30 @@ pub fn udmabuf(len: usize) -> io::Result<Udmabuf> {
     Ok(Udmabuf { memfd, dmabuf, mem })
 }
 
+/// The kernel's list of dma-bufs (drivers/dma-buf/dma-buf.c, dma_buf_debug_show).
+pub const DMABUF_BUFINFO: &str = "/sys/kernel/debug/dma_buf/bufinfo";
+
+/// In the text of [`DMABUF_BUFINFO`], the file count of the dma-buf whose inode is `ino`, or
+/// None when none has it. Object lines are `size flags mode count exp_name ino name`, tab
+/// separated (attachment lines start with a tab); a line that starts like an object line but
+/// does not parse is returned as the error.
+pub fn dmabuf_bufinfo_count(text: &str, ino: u64) -> Result<Option<u64>, String> {
+    for line in text.lines() {
+        if !line.starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.trim().parse::<u64>().ok());
+        let (Some(count), Some(this)) = (num(3), num(5)) else {
+            return Err(line.chars().take(200).collect());
+        };
+        if this == ino {
+            return Ok(Some(count));
+        }
+    }
+    Ok(None)
+}
+
 /// A pipe whose two ends close on exec: (read end, write end).
 pub fn cloexec_pipe() -> Result<(OwnedFd, OwnedFd), super::Error> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(super::Error::errno("pipe"))
@@ -484,6 +508,19 @@ pub use crate::model::probe::parse_version;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dmabuf_bufinfo_lines() {
+        let text = "\nDma-buf Objects:\nsize    \tflags   \tmode    \tcount   \texp_name\tino     \tname\n\
+                    00262144\t00000002\t00080007\t00000002\tudmabuf\t00000042\t<none>\n\
+                    \tAttached Devices:\n\tnetdevsim.1\nTotal 1 devices attached\n\n\
+                    00004096\t00000002\t00080007\t00000001\tudmabuf\t00000043\t<none>\n\
+                    \tAttached Devices:\nTotal 0 devices attached\n\n\nTotal 2 objects, 266240 bytes\n";
+        assert_eq!(dmabuf_bufinfo_count(text, 42), Ok(Some(2)));
+        assert_eq!(dmabuf_bufinfo_count(text, 43), Ok(Some(1)));
+        assert_eq!(dmabuf_bufinfo_count(text, 4), Ok(None));
+        assert_eq!(dmabuf_bufinfo_count("12\tx\n", 12), Err("12\tx".to_string()));
+    }
 
     #[test]
     fn versions() {

@@ -4,7 +4,7 @@
 use super::env::{Restore, Unrestored};
 use super::Env;
 
-/// Each knob with its default (vm/netdevsim-zcrx/ patches 0004-0006, 0011, 0012). A knob whose file is
+/// Each knob with its default (vm/netdevsim-zcrx/ patches 0004-0006, 0011-0013). A knob whose file is
 /// missing (an older series) is left alone.
 const DEFAULTS: &[(&str, &str)] = &[
     ("netmem_budget", "-1"),
@@ -13,6 +13,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("pp_fail_interval", "0"),
     ("copybreak", "0"),
     ("segment", "N"),
+    ("head_bytes", "0"),
 ];
 
 impl Env {

@@ -76,6 +76,10 @@ pub const FILES: &[(&str, &str)] = &[
         "netdevsim-zcrx/0012-netdevsim-receive-GSO-frames-as-wire-segments-hds-segment.patch",
         include_str!("../../../vm/netdevsim-zcrx/0012-netdevsim-receive-GSO-frames-as-wire-segments-hds-segment.patch"),
     ),
+    (
+        "netdevsim-zcrx/0013-netdevsim-keep-part-of-a-split-payload-with-the-head.patch",
+        include_str!("../../../vm/netdevsim-zcrx/0013-netdevsim-keep-part-of-a-split-payload-with-the-head.patch"),
+    ),
     // What a version needs beyond the rebase onto it (netdevsim.sh's rebase_series).
     ("netdevsim-zcrx/compat/6.19/drop", include_str!("../../../vm/netdevsim-zcrx/compat/6.19/drop")),
 ];
