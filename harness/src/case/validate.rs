@@ -185,13 +185,13 @@ pub(super) fn validate(case: &Case, doc: &Node) -> Vec<LoadError> {
                 }
             }
             Action::Ctrl(x) => {
-                if let Err(e) = consts::resolve_static(&x.op, consts::Ns::CtrlOp) {
+                let op = consts::resolve_static(&x.op, consts::Ns::CtrlOp);
+                if let Err(e) = &op {
                     push(&mut errs, l, c, format!("ctrl.op: {e}"));
                 }
                 check(&mut errs, &uapi::CTRL, &x.set);
                 check(&mut errs, &uapi::AREA_REG, &x.area);
-                let add_area =
-                    consts::resolve_static(&x.op, consts::Ns::CtrlOp).ok() == Some(u64::from(uapi::ZCRX_CTRL_ADD_AREA));
+                let add_area = op.ok() == Some(u64::from(uapi::ZCRX_CTRL_ADD_AREA));
                 if !add_area && (x.area_readonly || x.area_pages.is_some() || !x.area.is_empty()) {
                     push(
                         &mut errs,

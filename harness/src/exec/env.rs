@@ -373,11 +373,11 @@ impl Ctx<'_> {
     }
 }
 
-/// How long the remote agent may take to connect or shut down, and to finish a send.
 /// netdevsim-zcrx's counters that come with later patches of the series (0005/0006 dropped,
 /// 0011 copied, 0012 segmented, 0013 head_split): `reset` zeroes those the module has.
 const OPTIONAL_COUNTERS: [&str; 4] = ["dropped", "copied", "segmented", "head_split"];
 
+/// How long the remote agent may take to connect or shut down, and to finish a send.
 const REMOTE_LIMIT: Duration = Duration::from_secs(30);
 const REMOTE_SEND_LIMIT: Duration = Duration::from_secs(600);
 

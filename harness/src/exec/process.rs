@@ -269,13 +269,12 @@ impl Ctx<'_> {
 /// The file count of the dma-buf with inode `ino` as debugfs lists it, or None when it is not
 /// listed (released); a kernel without the list skips.
 fn dmabuf_count(ino: u64) -> Result<Option<u64>, StepError> {
-    let text = std::fs::read_to_string(crate::kernel::sys::DMABUF_BUFINFO).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => StepError::Skip(format!(
-            "no {} (debugfs not mounted, or a kernel without CONFIG_DEBUG_FS)",
-            crate::kernel::sys::DMABUF_BUFINFO
-        )),
-        _ => harness(format!("{}: {e}", crate::kernel::sys::DMABUF_BUFINFO)),
+    use crate::kernel::sys::{dmabuf_bufinfo_count, DMABUF_BUFINFO};
+    let text = std::fs::read_to_string(DMABUF_BUFINFO).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            StepError::Skip(format!("no {DMABUF_BUFINFO} (debugfs not mounted, or a kernel without CONFIG_DEBUG_FS)"))
+        }
+        _ => harness(format!("{DMABUF_BUFINFO}: {e}")),
     })?;
-    crate::kernel::sys::dmabuf_bufinfo_count(&text, ino)
-        .map_err(|line| harness(format!("{}: cannot read line `{line}`", crate::kernel::sys::DMABUF_BUFINFO)))
+    dmabuf_bufinfo_count(&text, ino).map_err(|line| harness(format!("{DMABUF_BUFINFO}: cannot read line `{line}`")))
 }
